@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up everything Minyi Gateway needs on a fresh Debian machine: system packages
+# with apt (we run as root on the target machines), a .venv with the Python packages.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(python3 python3-venv python3-dev gcc redis-server espeak-ng sox libsox-fmt-all)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing system packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Redis is started by the tests and the demo on a free loopback port; the packaged
+# service on 6379 is not needed (and must not be what a test talks to).
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
+  echo "setup: Python 3.11 or newer is required ($("$PYTHON" --version))" >&2
+  exit 1
+}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+echo "setup: installing Python packages into .venv"
+.venv/bin/pip install -q -e '.[dev,asr]' -r requirements-test.txt
+echo "setup: done"

@@ -1,0 +1,1 @@
+"""SMS side of the gateway: SMPP, text encoding, receipts, replies."""
