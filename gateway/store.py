@@ -79,7 +79,7 @@ class Store:
         return ts, iso(ts, self.tz)
 
     async def _fcall(self, name: str, *args: str | int | float) -> Any:
-        return await self.redis.fcall(name, 0, *args)  # type: ignore[no-untyped-call]
+        return await self.redis.fcall(name, 0, *args)
 
     # --- intake -----------------------------------------------------------------------
     async def intake(
@@ -275,7 +275,7 @@ class Store:
 
     async def is_opted_out(self, phone: str) -> bool:
         """Whether the number has opted out (TD/退订)."""
-        return bool(await self.redis.sismember(keys.OPTOUT, phone))  # type: ignore[misc]
+        return bool(await self.redis.sismember(keys.OPTOUT, phone))
 
     async def stats(self) -> dict[str, int]:
         """The counters kept in Redis (events by type, resends, held receipts...)."""
