@@ -1,0 +1,97 @@
+"""The `minyi` command.
+
+minyi run --config FILE [--workers api,sms,webhooks] [--instance NAME]
+minyi config check --config FILE
+minyi parse TEXT [--json] | minyi parse --json -
+minyi webhooks replay|dead --config FILE [--endpoint NAME]
+minyi smsc [--port 2775 ...]          the SMS center simulator (tests, demo)
+minyi webhook-receiver [--port ...]   a reference webhook receiver (demo)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from gateway.config import ConfigError, load_settings
+
+EXIT_CONFIG_ERROR = 2
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="minyi run", description="Run the gateway.")
+    parser.add_argument("--config", required=True, metavar="FILE")
+    parser.add_argument(
+        "--workers", help="comma-separated subset of api,sms,webhooks (default: from config)"
+    )
+    parser.add_argument(
+        "--instance",
+        help="this process's name in Redis consumer groups (default: the host name); "
+        "give each process on one host its own",
+    )
+    args = parser.parse_args(argv)
+    from gateway import logs
+    from gateway.service import Service, install_signal_handlers
+
+    try:
+        settings = load_settings(args.config)
+        workers = tuple(w.strip() for w in args.workers.split(",")) if args.workers else None
+        service = Service(settings, workers or settings.workers, instance=args.instance)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    logs.configure(settings.log.level, settings.log.format)
+    for warning in settings.warnings:
+        print(f"config warning: {warning}", file=sys.stderr)
+
+    async def main() -> None:
+        remove = install_signal_handlers(service)
+        try:
+            await service.run()
+        finally:
+            remove()
+
+    asyncio.run(main())
+    return 0
+
+
+def _webhooks(argv: list[str]) -> int:
+    from gateway.webhooks_cli import main as webhooks_main
+
+    return int(webhooks_main(argv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `minyi` command; returns the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "run":
+        return _run(rest)
+    if command == "config":
+        from gateway.config_cli import main as config_main
+
+        return int(config_main(rest))
+    if command == "parse":
+        from sms.understand_cli import main as parse_main
+
+        return int(parse_main(rest))
+    if command == "webhooks":
+        return _webhooks(rest)
+    if command == "smsc":
+        from sms.simulator import main as smsc_main
+
+        return int(smsc_main(rest))
+    if command == "webhook-receiver":
+        from gateway.webhook_receiver import main as receiver_main
+
+        return int(receiver_main(rest))
+    print(f"minyi: unknown command {command!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

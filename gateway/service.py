@@ -1,0 +1,207 @@
+"""The process supervisor: runs the selected workers in one asyncio process and drains
+them on SIGTERM.
+
+Workers talk only through Redis, so `--workers api` on one host and
+`--workers sms,webhooks` on another share the work. Each process has an instance name
+(default: the host name); a restarted instance re-takes its own unacknowledged work
+at once, and work of an instance that stays dead is taken over after a minute.
+
+Drain order on SIGTERM: the API stops taking surveys (503, then closes), the sender
+takes no new survey and lets the in-flight submits get their answers, the SMPP binds
+unbind, the webhook worker finishes its requests and hands back its leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from gateway.api import Api
+from gateway.config import ConfigError, Settings
+from gateway.store import Store
+from gateway.webhooks import WebhookWorker
+from sms.client import SmppClient
+from sms.inbound import Inbound, store_pdu
+from sms.sender import Sender
+from sms.templates import Template, load_template
+
+log = logging.getLogger("minyi.service")
+
+KNOWN_WORKERS = ("api", "sms", "webhooks")
+MAINTENANCE_INTERVAL_S = 1.0
+
+
+def load_templates(settings: Settings) -> dict[str, Template]:
+    """Load and check every template (rendered length and parts) at start."""
+    out: dict[str, Template] = {}
+    for name, spec in settings.sms.templates.items():
+        spec = dict(spec)
+        spec.setdefault("signature", settings.sms.signature)
+        spec.setdefault("reserve_units", settings.sms.reserve_units)
+        try:
+            out[name] = load_template(name, spec)
+        except ValueError as exc:
+            raise ConfigError(f"sms.templates.{name}", str(exc)) from exc
+    return out
+
+
+class Service:
+    """One gateway process."""
+
+    def __init__(
+        self, settings: Settings, workers: tuple[str, ...], *, instance: str | None = None
+    ) -> None:
+        unknown = [w for w in workers if w not in KNOWN_WORKERS]
+        if unknown:
+            raise ConfigError(
+                "workers", f"unknown worker {unknown[0]!r} (known: {', '.join(KNOWN_WORKERS)})"
+            )
+        self.settings = settings
+        self.workers = workers
+        self.instance = instance or socket.gethostname()
+        self.templates = load_templates(settings)
+        self.stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.redis: aioredis.Redis | None = None
+        self.store: Store | None = None
+        self.api: Api | None = None
+        self.client: SmppClient | None = None
+        self.sender: Sender | None = None
+        self.inbound: Inbound | None = None
+        self.webhooks: WebhookWorker | None = None
+        self.api_port: int | None = None
+        self._runner: web.AppRunner | None = None
+
+    def request_stop(self) -> None:
+        """Begin the drain (what SIGTERM does)."""
+        self.stopping.set()
+
+    async def _connect_redis(self) -> aioredis.Redis:
+        delay = 0.5
+        while True:
+            client = aioredis.Redis.from_url(
+                self.settings.redis_url, decode_responses=True, health_check_interval=10
+            )
+            try:
+                store = Store(client, self.settings.surveys.timezone)
+                await store.load()
+                self.store = store
+                return client
+            except (RedisError, OSError) as exc:
+                await client.aclose()
+                log.warning("redis unavailable (%s); retrying in %.1fs", type(exc).__name__, delay)
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                except TimeoutError:
+                    delay = min(10.0, delay * 2)
+                else:
+                    raise RuntimeError("stopped before Redis was reachable") from exc
+
+    async def run(self) -> None:
+        """Run until request_stop(), then drain."""
+        s = self.settings
+        self.redis = await self._connect_redis()
+        assert self.store is not None
+        tasks: dict[str, asyncio.Task[Any]] = {}
+        if "api" in self.workers:
+            self.api = Api(s, self.store, self.templates)
+            self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, s.api.host, s.api.port, reuse_address=True)
+            await site.start()
+            self.api_port = int(self._runner.addresses[0][1])
+            log.info("api listening on %s:%s", s.api.host, self.api_port)
+        if "sms" in self.workers:
+            binds = {b.name: b for b in s.sms.binds}
+            redis = self.redis
+
+            async def sink(bind: str, pdu: bytes) -> None:
+                await store_pdu(redis, bind, binds[bind].smsc, pdu)
+
+            self.client = SmppClient(s.sms.binds, sink)
+            await self.client.start()
+            self.sender = Sender(
+                self.redis,
+                self.store,
+                self.client,
+                s,
+                self.templates,
+                consumer=f"{self.instance}",
+            )
+            self.inbound = Inbound(self.redis, self.store, s, consumer=self.instance)
+            tasks["sender"] = asyncio.create_task(self.sender.run(), name="sender")
+            tasks["inbound"] = asyncio.create_task(self.inbound.run(), name="inbound")
+            tasks["maintenance"] = asyncio.create_task(self._maintenance(), name="maintenance")
+        if "webhooks" in self.workers and s.webhooks:
+            self.webhooks = WebhookWorker(self.redis, s.webhooks, consumer=self.instance)
+            tasks["webhooks"] = asyncio.create_task(self.webhooks.run(), name="webhooks")
+        if self.api is not None:
+            self.api.health_extra = {"workers": list(self.workers), "instance": self.instance}
+        self.ready.set()
+        log.info("minyi running workers=%s instance=%s", ",".join(self.workers), self.instance)
+
+        stop_waiter = asyncio.create_task(self.stopping.wait())
+        await asyncio.wait([stop_waiter, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
+        for name, t in tasks.items():
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                log.error("worker %s failed: %r", name, t.exception())
+        stop_waiter.cancel()
+        await self._drain(tasks)
+
+    async def _maintenance(self) -> None:
+        assert self.store is not None
+        while True:
+            try:
+                await self.store.release_due()
+                await self.store.sweep()
+            except RedisError as exc:
+                log.warning("maintenance: redis error %r", exc)
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+
+    async def _drain(self, tasks: Mapping[str, asyncio.Task[Any]]) -> None:
+        grace = self.settings.shutdown_grace_s
+        log.info("draining (grace %.0fs)", grace)
+        if self.api is not None:
+            self.api.accepting = False
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.sender is not None:
+            self.sender.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(tasks["sender"]), grace)
+        if self.inbound is not None:
+            self.inbound.stop()
+        if "maintenance" in tasks:
+            tasks["maintenance"].cancel()
+        if self.client is not None:
+            await self.client.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop(grace_s=min(grace, 10.0))
+        for t in tasks.values():
+            t.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        if self.redis is not None:
+            await self.redis.aclose()
+        log.info("stopped")
+
+
+def install_signal_handlers(service: Service) -> Callable[[], None]:
+    """SIGTERM and SIGINT begin the drain; returns a function that removes them."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service.request_stop)
+
+    def remove() -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+    return remove

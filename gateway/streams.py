@@ -1,0 +1,76 @@
+"""Reading a Redis stream through a consumer group: the pattern every worker uses.
+
+Create the group from the start of the stream (entries added before the first start
+are not skipped), re-take this consumer's own unacknowledged entries after a restart,
+then read new ones; entries a dead consumer left pending are claimed after a while.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+Entry = tuple[str, dict[str, str]]
+
+
+async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
+    """Create `group` on `stream` (and the stream) unless it exists."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _entries(raw: Any) -> list[Entry]:
+    out: list[Entry] = []
+    for entry_id, fields in raw or []:
+        out.append((str(entry_id), {str(k): str(v) for k, v in (fields or {}).items()}))
+    return out
+
+
+async def read(
+    redis: aioredis.Redis,
+    stream: str,
+    group: str,
+    consumer: str,
+    *,
+    start: str = ">",
+    count: int = 100,
+    block_ms: int | None = 500,
+) -> list[Entry]:
+    """XREADGROUP: new entries (start ">") or this consumer's pending ones after
+    `start` (an id). An entry whose fields are empty was trimmed or deleted."""
+    resp = cast(
+        Any,
+        await redis.xreadgroup(
+            group, consumer, {stream: start}, count=count, block=None if start != ">" else block_ms
+        ),
+    )
+    if not resp:
+        return []
+    return _entries(resp[0][1])
+
+
+async def pending(
+    redis: aioredis.Redis, stream: str, group: str, consumer: str, *, page: int = 500
+) -> list[Entry]:
+    """All of this consumer's unacknowledged entries (after a restart)."""
+    out: list[Entry] = []
+    last = "0"
+    while True:
+        batch = await read(redis, stream, group, consumer, start=last, count=page)
+        if not batch:
+            return out
+        out.extend(batch)
+        last = batch[-1][0]
+
+
+async def claim_abandoned(
+    redis: aioredis.Redis, stream: str, group: str, consumer: str, idle_ms: int, count: int = 100
+) -> list[Entry]:
+    """Take over entries another consumer has left pending for `idle_ms`."""
+    resp = cast(Any, await redis.xautoclaim(stream, group, consumer, idle_ms, "0-0", count=count))
+    return _entries(resp[1])

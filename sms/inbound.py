@@ -1,0 +1,218 @@
+"""The inbound worker: deliver_sm PDUs, stored raw before they were acknowledged, are
+read here as delivery receipts or citizens' replies.
+
+`store_pdu` is the ESME's sink: it runs before deliver_sm_resp is sent, so once the
+SMS center has its acknowledgement the PDU is in Redis. `Inbound.run` reads the
+stream, and an entry is acknowledged only after its effect is stored; a PDU that
+cannot be parsed is kept on the orphan stream and reported, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway import keys, streams
+from gateway.config import Settings
+from gateway.privacy import mask_phone
+from gateway.store import Store
+from sms import pdu as smpp
+from sms.dlr import normalise_message_id, parse_receipt
+from sms.mo import assemble, decode_short_message
+from sms.phone import from_smpp_address
+from sms.understand import understand
+
+log = logging.getLogger("minyi.sms")
+
+# SMPP 3.4 §5.2.12: esm_class bits 5-2 give the message type; 0001 = delivery receipt.
+ESM_TYPE_MASK = 0b00111100
+ESM_TYPE_RECEIPT = 0b00000100
+# Receipts waiting for their submit_sm_resp are held this long before they count as
+# orphans (a resp is normally stored within milliseconds).
+HELD_RECEIPT_TTL_S = 3600
+CLAIM_IDLE_MS = 60_000
+
+
+async def store_pdu(redis: aioredis.Redis, bind: str, smsc: str, pdu: bytes) -> None:
+    """Store one raw deliver_sm (hex) on the inbound stream."""
+    await redis.xadd(
+        keys.INBOUND, {"bind": bind, "smsc": smsc, "pdu": pdu.hex(), "at": f"{time.time():.3f}"}
+    )
+
+
+class Inbound:
+    """Turns stored deliver_sm PDUs into receipts and replies."""
+
+    def __init__(
+        self, redis: aioredis.Redis, store: Store, settings: Settings, *, consumer: str
+    ) -> None:
+        self.redis = redis
+        self.store = store
+        self.settings = settings
+        self.consumer = consumer
+        self.binds = {b.name: b for b in settings.sms.binds}
+        self._stopping = asyncio.Event()
+        self.counts: dict[str, int] = {}
+
+    def stop(self) -> None:
+        """Finish the entry in hand, then return from run()."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Read and handle inbound PDUs until stop()."""
+        await streams.ensure_group(self.redis, keys.INBOUND, keys.INBOUND_GROUP)
+        for entry_id, fields in await streams.pending(
+            self.redis, keys.INBOUND, keys.INBOUND_GROUP, self.consumer
+        ):
+            await self._handle_entry(entry_id, fields)
+        loops = 0
+        while not self._stopping.is_set():
+            for entry_id, fields in await streams.read(
+                self.redis, keys.INBOUND, keys.INBOUND_GROUP, self.consumer, count=200
+            ):
+                await self._handle_entry(entry_id, fields)
+            loops += 1
+            if loops % 20 == 0:
+                await self._maintenance()
+
+    async def _maintenance(self) -> None:
+        for entry_id, fields in await streams.claim_abandoned(
+            self.redis, keys.INBOUND, keys.INBOUND_GROUP, self.consumer, CLAIM_IDLE_MS
+        ):
+            await self._handle_entry(entry_id, fields)
+        timeout = self.settings.sms.mo_reassembly_timeout_s
+        for key, parts in await self.store.mo_flush(timeout):
+            # key = minyi:mo:{smsc}:{source}:{ref}:{total}
+            *_, smsc, source, _ref, total = key.split(":")
+            text, missing = assemble(parts, int(total))
+            await self._reply(
+                smsc, "", source, "", text, {"incomplete": True, "missing_parts": missing}
+            )
+
+    async def _handle_entry(self, entry_id: str, fields: Mapping[str, str] | None) -> None:
+        if fields:
+            try:
+                await self.handle(fields)
+            except RedisError:
+                raise  # not acknowledged: handled again after reconnect
+            except Exception as exc:
+                # A bug or a PDU we cannot read must not block the stream: keep it.
+                log.exception("sms inbound entry %s could not be handled", entry_id)
+                kept: dict[Any, Any] = {**fields, "error": repr(exc)[:500]}
+                await self.redis.xadd(keys.DLR_ORPHANS, kept, maxlen=1_000_000)
+                self._count("unhandled")
+        await self.redis.xack(keys.INBOUND, keys.INBOUND_GROUP, entry_id)
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    async def handle(self, fields: Mapping[str, str]) -> None:
+        """Handle one stored deliver_sm."""
+        raw = bytes.fromhex(fields["pdu"])
+        bind_name, smsc = fields["bind"], fields["smsc"]
+        decoded = smpp.decode_all(raw)[0].body
+        if not isinstance(decoded, smpp.DeliverSm):
+            raise ValueError(f"not a deliver_sm: {type(decoded).__name__}")
+        tlvs = dict(decoded.tlvs)
+        if decoded.esm_class & ESM_TYPE_MASK == ESM_TYPE_RECEIPT:
+            await self._receipt(bind_name, smsc, decoded, tlvs)
+            return
+        fragment = decode_short_message(
+            decoded.data_coding,
+            decoded.esm_class,
+            decoded.short_message,
+            tlvs,
+            default_alphabet=self.settings.sms.default_alphabet,
+        )
+        meta: dict[str, Any] = {"bind": bind_name}
+        if fragment.concat is not None and fragment.concat.total > 1:
+            c = fragment.concat
+            key = keys.MO_PARTS.format(
+                smsc=smsc, source=decoded.source_addr, ref=c.ref, total=c.total
+            )
+            parts = await self.store.mo_part(
+                key, c.seq, fragment.text, c.total, self.settings.sms.mo_reassembly_timeout_s * 2
+            )
+            if parts is None:
+                self._count("mo_part")
+                return
+            text, missing = assemble(parts, c.total)
+            meta["parts"] = c.total
+            if missing:
+                meta["missing_parts"] = missing
+        else:
+            text = fragment.text
+        await self._reply(smsc, bind_name, decoded.source_addr, decoded.dest_addr, text, meta)
+
+    async def _receipt(
+        self, bind_name: str, smsc: str, d: smpp.DeliverSm, tlvs: dict[int, bytes]
+    ) -> None:
+        text = d.short_message.decode("latin-1")
+        receipt = parse_receipt(text, tlvs)
+        if receipt is None:
+            raise ValueError("delivery receipt without a message id")
+        bind = self.binds.get(bind_name)
+        base = bind.dlr_id_base if bind is not None else "text"
+        key = normalise_message_id(receipt.message_id, base)
+        outcome, _sid = await self.store.receipt(
+            smsc,
+            key,
+            {
+                "message_id": receipt.message_id,
+                "state": receipt.state.value,
+                "final": receipt.final,
+                "error": receipt.error,
+                "stat": receipt.raw_stat,
+            },
+            HELD_RECEIPT_TTL_S,
+        )
+        self._count(f"receipt_{outcome}")
+
+    async def _reply(
+        self, smsc: str, bind: str, source: str, dest: str, text: str, meta: dict[str, Any]
+    ) -> None:
+        s = self.settings
+        phone = from_smpp_address(source)
+        understanding = understand(text)
+        payload: dict[str, Any] = {
+            "text": text,
+            "understanding": understanding.to_json(),
+            "to": dest,
+            **meta,
+        }
+        if phone is None:
+            payload["from"] = source
+            await self.store.unmatched(payload, source, False)
+            self._count("reply_unmatched")
+            return
+        ext = ""
+        if s.sms.extension_digits and dest.startswith(s.sms.source_addr):
+            ext = dest[len(s.sms.source_addr) :][: s.sms.extension_digits]
+        sid, how = await self.store.find_open_survey(phone, ext, s.surveys.reply_window_s)
+        rating = understanding.rating.value
+        if sid is not None:
+            payload["matched_by"] = how
+            outcome, _prev = await self.store.reply(
+                sid, payload, rating, understanding.opt_out, phone
+            )
+            if outcome != "late":
+                log.info(
+                    "sms reply survey=%s from=%s rating=%s opt_out=%s",
+                    sid,
+                    mask_phone(phone),
+                    rating,
+                    understanding.opt_out,
+                )
+                self._count("reply")
+                return
+            payload["late_for_survey_id"] = sid
+        payload["phone"] = phone
+        await self.store.unmatched(payload, phone, understanding.opt_out)
+        log.info("sms reply unmatched from=%s rating=%s", mask_phone(phone), rating)
+        self._count("reply_unmatched")
