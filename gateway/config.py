@@ -40,6 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
+from gateway.webhooks import WebhookEndpoint
+from sms.templates import Template, load_template
+from sms.text import count_units
+
 __all__ = [
     "ApiSettings",
     "ApiToken",
@@ -54,6 +58,7 @@ __all__ = [
     "load_settings",
     "parse_settings",
     "redacted",
+    "template_specs",
 ]
 
 BindMode = Literal["transceiver", "transmitter", "receiver"]
@@ -131,7 +136,7 @@ class ApiToken:
     """A bearer token of the HTTP API and the units whose surveys it may touch."""
 
     name: str
-    token: str
+    token: str = field(repr=False)  # never in a log line
     units: tuple[str, ...]  # exact "330602", prefix "3306*", or "*" for every unit
 
     def allows(self, unit: str) -> bool:
@@ -221,7 +226,7 @@ class SmppBind:
     host: str
     port: int
     system_id: str
-    password: str
+    password: str = field(repr=False)  # never in a log line
     system_type: str = ""
     mode: BindMode = "transceiver"
     window: int = 64
@@ -262,22 +267,6 @@ class LogSettings:
 
     level: str = "INFO"
     format: LogFormat = "text"
-
-
-# Owned by gateway/webhooks.py once that module lands; this is its agreed shape.
-@dataclass(frozen=True)
-class WebhookEndpoint:
-    """One receiver of the signed event feed."""
-
-    name: str
-    url: str
-    secret: str
-    timeout_s: float = 10.0
-    max_age_s: float = 259200.0
-    concurrency: int = 32
-    batch_max: int = 1
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 900.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -754,6 +743,32 @@ def _templates(value: object, path: str) -> dict[str, dict[str, Any]]:
     return templates
 
 
+def template_specs(sms: SmsSettings) -> dict[str, dict[str, Any]]:
+    """Each [sms.templates.NAME] table with the [sms] settings it inherits.
+
+    A template's own ``signature``, ``reserve_units`` or ``ref16`` wins; otherwise the
+    [sms] value applies, so the load-time length check sees what the sender sends.
+    """
+    specs: dict[str, dict[str, Any]] = {}
+    for name, raw in sms.templates.items():
+        spec = dict(raw)
+        spec.setdefault("signature", sms.signature)
+        spec.setdefault("reserve_units", sms.reserve_units)
+        spec.setdefault("ref16", sms.ref16)
+        specs[name] = spec
+    return specs
+
+
+def _load_templates(sms: SmsSettings) -> dict[str, Template]:
+    templates: dict[str, Template] = {}
+    for name, spec in template_specs(sms).items():
+        try:
+            templates[name] = load_template(name, spec)
+        except ValueError as e:  # sms.templates.TemplateError: too long, bad placeholder…
+            raise ConfigError(_join("sms.templates", name), str(e)) from None
+    return templates
+
+
 def _signature(value: object, path: str) -> str:
     text = _text(value, path, max_len=20, allow_empty=True)
     # Chinese carriers require the sender's signature in 【】 (DESIGN.md, "Contracts").
@@ -909,17 +924,26 @@ def _webhook_endpoint(data: object, path: str, env: Mapping[str, str]) -> Webhoo
             f"got {_n(max_age_hours)}",
         )
     backoff_initial_s = t.number("backoff_initial_s", 1.0, 0, 3600, above=True)
-    return WebhookEndpoint(
-        name=name,
-        url=_url(t.get("url"), t.at("url")),
-        secret=_webhook_secret(t, env, name),
-        timeout_s=t.number("timeout_s", 10.0, 0, 300, above=True),
-        max_age_s=max_age_hours * 3600,
-        concurrency=t.integer("concurrency", 32, 1, 1024),
-        batch_max=t.integer("batch_max", 1, 1, 1000),
-        backoff_initial_s=backoff_initial_s,
-        backoff_max_s=t.number("backoff_max_s", 900.0, backoff_initial_s, 86400),
-    )
+    url = _url(t.get("url"), t.at("url"))
+    secret = _webhook_secret(t, env, name)
+    timeout_s = t.number("timeout_s", 10.0, 0, 300, above=True)
+    concurrency = t.integer("concurrency", 32, 1, 1024)
+    batch_max = t.integer("batch_max", 1, 1, 1000)
+    backoff_max_s = t.number("backoff_max_s", 900.0, backoff_initial_s, 86400)
+    try:
+        return WebhookEndpoint(
+            name=name,
+            url=url,
+            secret=secret,
+            timeout_s=timeout_s,
+            max_age_s=max_age_hours * 3600,
+            concurrency=concurrency,
+            batch_max=batch_max,
+            backoff_initial_s=backoff_initial_s,
+            backoff_max_s=backoff_max_s,
+        )
+    except ValueError as e:  # gateway/webhooks.py checks its own invariants too
+        raise ConfigError(path, str(e)) from None
 
 
 def _webhooks(data: object, env: Mapping[str, str]) -> tuple[WebhookEndpoint, ...]:
@@ -930,7 +954,27 @@ def _webhooks(data: object, env: Mapping[str, str]) -> tuple[WebhookEndpoint, ..
     return endpoints
 
 
-def _warnings(settings: Settings, env: Mapping[str, str]) -> tuple[str, ...]:
+def _cut_names(surveys: SurveySettings, templates: Mapping[str, Template]) -> list[str]:
+    """Service and unit names longer than a template shows: the SMS would cut them."""
+    found: list[str] = []
+    for key, placeholder in (("service_names", "service"), ("unit_names", "unit_name")):
+        names: Mapping[str, str] = getattr(surveys, key)
+        for code, name in names.items():
+            for tname, template in templates.items():
+                limit = template.max_units.get(placeholder)
+                if limit is not None and count_units(name) > limit:
+                    found.append(
+                        f'{_join("surveys." + key, code)}: "{name}" is longer than the '
+                        f'{limit} characters template "{tname}" shows, so the SMS cuts it '
+                        f"(raise max_units.{placeholder} there)"
+                    )
+                    break
+    return found
+
+
+def _warnings(
+    settings: Settings, env: Mapping[str, str], templates: Mapping[str, Template]
+) -> tuple[str, ...]:
     """Doubts worth a log line at start but no refusal: the environment may be shared
     by processes with other config files, and an idle worker harms nothing."""
     expected = {
@@ -947,6 +991,7 @@ def _warnings(settings: Settings, env: Mapping[str, str]) -> tuple[str, ...]:
                     f"{var} is set but no entry of {where} has that name, "
                     f"so it is ignored{_suggest(var, known)}"
                 )
+    found += _cut_names(settings.surveys, templates)
     if "api" in settings.workers and not settings.api.tokens:
         found.append("the api worker runs but api.tokens is empty: every request is refused")
     if "webhooks" in settings.workers and not settings.webhooks:
@@ -985,6 +1030,7 @@ def parse_settings(
     api = _api(root.get("api", {}), env)
     surveys = _surveys(root.get("surveys", {}))
     sms = _sms(root.get("sms", {}), env)
+    templates = _load_templates(sms)
     if "sms" in workers:
         _check_sms_worker(sms)
     settings = Settings(
@@ -998,7 +1044,7 @@ def parse_settings(
         webhooks=_webhooks(root.get("webhooks", {}), env),
         source_path=source,
     )
-    return dataclasses.replace(settings, warnings=_warnings(settings, env))
+    return dataclasses.replace(settings, warnings=_warnings(settings, env, templates))
 
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway import config_cli
+from gateway import config, config_cli
 from gateway.config import (
     ApiSettings,
     ApiToken,
@@ -44,6 +44,7 @@ EXAMPLE_ENV = {
     "MINYI_SMPP_PASSWORD_CMCC_1": PASSWORD,
     "MINYI_WEBHOOK_SECRET_CORE": SECRET,
 }
+SURVEY_TEXT = "请评价此次服务：回复1满意，2基本满意，3不满意"
 DELETE = object()
 
 
@@ -53,7 +54,7 @@ def base() -> dict[str, Any]:
         "api": {"tokens": [{"name": "core", "token": TOKEN, "units": ["*"]}]},
         "sms": {
             "source_addr": "106900001234",
-            "templates": {"default": {"text": "请评价"}},
+            "templates": {"default": {"text": SURVEY_TEXT}},
             "binds": [
                 {
                     "name": "a",
@@ -222,19 +223,26 @@ ERRORS = [
     ("sms.templates", {}, 'needs a template named "default"'),
     ("sms.templates", DELETE, 'needs a template named "default"'),
     ("sms.templates.default", "请评价", "must be a table, written [sms.templates.default]"),
+    ("sms.templates.default.text", "请评价", "template 'default': text offers no reply digit 1"),
+    ("sms.templates.default.colour", "red", "template 'default': unknown keys ['colour']"),
     # webhook retries
     ("webhooks.endpoints[0].max_age_hours", 1, "must be at least 72, so results survive"),
 ]
 
 
 # where the error points when it is not the path that was set
-NAMED_AT = {"workers": "workers[1]", "api.tokens[0].units": "api.tokens[0].units[0]"}
+NAMED_AT = {
+    "workers": "workers[1]",
+    "api.tokens[0].units": "api.tokens[0].units[0]",
+    "sms.templates.default.text": "sms.templates.default",
+    "sms.templates.default.colour": "sms.templates.default",
+}
 
 
 @pytest.mark.parametrize(("path", "value", "reason"), ERRORS)
 def test_a_wrong_setting_is_named(path: str, value: object, reason: str) -> None:
     e = error(with_(base(), path, value))
-    if isinstance(value, list) and value:
+    if (isinstance(value, list) and value) or path.startswith("sms.templates.default."):
         path = NAMED_AT[path]
     assert e.path == path
     assert reason in e.reason
@@ -384,6 +392,63 @@ def test_short_webhook_max_age_needs_the_test_switch() -> None:
     data = with_(base(), "webhooks.endpoints[0].max_age_hours", 0.01)
     settings = parse_settings(with_(data, "webhooks.endpoints[0].allow_short_max_age", True), {})
     assert settings.webhooks[0].max_age_s == pytest.approx(36.0)
+
+
+def test_templates_inherit_the_sms_settings() -> None:
+    """What fits alone may not once [sms] adds its signature, reserve or 16-bit ref."""
+    assert len(SURVEY_TEXT) == 24
+    one = with_(base(), "sms.templates.default.text", "{signature}" + "请" * 42 + SURVEY_TEXT)
+    one = with_(one, "sms.signature", "【绍兴公安】")  # 6 + 42 + 24 = 72 > 70: two parts
+    e = error(one)
+    assert e.path == "sms.templates.default"
+    assert e.reason.startswith("template 'default': worst case is 72 UCS-2 units")
+    assert "max_parts is 1" in e.reason
+    one = with_(one, "sms.signature", "【公安】")  # 70: one part
+    assert parse_settings(one, {}).sms.signature == "【公安】"
+    assert error(with_(one, "sms.reserve_units", 1)).path == "sms.templates.default"
+    # the template's own value wins over [sms]
+    assert parse_settings(with_(one, "sms.templates.default.signature", "【公安】"), {})
+    # two parts: 132 units fit with an 8-bit reference, not a 16-bit one (sms.text
+    # counts 66 and 65 units a part for the worst case)
+    two = with_(base(), "sms.templates.default", {"text": "请" * 108 + SURVEY_TEXT})
+    two = with_(two, "sms.templates.default.max_parts", 2)
+    assert parse_settings(two, {}).sms.ref16 is False
+    assert "max_parts is 2" in error(with_(two, "sms.ref16", True)).reason
+
+
+def test_template_specs_merge_without_touching_the_raw_tables() -> None:
+    data = with_(base(), "sms.signature", "【绍兴公安】")
+    data = with_(data, "sms.templates.other", {"text": SURVEY_TEXT, "reserve_units": 5})
+    settings = parse_settings(with_(data, "sms.reserve_units", 2), {})
+    specs = config.template_specs(settings.sms)
+    assert specs["default"] == {
+        "text": SURVEY_TEXT,
+        "signature": "【绍兴公安】",
+        "reserve_units": 2,
+        "ref16": False,
+    }
+    assert specs["other"]["reserve_units"] == 5
+    assert settings.sms.templates["default"] == {"text": SURVEY_TEXT}
+
+
+def test_names_a_template_would_cut_are_warned_about() -> None:
+    data = with_(base(), "sms.templates.default.text", "{service}{unit_name}" + SURVEY_TEXT)
+    data = with_(data, "surveys.service_names", {"long": "很长很长很长很长的服务名称"})  # 13
+    data = with_(data, "surveys.unit_names", {"330602": "越城区公安分局"})
+    assert parse_settings(data, {}).warnings == (
+        'surveys.service_names.long: "很长很长很长很长的服务名称" is longer than the 12 '
+        'characters template "default" shows, so the SMS cuts it (raise max_units.service '
+        "there)",
+    )
+    data = with_(data, "sms.templates.default.max_units", {"service": 13})
+    assert parse_settings(data, {}).warnings == ()
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    settings = parse_settings(base(), {})
+    text = repr(settings)
+    assert TOKEN not in text and PASSWORD not in text and SECRET not in text
+    assert "minyi" in text  # the rest is there
 
 
 # --- what the workers need --------------------------------------------------------------
