@@ -7,6 +7,8 @@ never a traceback. Unknown keys are errors too (a typo is the commonest mistake,
 a silently ignored ``windw = 8`` is worse than a refusal), with a "did you mean".
 
 The file uses human units (``reply_window_hours``); the dataclasses hold seconds.
+Survey templates are checked here too, by sms.templates.load_template, so that
+`minyi config check` catches a text too long for its parts before the gateway runs.
 
 Secrets may come from the environment instead of the file; the environment wins:
 
@@ -55,6 +57,7 @@ __all__ = [
     "SmsSettings",
     "SurveySettings",
     "WebhookEndpoint",
+    "env_name",
     "load_settings",
     "parse_settings",
     "redacted",
