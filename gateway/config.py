@@ -762,7 +762,8 @@ def template_specs(sms: SmsSettings) -> dict[str, dict[str, Any]]:
     return specs
 
 
-def _load_templates(sms: SmsSettings) -> dict[str, Template]:
+def load_templates(sms: SmsSettings) -> dict[str, Template]:
+    """Every template, loaded and checked (a ConfigError names the one that fails)."""
     templates: dict[str, Template] = {}
     for name, spec in template_specs(sms).items():
         try:
@@ -1033,7 +1034,7 @@ def parse_settings(
     api = _api(root.get("api", {}), env)
     surveys = _surveys(root.get("surveys", {}))
     sms = _sms(root.get("sms", {}), env)
-    templates = _load_templates(sms)
+    templates = load_templates(sms)
     if "sms" in workers:
         _check_sms_worker(sms)
     settings = Settings(

@@ -26,32 +26,17 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway.api import Api
-from gateway.config import ConfigError, Settings
+from gateway.config import ConfigError, Settings, load_templates
 from gateway.store import Store
 from gateway.webhooks import WebhookWorker
 from sms.client import SmppClient
 from sms.inbound import Inbound, store_pdu
 from sms.sender import Sender
-from sms.templates import Template, load_template
 
 log = logging.getLogger("minyi.service")
 
 KNOWN_WORKERS = ("api", "sms", "webhooks")
 MAINTENANCE_INTERVAL_S = 1.0
-
-
-def load_templates(settings: Settings) -> dict[str, Template]:
-    """Load and check every template (rendered length and parts) at start."""
-    out: dict[str, Template] = {}
-    for name, spec in settings.sms.templates.items():
-        spec = dict(spec)
-        spec.setdefault("signature", settings.sms.signature)
-        spec.setdefault("reserve_units", settings.sms.reserve_units)
-        try:
-            out[name] = load_template(name, spec)
-        except ValueError as exc:
-            raise ConfigError(f"sms.templates.{name}", str(exc)) from exc
-    return out
 
 
 class Service:
@@ -68,7 +53,7 @@ class Service:
         self.settings = settings
         self.workers = workers
         self.instance = instance or socket.gethostname()
-        self.templates = load_templates(settings)
+        self.templates = load_templates(settings.sms)
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.redis: aioredis.Redis | None = None

@@ -133,8 +133,11 @@ class Inbound:
         meta: dict[str, Any] = {"bind": bind_name}
         if fragment.concat is not None and fragment.concat.total > 1:
             c = fragment.concat
+            # Keyed by the normalised number (parts may come with and without "86") and
+            # by the reference width (an 8-bit and a 16-bit ref 7 are different messages).
+            source = from_smpp_address(decoded.source_addr) or decoded.source_addr
             key = keys.MO_PARTS.format(
-                smsc=smsc, source=decoded.source_addr, ref=c.ref, total=c.total
+                smsc=smsc, source=source, ref=f"{c.ref_bits}-{c.ref}", total=c.total
             )
             parts = await self.store.mo_part(
                 key, c.seq, fragment.text, c.total, self.settings.sms.mo_reassembly_timeout_s * 2

@@ -1,0 +1,205 @@
+"""The whole SMS loop on real servers for tests: redis-server (the session fixture), the
+project's SMSC simulator over TCP, the reference webhook receiver over HTTP, and the
+gateway service itself, all on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from gateway.config import Settings, parse_settings
+from gateway.service import Service
+from gateway.webhook_receiver import WebhookReceiver
+from sms.simulator import SmscSimulator
+
+TOKEN = "test-core-token-0123456789"
+SECRET = "whsec_" + base64.b64encode(b"minyi-test-secret-0123456789").decode()
+SMPP_USER, SMPP_PASSWORD = "minyi", "secret1"
+SOURCE_ADDR = "10690001"
+TEMPLATE = (
+    "{signature}您好，您于{date}办理的{service}业务已完成，请评价：回复1满意，2基本满意，3不满意。"
+)
+LONG_TEMPLATE = (
+    "{signature}尊敬的市民您好：您于{date}{time}就{service}事项与我局{unit_name}民警{officer}"
+    "进行了接触。为了不断改进公安工作、提升服务质量，我们诚挚地邀请您对本次服务作出评价，"
+    "您的意见对我们非常重要，我们将认真研究每一条反馈。回复1满意，2基本满意，3不满意。谢谢！😊"
+)
+
+
+def config(
+    redis_url: str, smsc_port: int, webhook_url: str, api_port: int, **over: Any
+) -> dict[str, Any]:
+    """A TOML-shaped config dict for the loop; `over` is merged section by section."""
+    base: dict[str, Any] = {
+        "redis_url": redis_url,
+        "workers": ["api", "sms", "webhooks"],
+        "shutdown_grace_s": 10,
+        "log": {"level": "WARNING"},
+        "api": {
+            "host": "127.0.0.1",
+            "port": api_port,
+            "tokens": [
+                {"name": "core", "token": TOKEN, "units": ["*"]},
+                {"name": "county", "token": TOKEN + "-county", "units": ["330602*"]},
+            ],
+        },
+        "surveys": {"quiet_hours": {"enabled": False}},
+        "sms": {
+            "source_addr": SOURCE_ADDR,
+            "signature": "【平安绍兴】",
+            "templates": {
+                "default": {"text": TEMPLATE, "max_parts": 1},
+                "long": {"text": LONG_TEMPLATE, "max_parts": 4},
+            },
+            "binds": [
+                {
+                    "name": "b1",
+                    "host": "127.0.0.1",
+                    "port": smsc_port,
+                    "system_id": SMPP_USER,
+                    "password": SMPP_PASSWORD,
+                    "window": 50,
+                    "tps": 2000,
+                    "enquire_link_s": 5,
+                    "response_timeout_s": 5,
+                    "reconnect_initial_s": 0.2,
+                    "reconnect_max_s": 1,
+                }
+            ],
+        },
+        "webhooks": {
+            "endpoints": [
+                {
+                    "name": "core",
+                    "url": webhook_url,
+                    "secret": SECRET,
+                    "max_age_hours": 1,
+                    "allow_short_max_age": True,
+                    "backoff_initial_s": 0.2,
+                    "backoff_max_s": 1,
+                    "timeout_s": 2,
+                }
+            ]
+        },
+    }
+    merged = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def survey(n: int | str, phone: str | None = None, **over: Any) -> dict[str, Any]:
+    """A valid survey request body."""
+    body = {
+        "survey_id": f"S{n}",
+        "phone": phone or f"138{int(str(n).strip('S') or 0) % 100_000_000:08d}",
+        "service_type": "110",
+        "unit_code": "330602",
+        "officer_id": "P1001",
+        "occurred_at": "2026-11-23T10:05:00+08:00",
+        "template": "default",
+    }
+    body.update(over)
+    return body
+
+
+class Loop:
+    """Handles on every part of a running loop."""
+
+    def __init__(
+        self,
+        smsc: SmscSimulator,
+        receiver: WebhookReceiver,
+        service: Service,
+        http: aiohttp.ClientSession,
+    ) -> None:
+        self.smsc = smsc
+        self.receiver = receiver
+        self.service = service
+        self.http = http
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.service.api_port}"
+
+    async def post(self, body: Any, token: str = TOKEN) -> tuple[int, Any]:
+        async with self.http.post(
+            self.api + "/v1/surveys", json=body, headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            return r.status, await r.json()
+
+    async def get(self, sid: str, token: str = TOKEN) -> tuple[int, Any]:
+        async with self.http.get(
+            self.api + f"/v1/surveys/{sid}", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            return r.status, await r.json()
+
+    def types(self, sid: str) -> list[str]:
+        """Event types the webhook receiver got for a survey, in arrival order."""
+        return [e["type"] for e in self.receiver.events.get(sid, [])]
+
+    async def wait_for(self, predicate: Callable[[], bool], within_s: float = 20.0) -> None:
+        """Poll until `predicate()` holds; fail with a clear message after `within_s`."""
+        deadline = time.monotonic() + within_s
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {within_s}s")
+            await asyncio.sleep(0.05)
+
+    async def stop_service(self) -> None:
+        """SIGTERM-like drain of the gateway."""
+        self.service.request_stop()
+        if self.task is not None:
+            await asyncio.wait_for(self.task, 30)
+
+
+async def start_service(settings: Settings) -> tuple[Service, asyncio.Task[None]]:
+    """Start a gateway in this process and wait until it serves."""
+    service = Service(settings, settings.workers, instance="test")
+    task = asyncio.create_task(service.run())
+    waiter = asyncio.create_task(service.ready.wait())
+    done, _ = await asyncio.wait({task, waiter}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        waiter.cancel()
+        task.result()
+        raise AssertionError("gateway stopped during start")
+    if waiter not in done:
+        raise AssertionError("gateway did not start within 20s")
+    await asyncio.wait_for(service.client.wait_bound(10), 15) if service.client else None
+    return service, task
+
+
+@asynccontextmanager
+async def running_loop(
+    redis_url: str, api_port: int, *, behaviour: dict[str, Any] | None = None, **over: Any
+) -> AsyncIterator[Loop]:
+    """Start SMSC simulator, webhook receiver and gateway; stop them all afterwards."""
+    smsc = SmscSimulator({SMPP_USER: SMPP_PASSWORD})
+    if behaviour:
+        smsc.set_behaviour(**behaviour)
+    await smsc.start()
+    receiver = WebhookReceiver(SECRET)
+    await receiver.start()
+    settings = parse_settings(config(redis_url, smsc.port, receiver.url, api_port, **over))
+    service, task = await start_service(settings)
+    async with aiohttp.ClientSession() as http:
+        loop = Loop(smsc, receiver, service, http)
+        loop.task = task
+        try:
+            yield loop
+        finally:
+            if not task.done():
+                await loop.stop_service()
+            await receiver.close()
+            await smsc.stop()
