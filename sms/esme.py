@@ -53,6 +53,9 @@ _KNOWN_COMMANDS = frozenset(c.value for c in SmppCommand)
 _KNOWN_STATUSES = frozenset(s.value for s in SmppCommandStatus)
 
 InboundSink = Callable[[bytes], Awaitable[None]]
+# What _handle_request returns for a stored deliver_sm (aiosmpplib's DeliverSm refuses
+# to exist without text).
+_STORED = DeliverSm(short_message="stored")
 
 
 class RateLimiter(AbstractRateLimiter):
@@ -188,10 +191,33 @@ class GatewayESME(_ESME):
         """Every (re)connect first tells the client, which re-queues what the dead
         connection had taken but not had answered."""
         self.bound_event.clear()
+        # aiosmpplib forgets the previous connection's writer without closing it (a
+        # leaked socket per reconnect).
+        await self._close_writer()
         self._on_connect()
         await super().connect()
         log.info("smpp bind=%s bound host=%s:%s", self.bind_name, self.smsc_host, self.smsc_port)
         self.bound_event.set()
+
+    async def _close_writer(self) -> None:
+        writer = self._writer
+        if writer is not None:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass  # the peer already reset it: closed all the same
+
+    async def _disconnect(self) -> None:
+        # aiosmpplib's unbind sends UNBIND and EOF but never closes the socket.
+        writer = self._writer
+        await super()._disconnect()
+        if writer is not None:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
 
     async def _get_pdu(self) -> tuple[bytes, PduHeader]:
         assert self._reader is not None
@@ -231,5 +257,6 @@ class GatewayESME(_ESME):
             # Not acknowledged: the SMSC keeps it and delivers it again after reconnect.
             log.error("smpp bind=%s could not store deliver_sm: %r", self.bind_name, exc)
             raise ConnectionError("inbound store unavailable") from exc
-        # aiosmpplib answers with deliver_sm_resp once this returns a message.
-        return DeliverSm(sequence_num=header.sequence_num)
+        # aiosmpplib answers with deliver_sm_resp (by the header's sequence number) once
+        # this returns any message; the content is never read.
+        return _STORED
