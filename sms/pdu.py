@@ -449,29 +449,55 @@ class ShortMessage:
                 f"short_message is {len(self.short_message)} octets; 5.2.21 allows "
                 f"{MAX_SHORT_MESSAGE} (use the message_payload TLV)"
             )
+        # The one-octet fields go through struct in groups: this is the hot path of
+        # every submit_sm and deliver_sm, and struct also does the range check.
+        try:
+            source = _PAIR.pack(self.source_ton, self.source_npi)
+            dest = _PAIR.pack(self.dest_ton, self.dest_npi)
+            flags = _FLAGS.pack(self.esm_class, self.protocol_id, self.priority_flag)
+            tail = _TAIL.pack(
+                self.registered_delivery,
+                self.replace_if_present,
+                self.data_coding,
+                self.sm_default_msg_id,
+                len(self.short_message),
+            )
+        except struct.error:
+            raise LocalProtocolError(self._octet_fault()) from None
         return b"".join(
             (
                 _cstr(self.service_type, SERVICE_TYPE_SIZE, "service_type"),
-                _u8(self.source_ton, "source_addr_ton"),
-                _u8(self.source_npi, "source_addr_npi"),
+                source,
                 _cstr(self.source_addr, ADDR_SIZE, "source_addr"),
-                _u8(self.dest_ton, "dest_addr_ton"),
-                _u8(self.dest_npi, "dest_addr_npi"),
+                dest,
                 _cstr(self.dest_addr, ADDR_SIZE, "destination_addr"),
-                _u8(self.esm_class, "esm_class"),
-                _u8(self.protocol_id, "protocol_id"),
-                _u8(self.priority_flag, "priority_flag"),
+                flags,
                 _cstr(self.schedule_delivery_time, TIME_SIZE, "schedule_delivery_time"),
                 _cstr(self.validity_period, TIME_SIZE, "validity_period"),
-                _u8(self.registered_delivery, "registered_delivery"),
-                _u8(self.replace_if_present, "replace_if_present_flag"),
-                _u8(self.data_coding, "data_coding"),
-                _u8(self.sm_default_msg_id, "sm_default_msg_id"),
-                bytes((len(self.short_message),)),
+                tail,
                 self.short_message,
                 _encode_tlvs(self.tlvs),
             )
         )
+
+    def _octet_fault(self) -> str:
+        for name in (
+            "source_ton",
+            "source_npi",
+            "dest_ton",
+            "dest_npi",
+            "esm_class",
+            "protocol_id",
+            "priority_flag",
+            "registered_delivery",
+            "replace_if_present",
+            "data_coding",
+            "sm_default_msg_id",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= 0xFF:
+                return f"{name} must fit one octet: {value!r}"
+        return "a one-octet field is out of range"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -548,6 +574,11 @@ class Pdu:
 
 _HEADER = struct.Struct(">IIII")
 _TLV_HEADER = struct.Struct(">HH")
+# 4.4.1 one-octet field groups: ton+npi; esm_class, protocol_id, priority_flag;
+# registered_delivery, replace_if_present_flag, data_coding, sm_default_msg_id, sm_length.
+_PAIR = struct.Struct("BB")
+_FLAGS = struct.Struct("BBB")
+_TAIL = struct.Struct("BBBBB")
 
 
 def _cstr(value: str, size: int, name: str) -> bytes:
@@ -649,6 +680,13 @@ class _Reader:
         self.pos += 1
         return value
 
+    def unpack(self, fields: struct.Struct, name: str) -> tuple[int, ...]:
+        if self.pos + fields.size > self.end:
+            raise _Malformed(f"{name}: body truncated", CommandStatus.ESME_RINVMSGLEN)
+        values = fields.unpack_from(self.data, self.pos)
+        self.pos += fields.size
+        return values
+
     def octets(self, n: int, name: str) -> bytes:
         if self.pos + n > self.end:
             raise _Malformed(
@@ -720,22 +758,16 @@ def _decode_short_message(data: bytes, command_id: int, status: int) -> Body:
     r = _Reader(data)
     cls = SubmitSm if command_id == CommandId.SUBMIT_SM else DeliverSm
     service_type = r.cstr("service_type")
-    source_ton = r.u8("source_addr_ton")
-    source_npi = r.u8("source_addr_npi")
+    source_ton, source_npi = r.unpack(_PAIR, "source_addr_ton")
     source_addr = r.cstr("source_addr")
-    dest_ton = r.u8("dest_addr_ton")
-    dest_npi = r.u8("dest_addr_npi")
+    dest_ton, dest_npi = r.unpack(_PAIR, "dest_addr_ton")
     dest_addr = r.cstr("destination_addr")
-    esm_class = r.u8("esm_class")
-    protocol_id = r.u8("protocol_id")
-    priority_flag = r.u8("priority_flag")
+    esm_class, protocol_id, priority_flag = r.unpack(_FLAGS, "esm_class")
     schedule = r.cstr("schedule_delivery_time")
     validity = r.cstr("validity_period")
-    registered_delivery = r.u8("registered_delivery")
-    replace_if_present = r.u8("replace_if_present_flag")
-    data_coding = r.u8("data_coding")
-    sm_default_msg_id = r.u8("sm_default_msg_id")
-    sm_length = r.u8("sm_length")
+    registered_delivery, replace_if_present, data_coding, sm_default_msg_id, sm_length = r.unpack(
+        _TAIL, "registered_delivery"
+    )
     short_message = r.octets(sm_length, "short_message")
     return cls(
         service_type=service_type,

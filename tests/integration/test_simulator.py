@@ -40,7 +40,8 @@ from sms.pdu import (
     tlv_int,
 )
 from sms.simulator import SmscSimulator
-from sms.simulator_rules import OutcomeRule, RejectRule, parse_udh
+from sms.simulator_messages import parse_udh
+from sms.simulator_rules import OutcomeRule, RejectRule
 
 pytestmark = pytest.mark.integration
 
