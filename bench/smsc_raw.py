@@ -51,16 +51,19 @@ class Client(asyncio.Protocol):
         self.done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Bind as soon as connected."""
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         system_id, password = self.account
         transport.write(encode(Bind(BindKind.TRANSCEIVER, system_id, password), 0x7FFFFFFF))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """A drop before the end fails the run."""
         if not self.done.done():
             self.done.set_exception(ConnectionError(f"lost after {self.answered} answers"))
 
     def data_received(self, data: bytes) -> None:
+        """Count answers, acknowledge receipts, refill the window in one write."""
         assert self.transport is not None
         self.decoder.feed(data)
         out: list[bytes] = []

@@ -152,7 +152,7 @@ class SmscSimulator:
 
     def throttle_for(self, seconds: float) -> None:
         """Answer every submit_sm with ESME_RTHROTTLED for `seconds`."""
-        self._throttle_until = asyncio.get_running_loop().time() + seconds
+        self._throttle_until = time.monotonic() + seconds
         log.info("throttling everything for %.1fs", seconds)
 
     def drop_connections(self, after: int = 0, *, hard: bool = False) -> int:
@@ -319,7 +319,7 @@ class SmscSimulator:
         if behaviour.queue_full:
             self.counters["queue_full"] += 1
             return CommandStatus.ESME_RMSGQFUL
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         if now < self._throttle_until or (
             behaviour.max_tps is not None and not session.take_token(behaviour.max_tps, now)
         ):

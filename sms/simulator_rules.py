@@ -20,6 +20,13 @@ from sms.simulator_messages import RECEIPT_STATES, DlrMode, Encoding, Split
 IdFormat = Literal["hex", "dec", "uuid"]
 
 
+def _check_pattern(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except (re.error, TypeError) as exc:
+        raise ValueError(f"bad pattern {pattern!r}: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class OutcomeRule:
     """What happens to messages whose destination matches `pattern` (re.search).
@@ -39,7 +46,7 @@ class OutcomeRule:
     def __post_init__(self) -> None:
         if self.stat not in RECEIPT_STATES:
             raise ValueError(f"stat must be one of {sorted(RECEIPT_STATES)}: {self.stat!r}")
-        re.compile(self.pattern)
+        _check_pattern(self.pattern)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,7 @@ class RejectRule:
     def __post_init__(self) -> None:
         if self.field not in ("dest", "source"):
             raise ValueError(f"field must be 'dest' or 'source': {self.field!r}")
-        re.compile(self.pattern)
+        _check_pattern(self.pattern)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,21 +144,63 @@ def apply_changes(behaviour: Behaviour, changes: Mapping[str, Any]) -> None:
         raise ValueError(f"unknown behaviour keys: {sorted(unknown)}")
     converted: dict[str, Any] = {}
     for key, value in changes.items():
-        if key == "outcomes":
-            value = tuple(_outcome(v) for v in value)
-        elif key == "rejects":
-            value = tuple(_reject(v) for v in value)
-        elif key == "auto_reply" and isinstance(value, Mapping):
-            value = AutoReply.from_json(value)
-        elif key in ("id_format", "dlr_id_format") and value not in (None, "hex", "dec", "uuid"):
-            raise ValueError(f"{key} must be hex, dec or uuid: {value!r}")
-        elif key == "dlr_mode" and value not in ("text", "tlv", "both"):
-            raise ValueError(f"dlr_mode must be text, tlv or both: {value!r}")
-        elif key in ("dlr_delay", "response_delay", "deliver_timeout", "max_tps"):
-            value = None if value is None else float(value)
-        converted[key] = value
+        converted[key] = _convert(key, value)
     for key, value in converted.items():
         setattr(behaviour, key, value)
+
+
+# Scalar knobs: (kind, may be None, minimum).
+_SCALARS: dict[str, tuple[type, bool, float]] = {
+    "id_upper": (bool, False, 0),
+    "id_width": (int, False, 0),
+    "dlr_id_upper": (bool, True, 0),
+    "dlr_id_width": (int, True, 0),
+    "dlr_delay": (float, False, 0),
+    "dlr_before_resp": (bool, False, 0),
+    "window": (int, True, 1),
+    "max_tps": (float, True, 0),
+    "queue_full": (bool, False, 0),
+    "response_delay": (float, False, 0),
+    "half_open": (bool, False, 0),
+    "deliver_timeout": (float, False, 0.001),
+    "deliver_window": (int, False, 1),
+}
+_CHOICES: dict[str, tuple[str | None, ...]] = {
+    "id_format": ("hex", "dec", "uuid"),
+    "dlr_id_format": (None, "hex", "dec", "uuid"),
+    "dlr_mode": ("text", "tlv", "both"),
+}
+
+
+def _convert(key: str, value: Any) -> Any:
+    # A wrong type would only blow up later, inside a connection's data_received.
+    if key == "outcomes":
+        return tuple(_outcome(v) for v in value)
+    if key == "rejects":
+        return tuple(_reject(v) for v in value)
+    if key == "auto_reply":
+        if value is None or isinstance(value, AutoReply):
+            return value
+        if isinstance(value, Mapping):
+            return AutoReply.from_json(value)
+        raise ValueError("auto_reply must be an object, an AutoReply or null")
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            raise ValueError(f"{key} must be one of {_CHOICES[key]}: {value!r}")
+        return value
+    kind, optional, minimum = _SCALARS[key]
+    if value is None and optional:
+        return None
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is bool and not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false: {value!r}")
+    if kind is int and not (numeric and value == int(value)):
+        raise ValueError(f"{key} must be an integer: {value!r}")
+    if kind is float and not numeric:
+        raise ValueError(f"{key} must be a number: {value!r}")
+    if kind is not bool and value < minimum:
+        raise ValueError(f"{key} must be at least {minimum}: {value!r}")
+    return kind(value)
 
 
 def _outcome(value: OutcomeRule | Mapping[str, Any]) -> OutcomeRule:
