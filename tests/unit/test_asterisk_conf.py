@@ -1,0 +1,196 @@
+"""gateway.asterisk_conf: rendering the Asterisk configs, and refusing unsafe settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from gateway.asterisk_conf import (
+    AgentPhone,
+    AsteriskConfError,
+    AsteriskSettings,
+    UnitQueue,
+    is_safe_rec_basename,
+    queue_name,
+    render,
+    render_template,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def settings(**overrides: object) -> AsteriskSettings:
+    base = AsteriskSettings(
+        ami_username="minyi",
+        ami_secret="s3cret-Value",
+        recordings_dir="/var/spool/minyi/recordings",
+        trunk_host="10.20.30.40",
+        agents=(
+            AgentPhone("agent1", password="pw-1"),
+            AgentPhone("agent2", contact="sip:agent2@10.1.1.2:5060"),
+        ),
+        units=(UnitQueue("330602", ("agent1", "agent2")), UnitQueue("330603", ("agent2",))),
+    )
+    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def sections(text: str) -> list[str]:
+    return re.findall(r"^\[([^\]]+)\]", text, flags=re.M)
+
+
+def test_renders_the_four_files_with_every_placeholder_filled() -> None:
+    files = render(settings())
+    assert sorted(files) == ["extensions.conf", "manager.conf", "pjsip.conf", "queues.conf"]
+    for name, text in files.items():
+        assert "{{" not in text and "}}" not in text, name
+
+
+def test_pjsip_has_the_trunk_identified_by_address_and_the_agents() -> None:
+    pjsip = render(settings())["pjsip.conf"]
+    assert "bind=127.0.0.1:5060" in pjsip
+    assert "contact=sip:10.20.30.40:5060" in pjsip
+    assert "match=10.20.30.40" in pjsip
+    # agent1 registers with a password; agent2 has a fixed contact and no auth.
+    assert "[agent1-auth]" in pjsip and "password=pw-1" in pjsip
+    assert "contact=sip:agent2@10.1.1.2:5060" in pjsip
+    assert "[agent2-auth]" not in pjsip
+    assert sections(pjsip).count("agent1") == 2  # endpoint + aor
+    # Media always through Asterisk, otherwise MixMonitor records nothing.
+    assert "direct_media=no" in pjsip
+
+
+def test_trunk_auth_is_rendered_only_when_configured() -> None:
+    plain = render(settings())["pjsip.conf"]
+    assert "outbound_auth" not in plain
+    auth = render(settings(trunk_username="gw", trunk_password="pw"))["pjsip.conf"]
+    assert "outbound_auth=minyi-trunk-auth" in auth
+    assert "[minyi-trunk-auth]" in auth
+    with pytest.raises(AsteriskConfError, match="go together"):
+        render(settings(trunk_username="gw"))
+
+
+def test_one_queue_per_unit_with_its_agents() -> None:
+    queues = render(settings())["queues.conf"]
+    assert "[minyi-unit-330602](minyi-queue)" in queues
+    assert "member => PJSIP/agent1,0,agent1,PJSIP/agent1" in queues
+    unit_b = queues.split("[minyi-unit-330603](minyi-queue)")[1]
+    assert "PJSIP/agent2" in unit_b and "PJSIP/agent1" not in unit_b
+    assert queue_name("330602") == "minyi-unit-330602"
+
+
+def test_manager_grants_least_privilege_and_only_permitted_networks() -> None:
+    manager = render(settings(ami_permit=("127.0.0.1/32", "10.0.0.0/8")))["manager.conf"]
+    assert "deny=0.0.0.0/0.0.0.0" in manager
+    assert "permit=127.0.0.1/255.255.255.255" in manager
+    assert "permit=10.0.0.0/255.0.0.0" in manager
+    write = re.search(r"^write=(.*)$", manager, flags=re.M)
+    assert write is not None
+    assert "command" not in write.group(1) and "system" not in write.group(1)
+    assert "originate" in write.group(1)
+
+
+def test_dialplan_globals_come_from_settings() -> None:
+    ext = render(settings(greeting_prompt="custom/hello", default_unit="330603"))["extensions.conf"]
+    assert "MINYI_GREETING=custom/hello" in ext
+    assert "MINYI_DEFAULT_QUEUE=minyi-unit-330603" in ext
+    assert "MINYI_RECORDINGS_DIR=/var/spool/minyi/recordings" in ext
+    for context in ("minyi-callback", "minyi-ivr", "minyi-from-trunk", "minyi-agents"):
+        assert f"[{context}]" in ext
+
+
+def test_mixmonitor_and_record_take_only_checked_names() -> None:
+    ext = render(settings())["extensions.conf"]
+    # Only the dialplan's validated copy of the name (MINYI_REC, and the reason file
+    # built from it) and config globals: never the gateway's raw variable, never
+    # anything the caller controls (caller id, dialled digits, headers).
+    allowed = {
+        "MINYI_RECORDINGS_DIR",
+        "MINYI_REC",
+        "MINYI_REASON_FILE",
+        "MINYI_REASON_SILENCE",
+        "MINYI_REASON_MAX",
+    }
+    for app in ("MixMonitor(", "Record("):
+        lines = [line for line in ext.splitlines() if app in line and not line.startswith(";")]
+        assert lines, app
+        for line in lines:
+            assert set(re.findall(r"\$\{([A-Z_]+)\}", line)) <= allowed, line
+    reason = next(line for line in ext.splitlines() if "Set(MINYI_REASON_FILE=" in line)
+    assert "${MINYI_REC}" in reason
+    mixmonitor = next(line for line in ext.splitlines() if "MixMonitor(" in line)
+    assert "r(" in mixmonitor and "t(" in mixmonitor
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"agents": (AgentPhone("agent1\n[evil]", password="x"),)},
+        {"agents": (AgentPhone("agent1"),)},  # neither password nor contact
+        {"agents": (AgentPhone("agent1", password="pw\ntype=aor"),)},
+        {"ami_secret": "two words"},
+        {"ami_secret": "line\nbreak"},
+        {"greeting_prompt": "hello,evil"},
+        {"greeting_prompt": "hello)"},
+        {"recordings_dir": "relative/dir"},
+        {"recordings_dir": "/var/rec dir"},
+        {"trunk_host": "10.0.0.1\nmatch=0.0.0.0/0"},
+        {"sip_bind": "localhost"},
+        {"sip_port": 70000},
+        {"codecs": ("opus",)},
+        {"units": (UnitQueue("330602", ("agent9",)),)},
+        {"units": (UnitQueue("330602", ()), UnitQueue("330602", ()))},
+        {"units": ()},
+        {"units": (UnitQueue("33 06", ()),)},
+        {"default_unit": "111111"},
+        {"ami_permit": ("not-a-net",)},
+        {"agent_ring_s": 0},
+        {"trunk_name": "agent1"},
+        {"extra": {"k": "a\nb"}},
+    ],
+)
+def test_unsafe_or_inconsistent_settings_are_refused(overrides: dict[str, object]) -> None:
+    with pytest.raises(AsteriskConfError):
+        render(settings(**overrides))
+
+
+def test_rec_basename_shape() -> None:
+    assert is_safe_rec_basename("s-123_a-1")
+    for bad in ("", "a" * 101, "../x", "a,b", "a b", "名字", "x.wav", "a)t(b"):
+        assert not is_safe_rec_basename(bad), bad
+
+
+def test_template_placeholders() -> None:
+    assert render_template("a={{x}} ${ASTERISK} $[1+1] @{y}", {"x": "1"}) == (
+        "a=1 ${ASTERISK} $[1+1] @{y}"
+    )
+    with pytest.raises(AsteriskConfError, match="'y'"):
+        render_template("{{y}}", {})
+    with pytest.raises(AsteriskConfError):
+        render_template("{{ x}}", {"x": "1"})
+
+
+def test_template_dir_can_be_replaced(tmp_path: Path) -> None:
+    for name in ("pjsip_agent.conf.tmpl", "queues_unit.conf.tmpl"):
+        (tmp_path / name).write_text("")
+    for name in ("pjsip.conf", "queues.conf", "extensions.conf", "manager.conf"):
+        (tmp_path / f"{name}.tmpl").write_text(f"; {name} {{{{site}}}}\n")
+    files = render(settings(extra={"site": "shaoxing"}), template_dir=tmp_path)
+    assert files["manager.conf"] == "; manager.conf shaoxing\n"
+
+
+def test_provisioned_modules_conf_never_loads_the_forbidden_modules() -> None:
+    text = (REPO / "scripts/asterisk/modules.conf").read_text()
+    noload = set(re.findall(r"^noload\s*=>\s*(\S+)", text, flags=re.M))
+    load = set(re.findall(r"^load\s*=>\s*(\S+)", text, flags=re.M))
+    required = {
+        "res_srtp.so",
+        "res_resolver_unbound.so",
+        "res_config_ldap.so",
+        "res_config_pgsql.so",
+        "res_stir_shaken.so",
+    }
+    assert required <= noload
+    assert not (noload & load)
