@@ -1,0 +1,59 @@
+"""Fixtures for the tests against a real Asterisk 22 (see tests/asterisk_harness.py).
+
+One Asterisk per test session, provisioned on first use (a cold machine downloads the
+packages: expect a few minutes); a provisioning failure fails the tests with the
+provisioner's one-line reason, it never skips them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from amitools import AmiClient
+from asterisk_harness import (
+    AsteriskHarnessError,
+    AsteriskInfo,
+    AsteriskProcess,
+    asterisk_home,
+    provision,
+)
+
+_versions: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def asterisk() -> Iterator[AsteriskInfo]:
+    """A running Asterisk: AMI and the gateway's SIP transport on 127.0.0.1, the test
+    outside world on 127.0.0.2, free ports, a fresh recordings directory."""
+    try:
+        version = provision()
+        proc = AsteriskProcess(asterisk_home() / "root", version["asterisk"])
+        info = proc.start()
+    except AsteriskHarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    _versions.append(
+        f"asterisk {version['asterisk']} (Debian {version.get('suite', '?')}, "
+        f"downloaded {version.get('downloaded', '?')})"
+    )
+    try:
+        yield info
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+async def ami(asterisk: AsteriskInfo) -> AsyncIterator[AmiClient]:
+    """A logged-in AMI connection recording every event it receives."""
+    client = AmiClient(asterisk)
+    await client.connect()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which Asterisk the integration tests ran against (sid changes under us)."""
+    for line in _versions:
+        terminalreporter.write_line(f"integration tests ran against {line}")
