@@ -1,0 +1,171 @@
+"""Intake of the webhook feed: from the events stream into one endpoint's survey queues.
+
+Each endpoint has its own consumer group on the stream. A batch of entries is queued
+and XACKed by one script (EndpointQueue.intake), so an entry is always either pending
+in the group or queued — a crash between the two cannot lose it. After a restart a
+consumer first re-reads its own pending entries (same consumer name: at once); the
+entries of consumers that died for good are XAUTOCLAIMed once idle for
+``claim_idle_s``. Malformed entries are dead-lettered, never dropped in silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from gateway.webhook_queue import (
+    REDIS_TRANSIENT,
+    EndpointQueue,
+    RedisPause,
+    StreamEntry,
+    raw,
+    text,
+)
+
+log = logging.getLogger("minyi.webhooks")
+
+
+class Intake:
+    """One endpoint's intake loop; ``on_scheduled`` is the fast path to dispatch."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        queue: EndpointQueue,
+        consumer: str,
+        *,
+        block_ms: int,
+        read_count: int,
+        claim_idle_s: float,
+        on_scheduled: Callable[[], None],
+    ) -> None:
+        self.redis = redis
+        self.queue = queue
+        self.consumer = consumer
+        self.block_ms = block_ms
+        self.read_count = read_count
+        self.claim_idle_s = claim_idle_s
+        self.on_scheduled = on_scheduled
+
+    async def run(self) -> None:
+        """Read and queue until cancelled (a cancel at any point loses nothing)."""
+        q = self.queue
+        loop = asyncio.get_running_loop()
+        pause = RedisPause(q.endpoint, "intake")
+        ready = False
+        next_autoclaim = 0.0
+        while True:
+            try:
+                if not ready:
+                    await q.ensure_group()
+                    await self._read_own_pending()
+                    ready = True
+                if loop.time() >= next_autoclaim:
+                    await self._autoclaim()
+                    next_autoclaim = loop.time() + max(0.1, self.claim_idle_s / 2)
+                reply = await self.redis.xreadgroup(
+                    q.group,
+                    self.consumer,
+                    {q.stream: ">"},
+                    count=self.read_count,
+                    block=self.block_ms,
+                )
+                await self.queue_entries(stream_entries(reply))
+                pause.reset()
+            except REDIS_TRANSIENT as exc:
+                ready = False  # re-read our own pending entries once Redis is back
+                await pause.wait(exc)
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                ready = False  # the stream or the group vanished (Redis lost its data?)
+                await pause.wait(exc)
+
+    async def _read_own_pending(self) -> None:
+        q = self.queue
+        cursor = "0"
+        while True:
+            reply = await self.redis.xreadgroup(
+                q.group, self.consumer, {q.stream: cursor}, count=self.read_count
+            )
+            entries = stream_entries(reply)
+            if not entries:
+                return
+            await self.queue_entries(entries)
+            cursor = text(entries[-1][0])
+
+    async def _autoclaim(self) -> None:
+        q = self.queue
+        start = "0-0"
+        while True:
+            reply = await self.redis.xautoclaim(
+                q.stream,
+                q.group,
+                self.consumer,
+                min_idle_time=int(self.claim_idle_s * 1000),
+                start_id=start,
+                count=self.read_count,
+            )
+            start, entries = text(reply[0]), list(reply[1])
+            if entries:
+                log.info(
+                    "webhook %s: took over %d stream entries idle for more than %gs",
+                    q.endpoint,
+                    len(entries),
+                    self.claim_idle_s,
+                )
+                await self.queue_entries(entries)
+            if start == "0-0":
+                return
+
+    async def queue_entries(self, entries: Sequence[StreamEntry]) -> None:
+        """Queue (and XACK) stream entries; dead-letter the malformed ones."""
+        q = self.queue
+        good: list[tuple[str, str, int, bytes]] = []
+        for entry_id, fields in entries:
+            eid = text(entry_id)
+            if not fields:  # deleted from the stream while pending: nothing to send
+                await self.redis.xack(q.stream, q.group, eid)
+                continue
+            parsed = parse_entry(fields)
+            if isinstance(parsed, str):
+                log.error("webhook %s: malformed stream entry %s: %s", q.endpoint, eid, parsed)
+                await q.reject(eid, {text(k): raw(v) for k, v in fields.items()}, parsed)
+                continue
+            good.append((eid, *parsed))
+        if await q.intake(good):
+            self.on_scheduled()
+
+
+def stream_entries(reply: Any) -> list[StreamEntry]:
+    """Entries of an XREADGROUP reply (RESP2 list or RESP3 dict form)."""
+    if not reply:
+        return []
+    if isinstance(reply, Mapping):
+        return [e for streams in reply.values() for e in (streams[0] if streams else [])]
+    return [e for _, entries in reply for e in entries]
+
+
+def parse_entry(fields: Mapping[Any, Any]) -> tuple[str, int, bytes] | str:
+    """(survey id, seq, event JSON) of a stream entry, or what is wrong with it."""
+    f = {text(k): v for k, v in fields.items()}
+    try:
+        seq = int(text(f["seq"]))
+    except (KeyError, ValueError):
+        return "seq missing or not an integer"
+    if "event" not in f:
+        return "event missing"
+    event = raw(f["event"])
+    try:
+        doc = json.loads(event)
+    except ValueError:
+        return "event is not JSON"
+    if not isinstance(doc, dict) or doc.get("id") in (None, ""):
+        return "event is not a JSON object with an id"
+    return text(f.get("sid", "")), seq, event

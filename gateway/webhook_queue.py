@@ -1,0 +1,446 @@
+"""The webhook feed's Redis side: per-endpoint queues, leases, retry state, dead letters.
+
+Everything that changes more than one key is one Lua script, so any number of
+webhook processes can share one Redis and a crash (or kill -9) at any point leaves a
+consistent state. Per endpoint (keys in gateway/keys.py):
+
+- the consumer group ``webhook:<endpoint>`` on the events stream feeds *intake*,
+  which moves each entry into the survey's wait zset (score = seq), schedules the
+  survey in the due zset and XACKs — in one script, so an entry is either pending in
+  the group or queued, never neither;
+- the due zset (score = next attempt time) is both the schedule and the lock: a
+  claim re-scores a survey to ``now + lease``, so nobody else takes it while it is
+  being served. The exact score string works as a fencing token: a holder whose
+  lease expired (and was taken over) sees a different score and stops;
+- the delivered hash is the per-survey high-water mark (delivered *or*
+  dead-lettered), the retry hash the failure state of the survey's head event, and
+  the dead stream keeps events that failed for ``max_age``.
+
+All times come from Redis' TIME, so leases and backoff mean the same on every host
+whatever their clocks say.
+
+Redis Cluster: the scripts touch one endpoint's keys for many surveys, so the webhook
+keys of an endpoint would need a common hash tag there; standalone and Sentinel
+deployments are fine as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from redis.typing import EncodableT, FieldT
+
+from gateway import keys
+from gateway import webhook_lua as lua
+
+log = logging.getLogger("minyi.webhooks")
+
+# The Lua scripts build wait keys as prefix .. survey id.
+assert keys.WEBHOOK_WAIT.endswith("{survey_id}")
+
+# What EndpointQueue.gauges() measures (None until first measured).
+GAUGES = (
+    "queued",
+    "backlog",
+    "replayed_total",
+    "surveys_due",
+    "stream_lag",
+    "stream_pending",
+    "oldest_undelivered_age_s",
+)
+
+# A stream entry as returned by redis-py: (id, {field: value}); fields are None for
+# entries deleted from the stream while still pending.
+StreamEntry = tuple[Any, Any]
+
+
+def text(value: object) -> str:
+    """Decode a Redis reply item (bytes or str, whatever decode_responses says)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
+def raw(value: object) -> bytes:
+    """A Redis reply item as bytes (event JSON goes on the wire as stored)."""
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()
+
+
+def backoff_delay(attempt: int, initial_s: float, max_s: float, rand: float) -> float:
+    """Seconds to wait after the ``attempt``-th failure (1-based) of an event.
+
+    Exponential from ``initial_s``, capped at ``max_s``, with ±25 % jitter (``rand``
+    uniform in [0, 1)) so that surveys failing together do not retry in lock-step.
+    """
+    base = min(max_s, initial_s * 2.0 ** min(attempt - 1, 60))
+    return min(max_s, base * (0.75 + 0.5 * rand))
+
+
+# --- Python side -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Head:
+    """The first queued events of a survey we hold a lease on: the head event and the
+    ones that directly follow it (more than one only when batching)."""
+
+    sid: str
+    token: str  # the due score string our lease wrote; proves we still hold it
+    events: tuple[bytes, ...]  # event JSON exactly as stored (what goes on the wire)
+    seqs: tuple[int, ...]
+    delivered: int  # the survey's high-water mark before these events
+    attempts: int  # failed attempts of the head event so far
+
+    @property
+    def event(self) -> bytes:
+        """The head event."""
+        return self.events[0]
+
+    @property
+    def seq(self) -> int:
+        """The head event's seq."""
+        return self.seqs[0]
+
+    @property
+    def gap(self) -> bool:
+        """A predecessor is missing (events without a survey have no order)."""
+        return bool(self.sid) and self.seq > self.delivered + 1
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the holder of a survey does next: serve ``head``, or stop."""
+
+    head: Head | None
+    lost: bool = False  # another process took the survey over (our lease expired)
+
+
+@dataclass(frozen=True)
+class FailResult:
+    """The effect of a failed attempt."""
+
+    attempts: int
+    dead: bool  # the head event was dead-lettered (or already gone)
+    step: Step  # for dead: the survey's next head; otherwise head None
+
+
+def _head(sid: object, row: Sequence[object]) -> Head:
+    """Parse {token, delivered, retry state, event1, seq1, event2, seq2, ...}."""
+    token, delivered, retry_state = row[0], row[1], row[2]
+    events = [raw(e) for e in row[3::2]]
+    seqs = [int(float(text(s))) for s in row[4::2]]
+    survey = text(sid)
+    run = 1
+    # only a consecutive run goes out together; events without a survey have no order
+    while run < len(seqs) and (not survey or seqs[run] == seqs[0] + run):
+        run += 1
+    attempts = 0
+    if retry_state:
+        state = json.loads(text(retry_state))
+        if int(state.get("seq", -1)) == seqs[0]:
+            attempts = int(state.get("attempts", 0))
+    return Head(
+        sid=survey,
+        token=text(token),
+        events=tuple(events[:run]),
+        seqs=tuple(seqs[:run]),
+        delivered=int(float(text(delivered))),
+        attempts=attempts,
+    )
+
+
+def _step(sid: str, reply: Sequence[object]) -> Step:
+    kind = text(reply[0])
+    if kind == "next":
+        return Step(_head(sid, reply[1:]))
+    return Step(None, lost=kind == "lost")
+
+
+def _nonce() -> float:
+    # Two claims of one survey never write the same score, even within a microsecond.
+    return random.random() / 1000.0
+
+
+class EndpointQueue:
+    """One endpoint's queues in Redis; every method is one round trip."""
+
+    def __init__(self, redis: aioredis.Redis, endpoint: str, *, run: int = 1) -> None:
+        """``run``: how many consecutive events of a survey a head may carry (batching)."""
+        self.redis = redis
+        self.endpoint = endpoint
+        self.run = run
+        self.stream = keys.EVENTS
+        self.group = keys.WEBHOOK_GROUP.format(endpoint=endpoint)
+        self.due = keys.WEBHOOK_DUE.format(endpoint=endpoint)
+        self.delivered = keys.WEBHOOK_DELIVERED.format(endpoint=endpoint)
+        self.retry = keys.WEBHOOK_RETRY.format(endpoint=endpoint)
+        self.dead = keys.WEBHOOK_DEAD.format(endpoint=endpoint)
+        self.wait_prefix = keys.WEBHOOK_WAIT.format(endpoint=endpoint, survey_id="")
+        self.stats_prefix = f"webhook:{endpoint}:"
+        self._intake = redis.register_script(lua.INTAKE)
+        self._claim = redis.register_script(lua.CLAIM)
+        self._reread = redis.register_script(lua.REREAD)
+        self._done = redis.register_script(lua.DONE)
+        self._fail = redis.register_script(lua.FAIL)
+        self._release = redis.register_script(lua.RELEASE)
+        self._replay = redis.register_script(lua.REPLAY)
+
+    def wait_key(self, sid: str) -> str:
+        """The wait zset of one survey."""
+        return self.wait_prefix + sid
+
+    async def ensure_group(self) -> None:
+        """Create the endpoint's consumer group at the stream's start (idempotent).
+
+        Id 0, not "$": events added before the first start must be delivered too.
+        """
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except aioredis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def intake(self, entries: Sequence[tuple[str, str, int, bytes]]) -> list[str]:
+        """Queue well-formed entries (id, survey id, seq, event) and XACK them.
+
+        Returns the surveys this call scheduled (they were not in the due set).
+        """
+        if not entries:
+            return []
+        args: list[str | int | bytes] = [self.group, self.wait_prefix, self.stats_prefix]
+        for entry_id, sid, seq, event in entries:
+            args += [entry_id, sid, seq, event]
+        keys_ = [self.stream, self.due, self.delivered, keys.STATS]
+        return [text(s) for s in await self._intake(keys=keys_, args=args)]
+
+    async def reject(self, entry_id: str, fields: dict[str, bytes], error: str) -> None:
+        """Dead-letter a malformed stream entry (kept for humans, not replayable) and XACK it."""
+        kept: dict[FieldT, EncodableT] = {f"entry_{k}": v for k, v in fields.items()}
+        kept.update({"error": error, "entry": entry_id})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.dead, kept)
+            pipe.hincrby(keys.STATS, self.stats_prefix + "dead", 1)
+            pipe.xack(self.stream, self.group, entry_id)
+            await pipe.execute()
+
+    async def claim(self, limit: int, lease_s: float) -> list[Head]:
+        """Lease up to ``limit`` surveys that are due; returns their head events."""
+        reply = await self._claim(
+            keys=[self.due, self.delivered, self.retry],
+            args=[self.wait_prefix, limit, lease_s, _nonce(), self.run],
+        )
+        return [_head(row[0], row[1:]) for row in reply]
+
+    async def reread(self, head: Head, lease_s: float) -> Step:
+        """Read a held survey's head again (renewing the lease)."""
+        reply = await self._reread(
+            keys=[self.due, self.delivered, self.retry],
+            args=[self.wait_prefix, head.sid, head.token, lease_s, _nonce(), self.run],
+        )
+        return _step(head.sid, reply)
+
+    async def done(self, head: Head, lease_s: float, wake: int) -> Step:
+        """Record the delivery of ``head.events``; returns the survey's next head while
+        we hold it."""
+        reply = await self._done(
+            keys=[self.due, self.delivered, self.retry, keys.STATS],
+            args=[
+                self.wait_prefix,
+                self.stats_prefix,
+                head.sid,
+                head.token,
+                head.seq,
+                head.seqs[-1],
+                lease_s,
+                _nonce(),
+                wake,
+                self.run,
+                *head.events,
+            ],
+        )
+        return _step(head.sid, reply)
+
+    async def fail(
+        self, head: Head, error: str, delay_s: float, max_age_s: float, lease_s: float
+    ) -> FailResult:
+        """Record a failed attempt of the head event: back off, or dead-letter it after
+        ``max_age_s`` (the events behind it are not touched: they have not failed)."""
+        reply = await self._fail(
+            keys=[self.due, self.delivered, self.retry, keys.STATS, self.dead],
+            args=[
+                self.wait_prefix,
+                self.stats_prefix,
+                head.sid,
+                head.token,
+                head.event,
+                head.seq,
+                error,
+                delay_s,
+                max_age_s,
+                lease_s,
+                _nonce(),
+                self.run,
+            ],
+        )
+        kind, attempts = text(reply[0]), int(reply[1])
+        if kind == "dead":
+            return FailResult(attempts, True, _step(head.sid, reply[2]))
+        return FailResult(attempts, False, Step(None, lost=kind == "lost"))
+
+    async def release(self, sid: str, token: str, delay_s: float = 0.0) -> bool:
+        """Give a held survey back, due in ``delay_s``; False if no longer ours."""
+        return bool(await self._release(keys=[self.due], args=[sid, token, delay_s]))
+
+    async def pending_count(self) -> int:
+        """Entries read from the stream by any consumer of the group but not yet queued."""
+        info = await self.redis.xpending(self.stream, self.group)
+        return int(info["pending"])
+
+    async def replay_ids(self, ids: Sequence[str]) -> int:
+        """Move the given dead letters back into their surveys' queues."""
+        if not ids:
+            return 0
+        reply = await self._replay(
+            keys=[self.dead, self.due, keys.STATS],
+            args=[self.wait_prefix, self.stats_prefix, *ids],
+        )
+        return int(reply)
+
+    async def gauges(self) -> dict[str, float | int | None]:
+        """Backlog gauges for stats(): queued events, surveys due, stream lag, oldest age.
+
+        The oldest age is sampled (both ends of the due set and the stream's oldest
+        unqueued entry), so it is cheap with a million queued events and close enough
+        for an alarm.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.STATS, [self.stats_prefix + "queued", self.stats_prefix + "replayed"])
+            pipe.zcard(self.due)
+            pipe.xinfo_groups(self.stream)
+            pipe.xpending(self.stream, self.group)
+            pipe.zrange(self.due, 0, 9)
+            pipe.zrange(self.due, -10, -1)
+            (queued, replayed), due, groups, pending, first, last = await pipe.execute()
+        group = next((g for g in groups if text(g["name"]) == self.group), None)
+        lag = group.get("lag") if group else None
+        oldest_ms: list[float] = []
+        if pending["pending"]:
+            oldest_ms.append(float(text(pending["min"]).split("-")[0]))
+        if group and lag:
+            after = "(" + text(group["last-delivered-id"])
+            nxt = await self.redis.xrange(self.stream, after, count=1)
+            if nxt:
+                oldest_ms.append(float(text(nxt[0][0]).split("-")[0]))
+        for sid in {text(s) for s in [*first, *last]}:
+            head = await self.redis.zrange(self.wait_key(sid), 0, 0)
+            if head:
+                oldest_ms.append(_event_time_ms(head[0]))
+        now_ms = time.time() * 1000.0
+        return {
+            "queued": int(queued or 0),
+            "backlog": int(queued or 0) + int(lag or 0),
+            "replayed_total": int(replayed or 0),
+            "surveys_due": int(due),
+            "stream_lag": None if lag is None else int(lag),
+            "stream_pending": int(pending["pending"]),
+            "oldest_undelivered_age_s": (
+                round(max(0.0, now_ms - min(oldest_ms)) / 1000.0, 3) if oldest_ms else 0.0
+            ),
+        }
+
+
+def _event_time_ms(event: object) -> float:
+    try:
+        when = datetime.fromisoformat(json.loads(raw(event))["time"])
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.timestamp() * 1000.0
+    except (ValueError, KeyError, TypeError):
+        return time.time() * 1000.0
+
+
+async def replay(
+    redis: aioredis.Redis, endpoint_name: str, *, since: str | None = None, limit: int | None = None
+) -> int:
+    """Move an endpoint's dead letters back into the feed; returns how many.
+
+    They are re-sent in seq order per survey (the wait zset orders them), with a fresh
+    retry clock. ``since`` is a dead-letter stream id (inclusive), ``limit`` caps the
+    count. Safe to run while workers run, and twice at once: each dead letter is moved
+    by exactly one call.
+    """
+    queue = EndpointQueue(redis, endpoint_name)
+    total = 0
+    cursor = since or "-"
+    while limit is None or total < limit:
+        page = 256 if limit is None else min(256, limit - total)
+        entries = await redis.xrange(queue.dead, cursor, "+", count=page)
+        if not entries:
+            break
+        total += await queue.replay_ids([text(e[0]) for e in entries])
+        cursor = "(" + text(entries[-1][0])
+    return total
+
+
+async def list_dead(
+    redis: aioredis.Redis, endpoint_name: str, *, since: str | None = None, limit: int = 100
+) -> list[dict[str, str]]:
+    """An endpoint's dead letters, oldest first, without payloads (they may hold
+    citizens' data): id, survey id, seq, event id and type, attempts, last error, time."""
+    queue = EndpointQueue(redis, endpoint_name)
+    out: list[dict[str, str]] = []
+    for entry_id, fields in await redis.xrange(queue.dead, since or "-", "+", count=limit) or []:
+        f = {text(k): text(v) for k, v in (fields or {}).items()}
+        item = {"id": text(entry_id)}
+        for name in ("sid", "seq", "attempts", "error", "time", "first_failed_at", "entry"):
+            if name in f:
+                item[name] = f[name]
+        try:
+            event = json.loads(f.get("event", ""))
+            item["event_id"] = str(event.get("id", ""))
+            item["type"] = str(event.get("type", ""))
+        except (ValueError, AttributeError):
+            pass
+        out.append(item)
+    return out
+
+
+# Redis trouble we wait out (restart, failover, loading the AOF) instead of crashing.
+REDIS_TRANSIENT = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    OSError,
+)
+
+
+class RedisPause:
+    """Growing sleeps between retries while Redis is unreachable; logs once per outage."""
+
+    def __init__(self, endpoint: str, what: str) -> None:
+        self.endpoint = endpoint
+        self.what = what
+        self.delay = 0.0
+
+    def reset(self) -> None:
+        """Redis answered: the next outage starts with a short sleep (and a log line)."""
+        self.delay = 0.0
+
+    async def wait(self, exc: BaseException) -> None:
+        """Sleep before the next try."""
+        if self.delay == 0.0:
+            log.warning("webhook %s: %s waiting for Redis: %s", self.endpoint, self.what, exc)
+        self.delay = min(2.0, max(0.05, self.delay * 2))
+        await asyncio.sleep(self.delay)

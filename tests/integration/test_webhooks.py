@@ -1,0 +1,404 @@
+"""The webhook feed against a real redis-server and a real receiver on loopback.
+
+Nothing is mocked: events go into the stream in the store's shape, workers deliver
+them over HTTP to gateway.webhook_receiver, which verifies signatures and checks the
+order per survey. Waits are bounded by a generous timeout; nothing asserts on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from gateway import keys
+from gateway.events import Event
+from gateway.webhook_receiver import WebhookReceiver
+from gateway.webhooks import WebhookEndpoint, WebhookWorker, list_dead, replay
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec_" + base64.b64encode(b"minyi-test-secret-0123456789abcd").decode()
+WAIT_S = 30.0
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def event_fields(sid: str, seq: int, type_: str = "survey.accepted") -> dict[str, str]:
+    """A stream entry as the store's Lua script writes it (gateway/keys.py EVENTS)."""
+    event = Event(
+        id=f"{sid}:{seq}" if sid else f"unmatched:{seq}",
+        type=type_,
+        survey_id=sid,
+        seq=seq,
+        time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        payload={"n": seq, "text": "满意"},
+    )
+    return {"sid": sid, "seq": str(seq), "event": event.to_json()}
+
+
+async def publish(redis: aioredis.Redis, items: list[tuple[str, int]]) -> None:
+    """XADD events (survey id, seq) in this order; retried while Redis restarts."""
+    for attempt in range(100):
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for sid, seq in items:
+                    pipe.xadd(keys.EVENTS, event_fields(sid, seq))  # type: ignore[arg-type]
+                await pipe.execute()
+            return
+        except (aioredis.ConnectionError, aioredis.TimeoutError):
+            if attempt == 99:
+                raise
+            await asyncio.sleep(0.1)
+
+
+def interleaved(surveys: int, seqs: range, prefix: str = "S") -> list[tuple[str, int]]:
+    """Events of many surveys, interleaved as real traffic is: round after round."""
+    return [(f"{prefix}{i}", seq) for seq in seqs for i in range(surveys)]
+
+
+async def eventually(cond: Callable[[], bool], what: str, within: float = WAIT_S) -> None:
+    deadline = time.monotonic() + within
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def complete(receiver: WebhookReceiver, surveys: int, last: int, prefix: str = "S") -> bool:
+    return all(len(receiver.seqs(f"{prefix}{i}")) >= last for i in range(surveys))
+
+
+def assert_in_order(receiver: WebhookReceiver, surveys: int, last: int, prefix: str = "S") -> None:
+    for i in range(surveys):
+        assert receiver.seqs(f"{prefix}{i}") == list(range(1, last + 1)), f"{prefix}{i}"
+    assert receiver.out_of_order == 0
+    assert receiver.rejected == 0
+
+
+def endpoint(receiver: WebhookReceiver, **overrides: Any) -> WebhookEndpoint:
+    settings: dict[str, Any] = {
+        "timeout_s": 2.0,
+        "backoff_initial_s": 0.05,
+        "backoff_max_s": 0.3,
+        **overrides,
+    }
+    return WebhookEndpoint(name="core", url=receiver.url, secret=SECRET, **settings)
+
+
+def worker(redis: aioredis.Redis, ep: WebhookEndpoint, **kw: Any) -> WebhookWorker:
+    kw.setdefault("consumer", "w1")
+    kw.setdefault("stats_interval_s", 0.1)
+    return WebhookWorker(redis, [ep], **kw)
+
+
+@contextlib.asynccontextmanager
+async def running(w: WebhookWorker) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(w.run())
+    try:
+        yield task
+    finally:
+        await w.stop(grace_s=2.0)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    r = WebhookReceiver(SECRET)
+    await r.start()
+    try:
+        yield r
+    finally:
+        await r.close()
+
+
+async def webhook_keys_left(redis: aioredis.Redis) -> list[bytes]:
+    return [
+        k
+        async for k in redis.scan_iter(match=keys.PREFIX + "wh:core:*")
+        if not k.endswith((b":delivered", b":dead"))
+    ]
+
+
+# --- tests -------------------------------------------------------------------------------
+
+
+async def test_happy_path_all_events_once_in_order(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    # Some events exist before the first start (group at id 0 must see them).
+    await publish(redis, interleaved(40, range(1, 3)))
+    w = worker(redis, endpoint(receiver))
+    async with running(w):
+        await publish(redis, interleaved(40, range(3, 7)))
+        await publish(redis, [("", 1), ("", 2)])  # events belonging to no survey
+        await eventually(lambda: complete(receiver, 40, 6), "all events")
+        await eventually(lambda: len(receiver.seqs("")) == 2, "survey-less events")
+        await eventually(lambda: w.stats()["core"]["queued"] == 0, "gauges")  # type: ignore[index]
+    assert_in_order(receiver, 40, 6)
+    assert receiver.duplicates == 0
+    stats: dict[str, Any] = w.stats()["core"]  # type: ignore[assignment]
+    assert stats["delivered"] == 40 * 6 + 2
+    assert stats["failed_attempts"] == 0
+    assert stats["backlog"] == 0
+    assert int(await redis.hget(keys.STATS, "webhook:core:delivered") or 0) == 40 * 6 + 2
+    assert await webhook_keys_left(redis) == []  # wait sets, due set and retry state gone
+    assert await redis.hget(keys.WEBHOOK_DELIVERED.format(endpoint="core"), "S7") == b"6"
+
+
+@pytest.mark.parametrize("status", [503, 410, 400])
+async def test_receiver_down_then_back_loses_nothing(
+    redis: aioredis.Redis, receiver: WebhookReceiver, status: int
+) -> None:
+    # 410 Gone and 400 too: a misconfigured receiver must not make us drop events.
+    receiver.fail(status)
+    w = worker(redis, endpoint(receiver))
+    async with running(w):
+        await publish(redis, interleaved(20, range(1, 4)))
+        await eventually(lambda: receiver.refused >= 60, "retries against a dead receiver")
+        await publish(redis, interleaved(20, range(4, 6)))
+        await eventually(lambda: w.stats()["core"]["backlog"] == 100, "gauges")  # type: ignore[index]
+        gauges: dict[str, Any] = w.stats()["core"]  # type: ignore[assignment]
+        assert gauges["oldest_undelivered_age_s"] > 0 and gauges["surveys_due"] == 20
+        receiver.ok()
+        await eventually(lambda: complete(receiver, 20, 5), "all events after recovery")
+    assert_in_order(receiver, 20, 5)
+    assert w.stats()["core"]["failed_attempts"] >= 60  # type: ignore[index]
+    assert await redis.xlen(keys.WEBHOOK_DEAD.format(endpoint="core")) == 0
+
+
+async def test_hanging_receiver_times_out_and_is_retried(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    receiver.hang(1.0)
+    w = worker(redis, endpoint(receiver, timeout_s=0.3))
+    async with running(w):
+        await publish(redis, interleaved(5, range(1, 4)))
+        await eventually(lambda: complete(receiver, 5, 3), "all events after the hang")
+    assert_in_order(receiver, 5, 3)
+    assert w.stats()["core"]["failed_attempts"] >= 5  # type: ignore[index]
+
+
+async def test_dead_letter_after_max_age_then_replay_in_order(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    dead_key = keys.WEBHOOK_DEAD.format(endpoint="core")
+    receiver.fail(500)
+    w = worker(redis, endpoint(receiver, max_age_s=0.3))
+    async with running(w):
+        await publish(redis, interleaved(3, range(1, 4)))
+        await eventually(lambda: w.stats()["core"]["dead_lettered"] == 9, "dead letters")  # type: ignore[index]
+        assert receiver.received == 0
+        dead = await list_dead(redis, "core")
+        assert sorted((d["sid"], int(d["seq"])) for d in dead) == [
+            (f"S{i}", s) for i in range(3) for s in range(1, 4)
+        ]
+        assert all(d["error"] == "HTTP 500" and int(d["attempts"]) >= 1 for d in dead)
+        assert "payload" not in dead[0] and dead[0]["type"] == "survey.accepted"
+
+        receiver.ok()
+        assert await replay(redis, "core", limit=2) == 2
+        assert await replay(redis, "core") == 7
+        assert await replay(redis, "core") == 0
+        await eventually(lambda: complete(receiver, 3, 3), "replayed events")
+    assert_in_order(receiver, 3, 3)
+    assert await redis.xlen(dead_key) == 0
+    assert int(await redis.hget(keys.STATS, "webhook:core:replayed") or 0) == 9
+
+
+async def test_two_workers_keep_order_and_lose_nothing(
+    redis_server: Any, redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    other = aioredis.Redis.from_url(redis_server.url)
+    ep = endpoint(receiver, concurrency=8)
+    a, b = worker(redis, ep, consumer="a", read_count=16), worker(other, ep, consumer="b")
+    try:
+        async with running(a), running(b):
+            for seqs in (range(1, 3), range(3, 5), range(5, 7)):
+                await publish(redis, interleaved(60, seqs))
+                await asyncio.sleep(0.05)
+            await eventually(lambda: complete(receiver, 60, 6), "all events")
+        assert_in_order(receiver, 60, 6)
+        both = [w.stats()["core"]["delivered"] for w in (a, b)]  # type: ignore[index]
+        assert sum(both) >= 360  # type: ignore[arg-type]
+    finally:
+        await other.aclose()
+
+
+async def test_abrupt_stop_with_requests_in_flight_loses_nothing(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    ep = endpoint(receiver, timeout_s=1.0)
+    receiver.delay_s = 0.2  # requests are in flight when the worker dies
+    first = worker(redis, ep, consumer="dies", lease_s=1.0)
+    task = asyncio.create_task(first.run())
+    await publish(redis, interleaved(30, range(1, 5)))
+    await eventually(lambda: receiver.requests >= 10, "requests in flight")
+    task.cancel()  # no stop(): like kill -9, leases and pending entries stay behind
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    receiver.ok()
+    second = worker(redis, ep, consumer="lives", lease_s=1.0, claim_idle_s=0.5)
+    async with running(second):
+        await publish(redis, interleaved(30, range(5, 7)))
+        await eventually(lambda: complete(receiver, 30, 6), "all events after the crash")
+    assert_in_order(receiver, 30, 6)  # duplicates are allowed, and dropped by the receiver
+
+
+async def test_entries_read_by_a_dead_consumer_are_claimed(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    group = keys.WEBHOOK_GROUP.format(endpoint="core")
+    await redis.xgroup_create(keys.EVENTS, group, id="0", mkstream=True)
+    await publish(redis, interleaved(4, range(1, 4)))
+    # A consumer read them and died before queueing them: they stay pending for it.
+    await redis.xreadgroup(group, "ghost", {keys.EVENTS: ">"}, count=100)
+    w = worker(redis, endpoint(receiver), consumer="heir", claim_idle_s=0.3)
+    async with running(w):
+        await eventually(lambda: complete(receiver, 4, 3), "claimed events")
+    assert_in_order(receiver, 4, 3)
+    assert (await redis.xpending(keys.EVENTS, group))["pending"] == 0
+
+
+async def test_restart_resumes_own_pending_entries_at_once(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    group = keys.WEBHOOK_GROUP.format(endpoint="core")
+    await redis.xgroup_create(keys.EVENTS, group, id="0", mkstream=True)
+    await publish(redis, interleaved(4, range(1, 3)))
+    await redis.xreadgroup(group, "w1", {keys.EVENTS: ">"}, count=100)
+    # Same consumer name, claim idle of an hour: only the own-pending pass can find them.
+    w = worker(redis, endpoint(receiver), consumer="w1", claim_idle_s=3600)
+    async with running(w):
+        await eventually(lambda: complete(receiver, 4, 2), "own pending events")
+    assert_in_order(receiver, 4, 2)
+
+
+async def test_redis_restart_mid_stream(
+    redis_server: Any, redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    w = worker(redis, endpoint(receiver))
+    async with running(w):
+        await publish(redis, interleaved(30, range(1, 3)))
+        await eventually(lambda: complete(receiver, 30, 2), "events before the restart")
+        # Added right before the restart: still in the stream or half-way through intake.
+        # SIGTERM makes Redis flush its AOF, so what was acknowledged to us survives.
+        await publish(redis, interleaved(30, range(3, 5)))
+        await asyncio.to_thread(redis_server.restart)
+        await publish(redis, interleaved(30, range(5, 7)))
+        await eventually(lambda: complete(receiver, 30, 6), "events after the restart")
+    assert_in_order(receiver, 30, 6)
+
+
+async def test_stop_gives_surveys_back_at_once(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    ep = endpoint(receiver)
+    receiver.delay_s = 0.3
+    first = worker(redis, ep, consumer="first", lease_s=600)
+    task = asyncio.create_task(first.run())
+    await publish(redis, [("S0", s) for s in range(1, 6)])
+    await eventually(lambda: receiver.requests >= 1, "a request in flight")
+    await first.stop(grace_s=5)
+    await task
+    # The request in flight was allowed to finish, and the survey is due again now
+    # (a 600 s lease would otherwise keep it from the next worker for ten minutes).
+    assert receiver.seqs("S0") == [1]
+    score = await redis.zscore(keys.WEBHOOK_DUE.format(endpoint="core"), "S0")
+    assert score is not None and score <= (await redis.time())[0] + 1
+    receiver.ok()
+    async with running(worker(redis, ep, consumer="second", lease_s=600)):
+        await eventually(lambda: len(receiver.seqs("S0")) == 5, "the rest of the survey")
+    assert receiver.seqs("S0") == [1, 2, 3, 4, 5]
+
+
+async def test_malformed_entries_are_dead_lettered_and_the_rest_flows(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    await redis.xadd(keys.EVENTS, {"sid": "S0", "event": "{}"})  # no seq
+    await redis.xadd(keys.EVENTS, {"sid": "S0", "seq": "1", "event": "not json"})
+    await publish(redis, [("S1", 1), ("S1", 2)])
+    w = worker(redis, endpoint(receiver))
+    async with running(w):
+        await eventually(lambda: receiver.seqs("S1") == [1, 2], "good events")
+    dead = await list_dead(redis, "core")
+    assert sorted(d["error"] for d in dead) == [
+        "event is not JSON",
+        "seq missing or not an integer",
+    ]
+    assert await replay(redis, "core") == 0  # nothing replayable in them
+
+
+async def test_missing_predecessor_is_not_waited_for_forever(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    # seq 3 never reaches the stream (e.g. trimmed): no entry is in flight, so seq 4
+    # goes out at once instead of after the gap timeout.
+    await publish(redis, [("S0", 1), ("S0", 2), ("S0", 4)])
+    w = worker(redis, endpoint(receiver), gap_timeout_s=3600)
+    async with running(w):
+        await eventually(lambda: receiver.seqs("S0") == [1, 2, 4], "events around the gap")
+    assert w.stats()["core"]["out_of_order"] == 1  # type: ignore[index]
+
+
+async def test_batches_carry_several_surveys_in_order(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    w = worker(redis, endpoint(receiver, batch_max=10, concurrency=16))
+    async with running(w):
+        await publish(redis, interleaved(30, range(1, 5)))
+        await eventually(lambda: complete(receiver, 30, 4), "batched events")
+        receiver.fail(503)
+        await publish(redis, interleaved(30, range(5, 9)))
+        await eventually(lambda: receiver.refused >= 10, "failed batches")
+        receiver.ok()
+        await eventually(lambda: complete(receiver, 30, 8), "batched events after recovery")
+    assert_in_order(receiver, 30, 8)
+    assert receiver.requests - receiver.refused < 30 * 8 / 2  # they really were batched
+    assert w.stats()["core"]["delivered"] == 30 * 8  # type: ignore[index]
+
+
+def test_cli_lists_and_replays_dead_letters(
+    redis_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import redis as sync_redis
+
+    from gateway.webhooks_cli import main
+
+    client = sync_redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+        dead = keys.WEBHOOK_DEAD.format(endpoint="core")
+        for seq in (1, 2):
+            fields = event_fields("S1", seq)
+            client.xadd(dead, {**fields, "error": "HTTP 503", "attempts": "300", "time": "1.0"})
+        names = ["core", "audit"]
+        assert main(["dead", "--endpoint", "core"], names, redis_server.url) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert len(out) == 2 and "survey=S1 seq=1 type=survey.accepted" in out[0]
+        assert "满意" not in "".join(out)  # no payloads
+        assert main(["dead", "--json"], names, redis_server.url) == 0
+        assert [json.loads(line)["seq"] for line in capsys.readouterr().out.splitlines()] == [
+            "1",
+            "2",
+        ]
+        assert main(["replay", "--endpoint", "nope"], names, redis_server.url) == 2
+        assert main(["replay"], names, redis_server.url) == 0
+        assert "core: replayed 2" in capsys.readouterr().out
+        assert client.xlen(dead) == 0
+        wait = keys.WEBHOOK_WAIT.format(endpoint="core", survey_id="S1")
+        assert client.zrange(wait, 0, -1, withscores=True)[0][1] == 1.0
+        assert client.zscore(keys.WEBHOOK_DUE.format(endpoint="core"), "S1") is not None
+        assert main(["replay"], None, None) == 2  # no --config
+    finally:
+        client.close()
