@@ -57,8 +57,11 @@ class SmscSimulator:
         behaviour: Behaviour | None = None,
         *,
         id_start: int = 1,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.accounts = dict(accounts)
+        #: Seconds, for TPS limits and throttle windows; tests pass a fake one.
+        self.clock = clock
         self.behaviour = behaviour or Behaviour()
         self.counters: Counter[str] = Counter()
         self.submits: list[SubmitRecord] = []
@@ -152,7 +155,7 @@ class SmscSimulator:
 
     def throttle_for(self, seconds: float) -> None:
         """Answer every submit_sm with ESME_RTHROTTLED for `seconds`."""
-        self._throttle_until = time.monotonic() + seconds
+        self._throttle_until = self.clock() + seconds
         log.info("throttling everything for %.1fs", seconds)
 
     def drop_connections(self, after: int = 0, *, hard: bool = False) -> int:
@@ -319,7 +322,7 @@ class SmscSimulator:
         if behaviour.queue_full:
             self.counters["queue_full"] += 1
             return CommandStatus.ESME_RMSGQFUL
-        now = time.monotonic()
+        now = self.clock()
         if now < self._throttle_until or (
             behaviour.max_tps is not None and not session.take_token(behaviour.max_tps, now)
         ):
