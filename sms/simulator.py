@@ -121,10 +121,12 @@ class SmscSimulator:
             self._server.close()
         for session in list(self.sessions.values()):
             session.drop(hard=False)
-        for _ in range(100):  # let connection_lost run for every transport
-            if not self.sessions:
-                break
-            await asyncio.sleep(0.01)
+        try:  # a peer that does not read would keep a graceful close waiting forever
+            await self.wait_until(lambda: not self.sessions, limit=1.0)
+        except TimeoutError:
+            for session in list(self.sessions.values()):
+                session.abort()
+            await asyncio.sleep(0)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None

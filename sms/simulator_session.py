@@ -153,12 +153,12 @@ class SmppSession(asyncio.Protocol):
         # Other responses (enquire_link_resp, unbind_resp, ...) need nothing.
 
     def _submit(self, sequence: int, body: SubmitSm) -> None:
+        self.outstanding += 1  # every submit_sm_resp, whatever its status, pays it back
         if self.kind is None or not self.kind.can_submit:
             # 2.3: submit_sm is only valid in BOUND_TX and BOUND_TRX.
             self.respond(SubmitSmResp(), sequence, CommandStatus.ESME_RINVBNDSTS)
             return
         self.submits += 1
-        self.outstanding += 1
         self.sim._submit(self, sequence, body)
 
     def _bind(self, sequence: int, body: Bind) -> None:
@@ -247,6 +247,13 @@ class SmppSession(asyncio.Protocol):
             self.transport.abort()
         else:
             self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once, even in the middle of a graceful close."""
+        self.closing = True
+        self.receiving = False
+        if self.transport is not None:
+            self.transport.abort()
 
     # --- admission ----------------------------------------------------------------
 
