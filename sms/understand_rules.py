@@ -1,0 +1,104 @@
+"""Reply-understanding rules: the types a checked rules file is made of.
+
+Everything that decides how a citizen's words are read — the reply scheme, the reason
+taxonomy, rating, praise and complaint words, negation and degree words, pinyin and
+traditional characters — lives in ``sms/data/understanding.toml`` so ops can change a
+word without touching code. `sms.understand_load` checks and compiles that file into
+the `Rules` defined here.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+DEFAULT_RULES_PATH: Final = Path(__file__).parent / "data" / "understanding.toml"
+# Chinese ideographs (extension A + unified); what "a Chinese character" means below.
+HAN: Final = "\u3400-\u9fff"
+
+
+class Rating(enum.StrEnum):
+    """How satisfied the citizen says they are; UNKNOWN when the reply does not say."""
+
+    SATISFIED = "satisfied"
+    BASICALLY_SATISFIED = "basically_satisfied"
+    UNSATISFIED = "unsatisfied"
+    UNKNOWN = "unknown"
+
+
+class Kind(enum.Enum):
+    """What a word in the rules file is."""
+
+    RATING = "rating"
+    OPINION = "opinion"
+    EMOJI = "emoji"
+    COMPLAINT = "complaint"
+    PRAISE = "praise"
+    POSITIVE = "positive"
+    ASPECT = "aspect"
+    OPT_OUT = "opt_out"
+    NON_ANSWER = "non_answer"
+    CONTRAST = "contrast"
+    CONTRAST_START = "contrast_clause_start"
+    LATER = "later"
+    EARLIER = "earlier"
+    CONCESSIVE = "concessive"
+    NEUTRAL = "neutral"
+
+
+class Mod(enum.Enum):
+    """What a modifier word does to the word after it."""
+
+    NEGATION = "negation"
+    HEDGED = "hedged_negation"
+    BASIC = "basic"
+    BASIC_ADJACENT = "basic_adjacent"
+    DEGREE = "degree"
+    RHETORICAL = "rhetorical"
+    RHETORICAL_IF_QUESTION = "rhetorical_if_question"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One word or pattern of the rules file and what it means."""
+
+    kind: Kind
+    key: str  # the rules-file key it came from, for explanations and errors
+    rating: Rating | None = None
+    reason: str | None = None  # complaint/aspect reason, or the reason when negated
+    negated: Rating | None = None  # rating when negated, if not the default flip
+    praise: bool = False  # an aspect whose positive judgment is praise
+    hint: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Rules:
+    """A checked, compiled rules file. Build it with `load_rules`."""
+
+    source: str
+    scheme: Mapping[str, Rating]
+    reason_labels: Mapping[str, str]  # id → Chinese label, in taxonomy order
+    reason_order: Mapping[str, int]  # id → position in the taxonomy
+    scanner: re.Pattern[str]
+    words: Mapping[str, Entry]
+    patterns: tuple[Entry, ...]  # group "p<i>" of the scanner is patterns[i]
+    modifiers: Mapping[str, Mod]
+    modifier_max: int
+    question_endings: tuple[str, ...]
+    sarcasm_endings: tuple[str, ...]
+    units_after: tuple[str, ...]
+    units_before: tuple[str, ...]
+    phone_min_length: int
+    fold: Mapping[int, str | None]  # str.translate table: traditional, tone marks, invisibles
+    pinyin: Mapping[str, str]  # letters without spaces → characters
+    pinyin_max: int
+    numeral_digits: Mapping[str, str]
+    numeral_lone: re.Pattern[str]
+    numeral_chosen: re.Pattern[str]
+    opt_out_whole: frozenset[str]
+    ack_whole: frozenset[str]
+    ack_hint: str
