@@ -7,6 +7,7 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,3 +107,82 @@ def speak(text: str, out: Path, *, rate: int = 8000, voice: str = "ko", speed: i
     run("sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", str(out))
     raw.unlink()
     return out
+
+
+# ---- speech recordings for the integration tests -----------------------------------------
+
+AGENT_PHRASE = "경찰서입니다 만족하십니까"
+CITIZEN_PHRASE = "네 아주 만족합니다"
+
+
+@dataclass(frozen=True)
+class SpeechFiles:
+    """Recordings made once per test session with espeak-ng and sox (8 kHz unless named)."""
+
+    citizen_8k: Path  # CITIZEN_PHRASE
+    citizen_16k: Path
+    citizen_ulaw_wav: Path
+    citizen_sln: Path
+    agent_8k: Path  # AGENT_PHRASE
+    citizen_late_8k: Path  # silence while the agent speaks, then CITIZEN_PHRASE: the answer
+    citizen_late_offset_s: float
+    long_8k: Path  # LONG_PHRASE, about 17 s
+    silence_8k: Path
+    short_8k: Path  # the first 0.3 s of citizen_8k
+
+
+_SPEECH: SpeechFiles | None = None
+
+
+def make_speech_files(root: Path) -> SpeechFiles:
+    """Synthesise the test recordings into ``root`` (once per process)."""
+    global _SPEECH
+    if _SPEECH is not None and _SPEECH.citizen_8k.exists():
+        return _SPEECH
+    root.mkdir(parents=True, exist_ok=True)
+    citizen = speak(CITIZEN_PHRASE, root / "citizen_8k.wav")
+    speak(CITIZEN_PHRASE, root / "citizen_16k.wav", rate=16000)
+    run("sox", str(citizen), "-e", "u-law", "-b", "8", str(root / "citizen_ulaw.wav"))
+    run("sox", str(citizen), "-t", "raw", "-e", "signed", "-b", "16", str(root / "citizen.sln"))
+    agent = speak(AGENT_PHRASE, root / "agent_8k.wav")
+    offset = round(_duration(agent) + 0.3, 2)
+    run("sox", str(citizen), str(root / "citizen_late_8k.wav"), "pad", str(offset), "0")
+    speak(LONG_PHRASE, root / "long_8k.wav")
+    run(
+        "sox",
+        "-n",
+        "-r",
+        "8000",
+        "-c",
+        "1",
+        "-b",
+        "16",
+        str(root / "silence_8k.wav"),
+        "trim",
+        "0",
+        "3",
+    )
+    run("sox", str(citizen), str(root / "short_8k.wav"), "trim", "0", "0.3")
+    _SPEECH = SpeechFiles(
+        citizen_8k=citizen,
+        citizen_16k=root / "citizen_16k.wav",
+        citizen_ulaw_wav=root / "citizen_ulaw.wav",
+        citizen_sln=root / "citizen.sln",
+        agent_8k=agent,
+        citizen_late_8k=root / "citizen_late_8k.wav",
+        citizen_late_offset_s=offset,
+        long_8k=root / "long_8k.wav",
+        silence_8k=root / "silence_8k.wav",
+        short_8k=root / "short_8k.wav",
+    )
+    return _SPEECH
+
+
+def _duration(path: Path) -> float:
+    out = subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def has_hangul(text: str) -> bool:
+    """True when ``text`` holds at least one Hangul syllable."""
+    return any("\uac00" <= ch <= "\ud7a3" for ch in text)
