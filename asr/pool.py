@@ -1,0 +1,223 @@
+"""Decoding off the event loop: a process pool whose workers each hold the model once.
+
+Vosk decoding is CPU-bound native code; in the event loop's process it would stall the
+API, the SMS sender and the dialer for the length of every call. :class:`AsrPool` runs
+it in a ``ProcessPoolExecutor`` (``spawn`` start method: forking a process that runs an
+event loop, threads and sockets copies all of them into the child), sized cores - 1 by
+default so one core stays with the event loop. Each worker loads the model in its
+initializer; every leg of a job is one task with one recogniser, and the legs of one
+recording run in parallel.
+
+Failure handling, so a job always ends and the pool always recovers:
+
+- the recording's own faults come back as :class:`~asr.errors.TranscriptionFailed`
+  from the worker (not retryable: dead-letter them);
+- a worker process that dies (OOM killer, a native crash) breaks the executor: the pool
+  replaces it and the job fails ``worker_crashed`` (retryable; the stream worker's
+  delivery count dead-letters a recording that keeps killing workers);
+- a job running past ``job_timeout_s`` fails ``timeout`` (retryable) and the pool's
+  processes are killed and replaced, since a running task cannot be cancelled;
+- a bug fails the job ``internal_error`` with the traceback logged, never the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asr import worker_core
+from asr.audio import DEFAULT_LIMITS, AudioLimits
+from asr.errors import FailureReason, TranscriptionFailed, mask_numbers
+from asr.models import ModelSpec, check_model_files
+from asr.transcript import TranscriptResult
+
+log = logging.getLogger("asr.pool")
+
+DEFAULT_JOB_TIMEOUT_S = 900.0  # a 10-minute call at RTF 1 with room to spare
+
+
+def default_pool_size() -> int:
+    """Cores available to this process minus one for the event loop, at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+@dataclass(frozen=True)
+class TranscriptionJob:
+    """One finished recording to transcribe: its legs' files, and an id for the logs."""
+
+    legs: Mapping[str, Path | str]
+    recording_id: str = ""
+    limits: AudioLimits = field(default=DEFAULT_LIMITS)
+
+
+class AsrPool:
+    """Process pool for transcription jobs; see the module docstring.
+
+    Use as ``async with AsrPool(spec) as pool: result = await pool.transcribe(job)``, or
+    call :meth:`close`/:meth:`aclose` yourself. The executor is not tied to an event loop.
+    """
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        *,
+        workers: int | None = None,
+        job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S,
+        start_method: str = "spawn",
+        vosk_log_level: int = -1,
+    ) -> None:
+        files = check_model_files(model.path)
+        if not files.present:
+            # Fail at start-up, where ops look, rather than on every job.
+            raise TranscriptionFailed(
+                FailureReason.MODEL_UNAVAILABLE,
+                f"model {model.name} at {model.path}: missing {', '.join(files.missing)}",
+            )
+        self.model = model
+        self.size = workers if workers and workers > 0 else default_pool_size()
+        self.job_timeout_s = job_timeout_s
+        self._context = multiprocessing.get_context(start_method)
+        self._log_level = vosk_log_level
+        self._executor = self._new_executor()
+        self._closed = False
+        self.restarts = 0
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.size,
+            mp_context=self._context,
+            initializer=worker_core.init_worker,
+            initargs=(self.model, self._log_level),
+        )
+
+    async def __aenter__(self) -> AsrPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def close(self) -> None:
+        """Stop the workers, waiting for running jobs to finish."""
+        if not self._closed:
+            self._closed = True
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """:meth:`close` without blocking the event loop."""
+        await asyncio.to_thread(self.close)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (for health pages and tests)."""
+        # ProcessPoolExecutor has no public accessor before Python 3.14.
+        processes: Mapping[int, Any] = getattr(self._executor, "_processes", None) or {}
+        return [pid for pid, proc in processes.items() if proc.is_alive()]
+
+    async def warm_up(self) -> list[int]:
+        """Start every worker and wait until each has loaded the model; returns their pids."""
+        loop = asyncio.get_running_loop()
+        # Tasks that stay busy for a moment, so each lands on a different new process.
+        pids = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, _busy_pid, 0.2) for _ in range(self.size))
+        )
+        return sorted(set(pids))
+
+    async def transcribe(self, job: TranscriptionJob) -> TranscriptResult:
+        """Transcribe a recording off the event loop; raise TranscriptionFailed if it can't be."""
+        if self._closed:
+            raise RuntimeError("AsrPool is closed")
+        legs = worker_core.validate_legs(job.legs)
+        started = time.monotonic()
+        executor = self._executor
+        try:
+            futures = self._submit(executor, legs, job.limits)
+        except BrokenProcessPool:
+            # Broken before this job ran (a worker died while idle): not the job's fault.
+            executor = self._replace(executor, "broken before submit")
+            futures = self._submit(executor, legs, job.limits)
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*futures.values(), return_exceptions=True), self.job_timeout_s
+            )
+        except TimeoutError:
+            self._replace(executor, "job timeout", kill=True)
+            raise TranscriptionFailed(
+                FailureReason.TIMEOUT, f"not done after {self.job_timeout_s:g} s"
+            ) from None
+        outcomes: dict[str, worker_core.LegOutcome | TranscriptionFailed] = {}
+        for name, result in zip(futures, results, strict=True):
+            outcomes[name] = self._outcome(executor, job, name, result)
+        transcript = worker_core.assemble(self.model, outcomes)
+        log.info(
+            "transcribed recording=%s audio_s=%.1f processing_s=%.1f wall_s=%.1f",
+            mask_numbers(job.recording_id),
+            transcript.audio_s,
+            transcript.processing_s,
+            time.monotonic() - started,
+        )
+        return transcript
+
+    def _submit(
+        self, executor: ProcessPoolExecutor, legs: Mapping[str, Path], limits: AudioLimits
+    ) -> dict[str, asyncio.Future[worker_core.LegOutcome]]:
+        loop = asyncio.get_running_loop()
+        return {
+            name: loop.run_in_executor(
+                executor, worker_core.transcribe_leg_job, self.model, name, str(path), limits
+            )
+            for name, path in legs.items()
+        }
+
+    def _outcome(
+        self, executor: ProcessPoolExecutor, job: TranscriptionJob, leg: str, result: object
+    ) -> worker_core.LegOutcome | TranscriptionFailed:
+        if isinstance(result, worker_core.LegOutcome | TranscriptionFailed):
+            return result
+        if isinstance(result, BrokenProcessPool):
+            self._replace(executor, "worker died")
+            return TranscriptionFailed(
+                FailureReason.WORKER_CRASHED, "worker process died during the job", leg
+            )
+        if isinstance(result, asyncio.CancelledError):
+            raise result
+        assert isinstance(result, BaseException)
+        log.error(
+            "transcription bug recording=%s leg=%s",
+            mask_numbers(job.recording_id),
+            leg,
+            exc_info=result,
+        )
+        return TranscriptionFailed(FailureReason.INTERNAL_ERROR, repr(result), leg)
+
+    def _replace(
+        self, broken: ProcessPoolExecutor, why: str, *, kill: bool = False
+    ) -> ProcessPoolExecutor:
+        """Swap in a fresh executor unless a concurrent job already did."""
+        if broken is self._executor and not self._closed:
+            self._executor = self._new_executor()
+            self.restarts += 1
+            log.warning("asr pool restarted reason=%r restarts=%d", why, self.restarts)
+        if kill:
+            processes: Mapping[int, Any] = getattr(broken, "_processes", None) or {}
+            for proc in list(processes.values()):
+                proc.kill()
+        # Not waiting: the old workers are dead or dying, and their futures already failed.
+        broken.shutdown(wait=False, cancel_futures=True)
+        return self._executor
+
+
+def _busy_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
