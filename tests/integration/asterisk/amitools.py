@@ -150,3 +150,76 @@ async def wait_wav_closed(path: Path, limit_s: float = 20.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"{path.name} was not finished within {limit_s}s")
         await asyncio.sleep(0.1)
+
+
+async def until(cond: Callable[[], bool], what: str, limit_s: float = 30.0) -> None:
+    """Poll ``cond`` until true; fail (never hang) after ``limit_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what}: not within {limit_s}s")
+        await asyncio.sleep(0.05)
+
+
+class TcpProxy:
+    """A loopback TCP relay to AMI that a test can cut (both sides reset) or freeze
+    (bytes silently dropped both ways, sockets left open: a half-open connection)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.frozen = False
+        self.accepted = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        """Listen on a free port of 127.0.0.1."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                if not self.frozen:
+                    writer.write(data)
+                    await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        self._writers.append(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.append(up_writer)
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        """Reset every relayed connection (the listener stays up for reconnects)."""
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        """Stop listening and reset everything."""
+        if self._server is not None:
+            self._server.close()
+        self.cut()
+        # Let every relay task finish on its own (cancelled stream handlers make
+        # asyncio log errors on Python 3.11).
+        pending = {t for t in self._handlers if not t.done()}
+        if pending:
+            await asyncio.wait(pending, timeout=10)
+        if self._server is not None:
+            await self._server.wait_closed()
