@@ -216,7 +216,8 @@ end
 
 -- part_submitted: the SMS center accepted part `idx` (submit_sm_resp ESME_ROK).
 -- ARGV: sid, idx, total, msgid_key, message_id, bind, now_iso, now_ts, msgid_ttl_s,
---       held_key, dlr_due_ts, reply_due_ts
+--       held_key, dlr_due_ts, reply_due_ts, resent ('1': the part went out more than
+--       once on the wire after a dropped link or a lost answer: possibly duplicated)
 redis.register_function('minyi_part_submitted', function(_, a)
   local sid, idx, total, mkey, mid = a[1], a[2], tonumber(a[3]), a[4], a[5]
   local now_iso, now_ts = a[7], a[8]
@@ -225,6 +226,10 @@ redis.register_function('minyi_part_submitted', function(_, a)
   local seen = redis.call('HEXISTS', sk, fld) == 1
   redis.call('HSET', sk, fld, mid, 'p' .. idx .. ':bind', a[6], 'parts', total)
   redis.call('SET', mkey, sid .. '|' .. idx, 'EX', math.ceil(tonumber(a[9])))
+  if a[13] == '1' then
+    redis.call('HINCRBY', STATS, 'sms:resent', 1)
+    emit(sid, 'sms.resent', now_iso, '{"part":' .. idx .. ',"reason":"no_answer_before_link_lost"}')
+  end
   local ok
   if seen then
     ok = tonumber(redis.call('HGET', sk, 'parts_ok') or '0')

@@ -139,8 +139,10 @@ class Store:
         msgid_ttl_s: float,
         dlr_timeout_s: float,
         reply_window_s: float,
+        resent: bool = False,
     ) -> str:
-        """Store a submit_sm_resp; applies a receipt that was held waiting for it."""
+        """Store a submit_sm_resp; applies a receipt that was held waiting for it.
+        `resent`: the part went out more than once (a dropped link): reported."""
         now_ts, now_iso = self._now()
         return str(
             await self._fcall(
@@ -157,6 +159,7 @@ class Store:
                 keys.DLR_HELD.format(smsc=smsc, message_id=message_id_key),
                 f"{now_ts + dlr_timeout_s:.3f}",
                 f"{now_ts + reply_window_s:.3f}",
+                "1" if resent else "0",
             )
         )
 

@@ -57,6 +57,7 @@ class Outcome:
     status: int  # 0 = accepted
     message_id: str
     tries: int
+    wire_sends: int = 1  # > 1: sent again after a drop or timeout, may be a duplicate
 
 
 class PartState(enum.Enum):
@@ -84,6 +85,7 @@ class Part:
     )
     state: PartState = PartState.WAITING
     tries: int = 0
+    wire_sends: int = 0
     transient_tries: int = 0
     sent_at: float = 0.0
     seq: int = 0
@@ -215,6 +217,7 @@ class Bind:
         part = self.by_key.get(msg.log_id)
         if part is not None:
             part.state = PartState.SENT
+            part.wire_sends += 1
             part.seq = msg.sequence_num
             part.sent_at = time.monotonic()
             self.by_seq[msg.sequence_num] = part
@@ -236,7 +239,10 @@ class Bind:
         if status == ESME_ROK and isinstance(resp, SubmitSmResp):
             self.rate.accepted()
             self.client.finish(
-                part, Outcome(self.name, self.settings.smsc, 0, resp.message_id, part.tries)
+                part,
+                Outcome(
+                    self.name, self.settings.smsc, 0, resp.message_id, part.tries, part.wire_sends
+                ),
             )
         elif status in (ESME_RTHROTTLED, ESME_RMSGQFUL):
             self.rate.throttled(THROTTLE_PAUSE_S)

@@ -50,6 +50,10 @@ GENERIC_NACK = 0x80000000
 ESME_RINVCMDID = 0x00000003
 ESME_RUNKNOWNERR = 0x000000FF
 _KNOWN_COMMANDS = frozenset(c.value for c in SmppCommand)
+# SMPP 3.4 §4.1: a bind_*_resp with an error status may come without a body, which
+# aiosmpplib cannot parse ("subsection not found") — it would report a wrong password
+# as a read error and never say ESME_RINVPASWD.
+_BIND_RESPS = frozenset({0x80000001, 0x80000002, 0x80000009})
 _KNOWN_STATUSES = frozenset(s.value for s in SmppCommandStatus)
 
 InboundSink = Callable[[bytes], Awaitable[None]]
@@ -244,6 +248,10 @@ class GatewayESME(_ESME):
                 header_data = (
                     header_data[:8] + struct.pack("!I", ESME_RUNKNOWNERR) + header_data[12:]
                 )
+            if command in _BIND_RESPS and status != 0 and not body:
+                body = b"\x00"  # an empty system_id, so the status gets through
+                header_data = struct.pack("!I", length + 1) + header_data[4:]
+                log.error("smpp bind=%s bind refused: status=0x%08x", self.bind_name, status)
             header: PduHeader = SmppMessage.parse_header(header_data)
             return header_data + body, header
 

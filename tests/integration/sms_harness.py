@@ -182,7 +182,12 @@ async def start_service(settings: Settings) -> tuple[Service, asyncio.Task[None]
 
 @asynccontextmanager
 async def running_loop(
-    redis_url: str, api_port: int, *, behaviour: dict[str, Any] | None = None, **over: Any
+    redis_url: str,
+    api_port: int,
+    *,
+    behaviour: dict[str, Any] | None = None,
+    bind: dict[str, Any] | None = None,
+    **over: Any,
 ) -> AsyncIterator[Loop]:
     """Start SMSC simulator, webhook receiver and gateway; stop them all afterwards."""
     smsc = SmscSimulator({SMPP_USER: SMPP_PASSWORD})
@@ -191,7 +196,9 @@ async def running_loop(
     await smsc.start()
     receiver = WebhookReceiver(SECRET)
     await receiver.start()
-    settings = parse_settings(config(redis_url, smsc.port, receiver.url, api_port, **over))
+    cfg = config(redis_url, smsc.port, receiver.url, api_port, **over)
+    cfg["sms"]["binds"][0].update(bind or {})
+    settings = parse_settings(cfg)
     service, task = await start_service(settings)
     async with aiohttp.ClientSession() as http:
         loop = Loop(smsc, receiver, service, http)

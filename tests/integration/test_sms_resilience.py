@@ -1,0 +1,250 @@
+"""What goes wrong in real deployments, against the real servers: quiet hours,
+throttling, an SMS center that drops the link mid-batch, receipts that overtake their
+submit_sm_resp or rewrite the message id, long replies, a webhook receiver that is down
+for a while, and the gateway killed with SIGKILL mid-batch."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from gateway import keys
+from gateway.localstack import LocalStack
+from gateway.webhook_receiver import WebhookReceiver
+from sms.simulator import SmscSimulator
+from tests.conftest import RedisServer, free_port
+from tests.integration.sms_harness import (
+    SECRET,
+    SMPP_PASSWORD,
+    SMPP_USER,
+    SOURCE_ADDR,
+    running_loop,
+    survey,
+)
+
+pytestmark = pytest.mark.integration
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+async def clean_redis(redis_server: RedisServer) -> RedisServer:
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.flushall()
+    await client.aclose()
+    return redis_server
+
+
+def batch(start: int, n: int, prefix: str = "138") -> dict[str, object]:
+    return {"surveys": [survey(i, f"{prefix}{i:08d}") for i in range(start, start + n)]}
+
+
+def final_types(loop_types: list[str]) -> set[str]:
+    return {"survey.delivered", "survey.undeliverable"} & set(loop_types)
+
+
+async def test_quiet_hours_defer_then_spread(clean_redis: RedisServer) -> None:
+    now = datetime.now(TZ)
+    start = (now - timedelta(minutes=5)).strftime("%H:%M:%S")
+    end_at = now + timedelta(seconds=4)
+    quiet = {"start": start, "end": end_at.strftime("%H:%M:%S"), "spread_minutes": 0.05}
+    async with running_loop(clean_redis.url, free_port(), surveys={"quiet_hours": quiet}) as loop:
+        status, body = await loop.post(batch(100, 20))
+        assert status == 200 and body["counts"] == {"created": 20}
+        assert {r["state"] for r in body["results"]} == {"deferred"}
+        await asyncio.sleep(1)
+        assert loop.smsc.submits == []  # nothing goes out in quiet hours
+        sids = [f"S{i}" for i in range(100, 120)]
+        await loop.wait_for(lambda: all(final_types(loop.types(s)) for s in sids), 30)
+        releases = []
+        for sid in sids:
+            deferred = next(e for e in loop.receiver.events[sid] if e["type"] == "survey.deferred")
+            releases.append(datetime.fromisoformat(deferred["payload"]["release_at"]))
+        end = end_at.replace(microsecond=0)
+        assert all(end <= r <= end + timedelta(seconds=3.5) for r in releases)
+        assert len({r.isoformat() for r in releases}) > 10  # spread, not one burst
+        first_submit = min(s.at for s in loop.smsc.submits)
+        assert first_submit >= end.timestamp()
+
+
+async def test_throttling_slows_down_and_loses_nothing(clean_redis: RedisServer) -> None:
+    async with running_loop(clean_redis.url, free_port(), behaviour={"max_tps": 100.0}) as loop:
+        loop.smsc.throttle_for(1.0)
+        await loop.post(batch(200, 300, "139"))
+        sids = [f"S{i}" for i in range(200, 500)]
+        await loop.wait_for(lambda: all(final_types(loop.types(s)) for s in sids), 60)
+        assert loop.smsc.counters["throttled"] > 0 or loop.service.client.throttled > 0  # type: ignore[union-attr]
+        assert loop.service.client.throttled > 0  # type: ignore[union-attr]
+        accepted = Counter(s.dest for s in loop.smsc.submits if s.status == 0)
+        assert len(accepted) == 300 and set(accepted.values()) == {1}
+        assert all("survey.delivered" in loop.types(s) for s in sids)
+
+
+async def test_smsc_drops_mid_batch_of_2000(clean_redis: RedisServer) -> None:
+    async with running_loop(clean_redis.url, free_port()) as loop:
+        loop.smsc.drop_connections(after=600)
+        status, _ = await loop.post(batch(1000, 1000, "137"))
+        assert status == 200
+        await loop.wait_for(lambda: len(loop.smsc.submits) > 800, 60)  # past the first drop
+        loop.smsc.drop_connections(hard=True)
+        status, _ = await loop.post(batch(2000, 1000, "137"))
+        sids = [f"S{i}" for i in range(1000, 3000)]
+        await loop.wait_for(lambda: all(final_types(loop.types(s)) for s in sids), 120)
+        assert loop.smsc.counters["drops"] >= 2
+        accepted = Counter(s.dest for s in loop.smsc.submits if s.status == 0)
+        assert len(accepted) == 2000  # every survey reached the SMS center
+        duplicated = {d for d, n in accepted.items() if n > 1}
+        resent = {s for s in sids if "sms.resent" in loop.types(s)}
+        window = loop.service.settings.sms.binds[0].window
+        # duplicates only within what was in flight at each drop, and every one reported
+        assert len(duplicated) <= 2 * window
+        dup_sids = {f"S{int(d[3:])}" for d in duplicated}
+        assert dup_sids <= resent
+        assert loop.receiver.out_of_order == 0
+
+
+async def test_receipt_before_resp_and_rewritten_ids(clean_redis: RedisServer) -> None:
+    behaviour = {
+        "dlr_before_resp": True,
+        "id_format": "hex",
+        "id_upper": True,
+        "id_width": 10,
+        "dlr_id_format": "dec",
+    }
+    async with running_loop(
+        clean_redis.url,
+        free_port(),
+        behaviour=behaviour,
+        bind={"submit_id_base": "hex", "dlr_id_base": "dec"},
+    ) as loop:
+        loop.smsc.next_message_number = 7_000_000  # hex and decimal forms differ
+        await loop.post(batch(300, 50, "136"))
+        sids = [f"S{i}" for i in range(300, 350)]
+        await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids), 30)
+        stats = await loop.service.store.stats()  # type: ignore[union-attr]
+        assert stats.get("dlr:held", 0) >= 1 and stats["dlr:held"] == stats["dlr:held_matched"]
+        sub = next(s for s in loop.smsc.submits if s.dest == "13600000300")
+        assert sub.message_id != sub.dlr_message_id  # hex in the resp, decimal in the receipt
+
+
+async def test_lost_part_is_visible_and_long_replies_reassembled(clean_redis: RedisServer) -> None:
+    behaviour = {
+        "outcomes": [
+            {"pattern": "0401$", "lose_parts": [2], "stat": "DELIVRD"},
+            {"pattern": "0402$", "stat": "UNDELIV", "err": 5},
+        ]
+    }
+    async with running_loop(clean_redis.url, free_port(), behaviour=behaviour) as loop:
+        await loop.post(survey(401, "13500000401", template="long"))
+        await loop.post(survey(402, "13500000402"))
+        await loop.post(survey(403, "13500000403"))
+        await loop.wait_for(lambda: "survey.undeliverable" in loop.types("S402"))
+        failed = next(e for e in loop.receiver.events["S402"] if e["type"] == "sms.part_failed")
+        assert failed["payload"]["state"] == "undeliverable"
+        await loop.wait_for(lambda: "survey.delivered" in loop.types("S403"))
+        # part 2's receipt never comes: the survey is not "delivered" on partial evidence
+        await asyncio.sleep(1)
+        assert not final_types(loop.types("S401"))
+        status, body = await loop.get("S401")
+        assert status == 200
+        parts = body["survey"]["parts"]
+        assert [p.get("dlr") for p in parts][:2] == ["delivered", None]
+        long_reply = "3 不满意。" + "出警太慢，等了一个多小时才来人，" * 6 + "态度也很差"
+        loop.smsc.inject_mo("13500000403", SOURCE_ADDR, long_reply, split="udh16", reverse=True)
+        await loop.wait_for(lambda: "survey.replied" in loop.types("S403"))
+        replied = next(e for e in loop.receiver.events["S403"] if e["type"] == "survey.replied")
+        assert replied["payload"]["text"] == long_reply
+        assert replied["payload"]["parts"] >= 2
+
+
+async def test_extension_code_maps_reply_to_its_survey(clean_redis: RedisServer) -> None:
+    async with running_loop(
+        clean_redis.url,
+        free_port(),
+        surveys={"quiet_hours": {"enabled": False}, "frequency_cap_days": 0},
+        sms={"extension_digits": 3},
+    ) as loop:
+        await loop.post(survey(501, "13400000501"))
+        await loop.wait_for(lambda: "survey.delivered" in loop.types("S501"))
+        await loop.post(survey(502, "13400000501"))  # same citizen, a later survey
+        await loop.wait_for(lambda: "survey.delivered" in loop.types("S502"))
+        first = next(s for s in loop.smsc.submits if s.dest == "13400000501")
+        assert first.source.startswith(SOURCE_ADDR) and len(first.source) == len(SOURCE_ADDR) + 3
+        loop.smsc.inject_mo("13400000501", first.source, "3")  # answers the FIRST survey
+        await loop.wait_for(lambda: "survey.replied" in loop.types("S501"))
+        replied = next(e for e in loop.receiver.events["S501"] if e["type"] == "survey.replied")
+        assert replied["payload"]["matched_by"] == "extension_code"
+        assert "survey.replied" not in loop.types("S502")
+
+
+async def test_webhook_receiver_down_then_back(clean_redis: RedisServer) -> None:
+    async with running_loop(clean_redis.url, free_port()) as loop:
+        loop.receiver.fail(503)
+        await loop.post(batch(600, 100, "133"))
+        sids = [f"S{i}" for i in range(600, 700)]
+        await loop.wait_for(lambda: len(loop.smsc.submits) >= 100, 20)
+        await asyncio.sleep(2)
+        assert loop.receiver.received == 0 and loop.receiver.refused > 0
+        loop.receiver.ok()
+        await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids), 60)
+        for sid in sids:
+            seqs = loop.receiver.seqs(sid)
+            assert seqs == list(range(1, len(seqs) + 1)), sid
+        assert loop.receiver.out_of_order == 0 and loop.receiver.rejected == 0
+
+
+async def test_gateway_killed_mid_batch_then_restarted(
+    clean_redis: RedisServer, tmp_path: Path
+) -> None:
+    smsc = SmscSimulator({SMPP_USER: SMPP_PASSWORD})
+    smsc.set_behaviour(max_tps=400.0)  # slow enough to be killed mid-batch
+    await smsc.start()
+    receiver = WebhookReceiver(SECRET)
+    await receiver.start()
+    # the gateway as its own process (`minyi run`), on the test's Redis and simulator
+    stack = LocalStack(tmp_path)
+    stack.redis_port, stack.smpp_port = clean_redis.port, smsc.port
+    cfg = stack.gateway_config(receiver.url, window=50, tps=2000)
+    sids = [f"S{i}" for i in range(5000, 6000)]
+
+    def all_final() -> bool:
+        return all(
+            {"survey.delivered", "survey.undeliverable"}
+            & {e["type"] for e in receiver.events.get(s, [])}
+            for s in sids
+        )
+
+    try:
+        stack.start_gateway(cfg)
+        async with aiohttp.ClientSession() as http:
+            status, _ = await stack.post(http, batch(5000, 1000, "132"))
+            assert status == 200
+        await smsc.wait_until(lambda: len(smsc.submits) >= 300, 30)
+        stack.stop("gateway", signal.SIGKILL)
+        killed_at = len(smsc.submits)
+        stack.start_gateway(cfg)
+        await smsc.wait_until(all_final, 90)
+        accepted = Counter(s.dest for s in smsc.submits if s.status == 0)
+        assert len(accepted) == 1000 and killed_at < 1000  # killed mid-batch, none lost
+        duplicated = {d for d, n in accepted.items() if n > 1}
+        assert len(duplicated) <= 50  # at most the in-flight window
+        resent = {s for s in sids if any(e["type"] == "sms.resent" for e in receiver.events[s])}
+        assert {f"S{int(d[3:])}" for d in duplicated} <= resent  # every duplicate reported
+        client = aioredis.Redis.from_url(clean_redis.url)
+        pending = await client.xpending(keys.SMS_QUEUE, keys.SMS_GROUP)
+        await client.aclose()
+        assert pending["pending"] == 0
+        for sid in sids:  # the feed stayed in order through the kill
+            seqs = receiver.seqs(sid)
+            assert seqs == list(range(1, len(seqs) + 1)), sid
+    finally:
+        stack.stop("gateway")
+        await receiver.close()
+        await smsc.stop()
