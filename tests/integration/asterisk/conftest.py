@@ -26,12 +26,15 @@ _versions: list[str] = []
 def asterisk() -> Iterator[AsteriskInfo]:
     """A running Asterisk: AMI and the gateway's SIP transport on 127.0.0.1, the test
     outside world on 127.0.0.2, free ports, a fresh recordings directory."""
+    problem = None
     try:
         version = provision()
         proc = AsteriskProcess(asterisk_home() / "root", version["asterisk"])
         info = proc.start()
     except AsteriskHarnessError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)  # outside the except: no chained traceback
     _versions.append(
         f"asterisk {version['asterisk']} (Debian {version.get('suite', '?')}, "
         f"downloaded {version.get('downloaded', '?')})"
