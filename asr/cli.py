@@ -31,6 +31,7 @@ from asr.models import (
     KNOWN_MODELS,
     ModelRegistry,
     ModelStatus,
+    detect_sample_rate,
     fetch_model,
     list_models,
 )
@@ -74,9 +75,9 @@ def _print_status(status: ModelStatus, out: Any) -> None:
     state = "present" if status.files.present else "missing"
     if status.load is not None:
         state = "loadable" if status.load.ok else "load FAILED"
-    rate = spec.sample_rate or "auto"
+    rate = spec.sample_rate or detect_sample_rate(spec.path)
     print(
-        f"{mark} {spec.name:<10} {spec.language:<6} {rate!s:>5} Hz  {state:<11} {spec.path}",
+        f"{mark} {spec.name:<10} {spec.language:<6} {rate:>5} Hz  {state:<11} {spec.path}",
         file=out,
     )
     if status.files.missing and status.files.missing != ("(directory)",):

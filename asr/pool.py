@@ -15,8 +15,10 @@ Failure handling, so a job always ends and the pool always recovers:
 - a worker process that dies (OOM killer, a native crash) breaks the executor: the pool
   replaces it and the job fails ``worker_crashed`` (retryable; the stream worker's
   delivery count dead-letters a recording that keeps killing workers);
-- a job running past ``job_timeout_s`` fails ``timeout`` (retryable) and the pool's
-  processes are killed and replaced, since a running task cannot be cancelled;
+- a job running past its timeout (``job_timeout_s`` plus ``timeout_per_audio_s`` per
+  second of audio) fails ``timeout`` (retryable) and the pool's processes are killed and
+  replaced, since a running task cannot be cancelled; jobs sharing those processes fail
+  ``worker_crashed`` and are retried;
 - a bug fails the job ``internal_error`` with the traceback logged, never the loop.
 """
 
@@ -30,19 +32,23 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from asr import worker_core
-from asr.audio import DEFAULT_LIMITS, AudioLimits
+from asr.audio import DEFAULT_LIMITS, AudioLimits, probe
 from asr.errors import FailureReason, TranscriptionFailed, mask_numbers
 from asr.models import ModelSpec, check_model_files
 from asr.transcript import TranscriptResult
 
 log = logging.getLogger("asr.pool")
 
-DEFAULT_JOB_TIMEOUT_S = 900.0  # a 10-minute call at RTF 1 with room to spare
+# A job may run for DEFAULT_JOB_TIMEOUT_S plus TIMEOUT_PER_AUDIO_S per second of its
+# longest leg: decoding runs well under real time (target RTF 0.2), so a job still going
+# at three times real time is stuck, not slow.
+DEFAULT_JOB_TIMEOUT_S = 120.0
+TIMEOUT_PER_AUDIO_S = 3.0
 
 
 def default_pool_size() -> int:
@@ -76,6 +82,7 @@ class AsrPool:
         *,
         workers: int | None = None,
         job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S,
+        timeout_per_audio_s: float = TIMEOUT_PER_AUDIO_S,
         start_method: str = "spawn",
         vosk_log_level: int = -1,
     ) -> None:
@@ -86,9 +93,11 @@ class AsrPool:
                 FailureReason.MODEL_UNAVAILABLE,
                 f"model {model.name} at {model.path}: missing {', '.join(files.missing)}",
             )
-        self.model = model
+        # Resolve the sample rate once here rather than reading conf/mfcc.conf per job.
+        self.model = replace(model, sample_rate=model.decode_rate())
         self.size = workers if workers and workers > 0 else default_pool_size()
         self.job_timeout_s = job_timeout_s
+        self.timeout_per_audio_s = timeout_per_audio_s
         self._context = multiprocessing.get_context(start_method)
         self._log_level = vosk_log_level
         self._executor = self._new_executor()
@@ -140,6 +149,7 @@ class AsrPool:
             raise RuntimeError("AsrPool is closed")
         legs = worker_core.validate_legs(job.legs)
         started = time.monotonic()
+        timeout = self.job_timeout_s + self.timeout_per_audio_s * await _longest_leg_s(legs)
         executor = self._executor
         try:
             futures = self._submit(executor, legs, job.limits)
@@ -149,12 +159,12 @@ class AsrPool:
             futures = self._submit(executor, legs, job.limits)
         try:
             results = await asyncio.wait_for(
-                asyncio.gather(*futures.values(), return_exceptions=True), self.job_timeout_s
+                asyncio.gather(*futures.values(), return_exceptions=True), timeout
             )
         except TimeoutError:
             self._replace(executor, "job timeout", kill=True)
             raise TranscriptionFailed(
-                FailureReason.TIMEOUT, f"not done after {self.job_timeout_s:g} s"
+                FailureReason.TIMEOUT, f"not done after {timeout:.0f} s"
             ) from None
         outcomes: dict[str, worker_core.LegOutcome | TranscriptionFailed] = {}
         for name, result in zip(futures, results, strict=True):
@@ -173,12 +183,17 @@ class AsrPool:
         self, executor: ProcessPoolExecutor, legs: Mapping[str, Path], limits: AudioLimits
     ) -> dict[str, asyncio.Future[worker_core.LegOutcome]]:
         loop = asyncio.get_running_loop()
-        return {
-            name: loop.run_in_executor(
-                executor, worker_core.transcribe_leg_job, self.model, name, str(path), limits
-            )
-            for name, path in legs.items()
-        }
+        futures: dict[str, asyncio.Future[worker_core.LegOutcome]] = {}
+        try:
+            for name, path in legs.items():
+                futures[name] = loop.run_in_executor(
+                    executor, worker_core.transcribe_leg_job, self.model, name, str(path), limits
+                )
+        except BrokenProcessPool:
+            for future in futures.values():  # legs already submitted to the broken pool
+                future.cancel()
+            raise
+        return futures
 
     def _outcome(
         self, executor: ProcessPoolExecutor, job: TranscriptionJob, leg: str, result: object
@@ -216,6 +231,21 @@ class AsrPool:
         # Not waiting: the old workers are dead or dying, and their futures already failed.
         broken.shutdown(wait=False, cancel_futures=True)
         return self._executor
+
+
+async def _longest_leg_s(legs: Mapping[str, Path]) -> float:
+    """Duration of the longest leg from the headers (0 for a leg the worker will reject)."""
+
+    def longest() -> float:
+        durations = [0.0]
+        for path in legs.values():
+            try:
+                durations.append(probe(path).duration_s)
+            except TranscriptionFailed:
+                pass
+        return max(durations)
+
+    return await asyncio.to_thread(longest)  # file I/O, possibly on a network share
 
 
 def _busy_pid(seconds: float) -> int:

@@ -108,12 +108,12 @@ async def test_a_job_past_its_timeout_fails_retryably_and_the_pool_recovers(
 ) -> None:
     await pool.warm_up()
     restarts = pool.restarts
-    pool.job_timeout_s = 0.5
+    pool.job_timeout_s, pool.timeout_per_audio_s = 0.5, 0.0
     try:
         with pytest.raises(TranscriptionFailed) as info:
             await pool.transcribe(TranscriptionJob({"citizen": speech.long_8k}))
     finally:
-        pool.job_timeout_s = 300
+        pool.job_timeout_s, pool.timeout_per_audio_s = 300, 3.0
     assert info.value.reason is FailureReason.TIMEOUT and info.value.retryable
     assert pool.restarts == restarts + 1
     result = await pool.transcribe(TranscriptionJob({"citizen": speech.citizen_8k}))
