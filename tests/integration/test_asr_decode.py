@@ -53,6 +53,9 @@ def test_8k_leg_is_upsampled_to_the_16k_model_and_decoded(
     leg = result.legs["citizen"]
     assert (leg.source_rate, leg.decode_rate, leg.resampled) == (8000, 16000, True)
     _check_words(result, "citizen")
+    # The speech fills the recording: 8 kHz samples fed to the 16 kHz model unconverted
+    # would play at double speed and end before half of it.
+    assert leg.words[-1].end > 0.7 * leg.audio_s
     assert (result.model, result.language, result.sample_rate) == ("ko-test", "ko", 16000)
     assert result.audio_s == pytest.approx(leg.audio_s) and result.audio_s > 1.0
     assert result.processing_s > 0
@@ -63,8 +66,10 @@ def test_8k_leg_is_upsampled_to_the_16k_model_and_decoded(
 
 def test_16k_leg_is_decoded_as_is(model: ModelSpec, speech: SpeechFiles) -> None:
     result = transcribe_recording({"citizen": speech.citizen_16k}, model)
-    assert result.legs["citizen"].resampled is False
+    leg = result.legs["citizen"]
+    assert leg.resampled is False
     _check_words(result, "citizen")
+    assert leg.words[-1].end > 0.7 * leg.audio_s
 
 
 def test_g711_wav_and_raw_slin_legs_decode(model: ModelSpec, speech: SpeechFiles) -> None:
