@@ -11,17 +11,18 @@ entries of consumers that died for good are XAUTOCLAIMed once idle for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from gateway.webhook_queue import (
     REDIS_TRANSIENT,
     EndpointQueue,
+    Head,
     RedisPause,
     StreamEntry,
     raw,
@@ -32,7 +33,12 @@ log = logging.getLogger("minyi.webhooks")
 
 
 class Intake:
-    """One endpoint's intake loop; ``on_scheduled`` is the fast path to dispatch."""
+    """One endpoint's intake loop.
+
+    The fast path: surveys an intake batch schedules are leased to this process in the
+    same script, up to ``capacity()`` of them, and handed to ``on_heads`` (which starts
+    their delivery); if more were scheduled, ``on_scheduled`` wakes the dispatcher.
+    """
 
     def __init__(
         self,
@@ -43,6 +49,9 @@ class Intake:
         block_ms: int,
         read_count: int,
         claim_idle_s: float,
+        lease_s: float,
+        capacity: Callable[[], int],
+        on_heads: Callable[[list[Head]], None],
         on_scheduled: Callable[[], None],
     ) -> None:
         self.redis = redis
@@ -51,6 +60,9 @@ class Intake:
         self.block_ms = block_ms
         self.read_count = read_count
         self.claim_idle_s = claim_idle_s
+        self.lease_s = lease_s
+        self.capacity = capacity
+        self.on_heads = on_heads
         self.on_scheduled = on_scheduled
 
     async def run(self) -> None:
@@ -79,12 +91,9 @@ class Intake:
                 await self.queue_entries(stream_entries(reply))
                 pause.reset()
             except REDIS_TRANSIENT as exc:
-                ready = False  # re-read our own pending entries once Redis is back
-                await pause.wait(exc)
-            except redis.exceptions.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                ready = False  # the stream or the group vanished (Redis lost its data?)
+                # Once Redis is back: make sure the group exists (NOGROUP: Redis lost
+                # its data?) and re-read our own pending entries.
+                ready = False
                 await pause.wait(exc)
 
     async def _read_own_pending(self) -> None:
@@ -139,7 +148,22 @@ class Intake:
                 await q.reject(eid, {text(k): raw(v) for k, v in fields.items()}, parsed)
                 continue
             good.append((eid, *parsed))
-        if await q.intake(good):
+        if not good:
+            return
+        call = asyncio.ensure_future(q.intake(good, self.capacity(), self.lease_s))
+        try:
+            scheduled, heads = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # Stopping: surveys the script leased to us go back to the due set, or they
+            # would wait for their lease to expire.
+            with contextlib.suppress(Exception):
+                _, leased = await asyncio.wait_for(call, 5.0)
+                for head in leased:
+                    await q.release(head.sid, head.token)
+            raise
+        if heads:
+            self.on_heads(heads)
+        if scheduled > len(heads):
             self.on_scheduled()
 
 

@@ -48,15 +48,18 @@ local function advance(delivered, sid, seq)
 end
 """
 
-# KEYS: stream, due, delivered, stats. ARGV: group, wait prefix, stats prefix, then
-# (entry id, survey id, seq, event JSON) per entry. Returns surveys newly scheduled.
+# KEYS: stream, due, delivered, stats, retry. ARGV: group, wait prefix, stats prefix,
+# how many newly scheduled surveys to lease to the caller at once (the fast path),
+# lease, nonce, run length, then (entry id, survey id, seq, event JSON) per entry.
+# Returns {number of newly scheduled surveys, {sid, token, delivered, retry state,
+# event1, seq1, ...} per survey leased to the caller}.
 INTAKE = (
     PRELUDE
     + """
 local t = clock()
 local scheduled = {}
 local queued = 0
-for i = 4, #ARGV, 4 do
+for i = 8, #ARGV, 4 do
   local sid, seq = ARGV[i + 1], tonumber(ARGV[i + 2])
   -- events without a survey have no order to keep, and are never skipped
   if sid == '' or seq > tonumber(redis.call('HGET', KEYS[3], sid) or '0') then
@@ -68,7 +71,14 @@ for i = 4, #ARGV, 4 do
   redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
 end
 if queued > 0 then redis.call('HINCRBY', KEYS[4], ARGV[3] .. 'queued', queued) end
-return scheduled
+local out = {#scheduled}
+local lease_s, nonce, n = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+for i = 1, math.min(#scheduled, tonumber(ARGV[4])) do
+  local sid = scheduled[i]
+  local h = head_of(ARGV[2], KEYS[3], KEYS[5], sid, n)
+  out[#out + 1] = cons(sid, cons(take(KEYS[2], sid, t, lease_s, nonce), h))
+end
+return out
 """
 )
 

@@ -212,18 +212,24 @@ class EndpointQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def intake(self, entries: Sequence[tuple[str, str, int, bytes]]) -> list[str]:
+    async def intake(
+        self, entries: Sequence[tuple[str, str, int, bytes]], take: int, lease_s: float
+    ) -> tuple[int, list[Head]]:
         """Queue well-formed entries (id, survey id, seq, event) and XACK them.
 
-        Returns the surveys this call scheduled (they were not in the due set).
+        Returns how many surveys this call scheduled (they were not due yet), and the
+        heads of up to ``take`` of them, leased to the caller: the fast path, which
+        saves a claim round trip between an event's arrival and its request.
         """
         if not entries:
-            return []
-        args: list[str | int | bytes] = [self.group, self.wait_prefix, self.stats_prefix]
+            return 0, []
+        args: list[str | int | float | bytes] = [self.group, self.wait_prefix, self.stats_prefix]
+        args += [take, lease_s, _nonce(), self.run]
         for entry_id, sid, seq, event in entries:
             args += [entry_id, sid, seq, event]
-        keys_ = [self.stream, self.due, self.delivered, keys.STATS]
-        return [text(s) for s in await self._intake(keys=keys_, args=args)]
+        keys_ = [self.stream, self.due, self.delivered, keys.STATS, self.retry]
+        reply = await self._intake(keys=keys_, args=args)
+        return int(reply[0]), [_head(row[0], row[1:]) for row in reply[1:]]
 
     async def reject(self, entry_id: str, fields: dict[str, bytes], error: str) -> None:
         """Dead-letter a malformed stream entry (kept for humans, not replayable) and XACK it."""
@@ -417,30 +423,42 @@ async def list_dead(
     return out
 
 
-# Redis trouble we wait out (restart, failover, loading the AOF) instead of crashing.
-REDIS_TRANSIENT = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.ReadOnlyError,
-    OSError,
-)
+# Redis trouble we wait out (restart, failover, loading the AOF, out of memory)
+# instead of crashing: a loop that died would stop the feed while the process looks
+# alive. Errors that are not connection trouble are logged as errors.
+REDIS_TRANSIENT = (redis.exceptions.RedisError, OSError)
+REPEAT_LOG_S = 60.0
 
 
 class RedisPause:
-    """Growing sleeps between retries while Redis is unreachable; logs once per outage."""
+    """Growing sleeps between retries while Redis fails; logs at the first failure and
+    then once a minute while it lasts."""
 
     def __init__(self, endpoint: str, what: str) -> None:
         self.endpoint = endpoint
         self.what = what
         self.delay = 0.0
+        self._logged_at = 0.0
 
     def reset(self) -> None:
         """Redis answered: the next outage starts with a short sleep (and a log line)."""
+        if self.delay:
+            log.info("webhook %s: %s: Redis is back", self.endpoint, self.what)
         self.delay = 0.0
 
     async def wait(self, exc: BaseException) -> None:
         """Sleep before the next try."""
-        if self.delay == 0.0:
-            log.warning("webhook %s: %s waiting for Redis: %s", self.endpoint, self.what, exc)
+        now = time.monotonic()
+        if self.delay == 0.0 or now - self._logged_at >= REPEAT_LOG_S:
+            self._logged_at = now
+            broken = isinstance(exc, redis.exceptions.ResponseError)
+            log.log(
+                logging.ERROR if broken else logging.WARNING,
+                "webhook %s: %s waiting for Redis: %s: %s",
+                self.endpoint,
+                self.what,
+                type(exc).__name__,
+                exc,
+            )
         self.delay = min(2.0, max(0.05, self.delay * 2))
         await asyncio.sleep(self.delay)

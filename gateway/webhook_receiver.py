@@ -70,16 +70,21 @@ class WebhookReceiver:
         self.rejected = 0  # bad signature or timestamp
         self.refused = 0  # answered with an injected failure
 
-    def summary(self) -> dict[str, Any]:
-        """Counters and the events per survey (what ``GET /_events`` returns)."""
+    def summary(self, *, events: bool = True, arrivals: bool = False) -> dict[str, Any]:
+        """Counters and the events per survey (what ``GET /_events`` returns); without
+        ``events`` (``?events=0``) counters only; with ``arrivals`` (``?arrivals=1``)
+        also each event's arrival time (unix seconds)."""
+        extra: dict[str, Any] = {"events": self.events} if events else {}
+        if arrivals:
+            extra["arrivals"] = self.arrivals
         return {
+            **extra,
             "requests": self.requests,
             "received": self.received,
             "duplicates": self.duplicates,
             "out_of_order": self.out_of_order,
             "rejected": self.rejected,
             "refused": self.refused,
-            "events": self.events,
         }
 
     def seqs(self, survey_id: str) -> list[int]:
@@ -195,7 +200,11 @@ class WebhookReceiver:
         return web.json_response({"action": action})
 
     async def _events(self, request: web.Request) -> web.Response:
-        return web.json_response(self.summary(), dumps=lambda o: json.dumps(o, ensure_ascii=False))
+        summary = self.summary(
+            events=request.query.get("events") != "0",
+            arrivals=request.query.get("arrivals") == "1",
+        )
+        return web.json_response(summary, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
 def main(argv: list[str] | None = None) -> int:

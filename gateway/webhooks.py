@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from gateway.webhook_intake import Intake
 from gateway.webhook_queue import (
@@ -193,13 +192,16 @@ class WebhookWorker:
                     block_ms=self._block_ms,
                     read_count=self._read_count,
                     claim_idle_s=self._claim_idle_s,
+                    lease_s=feed.lease_s,
+                    capacity=functools.partial(self._free_slots, feed),
+                    on_heads=functools.partial(self._start, feed),
                     on_scheduled=feed.wake.set,
                 )
                 name = feed.endpoint.name
                 loops += [
-                    asyncio.create_task(intake.run(), name=f"webhook-intake:{name}"),
-                    asyncio.create_task(self._dispatch_loop(feed), name=f"webhook-send:{name}"),
-                    asyncio.create_task(self._gauge_loop(feed), name=f"webhook-stats:{name}"),
+                    self._supervised(f"intake:{name}", intake.run),
+                    self._supervised(f"send:{name}", functools.partial(self._dispatch_loop, feed)),
+                    self._supervised(f"stats:{name}", functools.partial(self._gauge_loop, feed)),
                 ]
             log.info(
                 "webhook worker %s started: endpoints %s",
@@ -217,6 +219,21 @@ class WebhookWorker:
             for feed in self._feeds:
                 await feed.sender.close()
             self._finished.set()
+
+    def _supervised(self, name: str, loop: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        """Run a loop as a task that a bug cannot kill for good: a dead loop would stop
+        the feed while the process looks healthy."""
+
+        async def guard() -> None:
+            while not self._stopping:
+                try:
+                    await loop()
+                    return
+                except Exception:
+                    log.exception("webhook %s crashed; restarting it in 1s", name)
+                    await asyncio.sleep(1.0)
+
+        return asyncio.create_task(guard(), name=f"webhook-{name}")
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop taking work, let requests in flight finish (up to ``grace_s``), give the
@@ -262,7 +279,7 @@ class WebhookWorker:
     async def _dispatch_loop(self, feed: _Feed) -> None:
         pause = RedisPause(feed.endpoint.name, "dispatch")
         while not self._stopping:
-            free = min(CLAIM_BATCH, feed.endpoint.concurrency - len(feed.tasks))
+            free = self._free_slots(feed)
             if free <= 0:
                 feed.slot_freed.clear()
                 await feed.slot_freed.wait()
@@ -274,16 +291,25 @@ class WebhookWorker:
                 await pause.wait(exc)
                 continue
             pause.reset()
-            for head in heads:
-                feed.held[head.sid] = head.token
-                task = asyncio.create_task(self._serve(feed, head))
-                feed.tasks.add(task)
-                task.add_done_callback(functools.partial(self._served, feed))
+            self._start(feed, heads)
             if len(heads) < free:
                 # Nothing else is due: sleep until intake has new surveys (the fast
                 # path) or the poll interval (retries, surveys others gave back).
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(feed.wake.wait(), self._poll_interval_s)
+
+    def _free_slots(self, feed: _Feed) -> int:
+        if self._stopping:
+            return 0
+        return min(CLAIM_BATCH, feed.endpoint.concurrency - len(feed.tasks))
+
+    def _start(self, feed: _Feed, heads: list[Head]) -> None:
+        """Serve leased surveys, one task each."""
+        for head in heads:
+            feed.held[head.sid] = head.token
+            task = asyncio.create_task(self._serve(feed, head))
+            feed.tasks.add(task)
+            task.add_done_callback(functools.partial(self._served, feed))
 
     def _served(self, feed: _Feed, task: asyncio.Task[None]) -> None:
         feed.tasks.discard(task)
@@ -434,7 +460,7 @@ class WebhookWorker:
         while not self._stopping:
             try:
                 feed.gauges = await feed.queue.gauges()
-            except redis.exceptions.RedisError as exc:  # e.g. no group yet: try later
+            except REDIS_TRANSIENT as exc:  # e.g. no group yet: try later
                 log.debug("webhook %s: gauges unavailable: %s", feed.endpoint.name, exc)
             # forget gaps of surveys another process took over
             stale = loop.time() - 2 * self._gap_timeout_s
