@@ -94,6 +94,8 @@ def _decide(found: Scan) -> tuple[Rating, list[str]]:
     notes: list[str] = []
     signals = _without_conflicting_digits(found, notes)
     if not signals:
+        if not found.notes:
+            notes.append("no rating word, digit or known phrase")
         return Rating.UNKNOWN, notes
     if found.non_answer_hints and _only_politeness(signals):
         notes.append("non-answer with only polite words → unknown")
@@ -104,7 +106,7 @@ def _decide(found: Scan) -> tuple[Rating, list[str]]:
     top = max(seg for s, seg in placed if s.tier == tier)
     deciding = [s for s, seg in placed if s.tier == tier and seg == top]
     rating = _combine(deciding, notes)
-    if any(s.tier == tier and seg < top for s, seg in placed):
+    if any(s.rating is not rating and seg < top for s, seg in placed):
         notes.append(f"{found.boundaries[top - 1].word!r}: the later clause decides")
     if any(s.tier > tier and s.rating is not rating and seg == top for s, seg in placed):
         notes.append(f"{_TIER_NAMES[tier]} outrank weaker words")

@@ -11,10 +11,11 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Final, TypeAlias
+from typing import Final
 
+from sms.understand_match import build_matcher, trie_regex
 from sms.understand_rules import DEFAULT_RULES_PATH, HAN, Entry, Kind, Mod, Rating, Rules
 
 SUPPORTED_VERSION: Final = 1
@@ -30,8 +31,6 @@ _TONE_MARKS: Final = {
 # keeps 「满\u200b意」 one word. U+FE0F is the emoji presentation selector (❤️ → ❤).
 _INVISIBLE: Final = "\u200b\u200c\u200d\u2060\ufeff\ufe0e\ufe0f"
 _PINYIN_KEY: Final = re.compile(r"[a-z]+(?: [a-z]+)*")
-# Words that start or end with one of these match only as whole words (see _latin_word_regex).
-_ALNUM: Final = "a-z0-9"
 
 
 class _Table:
@@ -289,55 +288,12 @@ def _load_numerals(root: _Table) -> tuple[dict[str, str], re.Pattern[str], re.Pa
     return digits, lone, chosen
 
 
-_Trie: TypeAlias = dict[str, "_Trie"]
-
-
-def _trie_regex(words: Iterable[str]) -> str:
-    """One regex for many words that tries the longest word first at each position.
-
-    A plain alternation of hundreds of words is slow (each is tried in turn); a trie
-    fails after one character for almost every position of a reply. The key "" marks
-    the end of a word.
-    """
-    trie: _Trie = {}
-    for word in words:
-        node = trie
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def emit(node: _Trie) -> str:
-        alternatives = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
-        if not alternatives:
-            return ""
-        body = "(?:" + "|".join(alternatives) + ")"
-        # Greedy "?": the longer word wins, the shorter one is the fallback.
-        return body + "?" if "" in node else body
-
-    return emit(trie)
-
-
-def _latin_word_regex(word: str) -> str:
-    """Latin words and numbers match only whole: 「td」 in 「3td」 but not in 「ltd」."""
-
-    def edge(ch: str) -> str:
-        return "a-z" if "a" <= ch <= "z" else "0-9" if "0" <= ch <= "9" else ""
-
-    first, last = edge(word[0]), edge(word[-1])
-    before = f"(?<![{first}])" if first else ""
-    after = f"(?![{last}])" if last else ""
-    return before + re.escape(word) + after
-
-
-def _scanner(b: _Builder) -> re.Pattern[str]:
-    latin = sorted((w for w in b.words if re.search(f"^[{_ALNUM}]|[{_ALNUM}]$", w)), key=len)
-    latin_set = set(latin)
-    han = [w for w in b.words if w not in latin_set]
-    parts = [f"(?P<p{i}>{pattern})" for i, (pattern, _) in enumerate(b.patterns)]
-    if latin:
-        parts.append("(?P<latin>" + "|".join(_latin_word_regex(w) for w in reversed(latin)) + ")")
-    parts.append(f"(?P<word>{_trie_regex(han)})")
-    return re.compile("|".join(parts))
+def _ending_regex(sarcasm: tuple[str, ...], question: tuple[str, ...]) -> re.Pattern[str]:
+    # Particles and punctuation may come between: 「满意了吗」「满意，呵呵」.
+    between = "[了的啊呀哦啦吧,.!。~ ]*"
+    return re.compile(
+        f"{between}(?:(?P<sarcasm>{trie_regex(sarcasm)})|(?P<question>{trie_regex(question)}))"
+    )
 
 
 def parse_rules(data: Mapping[str, object], source: str) -> Rules:
@@ -374,13 +330,11 @@ def parse_rules(data: Mapping[str, object], source: str) -> Rules:
         scheme=scheme,
         reason_labels=labels,
         reason_order={reason: i for i, reason in enumerate(labels)},
-        scanner=_scanner(b),
-        words=b.words,
-        patterns=tuple(entry for _, entry in b.patterns),
+        matcher=build_matcher(b.words, b.patterns),
         modifiers=modifiers,
-        modifier_max=max(map(len, modifiers)),
-        question_endings=question_endings,
-        sarcasm_endings=sarcasm_endings,
+        modifiers_reversed=re.compile(trie_regex(word[::-1] for word in modifiers)),
+        modifier_last_chars=frozenset(word[-1] for word in modifiers),
+        ending=_ending_regex(sarcasm_endings, question_endings),
         units_after=digit_rules.strings("units_after"),
         units_before=digit_rules.strings("units_before"),
         phone_min_length=digit_rules.integer("phone_min_length"),
@@ -388,6 +342,7 @@ def parse_rules(data: Mapping[str, object], source: str) -> Rules:
         pinyin=pinyin,
         pinyin_max=max(map(len, pinyin), default=0),
         numeral_digits=numeral_digits,
+        numeral_chars=re.compile("[" + "".join(map(re.escape, numeral_digits)) + "]"),
         numeral_lone=numeral_lone,
         numeral_chosen=numeral_chosen,
         opt_out_whole=opt_out_whole,

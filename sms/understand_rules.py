@@ -14,7 +14,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from sms.understand_match import Matcher
 
 DEFAULT_RULES_PATH: Final = Path(__file__).parent / "data" / "understanding.toml"
 # Chinese ideographs (extension A + unified); what "a Chinese character" means below.
@@ -83,13 +86,14 @@ class Rules:
     scheme: Mapping[str, Rating]
     reason_labels: Mapping[str, str]  # id → Chinese label, in taxonomy order
     reason_order: Mapping[str, int]  # id → position in the taxonomy
-    scanner: re.Pattern[str]
-    words: Mapping[str, Entry]
-    patterns: tuple[Entry, ...]  # group "p<i>" of the scanner is patterns[i]
+    matcher: Matcher  # finds the words and patterns below in a reply
     modifiers: Mapping[str, Mod]
-    modifier_max: int
-    question_endings: tuple[str, ...]
-    sarcasm_endings: tuple[str, ...]
+    # Modifiers reversed, as one longest-first regex: matched on the reversed text, it
+    # reads the words before a rating word backwards in one C call per word.
+    modifiers_reversed: re.Pattern[str]
+    modifier_last_chars: frozenset[str]  # a modifier can only end with one of these
+    # Right after a word: group "sarcasm" (满意个屁) or group "question" (满意吗).
+    ending: re.Pattern[str]
     units_after: tuple[str, ...]
     units_before: tuple[str, ...]
     phone_min_length: int
@@ -97,6 +101,7 @@ class Rules:
     pinyin: Mapping[str, str]  # letters without spaces → characters
     pinyin_max: int
     numeral_digits: Mapping[str, str]
+    numeral_chars: re.Pattern[str]  # any numeral, to skip the numeral regexes quickly
     numeral_lone: re.Pattern[str]
     numeral_chosen: re.Pattern[str]
     opt_out_whole: frozenset[str]

@@ -12,8 +12,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from sms.understand_rules import Entry, Kind, Mod, Rating, Rules
 from sms.understand_text import clause_starts, core_of
@@ -26,10 +25,9 @@ TIER_PHRASE: Final = 2
 _TIERS: Final = {Kind.RATING: TIER_RATING, Kind.OPINION: TIER_OPINION, Kind.EMOJI: TIER_OPINION}
 
 _DIGIT_RUN: Final = re.compile(r"[0-9]+")
-# Between a word and its sarcasm or question ending: 「满意了吗」「满意，呵呵」.
-_BEFORE_ENDING: Final = frozenset("了的啊呀哦啦吧,.!。~ ")
 # Separators that make a digit part of a bigger number: 3.5, 3:30, 2-3, 1/2.
 _NUMBER_JOINERS: Final = frozenset(".:-/~")
+_NEGATING: Final = frozenset((Mod.NEGATION, Mod.HEDGED, Mod.RHETORICAL))
 # A negation, degree or filler chain longer than this is not one phrase any more.
 _MAX_MODIFIERS: Final = 8
 # An aspect noun governs a judgment at most this many characters after it (「处理得也」),
@@ -37,8 +35,7 @@ _MAX_MODIFIERS: Final = 8
 _ASPECT_REACH: Final = 6
 
 
-@dataclass(frozen=True, slots=True)
-class Signal:
+class Signal(NamedTuple):
     """One piece of evidence for a rating, where it was found and how strong it is."""
 
     pos: int
@@ -48,8 +45,7 @@ class Signal:
     digit: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Boundary:
+class Boundary(NamedTuple):
     """A point after which the later clause decides: a contrast or a later time."""
 
     pos: int
@@ -57,30 +53,44 @@ class Boundary:
     word: str
 
 
-@dataclass
 class Scan:
     """Everything `scan` found in one reply."""
 
-    norm: str
-    signals: list[Signal] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-    praise_words: list[str] = field(default_factory=list)
-    opt_out: list[str] = field(default_factory=list)
-    non_answer_hints: list[str] = field(default_factory=list)
-    digit_hints: list[str] = field(default_factory=list)
-    boundaries: list[Boundary] = field(default_factory=list)
-    acknowledgement: str | None = None  # the agent's hint when the reply is only 「好的」
-    notes: list[tuple[int, str]] = field(default_factory=list)  # (position, explanation)
+    # A plain slotted class: one is made per reply, and a dataclass with nine
+    # default factories costs more than the rest of a short reply's scan.
+    __slots__ = (
+        "acknowledgement",
+        "boundaries",
+        "digit_hints",
+        "non_answer_hints",
+        "norm",
+        "notes",
+        "opt_out",
+        "praise_words",
+        "reasons",
+        "signals",
+    )  # fmt: skip
+
+    def __init__(self, norm: str) -> None:
+        self.norm = norm
+        self.signals: list[Signal] = []
+        self.reasons: list[str] = []
+        self.praise_words: list[str] = []
+        self.opt_out: list[str] = []
+        self.non_answer_hints: list[str] = []
+        self.digit_hints: list[str] = []
+        self.boundaries: list[Boundary] = []
+        self.acknowledgement: str | None = None  # the agent's hint for a bare 「好的」
+        self.notes: list[tuple[int, str]] = []  # (position, explanation)
 
 
-@dataclass(frozen=True, slots=True)
-class _Mods:
+class _Mods(NamedTuple):
     start: int  # where the modifiers before the word begin
     kinds: tuple[Mod, ...]  # nearest to the word first
 
     @property
     def negations(self) -> int:
-        return sum(k in (Mod.NEGATION, Mod.HEDGED, Mod.RHETORICAL) for k in self.kinds)
+        return sum(k in _NEGATING for k in self.kinds) if self.kinds else 0
 
     @property
     def hedged(self) -> bool:
@@ -92,8 +102,7 @@ class _Mods:
         return adjacent or Mod.BASIC in self.kinds
 
 
-@dataclass(frozen=True, slots=True)
-class _Aspect:
+class _Aspect(NamedTuple):
     start: int
     end: int
     clause: int
@@ -113,7 +122,6 @@ def scan(norm: str, rules: Rules) -> Scan:
         out.notes.append((0, f"whole reply {core!r} is an acknowledgement"))
         return out
     _Reader(out, rules, core).read()
-    out.notes.sort(key=lambda note: note[0])
     return out
 
 
@@ -126,39 +134,20 @@ class _Reader:
         self.norm = out.norm
         self.core = core
         self.starts = clause_starts(self.norm)
+        self.reversed = self.norm[::-1]
         self.aspects: list[_Aspect] = []
         self.covered: list[tuple[int, int]] = []
         self.last_signal_end = 0
-        self.handlers: dict[Kind, Callable[[Entry, int, int], None]] = {
-            Kind.RATING: self.judgment,
-            Kind.OPINION: self.judgment,
-            Kind.EMOJI: self.emoji,
-            Kind.COMPLAINT: self.complaint,
-            Kind.PRAISE: self.praise,
-            Kind.POSITIVE: self.praise,
-            Kind.ASPECT: self.aspect,
-            Kind.OPT_OUT: self.opt_out,
-            Kind.NON_ANSWER: self.non_answer,
-            Kind.CONTRAST: self.marker,
-            Kind.CONTRAST_START: self.marker,
-            Kind.LATER: self.marker,
-            Kind.EARLIER: self.marker,
-            Kind.CONCESSIVE: self.marker,
-            Kind.NEUTRAL: lambda entry, start, end: None,
-        }
 
     def read(self) -> None:
         rules = self.rules
-        for m in rules.scanner.finditer(self.norm):
-            group = m.lastgroup or "word"
-            if group in ("word", "latin"):
-                entry = rules.words[m.group()]
-            else:
-                entry = rules.patterns[int(group[1:])]
-            self.covered.append(m.span())
-            self.handlers[entry.kind](entry, m.start(), m.end())
-        if any("0" <= ch <= "9" for ch in self.norm):
+        for start, end, entry in rules.matcher.find(self.norm):
+            self.covered.append((start, end))
+            _HANDLERS[entry.kind](self, entry, start, end)
+        if _DIGIT_RUN.search(self.norm):
             self.digits()
+            # Digit notes came last; put every note back in text order (stable).
+            self.out.notes.sort(key=_position)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -173,36 +162,35 @@ class _Reader:
         self.last_signal_end = end
 
     def modifiers(self, pos: int) -> _Mods:
-        """The negation, degree and filler words right before `pos`, read backwards."""
+        """The negation, degree and filler words right before `pos`, read backwards,
+        longest first, within the clause."""
+        if pos == 0 or self.norm[pos - 1] not in self.rules.modifier_last_chars:
+            return _Mods(pos, ())  # the common case, decided without a regex
+        n = len(self.norm)
         lo = self.starts[self.clause(pos)]
-        table, longest = self.rules.modifiers, self.rules.modifier_max
-        i, kinds = pos, list[Mod]()
-        while i > lo and len(kinds) < _MAX_MODIFIERS:
-            for size in range(min(longest, i - lo), 0, -1):
-                mod = table.get(self.norm[i - size : i])
-                if mod is not None:
-                    break
-            else:
+        at, stop = n - pos, n - lo  # the same span in the reversed text
+        match = self.rules.modifiers_reversed.match
+        table, kinds = self.rules.modifiers, list[Mod]()
+        while at < stop and len(kinds) < _MAX_MODIFIERS:
+            m = match(self.reversed, at, stop)
+            if m is None:
                 break
-            kinds.append(mod)
-            i -= size
-        return _Mods(i, tuple(kinds))
+            kinds.append(table[m.group()[::-1]])
+            at = m.end()
+        return _Mods(n - at, tuple(kinds))
 
     def ending(self, end: int) -> tuple[str | None, bool]:
         """The sarcasm word right after a word (满意个屁), and whether a question follows."""
-        rest = self.norm[end : end + 12]
-        skip = 0
-        while skip < len(rest) and rest[skip] in _BEFORE_ENDING:
-            skip += 1
-        tail = rest[skip:]
-        for word in self.rules.sarcasm_endings:
-            if tail.startswith(word):
-                return word, False
-        return None, tail.startswith(self.rules.question_endings)
+        m = self.rules.ending.match(self.norm, end)
+        if m is None:
+            return None, False
+        return m.group("sarcasm"), m.group("question") is not None
 
     def aspects_before(self, before: int) -> list[_Aspect]:
         """The aspects that govern a judgment starting at `before`, nearest first: in the
         same clause, close by, with no other judgment in between."""
+        if not self.aspects:
+            return []
         clause = self.clause(before)
         return [
             a
@@ -346,6 +334,10 @@ class _Reader:
         return start >= 2 and norm[start - 1] in _NUMBER_JOINERS and norm[start - 2].isdigit()
 
 
+def _position(note: tuple[int, str]) -> int:
+    return note[0]
+
+
 def _judge(entry: Entry, mods: _Mods, sarcasm: str | None, question: bool) -> tuple[Rating, str]:
     """A rating or opinion word's rating after its modifiers, and how that came about."""
     assert entry.rating is not None
@@ -370,3 +362,27 @@ def _judge(entry: Entry, mods: _Mods, sarcasm: str | None, question: bool) -> tu
     if rating is Rating.SATISFIED and mods.basic:
         rating, how = Rating.BASICALLY_SATISFIED, how + ", degree"
     return rating, how
+
+
+def _neutral(reader: _Reader, entry: Entry, start: int, end: int) -> None:
+    """Neutral words (满意度, 你好) only hide what they contain."""
+
+
+# One handler per kind of word; a table rather than a chain of ifs keeps `read` flat.
+_HANDLERS: Final[dict[Kind, Callable[[_Reader, Entry, int, int], None]]] = {
+    Kind.RATING: _Reader.judgment,
+    Kind.OPINION: _Reader.judgment,
+    Kind.EMOJI: _Reader.emoji,
+    Kind.COMPLAINT: _Reader.complaint,
+    Kind.PRAISE: _Reader.praise,
+    Kind.POSITIVE: _Reader.praise,
+    Kind.ASPECT: _Reader.aspect,
+    Kind.OPT_OUT: _Reader.opt_out,
+    Kind.NON_ANSWER: _Reader.non_answer,
+    Kind.CONTRAST: _Reader.marker,
+    Kind.CONTRAST_START: _Reader.marker,
+    Kind.LATER: _Reader.marker,
+    Kind.EARLIER: _Reader.marker,
+    Kind.CONCESSIVE: _Reader.marker,
+    Kind.NEUTRAL: _neutral,
+}

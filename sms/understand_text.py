@@ -24,6 +24,8 @@ _CLAUSE_BREAK_RE: Final = re.compile(
     "[" + "".join(re.escape(ch) for ch in sorted(CLAUSE_BREAKS)) + "]+"
 )
 _SPACE_BETWEEN_HAN: Final = re.compile(f"(?<=[{HAN}])\\s+(?=[{HAN}])")
+_LATIN_LETTER: Final = re.compile("[a-z]")
+_WHITESPACE: Final = re.compile(r"\s")
 _LATIN_RUN: Final = re.compile(r"[a-z]+(?:[\s'\-]+[a-z]+)*")
 _LATIN_SEPARATOR: Final = re.compile(r"[\s'\-]+")
 # A pinyin phrase spans at most this many typed words (「hen bu man yi」 is four).
@@ -39,11 +41,13 @@ def normalize(text: str, rules: Rules) -> str:
     (「满 意」 is 「满意」); a numeral that answers the scheme becomes its digit.
     """
     s = unicodedata.normalize("NFKC", text).lower().translate(rules.fold)
-    if rules.pinyin and _has_latin(s):
+    if rules.pinyin and _LATIN_LETTER.search(s):
         s = _LATIN_RUN.sub(lambda m: _romanised(m.group(0), rules), s)
-    if " " in s or "\t" in s or "\n" in s or "\u3000" in s:
+    if _WHITESPACE.search(s):
         s = _SPACE_BETWEEN_HAN.sub("", s)
-    return _numerals_as_digits(s, rules)
+    if rules.numeral_chars.search(s):
+        s = _numerals_as_digits(s, rules)
+    return s
 
 
 def core_of(norm: str) -> str:
@@ -58,10 +62,6 @@ def clause_starts(norm: str) -> list[int]:
         if m.end() < len(norm):
             starts.append(m.end())
     return starts
-
-
-def _has_latin(s: str) -> bool:
-    return any("a" <= ch <= "z" for ch in s)
 
 
 def _romanised(run: str, rules: Rules) -> str:
@@ -117,8 +117,6 @@ def _split_letters(letters: str, rules: Rules) -> str | None:
 
 def _numerals_as_digits(s: str, rules: Rules) -> str:
     """「三」「我选二」「选三吧」 → the scheme digit; 「一般」「十分满意」 stay words."""
-    if not any(ch in rules.numeral_digits for ch in s):
-        return s
     core = core_of(s)
     lone = rules.numeral_lone.match(core)
     if lone:
