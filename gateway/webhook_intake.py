@@ -36,8 +36,9 @@ class Intake:
     """One endpoint's intake loop.
 
     The fast path: surveys an intake batch schedules are leased to this process in the
-    same script, up to ``capacity()`` of them, and handed to ``on_heads`` (which starts
-    their delivery); if more were scheduled, ``on_scheduled`` wakes the dispatcher.
+    same script, up to ``reserve()`` of them (free delivery slots, reserved meanwhile),
+    and handed to ``start(reserved, heads)``, which starts their delivery and frees the
+    unused slots; if more were scheduled, ``on_scheduled`` wakes the dispatcher.
     """
 
     def __init__(
@@ -50,8 +51,8 @@ class Intake:
         read_count: int,
         claim_idle_s: float,
         lease_s: float,
-        capacity: Callable[[], int],
-        on_heads: Callable[[list[Head]], None],
+        reserve: Callable[[], int],
+        start: Callable[[int, list[Head]], None],
         on_scheduled: Callable[[], None],
     ) -> None:
         self.redis = redis
@@ -61,8 +62,8 @@ class Intake:
         self.read_count = read_count
         self.claim_idle_s = claim_idle_s
         self.lease_s = lease_s
-        self.capacity = capacity
-        self.on_heads = on_heads
+        self.reserve = reserve
+        self.start = start
         self.on_scheduled = on_scheduled
 
     async def run(self) -> None:
@@ -150,19 +151,22 @@ class Intake:
             good.append((eid, *parsed))
         if not good:
             return
-        call = asyncio.ensure_future(q.intake(good, self.capacity(), self.lease_s))
+        slots = self.reserve()
+        heads: list[Head] = []
         try:
-            scheduled, heads = await asyncio.shield(call)
-        except asyncio.CancelledError:
-            # Stopping: surveys the script leased to us go back to the due set, or they
-            # would wait for their lease to expire.
-            with contextlib.suppress(Exception):
-                _, leased = await asyncio.wait_for(call, 5.0)
-                for head in leased:
-                    await q.release(head.sid, head.token)
-            raise
-        if heads:
-            self.on_heads(heads)
+            call = asyncio.ensure_future(q.intake(good, slots, self.lease_s))
+            try:
+                scheduled, heads = await asyncio.shield(call)
+            except asyncio.CancelledError:
+                # Stopping: surveys the script leased to us go back to the due set, or
+                # they would wait for their lease to expire.
+                with contextlib.suppress(Exception):
+                    _, leased = await asyncio.wait_for(call, 5.0)
+                    for head in leased:
+                        await q.release(head.sid, head.token)
+                raise
+        finally:
+            self.start(slots, heads)
         if scheduled > len(heads):
             self.on_scheduled()
 

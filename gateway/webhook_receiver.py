@@ -69,6 +69,8 @@ class WebhookReceiver:
         self.out_of_order = 0  # an event older than one already received for its survey
         self.rejected = 0  # bad signature or timestamp
         self.refused = 0  # answered with an injected failure
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests being handled at once
 
     def summary(self, *, events: bool = True, arrivals: bool = False) -> dict[str, Any]:
         """Counters and the events per survey (what ``GET /_events`` returns); without
@@ -85,6 +87,7 @@ class WebhookReceiver:
             "out_of_order": self.out_of_order,
             "rejected": self.rejected,
             "refused": self.refused,
+            "max_in_flight": self.max_in_flight,
         }
 
     def seqs(self, survey_id: str) -> list[int]:
@@ -132,6 +135,14 @@ class WebhookReceiver:
             self._runner = None
 
     async def _receive(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._handle(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.requests += 1
         now = time.monotonic()

@@ -105,6 +105,7 @@ class _Feed:
     lease_s: float
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # work arrived
     slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
+    reserved: int = 0  # slots promised to a claim or intake in flight
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     held: dict[str, str] = field(default_factory=dict)  # survey id -> lease token
     gap_since: dict[str, float] = field(default_factory=dict)
@@ -193,8 +194,8 @@ class WebhookWorker:
                     read_count=self._read_count,
                     claim_idle_s=self._claim_idle_s,
                     lease_s=feed.lease_s,
-                    capacity=functools.partial(self._free_slots, feed),
-                    on_heads=functools.partial(self._start, feed),
+                    reserve=functools.partial(self._reserve, feed),
+                    start=functools.partial(self._start, feed),
                     on_scheduled=feed.wake.set,
                 )
                 name = feed.endpoint.name
@@ -279,32 +280,43 @@ class WebhookWorker:
     async def _dispatch_loop(self, feed: _Feed) -> None:
         pause = RedisPause(feed.endpoint.name, "dispatch")
         while not self._stopping:
-            free = self._free_slots(feed)
+            free = self._reserve(feed)
             if free <= 0:
                 feed.slot_freed.clear()
-                await feed.slot_freed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(feed.slot_freed.wait(), self._poll_interval_s)
                 continue
             feed.wake.clear()
+            heads: list[Head] = []
             try:
                 heads = await feed.queue.claim(free, feed.lease_s)
             except REDIS_TRANSIENT as exc:
                 await pause.wait(exc)
                 continue
+            finally:
+                self._start(feed, free, heads)
             pause.reset()
-            self._start(feed, heads)
             if len(heads) < free:
                 # Nothing else is due: sleep until intake has new surveys (the fast
                 # path) or the poll interval (retries, surveys others gave back).
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(feed.wake.wait(), self._poll_interval_s)
 
-    def _free_slots(self, feed: _Feed) -> int:
+    def _reserve(self, feed: _Feed) -> int:
+        """Reserve the free delivery slots (for a claim or an intake in flight), so
+        that the two together never lease more surveys than ``concurrency``."""
         if self._stopping:
             return 0
-        return min(CLAIM_BATCH, feed.endpoint.concurrency - len(feed.tasks))
+        free = feed.endpoint.concurrency - len(feed.tasks) - feed.reserved
+        free = max(0, min(CLAIM_BATCH, free))
+        feed.reserved += free
+        return free
 
-    def _start(self, feed: _Feed, heads: list[Head]) -> None:
-        """Serve leased surveys, one task each."""
+    def _start(self, feed: _Feed, reserved: int, heads: list[Head]) -> None:
+        """Serve leased surveys, one task each, in slots reserved before."""
+        feed.reserved -= reserved
+        if reserved > len(heads):
+            feed.slot_freed.set()
         for head in heads:
             feed.held[head.sid] = head.token
             task = asyncio.create_task(self._serve(feed, head))

@@ -402,3 +402,15 @@ def test_cli_lists_and_replays_dead_letters(
         assert main(["replay"], None, None) == 2  # no --config
     finally:
         client.close()
+
+
+async def test_concurrency_per_endpoint_is_bounded(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    receiver.delay_s = 0.05
+    w = worker(redis, endpoint(receiver, concurrency=4))
+    async with running(w):
+        await publish(redis, interleaved(40, range(1, 3)))
+        await eventually(lambda: complete(receiver, 40, 2), "all events")
+    assert_in_order(receiver, 40, 2)
+    assert receiver.max_in_flight == 4
