@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from amitools import AmiClient
 from asterisk_harness import (
     AsteriskHarnessError,
     AsteriskInfo,
@@ -18,6 +17,8 @@ from asterisk_harness import (
     asterisk_home,
     provision,
 )
+
+from .amitools import AmiClient
 
 _versions: list[str] = []
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from amitools import AmiClient
 from asterisk_harness import AsteriskInfo
+
+from .amitools import AmiClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from amitools import AmiClient as Observer
-from amitools import TcpProxy, new_channel_id, until, user_event
 from asterisk_harness import AsteriskInfo
 
 from gateway.ami import (
@@ -22,6 +20,9 @@ from gateway.ami import (
     OriginateRequest,
 )
 from gateway.asterisk_conf import CALLBACK_CONTEXT
+
+from .amitools import AmiClient as Observer
+from .amitools import TcpProxy, new_channel_id, until, user_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -4,10 +4,11 @@ Asterisk: the simulated citizen presses keys with SendDTMF (RFC 4733 over loopba
 from __future__ import annotations
 
 import pytest
-from amitools import AmiClient, new_channel_id, user_event, wait_wav_closed
 from asterisk_harness import AsteriskInfo, wav_rms
 
 from gateway.asterisk_conf import IVR_CONTEXT
+
+from .amitools import AmiClient, new_channel_id, user_event, wait_wav_closed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
