@@ -16,13 +16,14 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from gateway import keys
 from gateway.events import Event
 from gateway.webhook_receiver import WebhookReceiver
-from gateway.webhooks import WebhookEndpoint, WebhookWorker, list_dead, replay
+from gateway.webhooks import WebhookEndpoint, WebhookWorker, list_dead, replay, sign
 
 pytestmark = pytest.mark.integration
 
@@ -414,3 +415,62 @@ async def test_concurrency_per_endpoint_is_bounded(
         await eventually(lambda: complete(receiver, 40, 2), "all events")
     assert_in_order(receiver, 40, 2)
     assert receiver.max_in_flight == 4
+
+
+async def test_receiver_checks_signatures_and_obeys_control(receiver: WebhookReceiver) -> None:
+    body = event_fields("S1", 1)["event"].encode()
+    ts = int(time.time())
+    good = {
+        "webhook-id": "S1:1",
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign(SECRET, "S1:1", ts, body),
+        "content-type": "application/json",
+    }
+    base = receiver.url.removesuffix("/webhooks")
+    async with aiohttp.ClientSession() as http:
+        bad = {**good, "webhook-signature": sign(SECRET, "S1:1", ts, body + b" ")}
+        async with http.post(receiver.url, data=body, headers=bad) as r:
+            assert r.status == 401
+        async with http.post(f"{base}/_control", json={"action": "fail", "status": 500}) as r:
+            assert r.status == 200
+        async with http.post(receiver.url, data=body, headers=good) as r:
+            assert r.status == 500
+        async with http.post(f"{base}/_control", json={"action": "ok"}) as r:
+            assert r.status == 200
+        for _ in range(2):
+            async with http.post(receiver.url, data=body, headers=good) as r:
+                assert r.status == 200
+        async with http.get(f"{base}/_events") as r:
+            got = await r.json()
+    assert (got["rejected"], got["refused"], got["received"], got["duplicates"]) == (1, 1, 1, 1)
+    assert [e["seq"] for e in got["events"]["S1"]] == [1]
+
+
+def test_receiver_runs_as_a_program() -> None:
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.webhook_receiver", "--port", str(port), "--secret", SECRET],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "receiver did not start"
+                time.sleep(0.05)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_events?events=0") as r:
+            assert json.loads(r.read())["received"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
