@@ -222,3 +222,24 @@ end
 return n
 """
 )
+
+# KEYS: delivered, due, retry. ARGV: survey key prefix, wait prefix, HSCAN cursor, count.
+# Forgets the high-water marks of surveys whose record has expired (the store keeps a
+# survey for its retention period) and that have nothing queued: without this the
+# delivered hash would grow by one field per survey forever. Returns {cursor, pruned}.
+PRUNE = (
+    PRELUDE
+    + """
+local scan = redis.call('HSCAN', KEYS[1], ARGV[3], 'COUNT', tonumber(ARGV[4]))
+local pruned = 0
+local fields = scan[2]
+for i = 1, #fields, 2 do
+  local sid = fields[i]
+  if redis.call('EXISTS', ARGV[1] .. sid) == 0 and redis.call('EXISTS', ARGV[2] .. sid) == 0
+     and not redis.call('ZSCORE', KEYS[2], sid) and redis.call('HEXISTS', KEYS[3], sid) == 0 then
+    pruned = pruned + redis.call('HDEL', KEYS[1], sid)
+  end
+end
+return {scan[1], pruned}
+"""
+)

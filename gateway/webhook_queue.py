@@ -45,8 +45,8 @@ from gateway import webhook_lua as lua
 
 log = logging.getLogger("minyi.webhooks")
 
-# The Lua scripts build wait keys as prefix .. survey id.
-assert keys.WEBHOOK_WAIT.endswith("{survey_id}")
+# The Lua scripts build wait and survey keys as prefix .. survey id.
+assert keys.WEBHOOK_WAIT.endswith("{survey_id}") and keys.SURVEY.endswith("{survey_id}")
 
 # What EndpointQueue.gauges() measures (None until first measured).
 GAUGES = (
@@ -196,6 +196,7 @@ class EndpointQueue:
         self._fail = redis.register_script(lua.FAIL)
         self._release = redis.register_script(lua.RELEASE)
         self._replay = redis.register_script(lua.REPLAY)
+        self._prune = redis.register_script(lua.PRUNE)
 
     def wait_key(self, sid: str) -> str:
         """The wait zset of one survey."""
@@ -323,6 +324,16 @@ class EndpointQueue:
             args=[self.wait_prefix, self.stats_prefix, *ids],
         )
         return int(reply)
+
+    async def prune(self, cursor: str, count: int = 1000) -> tuple[str, int]:
+        """One step of the sweep of the delivered hash (HSCAN ``cursor``, "0" to start):
+        drops surveys whose record expired and that have nothing queued. Returns the
+        next cursor ("0": a full pass is done) and how many were dropped."""
+        reply = await self._prune(
+            keys=[self.delivered, self.due, self.retry],
+            args=[keys.SURVEY.format(survey_id=""), self.wait_prefix, cursor, count],
+        )
+        return text(reply[0]), int(reply[1])
 
     async def gauges(self) -> dict[str, float | int | None]:
         """Backlog gauges for stats(): queued events, surveys due, stream lag, oldest age.

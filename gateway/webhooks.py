@@ -4,17 +4,22 @@ order per survey, for days.
 Per endpoint, a worker runs three loops (all state lives in Redis, see
 gateway/webhook_queue.py, so any number of processes may run them side by side):
 
-- intake: XREADGROUP on the events stream (its own pending entries first after a
-  restart; entries idle for ``claim_idle_s`` in dead consumers are XAUTOCLAIMed) and
-  one script per batch that queues each event in its survey's wait zset, schedules the
-  survey and XACKs;
-- dispatch: leases due surveys (woken at once by intake — the fast path — and polled
-  every ``poll_interval_s`` for retries and other processes' work), at most
-  ``concurrency`` at a time, one task each;
-- per survey: POST the head event (Standard Webhooks signature), record the outcome,
-  go on with the survey's next event while it has any. A failure backs the survey
-  off exponentially; an event failing for ``max_age_s`` goes to the dead-letter
-  stream (``replay()`` / ``minyi webhooks replay`` re-send it).
+- intake (gateway/webhook_intake.py): XREADGROUP on the events stream (its own
+  pending entries first after a restart; entries idle for ``claim_idle_s`` in dead
+  consumers are XAUTOCLAIMed) and one script per batch that queues each event in its
+  survey's wait zset, schedules the survey and XACKs. The same script leases the
+  surveys it scheduled to this process, up to the free delivery slots, and their
+  delivery starts at once: the fast path, one Redis round trip from stream to request;
+- dispatch: leases the other due surveys (woken by intake when it scheduled more than
+  it could take, and polled every ``poll_interval_s`` for retries and for surveys
+  other processes gave back), at most ``concurrency`` in all, one task each;
+- per survey: POST the head event (gateway/webhook_sender.py: Standard Webhooks
+  signature, optional batching), record the outcome, go on with the survey's next
+  event while it has any. A failure backs the survey off exponentially; an event
+  failing for ``max_age_s`` goes to the dead-letter stream (``replay()`` /
+  ``minyi webhooks replay`` re-send it). When a failing survey gets through again,
+  up to ``wake_on_recovery`` surveys sleeping in a long backoff are made due at once:
+  after a day's outage the backlog drains in minutes, not at the 15-minute backoff.
 
 A missing predecessor (seq > delivered + 1) is waited for while any stream entry is
 still pending in the group (it may be that predecessor, in another consumer's hands),
@@ -134,13 +139,16 @@ class WebhookWorker:
         gap_timeout_s: float | None = None,
         stats_interval_s: float = 5.0,
         wake_on_recovery: int = 1000,
+        prune_interval_s: float = 3600.0,
     ) -> None:
         """``consumer`` names this process in the consumer groups: keep it stable across
         restarts (e.g. host name + worker index) so a restart resumes its own pending
         entries at once instead of after ``claim_idle_s``. The lease is stretched to
         outlast one request (1.5 × timeout + 1 s) if needed. ``gap_timeout_s`` defaults
         to ``claim_idle_s`` + 10 s: long enough for a dead consumer's entries to be
-        claimed, so a crash elsewhere does not reorder a survey's events.
+        claimed, so a crash elsewhere does not reorder a survey's events. Every
+        ``prune_interval_s`` the delivered marks of surveys whose record has expired
+        are forgotten (1000 per ``stats_interval_s``).
         """
         if len({e.name for e in endpoints}) != len(endpoints):
             raise ValueError("webhook endpoint names must be unique")
@@ -153,6 +161,7 @@ class WebhookWorker:
         self._gap_timeout_s = claim_idle_s + 10.0 if gap_timeout_s is None else gap_timeout_s
         self._stats_interval_s = stats_interval_s
         self._wake_on_recovery = wake_on_recovery
+        self._prune_interval_s = prune_interval_s
         self._feeds = [
             _Feed(
                 endpoint=e,
@@ -469,7 +478,17 @@ class WebhookWorker:
 
     async def _gauge_loop(self, feed: _Feed) -> None:
         loop = asyncio.get_running_loop()
+        cursor, next_prune = "0", loop.time() + self._prune_interval_s
         while not self._stopping:
+            if loop.time() >= next_prune:  # one HSCAN step per tick, a pass per interval
+                with contextlib.suppress(*REDIS_TRANSIENT):
+                    cursor, pruned = await feed.queue.prune(cursor)
+                    if pruned:
+                        log.info(
+                            "webhook %s: forgot %d expired surveys", feed.endpoint.name, pruned
+                        )
+                    if cursor == "0":
+                        next_prune = loop.time() + self._prune_interval_s
             try:
                 feed.gauges = await feed.queue.gauges()
             except REDIS_TRANSIENT as exc:  # e.g. no group yet: try later

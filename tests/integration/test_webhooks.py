@@ -474,3 +474,21 @@ def test_receiver_runs_as_a_program() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_delivered_marks_of_expired_surveys_are_forgotten(redis: aioredis.Redis) -> None:
+    from gateway.webhook_queue import EndpointQueue
+
+    q = EndpointQueue(redis, "core")
+    await redis.hset(q.delivered, mapping={f"gone{i}": 3 for i in range(50)})
+    await redis.hset(q.delivered, mapping={"live": 2, "queued": 4, "due": 1, "failing": 7})
+    await redis.hset(keys.SURVEY.format(survey_id="live"), "state", "closed")
+    await redis.zadd(q.wait_key("queued"), {b"{}": 5})
+    await redis.zadd(q.due, {"due": 1.0})
+    await redis.hset(q.retry, "failing", "{}")
+    cursor, pruned = await q.prune("0", count=10)
+    while cursor != "0":
+        cursor, more = await q.prune(cursor, count=10)
+        pruned += more
+    assert pruned == 50
+    assert sorted(await redis.hkeys(q.delivered)) == [b"due", b"failing", b"live", b"queued"]
