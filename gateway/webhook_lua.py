@@ -112,8 +112,8 @@ return step(KEYS[1], ARGV[1], KEYS[2], KEYS[3], ARGV[2], ARGV[3], clock(),
 )
 
 # KEYS: due, delivered, retry, stats. ARGV: wait prefix, stats prefix, sid, token,
-# first seq, last seq, lease, nonce, how many backed-off surveys to wake up on
-# recovery, run length, then the delivered events.
+# first seq, last seq, lease, nonce, how many backed-off surveys to make due now (the
+# caller says so when this success follows failures), run length, then the events.
 DONE = (
     PRELUDE
     + """
@@ -129,15 +129,14 @@ if removed > 0 then redis.call('HINCRBY', stats, sp .. 'queued', -removed) end
 redis.call('HINCRBY', stats, sp .. 'delivered', #ARGV - 10)
 advance(delivered, sid, last)
 local r = redis.call('HGET', retry, sid)
-if r and tonumber(cjson.decode(r).seq) == first then
-  redis.call('HDEL', retry, sid)
-  -- the receiver is back: surveys sleeping in a long backoff may try now. Scores
-  -- beyond two leases are backoffs, not leases, so nobody's claim is stolen.
-  if wake > 0 then
-    local late = redis.call('ZRANGEBYSCORE', due, '(' .. (t + 2 * lease_s), '+inf',
-                            'LIMIT', 0, wake)
-    for _, other in ipairs(late) do redis.call('ZADD', due, 'XX', t, other) end
-  end
+if r and tonumber(cjson.decode(r).seq) == first then redis.call('HDEL', retry, sid) end
+-- the receiver is back (the caller saw failures before): surveys sleeping in a long
+-- backoff may try now. Scores beyond two leases are backoffs, not leases, so nobody's
+-- claim is stolen.
+if wake > 0 then
+  local late = redis.call('ZRANGEBYSCORE', due, '(' .. (t + 2 * lease_s), '+inf',
+                          'LIMIT', 0, wake)
+  for _, other in ipairs(late) do redis.call('ZADD', due, 'XX', t, other) end
 end
 return step(due, wp, delivered, retry, sid, ARGV[4], t, lease_s, nonce, tonumber(ARGV[10]))
 """

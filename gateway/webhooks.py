@@ -17,9 +17,10 @@ gateway/webhook_queue.py, so any number of processes may run them side by side):
   signature, optional batching), record the outcome, go on with the survey's next
   event while it has any. A failure backs the survey off exponentially; an event
   failing for ``max_age_s`` goes to the dead-letter stream (``replay()`` /
-  ``minyi webhooks replay`` re-send it). When a failing survey gets through again,
-  up to ``wake_on_recovery`` surveys sleeping in a long backoff are made due at once:
-  after a day's outage the backlog drains in minutes, not at the 15-minute backoff.
+  ``minyi webhooks replay`` re-send it). At the first success after failures (of
+  the survey, or of this process's last request), up to ``wake_on_recovery`` surveys
+  sleeping in a long backoff are made due at once: after a day's outage the backlog
+  drains as fast as the receiver takes it, not as backoffs (up to 15 min) expire.
 
 A missing predecessor (seq > delivered + 1) is waited for while any stream entry is
 still pending in the group (it may be that predecessor, in another consumer's hands),
@@ -111,6 +112,7 @@ class _Feed:
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # work arrived
     slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
     reserved: int = 0  # slots promised to a claim or intake in flight
+    failing: bool = False  # the last request this process made to the endpoint failed
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     held: dict[str, str] = field(default_factory=dict)  # survey id -> lease token
     gap_since: dict[str, float] = field(default_factory=dict)
@@ -418,10 +420,14 @@ class WebhookWorker:
                     outcome.status,
                     attempt,
                 )
-            step = await self._persist(feed, q.done, head, feed.lease_s, self._wake_on_recovery)
+            # The first success after failures: the receiver is back.
+            wake = self._wake_on_recovery if head.attempts or feed.failing else 0
+            feed.failing = False
+            step = await self._persist(feed, q.done, head, feed.lease_s, wake)
             feed.counters["lost_leases"] += step.lost
             return step.head
         feed.counters["failed_attempts"] += 1
+        feed.failing = True
         delay = backoff_delay(attempt, ep.backoff_initial_s, ep.backoff_max_s, random.random())
         if outcome.retry_after_s is not None:
             delay = max(delay, min(outcome.retry_after_s, ep.backoff_max_s))

@@ -492,3 +492,20 @@ async def test_delivered_marks_of_expired_surveys_are_forgotten(redis: aioredis.
         pruned += more
     assert pruned == 50
     assert sorted(await redis.hkeys(q.delivered)) == [b"due", b"failing", b"live", b"queued"]
+
+
+async def test_backlog_in_long_backoff_drains_as_soon_as_the_receiver_is_back(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    # Backoffs of 75 s and more: only the wake-up at the first success can deliver
+    # these within the test's wait.
+    receiver.fail(503)
+    w = worker(redis, endpoint(receiver, backoff_initial_s=100.0, backoff_max_s=900.0))
+    async with running(w):
+        await publish(redis, interleaved(10, range(1, 3)))
+        await eventually(lambda: receiver.refused >= 10, "a failure for each survey")
+        receiver.ok()
+        await publish(redis, [("N0", 1)])  # a new survey: tried at once, succeeds
+        await eventually(lambda: complete(receiver, 10, 2), "the whole backlog")
+    assert_in_order(receiver, 10, 2)
+    assert receiver.seqs("N0") == [1]
