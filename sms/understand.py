@@ -73,10 +73,12 @@ def understand(text: str, rules: Rules | None = None) -> Understanding:
     rules = default_rules() if rules is None else rules
     found = scan(normalize(text, rules), rules)
     rating, decision = _decide(found)
-    reasons = tuple(sorted(set(found.reasons), key=rules.reason_order.__getitem__))
-    praise_words = tuple(dict.fromkeys(found.praise_words))
+    reasons: tuple[str, ...] = ()
+    if found.reasons:
+        reasons = tuple(sorted(set(found.reasons), key=rules.reason_order.__getitem__))
+    praise_words = tuple(dict.fromkeys(found.praise_words)) if found.praise_words else ()
     hint = _hint(found) if rating is Rating.UNKNOWN else None
-    explanation = tuple(text for _, text in found.notes) + tuple(decision)
+    explanation = tuple([note for _, note in found.notes] + decision)
     return Understanding(
         rating=rating,
         reasons=reasons,
@@ -100,6 +102,9 @@ def _decide(found: Scan) -> tuple[Rating, list[str]]:
     if found.non_answer_hints and _only_politeness(signals):
         notes.append("non-answer with only polite words → unknown")
         return Rating.UNKNOWN, notes
+    first = signals[0].rating
+    if all(s.rating is first for s in signals):
+        return first, notes  # nothing to weigh: every rule below needs a disagreement
     cuts = [b.pos for b in found.boundaries]
     placed = [(s, bisect.bisect_right(cuts, s.pos)) for s in signals]
     tier = min(s.tier for s in signals)
@@ -169,6 +174,8 @@ def _combine(signals: list[Signal], notes: list[str]) -> Rating:
 
 def _without_conflicting_digits(found: Scan, notes: list[str]) -> list[Signal]:
     """Drop scheme digits when a reply gives two different ones (「1 3」): no one knows."""
+    if found.digit_votes < 2:
+        return found.signals
     digits = sorted({s.digit for s in found.signals if s.digit is not None})
     if len(digits) < 2:
         return found.signals

@@ -19,6 +19,9 @@ from sms.understand_match import build_matcher, trie_regex
 from sms.understand_rules import DEFAULT_RULES_PATH, HAN, Entry, Kind, Mod, Rating, Rules
 
 SUPPORTED_VERSION: Final = 1
+# Particles and punctuation that may come between a word and its sarcasm or question
+# ending: 「满意了吗」「满意，呵呵」.
+_BETWEEN_ENDING: Final = "了的啊呀哦啦吧,.!。~ "
 # Pinyin with tone marks folds to plain letters, so 「mǎn yì」 reads as 「man yi」.
 _TONE_MARKS: Final = {
     "a": "āáǎà",
@@ -289,8 +292,7 @@ def _load_numerals(root: _Table) -> tuple[dict[str, str], re.Pattern[str], re.Pa
 
 
 def _ending_regex(sarcasm: tuple[str, ...], question: tuple[str, ...]) -> re.Pattern[str]:
-    # Particles and punctuation may come between: 「满意了吗」「满意，呵呵」.
-    between = "[了的啊呀哦啦吧,.!。~ ]*"
+    between = "[" + re.escape(_BETWEEN_ENDING) + "]*"
     return re.compile(
         f"{between}(?:(?P<sarcasm>{trie_regex(sarcasm)})|(?P<question>{trie_regex(question)}))"
     )
@@ -335,6 +337,9 @@ def parse_rules(data: Mapping[str, object], source: str) -> Rules:
         modifiers_reversed=re.compile(trie_regex(word[::-1] for word in modifiers)),
         modifier_last_chars=frozenset(word[-1] for word in modifiers),
         ending=_ending_regex(sarcasm_endings, question_endings),
+        ending_first_chars=frozenset(_BETWEEN_ENDING).union(
+            w[0] for w in sarcasm_endings + question_endings
+        ),
         units_after=digit_rules.strings("units_after"),
         units_before=digit_rules.strings("units_before"),
         phone_min_length=digit_rules.integer("phone_min_length"),

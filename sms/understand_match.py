@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -39,36 +39,46 @@ class Matcher:
     by_first: Mapping[str, tuple[int, ...]]  # character → patterns that can start with it
     anywhere: tuple[int, ...]  # patterns whose first character cannot be known
 
-    def find(self, text: str) -> Iterator[tuple[int, int, Entry]]:
+    def find(self, text: str) -> list[tuple[int, int, Entry]]:
         """(start, end, entry) for each match in `text`, left to right, no overlaps."""
-        word = self.words.search(text) if self.words is not None else None
-        pattern = self._pattern_from(text, 0)
+        found: list[tuple[int, int, Entry]] = []
+        words = self.words
+        word = words.search(text) if words is not None else None
+        pattern = self._pattern_from(text, 0) if self.trigger or self.anywhere else None
         while word is not None or pattern is not None:
             if pattern is not None and (word is None or pattern[0] <= word.start()):
-                found = pattern
+                found.append(pattern)
+                end = pattern[1]
             else:
                 assert word is not None
-                found = (word.start(), word.end(), self.entries[word.group()])
-            yield found
-            end = found[1]
+                end = word.end()
+                found.append((word.start(), end, self.entries[word.group()]))
             if word is not None and word.start() < end:
-                word = self.words.search(text, end) if self.words is not None else None
+                word = words.search(text, end) if words is not None else None
             if pattern is not None and pattern[0] < end:
                 pattern = self._pattern_from(text, end)
+        return found
 
     def _pattern_from(self, text: str, pos: int) -> tuple[int, int, Entry] | None:
         """The first pattern match starting at or after `pos` (earliest position, then
         file order), ignoring empty matches."""
         if self.anywhere:
-            starts: Iterator[int] = iter(range(pos, len(text)))
-        elif self.trigger is not None:
-            starts = (m.start() for m in self.trigger.finditer(text, pos))
-        else:
-            return None
-        for start in starts:
-            candidates = self.by_first.get(text[start], ())
-            if self.anywhere:
-                candidates = tuple(sorted(candidates + self.anywhere))
+            return self._pattern_anywhere(text, pos)
+        assert self.trigger is not None
+        patterns, by_first = self.patterns, self.by_first
+        for hit in self.trigger.finditer(text, pos):
+            start = hit.start()
+            for index in by_first[text[start]]:
+                regex, entry = patterns[index]
+                m = regex.match(text, start)
+                if m is not None and m.end() > start:
+                    return start, m.end(), entry
+        return None
+
+    def _pattern_anywhere(self, text: str, pos: int) -> tuple[int, int, Entry] | None:
+        # Some pattern's first character is unknown: try every position (slow path).
+        for start in range(pos, len(text)):
+            candidates = sorted(self.by_first.get(text[start], ()) + self.anywhere)
             for index in candidates:
                 regex, entry = self.patterns[index]
                 m = regex.match(text, start)

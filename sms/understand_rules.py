@@ -33,7 +33,7 @@ class Rating(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-class Kind(enum.Enum):
+class Kind(enum.StrEnum):
     """What a word in the rules file is."""
 
     RATING = "rating"
@@ -53,7 +53,7 @@ class Kind(enum.Enum):
     NEUTRAL = "neutral"
 
 
-class Mod(enum.Enum):
+class Mod(enum.StrEnum):
     """What a modifier word does to the word after it."""
 
     NEGATION = "negation"
@@ -94,6 +94,7 @@ class Rules:
     modifier_last_chars: frozenset[str]  # a modifier can only end with one of these
     # Right after a word: group "sarcasm" (满意个屁) or group "question" (满意吗).
     ending: re.Pattern[str]
+    ending_first_chars: frozenset[str]  # a character that can start such an ending
     units_after: tuple[str, ...]
     units_before: tuple[str, ...]
     phone_min_length: int

@@ -62,6 +62,7 @@ class Scan:
         "acknowledgement",
         "boundaries",
         "digit_hints",
+        "digit_votes",
         "non_answer_hints",
         "norm",
         "notes",
@@ -82,6 +83,7 @@ class Scan:
         self.boundaries: list[Boundary] = []
         self.acknowledgement: str | None = None  # the agent's hint for a bare 「好的」
         self.notes: list[tuple[int, str]] = []  # (position, explanation)
+        self.digit_votes = 0  # scheme digits among the signals
 
 
 class _Mods(NamedTuple):
@@ -128,21 +130,21 @@ def scan(norm: str, rules: Rules) -> Scan:
 class _Reader:
     """One pass over one reply; keeps the clause layout and the aspects seen so far."""
 
+    __slots__ = ("aspects", "core", "covered", "last_signal_end", "norm", "out", "rules", "starts")
+
     def __init__(self, out: Scan, rules: Rules, core: str) -> None:
         self.out = out
         self.rules = rules
         self.norm = out.norm
         self.core = core
         self.starts = clause_starts(self.norm)
-        self.reversed = self.norm[::-1]
         self.aspects: list[_Aspect] = []
-        self.covered: list[tuple[int, int]] = []
+        self.covered: list[tuple[int, int, Entry]] = []
         self.last_signal_end = 0
 
     def read(self) -> None:
-        rules = self.rules
-        for start, end, entry in rules.matcher.find(self.norm):
-            self.covered.append((start, end))
+        self.covered = self.rules.matcher.find(self.norm)
+        for start, end, entry in self.covered:
             _HANDLERS[entry.kind](self, entry, start, end)
         if _DIGIT_RUN.search(self.norm):
             self.digits()
@@ -170,9 +172,10 @@ class _Reader:
         lo = self.starts[self.clause(pos)]
         at, stop = n - pos, n - lo  # the same span in the reversed text
         match = self.rules.modifiers_reversed.match
+        backwards = self.norm[::-1]
         table, kinds = self.rules.modifiers, list[Mod]()
         while at < stop and len(kinds) < _MAX_MODIFIERS:
-            m = match(self.reversed, at, stop)
+            m = match(backwards, at, stop)
             if m is None:
                 break
             kinds.append(table[m.group()[::-1]])
@@ -181,7 +184,10 @@ class _Reader:
 
     def ending(self, end: int) -> tuple[str | None, bool]:
         """The sarcasm word right after a word (满意个屁), and whether a question follows."""
-        m = self.rules.ending.match(self.norm, end)
+        norm = self.norm
+        if end >= len(norm) or norm[end] not in self.rules.ending_first_chars:
+            return None, False  # the common case, decided without a regex
+        m = self.rules.ending.match(norm, end)
         if m is None:
             return None, False
         return m.group("sarcasm"), m.group("question") is not None
@@ -213,7 +219,7 @@ class _Reader:
                 self.note(start, f"{span!r} echoes the question: ignored")
                 return
         rating, how = _judge(entry, mods, sarcasm, question)
-        self.note(start, f"{span!r} → {rating} ({entry.kind.value} word{how})")
+        self.note(start, f"{span!r} → {rating} ({entry.kind} word{how})")
         aspects = self.aspects_before(mods.start)
         self.signal(start, end, _TIERS[entry.kind], rating, not aspects)
         if rating is Rating.UNSATISFIED:
@@ -254,7 +260,7 @@ class _Reader:
     def praise(self, entry: Entry, start: int, end: int) -> None:
         mods = self.modifiers(start)
         word = self.norm[start:end]
-        what = entry.kind.value
+        what = str(entry.kind)
         if mods.negations % 2:
             span = self.norm[mods.start : end]
             reason = f": {entry.reason}" if entry.reason else ""
@@ -302,7 +308,7 @@ class _Reader:
         for m in _DIGIT_RUN.finditer(self.norm):
             start, end = m.span()
             run = m.group()
-            if any(s <= start < e for s, e in self.covered):
+            if any(s <= start < e for s, e, _ in self.covered):
                 continue  # part of a word such as 100分 or 12345
             if len(run) >= rules.phone_min_length:
                 self.out.digit_hints.append("looks like a phone number, not a rating")
@@ -321,6 +327,7 @@ class _Reader:
                 continue
             self.note(start, f"digit {digit} → {rating} (scheme)")
             self.out.signals.append(Signal(start, TIER_RATING, rating, True, digit))
+            self.out.digit_votes += 1
 
     def is_quantity(self, start: int, end: int) -> bool:
         norm = self.norm
@@ -341,6 +348,8 @@ def _position(note: tuple[int, str]) -> int:
 def _judge(entry: Entry, mods: _Mods, sarcasm: str | None, question: bool) -> tuple[Rating, str]:
     """A rating or opinion word's rating after its modifiers, and how that came about."""
     assert entry.rating is not None
+    if not mods.kinds and sarcasm is None and not question:
+        return entry.rating, ""
     if sarcasm is not None:
         return Rating.UNSATISFIED, f", sarcasm {sarcasm!r}"
     negations = mods.negations

@@ -40,7 +40,10 @@ def normalize(text: str, rules: Rules) -> str:
     characters; pinyin words become characters; spaces between Chinese characters go
     (「满 意」 is 「满意」); a numeral that answers the scheme becomes its digit.
     """
-    s = unicodedata.normalize("NFKC", text).lower().translate(rules.fold)
+    if text.isascii():
+        s = text.lower()  # NFKC and the fold table leave ASCII as it is
+    else:
+        s = unicodedata.normalize("NFKC", text).lower().translate(rules.fold)
     if rules.pinyin and _LATIN_LETTER.search(s):
         s = _LATIN_RUN.sub(lambda m: _romanised(m.group(0), rules), s)
     if _WHITESPACE.search(s):

@@ -103,6 +103,21 @@ def test_ops_can_add_a_word_and_a_reason(tmp_path: Path) -> None:
     assert reading.reasons == ("slow_response", "parking")  # file order is taxonomy order
 
 
+def test_a_pattern_with_an_unknown_first_character_still_matches(tmp_path: Path) -> None:
+    # 「.挪车」 can start with any character: it is tried at every position (slow path).
+    path = edited(
+        tmp_path,
+        '[reasons.fees]\nlabel = "乱收费"\n',
+        "[reasons.fees]\nlabel = \"乱收费\"\npatterns = ['.挪车']\n",
+    )
+    rules = load_rules(path)
+    assert len(rules.matcher.anywhere) == 1
+    reading = understand("叫他挪车等了一个小时", rules)
+    assert reading.reasons == ("slow_response", "fees")
+    for text in ["挪车", "3", "满意", "好几次都没人管", "等了3个小时"]:
+        assert understand(text, rules).to_json() == understand(text).to_json(), text
+
+
 def test_path_may_be_a_string(tmp_path: Path) -> None:
     path = edited(tmp_path, '"满意", "满足"', '"满意", "满足", "中意"')
     assert understand("很中意", load_rules(str(path))).rating is Rating.SATISFIED
