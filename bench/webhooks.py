@@ -81,6 +81,7 @@ async def scenario(
     count: int,
     surveys: int,
     rate: float | None,
+    batch_max: int,
 ) -> dict[str, Any]:
     per = max(1, count // surveys)
     order = [(f"{prefix}{i}", seq) for seq in range(1, per + 1) for i in range(surveys)][:count]
@@ -119,6 +120,7 @@ async def scenario(
         "events": len(lat),
         "surveys": surveys,
         "offered_rate": rate,
+        "batch_max": batch_max,
         "events_per_s": round(len(lat) / (last - first), 1),
         "latency_ms_p50": round(q[49], 1),
         "latency_ms_p99": round(q[98], 1),
@@ -136,14 +138,18 @@ async def run(args: argparse.Namespace, rport: int, hport: int) -> list[dict[str
     try:
         url = f"http://127.0.0.1:{hport}"
         ep = WebhookEndpoint(
-            name="bench", url=url + "/webhooks", secret=SECRET, concurrency=args.concurrency
+            name="bench",
+            url=url + "/webhooks",
+            secret=SECRET,
+            concurrency=args.concurrency,
+            batch_max=args.batch_max,
         )
         worker = WebhookWorker(redis, [ep], consumer="bench")
         task = asyncio.create_task(worker.run())
         async with aiohttp.ClientSession() as http:
             for name, prefix, rate in (("paced", "P", args.rate), ("burst", "B", None)):
                 result = await scenario(
-                    name, redis, http, url, prefix, args.count, args.surveys, rate
+                    name, redis, http, url, prefix, args.count, args.surveys, rate, args.batch_max
                 )
                 print(json.dumps(result), flush=True)
                 results.append(result)
@@ -160,6 +166,7 @@ def main() -> None:
     parser.add_argument("--surveys", type=int, default=2_000)
     parser.add_argument("--rate", type=float, default=1000.0, help="paced scenario events/s")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--batch-max", type=int, default=1, help="events per request")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="minyi-bench-"))
