@@ -184,7 +184,7 @@ def _without_conflicting_digits(found: Scan, notes: list[str]) -> list[Signal]:
 
 
 def _only_politeness(signals: list[Signal]) -> bool:
-    """Nothing but positive phrases (谢谢, 辛苦了): no rating, no complaint."""
+    """Only kind words (谢谢, 好): no scheme digit or rating word, nothing negative."""
     return all(s.tier != TIER_RATING and s.rating is not Rating.UNSATISFIED for s in signals)
 
 
