@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -509,3 +510,48 @@ async def test_backlog_in_long_backoff_drains_as_soon_as_the_receiver_is_back(
         await eventually(lambda: complete(receiver, 10, 2), "the whole backlog")
     assert_in_order(receiver, 10, 2)
     assert receiver.seqs("N0") == [1]
+
+
+REPO = str(Path(__file__).resolve().parents[2])
+KILLABLE_WORKER = """
+import asyncio, sys
+import redis.asyncio as aioredis
+from gateway.webhooks import WebhookEndpoint, WebhookWorker
+
+async def main() -> None:
+    client = aioredis.Redis.from_url(sys.argv[1])
+    ep = WebhookEndpoint(name="core", url=sys.argv[2], secret=sys.argv[3], timeout_s=1.0)
+    await WebhookWorker(client, [ep], consumer="doomed", lease_s=1.0).run()
+
+asyncio.run(main())
+"""
+
+
+async def test_kill_9_of_a_worker_process_loses_nothing(
+    redis_server: Any, redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    import signal
+    import sys
+
+    receiver.delay_s = 0.1  # requests are in flight when the process dies
+    await publish(redis, interleaved(30, range(1, 5)))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        KILLABLE_WORKER,
+        redis_server.url,
+        receiver.url,
+        SECRET,
+        cwd=REPO,
+    )
+    try:
+        await eventually(lambda: receiver.requests >= 10, "the doomed worker's requests")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    receiver.ok()
+    heir = worker(redis, endpoint(receiver, timeout_s=1.0), consumer="heir", claim_idle_s=0.5)
+    async with running(heir):
+        await publish(redis, interleaved(30, range(5, 7)))
+        await eventually(lambda: complete(receiver, 30, 6), "all events after kill -9")
+    assert_in_order(receiver, 30, 6)
