@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         from sms.understand_cli import main as parse_main
 
         return int(parse_main(rest))
+    if command == "asr":
+        from asr.cli import main as asr_main
+
+        return int(asr_main(rest))
     if command == "webhooks":
         return _webhooks(rest)
     if command == "smsc":

@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,7 +28,9 @@ _MARKER = "--@TRANSITIONS@"
 
 def library_source() -> str:
     """The Lua library with the transition table of gateway/states.py filled in."""
-    src = resources.files("gateway").joinpath("store.lua").read_text(encoding="utf-8")
+    # Beside this module (importlib.resources gives a MultiplexedPath under some
+    # editable installs, which cannot open files).
+    src = Path(__file__).with_name("store.lua").read_text(encoding="utf-8")
     rows = []
     for source, targets in sorted(TRANSITIONS.items()):
         inner = ", ".join(f"{t.value} = true" for t in sorted(targets))

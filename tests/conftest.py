@@ -12,12 +12,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.localstack import free_port
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["RedisServer", "free_port"]
 
 
 class RedisServer:
@@ -98,5 +95,3 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
-
-

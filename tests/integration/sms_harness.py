@@ -5,7 +5,6 @@ gateway service itself, all on loopback."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,17 +14,18 @@ from typing import Any
 import aiohttp
 
 from gateway.config import Settings, parse_settings
+from gateway.localstack import (
+    SECRET,
+    SMPP_PASSWORD,
+    SMPP_USER,
+    SOURCE_ADDR,
+    TEMPLATE,
+    TOKEN,
+)
 from gateway.service import Service
 from gateway.webhook_receiver import WebhookReceiver
 from sms.simulator import SmscSimulator
 
-TOKEN = "test-core-token-0123456789"
-SECRET = "whsec_" + base64.b64encode(b"minyi-test-secret-0123456789").decode()
-SMPP_USER, SMPP_PASSWORD = "minyi", "secret1"
-SOURCE_ADDR = "10690001"
-TEMPLATE = (
-    "{signature}您好，您于{date}办理的{service}业务已完成，请评价：回复1满意，2基本满意，3不满意。"
-)
 LONG_TEMPLATE = (
     "{signature}尊敬的市民您好：您于{date}{time}就{service}事项与我局{unit_name}民警{officer}"
     "进行了接触。为了不断改进公安工作、提升服务质量，我们诚挚地邀请您对本次服务作出评价，"
