@@ -3,12 +3,16 @@
 One script per state change, so several webhook processes can share one Redis and a
 crash between two commands cannot happen. Common helpers are in PRELUDE; per-survey
 keys are built as wait-prefix .. survey id (the scripts serve many surveys per call).
-Lua numbers passed to redis.call keep full double precision; a lease's token is the
-due score *string* as Redis prints it, compared as a string.
+A lease is two things: the survey's due score (now + lease: nobody claims it before)
+and its owner token in the lease hash, which is always the script's *last* key. The
+token stays the same while the holder renews the lease, so a holder that retries a
+script after a lost reply (Redis restarted under it) still recognises its lease; a
+claim by anyone else writes a new token, and the old holder stops.
 """
 
 PRELUDE = """
 if redis.replicate_commands then pcall(redis.replicate_commands) end
+local LEASES = KEYS[#KEYS]
 local function clock()
   local t = redis.call('TIME')
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -26,20 +30,26 @@ local function cons(x, rest)
   table.insert(rest, 1, x)
   return rest
 end
--- lease a survey: its due score becomes the lease expiry; the score string is the token
-local function take(due, sid, t, lease_s, nonce)
-  redis.call('ZADD', due, t + lease_s + nonce, sid)
-  return redis.call('ZSCORE', due, sid)
+-- lease a survey to an owner: due at the lease's end, and the owner's token recorded
+local function take(due, sid, t, lease_s, owner)
+  redis.call('ZADD', due, t + lease_s, sid)
+  redis.call('HSET', LEASES, sid, owner)
+  return owner
+end
+local function holds(sid, token)
+  return redis.call('HGET', LEASES, sid) == token
 end
 -- what a holder does next with a survey: its next head (lease renewed), or stop
-local function step(due, wp, delivered, retry, sid, token, t, lease_s, nonce, n)
-  if redis.call('ZSCORE', due, sid) ~= token then return {'lost'} end
+local function step(due, wp, delivered, retry, sid, token, t, lease_s, n)
+  if not holds(sid, token) then return {'lost'} end
   local h = head_of(wp, delivered, retry, sid, n)
   if h == nil then
     redis.call('ZREM', due, sid)
+    redis.call('HDEL', LEASES, sid)
     return {'empty'}
   end
-  return cons('next', cons(take(due, sid, t, lease_s, nonce), h))
+  redis.call('ZADD', due, t + lease_s, sid)
+  return cons('next', cons(token, h))
 end
 local function advance(delivered, sid, seq)
   if sid ~= '' and seq > tonumber(redis.call('HGET', delivered, sid) or '0') then
@@ -48,9 +58,9 @@ local function advance(delivered, sid, seq)
 end
 """
 
-# KEYS: stream, due, delivered, stats, retry. ARGV: group, wait prefix, stats prefix,
-# how many newly scheduled surveys to lease to the caller at once (the fast path),
-# lease, nonce, run length, then (entry id, survey id, seq, event JSON) per entry.
+# KEYS: stream, due, delivered, stats, retry, leases. ARGV: group, wait prefix, stats
+# prefix, how many newly scheduled surveys to lease to the caller at once (the fast
+# path), lease, owner token, run length, then (entry id, survey id, seq, event JSON) per entry.
 # Returns {number of newly scheduled surveys, {sid, token, delivered, retry state,
 # event1, seq1, ...} per survey leased to the caller}.
 INTAKE = (
@@ -72,47 +82,49 @@ for i = 8, #ARGV, 4 do
 end
 if queued > 0 then redis.call('HINCRBY', KEYS[4], ARGV[3] .. 'queued', queued) end
 local out = {#scheduled}
-local lease_s, nonce, n = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local lease_s, n = tonumber(ARGV[5]), tonumber(ARGV[7])
 for i = 1, math.min(#scheduled, tonumber(ARGV[4])) do
   local sid = scheduled[i]
   local h = head_of(ARGV[2], KEYS[3], KEYS[5], sid, n)
-  out[#out + 1] = cons(sid, cons(take(KEYS[2], sid, t, lease_s, nonce), h))
+  out[#out + 1] = cons(sid, cons(take(KEYS[2], sid, t, lease_s, ARGV[6]), h))
 end
 return out
 """
 )
 
-# KEYS: due, delivered, retry. ARGV: wait prefix, limit, lease, nonce, run length.
+# KEYS: due, delivered, retry, leases. ARGV: wait prefix, limit, lease, owner token,
+# run length.
 # Returns {sid, token, delivered, retry state, event1, seq1, ...} per claimed survey.
 CLAIM = (
     PRELUDE
     + """
 local t = clock()
-local lease_s, nonce = tonumber(ARGV[3]), tonumber(ARGV[4])
+local lease_s = tonumber(ARGV[3])
 local out = {}
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', t, 'LIMIT', 0, ARGV[2])) do
   local h = head_of(ARGV[1], KEYS[2], KEYS[3], sid, tonumber(ARGV[5]))
   if h == nil then
     redis.call('ZREM', KEYS[1], sid)
+    redis.call('HDEL', LEASES, sid)
   else
-    out[#out + 1] = cons(sid, cons(take(KEYS[1], sid, t, lease_s, nonce), h))
+    out[#out + 1] = cons(sid, cons(take(KEYS[1], sid, t, lease_s, ARGV[4]), h))
   end
 end
 return out
 """
 )
 
-# KEYS: due, delivered, retry. ARGV: wait prefix, sid, token, lease, nonce, run length.
+# KEYS: due, delivered, retry, leases. ARGV: wait prefix, sid, token, lease, run length.
 REREAD = (
     PRELUDE
     + """
 return step(KEYS[1], ARGV[1], KEYS[2], KEYS[3], ARGV[2], ARGV[3], clock(),
-            tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+            tonumber(ARGV[4]), tonumber(ARGV[5]))
 """
 )
 
-# KEYS: due, delivered, retry, stats. ARGV: wait prefix, stats prefix, sid, token,
-# first seq, last seq, lease, nonce, how many backed-off surveys to make due now (the
+# KEYS: due, delivered, retry, stats, leases. ARGV: wait prefix, stats prefix, sid,
+# token, first seq, last seq, lease, (unused), how many backed-off surveys to make due now (the
 # caller says so when this success follows failures), run length, then the events.
 DONE = (
     PRELUDE
@@ -120,7 +132,7 @@ DONE = (
 local due, delivered, retry, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local wp, sp, sid = ARGV[1], ARGV[2], ARGV[3]
 local first, last = tonumber(ARGV[5]), tonumber(ARGV[6])
-local lease_s, nonce, wake = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local lease_s, wake = tonumber(ARGV[7]), tonumber(ARGV[9])
 local t = clock()
 -- recorded even if our lease was lost meanwhile: the receiver has the events
 local removed = 0
@@ -138,12 +150,13 @@ if wake > 0 then
                           'LIMIT', 0, wake)
   for _, other in ipairs(late) do redis.call('ZADD', due, 'XX', t, other) end
 end
-return step(due, wp, delivered, retry, sid, ARGV[4], t, lease_s, nonce, tonumber(ARGV[10]))
+return step(due, wp, delivered, retry, sid, ARGV[4], t, lease_s, tonumber(ARGV[10]))
 """
 )
 
-# KEYS: due, delivered, retry, stats, dead. ARGV: wait prefix, stats prefix, sid,
-# token, first event, its seq, error, backoff delay, max age, lease, nonce, run length.
+# KEYS: due, delivered, retry, stats, dead, leases. ARGV: wait prefix, stats prefix,
+# sid, token, first event, its seq, error, backoff delay, max age, lease, (unused), run
+# length.
 # Returns {'retry', attempts} | {'lost', attempts} | {'dead', attempts, step}.
 FAIL = (
     PRELUDE
@@ -164,8 +177,9 @@ st.attempts = st.attempts + 1
 st.last_error = err
 if t - st.first_failed_at < max_age then
   redis.call('HSET', retry, sid, cjson.encode(st))
-  if redis.call('ZSCORE', due, sid) ~= token then return {'lost', st.attempts} end
+  if not holds(sid, token) then return {'lost', st.attempts} end
   redis.call('ZADD', due, t + delay, sid)
+  redis.call('HDEL', LEASES, sid)
   return {'retry', st.attempts}
 end
 -- failed for max_age: dead-letter it so the survey's later events can move on
@@ -179,17 +193,17 @@ end
 advance(delivered, sid, seq)
 redis.call('HDEL', retry, sid)
 return {'dead', st.attempts,
-        step(due, wp, delivered, retry, sid, token, t, tonumber(ARGV[10]), tonumber(ARGV[11]),
-             tonumber(ARGV[12]))}
+        step(due, wp, delivered, retry, sid, token, t, tonumber(ARGV[10]), tonumber(ARGV[12]))}
 """
 )
 
-# KEYS: due. ARGV: sid, token, delay. Gives a held survey back (now + delay).
+# KEYS: due, leases. ARGV: sid, token, delay. Gives a held survey back (now + delay).
 RELEASE = (
     PRELUDE
     + """
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if not holds(ARGV[1], ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], clock() + tonumber(ARGV[3]), ARGV[1])
+redis.call('HDEL', LEASES, ARGV[1])
 return 1
 """
 )

@@ -10,8 +10,8 @@ consistent state. Per endpoint (keys in gateway/keys.py):
   the group or queued, never neither;
 - the due zset (score = next attempt time) is both the schedule and the lock: a
   claim re-scores a survey to ``now + lease``, so nobody else takes it while it is
-  being served. The exact score string works as a fencing token: a holder whose
-  lease expired (and was taken over) sees a different score and stops;
+  being served, and records an owner token in the lease hash: a holder whose lease
+  expired and was taken over finds another token there and stops;
 - the delivered hash is the per-survey high-water mark (delivered *or*
   dead-lettered), the retry hash the failure state of the survey's head event, and
   the dead stream keeps events that failed for ``max_age``.
@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,7 +97,7 @@ class Head:
     ones that directly follow it (more than one only when batching)."""
 
     sid: str
-    token: str  # the due score string our lease wrote; proves we still hold it
+    token: str  # our lease's owner token; proves we still hold the survey
     events: tuple[bytes, ...]  # event JSON exactly as stored (what goes on the wire)
     seqs: tuple[int, ...]
     delivered: int  # the survey's high-water mark before these events
@@ -168,25 +168,30 @@ def _step(sid: str, reply: Sequence[object]) -> Step:
     return Step(None, lost=kind == "lost")
 
 
-def _nonce() -> float:
-    # Two claims of one survey never write the same score, even within a microsecond.
-    return random.random() / 1000.0
+# hash: survey id -> owner token of its lease (see gateway/webhook_lua.py). Not in
+# gateway/keys.py yet: it belongs next to WEBHOOK_DUE there.
+WEBHOOK_LEASE = keys.PREFIX + "wh:{endpoint}:lease"
 
 
 class EndpointQueue:
     """One endpoint's queues in Redis; every method is one round trip."""
 
-    def __init__(self, redis: aioredis.Redis, endpoint: str, *, run: int = 1) -> None:
-        """``run``: how many consecutive events of a survey a head may carry (batching)."""
+    def __init__(
+        self, redis: aioredis.Redis, endpoint: str, *, run: int = 1, owner: str = ""
+    ) -> None:
+        """``run``: how many consecutive events of a survey a head may carry (batching);
+        ``owner``: the consumer name, the prefix of this process's lease tokens."""
         self.redis = redis
         self.endpoint = endpoint
         self.run = run
+        self.owner = owner
         self.stream = keys.EVENTS
         self.group = keys.WEBHOOK_GROUP.format(endpoint=endpoint)
         self.due = keys.WEBHOOK_DUE.format(endpoint=endpoint)
         self.delivered = keys.WEBHOOK_DELIVERED.format(endpoint=endpoint)
         self.retry = keys.WEBHOOK_RETRY.format(endpoint=endpoint)
         self.dead = keys.WEBHOOK_DEAD.format(endpoint=endpoint)
+        self.leases = WEBHOOK_LEASE.format(endpoint=endpoint)
         self.wait_prefix = keys.WEBHOOK_WAIT.format(endpoint=endpoint, survey_id="")
         self.stats_prefix = f"webhook:{endpoint}:"
         self._intake = redis.register_script(lua.INTAKE)
@@ -197,6 +202,18 @@ class EndpointQueue:
         self._release = redis.register_script(lua.RELEASE)
         self._replay = redis.register_script(lua.REPLAY)
         self._prune = redis.register_script(lua.PRUNE)
+
+    def _token(self) -> str:
+        # A new token per claim: another claim of the same survey never reuses it.
+        return f"{self.owner}:{secrets.token_hex(8)}"
+
+    async def orphans(self) -> list[tuple[str, str]]:
+        """(survey id, token) of the leases held under this owner's name: the caller
+        compares them with what it really serves (a lost reply, or an earlier life of
+        a process with the same consumer name, leaves leases nobody serves)."""
+        mine = f"{self.owner}:"
+        leases = await self.redis.hgetall(self.leases)
+        return [(text(k), text(v)) for k, v in leases.items() if text(v).startswith(mine)]
 
     def wait_key(self, sid: str) -> str:
         """The wait zset of one survey."""
@@ -225,10 +242,10 @@ class EndpointQueue:
         if not entries:
             return 0, []
         args: list[str | int | float | bytes] = [self.group, self.wait_prefix, self.stats_prefix]
-        args += [take, lease_s, _nonce(), self.run]
+        args += [take, lease_s, self._token(), self.run]
         for entry_id, sid, seq, event in entries:
             args += [entry_id, sid, seq, event]
-        keys_ = [self.stream, self.due, self.delivered, keys.STATS, self.retry]
+        keys_ = [self.stream, self.due, self.delivered, keys.STATS, self.retry, self.leases]
         reply = await self._intake(keys=keys_, args=args)
         return int(reply[0]), [_head(row[0], row[1:]) for row in reply[1:]]
 
@@ -245,16 +262,16 @@ class EndpointQueue:
     async def claim(self, limit: int, lease_s: float) -> list[Head]:
         """Lease up to ``limit`` surveys that are due; returns their head events."""
         reply = await self._claim(
-            keys=[self.due, self.delivered, self.retry],
-            args=[self.wait_prefix, limit, lease_s, _nonce(), self.run],
+            keys=[self.due, self.delivered, self.retry, self.leases],
+            args=[self.wait_prefix, limit, lease_s, self._token(), self.run],
         )
         return [_head(row[0], row[1:]) for row in reply]
 
     async def reread(self, head: Head, lease_s: float) -> Step:
         """Read a held survey's head again (renewing the lease)."""
         reply = await self._reread(
-            keys=[self.due, self.delivered, self.retry],
-            args=[self.wait_prefix, head.sid, head.token, lease_s, _nonce(), self.run],
+            keys=[self.due, self.delivered, self.retry, self.leases],
+            args=[self.wait_prefix, head.sid, head.token, lease_s, self.run],
         )
         return _step(head.sid, reply)
 
@@ -262,7 +279,7 @@ class EndpointQueue:
         """Record the delivery of ``head.events``; returns the survey's next head while
         we hold it."""
         reply = await self._done(
-            keys=[self.due, self.delivered, self.retry, keys.STATS],
+            keys=[self.due, self.delivered, self.retry, keys.STATS, self.leases],
             args=[
                 self.wait_prefix,
                 self.stats_prefix,
@@ -271,7 +288,7 @@ class EndpointQueue:
                 head.seq,
                 head.seqs[-1],
                 lease_s,
-                _nonce(),
+                "",
                 wake,
                 self.run,
                 *head.events,
@@ -285,7 +302,7 @@ class EndpointQueue:
         """Record a failed attempt of the head event: back off, or dead-letter it after
         ``max_age_s`` (the events behind it are not touched: they have not failed)."""
         reply = await self._fail(
-            keys=[self.due, self.delivered, self.retry, keys.STATS, self.dead],
+            keys=[self.due, self.delivered, self.retry, keys.STATS, self.dead, self.leases],
             args=[
                 self.wait_prefix,
                 self.stats_prefix,
@@ -297,7 +314,7 @@ class EndpointQueue:
                 delay_s,
                 max_age_s,
                 lease_s,
-                _nonce(),
+                "",
                 self.run,
             ],
         )
@@ -308,7 +325,7 @@ class EndpointQueue:
 
     async def release(self, sid: str, token: str, delay_s: float = 0.0) -> bool:
         """Give a held survey back, due in ``delay_s``; False if no longer ours."""
-        return bool(await self._release(keys=[self.due], args=[sid, token, delay_s]))
+        return bool(await self._release(keys=[self.due, self.leases], args=[sid, token, delay_s]))
 
     async def pending_count(self) -> int:
         """Entries read from the stream by any consumer of the group but not yet queued."""

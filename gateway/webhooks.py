@@ -149,6 +149,8 @@ class WebhookWorker:
         outlast one request (1.5 × timeout + 1 s) if needed. ``gap_timeout_s`` defaults
         to ``claim_idle_s`` + 10 s: long enough for a dead consumer's entries to be
         claimed, so a crash elsewhere does not reorder a survey's events. Every
+        ``stats_interval_s`` (and at start) leases in this consumer's name that no task
+        serves are given back. Every
         ``prune_interval_s`` the delivered marks of surveys whose record has expired
         are forgotten (1000 per ``stats_interval_s``).
         """
@@ -167,7 +169,7 @@ class WebhookWorker:
         self._feeds = [
             _Feed(
                 endpoint=e,
-                queue=EndpointQueue(redis, e.name, run=e.batch_max),
+                queue=EndpointQueue(redis, e.name, run=e.batch_max, owner=consumer),
                 sender=Sender(
                     e.url,
                     decode_secret(e.secret),
@@ -482,6 +484,23 @@ class WebhookWorker:
             except REDIS_TRANSIENT as exc:
                 await pause.wait(exc)
 
+    async def _release_orphans(self, feed: _Feed) -> None:
+        """Give back leases in our name that no task of ours serves: taken by a script
+        whose reply was lost (Redis restarted under it), or by an earlier life of this
+        consumer (kill -9). Otherwise those surveys would wait for the lease to expire."""
+        if feed.reserved:
+            return
+        orphans = await feed.queue.orphans()
+        if feed.reserved:  # a claim started meanwhile: its leases may be in the list
+            return
+        for sid, token in orphans:
+            if feed.held.get(sid) != token and await feed.queue.release(sid, token):
+                log.info(
+                    "webhook %s: gave back survey %s (lease without a task)",
+                    feed.endpoint.name,
+                    sid,
+                )
+
     async def _gauge_loop(self, feed: _Feed) -> None:
         loop = asyncio.get_running_loop()
         cursor, next_prune = "0", loop.time() + self._prune_interval_s
@@ -496,6 +515,7 @@ class WebhookWorker:
                     if cursor == "0":
                         next_prune = loop.time() + self._prune_interval_s
             try:
+                await self._release_orphans(feed)
                 feed.gauges = await feed.queue.gauges()
             except REDIS_TRANSIENT as exc:  # e.g. no group yet: try later
                 log.debug("webhook %s: gauges unavailable: %s", feed.endpoint.name, exc)

@@ -555,3 +555,22 @@ async def test_kill_9_of_a_worker_process_loses_nothing(
         await publish(redis, interleaved(30, range(5, 7)))
         await eventually(lambda: complete(receiver, 30, 6), "all events after kill -9")
     assert_in_order(receiver, 30, 6)
+
+
+async def test_a_restart_under_the_same_name_takes_its_leases_back_at_once(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    # Ten-minute leases: only giving back the dead life's leases finishes in time.
+    ep = endpoint(receiver)
+    receiver.delay_s = 0.2
+    first = worker(redis, ep, consumer="w1", lease_s=600)
+    task = asyncio.create_task(first.run())
+    await publish(redis, interleaved(20, range(1, 4)))
+    await eventually(lambda: receiver.requests >= 5, "requests in flight")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    receiver.ok()
+    async with running(worker(redis, ep, consumer="w1", lease_s=600)):
+        await eventually(lambda: complete(receiver, 20, 3), "all events after the restart")
+    assert_in_order(receiver, 20, 3)
