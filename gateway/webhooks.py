@@ -40,6 +40,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 
+from gateway.webhook_dead import list_dead, replay
 from gateway.webhook_intake import Intake
 from gateway.webhook_queue import (
     GAUGES,
@@ -48,8 +49,6 @@ from gateway.webhook_queue import (
     Head,
     RedisPause,
     backoff_delay,
-    list_dead,
-    replay,
 )
 from gateway.webhook_sender import Outcome, Sender
 from gateway.webhook_signing import InvalidSignature, decode_secret, sign, verify
