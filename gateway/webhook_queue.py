@@ -211,9 +211,12 @@ class EndpointQueue:
         """(survey id, token) of the leases held under this owner's name: the caller
         compares them with what it really serves (a lost reply, or an earlier life of
         a process with the same consumer name, leaves leases nobody serves)."""
-        mine = f"{self.owner}:"
         leases = await self.redis.hgetall(self.leases)
-        return [(text(k), text(v)) for k, v in leases.items() if text(v).startswith(mine)]
+        return [
+            (text(k), text(v))
+            for k, v in leases.items()
+            if text(v).rpartition(":")[0] == self.owner  # not a name that merely starts so
+        ]
 
     def wait_key(self, sid: str) -> str:
         """The wait zset of one survey."""
