@@ -574,3 +574,28 @@ async def test_a_restart_under_the_same_name_takes_its_leases_back_at_once(
     async with running(worker(redis, ep, consumer="w1", lease_s=600)):
         await eventually(lambda: complete(receiver, 20, 3), "all events after the restart")
     assert_in_order(receiver, 20, 3)
+
+
+async def test_works_with_a_decoding_client_as_the_service_uses(
+    redis_server: Any, redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    # gateway/service.py connects with decode_responses=True: event JSON comes back as
+    # str and must go out byte for byte as stored (signature and Chinese text intact).
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        w = worker(client, endpoint(receiver, max_age_s=0.3))
+        async with running(w):
+            await publish(client, interleaved(5, range(1, 3)))
+            await eventually(lambda: complete(receiver, 5, 2), "events")
+            receiver.fail(503)
+            await publish(client, [("S0", 3)])
+            await eventually(lambda: w.stats()["core"]["dead_lettered"] == 1, "a dead letter")  # type: ignore[index]
+            receiver.ok()
+            assert await replay(client, "core") == 1
+            await eventually(lambda: receiver.seqs("S0") == [1, 2, 3], "the replayed event")
+            await eventually(lambda: w.stats()["core"]["queued"] == 0, "gauges")  # type: ignore[index]
+        assert [receiver.seqs(f"S{i}") for i in range(5)] == [[1, 2, 3]] + [[1, 2]] * 4
+        assert receiver.out_of_order == 0 and receiver.rejected == 0
+        assert receiver.events["S0"][0]["payload"]["text"] == "满意"
+    finally:
+        await client.aclose()
