@@ -9,6 +9,7 @@ answered before it is stored.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -139,29 +140,32 @@ class Api:
         return _error(400, "invalid_body", 'expected a survey object or {"surveys": [...]}')
 
     async def _intake_many(self, items: list[Any], token: ApiToken) -> list[dict[str, Any]]:
-        results: list[dict[str, Any]] = []
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        valid: list[tuple[int, str, str, dict[str, str]]] = []
         for i, item in enumerate(items):
             try:
                 sid, phone, fields = self._validate(item, token)
             except Invalid as exc:
                 sid_raw = item.get("survey_id") if isinstance(item, dict) else None
-                results.append(
-                    {
-                        "index": i,
-                        "survey_id": sid_raw if isinstance(sid_raw, str) else None,
-                        "status": "invalid",
-                        "field": exc.field,
-                        "reason": exc.reason,
-                    }
-                )
-                continue
-            r = await self._intake_one(sid, phone, fields)
+                results[i] = {
+                    "index": i,
+                    "survey_id": sid_raw if isinstance(sid_raw, str) else None,
+                    "status": "invalid",
+                    "field": exc.field,
+                    "reason": exc.reason,
+                }
+            else:
+                valid.append((i, sid, phone, fields))
+        # Concurrently, so the store sends them to Redis as one pipeline; a survey id
+        # posted twice in one batch is still one survey (the second finds the first).
+        stored = await asyncio.gather(*(self._intake_one(sid, ph, f) for _, sid, ph, f in valid))
+        for (i, sid, _, _), r in zip(valid, stored, strict=True):
             status = r.status if r.state != "rejected" or r.status == "existing" else "rejected"
             out: dict[str, Any] = {"index": i, "survey_id": sid, "status": status, "state": r.state}
             if r.reason:
                 out["reason"] = r.reason
-            results.append(out)
-        return results
+            results[i] = out
+        return [r for r in results if r is not None]
 
     async def _intake_one(self, sid: str, phone: str, fields: dict[str, str]) -> IntakeResult:
         s = self.settings.surveys

@@ -146,6 +146,7 @@ class LocalStack:
         window: int = 64,
         tps: float = 2000.0,
         webhook_concurrency: int = 32,
+        webhook_batch_max: int = 1,
     ) -> Path:
         """Write the gateway's config file (quiet hours off: a demo runs at any hour)."""
         text = f"""\
@@ -193,32 +194,32 @@ name = "core"
 url = "{webhook_url}"
 secret = "{SECRET}"
 concurrency = {webhook_concurrency}
+batch_max = {webhook_batch_max}
 backoff_initial_s = 0.5
 """
         path = self.workdir / "minyi.toml"
         path.write_text(text, encoding="utf-8")
         return path
 
-    def start_gateway(self, config: Path) -> None:
-        """`minyi run` as its own process; returns once the API answers."""
-        proc = self._spawn(
-            "gateway",
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "run",
-                "--config",
-                str(config),
-                "--instance",
-                "local",
-            ],
-        )
-        _wait_port(self.api_port, proc, "gateway", 30)
+    def start_gateway(self, config: Path, workers: str | None = None) -> None:
+        """`minyi run` as its own process (all workers, or `workers`, e.g. "sms");
+        returns once it runs (the API answers, or it is still up after a second)."""
+        name = "gateway" if workers is None else f"gateway-{workers.replace(',', '-')}"
+        argv = [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)]
+        argv += ["--instance", f"local-{name}"]
+        if workers is not None:
+            argv += ["--workers", workers]
+        proc = self._spawn(name, argv)
+        if workers is None or "api" in workers.split(","):
+            _wait_port(self.api_port, proc, name, 30)
+        else:
+            time.sleep(1.0)
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {proc.returncode} during start")
 
-    @property
-    def gateway_pid(self) -> int:
-        return self.procs["gateway"].pid
+    def gateway_pids(self) -> dict[str, int]:
+        """The gateway processes running now."""
+        return {n: p.pid for n, p in self.procs.items() if n.startswith("gateway")}
 
     async def post(self, http: aiohttp.ClientSession, body: Any) -> tuple[int, Any]:
         """POST /v1/surveys."""
@@ -264,7 +265,7 @@ backoff_initial_s = 0.5
 
     def stop_all(self) -> None:
         """Gateway first (it drains), then the simulator, then Redis."""
-        for name in ("gateway", "smsc", "redis"):
+        for name in [n for n in self.procs if n.startswith("gateway")] + ["smsc", "redis"]:
             self.stop(name)
 
     def tail(self, name: str, lines: int = 20) -> str:

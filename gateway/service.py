@@ -107,10 +107,10 @@ class Service:
             log.info("api listening on %s:%s", s.api.host, self.api_port)
         if "sms" in self.workers:
             binds = {b.name: b for b in s.sms.binds}
-            redis = self.redis
+            store = self.store
 
             async def sink(bind: str, pdu: bytes) -> None:
-                await store_pdu(redis, bind, binds[bind].smsc, pdu)
+                await store_pdu(store, bind, binds[bind].smsc, pdu)
 
             self.client = SmppClient(s.sms.binds, sink)
             await self.client.start()

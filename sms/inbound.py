@@ -39,10 +39,21 @@ HELD_RECEIPT_TTL_S = 3600
 CLAIM_IDLE_MS = 60_000
 
 
-async def store_pdu(redis: aioredis.Redis, bind: str, smsc: str, pdu: bytes) -> None:
-    """Store one raw deliver_sm (hex) on the inbound stream."""
-    await redis.xadd(
-        keys.INBOUND, {"bind": bind, "smsc": smsc, "pdu": pdu.hex(), "at": f"{time.time():.3f}"}
+async def store_pdu(store: Store, bind: str, smsc: str, pdu: bytes) -> None:
+    """Store one raw deliver_sm (hex) on the inbound stream (pipelined with whatever
+    else this process sends to Redis in the same tick)."""
+    await store.calls.execute(
+        "XADD",
+        keys.INBOUND,
+        "*",
+        "bind",
+        bind,
+        "smsc",
+        smsc,
+        "pdu",
+        pdu.hex(),
+        "at",
+        f"{time.time():.3f}",
     )
 
 
@@ -65,27 +76,47 @@ class Inbound:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Read and handle inbound PDUs until stop()."""
+        """Read and handle inbound PDUs until stop(); Redis outages are waited out."""
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                await self._run_once()
+                return
+            except RedisError as exc:
+                log.warning("sms inbound: redis error %r; retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(10.0, backoff * 2)
+
+    async def _run_once(self) -> None:
         await streams.ensure_group(self.redis, keys.INBOUND, keys.INBOUND_GROUP)
-        for entry_id, fields in await streams.pending(
-            self.redis, keys.INBOUND, keys.INBOUND_GROUP, self.consumer
-        ):
-            await self._handle_entry(entry_id, fields)
+        await self._handle_batch(
+            await streams.pending(self.redis, keys.INBOUND, keys.INBOUND_GROUP, self.consumer)
+        )
         loops = 0
         while not self._stopping.is_set():
-            for entry_id, fields in await streams.read(
-                self.redis, keys.INBOUND, keys.INBOUND_GROUP, self.consumer, count=200
-            ):
-                await self._handle_entry(entry_id, fields)
+            await self._handle_batch(
+                await streams.read(
+                    self.redis, keys.INBOUND, keys.INBOUND_GROUP, self.consumer, count=200
+                )
+            )
             loops += 1
             if loops % 20 == 0:
                 await self._maintenance()
 
+    async def _handle_batch(self, entries: list[streams.Entry]) -> None:
+        # Concurrently: the store sends their function calls as one pipeline. Each
+        # entry is acknowledged only after its effect is stored.
+        if not entries:
+            return
+        await asyncio.gather(*(self._handle_entry(eid, fields) for eid, fields in entries))
+        await self.redis.xack(keys.INBOUND, keys.INBOUND_GROUP, *(eid for eid, _ in entries))
+
     async def _maintenance(self) -> None:
-        for entry_id, fields in await streams.claim_abandoned(
-            self.redis, keys.INBOUND, keys.INBOUND_GROUP, self.consumer, CLAIM_IDLE_MS
-        ):
-            await self._handle_entry(entry_id, fields)
+        await self._handle_batch(
+            await streams.claim_abandoned(
+                self.redis, keys.INBOUND, keys.INBOUND_GROUP, self.consumer, CLAIM_IDLE_MS
+            )
+        )
         timeout = self.settings.sms.mo_reassembly_timeout_s
         for key, parts in await self.store.mo_flush(timeout):
             # key = minyi:mo:{smsc}:{source}:{ref}:{total}
@@ -96,6 +127,7 @@ class Inbound:
             )
 
     async def _handle_entry(self, entry_id: str, fields: Mapping[str, str] | None) -> None:
+        """Handle one entry (the caller acknowledges it)."""
         if fields:
             try:
                 await self.handle(fields)
@@ -107,7 +139,6 @@ class Inbound:
                 kept: dict[Any, Any] = {**fields, "error": repr(exc)[:500]}
                 await self.redis.xadd(keys.DLR_ORPHANS, kept, maxlen=1_000_000)
                 self._count("unhandled")
-        await self.redis.xack(keys.INBOUND, keys.INBOUND_GROUP, entry_id)
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from gateway import keys, streams
 from gateway.config import Settings
@@ -63,13 +64,28 @@ class Sender:
         self.sent_surveys = 0
 
     async def run(self) -> None:
-        """Send until stop(); then let the surveys in flight finish."""
+        """Send until stop(); then let the surveys in flight finish. Redis outages are
+        waited out (what is in flight is re-taken from the pending list afterwards)."""
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                await self._run_once()
+                break
+            except RedisError as exc:
+                log.warning("sms sender: redis error %r; retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(10.0, backoff * 2)
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _run_once(self) -> None:
         await streams.ensure_group(self.redis, keys.SMS_QUEUE, keys.SMS_GROUP)
         # Our own unacknowledged entries first (a restart after a crash).
         for entry_id, fields in await streams.pending(
             self.redis, keys.SMS_QUEUE, keys.SMS_GROUP, self.consumer
         ):
-            await self._take(entry_id, fields)
+            if not any(t.get_name() == entry_id for t in self._inflight):
+                await self._take(entry_id, fields)
         loops = 0
         while not self._stopping.is_set():
             if len(self._inflight) >= self.max_inflight:
@@ -80,8 +96,6 @@ class Sender:
             loops += 1
             if loops % 50 == 0:
                 await self._claim_abandoned()
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def _wait_room(self) -> None:
         stop = asyncio.create_task(self._stopping.wait())
@@ -103,7 +117,7 @@ class Sender:
 
     async def _take(self, entry_id: str, fields: Mapping[str, str] | None) -> None:
         if not fields:  # trimmed or deleted meanwhile
-            await self.redis.xack(keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
+            await self.store.calls.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
             return
         self._spawn(entry_id, str(fields["sid"]))
 
@@ -116,7 +130,7 @@ class Sender:
             await self._take(entry_id, fields)
 
     def _spawn(self, entry_id: str, sid: str) -> None:
-        task = asyncio.create_task(self._send_survey(entry_id, sid))
+        task = asyncio.create_task(self._send_survey(entry_id, sid), name=entry_id)
         self._inflight.add(task)
         task.add_done_callback(self._done)
 
@@ -132,12 +146,12 @@ class Sender:
             sid, s.sms.extension_digits, s.surveys.reply_window_s + s.surveys.dlr_timeout_s
         )
         if job is None:
-            await self.redis.xack(keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
+            await self.store.calls.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
             return
         text = self._render(job)
         if text is None:
             await self.store.part_failed(sid, 1, 1, "template_missing", -1)
-            await self.redis.xack(keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
+            await self.store.calls.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
             return
         ref16 = bool(s.sms.ref16)
         ref = zlib.crc32(f"{sid}/{job.attempt}".encode()) & (0xFFFF if ref16 else 0xFF)
@@ -171,7 +185,7 @@ class Sender:
                 len(parts),
             )
         await asyncio.gather(*(self._one_part(p) for p in parts))
-        await self.redis.xack(keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
+        await self.store.calls.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
         self.sent_surveys += 1
 
     async def _one_part(self, part: Part) -> None:
