@@ -33,13 +33,14 @@ class State(enum.StrEnum):
 
 S = State
 
-# {from: {to, ...}}. A reply may overtake its delivery receipt, and a receipt may
-# lie ("undeliverable" yet the citizen answers), so replies are accepted from all
-# three sending outcomes.
+# {from: {to, ...}}. A reply may overtake its delivery receipt — even the storing of
+# its submit_sm_resp, when a citizen answers within a second — and a receipt may lie
+# ("undeliverable" yet the citizen answers), so replies are accepted from every state
+# from the moment the SMS is being sent.
 TRANSITIONS: dict[State, frozenset[State]] = {
     S.ACCEPTED: frozenset({S.REJECTED, S.DEFERRED, S.QUEUED}),
     S.DEFERRED: frozenset({S.QUEUED, S.REJECTED}),
-    S.QUEUED: frozenset({S.SUBMITTED, S.UNDELIVERABLE, S.REJECTED}),
+    S.QUEUED: frozenset({S.SUBMITTED, S.UNDELIVERABLE, S.REJECTED, S.REPLIED}),
     S.SUBMITTED: frozenset({S.DELIVERED, S.UNDELIVERABLE, S.REPLIED, S.NO_REPLY}),
     S.DELIVERED: frozenset({S.REPLIED, S.NO_REPLY}),
     S.UNDELIVERABLE: frozenset({S.REPLIED, S.CLOSED}),
@@ -54,11 +55,6 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.RECHECK: frozenset({S.CALLBACK_PENDING, S.CALLING, S.CLOSED}),
     S.REJECTED: frozenset(),
 }
-
-# States in which a citizen's SMS reply is attached to the survey.
-REPLY_OPEN: frozenset[State] = frozenset({S.SUBMITTED, S.DELIVERED, S.UNDELIVERABLE, S.REPLIED})
-# States that still wait for delivery receipts.
-AWAITING_RECEIPT: frozenset[State] = frozenset({S.SUBMITTED})
 
 
 def sources(target: State) -> frozenset[State]:

@@ -148,7 +148,9 @@ end)
 -- send_begin: the sender takes a queued survey. Rejects it if the citizen opted out
 -- meanwhile; counts attempts (a second attempt means a crash or a dropped link may have
 -- sent some parts already: reported as sms.resent); allocates the extension code.
--- ARGV: sid, now_iso, ext_digits, ext_ttl_s
+-- From here on a reply from the number belongs to this survey (a citizen may answer
+-- before the submit_sm_resp is even stored).
+-- ARGV: sid, now_iso, ext_digits, ext_ttl_s, now_ts, reply_window_s
 -- Returns {'send', attempts, ext, field, value, ...} or {'skip', state} or {'rejected'}.
 redis.register_function('minyi_send_begin', function(_, a)
   local sid, now_iso, digits, ext_ttl = a[1], a[2], tonumber(a[3]), tonumber(a[4])
@@ -161,6 +163,8 @@ redis.register_function('minyi_send_begin', function(_, a)
     transition(sid, 'rejected', now_iso, '{"reason":"opted_out"}')
     return {'rejected'}
   end
+  redis.call('ZADD', open_key(phone), 'NX', a[5], sid)
+  redis.call('EXPIRE', open_key(phone), math.ceil(tonumber(a[6])))
   local attempts = redis.call('HINCRBY', sk, 'submit_attempts', 1)
   if attempts > 1 then
     redis.call('HINCRBY', STATS, 'sms:resent', 1)
@@ -245,7 +249,9 @@ redis.register_function('minyi_part_submitted', function(_, a)
     redis.call('HSET', sk, 'submitted_at', now_iso)
     redis.call('ZADD', DLR_DUE, a[11], sid)
     redis.call('ZADD', REPLY_DUE, a[12], sid)
-    redis.call('ZADD', open_key(redis.call('HGET', sk, 'phone')), now_ts, sid)
+    local open = open_key(redis.call('HGET', sk, 'phone'))
+    redis.call('ZADD', open, now_ts, sid)
+    redis.call('EXPIRE', open, math.ceil(tonumber(a[12]) - tonumber(now_ts)))
     result = 'submitted'
   end
   local held = redis.call('GET', a[10])

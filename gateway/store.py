@@ -187,10 +187,21 @@ class Store:
         return int(await self._fcall("minyi_release", f"{now_ts:.3f}", now_iso, limit))
 
     # --- sending ------------------------------------------------------------------------
-    async def send_begin(self, survey_id: str, ext_digits: int, ext_ttl_s: float) -> SendJob | None:
-        """Take a queued survey for sending; None when it is not (or no longer) sendable."""
-        _, now_iso = self._now()
-        r = await self._fcall("minyi_send_begin", survey_id, now_iso, ext_digits, int(ext_ttl_s))
+    async def send_begin(
+        self, survey_id: str, ext_digits: int, ext_ttl_s: float, reply_window_s: float
+    ) -> SendJob | None:
+        """Take a queued survey for sending (from now on replies from the number match
+        it); None when it is not (or no longer) sendable."""
+        now_ts, now_iso = self._now()
+        r = await self._fcall(
+            "minyi_send_begin",
+            survey_id,
+            now_iso,
+            ext_digits,
+            int(ext_ttl_s),
+            f"{now_ts:.3f}",
+            reply_window_s,
+        )
         if r[0] != "send":
             return None
         flat = r[3:]

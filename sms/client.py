@@ -89,6 +89,7 @@ class Part:
     transient_tries: int = 0
     sent_at: float = 0.0
     seq: int = 0
+    holds_slot_of: Bind | None = None  # accepted, outcome not yet stored by the caller
 
 
 class _Broker(AbstractBroker):
@@ -145,7 +146,9 @@ class Bind:
         self.broker = _Broker(self)
         self.rate = RateLimiter(settings.tps)
         self.correlator = SequenceCorrelator()
-        self.outstanding = 0  # taken and not yet answered (<= window)
+        # Parts taken and not yet answered, plus accepted parts whose answer the caller
+        # has not stored yet (<= window): a crash can then re-send at most a window.
+        self.outstanding = 0
         self.taken_by_connection: set[Part] = set()
         self.by_seq: dict[int, Part] = {}
         self.by_key: dict[str, Part] = {}
@@ -222,12 +225,19 @@ class Bind:
             part.sent_at = time.monotonic()
             self.by_seq[msg.sequence_num] = part
 
-    def _release(self, part: Part) -> None:
-        self.outstanding -= 1
+    def _answered(self, part: Part) -> None:
         self.taken_by_connection.discard(part)
         self.by_seq.pop(part.seq, None)
         self.by_key.pop(f"{part.survey_id}|{part.index}|{part.tries}", None)
+
+    def free_slot(self) -> None:
+        """One window slot is free again."""
+        self.outstanding -= 1
         self.client.room_available()
+
+    def _release(self, part: Part) -> None:
+        self._answered(part)
+        self.free_slot()
 
     def on_response(self, resp: SmppMessage) -> None:
         part = self.by_seq.get(resp.sequence_num)
@@ -235,8 +245,9 @@ class Bind:
             return  # an answer for a connection we already gave up on
         status = int(resp.command_status.value)
         status = self.esme.unknown_status.pop(resp.sequence_num, status)
-        self._release(part)
         if status == ESME_ROK and isinstance(resp, SubmitSmResp):
+            self._answered(part)  # its slot is freed by SmppClient.stored()
+            part.holds_slot_of = self
             self.rate.accepted()
             self.client.finish(
                 part,
@@ -244,7 +255,9 @@ class Bind:
                     self.name, self.settings.smsc, 0, resp.message_id, part.tries, part.wire_sends
                 ),
             )
-        elif status in (ESME_RTHROTTLED, ESME_RMSGQFUL):
+            return
+        self._release(part)
+        if status in (ESME_RTHROTTLED, ESME_RMSGQFUL):
             self.rate.throttled(THROTTLE_PAUSE_S)
             self.client.throttled += 1
             self.client.retry(part, delay=THROTTLE_PAUSE_S)
@@ -371,6 +384,14 @@ class SmppClient:
     def _requeue(self, part: Part) -> None:
         self._line.appendleft(part)
         self._wake.set()
+
+    def stored(self, part: Part) -> None:
+        """The caller has stored the part's outcome: an accepted part gives back its
+        window slot (until then a crash could make the SMSC get it twice)."""
+        bind = part.holds_slot_of
+        if bind is not None:
+            part.holds_slot_of = None
+            bind.free_slot()
 
     def finish(self, part: Part, outcome: Outcome) -> None:
         if outcome.status == 0:

@@ -33,6 +33,7 @@ from aiosmpplib import (
     AbstractRetryTimer,
     AbstractThrottleHandler,
     DeliverSm,
+    DeliverSmResp,
     PduHeader,
     SmppCommand,
     SmppCommandStatus,
@@ -57,9 +58,6 @@ _BIND_RESPS = frozenset({0x80000001, 0x80000002, 0x80000009})
 _KNOWN_STATUSES = frozenset(s.value for s in SmppCommandStatus)
 
 InboundSink = Callable[[bytes], Awaitable[None]]
-# What _handle_request returns for a stored deliver_sm (aiosmpplib's DeliverSm refuses
-# to exist without text).
-_STORED = DeliverSm(short_message="stored")
 
 
 class RateLimiter(AbstractRateLimiter):
@@ -189,6 +187,7 @@ class GatewayESME(_ESME):
         self._inbound_sink = inbound_sink
         self._on_connect = on_connect
         self.unknown_status: dict[int, int] = {}
+        self._storing: set[asyncio.Task[None]] = set()
         self.bound_event = asyncio.Event()
 
     async def connect(self) -> None:
@@ -259,12 +258,28 @@ class GatewayESME(_ESME):
         if header.smpp_command != SmppCommand.DELIVER_SM:
             result: SmppMessage | None = await super()._handle_request(pdu, header)
             return result
+        # Stored in a task of its own, so the next deliver_sm is read meanwhile (the SMSC
+        # has a window of them outstanding; SMPP 3.4 §2.7 lets responses come in any
+        # order). deliver_sm_resp goes out only after the store; returning None tells
+        # aiosmpplib not to answer itself.
+        task = asyncio.create_task(self._store_then_answer(pdu, header.sequence_num))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+        return None
+
+    async def _store_then_answer(self, pdu: bytes, sequence: int) -> None:
+        writer = self._writer
         try:
             await self._inbound_sink(pdu)
         except Exception as exc:
-            # Not acknowledged: the SMSC keeps it and delivers it again after reconnect.
+            # Not acknowledged: drop the link, the SMSC delivers it again after reconnect.
             log.error("smpp bind=%s could not store deliver_sm: %r", self.bind_name, exc)
-            raise ConnectionError("inbound store unavailable") from exc
-        # aiosmpplib answers with deliver_sm_resp (by the header's sequence number) once
-        # this returns any message; the content is never read.
-        return _STORED
+            if writer is not None:
+                writer.transport.abort()
+            return
+        if writer is not self._writer or writer is None or writer.is_closing():
+            return  # the link it came on is gone: the SMSC will deliver it again
+        try:
+            await self._send_data(DeliverSmResp(sequence_num=sequence))
+        except (ConnectionError, OSError) as exc:
+            log.warning("smpp bind=%s deliver_sm_resp not sent: %r", self.bind_name, exc)

@@ -60,7 +60,9 @@ class Sender:
         self._inflight: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
         self._stopping = asyncio.Event()
-        self.max_inflight = max(1, client.capacity()) * 2
+        # Surveys being worked on (Redis round trips before and after their submit_sm);
+        # the SMPP window, not this, bounds what is outstanding at the SMS center.
+        self.max_inflight = max(1000, client.capacity() * 4)
         self.sent_surveys = 0
 
     async def run(self) -> None:
@@ -143,7 +145,10 @@ class Sender:
     async def _send_survey(self, entry_id: str, sid: str) -> None:
         s = self.settings
         job = await self.store.send_begin(
-            sid, s.sms.extension_digits, s.surveys.reply_window_s + s.surveys.dlr_timeout_s
+            sid,
+            s.sms.extension_digits,
+            s.surveys.reply_window_s + s.surveys.dlr_timeout_s,
+            s.surveys.reply_window_s,
         )
         if job is None:
             await self.store.calls.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
@@ -190,6 +195,12 @@ class Sender:
 
     async def _one_part(self, part: Part) -> None:
         outcome: Outcome = await self.client.submit(part)
+        try:
+            await self._store_outcome(part, outcome)
+        finally:
+            self.client.stored(part)
+
+    async def _store_outcome(self, part: Part, outcome: Outcome) -> None:
         s = self.settings
         if outcome.status == 0:
             bind = self.binds[outcome.bind]

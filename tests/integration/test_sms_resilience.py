@@ -111,8 +111,10 @@ async def test_smsc_drops_mid_batch_of_2000(clean_redis: RedisServer) -> None:
 
 
 async def test_receipt_before_resp_and_rewritten_ids(clean_redis: RedisServer) -> None:
+    # each resp comes 0.3 s after its receipt: the receipt has to wait for it, held
     behaviour = {
         "dlr_before_resp": True,
+        "response_delay": 0.3,
         "id_format": "hex",
         "id_upper": True,
         "id_width": 10,

@@ -98,7 +98,7 @@ async def test_deferred_release(store: Store) -> None:
 
 async def test_receipt_before_submit_resp_is_held_then_applied(store: Store) -> None:
     await intake(store, "S1")
-    job = await store.send_begin("S1", 0, 3600)
+    job = await store.send_begin("S1", 0, 3600, 3600)
     assert job is not None and job.attempt == 1
     receipt = {"state": "delivered", "final": True, "error": None}
     assert await store.receipt("default", "42", receipt, 3600) == ("held", "")
@@ -120,7 +120,7 @@ async def test_receipt_before_submit_resp_is_held_then_applied(store: Store) -> 
 
 async def test_part_lost_is_visible(store: Store) -> None:
     await intake(store, "S1")
-    await store.send_begin("S1", 0, 3600)
+    await store.send_begin("S1", 0, 3600, 3600)
     common = dict(smsc="d", bind="b1", msgid_ttl_s=3600, dlr_timeout_s=60, reply_window_s=60)
     for i in (1, 2):
         await store.part_submitted("S1", i, 2, message_id_key=f"m{i}", message_id=f"m{i}", **common)
@@ -133,7 +133,7 @@ async def test_part_lost_is_visible(store: Store) -> None:
 
 async def test_reply_unsatisfied_and_opt_out(store: Store) -> None:
     await intake(store, "S1")
-    await store.send_begin("S1", 0, 3600)
+    await store.send_begin("S1", 0, 3600, 3600)
     await store.part_submitted(
         "S1",
         1,
@@ -167,3 +167,21 @@ async def test_states_have_events(store: Store) -> None:
     assert seq == 1
     entries = await store.redis.xrange(keys.EVENTS)
     assert json.loads(entries[-1][1]["event"])["type"] == "reply.unmatched"
+
+
+async def test_reply_before_the_submit_resp_is_stored(store: Store) -> None:
+    # a citizen answering within a second can overtake the storing of the resp
+    await intake(store, "S1")
+    await store.send_begin("S1", 0, 3600, 3600)
+    sid, how = await store.find_open_survey("13800138000", "", 60)
+    assert (sid, how) == ("S1", "latest_open")
+    assert (await store.reply("S1", {}, "unsatisfied", False, "13800138000"))[0] == (
+        "callback_pending"
+    )
+    common = dict(smsc="d", bind="b", msgid_ttl_s=60, dlr_timeout_s=60, reply_window_s=60)
+    await store.part_submitted("S1", 1, 1, message_id_key="m", message_id="m", **common)
+    await store.receipt("d", "m", {"state": "delivered", "final": True}, 60)
+    survey = await store.get_survey("S1")
+    assert survey is not None and survey["state"] == "callback_pending"
+    assert survey["p1:mid"] == "m" and survey["p1:dlr"] == "delivered"
+    assert (await store.find_open_survey("13800138000", "", 60))[0] is None
