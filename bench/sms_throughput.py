@@ -41,6 +41,16 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
+# A survey made it through when its receipt says so, or when the citizen answered: a
+# reply processed before its receipt leaves the survey past "delivered" for good.
+THROUGH = {"survey.delivered", "survey.undeliverable", "survey.replied"}
+
+
+def sent_through(events: list[dict[str, Any]]) -> bool:
+    """Whether a survey's events show it reached the citizen (or failed for good)."""
+    return any(e["type"] in THROUGH for e in events)
+
+
 def phone(i: int) -> str:
     return f"150{i:08d}"
 
@@ -80,10 +90,10 @@ def analyse(
     for i in range(n):
         sid = f"B{i:07d}"
         events = {e["type"]: e["id"] for e in receiver.events.get(sid, [])}
-        if "survey.delivered" not in events:
+        if not sent_through(receiver.events.get(sid, [])):
             lost += 1
             continue
-        arrived = receiver.arrivals.get(events["survey.delivered"])
+        arrived = receiver.arrivals.get(events.get("survey.delivered", ""))
         if arrived is not None and sid in dlr_sent:
             to_webhook.append((arrived - dlr_sent[sid]) * 1000)
         if sid in repliers:
@@ -175,10 +185,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             def done() -> bool:
                 ev = receiver.events
-                return all(
-                    any(e["type"] == "survey.delivered" for e in ev.get(f"B{i:07d}", []))
-                    for i in range(n)
-                ) and all(
+                return all(sent_through(ev.get(f"B{i:07d}", [])) for i in range(n)) and all(
                     any(e["type"] == "survey.replied" for e in ev.get(s, [])) for s in repliers
                 )
 

@@ -33,6 +33,8 @@ SURVEY_CLOSED = "survey.closed"
 # Facts that are not transitions but belong on the feed.
 SMS_PART_FAILED = "sms.part_failed"
 SMS_RESENT = "sms.resent"
+# A final receipt for a survey already past sending (the reply came first).
+SMS_RECEIPT = "sms.receipt"
 CITIZEN_OPTED_OUT = "citizen.opted_out"
 REPLY_UNMATCHED = "reply.unmatched"
 

@@ -208,12 +208,19 @@ local function apply_receipt(sid, idx, receipt, now_iso)
     local s = redis.call('HGET', sk, 'p' .. i .. ':dlr')
     if s ~= 'delivered' then failed[#failed + 1] = { part = i, state = s or 'none' } end
   end
+  local moved
   if #failed == 0 then
-    transition(sid, 'delivered', now_iso, '{"parts":' .. total .. '}')
+    moved = transition(sid, 'delivered', now_iso, '{"parts":' .. total .. '}')
   else
     redis.call('HSET', sk, 'undeliverable_reason', 'receipt')
-    transition(sid, 'undeliverable', now_iso, '{"reason":"receipt","parts":' .. total
+    moved = transition(sid, 'undeliverable', now_iso, '{"reason":"receipt","parts":' .. total
       .. ',"failed_parts":' .. cjson.encode(failed) .. '}')
+  end
+  if not moved then
+    -- The survey is already past sending (the citizen answered before the receipt
+    -- came): the feed still learns how the SMS ended, for the delivery rates.
+    emit(sid, 'sms.receipt', now_iso, cjson.encode({
+      state = (#failed == 0) and 'delivered' or 'undeliverable', parts = total }))
   end
   return 'final'
 end

@@ -187,6 +187,7 @@ async def running_loop(
     *,
     behaviour: dict[str, Any] | None = None,
     bind: dict[str, Any] | None = None,
+    binds: list[dict[str, Any]] | None = None,
     **over: Any,
 ) -> AsyncIterator[Loop]:
     """Start SMSC simulator, webhook receiver and gateway; stop them all afterwards."""
@@ -198,6 +199,8 @@ async def running_loop(
     await receiver.start()
     cfg = config(redis_url, smsc.port, receiver.url, api_port, **over)
     cfg["sms"]["binds"][0].update(bind or {})
+    if binds is not None:  # several binds, each the first one's settings plus its own
+        cfg["sms"]["binds"] = [{**cfg["sms"]["binds"][0], **b} for b in binds]
     settings = parse_settings(cfg)
     service, task = await start_service(settings)
     async with aiohttp.ClientSession() as http:

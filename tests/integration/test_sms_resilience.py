@@ -250,3 +250,44 @@ async def test_gateway_killed_mid_batch_then_restarted(
         stack.stop("gateway")
         await receiver.close()
         await smsc.stop()
+
+
+async def test_transmitter_and_receiver_pair(clean_redis: RedisServer) -> None:
+    # two binds of one account: submits go out on one, receipts and replies come in on
+    # the other, and are matched all the same
+    cfg_binds = [
+        {"name": "tx", "mode": "transmitter"},
+        {"name": "rx", "mode": "receiver"},
+    ]
+    async with running_loop(clean_redis.url, free_port(), binds=cfg_binds) as loop:
+        kinds = sorted(str(b["kind"]) for b in loop.smsc.binds())
+        assert kinds == ["receiver", "transmitter"]
+        await loop.post(batch(700, 30, "131"))
+        sids = [f"S{i}" for i in range(700, 730)]
+        await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids))
+        loop.smsc.inject_mo("13100000700", SOURCE_ADDR, "2")
+        await loop.wait_for(lambda: "survey.closed" in loop.types("S700"))
+
+
+async def test_sigterm_drains_in_flight_submits(clean_redis: RedisServer) -> None:
+    async with running_loop(
+        clean_redis.url, free_port(), behaviour={"response_delay": 0.2}
+    ) as loop:
+        for start in (800, 1800, 2800):  # more than the sender takes in flight at once
+            await loop.post(batch(start, 1000, "130"))
+        await loop.wait_for(lambda: len(loop.smsc.submits) >= 50)
+        await loop.stop_service()  # what SIGTERM does
+        client = aioredis.Redis.from_url(clean_redis.url, decode_responses=True)
+        try:
+            half_sent = []
+            for i in range(800, 3800):
+                s = await client.hgetall(keys.SURVEY.format(survey_id=f"S{i}"))
+                if s["state"] == "queued" and int(s.get("submit_attempts", 0)) > 0:
+                    half_sent.append(f"S{i}")
+                if s["state"] == "submitted":
+                    assert s["p1:mid"]
+            taken = sum(1 for s in loop.smsc.submits if s.status == 0)
+        finally:
+            await client.aclose()
+        assert half_sent == []  # every survey taken was finished before exit
+        assert 50 <= taken < 3000  # and the rest was left queued for the next start

@@ -183,5 +183,7 @@ async def test_reply_before_the_submit_resp_is_stored(store: Store) -> None:
     await store.receipt("d", "m", {"state": "delivered", "final": True}, 60)
     survey = await store.get_survey("S1")
     assert survey is not None and survey["state"] == "callback_pending"
+    last = (await store.events("S1"))[-1]
+    assert (last.type, last.payload["state"]) == ("sms.receipt", "delivered")
     assert survey["p1:mid"] == "m" and survey["p1:dlr"] == "delivered"
     assert (await store.find_open_survey("13800138000", "", 60))[0] is None
