@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint typecheck unit demo bench clean
+.PHONY: setup test lint typecheck unit demo bench asterisk clean
 
 setup: $(VENV)/.setup-done
 
@@ -28,6 +28,10 @@ unit: setup
 
 demo: setup
 	$(PY) -m gateway.demo
+
+# Asterisk 22 in a chroot for the callback tests (the test suite also does this itself).
+asterisk:
+	bash scripts/asterisk/provision.sh
 
 bench: setup
 	$(PY) bench/sms_throughput.py
