@@ -37,6 +37,8 @@ log = logging.getLogger("minyi.service")
 
 KNOWN_WORKERS = ("api", "sms", "webhooks")
 MAINTENANCE_INTERVAL_S = 1.0
+# Per process; blocking reads hold one each (sender, inbound, webhooks per endpoint).
+REDIS_CONNECTIONS = 64
 
 
 class Service:
@@ -73,9 +75,16 @@ class Service:
     async def _connect_redis(self) -> aioredis.Redis:
         delay = 0.5
         while True:
-            client = aioredis.Redis.from_url(
-                self.settings.redis_url, decode_responses=True, health_check_interval=10
+            # A blocking pool: a burst of concurrent work waits for a free connection
+            # instead of failing with MaxConnectionsError.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.settings.redis_url,
+                decode_responses=True,
+                health_check_interval=10,
+                max_connections=REDIS_CONNECTIONS,
+                timeout=None,
             )
+            client = aioredis.Redis.from_pool(pool)
             try:
                 store = Store(client, self.settings.surveys.timezone)
                 await store.load()

@@ -306,12 +306,18 @@ class Store:
         matched: by extension code first (exact), else the number's most recent survey
         still open within the reply window."""
         if ext:
-            sid = await self.redis.get(keys.EXTCODE.format(code=ext, phone=phone))
+            sid = await self.calls.execute("GET", keys.EXTCODE.format(code=ext, phone=phone))
             if sid:
                 return str(sid), "extension_code"
         now_ts, _ = self._now()
-        found = await self.redis.zrevrangebyscore(
-            keys.PHONE_OPEN.format(phone=phone), "+inf", now_ts - reply_window_s, start=0, num=1
+        found = await self.calls.execute(
+            "ZREVRANGEBYSCORE",
+            keys.PHONE_OPEN.format(phone=phone),
+            "+inf",
+            f"{now_ts - reply_window_s:.3f}",
+            "LIMIT",
+            0,
+            1,
         )
         if found:
             return str(found[0]), "latest_open"

@@ -135,3 +135,20 @@ async def test_opt_out_is_honoured_for_good(clean_redis: RedisServer) -> None:
         await loop.wait_for(lambda: bool(loop.receiver.events.get("")))
         unmatched = loop.receiver.events[""][0]
         assert unmatched["type"] == "reply.unmatched" and unmatched["payload"]["text"] == "你是谁"
+
+
+async def test_many_replies_at_once(clean_redis: RedisServer) -> None:
+    # every citizen answers at the same moment: the inbound worker handles them
+    # concurrently, within a bounded Redis connection pool (this once failed with
+    # MaxConnectionsError)
+    async with running_loop(clean_redis.url, free_port()) as loop:
+        n = 300
+        body = {"surveys": [survey(i, f"135{i:08d}") for i in range(2000, 2000 + n)]}
+        assert (await loop.post(body))[0] == 200
+        sids = [f"S{i}" for i in range(2000, 2000 + n)]
+        await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids))
+        for i in range(2000, 2000 + n):
+            loop.smsc.inject_mo(f"135{i:08d}", SOURCE_ADDR, "3 态度很差" if i % 2 else "1")
+        await loop.wait_for(lambda: all("survey.replied" in loop.types(s) for s in sids), 60)
+        assert sum("survey.callback_pending" in loop.types(s) for s in sids) == n // 2
+        assert not loop.receiver.events.get("")  # none unmatched
