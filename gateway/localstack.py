@@ -51,6 +51,28 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: flo
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout:.0f}s")
 
 
+def redis_command(port: int, workdir: Path) -> list[str]:
+    """redis-server on loopback with AOF on (a restart keeps what was written), no RDB."""
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    return [
+        exe,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(workdir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--protected-mode",
+        "yes",
+    ]
+
+
 def peak_rss_mb(pid: int) -> float:
     """A process's peak resident memory (VmHWM) in MiB, from /proc."""
     try:
@@ -97,25 +119,7 @@ class LocalStack:
 
     def start_redis(self) -> None:
         """redis-server with AOF on, in the work directory."""
-        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-        proc = self._spawn(
-            "redis",
-            [
-                exe,
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.workdir),
-                "--appendonly",
-                "yes",
-                "--save",
-                "",
-                "--protected-mode",
-                "yes",
-            ],
-        )
+        proc = self._spawn("redis", redis_command(self.redis_port, self.workdir))
         _wait_port(self.redis_port, proc, "redis-server", 10)
 
     def start_smsc(self, *extra: str) -> None:

@@ -24,11 +24,24 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
             raise
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _entries(raw: Any) -> list[Entry]:
     out: list[Entry] = []
     for entry_id, fields in raw or []:
-        out.append((str(entry_id), {str(k): str(v) for k, v in (fields or {}).items()}))
+        out.append((_text(entry_id), {_text(k): _text(v) for k, v in (fields or {}).items()}))
     return out
+
+
+def _reply_entries(reply: Any) -> list[Any]:
+    """The entries of an XREADGROUP reply, in its RESP2 (list) or RESP3 (dict) form."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return [e for streams in reply.values() for e in (streams[0] if streams else [])]
+    return [e for _, entries in reply for e in entries]
 
 
 async def read(
@@ -49,9 +62,7 @@ async def read(
             group, consumer, {stream: start}, count=count, block=None if start != ">" else block_ms
         ),
     )
-    if not resp:
-        return []
-    return _entries(resp[0][1])
+    return _entries(_reply_entries(resp))
 
 
 async def pending(

@@ -19,6 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from gateway import streams
 from gateway.webhook_queue import (
     REDIS_TRANSIENT,
     EndpointQueue,
@@ -82,14 +83,16 @@ class Intake:
                 if loop.time() >= next_autoclaim:
                     await self._autoclaim()
                     next_autoclaim = loop.time() + max(0.1, self.claim_idle_s / 2)
-                reply = await self.redis.xreadgroup(
-                    q.group,
-                    self.consumer,
-                    {q.stream: ">"},
-                    count=self.read_count,
-                    block=self.block_ms,
+                await self.queue_entries(
+                    await streams.read(
+                        self.redis,
+                        q.stream,
+                        q.group,
+                        self.consumer,
+                        count=self.read_count,
+                        block_ms=self.block_ms,
+                    )
                 )
-                await self.queue_entries(stream_entries(reply))
                 pause.reset()
             except REDIS_TRANSIENT as exc:
                 # Once Redis is back: make sure the group exists (NOGROUP: Redis lost
@@ -99,40 +102,30 @@ class Intake:
 
     async def _read_own_pending(self) -> None:
         q = self.queue
-        cursor = "0"
-        while True:
-            reply = await self.redis.xreadgroup(
-                q.group, self.consumer, {q.stream: cursor}, count=self.read_count
+        await self.queue_entries(
+            await streams.pending(
+                self.redis, q.stream, q.group, self.consumer, page=self.read_count
             )
-            entries = stream_entries(reply)
-            if not entries:
-                return
-            await self.queue_entries(entries)
-            cursor = text(entries[-1][0])
+        )
 
     async def _autoclaim(self) -> None:
         q = self.queue
-        start = "0-0"
-        while True:
-            reply = await self.redis.xautoclaim(
-                q.stream,
-                q.group,
-                self.consumer,
-                min_idle_time=int(self.claim_idle_s * 1000),
-                start_id=start,
-                count=self.read_count,
+        entries = await streams.claim_abandoned(
+            self.redis,
+            q.stream,
+            q.group,
+            self.consumer,
+            int(self.claim_idle_s * 1000),
+            count=self.read_count,
+        )
+        if entries:
+            log.info(
+                "webhook %s: took over %d stream entries idle for more than %gs",
+                q.endpoint,
+                len(entries),
+                self.claim_idle_s,
             )
-            start, entries = text(reply[0]), list(reply[1])
-            if entries:
-                log.info(
-                    "webhook %s: took over %d stream entries idle for more than %gs",
-                    q.endpoint,
-                    len(entries),
-                    self.claim_idle_s,
-                )
-                await self.queue_entries(entries)
-            if start == "0-0":
-                return
+            await self.queue_entries(entries)
 
     async def queue_entries(self, entries: Sequence[StreamEntry]) -> None:
         """Queue (and XACK) stream entries; dead-letter the malformed ones."""
@@ -169,15 +162,6 @@ class Intake:
             self.start(slots, heads)
         if scheduled > len(heads):
             self.on_scheduled()
-
-
-def stream_entries(reply: Any) -> list[StreamEntry]:
-    """Entries of an XREADGROUP reply (RESP2 list or RESP3 dict form)."""
-    if not reply:
-        return []
-    if isinstance(reply, Mapping):
-        return [e for streams in reply.values() for e in (streams[0] if streams else [])]
-    return [e for _, entries in reply for e in entries]
 
 
 def parse_entry(fields: Mapping[Any, Any]) -> tuple[str, int, bytes] | str:

@@ -40,7 +40,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.typing import EncodableT, FieldT
 
-from gateway import keys
+from gateway import keys, streams
 from gateway import webhook_lua as lua
 
 log = logging.getLogger("minyi.webhooks")
@@ -168,11 +168,6 @@ def _step(sid: str, reply: Sequence[object]) -> Step:
     return Step(None, lost=kind == "lost")
 
 
-# hash: survey id -> owner token of its lease (see gateway/webhook_lua.py). Not in
-# gateway/keys.py yet: it belongs next to WEBHOOK_DUE there.
-WEBHOOK_LEASE = keys.PREFIX + "wh:{endpoint}:lease"
-
-
 class EndpointQueue:
     """One endpoint's queues in Redis; every method is one round trip."""
 
@@ -191,7 +186,7 @@ class EndpointQueue:
         self.delivered = keys.WEBHOOK_DELIVERED.format(endpoint=endpoint)
         self.retry = keys.WEBHOOK_RETRY.format(endpoint=endpoint)
         self.dead = keys.WEBHOOK_DEAD.format(endpoint=endpoint)
-        self.leases = WEBHOOK_LEASE.format(endpoint=endpoint)
+        self.leases = keys.WEBHOOK_LEASE.format(endpoint=endpoint)
         self.wait_prefix = keys.WEBHOOK_WAIT.format(endpoint=endpoint, survey_id="")
         self.stats_prefix = f"webhook:{endpoint}:"
         self._intake = redis.register_script(lua.INTAKE)
@@ -227,11 +222,7 @@ class EndpointQueue:
 
         Id 0, not "$": events added before the first start must be delivered too.
         """
-        try:
-            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except aioredis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await streams.ensure_group(self.redis, self.stream, self.group)
 
     async def intake(
         self, entries: Sequence[tuple[str, str, int, bytes]], take: int, lease_s: float

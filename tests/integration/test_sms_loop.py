@@ -4,20 +4,11 @@ reply → webhook feed."""
 from __future__ import annotations
 
 import pytest
-import redis.asyncio as aioredis
 
 from tests.conftest import RedisServer, free_port
 from tests.integration.sms_harness import SOURCE_ADDR, TOKEN, running_loop, survey
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def clean_redis(redis_server: RedisServer) -> RedisServer:
-    client = aioredis.Redis.from_url(redis_server.url)
-    await client.flushall()
-    await client.aclose()
-    return redis_server
 
 
 async def test_happy_path_satisfied_and_unsatisfied(clean_redis: RedisServer) -> None:

@@ -34,14 +34,6 @@ pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-@pytest.fixture
-async def clean_redis(redis_server: RedisServer) -> RedisServer:
-    client = aioredis.Redis.from_url(redis_server.url)
-    await client.flushall()
-    await client.aclose()
-    return redis_server
-
-
 def batch(start: int, n: int, prefix: str = "138") -> dict[str, object]:
     return {"surveys": [survey(i, f"{prefix}{i:08d}") for i in range(start, start + n)]}
 
