@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from gateway import keys, streams
 from gateway.api import Api
 from gateway.config import ConfigError, Settings, load_templates
 from gateway.store import Store
@@ -37,6 +38,7 @@ log = logging.getLogger("minyi.service")
 
 KNOWN_WORKERS = ("api", "sms", "webhooks")
 MAINTENANCE_INTERVAL_S = 1.0
+TRIM_EVERY = 60  # maintenance rounds
 # Per process; blocking reads hold one each (sender, inbound, webhooks per endpoint).
 REDIS_CONNECTIONS = 64
 
@@ -152,13 +154,20 @@ class Service:
         await self._drain(tasks)
 
     async def _maintenance(self) -> None:
-        assert self.store is not None
+        assert self.store is not None and self.redis is not None
+        rounds = 0
         while True:
             try:
                 await self.store.release_due()
                 await self.store.sweep()
+                if rounds % TRIM_EVERY == 0:
+                    # consumed work and delivered events (each survey keeps its own
+                    # history; the streams only carry work between workers)
+                    for stream in (keys.SMS_QUEUE, keys.INBOUND, keys.EVENTS):
+                        await streams.trim_consumed(self.redis, stream)
             except RedisError as exc:
                 log.warning("maintenance: redis error %r", exc)
+            rounds += 1
             await asyncio.sleep(MAINTENANCE_INTERVAL_S)
 
     async def _drain(self, tasks: Mapping[str, asyncio.Task[Any]]) -> None:

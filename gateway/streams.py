@@ -85,3 +85,38 @@ async def claim_abandoned(
     """Take over entries another consumer has left pending for `idle_ms`."""
     resp = cast(Any, await redis.xautoclaim(stream, group, consumer, idle_ms, "0-0", count=count))
     return _entries(resp[1])
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def trim_consumed(redis: aioredis.Redis, stream: str) -> int:
+    """Drop the entries every consumer group of `stream` has read and acknowledged.
+
+    Redis 7.0's XTRIM knows nothing of groups, so the cut is the oldest entry any group
+    still needs: the smallest of each group's last-delivered id (+1) and its oldest
+    pending id. A stream without groups is left alone (a group created later starts
+    from its beginning). Returns the number of entries removed.
+    """
+    try:
+        groups = cast(Any, await redis.xinfo_groups(stream))
+    except ResponseError:
+        return 0  # no such stream yet
+    if not groups:
+        return 0
+    cut: tuple[int, int] | None = None
+    for g in groups:
+        info = {_text(k): v for k, v in g.items()}
+        last = _id_key(_text(info["last-delivered-id"]))
+        need = (last[0], last[1] + 1)
+        if int(info.get("pending", 0)):
+            summary = cast(Any, await redis.xpending(stream, _text(info["name"])))
+            oldest = summary.get("min") if isinstance(summary, dict) else None
+            if oldest:
+                need = min(need, _id_key(_text(oldest)))
+        cut = need if cut is None else min(cut, need)
+    if cut is None or cut == (0, 1):
+        return 0
+    return int(await redis.xtrim(stream, minid=f"{cut[0]}-{cut[1]}", approximate=False))
