@@ -381,11 +381,23 @@ redis.register_function('minyi_unmatched', function(_, a)
   return seq
 end)
 
--- sweep: reply windows and receipt deadlines that have passed.
--- ARGV: now_ts, now_iso, limit
+-- sweep: reply windows and receipt deadlines that have passed, and receipts held
+-- for a submit_sm_resp that never came (kept on the orphan stream, counted).
+-- ARGV: now_ts, now_iso, limit, orphan_cutoff_ts
 redis.register_function('minyi_sweep', function(_, a)
   local now_ts, now_iso, limit = a[1], a[2], tonumber(a[3])
   local n = 0
+  for _, hk in ipairs(redis.call('ZRANGEBYSCORE', DLR_HELD_INDEX, '-inf', a[4], 'LIMIT', 0, limit)) do
+    redis.call('ZREM', DLR_HELD_INDEX, hk)
+    local held = redis.call('GET', hk)
+    if held then
+      redis.call('DEL', hk)
+      redis.call('XADD', P .. 'dlr:orphans', 'MAXLEN', '~', 1000000, '*',
+        'key', hk, 'receipt', held, 'at', now_iso)
+      redis.call('HINCRBY', STATS, 'dlr:orphaned', 1)
+      n = n + 1
+    end
+  end
   for _, sid in ipairs(redis.call('ZRANGEBYSCORE', DLR_DUE, '-inf', now_ts, 'LIMIT', 0, limit)) do
     redis.call('ZREM', DLR_DUE, sid)
     local sk = skey(sid)

@@ -348,10 +348,16 @@ class Store:
             )
         )
 
-    async def sweep(self, limit: int = 500) -> int:
-        """Close reply windows and receipt deadlines that have passed."""
+    async def sweep(self, limit: int = 500, orphan_after_s: float = 1800.0) -> int:
+        """Close reply windows and receipt deadlines that have passed; move receipts
+        held longer than `orphan_after_s` (their submit_sm_resp never came) to the
+        orphan stream."""
         now_ts, now_iso = self._now()
-        return int(await self._fcall("minyi_sweep", f"{now_ts:.3f}", now_iso, limit))
+        return int(
+            await self._fcall(
+                "minyi_sweep", f"{now_ts:.3f}", now_iso, limit, f"{now_ts - orphan_after_s:.3f}"
+            )
+        )
 
     # --- reads --------------------------------------------------------------------------
     async def get_survey(self, survey_id: str) -> dict[str, str] | None:

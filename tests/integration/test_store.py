@@ -118,6 +118,16 @@ async def test_receipt_before_submit_resp_is_held_then_applied(store: Store) -> 
     assert await store.receipt("default", "41", receipt, 3600) == ("duplicate", "S1")
 
 
+async def test_receipt_never_matched_becomes_an_orphan(store: Store) -> None:
+    receipt = {"state": "delivered", "final": True}
+    assert (await store.receipt("d", "nobody", receipt, 3600))[0] == "held"
+    assert await store.sweep(orphan_after_s=60) == 0  # still young: may yet match
+    assert await store.sweep(orphan_after_s=-1) == 1
+    orphans = await store.redis.xrange(keys.DLR_ORPHANS)
+    assert len(orphans) == 1 and (await store.stats())["dlr:orphaned"] == 1
+    assert await store.redis.get(keys.DLR_HELD.format(smsc="d", message_id="nobody")) is None
+
+
 async def test_part_lost_is_visible(store: Store) -> None:
     await intake(store, "S1")
     await store.send_begin("S1", 0, 3600, 3600)
