@@ -8,7 +8,6 @@ plain Redis commands.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 
 from gateway import keys
+from gateway.coalesce import Coalescer
 from gateway.events import Event
 from gateway.states import TRANSITIONS
 
@@ -64,73 +64,6 @@ class SendJob:
     attempt: int
     ext: str
     fields: dict[str, str]
-
-
-class Coalescer:
-    """Sends the commands issued during one event-loop tick as one pipeline.
-
-    Every worker issues many small, independent commands (an FCALL per survey, part,
-    receipt; an XACK per queue entry); one round trip each would make Redis the limit.
-    Each command stays atomic on its own, and a pipeline keeps their order.
-    """
-
-    def __init__(self, redis: aioredis.Redis, max_batch: int = 512) -> None:
-        self.redis = redis
-        self.max_batch = max_batch
-        self._pending: list[tuple[str, tuple[str | int | float, ...], asyncio.Future[Any]]] = []
-        self._scheduled = False
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def fcall(self, name: str, *args: str | int | float) -> Any:
-        """Queue one FCALL and wait for its result."""
-        return await self.execute("FCALL", name, 0, *args)
-
-    async def execute(self, *command: str | int | float) -> Any:
-        """Queue one command (e.g. "XACK", stream, group, id) and wait for its result."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((str(command[0]), command[1:], fut))
-        if len(self._pending) >= self.max_batch:
-            self._flush_now()
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush_now)
-        return await fut
-
-    def _flush_now(self) -> None:
-        self._scheduled = False
-        batch, self._pending = self._pending, []
-        if batch:
-            task = asyncio.create_task(self._execute(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _execute(
-        self, batch: list[tuple[str, tuple[str | int | float, ...], asyncio.Future[Any]]]
-    ) -> None:
-        try:
-            if len(batch) == 1:
-                name, args, fut = batch[0]
-                results: list[Any] = [await self.redis.execute_command(name, *args)]  # type: ignore[no-untyped-call]
-            else:
-                pipe = self.redis.pipeline(transaction=False)
-                for name, args, _ in batch:
-                    pipe.execute_command(name, *args)
-                results = await pipe.execute(raise_on_error=False)
-        except BaseException as exc:  # the connection failed: every caller learns it
-            for _, _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (_, _, fut), result in zip(batch, results, strict=True):
-            if fut.done():
-                continue
-            if isinstance(result, Exception):
-                fut.set_exception(result)
-            else:
-                fut.set_result(result)
 
 
 class Store:
