@@ -57,7 +57,7 @@ class Sender:
         self.templates = templates
         self.consumer = consumer
         self.binds = {b.name: b for b in settings.sms.binds}
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: dict[str, asyncio.Task[None]] = {}  # by queue entry id
         self._room = asyncio.Event()
         self._stopping = asyncio.Event()
         # Surveys being worked on (Redis round trips before and after their submit_sm);
@@ -78,7 +78,7 @@ class Sender:
                 await asyncio.sleep(backoff)
                 backoff = min(10.0, backoff * 2)
         if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+            await asyncio.gather(*self._inflight.values(), return_exceptions=True)
 
     async def _run_once(self) -> None:
         await streams.ensure_group(self.redis, keys.SMS_QUEUE, keys.SMS_GROUP)
@@ -86,15 +86,14 @@ class Sender:
         for entry_id, fields in await streams.pending(
             self.redis, keys.SMS_QUEUE, keys.SMS_GROUP, self.consumer
         ):
-            if not any(t.get_name() == entry_id for t in self._inflight):
-                await self._take(entry_id, fields)
+            await self._take(entry_id, fields)
         loops = 0
         while not self._stopping.is_set():
             if len(self._inflight) >= self.max_inflight:
                 self._room.clear()
                 await self._wait_room()
                 continue
-            await self._read(">")
+            await self._read()
             loops += 1
             if loops % 50 == 0:
                 await self._claim_abandoned()
@@ -110,7 +109,7 @@ class Sender:
         """Take no new survey; the ones in flight finish (run() returns after them)."""
         self._stopping.set()
 
-    async def _read(self, start: str) -> None:
+    async def _read(self) -> None:
         count = max(1, min(500, self.max_inflight - len(self._inflight)))
         for entry_id, fields in await streams.read(
             self.redis, keys.SMS_QUEUE, keys.SMS_GROUP, self.consumer, count=count
@@ -118,6 +117,10 @@ class Sender:
             await self._take(entry_id, fields)
 
     async def _take(self, entry_id: str, fields: Mapping[str, str] | None) -> None:
+        if entry_id in self._inflight:
+            # XAUTOCLAIM hands back our own entries too once they have been in flight
+            # longer than the idle time (long throttling): already being sent here.
+            return
         if not fields:  # trimmed or deleted meanwhile
             await self.store.calls.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
             return
@@ -133,11 +136,11 @@ class Sender:
 
     def _spawn(self, entry_id: str, sid: str) -> None:
         task = asyncio.create_task(self._send_survey(entry_id, sid), name=entry_id)
-        self._inflight.add(task)
+        self._inflight[entry_id] = task
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
+        self._inflight.pop(task.get_name(), None)
         self._room.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("sms send task failed: %r", task.exception())
