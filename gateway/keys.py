@@ -73,6 +73,8 @@ WEBHOOK_DUE = PREFIX + "wh:{endpoint}:due"
 WEBHOOK_DELIVERED = PREFIX + "wh:{endpoint}:delivered"
 # hash: survey id -> JSON retry state {attempts, first_failed_at}
 WEBHOOK_RETRY = PREFIX + "wh:{endpoint}:retry"
+# hash: survey id -> lease owner token (a process delivering it now)
+WEBHOOK_LEASE = PREFIX + "wh:{endpoint}:lease"
 # stream: dead letters (event JSON + last error), replayable
 WEBHOOK_DEAD = PREFIX + "wh:{endpoint}:dead"
 

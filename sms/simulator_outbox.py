@@ -39,6 +39,7 @@ class Delivery:
     created: float
     message_id: str = ""  # receipts: the id the receipt names
     attempts: int = 0
+    first_sent_at: float | None = None  # wall clock: latency to the webhook feed
     acked_at: float | None = None
     failed: bool = False  # permanently refused (ESME_RX_P_APPN)
     session: SmppSession | None = None
@@ -65,6 +66,8 @@ class Delivery:
             "short_message": body.short_message.hex(),
             "tlvs": [[tag, value.hex()] for tag, value in body.tlvs],
             "attempts": self.attempts,
+            "created": self.created,
+            "first_sent_at": self.first_sent_at,
             "acked_at": self.acked_at,
             "failed": self.failed,
         }
@@ -136,6 +139,8 @@ class Outbox:
         delivery.sequence = session.send_request(delivery.body)
         delivery.session = session
         delivery.attempts += 1
+        if delivery.first_sent_at is None:
+            delivery.first_sent_at = time.time()
         session.in_flight[delivery.sequence] = delivery
         loop = asyncio.get_running_loop()
         delivery.timer = loop.call_later(timeout, self._timed_out, delivery)
