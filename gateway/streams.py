@@ -35,7 +35,7 @@ def _entries(raw: Any) -> list[Entry]:
     return out
 
 
-def _reply_entries(reply: Any) -> list[Any]:
+def reply_entries(reply: Any) -> list[Any]:
     """The entries of an XREADGROUP reply, in its RESP2 (list) or RESP3 (dict) form."""
     if not reply:
         return []
@@ -62,7 +62,7 @@ async def read(
             group, consumer, {stream: start}, count=count, block=None if start != ">" else block_ms
         ),
     )
-    return _entries(_reply_entries(resp))
+    return _entries(reply_entries(resp))
 
 
 async def pending(

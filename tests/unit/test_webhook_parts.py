@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from gateway.webhook_intake import parse_entry, stream_entries
+from gateway.streams import reply_entries
+from gateway.webhook_intake import parse_entry
 from gateway.webhook_queue import _head, backoff_delay
 from gateway.webhook_sender import _retry_after
 from gateway.webhooks import WebhookEndpoint
@@ -61,11 +62,11 @@ def test_parse_entry_names_what_is_wrong(fields: dict[bytes, bytes], error: str)
     assert parse_entry(fields) == error
 
 
-def test_stream_entries_reads_resp2_and_resp3_replies() -> None:
+def test_reply_entries_reads_resp2_and_resp3_replies() -> None:
     entries = [(b"1-0", {b"seq": b"1"}), (b"2-0", {b"seq": b"2"})]
-    assert stream_entries([[b"minyi:events", entries]]) == entries
-    assert stream_entries({b"minyi:events": [entries]}) == entries
-    assert stream_entries(None) == [] and stream_entries([]) == []
+    assert reply_entries([[b"minyi:events", entries]]) == entries
+    assert reply_entries({b"minyi:events": [entries]}) == entries
+    assert reply_entries(None) == [] and reply_entries([]) == []
 
 
 def row(delivered: int, retry: str, *seqs: int, sid: str = "S") -> list[object]:
