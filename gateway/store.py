@@ -25,13 +25,17 @@ from gateway.states import TRANSITIONS
 
 LIBRARY_NAME = "minyi"
 _MARKER = "--@TRANSITIONS@"
+# One Redis function library, written in parts: the later parts use the local helpers
+# (emit, transition, skey) of store.lua, so they are concatenated into one chunk.
+LIBRARY_PARTS = ("store.lua", "callbacks.lua", "transcripts.lua")
 
 
 def library_source() -> str:
     """The Lua library with the transition table of gateway/states.py filled in."""
     # Beside this module (importlib.resources gives a MultiplexedPath under some
     # editable installs, which cannot open files).
-    src = Path(__file__).with_name("store.lua").read_text(encoding="utf-8")
+    here = Path(__file__).parent
+    src = "\n".join((here / name).read_text(encoding="utf-8") for name in LIBRARY_PARTS)
     rows = []
     for source, targets in sorted(TRANSITIONS.items()):
         inner = ", ".join(f"{t.value} = true" for t in sorted(targets))

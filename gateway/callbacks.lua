@@ -1,0 +1,1 @@
+-- Callback dialer functions (see gateway/dialer.py); part of the minyi library.

@@ -1,0 +1,1 @@
+-- ASR transcript functions (see asr/worker.py); part of the minyi library.
