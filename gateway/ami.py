@@ -39,6 +39,7 @@ from panoramisk import Manager
 from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 
+from gateway.calls import CallTracker, TrackedCall
 from gateway.privacy import mask_phone
 
 __all__ = [
@@ -137,77 +138,6 @@ class OriginateRequest:
         if self.caller_id is not None:
             out["CallerID"] = self.caller_id
         return out
-
-
-# --- call tracking: pure, no I/O --------------------------------------------------------
-@dataclass
-class TrackedCall:
-    """What the events said so far about one originated call."""
-
-    channel_id: str
-    answered: bool = False
-    ended: bool = False
-    hangup_cause: str | None = None
-    originate_reason: str | None = None
-    agent: str | None = None
-    channels: set[str] = field(default_factory=set)
-    user_events: list[str] = field(default_factory=list)
-
-
-class CallTracker:
-    """Correlate AMI events with the calls we originated, by Uniqueid/Linkedid."""
-
-    def __init__(self) -> None:
-        self.calls: dict[str, TrackedCall] = {}
-
-    def track(self, channel_id: str) -> TrackedCall:
-        """Start following a call (before sending its Originate)."""
-        return self.calls.setdefault(channel_id, TrackedCall(channel_id))
-
-    def forget(self, channel_id: str) -> None:
-        """Stop following a call whose result is stored."""
-        self.calls.pop(channel_id, None)
-
-    def feed(self, event: Event) -> TrackedCall | None:
-        """Apply one event; return the call it belongs to, or None if it is not ours."""
-        uid, linked = event.get("Uniqueid"), event.get("Linkedid")
-        call = self.calls.get(uid) if isinstance(uid, str) else None
-        if call is None and isinstance(linked, str):
-            call = self.calls.get(linked)
-        if call is None:
-            return None
-        name = event.get("Event")
-        own = uid == call.channel_id  # the citizen's channel, not the agent's leg
-        if isinstance(event.get("Channel"), str):
-            call.channels.add(event["Channel"])
-        if name == "OriginateResponse":
-            call.originate_reason = event.get("Reason")
-            call.answered = call.answered or event.get("Response") == "Success"
-        elif name == "Newstate" and own and event.get("ChannelStateDesc") == "Up":
-            call.answered = True
-        elif name == "AgentConnect":
-            call.agent = event.get("MemberName")
-        elif name == "UserEvent" and isinstance(event.get("UserEvent"), str):
-            call.user_events.append(event["UserEvent"])
-        elif name == "Hangup" and own:
-            call.ended = True
-            call.hangup_cause = event.get("Cause")
-        return call
-
-    def reconcile(self, live_channels: list[Event]) -> list[TrackedCall]:
-        """After a reconnect: calls still followed that have no live channel any more.
-
-        They ended while we were not listening (no Hangup was seen); the caller decides
-        what that means for each (e.g. mark the attempt "outcome unknown", never redial
-        blindly). Calls with a live channel keep being followed.
-        """
-        live = {c.get("Uniqueid") for c in live_channels} | {
-            c.get("Linkedid") for c in live_channels
-        }
-        gone = [c for c in self.calls.values() if not c.ended and c.channel_id not in live]
-        for call in gone:
-            call.ended = True
-        return gone
 
 
 # --- the driver -----------------------------------------------------------------------

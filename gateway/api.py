@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api_callbacks import CallbackApi
 from gateway.config import ApiToken, Settings
 from gateway.privacy import mask_phone
 from gateway.store import IntakeResult, Store
@@ -79,6 +80,7 @@ class Api:
         )
         app.router.add_post("/v1/surveys", self.post_surveys)
         app.router.add_get("/v1/surveys/{survey_id}", self.get_survey)
+        CallbackApi(self.store, self.settings.dialer, TOKEN_KEY).routes(app)
         app.router.add_get("/healthz", self.health)
         app.router.add_get("/metrics", self.metrics)
         return app

@@ -1,1 +1,152 @@
--- Callback dialer functions (see gateway/dialer.py); part of the minyi library.
+-- Callback dialer functions (gateway/dialer.py); part of the minyi library, after
+-- store.lua, whose local helpers (emit, transition, skey, callback_enqueue) they use.
+--
+-- A callback's path through Redis (keys: gateway/keys.py):
+--   cb:wait (zset, due time)  --promote-->  cb:ready:<queue> (zset, priority then age)
+--   --claim--> cb:active (hash, callback id -> owner; state 'calling')  --result-->
+--   'called' | back to cb:wait (retry) | 'unreachable' | 'closed' (IVR rating)
+
+local CB_ACTIVE = P .. 'cb:active'
+local ASR_JOBS = P .. 'asr:jobs'
+local function ready_key(queue) return P .. 'cb:ready:' .. queue end
+local function cbid_key(cid) return P .. 'cb:id:' .. cid end
+local CALLABLE = {callback_pending = true, recheck = true}
+
+-- The unit queue for a unit code: the longest configured unit code it starts with
+-- (所队 330602510000 -> 县 330602 when only the county has agents).
+local function route(unit, units, default_unit)
+  local best = ''
+  for _, u in ipairs(units) do
+    if #u > #best and string.sub(unit, 1, #u) == u then best = u end
+  end
+  if best == '' then best = default_unit end
+  return best
+end
+
+-- promote: due callbacks onto their unit's ready queue.
+-- ARGV: now_s, limit, now_iso, default_unit ('' = none), unit codes...
+redis.register_function('minyi_cb_promote', function(_, a)
+  local now_s, limit, now_iso, default_unit = a[1], tonumber(a[2]), a[3], a[4]
+  local units = {}
+  for i = 5, #a do units[#units + 1] = a[i] end
+  local n = 0
+  for _, sid in ipairs(redis.call('ZRANGEBYSCORE', CB_WAIT, '-inf', now_s, 'LIMIT', 0, limit)) do
+    redis.call('ZREM', CB_WAIT, sid)
+    local sk = skey(sid)
+    local st, kind, unit, pri, created = unpack(redis.call('HMGET', sk, 'state', 'cb_kind',
+      'unit_code', 'cb_priority', 'cb_created'))
+    if st and CALLABLE[st] then
+      local queue
+      if kind == 'ivr' then
+        queue = 'ivr'
+      else
+        local u = route(unit or '', units, default_unit)
+        queue = (u ~= '') and ('unit:' .. u) or ''
+      end
+      if queue == '' then
+        -- No queue for this unit: parked, reported once, tried again in 5 minutes
+        -- (an operator adds the unit's agents; nothing is dropped).
+        redis.call('ZADD', CB_WAIT, tonumber(now_s) + 300, sid)
+        if redis.call('HSETNX', sk, 'cb_unroutable', now_iso) == 1 then
+          emit(sid, 'callback.unroutable', now_iso, '{"unit_code":' .. cjson.encode(unit or '')
+            .. ',"retry_every_s":300}')
+        end
+      else
+        local score = (9 - (tonumber(pri) or 5)) * 1e13 + math.floor((tonumber(created) or 0) * 1000)
+        redis.call('ZADD', ready_key(queue), score, sid)
+        redis.call('HSET', sk, 'cb_queue', queue)
+        redis.call('HDEL', sk, 'cb_unroutable')
+        n = n + 1
+      end
+    end
+  end
+  return n
+end)
+
+-- claim: take up to #ids callbacks of one queue to dial now, one id each.
+-- ARGV: queue, now_iso, owner, id_ttl_s, callback ids...
+-- Returns a flat list: sid, callback id, attempt, phone, kind, unit per claimed call.
+redis.register_function('minyi_cb_claim', function(_, a)
+  local queue, now_iso, owner, ttl = a[1], a[2], a[3], tonumber(a[4])
+  local out = {}
+  local i = 5
+  while i <= #a do
+    local popped = redis.call('ZPOPMIN', ready_key(queue), 1)
+    if #popped == 0 then break end
+    local sid, cid = popped[1], a[i]
+    local sk = skey(sid)
+    local st = redis.call('HGET', sk, 'state')
+    if st and CALLABLE[st] then
+      local attempt = redis.call('HINCRBY', sk, 'cb_attempts', 1)
+      local kind, phone, unit = unpack(redis.call('HMGET', sk, 'cb_kind', 'phone', 'unit_code'))
+      redis.call('HSET', sk, 'cb_last', cid)
+      redis.call('SET', cbid_key(cid), sid, 'EX', ttl)
+      redis.call('HSET', CB_ACTIVE, cid, cjson.encode({sid = sid, owner = owner, queue = queue,
+        attempt = attempt, kind = kind or 'agent', at = now_iso}))
+      transition(sid, 'calling', now_iso, '{"callback_id":' .. cjson.encode(cid)
+        .. ',"attempt":' .. attempt .. ',"kind":' .. cjson.encode(kind or 'agent')
+        .. ',"queue":' .. cjson.encode(queue) .. '}')
+      for _, v in ipairs({sid, cid, tostring(attempt), phone or '', kind or 'agent', unit or ''}) do
+        out[#out + 1] = v
+      end
+      i = i + 1
+    end
+  end
+  return out
+end)
+
+-- result: one attempt's outcome, stored once (a second result for the same callback
+-- id is ignored: recovery and the live event stream may both report it).
+-- ARGV: sid, callback id, now_iso, next_state, attempt_payload, transition_payload,
+--       retry_at_s ('' unless next_state is callback_pending), asr_job ('' = none),
+--       rating ('' = none), uncount ('1': the call was never placed, the attempt
+--       does not count)
+redis.register_function('minyi_cb_result', function(_, a)
+  local sid, cid, now_iso, next_state = a[1], a[2], a[3], a[4]
+  if redis.call('HDEL', CB_ACTIVE, cid) == 0 then return 'duplicate' end
+  if a[10] == '1' then redis.call('HINCRBY', skey(sid), 'cb_attempts', -1) end
+  emit(sid, 'callback.attempt', now_iso, a[5])
+  if a[9] ~= '' then redis.call('HSET', skey(sid), 'rating', a[9]) end
+  if next_state == 'closed' and redis.call('HGET', skey(sid), 'state') == 'calling' then
+    transition(sid, 'called', now_iso, '{"callback_id":' .. cjson.encode(cid) .. '}')
+  end
+  transition(sid, next_state, now_iso, a[6])
+  if next_state == 'callback_pending' then redis.call('ZADD', CB_WAIT, a[7], sid) end
+  if a[8] ~= '' then redis.call('XADD', ASR_JOBS, '*', 'job', a[8]) end
+  return 'stored'
+end)
+
+-- disposition: the agent's verdict on a connected callback; closes the survey.
+-- ARGV: callback id, now_iso, payload_json
+-- Returns {status, sid, state}: stored | unknown | stale (a later attempt exists) |
+-- state (the survey is not waiting for a disposition) | exists (already given).
+redis.register_function('minyi_cb_disposition', function(_, a)
+  local cid, now_iso, payload = a[1], a[2], a[3]
+  local sid = redis.call('GET', cbid_key(cid))
+  if not sid then return {'unknown', '', ''} end
+  local sk = skey(sid)
+  local st, last, given = unpack(redis.call('HMGET', sk, 'state', 'cb_last', 'disposition_for'))
+  if not st then return {'unknown', sid, ''} end
+  if given == cid then return {'exists', sid, st} end
+  if last ~= cid then return {'stale', sid, st} end
+  if st ~= 'called' and st ~= 'transcribed' then return {'state', sid, st} end
+  redis.call('HSET', sk, 'disposition_for', cid, 'disposition', payload)
+  emit(sid, 'callback.disposition', now_iso, payload)
+  transition(sid, 'closed', now_iso, '{"reason":"disposition","callback_id":'
+    .. cjson.encode(cid) .. '}')
+  return {'stored', sid, 'closed'}
+end)
+
+-- recheck: a second callback (二次回访) after the unit fixed the problem.
+-- ARGV: sid, now_iso, now_s, payload_json, kind ('agent' | 'ivr'), priority
+-- Returns {status, state}: stored | unknown | state (not closed/unreachable).
+redis.register_function('minyi_cb_recheck', function(_, a)
+  local sid, now_iso, now_s = a[1], a[2], tonumber(a[3])
+  local st = redis.call('HGET', skey(sid), 'state')
+  if not st then return {'unknown', ''} end
+  if not allowed(st, 'recheck') then return {'state', st} end
+  transition(sid, 'recheck', now_iso, a[4])
+  redis.call('HINCRBY', skey(sid), 'rechecks', 1)
+  callback_enqueue(sid, a[5], tonumber(a[6]), now_s, now_s)
+  return {'stored', 'recheck'}
+end)

@@ -40,11 +40,14 @@ import zoneinfo
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from gateway.webhooks import WebhookEndpoint
 from sms.templates import Template, load_template
 from sms.text import count_units
+
+if TYPE_CHECKING:
+    from gateway.config_dialer import DialerSettings
 
 __all__ = [
     "ApiSettings",
@@ -287,6 +290,7 @@ class Settings:
     surveys: SurveySettings = SurveySettings()
     sms: SmsSettings
     webhooks: tuple[WebhookEndpoint, ...] = ()
+    dialer: DialerSettings | None = None
     log: LogSettings = LogSettings()
     source_path: Path | None = None
     warnings: tuple[str, ...] = ()
@@ -1014,7 +1018,20 @@ _ROOT_KEYS: Final = (
     "surveys",
     "sms",
     "webhooks",
+    "dialer",
 )
+
+
+def _dialer(
+    root: _Table, workers: tuple[str, ...], env: Mapping[str, str]
+) -> DialerSettings | None:
+    from gateway.config_dialer import parse_dialer  # it reads values with this module
+
+    if "dialer" not in root.data:
+        if "dialer" in workers:
+            raise ConfigError("dialer", 'is required when workers include "dialer"')
+        return None
+    return parse_dialer(root.get("dialer"), env)
 
 
 def parse_settings(
@@ -1046,6 +1063,7 @@ def parse_settings(
         surveys=surveys,
         sms=sms,
         webhooks=_webhooks(root.get("webhooks", {}), env),
+        dialer=_dialer(root, workers, env),
         source_path=source,
     )
     return dataclasses.replace(settings, warnings=_warnings(settings, env, templates))

@@ -81,3 +81,19 @@ WEBHOOK_DEAD = PREFIX + "wh:{endpoint}:dead"
 # --- operations ----------------------------------------------------------------------
 # hash: counters for metrics (field -> integer)
 STATS = PREFIX + "stats"
+
+# --- callback dialer (gateway/callbacks.lua, gateway/dialer.py) --------------------------
+# zset: callbacks waiting for their (next) attempt, score = unix time due
+CB_WAIT = PREFIX + "cb:wait"
+# zset: callbacks due, per queue ("unit:<code>" or "ivr"), score = priority band + age
+CB_READY = PREFIX + "cb:ready:{queue}"
+# hash: callback id -> JSON {sid, owner, queue, attempt, kind, at}: calls in progress
+CB_ACTIVE = PREFIX + "cb:active"
+# string with TTL: callback id -> survey id (for the agent's disposition)
+CB_ID = PREFIX + "cb:id:{callback_id}"
+# string with TTL: a live dialer process (its calls are not adopted by others)
+DIALER_OWNER = PREFIX + "dialer:owner:{owner}"
+
+# --- ASR -------------------------------------------------------------------------------
+# stream: finished recordings to transcribe; field "job" = JSON (asr/worker.py)
+ASR_JOBS = PREFIX + "asr:jobs"

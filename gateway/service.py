@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from gateway import keys, streams
 from gateway.api import Api
 from gateway.config import ConfigError, Settings, load_templates
+from gateway.dialer import Dialer
 from gateway.store import Store
 from gateway.webhooks import WebhookWorker
 from sms.client import SmppClient
@@ -36,7 +37,7 @@ from sms.sender import Sender
 
 log = logging.getLogger("minyi.service")
 
-KNOWN_WORKERS = ("api", "sms", "webhooks")
+KNOWN_WORKERS = ("api", "sms", "webhooks", "dialer")
 MAINTENANCE_INTERVAL_S = 1.0
 TRIM_EVERY = 60  # maintenance rounds
 # Per process; blocking reads hold one each (sender, inbound, webhooks per endpoint).
@@ -67,6 +68,7 @@ class Service:
         self.sender: Sender | None = None
         self.inbound: Inbound | None = None
         self.webhooks: WebhookWorker | None = None
+        self.dialer: Dialer | None = None
         self.api_port: int | None = None
         self._runner: web.AppRunner | None = None
 
@@ -140,6 +142,11 @@ class Service:
         if "webhooks" in self.workers and s.webhooks:
             self.webhooks = WebhookWorker(self.redis, s.webhooks, consumer=self.instance)
             tasks["webhooks"] = asyncio.create_task(self.webhooks.run(), name="webhooks")
+        if "dialer" in self.workers:
+            if s.dialer is None:
+                raise ConfigError("dialer", 'is required when workers include "dialer"')
+            self.dialer = Dialer(s.dialer, self.store, s.surveys.timezone, owner=self.instance)
+            tasks["dialer"] = asyncio.create_task(self.dialer.run(self.stopping), name="dialer")
         if self.api is not None:
             self.api.health_extra = {"workers": list(self.workers), "instance": self.instance}
         self.ready.set()
@@ -187,6 +194,11 @@ class Service:
             tasks["maintenance"].cancel()
         if self.client is not None:
             await self.client.stop()
+        if "dialer" in tasks:
+            # Calls in progress go on in Asterisk; their claims stay recorded and are
+            # adopted after the restart (or by another dialer once this one's lease ends).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(tasks["dialer"]), 5.0)
         if self.webhooks is not None:
             await self.webhooks.stop(grace_s=min(grace, 10.0))
         for t in tasks.values():

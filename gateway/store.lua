@@ -334,6 +334,20 @@ redis.register_function('minyi_mo_flush', function(_, a)
   return out
 end)
 
+-- Put a survey on the callback dialer's waiting list (gateway/callbacks.lua moves it to
+-- its unit's queue when due). kind: 'agent' (to a unit's agents) or 'ivr' (automated).
+local CB_WAIT = P .. 'cb:wait'
+local function callback_enqueue(sid, kind, priority, due_s, now_s)
+  redis.call('HSET', skey(sid), 'cb_kind', kind, 'cb_attempts', 0, 'cb_priority', priority,
+    'cb_created', now_s)
+  redis.call('ZADD', CB_WAIT, due_s, sid)
+end
+
+local function server_time()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+
 -- reply: a citizen's understood reply, attached to its survey.
 -- ARGV: sid, now_iso, payload_json, rating, opt_out ('1'/'0'), phone
 redis.register_function('minyi_reply', function(_, a)
@@ -352,7 +366,10 @@ redis.register_function('minyi_reply', function(_, a)
   local outcome = 'replied'
   if rating == 'unsatisfied' then
     close_reply_window(sid)
-    transition(sid, 'callback_pending', now_iso, '{"reason":"unsatisfied_reply"}')
+    if transition(sid, 'callback_pending', now_iso, '{"reason":"unsatisfied_reply"}') then
+      local now_s = server_time()
+      callback_enqueue(sid, 'agent', 5, now_s, now_s)
+    end
     outcome = 'callback_pending'
   elseif rating == 'satisfied' or rating == 'basically_satisfied' then
     close_reply_window(sid)

@@ -165,7 +165,7 @@ class AsteriskProcess:
                 " same => n,Set(I=0)\n"
                 " same => n(talk),Playback(minyi/agent-hello)\n"
                 " same => n,Set(I=$[${I} + 1])\n"
-                " same => n,GotoIf($[${I} < 6]?talk)\n"
+                " same => n,GotoIf($[${I} < 2]?talk)\n"
                 " same => n,Hangup(16)\n"
                 for a in self.agent_names
             ),

@@ -1,0 +1,147 @@
+"""Typed access to the callback functions of the Redis library (gateway/callbacks.lua)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import keys
+from gateway.store import Store, iso
+
+# A callback id stays resolvable (for the agent's disposition) this long.
+CALLBACK_ID_TTL_S = 30 * 86400
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A callback taken to be dialled now."""
+
+    survey_id: str
+    callback_id: str
+    attempt: int
+    phone: str
+    kind: str  # "agent" | "ivr"
+    unit: str
+
+
+class CallbackStore:
+    """The dialer's and the API's view of callbacks in Redis."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.redis = store.redis
+
+    def _now(self) -> tuple[float, str]:
+        ts = time.time()
+        return ts, iso(ts, self.store.tz)
+
+    async def promote(self, units: tuple[str, ...], default_unit: str, limit: int = 500) -> int:
+        """Move due callbacks onto their unit queue's ready list; how many moved."""
+        ts, now_iso = self._now()
+        r = await self.store.calls.fcall(
+            "minyi_cb_promote", f"{ts:.3f}", limit, now_iso, default_unit, *units
+        )
+        return int(r)
+
+    async def claim(self, queue: str, callback_ids: list[str], owner: str) -> list[Claim]:
+        """Take up to ``len(callback_ids)`` callbacks of ``queue`` (state -> calling)."""
+        if not callback_ids:
+            return []
+        _ts, now_iso = self._now()
+        flat = await self.store.calls.fcall(
+            "minyi_cb_claim", queue, now_iso, owner, CALLBACK_ID_TTL_S, *callback_ids
+        )
+        out = []
+        for i in range(0, len(flat), 6):
+            sid, cid, attempt, phone, kind, unit = (_s(v) for v in flat[i : i + 6])
+            out.append(Claim(sid, cid, int(attempt), phone, kind, unit))
+        return out
+
+    async def result(
+        self,
+        claim: Claim,
+        next_state: str,
+        attempt_payload: dict[str, Any],
+        transition_payload: dict[str, Any],
+        *,
+        retry_at: float | None = None,
+        asr_job: dict[str, Any] | None = None,
+        rating: str = "",
+        uncount: bool = False,
+    ) -> str:
+        """Store one attempt's outcome and the survey's next state; "stored" or
+        "duplicate" (already stored by someone else)."""
+        _ts, now_iso = self._now()
+        r = await self.store.calls.fcall(
+            "minyi_cb_result",
+            claim.survey_id,
+            claim.callback_id,
+            now_iso,
+            next_state,
+            _json(attempt_payload),
+            _json(transition_payload),
+            "" if retry_at is None else f"{retry_at:.3f}",
+            "" if asr_job is None else _json(asr_job),
+            rating,
+            "1" if uncount else "0",
+        )
+        return _s(r)
+
+    async def disposition(self, callback_id: str, payload: dict[str, Any]) -> tuple[str, str, str]:
+        """(status, survey id, state); see minyi_cb_disposition."""
+        _ts, now_iso = self._now()
+        r = await self.store.calls.fcall(
+            "minyi_cb_disposition", callback_id, now_iso, _json(payload)
+        )
+        status, sid, state = (_s(v) for v in r)
+        return status, sid, state
+
+    async def recheck(
+        self, survey_id: str, payload: dict[str, Any], kind: str, priority: int
+    ) -> tuple[str, str]:
+        """(status, state); see minyi_cb_recheck."""
+        ts, now_iso = self._now()
+        r = await self.store.calls.fcall(
+            "minyi_cb_recheck", survey_id, now_iso, f"{ts:.3f}", _json(payload), kind, priority
+        )
+        status, state = (_s(v) for v in r)
+        return status, state
+
+    async def active(self) -> dict[str, dict[str, Any]]:
+        """Calls being dialled or talked right now: callback id -> claim record."""
+        raw = await self.redis.hgetall(keys.CB_ACTIVE)
+        out = {}
+        for k, v in raw.items():
+            try:
+                out[_s(k)] = json.loads(v)
+            except ValueError:
+                continue
+        return out
+
+    async def heartbeat(self, owner: str, ttl_s: int) -> None:
+        await self.redis.set(keys.DIALER_OWNER.format(owner=owner), "1", ex=ttl_s)
+
+    async def owner_alive(self, owner: str) -> bool:
+        return bool(await self.redis.exists(keys.DIALER_OWNER.format(owner=owner)))
+
+
+def claim_from_active(callback_id: str, record: dict[str, Any]) -> Claim:
+    """A Claim rebuilt from a cb:active record (recovery after a restart)."""
+    return Claim(
+        survey_id=str(record.get("sid", "")),
+        callback_id=callback_id,
+        attempt=int(record.get("attempt", 0)),
+        phone="",
+        kind=str(record.get("kind", "agent")),
+        unit="",
+    )
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

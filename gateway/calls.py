@@ -1,0 +1,289 @@
+"""What the AMI events say about our calls and the agents: pure, no I/O.
+
+- :class:`CallTracker` correlates events with the calls the dialer originated, by
+  ``Uniqueid``/``Linkedid`` (the dialer sets ``ChannelId``, so the citizen's channel has
+  ``Uniqueid`` = ``Linkedid`` = the callback id and the agent's leg shares the Linkedid).
+- :func:`classify` turns a finished call into one :class:`Outcome`.
+- :class:`QueueBoard` keeps each unit queue's members and their device state (from
+  ``QueueStatus`` after every (re)connect and ``QueueMember*`` events in between) and
+  answers the pacing question: how many citizens may be dialled for this queue now.
+
+Hangup causes are Q.850 (``Cause`` on Hangup events):
+https://docs.asterisk.org/Configuration/Miscellaneous/Hangup-Cause-Mappings/
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Event = Mapping[str, Any]
+
+# Queue member Status values (enum ast_device_state).
+DEVICE_NOT_INUSE = "1"
+DEVICE_INUSE = "2"
+
+_CAUSE_BUSY = frozenset({"17"})
+_CAUSE_NO_ANSWER = frozenset({"18", "19"})
+_CAUSE_REJECTED = frozenset({"21"})
+_CAUSE_INVALID_NUMBER = frozenset({"1", "3", "22", "28"})
+# OriginateResponse Reason (enum ast_control_frame_type): 3 ring timeout, 5 busy,
+# 8 congestion. Busy calls over PJSIP report 0 with hangup cause 17, so the cause
+# comes first.
+_REASON_NO_ANSWER = "3"
+_REASON_BUSY = "5"
+
+
+class Outcome(enum.StrEnum):
+    """How one call attempt ended."""
+
+    CONNECTED = "connected"  # answered and talked to an agent
+    NO_AGENT = "no_agent"  # answered, no agent took the call in time
+    ABANDONED = "abandoned"  # answered, hung up before reaching an agent
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    REJECTED = "rejected"
+    INVALID_NUMBER = "invalid_number"
+    FAILED = "failed"  # network or trunk failure, refused Originate
+    IVR_RATED = "ivr_rated"  # automated survey: the citizen pressed 1, 2 or 3
+    IVR_NO_INPUT = "ivr_no_input"  # automated survey answered, no valid digit
+    LOST = "lost"  # ended while the gateway was not listening: result unknown
+
+
+REACHED = frozenset({Outcome.CONNECTED, Outcome.IVR_RATED})
+
+
+@dataclass
+class TrackedCall:
+    """What the events said so far about one originated call."""
+
+    channel_id: str
+    answered: bool = False
+    ended: bool = False
+    hangup_cause: str | None = None
+    originate_reason: str | None = None
+    originate_failed: bool = False
+    agent: str | None = None
+    agent_interface: str | None = None
+    answered_at: float | None = None
+    connected_at: float | None = None
+    ended_at: float | None = None
+    channels: set[str] = field(default_factory=set)
+    user_events: list[str] = field(default_factory=list)
+    ended_event: dict[str, str] = field(default_factory=dict)
+    ivr_result: str | None = None
+    reason_recording: str | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Everything about the outcome is known: the citizen's channel is gone and
+        Asterisk gave its Originate verdict (or the call was answered, which is one)."""
+        return self.ended and (self.answered or self.originate_reason is not None)
+
+
+class CallTracker:
+    """Correlate AMI events with the calls we originated, by Uniqueid/Linkedid."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, TrackedCall] = {}
+
+    def track(self, channel_id: str) -> TrackedCall:
+        """Start following a call (before sending its Originate)."""
+        return self.calls.setdefault(channel_id, TrackedCall(channel_id))
+
+    def forget(self, channel_id: str) -> None:
+        """Stop following a call whose result is stored."""
+        self.calls.pop(channel_id, None)
+
+    def feed(self, event: Event, now: float = 0.0) -> TrackedCall | None:
+        """Apply one event; return the call it belongs to, or None if it is not ours."""
+        uid, linked = event.get("Uniqueid"), event.get("Linkedid")
+        call = self.calls.get(uid) if isinstance(uid, str) else None
+        if call is None and isinstance(linked, str):
+            call = self.calls.get(linked)
+        if call is None:
+            return None
+        name = event.get("Event")
+        own = uid == call.channel_id  # the citizen's channel, not the agent's leg
+        if isinstance(event.get("Channel"), str):
+            call.channels.add(event["Channel"])
+        if name == "OriginateResponse":
+            call.originate_reason = str(event.get("Reason", ""))
+            if event.get("Response") == "Success":
+                _answered(call, now)
+            else:
+                call.originate_failed = True
+        elif name == "Newstate" and own and event.get("ChannelStateDesc") == "Up":
+            _answered(call, now)
+        elif name == "AgentConnect":
+            call.agent = event.get("MemberName")
+            call.agent_interface = event.get("Interface")
+            call.connected_at = call.connected_at or now
+        elif name == "UserEvent" and isinstance(event.get("UserEvent"), str):
+            _user_event(call, event, now)
+        elif name == "Hangup" and own:
+            call.ended = True
+            call.ended_at = now
+            call.hangup_cause = event.get("Cause")
+        return call
+
+    def reconcile(self, live_channels: list[Event]) -> list[TrackedCall]:
+        """After a reconnect: calls still followed that have no live channel any more.
+
+        They ended while we were not listening (no Hangup was seen); the caller decides
+        what that means for each (the dialer stores them as :attr:`Outcome.LOST`, never
+        redials blindly). Calls with a live channel keep being followed.
+        """
+        live = {c.get("Uniqueid") for c in live_channels} | {
+            c.get("Linkedid") for c in live_channels
+        }
+        gone = [c for c in self.calls.values() if not c.ended and c.channel_id not in live]
+        for call in gone:
+            call.ended = True
+        return gone
+
+
+def _answered(call: TrackedCall, now: float) -> None:
+    call.answered = True
+    call.answered_at = call.answered_at or now
+
+
+def _user_event(call: TrackedCall, event: Event, now: float) -> None:
+    name = str(event["UserEvent"])
+    call.user_events.append(name)
+    if name in ("MinyiCallbackAnswered", "MinyiIvrAnswered"):
+        _answered(call, now)
+    elif name == "MinyiIvrResult":
+        call.ivr_result = str(event.get("Result", "")) or None
+        call.reason_recording = str(event.get("ReasonRecording", "")) or None
+    elif name in ("MinyiCallbackEnded", "MinyiIvrEnded"):
+        call.ended_event = {str(k): str(v) for k, v in event.items()}
+
+
+def classify(call: TrackedCall, ivr: bool) -> Outcome:
+    """The outcome of a finished (or vanished) call."""
+    if ivr and call.ivr_result in ("1", "2", "3"):
+        return Outcome.IVR_RATED
+    if call.agent is not None:
+        return Outcome.CONNECTED
+    if call.answered:
+        if ivr:
+            return Outcome.IVR_NO_INPUT
+        if call.ended_event.get("Stage") == "no_agent":
+            return Outcome.NO_AGENT
+        if not call.ended_event and call.hangup_cause is None:
+            return Outcome.LOST
+        return Outcome.ABANDONED
+    cause = call.hangup_cause or ""
+    if cause in _CAUSE_BUSY or call.originate_reason == _REASON_BUSY:
+        return Outcome.BUSY
+    if cause in _CAUSE_REJECTED:
+        return Outcome.REJECTED
+    if cause in _CAUSE_INVALID_NUMBER:
+        return Outcome.INVALID_NUMBER
+    if cause in _CAUSE_NO_ANSWER or call.originate_reason == _REASON_NO_ANSWER:
+        return Outcome.NO_ANSWER
+    if call.originate_reason is None and call.hangup_cause is None:
+        return Outcome.LOST
+    return Outcome.FAILED
+
+
+# --- agents -------------------------------------------------------------------------------
+@dataclass
+class Member:
+    """One agent in one queue, as AMI last described it."""
+
+    queue: str
+    interface: str
+    name: str
+    status: str
+    paused: bool
+    in_call: bool
+    last_call: float  # unix time the member's last queue call ended, 0 = never
+
+
+class QueueBoard:
+    """Queue members and their state; the dialer's pacing (progressive: one citizen
+    per free agent, never more calls than free agents)."""
+
+    def __init__(self, wrapup_s: float = 0.0) -> None:
+        self.wrapup_s = wrapup_s
+        self.members: dict[tuple[str, str], Member] = {}
+
+    def load(self, queue_events: Iterable[Event]) -> None:
+        """Replace everything with a QueueStatus answer (after every (re)connect)."""
+        self.members.clear()
+        for event in queue_events:
+            if event.get("Event") == "QueueMember":
+                self._put(event, interface_key="StateInterface")
+
+    def feed(self, event: Event) -> None:
+        """Apply a QueueMemberStatus/Added/Removed/Pause event."""
+        name = event.get("Event")
+        if name in ("QueueMemberStatus", "QueueMemberAdded", "QueueMemberPause"):
+            self._put(event, interface_key="StateInterface")
+        elif name == "QueueMemberRemoved":
+            key = (str(event.get("Queue", "")), _interface(event, "StateInterface"))
+            self.members.pop(key, None)
+
+    def busy(self, interface: str) -> None:
+        """An agent took one of our calls: not free in any queue, whatever the event
+        order (AgentConnect may arrive before the member's status change)."""
+        for member in self.members.values():
+            if member.interface == interface:
+                member.status = DEVICE_INUSE
+                member.in_call = True
+
+    def free(self, queue: str, now: float) -> set[str]:
+        """Interfaces of the queue's members that could take a call right now."""
+        return {
+            m.interface
+            for m in self.members.values()
+            if m.queue == queue
+            and m.status == DEVICE_NOT_INUSE
+            and not m.paused
+            and not m.in_call
+            and now - m.last_call >= self.wrapup_s
+        }
+
+    def queues(self) -> set[str]:
+        return {m.queue for m in self.members.values()}
+
+    def _put(self, event: Event, interface_key: str) -> None:
+        queue = str(event.get("Queue", ""))
+        interface = _interface(event, interface_key)
+        if not queue or not interface:
+            return
+        try:
+            last_call = float(event.get("LastCall") or 0)
+        except ValueError:
+            last_call = 0.0
+        self.members[(queue, interface)] = Member(
+            queue=queue,
+            interface=interface,
+            name=str(event.get("MemberName") or event.get("Name") or interface),
+            status=str(event.get("Status", "")),
+            paused=str(event.get("Paused", "0")) == "1",
+            in_call=str(event.get("InCall", "0")) == "1",
+            last_call=last_call,
+        )
+
+
+def _interface(event: Event, key: str) -> str:
+    value = event.get(key) or event.get("Interface") or event.get("Location") or ""
+    return str(value)
+
+
+def capacity(board: QueueBoard, queue: str, pending: Mapping[str, int], now: float) -> int:
+    """How many more citizens to dial for ``queue``: its free agents minus the calls
+    already dialled for it and not yet with an agent; and, across queues sharing agents,
+    never more waiting calls than free agents overall."""
+    free = board.free(queue, now)
+    own = len(free) - pending.get(queue, 0)
+    every_free: set[str] = set()
+    for q in board.queues():
+        every_free |= board.free(q, now)
+    overall = len(every_free) - sum(pending.values())
+    return max(0, min(own, overall))

@@ -1,0 +1,502 @@
+"""The callback dialer: unsatisfied citizens called back through Asterisk, to a free agent.
+
+One loop per process (``minyi run --workers dialer``), every ``tick_s``:
+
+1. due callbacks move from the waiting list to their unit's queue (Redis, priority then
+   age; the unit queue is the longest configured unit code the survey's unit starts with);
+2. within calling hours, for each unit queue: as many callbacks are claimed (state
+   ``calling``) as the queue has free agents minus calls already dialled for it and not
+   yet with an agent (progressive pacing: never more calls than free agents), and each
+   is originated over AMI with ``ChannelId`` = the callback id;
+3. AMI events follow every call (:class:`gateway.calls.CallTracker`); when the
+   citizen's channel is gone the attempt's outcome, recordings and next step are stored
+   in one Redis function call (``callback.attempt`` + the survey transition + the ASR job).
+
+Nothing is dialled twice: a claim is recorded (``cb:active``) before the Originate, and
+after an AMI reconnect or a process restart every recorded call is looked up among the
+live channels: still up -> followed again; gone -> stored as ``lost`` (an attempt whose
+result is unknown, retried later like any failed attempt). An Originate is never re-sent.
+
+Recording names (dialplans/README.md): ``<recordings_dir>/<YYYYMMDD>_<callback id>.wav``
+(both sides mixed), ``..-citizen.wav`` (heard from the citizen), ``..-agent.wav`` (sent
+to the citizen: greeting and agent), ``..-reason.wav`` (IVR reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import os
+import re
+import secrets
+import time
+import wave
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.ami import (
+    AmiClient,
+    AmiConnectionLost,
+    AmiError,
+    OriginateOutcomeUnknown,
+    OriginateRequest,
+)
+from gateway.asterisk_conf import (
+    CALLBACK_CONTEXT,
+    IVR_CONTEXT,
+    VAR_ATTEMPT_ID,
+    VAR_REC_BASENAME,
+    VAR_SURVEY_ID,
+    VAR_UNIT,
+)
+from gateway.callback_store import CallbackStore, Claim, claim_from_active
+from gateway.calls import REACHED, CallTracker, Outcome, QueueBoard, TrackedCall, capacity, classify
+from gateway.config_dialer import DialerSettings
+from gateway.privacy import mask_phone
+from gateway.store import Store
+
+log = logging.getLogger("gateway.dialer")
+
+IVR_QUEUE = "ivr"
+OWNER_TTL_S = 15
+HEARTBEAT_S = 5.0
+ADOPT_EVERY_S = 10.0
+# After the citizen's channel is gone, wait this long for the Originate verdict.
+SETTLE_GRACE_S = 2.0
+# Recording files are closed by MixMonitor shortly after the hangup.
+RECORDING_SETTLE_S = 3.0
+IVR_RATINGS = {"1": "satisfied", "2": "basically_satisfied", "3": "unsatisfied"}
+_UNSAFE_VAR = re.compile(r"[^-A-Za-z0-9_.:]")
+
+
+@dataclass
+class ActiveCall:
+    """A claimed callback: being dialled, ringing, queued or talking."""
+
+    claim: Claim
+    call: TrackedCall
+    queue: str
+    rec_base: str
+    claimed_at: float
+    originated_at: float | None = None
+    finishing: bool = False
+
+
+@dataclass
+class DialerStats:
+    originated: int = 0
+    connected: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    recovered: int = 0
+    lost: int = 0
+
+
+def new_callback_id() -> str:
+    """A callback id: also the citizen channel's ChannelId/Uniqueid, safe everywhere."""
+    return f"cb-{secrets.token_hex(8)}"
+
+
+def rec_base(callback_id: str, when: datetime.datetime) -> str:
+    """The recording base name of a callback (documented in dialplans/README.md)."""
+    return f"{when:%Y%m%d}_{callback_id}"
+
+
+class Dialer:
+    """The callback dialer worker."""
+
+    def __init__(
+        self,
+        settings: DialerSettings,
+        store: Store,
+        tz: ZoneInfo,
+        *,
+        owner: str | None = None,
+        on_originate: Callable[[Claim, float], None] | None = None,
+        clock: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.callbacks = CallbackStore(store)
+        self.tz = tz
+        self.owner = owner or f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.tracker = CallTracker()
+        self.board = QueueBoard(wrapup_s=settings.wrapup_s)
+        self.active: dict[str, ActiveCall] = {}
+        self.stats = DialerStats()
+        self._on_originate = on_originate
+        self._clock = clock or (lambda: datetime.datetime.now(self.tz))
+        self._wake = asyncio.Event()
+        self._recovered: list[Mapping[str, Any]] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.ami = AmiClient(settings.ami, self._on_event, self._on_connected)
+        self._units = tuple(f"unit:{u}" for u in settings.units)
+
+    # --- life cycle -------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Dial until ``stop`` is set; calls in progress go on in Asterisk and are
+        adopted by this or another dialer later (their claims stay recorded)."""
+        await self.ami.start()
+        last_beat = last_adopt = 0.0
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if now - last_beat >= HEARTBEAT_S:
+                    await self.callbacks.heartbeat(self.owner, OWNER_TTL_S)
+                    last_beat = now
+                if self.ami.connected and (
+                    self._recovered is not None or now - last_adopt >= ADOPT_EVERY_S
+                ):
+                    # Here, not in the AMI callback: adoption must never run while a
+                    # claim of this loop is between Redis and self.active.
+                    channels, self._recovered = self._recovered, None
+                    await self._adopt_orphans(channels)
+                    last_adopt = now
+                try:
+                    await self._tick()
+                except (AmiError, OSError) as exc:
+                    log.warning("dialer tick failed: %s", exc)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.tick_s)
+        finally:
+            await self.ami.stop()
+            for task in list(self._tasks):
+                task.cancel()
+            for task in list(self._tasks):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- pacing and dialling ----------------------------------------------------------
+    def pending(self) -> dict[str, int]:
+        """Calls dialled per agent queue that have not reached an agent (nor ended)."""
+        out: dict[str, int] = {}
+        for a in self.active.values():
+            if a.queue != IVR_QUEUE and a.call.agent is None and not a.call.ended:
+                out[a.queue] = out.get(a.queue, 0) + 1
+        return out
+
+    def calling_hours_open(self) -> bool:
+        return self.settings.calling_hours.open(self._clock())
+
+    async def _tick(self) -> None:
+        s = self.settings
+        await self.callbacks.promote(s.units, s.default_unit)
+        if not self.ami.connected or not self.calling_hours_open():
+            return
+        now = time.time()
+        pending = self.pending()
+        for queue in self._units:
+            asterisk_queue = "minyi-unit-" + queue.removeprefix("unit:")
+            room = capacity(self.board, asterisk_queue, pending, now)
+            if room > 0:
+                await self._claim_and_dial(queue, room)
+                pending = self.pending()
+        ivr_active = sum(1 for a in self.active.values() if a.queue == IVR_QUEUE)
+        if s.ivr_max_calls - ivr_active > 0:
+            await self._claim_and_dial(IVR_QUEUE, s.ivr_max_calls - ivr_active)
+
+    async def _claim_and_dial(self, queue: str, room: int) -> None:
+        ids = [new_callback_id() for _ in range(room)]
+        claims = await self.callbacks.claim(queue, ids, self.owner)
+        when = self._clock()
+        for claim in claims:
+            active = ActiveCall(
+                claim=claim,
+                call=self.tracker.track(claim.callback_id),
+                queue=queue if queue == IVR_QUEUE else "minyi-unit-" + queue[5:],
+                rec_base=rec_base(claim.callback_id, when),
+                claimed_at=time.time(),
+            )
+            self.active[claim.callback_id] = active
+            self._spawn(self._originate(active), f"originate-{claim.callback_id}")
+
+    async def _originate(self, active: ActiveCall) -> None:
+        claim, s = active.claim, self.settings
+        request = OriginateRequest(
+            channel_id=claim.callback_id,
+            number=claim.phone,
+            trunk=s.trunk,
+            context=IVR_CONTEXT if claim.kind == "ivr" else CALLBACK_CONTEXT,
+            variables={
+                VAR_SURVEY_ID: _UNSAFE_VAR.sub("", claim.survey_id)[:64],
+                VAR_ATTEMPT_ID: claim.callback_id,
+                VAR_REC_BASENAME: active.rec_base,
+                VAR_UNIT: active.queue.removeprefix("minyi-unit-") if claim.kind != "ivr" else "",
+            },
+            ring_timeout_s=s.ring_timeout_s,
+            caller_id=s.caller_id,
+        )
+        try:
+            request.fields()
+        except ValueError as exc:
+            log.error("callback %s cannot be dialled: %s", claim.callback_id, exc)
+            active.call.ended = True
+            active.call.originate_failed = True
+            active.call.originate_reason = "invalid"
+            await self._finish(active, detail="invalid_number_format")
+            return
+        try:
+            await self.ami.originate(request)
+        except OriginateOutcomeUnknown:
+            # Maybe ringing: the recovery snapshot after the reconnect decides.
+            log.warning("callback %s: originate outcome unknown", claim.callback_id)
+            return
+        except AmiConnectionLost:
+            await self._finish(active, detail="ami_unavailable", uncount=True)
+            return
+        except AmiError as exc:
+            log.warning("callback %s: originate refused: %s", claim.callback_id, exc)
+            active.call.originate_failed = True
+            active.call.originate_reason = active.call.originate_reason or "refused"
+            active.call.ended = True
+            await self._finish(active, detail="originate_refused")
+            return
+        active.originated_at = time.time()
+        self.stats.originated += 1
+        if self._on_originate is not None:
+            self._on_originate(claim, active.originated_at)
+
+    # --- events -------------------------------------------------------------------------
+    def _on_event(self, event: Mapping[str, Any]) -> None:
+        name = event.get("Event")
+        if isinstance(name, str) and name.startswith("QueueMember"):
+            self.board.feed(event)
+            self._wake.set()
+            return
+        call = self.tracker.feed(event, time.time())
+        if call is None:
+            return
+        if name == "AgentConnect" and call.agent_interface:
+            self.board.busy(call.agent_interface)
+        active = self.active.get(call.channel_id)
+        if active is None or active.finishing:
+            return
+        if call.settled:
+            self._spawn(self._finish(active), f"finish-{call.channel_id}")
+        elif call.ended or call.originate_failed:
+            self._spawn(self._settle_later(active), f"settle-{call.channel_id}")
+
+    async def _settle_later(self, active: ActiveCall) -> None:
+        await asyncio.sleep(SETTLE_GRACE_S)
+        if not active.finishing:
+            active.call.ended = True
+            await self._finish(active)
+
+    async def _on_connected(self) -> None:
+        """After every (re)connect: re-read channels and queue members; settle what
+        ended while we were away; adopt calls of dead dialers."""
+        channels, queues = await self.ami.snapshot()
+        self.board.load(queues)
+        for call in self.tracker.reconcile(channels):
+            active = self.active.get(call.channel_id)
+            if active is not None and not active.finishing:
+                self._spawn(self._finish(active, detail="ended_while_disconnected"), "settle")
+        self._recovered = channels
+        self._wake.set()
+
+    async def _adopt_orphans(self, channels: list[Mapping[str, Any]] | None) -> None:
+        """Calls recorded as in progress whose dialer is gone (or is this process after
+        a restart): followed again if their channel is live, else stored as lost."""
+        records = await self.callbacks.active()
+        orphans = {}
+        for cid, rec in records.items():
+            if cid in self.active:
+                continue
+            owner = str(rec.get("owner", ""))
+            if owner != self.owner and await self.callbacks.owner_alive(owner):
+                continue
+            orphans[cid] = rec
+        if not orphans:
+            return
+        if channels is None:
+            channels, _queues = await self.ami.snapshot()
+        live = {str(c.get("Uniqueid")): c for c in channels}
+        for cid, rec in orphans.items():
+            claim = claim_from_active(cid, rec)
+            queue = str(rec.get("queue", ""))
+            active = ActiveCall(
+                claim=claim,
+                call=self.tracker.track(cid),
+                queue=IVR_QUEUE if queue == IVR_QUEUE else "minyi-unit-" + queue[5:],
+                rec_base=rec_base(cid, _iso_date(str(rec.get("at", "")), self.tz)),
+                claimed_at=time.time(),
+            )
+            self.active[cid] = active
+            self.stats.recovered += 1
+            channel = live.get(cid)
+            if channel is not None:
+                if channel.get("ChannelState") == "6":  # Up
+                    active.call.answered = True
+                log.info("callback %s adopted: still live", cid)
+            else:
+                active.call.ended = True
+                log.info("callback %s adopted: gone, stored as lost", cid)
+                self._spawn(self._finish(active, detail="dialer_restarted"), "adopt")
+
+    # --- results ------------------------------------------------------------------------
+    async def _finish(self, active: ActiveCall, detail: str = "", uncount: bool = False) -> None:
+        if active.finishing:
+            return
+        active.finishing = True
+        claim, call, s = active.claim, active.call, self.settings
+        ivr = claim.kind == "ivr"
+        outcome = classify(call, ivr)
+        if detail == "ami_unavailable":
+            outcome = Outcome.FAILED
+        recordings = await self._recordings(active, outcome, call)
+        attempt = claim.attempt - (1 if uncount else 0)
+        payload: dict[str, Any] = {
+            "callback_id": claim.callback_id,
+            "attempt": claim.attempt,
+            "max_attempts": s.max_attempts,
+            "kind": claim.kind,
+            "outcome": outcome.value,
+            "hangup_cause": call.hangup_cause,
+            "originate_reason": call.originate_reason,
+            "agent": call.agent,
+            "answered_at": self._iso(call.answered_at),
+            "connected_at": self._iso(call.connected_at),
+            "ended_at": self._iso(call.ended_at or time.time()),
+            "recordings": recordings,
+        }
+        if detail:
+            payload["detail"] = detail
+        rating = ""
+        if outcome is Outcome.IVR_RATED and call.ivr_result is not None:
+            rating = IVR_RATINGS[call.ivr_result]
+            payload["ivr"] = {"digit": call.ivr_result, "rating": rating}
+        next_state, retry_at = self._next(outcome, attempt)
+        payload["next"] = {"state": next_state, "retry_at": self._iso(retry_at)}
+        transition: dict[str, Any] = {"callback_id": claim.callback_id, "outcome": outcome.value}
+        if next_state == "closed":
+            transition["reason"] = "ivr_rating"
+            transition["rating"] = rating
+        elif next_state == "unreachable":
+            transition["attempts"] = attempt
+        job = self._asr_job(claim, outcome, recordings)
+        try:
+            status = await self.callbacks.result(
+                claim,
+                next_state,
+                payload,
+                transition,
+                retry_at=retry_at,
+                asr_job=job,
+                rating=rating,
+                uncount=uncount,
+            )
+        except Exception:
+            active.finishing = False  # stays active: retried by the next settle/adopt
+            log.exception("callback %s: storing the result failed", claim.callback_id)
+            return
+        self.active.pop(claim.callback_id, None)
+        self.tracker.forget(claim.callback_id)
+        self.stats.outcomes[outcome.value] = self.stats.outcomes.get(outcome.value, 0) + 1
+        if outcome is Outcome.CONNECTED:
+            self.stats.connected += 1
+        if outcome is Outcome.LOST:
+            self.stats.lost += 1
+        log.info(
+            "callback %s attempt=%d number=%s outcome=%s next=%s %s",
+            claim.callback_id,
+            claim.attempt,
+            mask_phone(claim.phone) if claim.phone else "-",
+            outcome.value,
+            next_state,
+            status,
+        )
+        self._wake.set()
+
+    def _next(self, outcome: Outcome, attempt: int) -> tuple[str, float | None]:
+        if outcome is Outcome.CONNECTED:
+            return "called", None
+        if outcome is Outcome.IVR_RATED:
+            return "closed", None
+        if outcome is Outcome.INVALID_NUMBER or attempt >= self.settings.max_attempts:
+            return "unreachable", None
+        return "callback_pending", time.time() + self.settings.spacing(max(attempt, 1))
+
+    def _asr_job(
+        self, claim: Claim, outcome: Outcome, recordings: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        if not self.settings.transcribe or outcome not in REACHED:
+            return None
+        legs = {}
+        for leg in ("citizen", "agent"):
+            if leg in recordings:
+                legs[leg] = recordings[leg]["path"]
+        if "reason" in recordings:
+            legs = {"citizen": recordings["reason"]["path"]}
+        if "citizen" not in legs:
+            return None
+        return {
+            "job_id": claim.callback_id,
+            "survey_id": claim.survey_id,
+            "callback_id": claim.callback_id,
+            "legs": legs,
+            "recorded_at": self._iso(time.time()),
+        }
+
+    async def _recordings(
+        self, active: ActiveCall, outcome: Outcome, call: TrackedCall
+    ) -> dict[str, Any]:
+        if not call.answered:
+            return {}
+        base = Path(self.settings.recordings_dir) / active.rec_base
+        files = {
+            "mix": Path(f"{base}.wav"),
+            "citizen": Path(f"{base}-citizen.wav"),
+            "agent": Path(f"{base}-agent.wav"),
+        }
+        if call.reason_recording:
+            files["reason"] = Path(f"{base}-reason.wav")
+        return await asyncio.to_thread(_settled_files, files, RECORDING_SETTLE_S)
+
+    def _iso(self, ts: float | None) -> str | None:
+        if ts is None:
+            return None
+        return datetime.datetime.fromtimestamp(ts, self.tz).isoformat(timespec="milliseconds")
+
+
+def _iso_date(text: str, tz: ZoneInfo) -> datetime.datetime:
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.datetime.now(tz)
+
+
+def _settled_files(files: Mapping[str, Path], limit_s: float) -> dict[str, Any]:
+    """Path and duration of each recording that exists, once its size stops changing
+    (MixMonitor closes the files just after the hangup; Record at its end)."""
+    deadline = time.monotonic() + limit_s
+    sizes: dict[str, int] = {}
+    while True:
+        now_sizes = {k: p.stat().st_size for k, p in files.items() if p.exists()}
+        if (now_sizes and now_sizes == sizes) or time.monotonic() >= deadline:
+            break
+        sizes = now_sizes
+        time.sleep(0.2)
+    out: dict[str, Any] = {}
+    for leg, path in files.items():
+        if path.exists():
+            out[leg] = {"path": str(path), "duration_s": _duration(path), "bytes": sizes.get(leg)}
+    return out
+
+
+def _duration(path: Path) -> float | None:
+    try:
+        with wave.open(str(path), "rb") as w:
+            frames, rate = w.getnframes(), w.getframerate()
+    except (OSError, EOFError, wave.Error):
+        return None
+    return round(frames / float(rate), 2) if rate else None
