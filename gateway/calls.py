@@ -160,6 +160,10 @@ def _user_event(call: TrackedCall, event: Event, now: float) -> None:
         call.reason_recording = str(event.get("ReasonRecording", "")) or None
     elif name in ("MinyiCallbackEnded", "MinyiIvrEnded"):
         call.ended_event = {str(k): str(v) for k, v in event.items()}
+        # The dialplan's own word on who talked to the citizen (MEMBERNAME): the one
+        # source left for a call whose AgentConnect was missed (AMI down, restart).
+        if call.agent is None and call.ended_event.get("Agent"):
+            call.agent = call.ended_event["Agent"]
 
 
 def classify(call: TrackedCall, ivr: bool) -> Outcome:

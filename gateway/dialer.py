@@ -337,11 +337,24 @@ class Dialer:
             if channel is not None:
                 if channel.get("ChannelState") == "6":  # Up
                     active.call.answered = True
+                self._adopt_agent(active.call, channels)
                 log.info("callback %s adopted: still live", cid)
             else:
                 active.call.ended = True
                 log.info("callback %s adopted: gone, stored as lost", cid)
                 self._spawn(self._finish(active, detail="dialer_restarted"), "adopt")
+
+    def _adopt_agent(self, call: TrackedCall, channels: list[Mapping[str, Any]]) -> None:
+        """An adopted call already talking: its agent is the queue member whose phone
+        has a channel in the same call (same Linkedid)."""
+        members = {m.interface: m.name for m in self.board.members.values()}
+        for c in channels:
+            if c.get("Linkedid") != call.channel_id or c.get("Uniqueid") == call.channel_id:
+                continue
+            interface = str(c.get("Channel", "")).rsplit("-", 1)[0]
+            if interface in members and c.get("ChannelState") == "6":
+                call.agent, call.agent_interface = members[interface], interface
+                call.channels.add(str(c.get("Channel")))
 
     # --- results ------------------------------------------------------------------------
     async def _finish(self, active: ActiveCall, detail: str = "", uncount: bool = False) -> None:

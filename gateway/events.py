@@ -37,6 +37,11 @@ SMS_RESENT = "sms.resent"
 SMS_RECEIPT = "sms.receipt"
 CITIZEN_OPTED_OUT = "citizen.opted_out"
 REPLY_UNMATCHED = "reply.unmatched"
+# The ASR worker (asr/worker.py): a call's transcript, or why there is none.
+TRANSCRIPT = "transcript"
+TRANSCRIPT_FAILED = "transcript.failed"
+# Recording retention (recordings/retention.py) deleted a call's recording.
+RECORDING_DELETED = "recording.deleted"
 
 
 @dataclass(frozen=True)

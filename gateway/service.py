@@ -197,8 +197,10 @@ class Service:
         if "dialer" in tasks:
             # Calls in progress go on in Asterisk; their claims stay recorded and are
             # adopted after the restart (or by another dialer once this one's lease ends).
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(asyncio.shield(tasks["dialer"]), 5.0)
+            except Exception as exc:  # the rest of the drain must still run
+                log.error("dialer stopped with %r", exc)
         if self.webhooks is not None:
             await self.webhooks.stop(grace_s=min(grace, 10.0))
         for t in tasks.values():

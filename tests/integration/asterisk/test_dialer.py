@@ -4,15 +4,19 @@ provisioned Asterisk 22 making real SIP calls to the test outside world."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 from asterisk_harness import AsteriskInfo, wav_rms
 
-from gateway.localstack import SOURCE_ADDR, free_port
+from gateway.localstack import SOURCE_ADDR, TOKEN, free_port
 from tests.conftest import RedisServer
-from tests.integration.sms_harness import Loop, running_loop, survey
+from tests.integration.sms_harness import Loop, running_loop, start_service, survey
+
+from .amitools import AmiClient as Observer
+from .amitools import TcpProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -42,6 +46,24 @@ def dialer_config(info: AsteriskInfo, **over: Any) -> dict[str, Any]:
     return cfg
 
 
+def _dialled(observer: Observer, number: str) -> list[Any]:
+    """The citizen's phone ringing: channels the carrier side created for the number."""
+    return [
+        e
+        for e in observer.events
+        if e.get("Event") == "Newchannel"
+        and e.get("Exten") == number
+        and str(e.get("Channel", "")).startswith("PJSIP/world-in")
+    ]
+
+
+async def _post(loop: Loop, path: str, body: Any) -> tuple[int, Any]:
+    async with loop.http.post(
+        loop.api + path, json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as r:
+        return r.status, await r.json()
+
+
 def _loop(redis: RedisServer, info: AsteriskInfo, **dialer: Any) -> Any:
     return running_loop(
         redis.url,
@@ -59,7 +81,9 @@ async def _unsatisfied(loop: Loop, sid: str, phone: str, unit: str = "330602") -
 
 
 def _attempts(loop: Loop, sid: str) -> list[dict[str, Any]]:
-    return [e["payload"] for e in loop.receiver.events.get(sid, []) if e["type"] == "callback.attempt"]
+    return [
+        e["payload"] for e in loop.receiver.events.get(sid, []) if e["type"] == "callback.attempt"
+    ]
 
 
 async def test_unsatisfied_reply_is_called_back_to_a_free_agent_and_recorded(
@@ -88,3 +112,169 @@ async def test_unsatisfied_reply_is_called_back_to_a_free_agent_and_recorded(
             assert recs[leg]["duration_s"] > 2.0, recs[leg]
             assert wav_rms(path) > 0.01, f"{leg} leg is silent"
         assert loop.receiver.seqs("S101") == list(range(1, len(loop.receiver.seqs("S101")) + 1))
+
+
+async def test_busy_and_no_answer_are_retried_then_unreachable(
+    clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
+) -> None:
+    async with _loop(clean_redis, asterisk, max_attempts=2) as loop:
+        await _unsatisfied(loop, "S201", "13800000001")  # busy
+        await _unsatisfied(loop, "S202", "13800000002")  # rings, never answered
+        for sid in ("S201", "S202"):
+            await loop.wait_for(lambda s=sid: "survey.unreachable" in loop.types(s), within_s=90)
+        for sid, outcome in (("S201", "busy"), ("S202", "no_answer")):
+            attempts = _attempts(loop, sid)
+            assert [a["outcome"] for a in attempts] == [outcome, outcome], attempts
+            assert [a["attempt"] for a in attempts] == [1, 2]
+            assert [a["next"]["state"] for a in attempts] == ["callback_pending", "unreachable"]
+            assert attempts[0]["next"]["retry_at"] is not None
+            assert all(a["recordings"] == {} for a in attempts)
+            tail = loop.types(sid)[-7:]
+            assert tail == [
+                "survey.callback_pending",
+                "survey.calling",
+                "callback.attempt",
+                "survey.callback_pending",
+                "survey.calling",
+                "callback.attempt",
+                "survey.unreachable",
+            ], tail
+        assert len(_dialled(ami, "13800000001")) == 2
+        assert len(_dialled(ami, "13800000002")) == 2
+
+
+async def test_no_free_agent_means_nobody_is_dialled(
+    clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
+) -> None:
+    # Unit 330603 has one agent, agent3; paused, it is not free.
+    queue, number = "minyi-unit-330603", "13800008301"
+    await ami.action(
+        {
+            "Action": "QueuePause",
+            "Queue": queue,
+            "Interface": "PJSIP/agent3",
+            "Paused": "true",
+            "Reason": "test",
+        }
+    )
+    try:
+        async with _loop(clean_redis, asterisk) as loop:
+            await _unsatisfied(loop, "S301", number, unit="330603")
+            await loop.wait_for(lambda: "survey.callback_pending" in loop.types("S301"))
+            await asyncio.sleep(3)
+            assert "survey.calling" not in loop.types("S301")
+            assert _dialled(ami, number) == []
+            await ami.action(
+                {
+                    "Action": "QueuePause",
+                    "Queue": queue,
+                    "Interface": "PJSIP/agent3",
+                    "Paused": "false",
+                }
+            )
+            await loop.wait_for(lambda: "survey.calling" in loop.types("S301"))
+            await loop.wait_for(lambda: "survey.called" in loop.types("S301"), within_s=90)
+            assert _attempts(loop, "S301")[0]["agent"] == "agent3"
+    finally:
+        await ami.action(
+            {"Action": "QueuePause", "Queue": queue, "Interface": "PJSIP/agent3", "Paused": "false"}
+        )
+
+
+async def test_ami_connection_cut_mid_call_is_recovered_and_nothing_dialled_twice(
+    clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
+) -> None:
+    proxy = TcpProxy(asterisk.host, asterisk.ami_port)
+    await proxy.start()
+    number = "13800008401"
+    try:
+        cfg = dialer_config(asterisk)
+        async with _loop(clean_redis, asterisk, ami={**cfg["ami"], "port": proxy.port}) as loop:
+            await _unsatisfied(loop, "S401", number)
+            await ami.wait_for(
+                lambda e: e.get("Event") == "AgentConnect" and e.get("ConnectedLineNum") != "",
+                "agent connected",
+                limit_s=60,
+            )
+            proxy.cut()  # the dialer's AMI connection dies while the citizen talks
+            await loop.wait_for(lambda: "survey.called" in loop.types("S401"), within_s=90)
+            (attempt,) = _attempts(loop, "S401")
+            assert attempt["outcome"] == "connected" and attempt["agent"] in ("agent1", "agent2")
+            assert loop.service.dialer is not None and loop.service.dialer.ami.connects >= 2
+            await asyncio.sleep(2)
+            assert len(_dialled(ami, number)) == 1
+            assert loop.types("S401").count("survey.calling") == 1
+    finally:
+        await proxy.close()
+
+
+async def test_dialer_restarted_mid_call_adopts_the_live_call(
+    clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
+) -> None:
+    number = "13800008501"
+    async with _loop(clean_redis, asterisk) as loop:
+        await _unsatisfied(loop, "S501", number)
+        await ami.wait_for(lambda e: e.get("Event") == "AgentConnect", "agent", limit_s=60)
+        settings = loop.service.settings
+        await loop.stop_service()  # the gateway goes away mid-call; the call goes on
+        assert "callback.attempt" not in loop.types("S501")
+        service, task = await start_service(settings)
+        loop.service, loop.task = service, task
+        try:
+            await loop.wait_for(lambda: "survey.called" in loop.types("S501"), within_s=90)
+            (attempt,) = _attempts(loop, "S501")
+            assert attempt["outcome"] == "connected" and attempt["agent"] in ("agent1", "agent2")
+            assert service.dialer is not None and service.dialer.stats.recovered == 1
+            assert len(_dialled(ami, number)) == 1
+        finally:
+            await loop.stop_service()  # running_loop only stops the service it started
+
+
+async def test_disposition_closes_and_ivr_recheck_records_the_reason(
+    clean_redis: RedisServer, asterisk: AsteriskInfo
+) -> None:
+    number = "13800010003"  # answers; in the IVR presses 3 and speaks its reason
+    async with _loop(clean_redis, asterisk) as loop:
+        await _unsatisfied(loop, "S601", number)
+        await loop.wait_for(lambda: "survey.called" in loop.types("S601"), within_s=90)
+        cid = _attempts(loop, "S601")[0]["callback_id"]
+
+        status, body = await _post(loop, "/v1/surveys/S601/recheck", {})
+        assert status == 409, body  # not closed yet
+        status, body = await _post(loop, f"/v1/callbacks/{cid}/disposition", {"upheld": "yes"})
+        assert status == 422 and body["field"] == "upheld"
+        status, body = await _post(
+            loop, f"/v1/callbacks/{cid}/disposition", {"upheld": True, "reasons": ["nonsense"]}
+        )
+        assert status == 422 and body["field"] == "reasons"
+        status, body = await _post(
+            loop, "/v1/callbacks/cb-0000000000000000/disposition", {"upheld": True}
+        )
+        assert status == 404
+        verdict = {"upheld": True, "reasons": ["slow_response"], "note": "出警慢属实"}
+        status, body = await _post(loop, f"/v1/callbacks/{cid}/disposition", verdict)
+        assert status == 200 and body["state"] == "closed", body
+        status, body = await _post(loop, f"/v1/callbacks/{cid}/disposition", verdict)
+        assert status == 200 and body["status"] == "exists"
+        await loop.wait_for(lambda: "survey.closed" in loop.types("S601"))
+        disp = next(e for e in loop.receiver.events["S601"] if e["type"] == "callback.disposition")
+        assert disp["payload"]["reasons"] == ["slow_response"] and disp["payload"]["upheld"]
+
+        status, body = await _post(
+            loop, "/v1/surveys/S601/recheck", {"kind": "ivr", "work_order": "GD-2026-001"}
+        )
+        assert status == 202, body
+        await loop.wait_for(lambda: loop.types("S601").count("survey.closed") == 2, within_s=90)
+        last = _attempts(loop, "S601")[-1]
+        assert last["kind"] == "ivr" and last["outcome"] == "ivr_rated"
+        assert last["ivr"] == {"digit": "3", "rating": "unsatisfied"}
+        reason = Path(last["recordings"]["reason"]["path"])
+        assert reason.exists() and wav_rms(reason) > 0.01
+        tail = loop.types("S601")[-5:]
+        assert tail == [
+            "survey.recheck",
+            "survey.calling",
+            "callback.attempt",
+            "survey.called",
+            "survey.closed",
+        ], tail
