@@ -28,6 +28,9 @@ class FailureReason(StrEnum):
     WORKER_CRASHED = "worker_crashed"  # the pool process died under this job
     TIMEOUT = "timeout"  # the job ran past the pool's job timeout
     INTERNAL_ERROR = "internal_error"  # a bug in this package; logged with a traceback
+    # Given by the stream worker (asr/worker.py) when it dead-letters a job:
+    POISON = "poison"  # retryable failures (or killed workers) past the job's retry limit
+    MALFORMED = "malformed"  # the stream entry is not a valid job
 
 
 # Failures that say nothing about the recording itself: running the job again later (or

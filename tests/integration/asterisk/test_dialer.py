@@ -269,7 +269,7 @@ async def test_disposition_closes_and_ivr_recheck_records_the_reason(
         assert last["kind"] == "ivr" and last["outcome"] == "ivr_rated"
         assert last["ivr"] == {"digit": "3", "rating": "unsatisfied"}
         reason = Path(last["recordings"]["reason"]["path"])
-        assert reason.exists() and wav_rms(reason) > 0.01
+        assert wav_rms(reason) > 0.01  # present and not silent
         tail = loop.types("S601")[-5:]
         assert tail == [
             "survey.recheck",

@@ -1,0 +1,407 @@
+"""The ASR stream worker against a real redis-server and the real decoder (Vosk, Korean model).
+
+Jobs go in through the stream as the dialer adds them; what comes out is read where the
+core system reads it: the survey's event list. One pool worker process, shared by the
+module (the test machine's two cores are shared).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from asr import jobs
+from asr.pool import AsrPool
+from asr.worker import AsrWorker, AsrWorkerSettings
+from gateway import keys
+from gateway.events import Event
+from gateway.store import Store, library_source
+from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model, make_speech_files
+from tests.conftest import RedisServer
+
+pytestmark = pytest.mark.integration
+TZ = ZoneInfo("Asia/Shanghai")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechFiles:
+    return make_speech_files(tmp_path_factory.mktemp("asr-speech"))
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[AsrPool]:
+    asr_pool = AsrPool(korean_model(), workers=1, job_timeout_s=300)
+    try:
+        yield asr_pool
+    finally:
+        asr_pool.close()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A client on an emptied database, decoding replies as the service's client does."""
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    await client.flushall()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def store(redis: aioredis.Redis) -> Store:
+    s = Store(redis, TZ)
+    await s.load()
+    return s
+
+
+def settings(**kw: Any) -> AsrWorkerSettings:
+    base = AsrWorkerSettings(
+        model=korean_model(), pool_size=1, claim_idle_s=1.0, block_ms=200, consumer="test-1", tz=TZ
+    )
+    return replace(base, **kw)
+
+
+@asynccontextmanager
+async def running(
+    redis: aioredis.Redis, pool: AsrPool | None, s: AsrWorkerSettings
+) -> AsyncIterator[AsrWorker]:
+    worker = AsrWorker(redis, s, pool=pool)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 120)
+
+
+async def called_survey(store: Store, sid: str, phone: str = "13800138000") -> None:
+    """A survey whose callback has been made: the state a recording is transcribed in."""
+    await store.intake(
+        sid, phone, {"unit": "330602"}, cap_s=0, defer_at=None, ttl_s=0, accepted_payload={}
+    )
+    await store.redis.hset(keys.SURVEY.format(survey_id=sid), "state", "called")
+
+
+def job(sid: str, legs: dict[str, Path | str], job_id: str | None = None) -> dict[str, Any]:
+    return {
+        "job_id": job_id or f"{sid}:cb1:1",
+        "survey_id": sid,
+        "callback_id": f"{sid}:cb1",
+        "legs": {name: str(path) for name, path in legs.items()},
+        "recorded_at": "2026-11-23T10:00:00.000+08:00",
+    }
+
+
+async def events(store: Store, sid: str, etype: str | None = None) -> list[Event]:
+    return [e for e in await store.events(sid) if etype is None or e.type == etype]
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], limit_s: float = 120.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def wait_events(store: Store, sid: str, etype: str, n: int = 1) -> list[Event]:
+    async def enough() -> bool:
+        return len(await events(store, sid, etype)) >= n
+
+    await wait_for(enough)
+    return await events(store, sid, etype)
+
+
+async def pending_count(redis: aioredis.Redis) -> int:
+    try:
+        summary = await redis.xpending(jobs.JOBS, jobs.GROUP)
+    except ResponseError:  # NOGROUP: no worker has started yet
+        return 0
+    return int(summary["pending"])
+
+
+def test_lua_key_names_match_the_python_ones() -> None:
+    src = library_source()
+    assert "P .. 'asr:dead'" in src and jobs.DEAD == "minyi:asr:dead"
+    assert "P .. 'asr:done:' .. job_id" in src and jobs.DONE == "minyi:asr:done:{job_id}"
+    assert "local ASR_JOBS = P .. 'asr:jobs'" in src and jobs.JOBS == "minyi:asr:jobs"
+
+
+async def test_a_recording_becomes_one_transcript_event_and_the_loop_stays_free(
+    store: Store, redis: aioredis.Redis, pool: AsrPool, speech: SpeechFiles
+) -> None:
+    await called_survey(store, "S1")
+    the_job = job("S1", {"citizen": speech.citizen_late_8k, "agent": speech.agent_8k})
+    lag = 0.0
+
+    async def ticker() -> None:
+        nonlocal lag
+        while True:
+            t0 = time.monotonic()
+            await asyncio.sleep(0.02)
+            lag = max(lag, time.monotonic() - t0 - 0.02)
+
+    async with running(redis, pool, settings()):
+        ticking = asyncio.create_task(ticker())
+        try:
+            await jobs.enqueue_job(redis, the_job)
+            [event] = await wait_events(store, "S1", jobs.TRANSCRIPT)
+        finally:
+            ticking.cancel()
+        # The same job enqueued again (a retried dialer step) ends in no second event.
+        await jobs.enqueue_job(redis, the_job)
+        await wait_for(lambda: _zero(pending_count(redis)))
+        await wait_for(lambda: _stream_read_all(redis))
+
+    # Decoding ran in the pool's process; a loop it blocked would lag by seconds.
+    assert lag < 1.0
+    assert len(await events(store, "S1", jobs.TRANSCRIPT)) == 1
+    p = event.payload
+    assert (p["job_id"], p["callback_id"], p["attempt"]) == ("S1:cb1:1", "S1:cb1", 1)
+    assert p["recorded_at"] == the_job["recorded_at"]
+    assert set(p["legs"]) == {"citizen", "agent"}
+    assert has_hangul(p["legs"]["citizen"]["text"]) and has_hangul(p["legs"]["agent"]["text"])
+    timeline = p["timeline"]
+    assert {s["speaker"] for s in timeline} == {"citizen", "agent"}
+    assert [s["start"] for s in timeline] == sorted(s["start"] for s in timeline)
+    assert timeline[0]["speaker"] == "agent"  # the citizen answers after the agent
+    for seg in timeline:
+        assert 0 <= seg["start"] <= seg["end"] and seg["words"]
+        assert all(0.0 <= w["conf"] <= 1.0 and w["start"] <= w["end"] for w in seg["words"])
+    assert p["understanding"]["rating"] in {
+        "satisfied",
+        "basically_satisfied",
+        "unsatisfied",
+        "unknown",
+    }
+    assert isinstance(p["understanding"]["reasons"], list)
+    assert p["understanding"]["opt_out"] is False
+    assert p["understanding"]["text"] == p["legs"]["citizen"]["text"]
+    assert (p["model"], p["language"]) == ("ko-test", "ko")
+    assert p["processing_s"] > 0 and p["audio_s"] > 1
+    survey = await store.get_survey("S1")
+    assert survey is not None and survey["state"] == "transcribed"
+    [moved] = await events(store, "S1", "survey.transcribed")
+    assert moved.payload == {"from": "called", "job_id": "S1:cb1:1", "callback_id": "S1:cb1"}
+    kept = await redis.hget("minyi:survey:S1:transcripts", "S1:cb1")
+    assert kept is not None and json.loads(kept) == p
+    assert await redis.ttl(jobs.DONE.format(job_id="S1:cb1:1")) > 29 * 86400
+
+
+async def _zero(count: Awaitable[int]) -> bool:
+    return await count == 0
+
+
+async def _stream_read_all(redis: aioredis.Redis) -> bool:
+    groups = await redis.xinfo_groups(jobs.JOBS)
+    info = groups[0]
+    return int(info["pending"]) == 0 and int(info.get("lag") or 0) == 0
+
+
+async def test_faults_in_the_recording_end_in_transcript_failed(
+    store: Store, redis: aioredis.Redis, pool: AsrPool, speech: SpeechFiles, tmp_path: Path
+) -> None:
+    corrupt = tmp_path / "corrupt-citizen.wav"
+    corrupt.write_bytes(b"RIFF" + bytes(100))
+    cases = {"S-silent": speech.silence_8k, "S-corrupt": corrupt, "S-short": speech.short_8k}
+    for sid in cases:
+        await called_survey(store, sid)
+    async with running(redis, pool, settings()):
+        for sid, path in cases.items():
+            await jobs.enqueue_job(redis, job(sid, {"citizen": path}))
+        failed = {sid: (await wait_events(store, sid, jobs.TRANSCRIPT_FAILED))[0] for sid in cases}
+        await wait_for(lambda: _zero(pending_count(redis)))
+    reasons = {sid: e.payload["reason"] for sid, e in failed.items()}
+    assert reasons == {"S-silent": "silent", "S-corrupt": "corrupt", "S-short": "too_short"}
+    assert failed["S-corrupt"].payload["leg"] == "citizen"
+    assert all(e.payload["detail"] and e.payload["attempt"] == 1 for e in failed.values())
+    for sid in cases:
+        assert not await events(store, sid, jobs.TRANSCRIPT)
+        survey = await store.get_survey(sid)
+        assert survey is not None and survey["state"] == "called"
+    assert await redis.xlen(jobs.DEAD) == 0  # a decided failure is not a dead letter
+
+
+async def test_a_killed_decoder_process_is_retried_and_the_job_ends_once(
+    store: Store, redis: aioredis.Redis, pool: AsrPool, speech: SpeechFiles
+) -> None:
+    await called_survey(store, "S-kill")
+    await pool.warm_up()
+    async with running(redis, pool, settings(claim_idle_s=0.6)) as worker:
+        await jobs.enqueue_job(redis, job("S-kill", {"citizen": speech.long_8k}))
+
+        async def started() -> bool:
+            return bool(worker._inflight)
+
+        await wait_for(started)
+        await asyncio.sleep(0.5)  # the 17 s recording is being decoded now
+        for pid in pool.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        [event] = await wait_events(store, "S-kill", jobs.TRANSCRIPT)
+        await wait_for(lambda: _zero(pending_count(redis)))
+    assert event.payload["attempt"] == 2
+    assert len(await events(store, "S-kill", jobs.TRANSCRIPT)) == 1
+    assert not await events(store, "S-kill", jobs.TRANSCRIPT_FAILED)
+    assert not await redis.hgetall(jobs.LAST_ERROR)
+
+
+async def test_a_job_failing_retryably_every_time_is_dead_lettered_after_max_tries(
+    store: Store, redis: aioredis.Redis, pool: AsrPool, tmp_path: Path
+) -> None:
+    await called_survey(store, "S-poison")
+    missing = tmp_path / "never-written-citizen.wav"  # "missing" is retryable
+    async with running(redis, pool, settings(claim_idle_s=0.3, max_tries=3)):
+        await jobs.enqueue_job(redis, job("S-poison", {"citizen": missing}))
+        [event] = await wait_events(store, "S-poison", jobs.TRANSCRIPT_FAILED)
+        await wait_for(lambda: _zero(pending_count(redis)))
+    p = event.payload
+    assert (p["reason"], p["last_reason"], p["attempt"]) == ("poison", "missing", 3)
+    [(_, dead)] = await redis.xrange(jobs.DEAD)
+    fields = dict(dead)
+    assert fields["reason"] == "poison" and fields["attempts"] == "3"
+    assert json.loads(fields["job"])["legs"]["citizen"] == str(missing)
+    assert not await redis.hgetall(jobs.LAST_ERROR)
+
+
+async def test_an_entry_that_keeps_killing_its_worker_is_dead_lettered_undecoded(
+    store: Store, redis: aioredis.Redis, speech: SpeechFiles
+) -> None:
+    await called_survey(store, "S-crashloop")
+    await redis.xgroup_create(jobs.JOBS, jobs.GROUP, id="0", mkstream=True)
+    entry = await jobs.enqueue_job(redis, job("S-crashloop", {"citizen": speech.citizen_8k}))
+    # Three workers took it and died before finishing (no error was ever recorded).
+    await redis.xreadgroup(jobs.GROUP, "dead-1", {jobs.JOBS: ">"})
+    for consumer in ("dead-2", "dead-3"):
+        await redis.xclaim(jobs.JOBS, jobs.GROUP, consumer, 0, [entry])
+    await asyncio.sleep(0.3)
+    async with running(redis, None, settings(claim_idle_s=0.2, max_tries=3)):
+        [event] = await wait_events(store, "S-crashloop", jobs.TRANSCRIPT_FAILED)
+    assert (event.payload["reason"], event.payload["last_reason"]) == ("poison", "")
+    assert event.payload["attempt"] == 4
+    assert "worker killed" in event.payload["detail"]
+    assert await pending_count(redis) == 0 and await redis.xlen(jobs.DEAD) == 1
+
+
+async def test_malformed_entries_are_dead_lettered_and_the_worker_goes_on(
+    store: Store,
+    redis: aioredis.Redis,
+    pool: AsrPool,
+    speech: SpeechFiles,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    await called_survey(store, "S-bad")
+    await called_survey(store, "S-good", phone="13900139000")
+    bad: list[dict[str, str]] = [
+        {"job": "{not json"},
+        {"job": json.dumps(["a", "list"])},
+        {"other": "no job field"},
+        {"job": json.dumps({"job_id": "j1", "survey_id": "S-bad", "legs": {"citizen": "rel.wav"}})},
+        {"job": json.dumps({"job_id": "j2", "survey_id": "S-bad", "legs": {"caller": "/x.wav"}})},
+        {"job": json.dumps({"survey_id": "13812348000", "legs": {}})},
+        {"job": json.dumps({"job_id": "", "survey_id": 5})},
+    ]
+    for fields in bad:
+        await redis.xadd(jobs.JOBS, fields)  # type: ignore[arg-type]
+    async with running(redis, pool, settings()):
+        await jobs.enqueue_job(redis, job("S-good", {"citizen": speech.citizen_8k}))
+        await wait_events(store, "S-good", jobs.TRANSCRIPT)
+        await wait_for(lambda: _zero(pending_count(redis)))
+    assert await redis.xlen(jobs.DEAD) == len(bad)
+    dead = [fields for _, fields in await redis.xrange(jobs.DEAD)]
+    assert {d["reason"] for d in dead} == {"malformed"}
+    assert {d["attempts"] for d in dead} == {"1"}
+    # The survey named by a readable entry hears of it; the others name none.
+    failed = await events(store, "S-bad", jobs.TRANSCRIPT_FAILED)
+    assert sorted(e.payload["job_id"] for e in failed) == ["j1", "j2"]
+    assert all(e.payload["reason"] == "malformed" for e in failed)
+    assert "13812348000" not in caplog.text  # never a citizen's number in the logs
+    stats = await store.stats()
+    assert stats["asr:dead"] == len(bad)
+
+
+def test_enqueue_refuses_a_job_the_worker_would_dead_letter() -> None:
+    with pytest.raises(jobs.MalformedJob, match="absolute"):
+        jobs.AsrJob.from_mapping({"job_id": "j", "survey_id": "s", "legs": {"citizen": "x.wav"}})
+    with pytest.raises(jobs.MalformedJob, match="citizen"):
+        jobs.AsrJob.from_mapping({"job_id": "j", "survey_id": "s", "legs": {"agent": "/x.wav"}})
+    ok = jobs.AsrJob.from_mapping({"job_id": "j", "survey_id": "s", "legs": {"mixed": "/x.wav"}})
+    assert jobs.parse_job(jobs.dumps(ok.to_json())) == ok
+
+
+_WORKER_PROCESS = """
+import asyncio, sys
+from pathlib import Path
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+from asr.models import bundled_test_model
+from asr.worker import AsrWorker, AsrWorkerSettings
+
+async def main() -> None:
+    client = aioredis.Redis.from_url(sys.argv[1], decode_responses=True)
+    s = AsrWorkerSettings(model=bundled_test_model(), pool_size=1, consumer=sys.argv[2])
+    await AsrWorker(client, s).run(asyncio.Event())
+
+asyncio.run(main())
+"""
+
+
+async def test_a_worker_killed_mid_job_leaves_it_pending_and_its_restart_finishes_it(
+    store: Store,
+    redis: aioredis.Redis,
+    redis_server: RedisServer,
+    pool: AsrPool,
+    speech: SpeechFiles,
+    tmp_path: Path,
+) -> None:
+    await called_survey(store, "S-kill9")
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _WORKER_PROCESS,
+            redis_server.url,
+            "host-a",
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        await jobs.enqueue_job(redis, job("S-kill9", {"citizen": speech.long_8k}))
+
+        async def taken() -> bool:
+            assert proc.returncode is None, log_path.read_text()
+            return await pending_count(redis) == 1
+
+        await wait_for(taken)
+        await asyncio.sleep(1.0)  # loading the model or decoding: mid-job either way
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # kill -9 the worker and its pool
+        await proc.wait()
+    assert not await events(store, "S-kill9", jobs.TRANSCRIPT)
+    # The same host comes back: it retakes its own pending entry at once.
+    async with running(redis, pool, settings(consumer="host-a", claim_idle_s=600)):
+        [event] = await wait_events(store, "S-kill9", jobs.TRANSCRIPT)
+        await wait_for(lambda: _zero(pending_count(redis)))
+    assert event.payload["attempt"] == 2
+    assert len(await events(store, "S-kill9", jobs.TRANSCRIPT)) == 1
