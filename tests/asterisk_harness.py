@@ -115,7 +115,14 @@ class AsteriskInfo:
 class AsteriskProcess:
     """One Asterisk per test session, in the shared provisioned chroot."""
 
-    def __init__(self, root: Path, version: str, agent_count: int = 3) -> None:
+    def __init__(
+        self,
+        root: Path,
+        version: str,
+        agent_count: int = 3,
+        units: tuple[UnitQueue, ...] | None = None,
+        agent_talk_loops: int = 2,
+    ) -> None:
         self.root = root
         self.version = version
         self.session = f"{os.getpid()}-{secrets.token_hex(4)}"
@@ -127,6 +134,9 @@ class AsteriskProcess:
         self.ami_username = "minyi"
         self.ami_secret = secrets.token_hex(12)
         self.agent_names = tuple(f"agent{i}" for i in range(1, agent_count + 1))
+        self.units = units or (UnitQueue(UNIT_A, AGENTS_A), UnitQueue(UNIT_B, AGENTS_B))
+        # Each loop is one 9.5 s "hello" from the agent's phone before it hangs up.
+        self.agent_talk_loops = agent_talk_loops
         self.proc: subprocess.Popen[bytes] | None = None
         self._console: object | None = None
 
@@ -146,7 +156,7 @@ class AsteriskProcess:
                 AgentPhone(name=a, contact=f"sip:{a}@{WORLD_IP}:{self.world_port}")
                 for a in self.agent_names
             ),
-            units=(UnitQueue(UNIT_A, AGENTS_A), UnitQueue(UNIT_B, AGENTS_B)),
+            units=self.units,
             agent_ring_s=8,
             queue_timeout_s=30,
             ivr_digit_timeout_s=6,
@@ -165,7 +175,7 @@ class AsteriskProcess:
                 " same => n,Set(I=0)\n"
                 " same => n(talk),Playback(minyi/agent-hello)\n"
                 " same => n,Set(I=$[${I} + 1])\n"
-                " same => n,GotoIf($[${I} < 2]?talk)\n"
+                f" same => n,GotoIf($[${{I}} < {self.agent_talk_loops}]?talk)\n"
                 " same => n,Hangup(16)\n"
                 for a in self.agent_names
             ),

@@ -1,0 +1,113 @@
+"""Call outcomes and pacing from AMI events (gateway.calls): pure, no Asterisk."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.calls import CallTracker, Outcome, QueueBoard, TrackedCall, capacity, classify
+
+
+def _call(**fields: object) -> TrackedCall:
+    call = TrackedCall("cb-1")
+    for k, v in fields.items():
+        setattr(call, k, v)
+    return call
+
+
+@pytest.mark.parametrize(
+    ("fields", "ivr", "outcome"),
+    [
+        ({"answered": True, "agent": "agent1"}, False, Outcome.CONNECTED),
+        ({"answered": True, "ended_event": {"Stage": "no_agent"}}, False, Outcome.NO_AGENT),
+        ({"answered": True, "ended_event": {"Stage": "queued"}}, False, Outcome.ABANDONED),
+        ({"answered": True, "hangup_cause": "16"}, False, Outcome.ABANDONED),
+        ({"answered": True}, False, Outcome.LOST),  # vanished: nothing more is known
+        ({"hangup_cause": "17", "originate_reason": "0"}, False, Outcome.BUSY),
+        ({"originate_reason": "5"}, False, Outcome.BUSY),
+        ({"hangup_cause": "19"}, False, Outcome.NO_ANSWER),
+        ({"hangup_cause": "0", "originate_reason": "3"}, False, Outcome.NO_ANSWER),
+        ({"hangup_cause": "21"}, False, Outcome.REJECTED),
+        ({"hangup_cause": "1"}, False, Outcome.INVALID_NUMBER),
+        ({"hangup_cause": "38", "originate_reason": "8"}, False, Outcome.FAILED),
+        ({}, False, Outcome.LOST),
+        ({"answered": True, "ivr_result": "3"}, True, Outcome.IVR_RATED),
+        ({"answered": True, "ivr_result": None}, True, Outcome.IVR_NO_INPUT),
+    ],
+)
+def test_classify(fields: dict[str, object], ivr: bool, outcome: Outcome) -> None:
+    assert classify(_call(**fields), ivr) is outcome
+
+
+def test_callback_ended_event_names_the_agent_when_agentconnect_was_missed() -> None:
+    t = CallTracker()
+    call = t.track("cb-1")
+    t.feed({"Event": "Newstate", "Uniqueid": "cb-1", "ChannelStateDesc": "Up"}, 5.0)
+    t.feed(
+        {
+            "Event": "UserEvent",
+            "UserEvent": "MinyiCallbackEnded",
+            "Uniqueid": "cb-1",
+            "Linkedid": "cb-1",
+            "Stage": "queued",
+            "Agent": "agent2",
+        }
+    )
+    t.feed({"Event": "Hangup", "Uniqueid": "cb-1", "Cause": "16"}, 9.0)
+    assert call.settled and call.agent == "agent2" and call.answered_at == 5.0
+    assert classify(call, ivr=False) is Outcome.CONNECTED
+
+
+def test_failed_originate_without_a_channel_is_not_settled_until_it_ends() -> None:
+    t = CallTracker()
+    call = t.track("cb-1")
+    t.feed({"Event": "OriginateResponse", "Uniqueid": "cb-1", "Response": "Failure", "Reason": "0"})
+    assert call.originate_failed and not call.settled
+    t.feed({"Event": "Hangup", "Uniqueid": "cb-1", "Cause": "17"})
+    assert call.settled and classify(call, ivr=False) is Outcome.BUSY
+
+
+def _member(queue: str, name: str, status: str = "1", **extra: str) -> dict[str, str]:
+    return {
+        "Event": "QueueMember",
+        "Queue": queue,
+        "Name": name,
+        "StateInterface": f"PJSIP/{name}",
+        "Status": status,
+        "Paused": "0",
+        "InCall": "0",
+        "LastCall": "0",
+        **extra,
+    }
+
+
+def test_board_counts_only_free_unpaused_agents_past_wrapup() -> None:
+    board = QueueBoard(wrapup_s=5)
+    board.load(
+        [
+            _member("q1", "a1"),
+            _member("q1", "a2", status="2"),  # in use
+            _member("q1", "a3", Paused="1"),
+            _member("q1", "a4", LastCall="98"),  # hung up 2 s ago: wrap-up
+            _member("q1", "a5", status="5"),  # unavailable
+            {"Event": "QueueParams", "Queue": "q1"},
+        ]
+    )
+    assert board.free("q1", now=100.0) == {"PJSIP/a1"}
+    assert board.free("q1", now=104.0) == {"PJSIP/a1", "PJSIP/a4"}
+    board.feed({**_member("q1", "a2"), "Event": "QueueMemberStatus"})
+    assert "PJSIP/a2" in board.free("q1", now=100.0)
+    board.busy("PJSIP/a2")  # AgentConnect before its status change
+    assert "PJSIP/a2" not in board.free("q1", now=100.0)
+    board.feed({"Event": "QueueMemberRemoved", "Queue": "q1", "StateInterface": "PJSIP/a1"})
+    assert "PJSIP/a1" not in board.free("q1", now=100.0)
+
+
+def test_capacity_never_exceeds_free_agents_even_across_shared_queues() -> None:
+    board = QueueBoard()
+    board.load([_member("q1", "a1"), _member("q1", "a2"), _member("q2", "a2")])
+    assert capacity(board, "q1", {}, 0.0) == 2
+    assert capacity(board, "q1", {"q1": 1}, 0.0) == 1
+    assert capacity(board, "q1", {"q1": 2}, 0.0) == 0
+    # a2 is q2's only agent and one q2 call is waiting for it: only a1 is left for q1
+    assert capacity(board, "q1", {"q2": 1}, 0.0) == 1
+    assert capacity(board, "q2", {"q1": 2}, 0.0) == 0
