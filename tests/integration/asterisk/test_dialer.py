@@ -5,8 +5,10 @@ provisioned Asterisk 22 making real SIP calls to the test outside world."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from asterisk_harness import AsteriskInfo, wav_rms
@@ -278,3 +280,38 @@ async def test_disposition_closes_and_ivr_recheck_records_the_reason(
             "survey.called",
             "survey.closed",
         ], tail
+
+
+async def test_rejected_early_hangup_and_unknown_number_outcomes(
+    clean_redis: RedisServer, asterisk: AsteriskInfo
+) -> None:
+    async with _loop(clean_redis, asterisk, max_attempts=2) as loop:
+        await _unsatisfied(loop, "S701", "13800000003")  # rejects the call (403)
+        await _unsatisfied(loop, "S702", "13800000004")  # answers, hangs up after 1 s
+        await _unsatisfied(loop, "S703", "13800000005")  # no such number (404)
+        for sid in ("S701", "S702", "S703"):
+            await loop.wait_for(lambda s=sid: "survey.unreachable" in loop.types(s), within_s=90)
+        assert [a["outcome"] for a in _attempts(loop, "S701")] == ["rejected", "rejected"]
+        early = _attempts(loop, "S702")
+        assert [a["outcome"] for a in early] == ["abandoned", "abandoned"]
+        assert early[0]["answered_at"] is not None and early[0]["agent"] is None
+        # A number that does not exist is not tried again.
+        (invalid,) = _attempts(loop, "S703")
+        assert invalid["outcome"] == "invalid_number" and invalid["hangup_cause"] == "1"
+
+
+async def test_outside_calling_hours_nobody_is_dialled(
+    clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
+) -> None:
+    now = datetime.datetime.now(ZoneInfo("Asia/Shanghai"))
+    start, end = now + datetime.timedelta(hours=2), now + datetime.timedelta(hours=3)
+    hours = {"start": f"{start:%H:%M}", "end": f"{end:%H:%M}"}
+    number = "13800008801"
+    async with _loop(clean_redis, asterisk, calling_hours=hours) as loop:
+        await _unsatisfied(loop, "S801", number)
+        await loop.wait_for(lambda: "survey.callback_pending" in loop.types("S801"))
+        await asyncio.sleep(3)
+        assert "survey.calling" not in loop.types("S801")
+        assert _dialled(ami, number) == []
+        status, body = await loop.get("S801")
+        assert status == 200 and body["state"] == "callback_pending"
