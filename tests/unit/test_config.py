@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway import config, config_cli
+from gateway.ami import AmiSettings
 from gateway.config import (
     ApiSettings,
     ApiToken,
@@ -31,6 +32,7 @@ from gateway.config import (
     parse_settings,
     redacted,
 )
+from gateway.config_dialer import DialerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "minyi.example.toml"
@@ -43,6 +45,7 @@ EXAMPLE_ENV = {
     "MINYI_API_TOKEN_CORE": TOKEN,
     "MINYI_SMPP_PASSWORD_CMCC_1": PASSWORD,
     "MINYI_WEBHOOK_SECRET_CORE": SECRET,
+    "MINYI_AMI_SECRET": "ami-secret-1234",
 }
 SURVEY_TEXT = "请评价此次服务：回复1满意，2基本满意，3不满意"
 DELETE = object()
@@ -126,6 +129,9 @@ def test_example_shows_the_defaults() -> None:
     sms = settings.sms
     assert (sms.reserve_units, sms.ref16, sms.registered_delivery) == (0, False, True)
     assert (sms.default_alphabet, sms.mo_reassembly_timeout_s) == ("latin1", 600.0)
+    dialer = settings.dialer
+    assert dialer is not None
+    assert dialer == DialerSettings(ami=AmiSettings("127.0.0.1", 5038, "minyi", dialer.ami.secret))
 
 
 ROW_TABLES = ("quiet_hours", "service_names", "unit_names", "templates")
