@@ -31,13 +31,12 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import redis.asyncio as aioredis  # noqa: E402
-from asterisk_harness import AsteriskProcess, asterisk_home, provision  # noqa: E402
 
 from gateway.ami import AmiSettings  # noqa: E402
 from gateway.asterisk_conf import UnitQueue  # noqa: E402
+from gateway.asterisk_local import AsteriskProcess, asterisk_home, provision  # noqa: E402
 from gateway.callback_store import Claim  # noqa: E402
 from gateway.calls import capacity  # noqa: E402
 from gateway.config_dialer import CallingHours, DialerSettings  # noqa: E402

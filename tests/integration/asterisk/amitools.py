@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from asterisk_harness import AsteriskInfo
 from panoramisk import Manager
 from panoramisk.message import Message
+
+from gateway.asterisk_local import AsteriskInfo
 
 Predicate = Callable[[Message], bool]
 

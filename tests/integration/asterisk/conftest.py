@@ -1,4 +1,4 @@
-"""Fixtures for the tests against a real Asterisk 22 (see tests/asterisk_harness.py).
+"""Fixtures for the tests against a real Asterisk 22 (see gateway/asterisk_local.py).
 
 One Asterisk per test session, provisioned on first use (a cold machine downloads the
 packages: expect a few minutes); a provisioning failure fails the tests with the
@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from asterisk_harness import (
+
+from gateway.asterisk_local import (
     AsteriskHarnessError,
     AsteriskInfo,
     AsteriskProcess,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from asterisk_harness import AsteriskInfo
+
+from gateway.asterisk_local import AsteriskInfo
 
 from .amitools import AmiClient
 

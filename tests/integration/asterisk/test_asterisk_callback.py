@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from asterisk_harness import UNIT_A, UNIT_B, AsteriskInfo, wav_rms, wav_seconds
 
 from gateway.asterisk_conf import CALLBACK_CONTEXT
+from gateway.asterisk_local import UNIT_A, UNIT_B, AsteriskInfo, wav_rms, wav_seconds
 
 from .amitools import AmiClient, for_channel, new_channel_id, user_event, wait_wav_closed
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from asterisk_harness import AsteriskInfo
 
 from gateway.ami import (
     AmiClient,
@@ -20,6 +19,7 @@ from gateway.ami import (
     OriginateRequest,
 )
 from gateway.asterisk_conf import CALLBACK_CONTEXT
+from gateway.asterisk_local import AsteriskInfo
 
 from .amitools import AmiClient as Observer
 from .amitools import TcpProxy, new_channel_id, until, user_event

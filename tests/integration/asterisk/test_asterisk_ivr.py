@@ -4,9 +4,9 @@ Asterisk: the simulated citizen presses keys with SendDTMF (RFC 4733 over loopba
 from __future__ import annotations
 
 import pytest
-from asterisk_harness import AsteriskInfo, wav_rms
 
 from gateway.asterisk_conf import IVR_CONTEXT
+from gateway.asterisk_local import AsteriskInfo, wav_rms
 
 from .amitools import AmiClient, new_channel_id, user_event, wait_wav_closed
 

@@ -11,8 +11,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from asterisk_harness import AsteriskInfo, wav_rms
 
+from gateway.asterisk_local import AsteriskInfo, wav_rms
 from gateway.localstack import SOURCE_ADDR, TOKEN, free_port
 from tests.conftest import RedisServer
 from tests.integration.sms_harness import Loop, running_loop, start_service, survey
