@@ -9,7 +9,6 @@ import pytest
 
 from gateway.config import ConfigError, parse_settings
 from gateway.config_dialer import CallingHours
-
 from tests.unit.test_config import base, with_
 
 
