@@ -37,20 +37,16 @@ import redis.asyncio as aioredis
 
 from asr.errors import mask_numbers
 from asr.transcript import Speaker, TranscriptResult
+from gateway import keys
 from gateway.events import TRANSCRIPT, TRANSCRIPT_FAILED
 from sms.understand import Understanding
 
-# --- Redis keys (the rest of the keyspace is in gateway/keys.py) ---------------------------
-# stream: transcription jobs; entry field "job" = the job JSON. Consumer group GROUP.
-JOBS = "minyi:asr:jobs"
-GROUP = "asr"
-# stream: dead letters; fields "job" (the entry's raw job field), "entry_id", "reason",
-# "detail", "attempts", "at". Kept for replay (re-XADD "job" to JOBS).
-DEAD = "minyi:asr:dead"
-# string with a 30-day TTL: the job has ended in its event (idempotency, set by Lua)
-DONE = "minyi:asr:done:{job_id}"
-# hash: stream entry id -> JSON {reason, detail} of its last retryable failure
-LAST_ERROR = "minyi:asr:last-error"
+# --- Redis keys (defined with the rest of the keyspace in gateway/keys.py) -----------------
+JOBS = keys.ASR_JOBS  # stream of jobs, field "job"; consumer group GROUP
+GROUP = keys.ASR_GROUP
+DEAD = keys.ASR_DEAD  # dead letters, replayable
+DONE = keys.ASR_DONE  # the job has ended in its event (idempotency, set by Lua)
+LAST_ERROR = keys.ASR_LAST_ERROR  # entry id -> its last retryable failure
 
 # A job id or survey id goes into Redis key names and log lines: keep it printable and short.
 _MAX_ID = 200

@@ -17,6 +17,12 @@ How each job ends:
   :data:`asr.jobs.DEAD` and a ``transcript.failed`` event with reason ``poison``;
 - an entry that is not a valid job: dead-lettered with reason ``malformed``.
 
+With ``index_recordings`` on (the gateway service turns it on), the worker also indexes
+the job's recording (:func:`recordings.index.index_recording`: base name, survey,
+callback, files) when it takes the job, before decoding: the dialer does not index, and
+this is the one place every transcribed recording passes through with its survey id.
+Indexing is idempotent, so a retried job just rewrites the entry.
+
 While a job runs, its entry is re-claimed by this consumer every third of
 ``claim_idle_s`` (XCLAIM JUSTID: the idle time resets, the delivery count does not
 grow), so a long recording is not taken over by another worker mid-decode.
@@ -26,12 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import os
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,6 +52,8 @@ from asr.models import ModelSpec
 from asr.pool import DEFAULT_JOB_TIMEOUT_S, AsrPool, TranscriptionJob, default_pool_size
 from gateway import streams
 from gateway.store import iso
+from recordings.index import index_recording
+from recordings.naming import parse_file, recording_files
 from sms.understand import understand
 
 log = logging.getLogger("asr.worker")
@@ -72,6 +82,8 @@ class AsrWorkerSettings:
     stop_grace_s: float = 30.0
     consumer: str = field(default_factory=_default_consumer)
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    # Index each job's recording for retention and the API (see the module docstring).
+    index_recordings: bool = False
 
     @property
     def slots(self) -> int:
@@ -282,6 +294,8 @@ class AsrWorker:
             log.info("asr job=%s ended before; acknowledging", mask_numbers(job.job_id))
             await self._ack(entry_id)
             return
+        if self.settings.index_recordings:
+            await self._index(job)
         assert self._pool is not None
         try:
             result = await self._pool.transcribe(
@@ -308,6 +322,25 @@ class AsrWorker:
             result.audio_s,
             result.processing_s,
             reading.rating.value,
+        )
+
+    async def _index(self, job: jobs.AsrJob) -> None:
+        """Index the job's recording: every file of its base next to the citizen leg."""
+        found = recording_of(job)
+        if found is None:
+            log.warning(
+                "asr job=%s: legs are not recording files; not indexed", mask_numbers(job.job_id)
+            )
+            return
+        base, directory = found
+        files = await asyncio.to_thread(
+            lambda: [n for n in recording_files(base) if (directory / n).is_file()]
+        )
+        created_ts = time.time()
+        with contextlib.suppress(ValueError):
+            created_ts = datetime.datetime.fromisoformat(job.recorded_at).timestamp()
+        await index_recording(
+            self.redis, base, job.survey_id, job.callback_id, files or [f"{base}.wav"], created_ts
         )
 
     async def _failed(
@@ -397,6 +430,19 @@ def _job_failed(
         leg=leg,
         attempt=attempt,
     )
+
+
+def recording_of(job: jobs.AsrJob) -> tuple[str, Path] | None:
+    """``(base, directory)`` of the recording a job's legs belong to, or None when the
+    legs are not files of one recording (recordings/naming.py)."""
+    bases: set[tuple[str, Path]] = set()
+    for leg_file in job.legs.values():
+        path = Path(leg_file)
+        parsed = parse_file(path.name)
+        if parsed is None:
+            return None
+        bases.add((parsed[0], path.parent))
+    return bases.pop() if len(bases) == 1 else None
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -1,5 +1,9 @@
 """The HTTP API the core system calls: survey intake and survey read-back.
 
+Recordings (gateway/api_recordings.py): ``GET /v1/recordings/{base}`` hands out signed
+URLs; the signed ``GET /v1/recordings/{base}/{leg}`` is the one route besides the health
+and metrics pages that takes no bearer token (the signature is its credential).
+
 POST /v1/surveys takes one survey (a JSON object) or a batch (`{"surveys": [...]}`,
 up to api.max_batch). Every item gets an answer: created, existing (the same survey id
 was posted before: idempotent, never a second SMS), rejected (stored, with the reason:
@@ -23,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api_callbacks import CallbackApi
+from gateway.api_recordings import RecordingsApi
 from gateway.config import ApiToken, Settings
 from gateway.privacy import mask_phone
 from gateway.store import IntakeResult, Store
@@ -72,6 +77,8 @@ class Api:
         self.templates = templates
         self.accepting = True
         self.health_extra: dict[str, Any] = {}
+        # routes whose requests carry their own credential (signed recording URLs)
+        self._no_token: set[web.AbstractResource] = set()
 
     def app(self) -> web.Application:
         """The aiohttp application with its routes and middlewares."""
@@ -81,6 +88,7 @@ class Api:
         app.router.add_post("/v1/surveys", self.post_surveys)
         app.router.add_get("/v1/surveys/{survey_id}", self.get_survey)
         CallbackApi(self.store, self.settings.dialer, TOKEN_KEY).routes(app)
+        self._no_token = RecordingsApi(self.settings, self.store, TOKEN_KEY).routes(app)
         app.router.add_get("/healthz", self.health)
         app.router.add_get("/metrics", self.metrics)
         return app
@@ -88,7 +96,10 @@ class Api:
     # --- auth -----------------------------------------------------------------------------
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path in ("/healthz", "/metrics"):
+        if (
+            request.path in ("/healthz", "/metrics")
+            or request.match_info.route.resource in self._no_token
+        ):
             resp: web.StreamResponse = await handler(request)
             return resp
         header = request.headers.get("Authorization", "")

@@ -1,6 +1,6 @@
 """The `minyi` command.
 
-minyi run --config FILE [--workers api,sms,webhooks] [--instance NAME]
+minyi run --config FILE [--workers api,sms,webhooks,dialer,asr] [--instance NAME]
 minyi config check --config FILE
 minyi parse TEXT [--json] | minyi parse --json -
 minyi webhooks replay|dead --config FILE [--endpoint NAME]
@@ -23,7 +23,8 @@ def _run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="minyi run", description="Run the gateway.")
     parser.add_argument("--config", required=True, metavar="FILE")
     parser.add_argument(
-        "--workers", help="comma-separated subset of api,sms,webhooks (default: from config)"
+        "--workers",
+        help="comma-separated subset of api,sms,webhooks,dialer,asr (default: from config)",
     )
     parser.add_argument(
         "--instance",

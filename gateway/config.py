@@ -16,6 +16,8 @@ Secrets may come from the environment instead of the file; the environment wins:
     MINYI_API_TOKEN_<NAME>           api.tokens[].token of the token named NAME
     MINYI_SMPP_PASSWORD_<BIND>       sms.binds[].password of the bind named BIND
     MINYI_WEBHOOK_SECRET_<ENDPOINT>  webhooks.endpoints[].secret
+    MINYI_AMI_SECRET                 dialer.ami.secret
+    MINYI_RECORDINGS_URL_SECRET      recordings.url_secret
 
 NAME is upper-cased with every other character than A-Z and 0-9 turned into "_".
 An empty environment variable counts as unset. docs/configuration.md lists every
@@ -47,6 +49,7 @@ from sms.templates import Template, load_template
 from sms.text import count_units
 
 if TYPE_CHECKING:
+    from gateway.config_asr import AsrSettings, RecordingsSettings
     from gateway.config_dialer import DialerSettings
 
 __all__ = [
@@ -111,7 +114,7 @@ _UNIT_PATTERN_RE: Final = re.compile(r"\*|[A-Za-z0-9_-]+\*?")
 _HOSTNAME_RE: Final = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 _TIME_RE: Final = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
 _BARE_KEY_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
-_SECRET_FIELDS: Final = frozenset({"token", "password", "secret"})
+_SECRET_FIELDS: Final = frozenset({"token", "password", "secret", "url_secret"})
 _MISSING: Final = object()
 REDACTED: Final = "***"
 
@@ -291,6 +294,8 @@ class Settings:
     sms: SmsSettings
     webhooks: tuple[WebhookEndpoint, ...] = ()
     dialer: DialerSettings | None = None
+    asr: AsrSettings | None = None
+    recordings: RecordingsSettings = field(default_factory=lambda: _default_recordings())
     log: LogSettings = LogSettings()
     source_path: Path | None = None
     warnings: tuple[str, ...] = ()
@@ -1019,6 +1024,8 @@ _ROOT_KEYS: Final = (
     "sms",
     "webhooks",
     "dialer",
+    "asr",
+    "recordings",
 )
 
 
@@ -1032,6 +1039,30 @@ def _dialer(
             raise ConfigError("dialer", 'is required when workers include "dialer"')
         return None
     return parse_dialer(root.get("dialer"), env)
+
+
+def _default_recordings() -> RecordingsSettings:
+    from gateway.config_asr import RecordingsSettings
+
+    return RecordingsSettings()
+
+
+def _asr(root: _Table, workers: tuple[str, ...]) -> AsrSettings | None:
+    from gateway.config_asr import parse_asr
+
+    # Every [asr] setting has a default: the worker may run without the table.
+    if "asr" not in root.data and "asr" not in workers:
+        return None
+    return parse_asr(root.get("asr", {}))
+
+
+def _recordings(
+    root: _Table, env: Mapping[str, str], dialer: DialerSettings | None
+) -> RecordingsSettings:
+    from gateway.config_asr import parse_recordings
+
+    default_dir = dialer.recordings_dir if dialer is not None else None
+    return parse_recordings(root.get("recordings", {}), env, default_dir)
 
 
 def parse_settings(
@@ -1054,6 +1085,8 @@ def parse_settings(
     templates = load_templates(sms)
     if "sms" in workers:
         _check_sms_worker(sms)
+    webhooks = _webhooks(root.get("webhooks", {}), env)
+    dialer = _dialer(root, workers, env)
     settings = Settings(
         redis_url=redis_url,
         workers=workers,
@@ -1062,8 +1095,10 @@ def parse_settings(
         api=api,
         surveys=surveys,
         sms=sms,
-        webhooks=_webhooks(root.get("webhooks", {}), env),
-        dialer=_dialer(root, workers, env),
+        webhooks=webhooks,
+        dialer=dialer,
+        asr=_asr(root, workers),
+        recordings=_recordings(root, env, dialer),
         source_path=source,
     )
     return dataclasses.replace(settings, warnings=_warnings(settings, env, templates))

@@ -94,6 +94,21 @@ CB_ID = PREFIX + "cb:id:{callback_id}"
 # string with TTL: a live dialer process (its calls are not adopted by others)
 DIALER_OWNER = PREFIX + "dialer:owner:{owner}"
 
-# --- ASR -------------------------------------------------------------------------------
-# stream: finished recordings to transcribe; field "job" = JSON (asr/worker.py)
+# --- ASR (asr/jobs.py, asr/worker.py, gateway/transcripts.lua) ----------------------------
+# stream: finished recordings to transcribe; field "job" = JSON (asr/jobs.py).
+# Consumer group ASR_GROUP.
 ASR_JOBS = PREFIX + "asr:jobs"
+ASR_GROUP = "asr"
+# stream: dead letters; fields "job" (the entry's raw job field), "entry_id", "reason",
+# "detail", "attempts", "at". Kept for replay (re-XADD "job" to ASR_JOBS).
+ASR_DEAD = PREFIX + "asr:dead"
+# string with a 30-day TTL: the job has ended in its event (idempotency, set by Lua)
+ASR_DONE = PREFIX + "asr:done:{job_id}"
+# hash: stream entry id -> JSON {reason, detail, leg} of its last retryable failure
+ASR_LAST_ERROR = PREFIX + "asr:last-error"
+
+# --- recordings (recordings/index.py, recordings/retention.py) ---------------------------
+# hash: base -> JSON {"survey_id", "callback_id", "created_ts", "files": [file names]}
+RECORDINGS = PREFIX + "recordings"
+# zset: base -> created_ts (unix seconds), for retention's range scan
+RECORDINGS_CREATED = PREFIX + "recordings:created"

@@ -6,15 +6,29 @@ Workers talk only through Redis, so `--workers api` on one host and
 (default: the host name); a restarted instance re-takes its own unacknowledged work
 at once, and work of an instance that stays dead is taken over after a minute.
 
+Where the recording work runs:
+
+- ``asr``: the ASR stream worker (asr/worker.py) with its decoder process pool (each
+  pool process loads the model once); it also indexes each job's recording
+  (recordings/index.py) when it takes the job, since the dialer does not;
+- retention (recordings/retention.py, hourly, the first sweep at start) runs in every
+  process that runs ``dialer``: recordings exist only where a dialer runs (it must see
+  the files to report them), and transcription may be off with no ``asr`` worker
+  anywhere. Several dialers sweeping at once is harmless: a deletion is reported once.
+
 Drain order on SIGTERM: the API stops taking surveys (503, then closes), the sender
 takes no new survey and lets the in-flight submits get their answers, the SMPP binds
-unbind, the webhook worker finishes its requests and hands back its leases.
+unbind, the dialer stops dialling, the ASR worker takes no new job and gives running
+ones the grace period (unfinished ones stay pending for the next worker), retention
+stops between recordings, the webhook worker finishes its requests and hands back its
+leases.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -25,19 +39,24 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from asr.models import KNOWN_MODELS, check_model_files
+from asr.pool import default_pool_size
+from asr.worker import AsrWorker, AsrWorkerSettings
 from gateway import keys, streams
 from gateway.api import Api
 from gateway.config import ConfigError, Settings, load_templates
+from gateway.config_asr import parse_asr
 from gateway.dialer import Dialer
 from gateway.store import Store
 from gateway.webhooks import WebhookWorker
+from recordings import retention
 from sms.client import SmppClient
 from sms.inbound import Inbound, store_pdu
 from sms.sender import Sender
 
 log = logging.getLogger("minyi.service")
 
-KNOWN_WORKERS = ("api", "sms", "webhooks", "dialer")
+KNOWN_WORKERS = ("api", "sms", "webhooks", "dialer", "asr")
 MAINTENANCE_INTERVAL_S = 1.0
 TRIM_EVERY = 60  # maintenance rounds
 # Per process; blocking reads hold one each (sender, inbound, webhooks per endpoint).
@@ -55,6 +74,8 @@ class Service:
             raise ConfigError(
                 "workers", f"unknown worker {unknown[0]!r} (known: {', '.join(KNOWN_WORKERS)})"
             )
+        if "asr" in workers:
+            settings = _with_asr(settings)
         self.settings = settings
         self.workers = workers
         self.instance = instance or socket.gethostname()
@@ -69,6 +90,7 @@ class Service:
         self.inbound: Inbound | None = None
         self.webhooks: WebhookWorker | None = None
         self.dialer: Dialer | None = None
+        self.asr: AsrWorker | None = None
         self.api_port: int | None = None
         self._runner: web.AppRunner | None = None
 
@@ -147,6 +169,10 @@ class Service:
                 raise ConfigError("dialer", 'is required when workers include "dialer"')
             self.dialer = Dialer(s.dialer, self.store, s.surveys.timezone, owner=self.instance)
             tasks["dialer"] = asyncio.create_task(self.dialer.run(self.stopping), name="dialer")
+            tasks["retention"] = asyncio.create_task(self._retention(), name="retention")
+        if "asr" in self.workers:
+            self.asr = AsrWorker(self.redis, self._asr_settings())
+            tasks["asr"] = asyncio.create_task(self.asr.run(self.stopping), name="asr")
         if self.api is not None:
             self.api.health_extra = {"workers": list(self.workers), "instance": self.instance}
         self.ready.set()
@@ -160,6 +186,31 @@ class Service:
         stop_waiter.cancel()
         await self._drain(tasks)
 
+    def _asr_settings(self) -> AsrWorkerSettings:
+        s = self.settings
+        assert s.asr is not None
+        return AsrWorkerSettings(
+            model=s.asr.model,
+            pool_size=s.asr.pool_size or default_pool_size(),
+            max_tries=s.asr.max_tries,
+            claim_idle_s=s.asr.claim_idle_s,
+            job_timeout_s=s.asr.job_timeout_s,
+            stop_grace_s=s.shutdown_grace_s,
+            consumer=self.instance,
+            tz=s.surveys.timezone,
+            index_recordings=True,
+        )
+
+    async def _retention(self) -> None:
+        assert self.redis is not None
+        r = self.settings.recordings
+        await retention.run(
+            self.redis,
+            retention.RetentionSettings(r.dir, days=r.retention_days),
+            self.stopping,
+            tz=self.settings.surveys.timezone,
+        )
+
     async def _maintenance(self) -> None:
         assert self.store is not None and self.redis is not None
         rounds = 0
@@ -170,7 +221,7 @@ class Service:
                 if rounds % TRIM_EVERY == 0:
                     # consumed work and delivered events (each survey keeps its own
                     # history; the streams only carry work between workers)
-                    for stream in (keys.SMS_QUEUE, keys.INBOUND, keys.EVENTS):
+                    for stream in (keys.SMS_QUEUE, keys.INBOUND, keys.EVENTS, keys.ASR_JOBS):
                         await streams.trim_consumed(self.redis, stream)
             except RedisError as exc:
                 log.warning("maintenance: redis error %r", exc)
@@ -197,10 +248,14 @@ class Service:
         if "dialer" in tasks:
             # Calls in progress go on in Asterisk; their claims stay recorded and are
             # adopted after the restart (or by another dialer once this one's lease ends).
-            try:
-                await asyncio.wait_for(asyncio.shield(tasks["dialer"]), 5.0)
-            except Exception as exc:  # the rest of the drain must still run
-                log.error("dialer stopped with %r", exc)
+            await _wait_stopped(tasks["dialer"], 5.0)
+        if "asr" in tasks:
+            # run() saw the stop: no new job; running ones get the grace period, then
+            # are cancelled and stay pending for the next worker. The pool closes last.
+            await _wait_stopped(tasks["asr"], grace + 15.0)
+        if "retention" in tasks:
+            # A sweep cut between two recordings is finished by the next one.
+            await _wait_stopped(tasks["retention"], 2.0)
         if self.webhooks is not None:
             await self.webhooks.stop(grace_s=min(grace, 10.0))
         for t in tasks.values():
@@ -209,6 +264,34 @@ class Service:
         if self.redis is not None:
             await self.redis.aclose()
         log.info("stopped")
+
+
+async def _wait_stopped(task: asyncio.Task[Any], limit_s: float) -> None:
+    """Give a worker that saw the stop event ``limit_s`` to end; it is cancelled later."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), limit_s)
+    except TimeoutError:
+        log.warning("%s did not stop within %.0fs; cancelling it", task.get_name(), limit_s)
+    except Exception as exc:  # the rest of the drain must still run
+        log.error("%s stopped with %r", task.get_name(), exc)
+
+
+def _with_asr(settings: Settings) -> Settings:
+    """Settings for a process running the asr worker: the ``[asr]`` defaults when the
+    table is absent (``--workers`` named asr), and the model's files on this host."""
+    if settings.asr is None:
+        settings = dataclasses.replace(settings, asr=parse_asr({}))
+    assert settings.asr is not None
+    model = settings.asr.model
+    files = check_model_files(model.path)
+    if not files.present:
+        fetch = model.name if model.name in KNOWN_MODELS else "ARCHIVE --name " + model.path.name
+        raise ConfigError(
+            "asr.model",
+            f'model "{model.name}" is not installed at {model.path} (missing '
+            f"{', '.join(files.missing)}); install it with: minyi asr fetch {fetch}",
+        )
+    return settings
 
 
 def install_signal_handlers(service: Service) -> Callable[[], None]:

@@ -1,11 +1,13 @@
 """The recording index in Redis: which survey and callback each recording belongs to.
 
-The dialer indexes a recording when its call ends (:func:`index_recording`); retention
-reads it to know what to delete and whose feed to tell, the API to find a survey's
-recordings.
+The ASR worker indexes a callback's recording when it takes its transcription job
+(:func:`index_recording`, see asr/worker.py); retention reads the index to know what to
+delete and whose feed to tell, the API to find a recording's survey. A recording that is
+never transcribed (``[dialer] transcribe = false``) is not indexed: retention's directory
+pass deletes it by its age alone.
 
-The two keys are defined below (the rest of the keyspace is in gateway/keys.py; the Lua
-side, which forgets an entry when retention deletes it, is gateway/transcripts.lua).
+The two keys are in gateway/keys.py with the rest of the keyspace (the Lua side, which
+forgets an entry when retention deletes it, is gateway/transcripts.lua).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from gateway import keys
 from recordings.naming import parse_file, valid_base
 
 # hash: base -> JSON {"survey_id", "callback_id", "created_ts", "files": [file names]}
-RECORDINGS = "minyi:recordings"
+RECORDINGS = keys.RECORDINGS
 # zset: base -> created_ts (unix seconds), for retention's range scan
-RECORDINGS_CREATED = "minyi:recordings:created"
+RECORDINGS_CREATED = keys.RECORDINGS_CREATED
 
 
 @dataclass(frozen=True)
