@@ -32,6 +32,7 @@ from gateway.config import (
     parse_settings,
     redacted,
 )
+from gateway.config_asr import RecordingsSettings
 from gateway.config_dialer import DialerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,6 +133,9 @@ def test_example_shows_the_defaults() -> None:
     dialer = settings.dialer
     assert dialer is not None
     assert dialer == DialerSettings(ami=AmiSettings("127.0.0.1", 5038, "minyi", dialer.ami.secret))
+    assert settings.recordings == RecordingsSettings()
+    assert settings.asr is not None and settings.asr.model.name == "small-cn"
+    assert (settings.asr.pool_size, settings.asr.max_tries) == (None, 3)
 
 
 ROW_TABLES = ("quiet_hours", "service_names", "unit_names", "templates")
