@@ -151,11 +151,16 @@ class LocalStack:
         tps: float = 2000.0,
         webhook_concurrency: int = 32,
         webhook_batch_max: int = 1,
+        workers: tuple[str, ...] = ("api", "sms", "webhooks"),
+        extra: str = "",
     ) -> Path:
-        """Write the gateway's config file (quiet hours off: a demo runs at any hour)."""
-        text = f"""\
+        """Write the gateway's config file (quiet hours off: a demo runs at any hour);
+        ``extra`` is appended (more sections, e.g. ``[dialer]``)."""
+        listed = ", ".join(f'"{w}"' for w in workers)
+        text = (
+            f"""\
 redis_url = "{self.redis_url}"
-workers = ["api", "sms", "webhooks"]
+workers = [{listed}]
 shutdown_grace_s = 10
 
 [log]
@@ -201,6 +206,8 @@ concurrency = {webhook_concurrency}
 batch_max = {webhook_batch_max}
 backoff_initial_s = 0.5
 """
+            + extra
+        )
         path = self.workdir / "minyi.toml"
         path.write_text(text, encoding="utf-8")
         return path
