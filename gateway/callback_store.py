@@ -39,10 +39,8 @@ class CallbackStore:
 
     async def promote(self, units: tuple[str, ...], default_unit: str, limit: int = 500) -> int:
         """Move due callbacks onto their unit queue's ready list; how many moved."""
-        ts, now_iso = self._now()
-        r = await self.store.calls.fcall(
-            "minyi_cb_promote", f"{ts:.3f}", limit, now_iso, default_unit, *units
-        )
+        _ts, now_iso = self._now()
+        r = await self.store.calls.fcall("minyi_cb_promote", limit, now_iso, default_unit, *units)
         return int(r)
 
     async def claim(self, queue: str, callback_ids: list[str], owner: str) -> list[Claim]:

@@ -23,12 +23,13 @@ local function route(unit, units, default_unit)
   return best
 end
 
--- promote: due callbacks onto their unit's ready queue.
--- ARGV: now_s, limit, now_iso, default_unit ('' = none), unit codes...
+-- promote: due callbacks onto their unit's ready queue. Due by the server's clock, the
+-- one callback_enqueue used (a client's rounded time could miss a callback just made).
+-- ARGV: limit, now_iso, default_unit ('' = none), unit codes...
 redis.register_function('minyi_cb_promote', function(_, a)
-  local now_s, limit, now_iso, default_unit = a[1], tonumber(a[2]), a[3], a[4]
+  local now_s, limit, now_iso, default_unit = server_time(), tonumber(a[1]), a[2], a[3]
   local units = {}
-  for i = 5, #a do units[#units + 1] = a[i] end
+  for i = 4, #a do units[#units + 1] = a[i] end
   local n = 0
   for _, sid in ipairs(redis.call('ZRANGEBYSCORE', CB_WAIT, '-inf', now_s, 'LIMIT', 0, limit)) do
     redis.call('ZREM', CB_WAIT, sid)
@@ -46,7 +47,7 @@ redis.register_function('minyi_cb_promote', function(_, a)
       if queue == '' then
         -- No queue for this unit: parked, reported once, tried again in 5 minutes
         -- (an operator adds the unit's agents; nothing is dropped).
-        redis.call('ZADD', CB_WAIT, tonumber(now_s) + 300, sid)
+        redis.call('ZADD', CB_WAIT, now_s + 300, sid)
         if redis.call('HSETNX', sk, 'cb_unroutable', now_iso) == 1 then
           emit(sid, 'callback.unroutable', now_iso, '{"unit_code":' .. cjson.encode(unit or '')
             .. ',"retry_every_s":300}')
