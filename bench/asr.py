@@ -9,7 +9,9 @@ legs, then:
    vosk-model-small-cn-0.22), with the resampler's share measured separately;
 2. transcribes them all again through :class:`asr.pool.AsrPool` (``--workers``, default
    cores - 1) and reports throughput in audio seconds per wall second;
-3. reports the peak RSS of each pool worker (VmHWM from /proc, model included).
+3. reports the peak RSS of each pool worker (VmHWM from /proc, model included);
+4. while the pool decodes, asks an HTTP server in this event loop every 20 ms, as the
+   gateway's API shares its loop with the ASR worker (target: answers within 50 ms).
 
     .venv/bin/python bench/asr.py --minutes 2
     .venv/bin/python bench/asr.py --model /var/lib/minyi/models/vosk-model-small-cn-0.22
@@ -32,6 +34,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import aiohttp
+from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -134,6 +139,7 @@ class PoolRun:
     wall_s: float
     throughput: float
     peak_rss_mb: dict[int, float]
+    api_ms: list[float]
 
 
 def single_process(spec: ModelSpec, legs: list[Path]) -> SingleRun:
@@ -169,6 +175,32 @@ def single_process(spec: ModelSpec, legs: list[Path]) -> SingleRun:
     )
 
 
+async def _api_probe(stop: asyncio.Event, latencies: list[float]) -> None:
+    """An HTTP server in this event loop (as the gateway's API shares the loop with the
+    ASR worker), asked every 20 ms while the pool decodes: how long each answer takes."""
+    app = web.Application()
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app.router.add_get("/healthz", health)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as http:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    await r.read()
+                latencies.append((time.perf_counter() - t0) * 1000)
+                await asyncio.sleep(0.02)
+    finally:
+        await runner.cleanup()
+
+
 async def pooled(spec: ModelSpec, legs: list[Path], workers: int) -> PoolRun:
     """Transcribe every leg through the pool at once; wall time gives throughput."""
     async with AsrPool(spec, workers=workers) as pool:
@@ -176,16 +208,20 @@ async def pooled(spec: ModelSpec, legs: list[Path], workers: int) -> PoolRun:
         await pool.warm_up()
         warm_s = time.monotonic() - started
         wall = time.monotonic()
+        stop, latencies = asyncio.Event(), list[float]()
+        probe_task = asyncio.create_task(_api_probe(stop, latencies))
         results = await asyncio.gather(
             *(pool.transcribe(TranscriptionJob({"citizen": leg})) for leg in legs)
         )
         wall_s = time.monotonic() - wall
+        stop.set()
+        await probe_task
     audio_s = sum(r.audio_s for r in results)
     peaks: dict[int, float] = {}
     for result in results:
         for pid, mb in result.peak_rss_mb.items():
             peaks[pid] = max(peaks.get(pid, 0.0), mb)
-    return PoolRun(workers, warm_s, wall_s, audio_s / wall_s, peaks)
+    return PoolRun(workers, warm_s, wall_s, audio_s / wall_s, peaks, latencies)
 
 
 def main() -> None:
@@ -218,6 +254,12 @@ def main() -> None:
             f"({pool.wall_s:.1f} s wall after a {pool.warm_up_s:.1f} s warm-up), "
             f"peak RSS per worker [{per_worker}] MB"
         )
+        api = sorted(pool.api_ms) or [0.0]
+        api_p50, api_p99 = api[len(api) // 2], api[min(len(api) - 1, int(len(api) * 0.99))]
+        print(
+            f"HTTP answers while decoding ({len(pool.api_ms)} requests): p50 {api_p50:.1f} ms, "
+            f"p99 {api_p99:.1f} ms, max {api[-1]:.1f} ms (target: within 50 ms)"
+        )
     verdict = "meets" if one.rtf <= TARGET_RTF else "misses"
     print(f"target RTF <= {TARGET_RTF} per core: {verdict} it ({one.rtf:.3f}) with {spec.name}")
     report = {
@@ -230,6 +272,8 @@ def main() -> None:
         "peak_rss_mb": round(max(pool.peak_rss_mb.values()), 1),
         "peak_rss_mb_per_worker": [round(mb, 1) for mb in pool.peak_rss_mb.values()],
         "model_load_s": round(one.load_s, 2),
+        "api_p99_ms_while_decoding": round(api_p99, 1),
+        "api_max_ms_while_decoding": round(api[-1], 1),
         "target_rtf": TARGET_RTF,
     }
     print(json.dumps(report))
