@@ -32,10 +32,8 @@ import os
 import re
 import secrets
 import time
-import wave
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,8 +52,16 @@ from gateway.asterisk_conf import (
     VAR_SURVEY_ID,
     VAR_UNIT,
 )
+from gateway.attempts import (
+    asr_job,
+    new_callback_id,
+    next_step,
+    rec_base,
+    recording_files,
+    settled_files,
+)
 from gateway.callback_store import CallbackStore, Claim, claim_from_active
-from gateway.calls import REACHED, CallTracker, Outcome, QueueBoard, TrackedCall, capacity, classify
+from gateway.calls import CallTracker, Outcome, QueueBoard, TrackedCall, capacity, classify
 from gateway.config_dialer import DialerSettings
 from gateway.privacy import mask_phone
 from gateway.store import Store
@@ -94,16 +100,6 @@ class DialerStats:
     outcomes: dict[str, int] = field(default_factory=dict)
     recovered: int = 0
     lost: int = 0
-
-
-def new_callback_id() -> str:
-    """A callback id: also the citizen channel's ChannelId/Uniqueid, safe everywhere."""
-    return f"cb-{secrets.token_hex(8)}"
-
-
-def rec_base(callback_id: str, when: datetime.datetime) -> str:
-    """The recording base name of a callback (documented in dialplans/README.md)."""
-    return f"{when:%Y%m%d}_{callback_id}"
 
 
 class Dialer:
@@ -366,7 +362,7 @@ class Dialer:
         outcome = classify(call, ivr)
         if detail == "ami_unavailable":
             outcome = Outcome.FAILED
-        recordings = await self._recordings(active, outcome, call)
+        recordings = await self._recordings(active, call)
         attempt = claim.attempt - (1 if uncount else 0)
         payload: dict[str, Any] = {
             "callback_id": claim.callback_id,
@@ -388,7 +384,7 @@ class Dialer:
         if outcome is Outcome.IVR_RATED and call.ivr_result is not None:
             rating = IVR_RATINGS[call.ivr_result]
             payload["ivr"] = {"digit": call.ivr_result, "rating": rating}
-        next_state, retry_at = self._next(outcome, attempt)
+        next_state, retry_at = next_step(outcome, attempt, s, time.time())
         payload["next"] = {"state": next_state, "retry_at": self._iso(retry_at)}
         transition: dict[str, Any] = {"callback_id": claim.callback_id, "outcome": outcome.value}
         if next_state == "closed":
@@ -396,7 +392,11 @@ class Dialer:
             transition["rating"] = rating
         elif next_state == "unreachable":
             transition["attempts"] = attempt
-        job = self._asr_job(claim, outcome, recordings)
+        job = (
+            asr_job(claim, outcome, recordings, self._iso(time.time()) or "")
+            if s.transcribe
+            else None
+        )
         try:
             status = await self.callbacks.result(
                 claim,
@@ -430,50 +430,13 @@ class Dialer:
         )
         self._wake.set()
 
-    def _next(self, outcome: Outcome, attempt: int) -> tuple[str, float | None]:
-        if outcome is Outcome.CONNECTED:
-            return "called", None
-        if outcome is Outcome.IVR_RATED:
-            return "closed", None
-        if outcome is Outcome.INVALID_NUMBER or attempt >= self.settings.max_attempts:
-            return "unreachable", None
-        return "callback_pending", time.time() + self.settings.spacing(max(attempt, 1))
-
-    def _asr_job(
-        self, claim: Claim, outcome: Outcome, recordings: Mapping[str, Any]
-    ) -> dict[str, Any] | None:
-        if not self.settings.transcribe or outcome not in REACHED:
-            return None
-        legs = {}
-        for leg in ("citizen", "agent"):
-            if leg in recordings:
-                legs[leg] = recordings[leg]["path"]
-        if "reason" in recordings:
-            legs = {"citizen": recordings["reason"]["path"]}
-        if "citizen" not in legs:
-            return None
-        return {
-            "job_id": claim.callback_id,
-            "survey_id": claim.survey_id,
-            "callback_id": claim.callback_id,
-            "legs": legs,
-            "recorded_at": self._iso(time.time()),
-        }
-
-    async def _recordings(
-        self, active: ActiveCall, outcome: Outcome, call: TrackedCall
-    ) -> dict[str, Any]:
+    async def _recordings(self, active: ActiveCall, call: TrackedCall) -> dict[str, Any]:
         if not call.answered:
             return {}
-        base = Path(self.settings.recordings_dir) / active.rec_base
-        files = {
-            "mix": Path(f"{base}.wav"),
-            "citizen": Path(f"{base}-citizen.wav"),
-            "agent": Path(f"{base}-agent.wav"),
-        }
-        if call.reason_recording:
-            files["reason"] = Path(f"{base}-reason.wav")
-        return await asyncio.to_thread(_settled_files, files, RECORDING_SETTLE_S)
+        files = recording_files(
+            self.settings.recordings_dir, active.rec_base, reason=bool(call.reason_recording)
+        )
+        return await asyncio.to_thread(settled_files, files, RECORDING_SETTLE_S)
 
     def _iso(self, ts: float | None) -> str | None:
         if ts is None:
@@ -486,30 +449,3 @@ def _iso_date(text: str, tz: ZoneInfo) -> datetime.datetime:
         return datetime.datetime.fromisoformat(text)
     except ValueError:
         return datetime.datetime.now(tz)
-
-
-def _settled_files(files: Mapping[str, Path], limit_s: float) -> dict[str, Any]:
-    """Path and duration of each recording that exists, once its size stops changing
-    (MixMonitor closes the files just after the hangup; Record at its end)."""
-    deadline = time.monotonic() + limit_s
-    sizes: dict[str, int] = {}
-    while True:
-        now_sizes = {k: p.stat().st_size for k, p in files.items() if p.exists()}
-        if (now_sizes and now_sizes == sizes) or time.monotonic() >= deadline:
-            break
-        sizes = now_sizes
-        time.sleep(0.2)
-    out: dict[str, Any] = {}
-    for leg, path in files.items():
-        if path.exists():
-            out[leg] = {"path": str(path), "duration_s": _duration(path), "bytes": sizes.get(leg)}
-    return out
-
-
-def _duration(path: Path) -> float | None:
-    try:
-        with wave.open(str(path), "rb") as w:
-            frames, rate = w.getnframes(), w.getframerate()
-    except (OSError, EOFError, wave.Error):
-        return None
-    return round(frames / float(rate), 2) if rate else None

@@ -1,0 +1,117 @@
+"""One callback attempt's names and consequences: pure, apart from reading the files.
+
+- :func:`new_callback_id` / :func:`rec_base`: the ids and recording names the dialer
+  gives a call (documented in dialplans/README.md, "Recording files");
+- :func:`next_step`: the attempts policy (what the survey becomes after an outcome);
+- :func:`asr_job`: what goes to the ASR worker for an answered call;
+- :func:`settled_files`: the recordings' paths and durations once Asterisk closed them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+import time
+import wave
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.callback_store import Claim
+from gateway.calls import REACHED, Outcome
+from gateway.config_dialer import DialerSettings
+
+
+def new_callback_id() -> str:
+    """A callback id: also the citizen channel's ChannelId/Uniqueid, safe everywhere."""
+    return f"cb-{secrets.token_hex(8)}"
+
+
+def rec_base(callback_id: str, when: datetime.datetime) -> str:
+    """The recording base name of a callback: ``<YYYYMMDD>_<callback id>``."""
+    return f"{when:%Y%m%d}_{callback_id}"
+
+
+def next_step(
+    outcome: Outcome, attempt: int, settings: DialerSettings, now: float
+) -> tuple[str, float | None]:
+    """(next survey state, retry time or None) after attempt number ``attempt``.
+
+    Connected: ``called`` (the agent's disposition closes it); an IVR rating closes it;
+    a number that does not exist is not tried again; otherwise another attempt after
+    the configured spacing until ``max_attempts``, then ``unreachable``.
+    """
+    if outcome is Outcome.CONNECTED:
+        return "called", None
+    if outcome is Outcome.IVR_RATED:
+        return "closed", None
+    if outcome is Outcome.INVALID_NUMBER or attempt >= settings.max_attempts:
+        return "unreachable", None
+    return "callback_pending", now + settings.spacing(max(attempt, 1))
+
+
+def asr_job(
+    claim: Claim, outcome: Outcome, recordings: Mapping[str, Any], recorded_at: str
+) -> dict[str, Any] | None:
+    """The ASR job for a reached citizen: the citizen's and the agent's legs, or the
+    IVR reason alone; None when there is nothing of the citizen to transcribe."""
+    if outcome not in REACHED:
+        return None
+    if "reason" in recordings:
+        legs = {"citizen": recordings["reason"]["path"]}
+    else:
+        legs = {leg: recordings[leg]["path"] for leg in ("citizen", "agent") if leg in recordings}
+    if "citizen" not in legs:
+        return None
+    return {
+        "job_id": claim.callback_id,
+        "survey_id": claim.survey_id,
+        "callback_id": claim.callback_id,
+        "legs": legs,
+        "recorded_at": recorded_at,
+    }
+
+
+def recording_files(directory: str, base: str, *, reason: bool) -> dict[str, Path]:
+    """The files a callback's recording is made of, by leg."""
+    stem = Path(directory) / base
+    files = {
+        "mix": Path(f"{stem}.wav"),
+        "citizen": Path(f"{stem}-citizen.wav"),
+        "agent": Path(f"{stem}-agent.wav"),
+    }
+    if reason:
+        files["reason"] = Path(f"{stem}-reason.wav")
+    return files
+
+
+def settled_files(files: Mapping[str, Path], limit_s: float) -> dict[str, Any]:
+    """Path and duration of each recording that exists, once its size stops changing
+    (MixMonitor closes the files just after the hangup; Record at its end)."""
+    deadline = time.monotonic() + limit_s
+    sizes: dict[str, int] = {}
+    while True:
+        now_sizes = {k: p.stat().st_size for k, p in files.items() if p.exists()}
+        if (now_sizes and now_sizes == sizes) or time.monotonic() >= deadline:
+            break
+        sizes = now_sizes
+        time.sleep(0.2)
+    out: dict[str, Any] = {}
+    for leg, path in files.items():
+        if path.exists():
+            out[leg] = {
+                "path": str(path),
+                "duration_s": wav_duration(path),
+                "bytes": sizes.get(leg),
+            }
+    return out
+
+
+def wav_duration(path: Path) -> float | None:
+    """Seconds of audio in a WAV file, None if it is not one (yet)."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            frames, rate = w.getnframes(), w.getframerate()
+    except (OSError, EOFError, wave.Error):
+        return None
+    return round(frames / float(rate), 2) if rate else None

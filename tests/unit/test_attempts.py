@@ -1,0 +1,62 @@
+"""The attempts policy and what an attempt hands on (gateway.attempts)."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import wave
+from pathlib import Path
+
+from gateway.ami import AmiSettings
+from gateway.asterisk_conf import is_safe_rec_basename
+from gateway.attempts import asr_job, new_callback_id, next_step, rec_base, settled_files
+from gateway.callback_store import Claim
+from gateway.calls import Outcome
+from gateway.config_dialer import DialerSettings
+
+SETTINGS = DialerSettings(
+    ami=AmiSettings("127.0.0.1", 5038, "minyi", "x"), max_attempts=3, retry_spacing_s=(60, 600)
+)
+CLAIM = Claim("S1", "cb-0123456789abcdef", 1, "13800138000", "agent", "330602")
+
+
+def test_next_step_policy() -> None:
+    assert next_step(Outcome.CONNECTED, 1, SETTINGS, 0) == ("called", None)
+    assert next_step(Outcome.IVR_RATED, 2, SETTINGS, 0) == ("closed", None)
+    assert next_step(Outcome.INVALID_NUMBER, 1, SETTINGS, 0) == ("unreachable", None)
+    assert next_step(Outcome.BUSY, 1, SETTINGS, 100) == ("callback_pending", 160)
+    assert next_step(Outcome.NO_ANSWER, 2, SETTINGS, 100) == ("callback_pending", 700)
+    assert next_step(Outcome.LOST, 3, SETTINGS, 100) == ("unreachable", None)
+    assert next_step(Outcome.ABANDONED, 0, SETTINGS, 100) == ("callback_pending", 160)
+
+
+def test_ids_and_recording_names_are_safe_everywhere() -> None:
+    cid = new_callback_id()
+    assert re.fullmatch(r"cb-[0-9a-f]{16}", cid)
+    base = rec_base(cid, datetime.datetime(2026, 11, 29, 10, 5))
+    assert base == f"20261129_{cid}" and is_safe_rec_basename(base)
+
+
+def test_asr_job_takes_both_legs_or_the_ivr_reason() -> None:
+    recs = {leg: {"path": f"/r/x-{leg}.wav"} for leg in ("mix", "citizen", "agent")}
+    job = asr_job(CLAIM, Outcome.CONNECTED, recs, "t")
+    assert job is not None and job["legs"] == {
+        "citizen": "/r/x-citizen.wav",
+        "agent": "/r/x-agent.wav",
+    }
+    assert job["job_id"] == job["callback_id"] == CLAIM.callback_id
+    reason = asr_job(CLAIM, Outcome.IVR_RATED, {"reason": {"path": "/r/x-reason.wav"}}, "t")
+    assert reason is not None and reason["legs"] == {"citizen": "/r/x-reason.wav"}
+    assert asr_job(CLAIM, Outcome.ABANDONED, recs, "t") is None
+    assert asr_job(CLAIM, Outcome.CONNECTED, {}, "t") is None
+
+
+def test_settled_files_reports_durations_of_what_exists(tmp_path: Path) -> None:
+    path = tmp_path / "b-citizen.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 12000)
+    out = settled_files({"citizen": path, "agent": tmp_path / "missing.wav"}, 1.0)
+    assert out == {"citizen": {"path": str(path), "duration_s": 1.5, "bytes": path.stat().st_size}}
