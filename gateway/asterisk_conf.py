@@ -47,6 +47,7 @@ __all__ = [
     "AsteriskConfError",
     "AsteriskSettings",
     "UnitQueue",
+    "check",
     "is_safe_rec_basename",
     "queue_name",
     "render",
@@ -106,7 +107,7 @@ class AgentPhone:
     """
 
     name: str
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
     contact: str | None = None
 
 
@@ -126,7 +127,7 @@ class AsteriskSettings:
     """
 
     ami_username: str
-    ami_secret: str
+    ami_secret: str = field(repr=False)  # never in a log line
     recordings_dir: str
     trunk_host: str
     agents: tuple[AgentPhone, ...]
@@ -141,7 +142,7 @@ class AsteriskSettings:
     trunk_name: str = "minyi-trunk"
     trunk_match: tuple[str, ...] = ()
     trunk_username: str | None = None
-    trunk_password: str | None = None
+    trunk_password: str | None = field(default=None, repr=False)
     codecs: tuple[str, ...] = ("alaw", "ulaw")
     default_unit: str | None = None
     greeting_prompt: str = "minyi/greeting"
@@ -345,6 +346,23 @@ def _values(s: AsteriskSettings) -> dict[str, str]:
     return values
 
 
+_EXTRA_RE: Final = re.compile(r"[^\r\n]{0,500}")
+
+
+def check(settings: AsteriskSettings) -> None:
+    """Raise :class:`AsteriskConfError` for the first setting :func:`render` would refuse.
+
+    Reads no template: the config file is checked with it at load time.
+    """
+    _values(settings)
+    for agent in settings.agents:
+        _agent_values(agent)
+    for unit in settings.units:
+        queue_name(unit.unit)
+    for k, v in settings.extra.items():
+        _check(v, _EXTRA_RE, f"extra[{k!r}]")
+
+
 def _read(template_dir: Path, name: str) -> str:
     return (template_dir / name).read_text(encoding="utf-8")
 
@@ -357,7 +375,7 @@ def render(settings: AsteriskSettings, template_dir: Path = DEFAULT_TEMPLATE_DIR
     """
     values = _values(settings)
     for k, v in settings.extra.items():
-        values[k] = _check(v, re.compile(r"[^\r\n]{0,500}"), f"extra[{k!r}]")
+        values[k] = _check(v, _EXTRA_RE, f"extra[{k!r}]")
     agent_tmpl = _read(template_dir, "pjsip_agent.conf.tmpl")
     values["agent_endpoints"] = "\n".join(
         render_template(agent_tmpl, _agent_values(a)) for a in settings.agents

@@ -4,6 +4,7 @@ minyi run --config FILE [--workers api,sms,webhooks,dialer,asr] [--instance NAME
 minyi config check --config FILE
 minyi parse TEXT [--json] | minyi parse --json -
 minyi webhooks replay|dead --config FILE [--endpoint NAME]
+minyi asterisk render --config FILE --out DIR [--force] | --check
 minyi smsc [--port 2775 ...]          the SMS center simulator (tests, demo)
 minyi webhook-receiver [--port ...]   a reference webhook receiver (demo)
 """
@@ -86,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(asr_main(rest))
     if command == "webhooks":
         return _webhooks(rest)
+    if command == "asterisk":
+        from gateway.asterisk_cli import main as asterisk_main
+
+        return int(asterisk_main(rest))
     if command == "smsc":
         from sms.simulator import main as smsc_main
 

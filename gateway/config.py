@@ -114,7 +114,9 @@ _UNIT_PATTERN_RE: Final = re.compile(r"\*|[A-Za-z0-9_-]+\*?")
 _HOSTNAME_RE: Final = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 _TIME_RE: Final = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
 _BARE_KEY_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
-_SECRET_FIELDS: Final = frozenset({"token", "password", "secret", "url_secret"})
+_SECRET_FIELDS: Final = frozenset(
+    {"token", "password", "secret", "url_secret", "ami_secret", "trunk_password"}
+)
 _MISSING: Final = object()
 REDACTED: Final = "***"
 
@@ -990,10 +992,17 @@ def _warnings(
 ) -> tuple[str, ...]:
     """Doubts worth a log line at start but no refusal: the environment may be shared
     by processes with other config files, and an idle worker harms nothing."""
+    from gateway.config_asterisk import ENV_AGENT_PASSWORD
+
+    asterisk = settings.dialer.asterisk if settings.dialer is not None else None
     expected = {
         ENV_API_TOKEN: ("api.tokens", [t.name for t in settings.api.tokens]),
         ENV_SMPP_PASSWORD: ("sms.binds", [b.name for b in settings.sms.binds]),
         ENV_WEBHOOK_SECRET: ("webhooks.endpoints", [e.name for e in settings.webhooks]),
+        ENV_AGENT_PASSWORD: (
+            "dialer.asterisk.agents",
+            [a.name for a in asterisk.agents] if asterisk is not None else [],
+        ),
     }
     found: list[str] = []
     for var in sorted(env):

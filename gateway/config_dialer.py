@@ -1,11 +1,13 @@
 """The ``[dialer]`` section: how the callback dialer reaches Asterisk and when it calls.
 
 Read by :func:`gateway.config.parse_settings`; documented in ``minyi.example.toml``.
-The AMI secret is best kept in the environment (``MINYI_AMI_SECRET``).
+The AMI secret is best kept in the environment (``MINYI_AMI_SECRET``). The optional
+``[dialer.asterisk]`` table is read by :mod:`gateway.config_asterisk`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
 from collections.abc import Mapping
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from gateway.ami import AmiSettings
+from gateway.asterisk_conf import AsteriskSettings
 from gateway.config import ConfigError, _clock, _host, _show, _Table, _text
 
 ENV_AMI_SECRET: Final = "MINYI_AMI_SECRET"
@@ -58,6 +61,7 @@ class DialerSettings:
     recheck_priority: int = 7
     transcribe: bool = True
     tick_s: float = 0.1
+    asterisk: AsteriskSettings | None = None  # [dialer.asterisk], to render its config
 
     def spacing(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
@@ -80,6 +84,7 @@ _KEYS: Final = (
     "recordings_dir",
     "recheck",
     "transcribe",
+    "asterisk",
 )
 
 
@@ -141,7 +146,7 @@ def parse_dialer(data: object, env: Mapping[str, str]) -> DialerSettings:
     end = _clock(hours.get("end", "20:00"), hours.at("end"))
     if start == end:
         raise ConfigError(hours.at("end"), "must differ from start")
-    return DialerSettings(
+    settings = DialerSettings(
         ami=_ami(t.get("ami", {}), env),
         trunk=_match(t.get("trunk", "minyi-trunk"), t.at("trunk"), _TRUNK_RE, "an endpoint name"),
         caller_id=caller_id or None,
@@ -165,3 +170,8 @@ def parse_dialer(data: object, env: Mapping[str, str]) -> DialerSettings:
         recheck_priority=recheck.integer("priority", 7, 0, 9),
         transcribe=t.boolean("transcribe", True),
     )
+    if "asterisk" not in t.data:
+        return settings
+    from gateway.config_asterisk import parse_asterisk  # it reads these settings
+
+    return dataclasses.replace(settings, asterisk=parse_asterisk(t.get("asterisk"), env, settings))
