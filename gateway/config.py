@@ -563,7 +563,10 @@ def _redis_url(root: _Table, env: Mapping[str, str]) -> str:
 
 
 def _workers(root: _Table) -> tuple[str, ...]:
-    value = root.get("workers", list(Settings.workers))
+    # Unset: the whole gateway in one process, the dialer and the ASR worker included
+    # when their sections are there (neither can run without its own settings).
+    default = list(Settings.workers) + [w for w in ("dialer", "asr") if w in root.data]
+    value = root.get("workers", default)
     path = root.at("workers")
     if not isinstance(value, list) or not value:
         raise ConfigError(path, f"must be a non-empty array of worker names, got {_show(value)}")

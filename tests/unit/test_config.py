@@ -104,7 +104,7 @@ def error(data: dict[str, Any], env: dict[str, str] | None = None) -> ConfigErro
 def test_example_loads() -> None:
     settings = load_settings(EXAMPLE, EXAMPLE_ENV)
     assert settings.source_path == EXAMPLE
-    assert settings.workers == ("api", "sms", "webhooks")
+    assert settings.workers == ("api", "sms", "webhooks", "dialer", "asr")
     assert settings.api.tokens == (ApiToken("core", TOKEN, ("*",)),)
     assert settings.sms.binds[0].password == PASSWORD
     assert settings.sms.binds[0].name == "cmcc-1"

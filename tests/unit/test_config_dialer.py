@@ -67,3 +67,10 @@ def test_calling_hours_over_midnight() -> None:
     day = CallingHours()
     assert day.open(datetime.datetime(2026, 1, 1, 9, 0))
     assert not day.open(datetime.datetime(2026, 1, 1, 20, 0))
+
+
+def test_default_workers_include_the_dialer_when_configured() -> None:
+    assert parse_settings(base(), {}).workers == ("api", "sms", "webhooks")
+    assert parse_settings(dialer(), {}).workers == ("api", "sms", "webhooks", "dialer")
+    only = with_(dialer(), "workers", ["api"])
+    assert parse_settings(only, {}).workers == ("api",)
