@@ -94,7 +94,7 @@ class AmiSettings:
     host: str
     port: int
     username: str
-    secret: str
+    secret: str = field(repr=False)  # never in a log line or a traceback
     connect_timeout_s: float = 10.0
     action_timeout_s: float = 10.0
     ping_interval_s: float = 5.0

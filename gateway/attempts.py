@@ -33,21 +33,37 @@ def rec_base(callback_id: str, when: datetime.datetime) -> str:
 
 
 def next_step(
-    outcome: Outcome, attempt: int, settings: DialerSettings, now: float
+    outcome: Outcome,
+    attempt: int,
+    settings: DialerSettings,
+    now: float,
+    *,
+    claim: Claim | None = None,
+    digit: str | None = None,
 ) -> tuple[str, float | None]:
     """(next survey state, retry time or None) after attempt number ``attempt``.
 
-    Connected: ``called`` (the agent's disposition closes it); an IVR rating closes it;
-    a number that does not exist is not tried again; otherwise another attempt after
-    the configured spacing until ``max_attempts``, then ``unreachable``.
+    Connected: ``called`` (the agent's disposition closes it); an IVR rating closes it,
+    except a 3 (unsatisfied) in the automated survey of a citizen who never replied:
+    that citizen is called back by an agent like any unsatisfied one (see
+    :func:`escalates`); a number that does not exist is not tried again; otherwise
+    another attempt after the configured spacing until ``max_attempts``, then
+    ``unreachable``.
     """
     if outcome is Outcome.CONNECTED:
         return "called", None
     if outcome is Outcome.IVR_RATED:
+        if claim is not None and escalates(claim, digit):
+            return "callback_pending", now
         return "closed", None
     if outcome is Outcome.INVALID_NUMBER or attempt >= settings.max_attempts:
         return "unreachable", None
     return "callback_pending", now + settings.spacing(max(attempt, 1))
+
+
+def escalates(claim: Claim, digit: str | None) -> bool:
+    """An automated survey (not a second callback) answered 3: an agent calls back."""
+    return claim.kind == "ivr" and claim.origin != "recheck" and digit == "3"
 
 
 def asr_job(

@@ -24,6 +24,7 @@ class Claim:
     phone: str
     kind: str  # "agent" | "ivr"
     unit: str
+    origin: str = "callback_pending"  # or "recheck": the state it was claimed from
 
 
 class CallbackStore:
@@ -52,9 +53,9 @@ class CallbackStore:
             "minyi_cb_claim", queue, now_iso, owner, CALLBACK_ID_TTL_S, *callback_ids
         )
         out = []
-        for i in range(0, len(flat), 6):
-            sid, cid, attempt, phone, kind, unit = (_s(v) for v in flat[i : i + 6])
-            out.append(Claim(sid, cid, int(attempt), phone, kind, unit))
+        for i in range(0, len(flat), 7):
+            sid, cid, attempt, phone, kind, unit, origin = (_s(v) for v in flat[i : i + 7])
+            out.append(Claim(sid, cid, int(attempt), phone, kind, unit, origin))
         return out
 
     async def result(
@@ -68,6 +69,7 @@ class CallbackStore:
         asr_job: dict[str, Any] | None = None,
         rating: str = "",
         uncount: bool = False,
+        next_kind: str = "",
     ) -> str:
         """Store one attempt's outcome and the survey's next state; "stored" or
         "duplicate" (already stored by someone else)."""
@@ -84,6 +86,7 @@ class CallbackStore:
             "" if asr_job is None else _json(asr_job),
             rating,
             "1" if uncount else "0",
+            next_kind,
         )
         return _s(r)
 
@@ -134,6 +137,7 @@ def claim_from_active(callback_id: str, record: dict[str, Any]) -> Claim:
         phone="",
         kind=str(record.get("kind", "agent")),
         unit="",
+        origin=str(record.get("origin", "callback_pending")),
     )
 
 

@@ -66,7 +66,8 @@ end)
 
 -- claim: take up to #ids callbacks of one queue to dial now, one id each.
 -- ARGV: queue, now_iso, owner, id_ttl_s, callback ids...
--- Returns a flat list: sid, callback id, attempt, phone, kind, unit per claimed call.
+-- Returns a flat list: sid, callback id, attempt, phone, kind, unit, origin (the state
+-- it was claimed from: callback_pending or recheck) per claimed call.
 redis.register_function('minyi_cb_claim', function(_, a)
   local queue, now_iso, owner, ttl = a[1], a[2], a[3], tonumber(a[4])
   local out = {}
@@ -83,11 +84,12 @@ redis.register_function('minyi_cb_claim', function(_, a)
       redis.call('HSET', sk, 'cb_last', cid)
       redis.call('SET', cbid_key(cid), sid, 'EX', ttl)
       redis.call('HSET', CB_ACTIVE, cid, cjson.encode({sid = sid, owner = owner, queue = queue,
-        attempt = attempt, kind = kind or 'agent', at = now_iso}))
+        attempt = attempt, kind = kind or 'agent', at = now_iso, origin = st}))
       transition(sid, 'calling', now_iso, '{"callback_id":' .. cjson.encode(cid)
         .. ',"attempt":' .. attempt .. ',"kind":' .. cjson.encode(kind or 'agent')
         .. ',"queue":' .. cjson.encode(queue) .. '}')
-      for _, v in ipairs({sid, cid, tostring(attempt), phone or '', kind or 'agent', unit or ''}) do
+      for _, v in ipairs({sid, cid, tostring(attempt), phone or '', kind or 'agent', unit or '',
+          st}) do
         out[#out + 1] = v
       end
       i = i + 1
@@ -101,7 +103,8 @@ end)
 -- ARGV: sid, callback id, now_iso, next_state, attempt_payload, transition_payload,
 --       retry_at_s ('' unless next_state is callback_pending), asr_job ('' = none),
 --       rating ('' = none), uncount ('1': the call was never placed, the attempt
---       does not count)
+--       does not count), next_kind ('' = same; 'agent': the next attempts go to an
+--       agent, counted afresh: an automated survey answered "unsatisfied")
 redis.register_function('minyi_cb_result', function(_, a)
   local sid, cid, now_iso, next_state = a[1], a[2], a[3], a[4]
   if redis.call('HDEL', CB_ACTIVE, cid) == 0 then return 'duplicate' end
@@ -112,7 +115,12 @@ redis.register_function('minyi_cb_result', function(_, a)
     transition(sid, 'called', now_iso, '{"callback_id":' .. cjson.encode(cid) .. '}')
   end
   transition(sid, next_state, now_iso, a[6])
-  if next_state == 'callback_pending' then redis.call('ZADD', CB_WAIT, a[7], sid) end
+  if next_state == 'callback_pending' then
+    if a[11] ~= nil and a[11] ~= '' then
+      redis.call('HSET', skey(sid), 'cb_kind', a[11], 'cb_attempts', 0)
+    end
+    redis.call('ZADD', CB_WAIT, a[7], sid)
+  end
   if a[8] ~= '' then redis.call('XADD', ASR_JOBS, '*', 'job', a[8]) end
   return 'stored'
 end)

@@ -60,6 +60,7 @@ class DialerSettings:
     recheck_kind: str = "agent"
     recheck_priority: int = 7
     transcribe: bool = True
+    no_reply_ivr: bool = False
     tick_s: float = 0.1
     asterisk: AsteriskSettings | None = None  # [dialer.asterisk], to render its config
 
@@ -84,6 +85,7 @@ _KEYS: Final = (
     "recordings_dir",
     "recheck",
     "transcribe",
+    "no_reply_ivr",
     "asterisk",
 )
 
@@ -169,6 +171,7 @@ def parse_dialer(data: object, env: Mapping[str, str]) -> DialerSettings:
         recheck_kind=recheck.pick("kind", "agent", KINDS),
         recheck_priority=recheck.integer("priority", 7, 0, 9),
         transcribe=t.boolean("transcribe", True),
+        no_reply_ivr=t.boolean("no_reply_ivr", False),
     )
     if "asterisk" not in t.data:
         return settings

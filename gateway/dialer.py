@@ -54,6 +54,7 @@ from gateway.asterisk_conf import (
 )
 from gateway.attempts import (
     asr_job,
+    escalates,
     new_callback_id,
     next_step,
     rec_base,
@@ -384,11 +385,18 @@ class Dialer:
         if outcome is Outcome.IVR_RATED and call.ivr_result is not None:
             rating = IVR_RATINGS[call.ivr_result]
             payload["ivr"] = {"digit": call.ivr_result, "rating": rating}
-        next_state, retry_at = next_step(outcome, attempt, s, time.time())
-        payload["next"] = {"state": next_state, "retry_at": self._iso(retry_at)}
+        next_state, retry_at = next_step(
+            outcome, attempt, s, time.time(), claim=claim, digit=call.ivr_result
+        )
+        next_kind = "agent" if escalates(claim, call.ivr_result) else ""
+        payload["next"] = {
+            "state": next_state,
+            "retry_at": self._iso(retry_at),
+            "kind": next_kind or claim.kind,
+        }
         transition: dict[str, Any] = {"callback_id": claim.callback_id, "outcome": outcome.value}
-        if next_state == "closed":
-            transition["reason"] = "ivr_rating"
+        if outcome is Outcome.IVR_RATED:
+            transition["reason"] = "ivr_unsatisfied" if next_kind else "ivr_rating"
             transition["rating"] = rating
         elif next_state == "unreachable":
             transition["attempts"] = attempt
@@ -407,6 +415,7 @@ class Dialer:
                 asr_job=job,
                 rating=rating,
                 uncount=uncount,
+                next_kind=next_kind,
             )
         except Exception:
             active.finishing = False  # stays active: retried by the next settle/adopt

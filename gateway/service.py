@@ -217,7 +217,8 @@ class Service:
         while True:
             try:
                 await self.store.release_due()
-                await self.store.sweep()
+                dialer = self.settings.dialer
+                await self.store.sweep(no_reply_ivr=dialer is not None and dialer.no_reply_ivr)
                 if rounds % TRIM_EVERY == 0:
                     # consumed work and delivered events (each survey keeps its own
                     # history; the streams only carry work between workers)

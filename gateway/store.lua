@@ -400,7 +400,8 @@ end)
 
 -- sweep: reply windows and receipt deadlines that have passed, and receipts held
 -- for a submit_sm_resp that never came (kept on the orphan stream, counted).
--- ARGV: now_ts, now_iso, limit, orphan_cutoff_ts
+-- ARGV: now_ts, now_iso, limit, orphan_cutoff_ts, no_reply_ivr ('1': a survey without
+--       a reply gets the automated IVR survey call)
 redis.register_function('minyi_sweep', function(_, a)
   local now_ts, now_iso, limit = a[1], a[2], tonumber(a[3])
   local n = 0
@@ -438,7 +439,11 @@ redis.register_function('minyi_sweep', function(_, a)
     elseif st == 'undeliverable' then
       transition(sid, 'closed', now_iso, '{"reason":"undeliverable"}')
     elseif st then
-      transition(sid, 'no_reply', now_iso, '{}')
+      if transition(sid, 'no_reply', now_iso, '{}') and a[5] == '1' then
+        transition(sid, 'callback_pending', now_iso, '{"reason":"no_reply","kind":"ivr"}')
+        local now_s = server_time()
+        callback_enqueue(sid, 'ivr', 3, now_s, now_s)
+      end
     end
     n = n + 1
   end

@@ -285,14 +285,22 @@ class Store:
             )
         )
 
-    async def sweep(self, limit: int = 500, orphan_after_s: float = 1800.0) -> int:
+    async def sweep(
+        self, limit: int = 500, orphan_after_s: float = 1800.0, *, no_reply_ivr: bool = False
+    ) -> int:
         """Close reply windows and receipt deadlines that have passed; move receipts
         held longer than `orphan_after_s` (their submit_sm_resp never came) to the
-        orphan stream."""
+        orphan stream. With `no_reply_ivr`, a survey left without a reply is queued for
+        the automated IVR survey call."""
         now_ts, now_iso = self._now()
         return int(
             await self._fcall(
-                "minyi_sweep", f"{now_ts:.3f}", now_iso, limit, f"{now_ts - orphan_after_s:.3f}"
+                "minyi_sweep",
+                f"{now_ts:.3f}",
+                now_iso,
+                limit,
+                f"{now_ts - orphan_after_s:.3f}",
+                "1" if no_reply_ivr else "0",
             )
         )
 

@@ -60,3 +60,17 @@ def test_settled_files_reports_durations_of_what_exists(tmp_path: Path) -> None:
         w.writeframes(b"\0\0" * 12000)
     out = settled_files({"citizen": path, "agent": tmp_path / "missing.wav"}, 1.0)
     assert out == {"citizen": {"path": str(path), "duration_s": 1.5, "bytes": path.stat().st_size}}
+
+
+def test_an_unsatisfied_automated_survey_goes_on_to_an_agent_but_a_recheck_closes() -> None:
+    ivr = Claim("S1", "cb-1", 1, "13800138000", "ivr", "330602", origin="callback_pending")
+    recheck = Claim("S1", "cb-1", 1, "13800138000", "ivr", "330602", origin="recheck")
+    assert next_step(Outcome.IVR_RATED, 1, SETTINGS, 5, claim=ivr, digit="3") == (
+        "callback_pending",
+        5,
+    )
+    assert next_step(Outcome.IVR_RATED, 1, SETTINGS, 5, claim=ivr, digit="1") == ("closed", None)
+    assert next_step(Outcome.IVR_RATED, 1, SETTINGS, 5, claim=recheck, digit="3") == (
+        "closed",
+        None,
+    )

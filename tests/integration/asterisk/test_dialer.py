@@ -315,3 +315,37 @@ async def test_outside_calling_hours_nobody_is_dialled(
         assert _dialled(ami, number) == []
         status, body = await loop.get("S801")
         assert status == 200 and body["state"] == "callback_pending"
+
+
+async def test_no_reply_gets_the_ivr_survey_and_a_3_goes_on_to_an_agent(
+    clean_redis: RedisServer, asterisk: AsteriskInfo
+) -> None:
+    async with running_loop(
+        clean_redis.url,
+        free_port(),
+        workers=["api", "sms", "webhooks", "dialer"],
+        dialer=dialer_config(asterisk, no_reply_ivr=True),
+        surveys={"reply_window_hours": 0.0005, "quiet_hours": {"enabled": False}},  # 1.8 s
+    ) as loop:
+        for sid, number in (("S901", "13800010001"), ("S903", "13800010003")):
+            status, body = await loop.post(survey(sid.lstrip("S"), number))
+            assert status == 201, body
+        # 1 pressed: rated satisfied, closed.
+        await loop.wait_for(lambda: "survey.closed" in loop.types("S901"), within_s=90)
+        (rated,) = _attempts(loop, "S901")
+        assert rated["kind"] == "ivr" and rated["ivr"] == {"digit": "1", "rating": "satisfied"}
+        # 3 pressed: the reason is recorded, then an agent calls back.
+        await loop.wait_for(lambda: "survey.called" in loop.types("S903"), within_s=120)
+        ivr, agent = _attempts(loop, "S903")
+        assert ivr["kind"] == "ivr" and ivr["ivr"]["digit"] == "3"
+        assert ivr["next"] == {
+            "state": "callback_pending",
+            "retry_at": ivr["next"]["retry_at"],
+            "kind": "agent",
+        }
+        assert wav_rms(Path(ivr["recordings"]["reason"]["path"])) > 0.01
+        assert agent["kind"] == "agent" and agent["attempt"] == 1
+        assert agent["outcome"] == "connected"
+        types = loop.types("S903")
+        assert types.index("survey.no_reply") < types.index("survey.callback_pending")
+        assert types.count("survey.calling") == 2
