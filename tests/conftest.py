@@ -7,11 +7,13 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
 
 from gateway.localstack import free_port, redis_command
+from gateway.store import Store
 
 __all__ = ["RedisServer", "free_port"]
 
@@ -77,6 +79,26 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def redis_text(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A client on a freshly emptied database, decoding replies to str as the service's
+    own client does."""
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    await client.flushall()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def store(redis_text: aioredis.Redis) -> Store:
+    """The survey store on ``redis_text``, its function library loaded."""
+    s = Store(redis_text, ZoneInfo("Asia/Shanghai"))
+    await s.load()
+    return s
 
 
 @pytest.fixture

@@ -55,21 +55,9 @@ def pool() -> Iterator[AsrPool]:
 
 
 @pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    """A client on an emptied database, decoding replies as the service's client does."""
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
-    await client.flushall()
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def store(redis: aioredis.Redis) -> Store:
-    s = Store(redis, TZ)
-    await s.load()
-    return s
+def redis(redis_text: aioredis.Redis) -> aioredis.Redis:
+    """This module's tests read replies as str."""
+    return redis_text
 
 
 def settings(**kw: Any) -> AsrWorkerSettings:

@@ -5,12 +5,9 @@ dispositions and second callbacks, each with its events."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import redis.asyncio as aioredis
 
 from gateway import keys
 from gateway.callback_store import CallbackStore
@@ -21,13 +18,8 @@ TZ = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
-async def cb(redis_server: Any) -> AsyncIterator[CallbackStore]:
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
-    await client.flushall()
-    store = Store(client, TZ)
-    await store.load()
-    yield CallbackStore(store)
-    await client.aclose()
+def cb(store: Store) -> CallbackStore:
+    return CallbackStore(store)
 
 
 async def unsatisfied(cb: CallbackStore, sid: str, unit: str = "330602510000") -> None:
