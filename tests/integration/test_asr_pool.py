@@ -10,7 +10,6 @@ import asyncio
 import os
 import shutil
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,24 +17,9 @@ import pytest
 from asr.errors import FailureReason, TranscriptionFailed
 from asr.models import ModelSpec
 from asr.pool import AsrPool, TranscriptionJob, default_pool_size
-from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model, make_speech_files
+from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechFiles:
-    return make_speech_files(tmp_path_factory.mktemp("asr-speech"))
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[AsrPool]:
-    # Not tied to an event loop: each test's loop can use it.
-    asr_pool = AsrPool(korean_model(), workers=1, job_timeout_s=300)
-    try:
-        yield asr_pool
-    finally:
-        asr_pool.close()
 
 
 async def test_transcribes_while_the_event_loop_keeps_running(

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -32,26 +32,12 @@ from asr.worker import AsrWorker, AsrWorkerSettings
 from gateway import keys
 from gateway.events import Event
 from gateway.store import Store, library_source
-from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model, make_speech_files
+from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model
 from tests.conftest import RedisServer
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechFiles:
-    return make_speech_files(tmp_path_factory.mktemp("asr-speech"))
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[AsrPool]:
-    asr_pool = AsrPool(korean_model(), workers=1, job_timeout_s=300)
-    try:
-        yield asr_pool
-    finally:
-        asr_pool.close()
 
 
 @pytest.fixture
