@@ -23,6 +23,7 @@ from typing import Final, TextIO
 
 from gateway.asterisk_conf import AsteriskConfError, render
 from gateway.config import ConfigError, load_settings
+from gateway.config_cli import parse_command
 
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1
@@ -91,12 +92,9 @@ def write_files(
 def main(argv: list[str]) -> int:
     """Run `minyi asterisk ...` with ``argv`` after "asterisk" (a leading "asterisk" is
     also accepted); return the exit code."""
-    if argv[:1] == ["asterisk"]:
-        argv = argv[1:]
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as e:  # --help, or a wrong command line (already explained)
-        return e.code if isinstance(e.code, int) else EXIT_CONFIG_ERROR
+    args = parse_command(argv, "asterisk", _parser())
+    if isinstance(args, int):
+        return args
     try:
         settings = load_settings(args.config)
         if settings.dialer is None or settings.dialer.asterisk is None:

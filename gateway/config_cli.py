@@ -27,15 +27,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str]) -> int:
-    """Run `minyi config ...` with ``argv`` after "config" (a leading "config" is
-    also accepted); return the exit code."""
-    if argv[:1] == ["config"]:
+def parse_command(
+    argv: list[str], command: str, parser: argparse.ArgumentParser
+) -> argparse.Namespace | int:
+    """The parsed arguments of `minyi <command> ...` (``argv`` after the command; a
+    leading command name is also accepted), or the exit code when argparse already
+    answered (--help, or a wrong command line it explained)."""
+    if argv[:1] == [command]:
         argv = argv[1:]
     try:
-        args = _parser().parse_args(argv)
-    except SystemExit as e:  # --help, or a wrong command line (already explained)
+        return parser.parse_args(argv)
+    except SystemExit as e:
         return e.code if isinstance(e.code, int) else EXIT_CONFIG_ERROR
+
+
+def main(argv: list[str]) -> int:
+    """Run `minyi config ...`; return the exit code."""
+    args = parse_command(argv, "config", _parser())
+    if isinstance(args, int):
+        return args
     try:
         settings = load_settings(args.config)
     except ConfigError as e:
