@@ -124,6 +124,19 @@ class CallbackStore:
     async def heartbeat(self, owner: str, ttl_s: int) -> None:
         await self.redis.set(keys.DIALER_OWNER.format(owner=owner), "1", ex=ttl_s)
 
+    async def forget_owner(self, owner: str) -> None:
+        """This dialer no longer follows its calls: others may adopt them at once."""
+        await self.redis.delete(keys.DIALER_OWNER.format(owner=owner))
+
+    async def lease(self, pbx: str, owner: str, ttl_s: int) -> bool:
+        """Take or keep the right to dial on Asterisk ``pbx``; True while it is ours."""
+        r = await self.redis.fcall("minyi_dialer_lease", 0, pbx, owner, ttl_s)
+        return bool(int(r))
+
+    async def release_lease(self, pbx: str, owner: str) -> None:
+        """Hand the lease back on a clean stop (a standby takes over at once)."""
+        await self.redis.fcall("minyi_dialer_lease", 0, pbx, owner, 0)
+
     async def owner_alive(self, owner: str) -> bool:
         return bool(await self.redis.exists(keys.DIALER_OWNER.format(owner=owner)))
 

@@ -159,3 +159,18 @@ redis.register_function('minyi_cb_recheck', function(_, a)
   callback_enqueue(sid, a[5], tonumber(a[6]), now_s, now_s)
   return {'stored', 'recheck'}
 end)
+
+-- dialer lease: one dialer dials on one Asterisk at a time (pacing counts the calls a
+-- dialer placed itself). ARGV: pbx ("host:port"), owner, ttl_s (0 = give it back).
+-- Returns 1 while the lease is the owner's.
+redis.register_function('minyi_dialer_lease', function(_, a)
+  local key, owner, ttl = P .. 'dialer:lease:' .. a[1], a[2], tonumber(a[3])
+  local holder = redis.call('GET', key)
+  if ttl == 0 then
+    if holder == owner then redis.call('DEL', key) end
+    return 0
+  end
+  if holder and holder ~= owner then return 0 end
+  redis.call('SET', key, owner, 'EX', ttl)
+  return 1
+end)

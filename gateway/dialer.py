@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from redis.exceptions import RedisError
+
 from gateway.ami import (
     AmiClient,
     AmiConnectionLost,
@@ -72,6 +74,8 @@ log = logging.getLogger("gateway.dialer")
 IVR_QUEUE = "ivr"
 OWNER_TTL_S = 15
 HEARTBEAT_S = 5.0
+LEASE_TTL_S = 15
+LEASE_RETRY_S = 2.0
 ADOPT_EVERY_S = 10.0
 # After the citizen's channel is gone, wait this long for the Originate verdict.
 SETTLE_GRACE_S = 2.0
@@ -132,31 +136,46 @@ class Dialer:
         self._tasks: set[asyncio.Task[None]] = set()
         self.ami = AmiClient(settings.ami, self._on_event, self._on_connected)
         self._units = tuple(f"unit:{u}" for u in settings.units)
+        self._pbx = f"{settings.ami.host}:{settings.ami.port}"
+        self.leading = False
+        self._lease_checked = 0.0
 
     # --- life cycle -------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Dial until ``stop`` is set; calls in progress go on in Asterisk and are
-        adopted by this or another dialer later (their claims stay recorded)."""
-        await self.ami.start()
+        adopted by this or another dialer later (their claims stay recorded).
+
+        One dialer per Asterisk dials at a time (a lease in Redis): pacing counts the
+        calls this process placed, so two dialers would each fill the same free agents.
+        Others wait as hot standbys and take over, adopting the calls, when the lease
+        of the one dialling runs out.
+        """
         last_beat = last_adopt = 0.0
         try:
             while not stop.is_set():
-                now = time.monotonic()
-                if now - last_beat >= HEARTBEAT_S:
-                    await self.callbacks.heartbeat(self.owner, OWNER_TTL_S)
-                    last_beat = now
-                if self.ami.connected and (
-                    self._recovered is not None or now - last_adopt >= ADOPT_EVERY_S
-                ):
-                    # Here, not in the AMI callback: adoption must never run while a
-                    # claim of this loop is between Redis and self.active.
-                    channels, self._recovered = self._recovered, None
-                    await self._adopt_orphans(channels)
-                    last_adopt = now
                 try:
+                    if not await self._lead():
+                        await self._step_down()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), LEASE_RETRY_S)
+                        continue
+                    await self.ami.start()
+                    now = time.monotonic()
+                    if now - last_beat >= HEARTBEAT_S:
+                        await self.callbacks.heartbeat(self.owner, OWNER_TTL_S)
+                        last_beat = now
+                    if self.ami.connected and (
+                        self._recovered is not None or now - last_adopt >= ADOPT_EVERY_S
+                    ):
+                        # Here, not in the AMI callback: adoption must never run while a
+                        # claim of this loop is between Redis and self.active.
+                        channels, self._recovered = self._recovered, None
+                        await self._adopt_orphans(channels)
+                        last_adopt = now
                     await self._tick()
-                except (AmiError, OSError) as exc:
+                except (AmiError, OSError, RedisError) as exc:
                     log.warning("dialer tick failed: %s", exc)
+                    await asyncio.sleep(1.0)
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.tick_s)
@@ -167,6 +186,31 @@ class Dialer:
             for task in list(self._tasks):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            with contextlib.suppress(RedisError, OSError):
+                # A standby takes over at once and adopts the calls still going on.
+                await self.callbacks.release_lease(self._pbx, self.owner)
+                await self.callbacks.forget_owner(self.owner)
+
+    async def _lead(self) -> bool:
+        """Hold (or take) the lease on this Asterisk; refreshed at most every HEARTBEAT_S."""
+        now = time.monotonic()
+        if self.leading and now - self._lease_checked < HEARTBEAT_S:
+            return True
+        self.leading = await self.callbacks.lease(self._pbx, self.owner, LEASE_TTL_S)
+        self._lease_checked = now
+        if self.leading and not self.ami.connected:
+            log.info("dialer %s dials for %s", self.owner, self._pbx)
+        return self.leading
+
+    async def _step_down(self) -> None:
+        """Not (or no longer) the dialer of this Asterisk: let go of AMI and of the
+        calls in progress (the dialer that now leads adopts them)."""
+        if self.active or self.ami.connected:
+            log.warning("dialer %s lost the lease for %s; standing by", self.owner, self._pbx)
+        await self.ami.stop()
+        self.active.clear()
+        self.tracker = CallTracker()
+        await self.callbacks.forget_owner(self.owner)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)

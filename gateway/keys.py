@@ -93,6 +93,8 @@ CB_ACTIVE = PREFIX + "cb:active"
 CB_ID = PREFIX + "cb:id:{callback_id}"
 # string with TTL: a live dialer process (its calls are not adopted by others)
 DIALER_OWNER = PREFIX + "dialer:owner:{owner}"
+# string with TTL: the dialer that dials on one Asterisk ("host:port") now
+DIALER_LEASE = PREFIX + "dialer:lease:{pbx}"
 
 # --- ASR (asr/jobs.py, asr/worker.py, gateway/transcripts.lua) ----------------------------
 # stream: finished recordings to transcribe; field "job" = JSON (asr/jobs.py).

@@ -128,3 +128,14 @@ async def test_disposition_and_recheck(cb: CallbackStore) -> None:
         "survey.closed",
     ]
     assert await cb.recheck("nope", {}, "agent", 7) == ("unknown", "")
+
+
+async def test_one_dialer_holds_the_lease_of_an_asterisk(cb: CallbackStore) -> None:
+    assert await cb.lease("pbx:5038", "a", 15)
+    assert not await cb.lease("pbx:5038", "b", 15)
+    assert await cb.lease("pbx:5038", "a", 15)  # kept by refreshing
+    assert await cb.lease("other:5038", "b", 15)  # per Asterisk
+    await cb.release_lease("pbx:5038", "b")  # not b's to give back
+    assert not await cb.lease("pbx:5038", "b", 15)
+    await cb.release_lease("pbx:5038", "a")
+    assert await cb.lease("pbx:5038", "b", 15)

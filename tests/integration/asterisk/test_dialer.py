@@ -14,6 +14,7 @@ import pytest
 
 from gateway.asterisk_local import AsteriskInfo, wav_rms
 from gateway.localstack import SOURCE_ADDR, TOKEN, free_port
+from gateway.service import Service
 from tests.conftest import RedisServer
 from tests.integration.sms_harness import Loop, running_loop, start_service, survey
 
@@ -349,3 +350,37 @@ async def test_no_reply_gets_the_ivr_survey_and_a_3_goes_on_to_an_agent(
         types = loop.types("S903")
         assert types.index("survey.no_reply") < types.index("survey.callback_pending")
         assert types.count("survey.calling") == 2
+
+
+async def test_one_dialer_dials_and_a_standby_takes_over_the_live_call(
+    clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
+) -> None:
+    number = "13800009101"
+    async with _loop(clean_redis, asterisk) as loop:
+        standby = Service(loop.service.settings, ("dialer",), instance="standby")
+        task = asyncio.create_task(standby.run())
+        try:
+            await _unsatisfied(loop, "S1001", number)
+            await ami.wait_for(lambda e: e.get("Event") == "AgentConnect", "agent", limit_s=60)
+            assert loop.service.dialer is not None and loop.service.dialer.leading
+            assert standby.dialer is not None and not standby.dialer.leading
+            await loop.stop_service()  # the dialer that placed the call goes away
+            store = standby.store
+            assert store is not None
+
+            async def attempts() -> list[Any]:
+                return [
+                    e.payload for e in await store.events("S1001") if e.type == "callback.attempt"
+                ]
+
+            deadline = asyncio.get_running_loop().time() + 90
+            while not await attempts():
+                assert asyncio.get_running_loop().time() < deadline, "never stored"
+                await asyncio.sleep(0.2)
+            (attempt,) = await attempts()
+            assert attempt["outcome"] == "connected" and attempt["agent"] in ("agent1", "agent2")
+            assert standby.dialer.leading and standby.dialer.stats.recovered == 1
+            assert len(_dialled(ami, number)) == 1
+        finally:
+            standby.request_stop()
+            await asyncio.wait_for(task, 30)
