@@ -20,7 +20,7 @@ import logging
 import re
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -77,6 +77,8 @@ class Api:
         self.templates = templates
         self.accepting = True
         self.health_extra: dict[str, Any] = {}
+        # Live parts of /healthz, asked on every request (e.g. the dialer's state).
+        self.health_probes: dict[str, Callable[[], Any]] = {}
         # routes whose requests carry their own credential (signed recording URLs)
         self._no_token: set[web.AbstractResource] = set()
 
@@ -297,6 +299,7 @@ class Api:
             "redis": {"ok": redis_ok, "ms": round((time.perf_counter() - t0) * 1000, 2)},
             "accepting": self.accepting,
             **self.health_extra,
+            **{name: probe() for name, probe in self.health_probes.items()},
         }
         return web.json_response(body, status=200 if redis_ok else 503, dumps=_dumps)
 

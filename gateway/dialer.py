@@ -217,6 +217,20 @@ class Dialer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def health(self) -> dict[str, Any]:
+        """For /healthz: is this the dialer of its Asterisk, is AMI up, what is going on."""
+        now = time.time()
+        return {
+            "leading": self.leading,
+            "ami_connected": self.ami.connected,
+            "ami_connects": self.ami.connects,
+            "calls_in_progress": len(self.active),
+            "free_agents": {q: len(self.board.free(q, now)) for q in sorted(self.board.queues())},
+            "calling_hours_open": self.calling_hours_open(),
+            "originated": self.stats.originated,
+            "outcomes": dict(self.stats.outcomes),
+        }
+
     # --- pacing and dialling ----------------------------------------------------------
     def pending(self) -> dict[str, int]:
         """Calls dialled per agent queue that have not reached an agent (nor ended)."""

@@ -175,6 +175,8 @@ class Service:
             tasks["asr"] = asyncio.create_task(self.asr.run(self.stopping), name="asr")
         if self.api is not None:
             self.api.health_extra = {"workers": list(self.workers), "instance": self.instance}
+            if self.dialer is not None:
+                self.api.health_probes["dialer"] = self.dialer.health
         self.ready.set()
         log.info("minyi running workers=%s instance=%s", ",".join(self.workers), self.instance)
 

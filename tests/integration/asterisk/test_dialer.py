@@ -115,6 +115,10 @@ async def test_unsatisfied_reply_is_called_back_to_a_free_agent_and_recorded(
             assert recs[leg]["duration_s"] > 2.0, recs[leg]
             assert wav_rms(path) > 0.01, f"{leg} leg is silent"
         assert loop.receiver.seqs("S101") == list(range(1, len(loop.receiver.seqs("S101")) + 1))
+        async with loop.http.get(loop.api + "/healthz") as r:
+            health = (await r.json())["dialer"]
+        assert health["leading"] and health["ami_connected"] and health["originated"] == 1
+        assert set(health["free_agents"]) == {"minyi-unit-330602", "minyi-unit-330603"}
 
 
 async def test_busy_and_no_answer_are_retried_then_unreachable(
