@@ -1021,6 +1021,12 @@ def _warnings(
         found.append("the api worker runs but api.tokens is empty: every request is refused")
     if "webhooks" in settings.workers and not settings.webhooks:
         found.append("the webhooks worker runs but no [[webhooks.endpoints]] is configured")
+    dialer = settings.dialer
+    if "dialer" in settings.workers and dialer is not None and not dialer.units:
+        found.append(
+            "the dialer worker runs but dialer.units is empty: callbacks to agents wait "
+            "as unroutable (only the automated IVR calls are made)"
+        )
     return tuple(found)
 
 

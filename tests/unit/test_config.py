@@ -132,7 +132,8 @@ def test_example_shows_the_defaults() -> None:
     assert (sms.default_alphabet, sms.mo_reassembly_timeout_s) == ("latin1", 600.0)
     dialer = settings.dialer
     assert dialer is not None
-    assert dialer == DialerSettings(ami=AmiSettings("127.0.0.1", 5038, "minyi", dialer.ami.secret))
+    ami = AmiSettings("127.0.0.1", 5038, "minyi", dialer.ami.secret)
+    assert dialer == DialerSettings(ami=ami, units=("330602",))
     assert settings.recordings == RecordingsSettings()
     assert settings.asr is not None and settings.asr.model.name == "small-cn"
     assert (settings.asr.pool_size, settings.asr.max_tries) == (None, 3)

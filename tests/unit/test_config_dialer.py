@@ -74,3 +74,9 @@ def test_default_workers_include_the_dialer_when_configured() -> None:
     assert parse_settings(dialer(), {}).workers == ("api", "sms", "webhooks", "dialer")
     only = with_(dialer(), "workers", ["api"])
     assert parse_settings(only, {}).workers == ("api",)
+
+
+def test_a_dialer_without_unit_queues_is_warned_about() -> None:
+    settings = parse_settings(dialer(units=[]), {})
+    assert any("dialer.units is empty" in w for w in settings.warnings)
+    assert not parse_settings(dialer(), {}).warnings
