@@ -111,3 +111,29 @@ def test_capacity_never_exceeds_free_agents_even_across_shared_queues() -> None:
     # a2 is q2's only agent and one q2 call is waiting for it: only a1 is left for q1
     assert capacity(board, "q1", {"q2": 1}, 0.0) == 1
     assert capacity(board, "q2", {"q1": 2}, 0.0) == 0
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"Event": None},
+        {"Event": "Hangup", "Uniqueid": 5, "Linkedid": None},
+        {"Event": "UserEvent", "UserEvent": 7, "Uniqueid": "cb-1"},
+        {"Event": "UserEvent", "UserEvent": "MinyiCallbackEnded", "Uniqueid": "cb-1"},
+        {"Event": "OriginateResponse", "Uniqueid": "cb-1"},
+        {"Event": "QueueMemberStatus", "Queue": "q1"},
+        {"Event": "QueueMemberStatus", "Queue": "q1", "Interface": "PJSIP/a1", "LastCall": "x"},
+        {"Event": "QueueMemberRemoved"},
+        {"Event": "AgentConnect", "Uniqueid": "cb-1", "MemberName": None},
+    ],
+)
+def test_malformed_events_are_survived(event: dict[str, object]) -> None:
+    t = CallTracker()
+    t.track("cb-1")
+    t.feed(event, 1.0)
+    board = QueueBoard()
+    board.load([event, _member("q1", "a2")])
+    board.feed(event)
+    assert "PJSIP/a2" in board.free("q1", now=1.0)
+    assert capacity(board, "q1", {}, 1.0) >= 1
