@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asterisk_harness import AsteriskInfo
 
 from asr.models import TEST_MODEL
+from gateway.asterisk_local import AsteriskInfo
 from gateway.localstack import SOURCE_ADDR, TOKEN, free_port
 from recordings.naming import parse_file
 from tests.conftest import RedisServer
