@@ -3,6 +3,8 @@
 - :func:`new_callback_id` / :func:`rec_base`: the ids and recording names the dialer
   gives a call (documented in dialplans/README.md, "Recording files");
 - :func:`next_step`: the attempts policy (what the survey becomes after an outcome);
+- :func:`attempt_result`: everything stored for one attempt (its event, the survey's
+  transition, the ASR job);
 - :func:`asr_job`: what goes to the ASR worker for an answered call;
 - :func:`settled_files`: the recordings' paths and durations once Asterisk closed them.
 """
@@ -13,13 +15,16 @@ import datetime
 import secrets
 import time
 import wave
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.callback_store import Claim
-from gateway.calls import REACHED, Outcome
+from gateway.calls import REACHED, Outcome, TrackedCall, classify
 from gateway.config_dialer import DialerSettings
+
+IVR_RATINGS = {"1": "satisfied", "2": "basically_satisfied", "3": "unsatisfied"}
 
 
 def new_callback_id() -> str:
@@ -131,3 +136,76 @@ def wav_duration(path: Path) -> float | None:
     except (OSError, EOFError, wave.Error):
         return None
     return round(frames / float(rate), 2) if rate else None
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What is stored for one finished attempt, in one Redis call."""
+
+    outcome: Outcome
+    next_state: str
+    retry_at: float | None
+    payload: dict[str, Any]  # the callback.attempt event
+    transition: dict[str, Any]  # the survey transition's payload
+    rating: str  # an IVR rating, or ""
+    next_kind: str  # "agent" when an automated survey escalates, else ""
+    asr_job: dict[str, Any] | None
+
+
+def attempt_result(
+    claim: Claim,
+    call: TrackedCall,
+    recordings: dict[str, Any],
+    settings: DialerSettings,
+    now: float,
+    iso: Callable[[float | None], str | None],
+    *,
+    detail: str = "",
+    uncount: bool = False,
+) -> AttemptResult:
+    """The outcome of a finished call and all that follows from it.
+
+    ``detail`` says why the dialer ended it itself (``ami_unavailable``: the Originate
+    was never sent, ``uncount``: the attempt does not count).
+    """
+    outcome = Outcome.FAILED if detail == "ami_unavailable" else classify(call, claim.kind == "ivr")
+    attempt = claim.attempt - (1 if uncount else 0)
+    payload: dict[str, Any] = {
+        "callback_id": claim.callback_id,
+        "attempt": claim.attempt,
+        "max_attempts": settings.max_attempts,
+        "kind": claim.kind,
+        "outcome": outcome.value,
+        "hangup_cause": call.hangup_cause,
+        "originate_reason": call.originate_reason,
+        "agent": call.agent,
+        "answered_at": iso(call.answered_at),
+        "connected_at": iso(call.connected_at),
+        "ended_at": iso(call.ended_at or now),
+        "recordings": recordings,
+    }
+    if detail:
+        payload["detail"] = detail
+    rating = ""
+    if outcome is Outcome.IVR_RATED and call.ivr_result is not None:
+        rating = IVR_RATINGS[call.ivr_result]
+        payload["ivr"] = {"digit": call.ivr_result, "rating": rating}
+    next_state, retry_at = next_step(
+        outcome, attempt, settings, now, claim=claim, digit=call.ivr_result
+    )
+    next_kind = (
+        "agent" if outcome is Outcome.IVR_RATED and escalates(claim, call.ivr_result) else ""
+    )
+    payload["next"] = {
+        "state": next_state,
+        "retry_at": iso(retry_at),
+        "kind": next_kind or claim.kind,
+    }
+    transition: dict[str, Any] = {"callback_id": claim.callback_id, "outcome": outcome.value}
+    if outcome is Outcome.IVR_RATED:
+        transition["reason"] = "ivr_unsatisfied" if next_kind else "ivr_rating"
+        transition["rating"] = rating
+    elif next_state == "unreachable":
+        transition["attempts"] = attempt
+    job = asr_job(claim, outcome, recordings, iso(now) or "") if settings.transcribe else None
+    return AttemptResult(outcome, next_state, retry_at, payload, transition, rating, next_kind, job)

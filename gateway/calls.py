@@ -291,3 +291,18 @@ def capacity(board: QueueBoard, queue: str, pending: Mapping[str, int], now: flo
         every_free |= board.free(q, now)
     overall = len(every_free) - sum(pending.values())
     return max(0, min(own, overall))
+
+
+def agent_in_call(
+    callback_id: str, channels: Iterable[Event], board: QueueBoard
+) -> tuple[str, str] | None:
+    """(agent name, interface) of a live call found after a reconnect or a restart: the
+    queue member whose phone has an answered channel in the same call (same Linkedid)."""
+    members = {m.interface: m.name for m in board.members.values()}
+    for c in channels:
+        if c.get("Linkedid") != callback_id or c.get("Uniqueid") == callback_id:
+            continue
+        interface = str(c.get("Channel", "")).rsplit("-", 1)[0]
+        if interface in members and c.get("ChannelState") == "6":  # Up
+            return members[interface], interface
+    return None

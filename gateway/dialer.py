@@ -55,16 +55,21 @@ from gateway.asterisk_conf import (
     VAR_UNIT,
 )
 from gateway.attempts import (
-    asr_job,
-    escalates,
+    attempt_result,
     new_callback_id,
-    next_step,
     rec_base,
     recording_files,
     settled_files,
 )
 from gateway.callback_store import CallbackStore, Claim, claim_from_active
-from gateway.calls import CallTracker, Outcome, QueueBoard, TrackedCall, capacity, classify
+from gateway.calls import (
+    CallTracker,
+    Outcome,
+    QueueBoard,
+    TrackedCall,
+    agent_in_call,
+    capacity,
+)
 from gateway.config_dialer import DialerSettings
 from gateway.privacy import mask_phone
 from gateway.store import Store
@@ -81,7 +86,6 @@ ADOPT_EVERY_S = 10.0
 SETTLE_GRACE_S = 2.0
 # Recording files are closed by MixMonitor shortly after the hangup.
 RECORDING_SETTLE_S = 3.0
-IVR_RATINGS = {"1": "satisfied", "2": "basically_satisfied", "3": "unsatisfied"}
 _UNSAFE_VAR = re.compile(r"[^-A-Za-z0-9_.:]")
 
 
@@ -392,110 +396,70 @@ class Dialer:
             if channel is not None:
                 if channel.get("ChannelState") == "6":  # Up
                     active.call.answered = True
-                self._adopt_agent(active.call, channels)
+                found = agent_in_call(cid, channels, self.board)
+                if found is not None:
+                    active.call.agent, active.call.agent_interface = found
                 log.info("callback %s adopted: still live", cid)
             else:
                 active.call.ended = True
                 log.info("callback %s adopted: gone, stored as lost", cid)
                 self._spawn(self._finish(active, detail="dialer_restarted"), "adopt")
 
-    def _adopt_agent(self, call: TrackedCall, channels: list[Mapping[str, Any]]) -> None:
-        """An adopted call already talking: its agent is the queue member whose phone
-        has a channel in the same call (same Linkedid)."""
-        members = {m.interface: m.name for m in self.board.members.values()}
-        for c in channels:
-            if c.get("Linkedid") != call.channel_id or c.get("Uniqueid") == call.channel_id:
-                continue
-            interface = str(c.get("Channel", "")).rsplit("-", 1)[0]
-            if interface in members and c.get("ChannelState") == "6":
-                call.agent, call.agent_interface = members[interface], interface
-                call.channels.add(str(c.get("Channel")))
-
-    # --- results ------------------------------------------------------------------------
     async def _finish(self, active: ActiveCall, detail: str = "", uncount: bool = False) -> None:
         if active.finishing:
             return
         active.finishing = True
-        claim, call, s = active.claim, active.call, self.settings
-        ivr = claim.kind == "ivr"
-        outcome = classify(call, ivr)
-        if detail == "ami_unavailable":
-            outcome = Outcome.FAILED
+        claim, call = active.claim, active.call
         recordings = await self._recordings(active, call)
-        attempt = claim.attempt - (1 if uncount else 0)
-        payload: dict[str, Any] = {
-            "callback_id": claim.callback_id,
-            "attempt": claim.attempt,
-            "max_attempts": s.max_attempts,
-            "kind": claim.kind,
-            "outcome": outcome.value,
-            "hangup_cause": call.hangup_cause,
-            "originate_reason": call.originate_reason,
-            "agent": call.agent,
-            "answered_at": self._iso(call.answered_at),
-            "connected_at": self._iso(call.connected_at),
-            "ended_at": self._iso(call.ended_at or time.time()),
-            "recordings": recordings,
-        }
-        if detail:
-            payload["detail"] = detail
-        rating = ""
-        if outcome is Outcome.IVR_RATED and call.ivr_result is not None:
-            rating = IVR_RATINGS[call.ivr_result]
-            payload["ivr"] = {"digit": call.ivr_result, "rating": rating}
-        next_state, retry_at = next_step(
-            outcome, attempt, s, time.time(), claim=claim, digit=call.ivr_result
-        )
-        next_kind = "agent" if escalates(claim, call.ivr_result) else ""
-        payload["next"] = {
-            "state": next_state,
-            "retry_at": self._iso(retry_at),
-            "kind": next_kind or claim.kind,
-        }
-        transition: dict[str, Any] = {"callback_id": claim.callback_id, "outcome": outcome.value}
-        if outcome is Outcome.IVR_RATED:
-            transition["reason"] = "ivr_unsatisfied" if next_kind else "ivr_rating"
-            transition["rating"] = rating
-        elif next_state == "unreachable":
-            transition["attempts"] = attempt
-        job = (
-            asr_job(claim, outcome, recordings, self._iso(time.time()) or "")
-            if s.transcribe
-            else None
+        r = attempt_result(
+            claim,
+            call,
+            recordings,
+            self.settings,
+            time.time(),
+            self._iso,
+            detail=detail,
+            uncount=uncount,
         )
         try:
             status = await self.callbacks.result(
                 claim,
-                next_state,
-                payload,
-                transition,
-                retry_at=retry_at,
-                asr_job=job,
-                rating=rating,
+                r.next_state,
+                r.payload,
+                r.transition,
+                retry_at=r.retry_at,
+                asr_job=r.asr_job,
+                rating=r.rating,
                 uncount=uncount,
-                next_kind=next_kind,
+                next_kind=r.next_kind,
             )
         except Exception:
-            active.finishing = False  # stays active: retried by the next settle/adopt
-            log.exception("callback %s: storing the result failed", claim.callback_id)
+            log.exception("callback %s: storing the result failed; retrying", claim.callback_id)
+            active.finishing = False
+            self._spawn(self._finish_later(active, detail, uncount), "finish-retry")
             return
         self.active.pop(claim.callback_id, None)
         self.tracker.forget(claim.callback_id)
-        self.stats.outcomes[outcome.value] = self.stats.outcomes.get(outcome.value, 0) + 1
-        if outcome is Outcome.CONNECTED:
+        self.stats.outcomes[r.outcome.value] = self.stats.outcomes.get(r.outcome.value, 0) + 1
+        if r.outcome is Outcome.CONNECTED:
             self.stats.connected += 1
-        if outcome is Outcome.LOST:
+        if r.outcome is Outcome.LOST:
             self.stats.lost += 1
         log.info(
             "callback %s attempt=%d number=%s outcome=%s next=%s %s",
             claim.callback_id,
             claim.attempt,
             mask_phone(claim.phone) if claim.phone else "-",
-            outcome.value,
-            next_state,
+            r.outcome.value,
+            r.next_state,
             status,
         )
         self._wake.set()
+
+    async def _finish_later(self, active: ActiveCall, detail: str, uncount: bool) -> None:
+        """Store a result again after Redis failed us (it is never dropped)."""
+        await asyncio.sleep(SETTLE_GRACE_S)
+        await self._finish(active, detail, uncount)
 
     async def _recordings(self, active: ActiveCall, call: TrackedCall) -> dict[str, Any]:
         if not call.answered:

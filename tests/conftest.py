@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis.asyncio as aioredis
 
+from asr.pool import AsrPool
 from gateway.localstack import free_port, redis_command
 from gateway.store import Store
+from tests.asr_fixtures import SpeechFiles, korean_model, make_speech_files
 
 __all__ = ["RedisServer", "free_port"]
 
@@ -108,3 +110,21 @@ async def clean_redis(redis_server: RedisServer) -> RedisServer:
     await client.flushall()
     await client.aclose()
     return redis_server
+
+
+# --- ASR: speech files and a decoder pool (integration tests of asr/) ----------------
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechFiles:
+    """espeak-ng speech, silence and broken files at 8 kHz, made once per module."""
+    return make_speech_files(tmp_path_factory.mktemp("asr-speech"))
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[AsrPool]:
+    """One decoder process with the Korean test model; not tied to an event loop, so
+    each test's loop can use it."""
+    asr_pool = AsrPool(korean_model(), workers=1, job_timeout_s=300)
+    try:
+        yield asr_pool
+    finally:
+        asr_pool.close()

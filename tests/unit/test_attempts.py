@@ -9,9 +9,16 @@ from pathlib import Path
 
 from gateway.ami import AmiSettings
 from gateway.asterisk_conf import is_safe_rec_basename
-from gateway.attempts import asr_job, new_callback_id, next_step, rec_base, settled_files
+from gateway.attempts import (
+    asr_job,
+    attempt_result,
+    new_callback_id,
+    next_step,
+    rec_base,
+    settled_files,
+)
 from gateway.callback_store import Claim
-from gateway.calls import Outcome
+from gateway.calls import Outcome, TrackedCall
 from gateway.config_dialer import DialerSettings
 
 SETTINGS = DialerSettings(
@@ -74,3 +81,46 @@ def test_an_unsatisfied_automated_survey_goes_on_to_an_agent_but_a_recheck_close
         "closed",
         None,
     )
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else f"t{ts:g}"
+
+
+def test_attempt_result_of_a_connected_call() -> None:
+    call = TrackedCall("cb-1", answered=True, agent="agent1", ended=True, hangup_cause="16")
+    call.answered_at, call.connected_at, call.ended_at = 1.0, 8.0, 20.0
+    recs = {"citizen": {"path": "/r/b-citizen.wav"}, "agent": {"path": "/r/b-agent.wav"}}
+    r = attempt_result(CLAIM, call, recs, SETTINGS, 21.0, _iso)
+    assert (r.outcome, r.next_state, r.retry_at, r.rating) == (
+        Outcome.CONNECTED,
+        "called",
+        None,
+        "",
+    )
+    assert r.payload["agent"] == "agent1" and r.payload["connected_at"] == "t8"
+    assert r.payload["next"] == {"state": "called", "retry_at": None, "kind": "agent"}
+    assert r.asr_job is not None and set(r.asr_job["legs"]) == {"citizen", "agent"}
+
+
+def test_attempt_result_when_the_originate_never_went_out() -> None:
+    r = attempt_result(
+        CLAIM, TrackedCall("cb-1"), {}, SETTINGS, 5.0, _iso, detail="ami_unavailable"
+    )
+    assert r.outcome is Outcome.FAILED and r.payload["detail"] == "ami_unavailable"
+    assert (r.next_state, r.retry_at, r.asr_job) == ("callback_pending", 65.0, None)
+
+
+def test_attempt_result_of_an_ivr_3_escalates_to_an_agent() -> None:
+    ivr = Claim("S1", "cb-1", 1, "13800138000", "ivr", "330602")
+    call = TrackedCall("cb-1", answered=True, ended=True, ivr_result="3")
+    recs = {"reason": {"path": "/r/b-reason.wav"}}
+    r = attempt_result(ivr, call, recs, SETTINGS, 5.0, _iso)
+    assert (r.outcome, r.next_state, r.next_kind, r.rating) == (
+        Outcome.IVR_RATED,
+        "callback_pending",
+        "agent",
+        "unsatisfied",
+    )
+    assert r.transition["reason"] == "ivr_unsatisfied"
+    assert r.asr_job is not None and r.asr_job["legs"] == {"citizen": "/r/b-reason.wav"}

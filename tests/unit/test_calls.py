@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.calls import CallTracker, Outcome, QueueBoard, TrackedCall, capacity, classify
+from gateway.calls import (
+    CallTracker,
+    Outcome,
+    QueueBoard,
+    TrackedCall,
+    agent_in_call,
+    capacity,
+    classify,
+)
 
 
 def _call(**fields: object) -> TrackedCall:
@@ -137,3 +145,27 @@ def test_malformed_events_are_survived(event: dict[str, object]) -> None:
     board.feed(event)
     assert "PJSIP/a2" in board.free("q1", now=1.0)
     assert capacity(board, "q1", {}, 1.0) >= 1
+
+
+def test_agent_in_call_is_the_member_with_an_answered_leg_of_the_same_call() -> None:
+    board = QueueBoard()
+    board.load([_member("q1", "agent1"), _member("q1", "agent2")])
+    channels = [
+        {"Uniqueid": "cb-1", "Linkedid": "cb-1", "Channel": "PJSIP/trunk-00000001"},
+        {
+            "Uniqueid": "9.2",
+            "Linkedid": "cb-1",
+            "Channel": "PJSIP/agent2-00000002",
+            "ChannelState": "6",
+        },
+        {
+            "Uniqueid": "9.3",
+            "Linkedid": "cb-9",
+            "Channel": "PJSIP/agent1-00000003",
+            "ChannelState": "6",
+        },
+    ]
+    assert agent_in_call("cb-1", channels, board) == ("agent2", "PJSIP/agent2")
+    assert agent_in_call("cb-9", channels[:1], board) is None
+    ringing = [dict(channels[1], ChannelState="5")]
+    assert agent_in_call("cb-1", ringing, board) is None
