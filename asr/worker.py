@@ -52,6 +52,7 @@ from asr.models import ModelSpec
 from asr.pool import DEFAULT_JOB_TIMEOUT_S, AsrPool, TranscriptionJob, default_pool_size
 from gateway import streams
 from gateway.store import iso
+from gateway.streams import text
 from recordings.index import index_recording
 from recordings.naming import parse_file, recording_files
 from sms.understand import understand
@@ -89,10 +90,6 @@ class AsrWorkerSettings:
     def slots(self) -> int:
         """Jobs in flight at once."""
         return max(1, self.concurrency or self.pool_size)
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class AsrWorker:
@@ -215,7 +212,7 @@ class AsrWorker:
                 jobs.JOBS, jobs.GROUP, min=entry_id, max=entry_id, count=1
             )
             for row in rows:
-                counts[_s(row["message_id"])] = int(row["times_delivered"])
+                counts[text(row["message_id"])] = int(row["times_delivered"])
         return counts
 
     async def _start(self, entries: list[streams.Entry], deliveries: dict[str, int]) -> None:

@@ -29,6 +29,7 @@ from aiohttp import web
 from gateway.api_callbacks import CallbackApi
 from gateway.api_recordings import RecordingsApi
 from gateway.config import ApiToken, Settings
+from gateway.http_json import dumps, error
 from gateway.privacy import mask_phone
 from gateway.store import IntakeResult, Store
 from sms.phone import InvalidPhone, normalise_mobile
@@ -57,15 +58,6 @@ class Invalid(Exception):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
-
-
-def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    body = {"error": code, "message": message, **extra}
-    return web.json_response(body, status=status, dumps=_dumps)
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
 
 
 class Api:
@@ -106,7 +98,7 @@ class Api:
             return resp
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
-            return _error(401, "unauthorized", "missing bearer token")
+            return error(401, "unauthorized", "missing bearer token")
         given = header[7:].strip().encode()
         for token in self.settings.api.tokens:
             # constant-time comparison: a token must not leak through timing
@@ -114,26 +106,26 @@ class Api:
                 request[TOKEN_KEY] = token
                 resp = await handler(request)
                 return resp
-        return _error(401, "unauthorized", "unknown token")
+        return error(401, "unauthorized", "unknown token")
 
     # --- intake ---------------------------------------------------------------------------
     async def post_surveys(self, request: web.Request) -> web.Response:
         """Create one survey or a batch."""
         if not self.accepting:
-            return _error(503, "shutting_down", "the gateway is stopping; retry elsewhere")
+            return error(503, "shutting_down", "the gateway is stopping; retry elsewhere")
         try:
             body = await request.json(loads=json.loads)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "invalid_json", "body is not JSON")
+            return error(400, "invalid_json", "body is not JSON")
         except web.HTTPRequestEntityTooLarge:
-            return _error(413, "body_too_large", "request body too large")
+            return error(413, "body_too_large", "request body too large")
         token = request[TOKEN_KEY]
         if isinstance(body, dict) and "surveys" in body:
             items = body["surveys"]
             if not isinstance(items, list):
-                return _error(400, "invalid_batch", '"surveys" must be a list')
+                return error(400, "invalid_batch", '"surveys" must be a list')
             if len(items) > self.settings.api.max_batch:
-                return _error(
+                return error(
                     413,
                     "batch_too_large",
                     f"a batch holds at most {self.settings.api.max_batch} surveys",
@@ -143,7 +135,7 @@ class Api:
             counts: dict[str, int] = {}
             for r in results:
                 counts[r["status"]] = counts.get(r["status"], 0) + 1
-            return web.json_response({"results": results, "counts": counts}, dumps=_dumps)
+            return web.json_response({"results": results, "counts": counts}, dumps=dumps)
         if isinstance(body, dict):
             result = (await self._intake_many([body], token))[0]
             status = {"created": 201, "existing": 200, "invalid": 422, "rejected": 200}[
@@ -151,8 +143,8 @@ class Api:
             ]
             if result["status"] == "invalid" and result.get("field") == "unit_code":
                 status = 403 if result["reason"] == "unit_not_allowed" else status
-            return web.json_response(result, status=status, dumps=_dumps)
-        return _error(400, "invalid_body", 'expected a survey object or {"surveys": [...]}')
+            return web.json_response(result, status=status, dumps=dumps)
+        return error(400, "invalid_body", 'expected a survey object or {"surveys": [...]}')
 
     async def _intake_many(self, items: list[Any], token: ApiToken) -> list[dict[str, Any]]:
         results: list[dict[str, Any] | None] = [None] * len(items)
@@ -264,7 +256,7 @@ class Api:
         token = request[TOKEN_KEY]
         # A token that may not see the unit gets the same answer as for a missing survey.
         if survey is None or not token.allows(survey.get("unit_code", "")):
-            return _error(404, "not_found", "no such survey")
+            return error(404, "not_found", "no such survey")
         events = await self.store.events(sid)
         return web.json_response(
             {
@@ -282,7 +274,7 @@ class Api:
                     for e in events
                 ],
             },
-            dumps=_dumps,
+            dumps=dumps,
         )
 
     # --- operations -----------------------------------------------------------------------
@@ -301,7 +293,7 @@ class Api:
             **self.health_extra,
             **{name: probe() for name, probe in self.health_probes.items()},
         }
-        return web.json_response(body, status=200 if redis_ok else 503, dumps=_dumps)
+        return web.json_response(body, status=200 if redis_ok else 503, dumps=dumps)
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Counters in the Prometheus text format."""

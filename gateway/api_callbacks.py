@@ -32,6 +32,7 @@ from gateway import keys
 from gateway.callback_store import CallbackStore
 from gateway.config import ApiToken
 from gateway.config_dialer import KINDS, DialerSettings
+from gateway.http_json import error
 from gateway.store import Store
 from sms.understand_load import default_rules
 
@@ -46,14 +47,6 @@ class BadRequest(Exception):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
-
-
-def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response(
-        {"error": code, "message": message, **extra},
-        status=status,
-        dumps=lambda o: json.dumps(o, ensure_ascii=False),
-    )
 
 
 class CallbackApi:
@@ -87,14 +80,14 @@ class CallbackApi:
     async def disposition(self, request: web.Request) -> web.Response:
         cid = request.match_info["callback_id"]
         if not _CALLBACK_ID_RE.fullmatch(cid):
-            return _error(404, "not_found", "no such callback")
+            return error(404, "not_found", "no such callback")
         try:
             payload = self._disposition(await self._body(request))
         except BadRequest as e:
-            return _error(422, "invalid", f"{e.field}: {e.reason}", field=e.field)
+            return error(422, "invalid", f"{e.field}: {e.reason}", field=e.field)
         sid = await self.store.redis.get(keys.CB_ID.format(callback_id=cid))
         if sid is None or not await self._allowed(request, str(sid)):
-            return _error(404, "not_found", "no such callback")
+            return error(404, "not_found", "no such callback")
         payload["callback_id"] = cid
         status, sid, state = await self.callbacks.disposition(cid, payload)
         if status in ("stored", "exists"):
@@ -102,12 +95,12 @@ class CallbackApi:
                 {"status": status, "survey_id": sid, "state": state, "callback_id": cid}
             )
         if status == "unknown":
-            return _error(404, "not_found", "no such callback")
+            return error(404, "not_found", "no such callback")
         message = {
             "stale": "a later callback attempt exists for this survey",
             "state": f"the survey is {state}, not waiting for a disposition",
         }[status]
-        return _error(409, status, message, survey_id=sid, state=state)
+        return error(409, status, message, survey_id=sid, state=state)
 
     def _disposition(self, body: dict[str, Any]) -> dict[str, Any]:
         known = {"reasons", "note", "upheld", "rating", "agent"}
@@ -149,17 +142,17 @@ class CallbackApi:
             body = await self._body(request) if request.can_read_body else {}
             kind, priority, payload = self._recheck(body)
         except BadRequest as e:
-            return _error(422, "invalid", f"{e.field}: {e.reason}", field=e.field)
+            return error(422, "invalid", f"{e.field}: {e.reason}", field=e.field)
         if not await self._allowed(request, sid):
-            return _error(404, "not_found", "no such survey")
+            return error(404, "not_found", "no such survey")
         status, state = await self.callbacks.recheck(sid, payload, kind, priority)
         if status == "stored":
             return web.json_response(
                 {"status": "queued", "survey_id": sid, "state": state}, status=202
             )
         if status == "unknown":
-            return _error(404, "not_found", "no such survey")
-        return _error(
+            return error(404, "not_found", "no such survey")
+        return error(
             409, "state", f"the survey is {state}; only a closed or unreachable one is rechecked"
         )
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import logging
 import time
 from typing import Any
@@ -32,20 +31,13 @@ from aiohttp import web
 
 from asr.errors import mask_numbers
 from gateway.config import ApiToken, Settings
+from gateway.http_json import error
 from gateway.store import Store
 from recordings.access import ROUTE_PREFIX, recording_routes, signed_url
 from recordings.index import get_recording
 from recordings.naming import LEGS, leg_path, valid_base
 
 log = logging.getLogger("minyi.api")
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response(
-        {"error": code, "message": message},
-        status=status,
-        dumps=lambda o: json.dumps(o, ensure_ascii=False),
-    )
 
 
 class RecordingsApi:
@@ -70,20 +62,20 @@ class RecordingsApi:
         """Signed URLs of the recording's legs that exist."""
         secret = self.recordings.url_secret
         if secret is None:
-            return _error(503, "recordings_unavailable", "recordings.url_secret is not configured")
+            return error(503, "recordings_unavailable", "recordings.url_secret is not configured")
         base = request.match_info["base"]
         token: ApiToken = request[self.token_key]
         entry = await get_recording(self.store.redis, base) if valid_base(base) else None
         survey = await self.store.get_survey(entry.survey_id) if entry is not None else None
         # A token that may not see the unit gets the same answer as for a missing recording.
         if entry is None or survey is None or not token.allows(survey.get("unit_code", "")):
-            return _error(404, "not_found", "no such recording")
+            return error(404, "not_found", "no such recording")
         root = self.recordings.dir
         legs = await asyncio.to_thread(
             lambda: [leg for leg in LEGS if leg_path(root, base, leg).is_file()]
         )
         if not legs:  # indexed, but the files are gone (retention, or another host)
-            return _error(404, "not_found", "no such recording")
+            return error(404, "not_found", "no such recording")
         now = time.time()
         ttl = self.recordings.url_ttl_s
         urls = {leg: signed_url(base, leg, secret, ttl_s=ttl, now=now) for leg in legs}

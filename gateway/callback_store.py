@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway import keys
-from gateway.store import Store, iso
+from gateway.store import Store, iso, json_text
+from gateway.streams import text
 
 # A callback id stays resolvable (for the agent's disposition) this long.
 CALLBACK_ID_TTL_S = 30 * 86400
@@ -54,7 +55,7 @@ class CallbackStore:
         )
         out = []
         for i in range(0, len(flat), 7):
-            sid, cid, attempt, phone, kind, unit, origin = (_s(v) for v in flat[i : i + 7])
+            sid, cid, attempt, phone, kind, unit, origin = (text(v) for v in flat[i : i + 7])
             out.append(Claim(sid, cid, int(attempt), phone, kind, unit, origin))
         return out
 
@@ -80,34 +81,34 @@ class CallbackStore:
             claim.callback_id,
             now_iso,
             next_state,
-            _json(attempt_payload),
-            _json(transition_payload),
+            json_text(attempt_payload),
+            json_text(transition_payload),
             "" if retry_at is None else f"{retry_at:.3f}",
-            "" if asr_job is None else _json(asr_job),
+            "" if asr_job is None else json_text(asr_job),
             rating,
             "1" if uncount else "0",
             next_kind,
         )
-        return _s(r)
+        return text(r)
 
     async def disposition(self, callback_id: str, payload: dict[str, Any]) -> tuple[str, str, str]:
         """(status, survey id, state); see minyi_cb_disposition."""
         _ts, now_iso = self._now()
         r = await self.store.calls.fcall(
-            "minyi_cb_disposition", callback_id, now_iso, _json(payload)
+            "minyi_cb_disposition", callback_id, now_iso, json_text(payload)
         )
-        status, sid, state = (_s(v) for v in r)
+        status, sid, state = (text(v) for v in r)
         return status, sid, state
 
     async def recheck(
         self, survey_id: str, payload: dict[str, Any], kind: str, priority: int
     ) -> tuple[str, str]:
         """(status, state); see minyi_cb_recheck."""
-        ts, now_iso = self._now()
+        _ts, now_iso = self._now()
         r = await self.store.calls.fcall(
-            "minyi_cb_recheck", survey_id, now_iso, f"{ts:.3f}", _json(payload), kind, priority
+            "minyi_cb_recheck", survey_id, now_iso, json_text(payload), kind, priority
         )
-        status, state = (_s(v) for v in r)
+        status, state = (text(v) for v in r)
         return status, state
 
     async def active(self) -> dict[str, dict[str, Any]]:
@@ -116,7 +117,7 @@ class CallbackStore:
         out = {}
         for k, v in raw.items():
             try:
-                out[_s(k)] = json.loads(v)
+                out[text(k)] = json.loads(v)
             except ValueError:
                 continue
         return out
@@ -152,11 +153,3 @@ def claim_from_active(callback_id: str, record: dict[str, Any]) -> Claim:
         unit="",
         origin=str(record.get("origin", "callback_pending")),
     )
-
-
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def _json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

@@ -147,16 +147,17 @@ redis.register_function('minyi_cb_disposition', function(_, a)
 end)
 
 -- recheck: a second callback (二次回访) after the unit fixed the problem.
--- ARGV: sid, now_iso, now_s, payload_json, kind ('agent' | 'ivr'), priority
+-- ARGV: sid, now_iso, payload_json, kind ('agent' | 'ivr'), priority
 -- Returns {status, state}: stored | unknown | state (not closed/unreachable).
+-- Due at once by the server's clock, the one minyi_cb_promote compares with.
 redis.register_function('minyi_cb_recheck', function(_, a)
-  local sid, now_iso, now_s = a[1], a[2], tonumber(a[3])
+  local sid, now_iso, now_s = a[1], a[2], server_time()
   local st = redis.call('HGET', skey(sid), 'state')
   if not st then return {'unknown', ''} end
   if not allowed(st, 'recheck') then return {'state', st} end
-  transition(sid, 'recheck', now_iso, a[4])
+  transition(sid, 'recheck', now_iso, a[3])
   redis.call('HINCRBY', skey(sid), 'rechecks', 1)
-  callback_enqueue(sid, a[5], tonumber(a[6]), now_s, now_s)
+  callback_enqueue(sid, a[4], tonumber(a[5]), now_s, now_s)
   return {'stored', 'recheck'}
 end)
 

@@ -72,7 +72,7 @@ from gateway.calls import (
 )
 from gateway.config_dialer import DialerSettings
 from gateway.privacy import mask_phone
-from gateway.store import Store
+from gateway.store import Store, iso
 
 log = logging.getLogger("gateway.dialer")
 
@@ -470,9 +470,7 @@ class Dialer:
         return await asyncio.to_thread(settled_files, files, RECORDING_SETTLE_S)
 
     def _iso(self, ts: float | None) -> str | None:
-        if ts is None:
-            return None
-        return datetime.datetime.fromtimestamp(ts, self.tz).isoformat(timespec="milliseconds")
+        return None if ts is None else iso(ts, self.tz)
 
 
 def _iso_date(text: str, tz: ZoneInfo) -> datetime.datetime:

@@ -113,7 +113,7 @@ class Store:
             cap_s,
             "" if defer_at is None else f"{defer_at:.3f}",
             int(ttl_s),
-            _json(accepted_payload),
+            json_text(accepted_payload),
             release_iso,
         )
         return IntakeResult(status=r[0], state=r[1], reason=r[2] if len(r) > 2 else "")
@@ -203,7 +203,7 @@ class Store:
             "minyi_receipt",
             keys.MSGID.format(smsc=smsc, message_id=message_id_key),
             keys.DLR_HELD.format(smsc=smsc, message_id=message_id_key),
-            _json(receipt),
+            json_text(receipt),
             now_iso,
             f"{now_ts:.3f}",
             int(held_ttl_s),
@@ -269,7 +269,7 @@ class Store:
             "minyi_reply",
             survey_id,
             now_iso,
-            _json(payload),
+            json_text(payload),
             rating,
             "1" if opt_out else "0",
             phone,
@@ -281,7 +281,7 @@ class Store:
         _, now_iso = self._now()
         return int(
             await self._fcall(
-                "minyi_unmatched", now_iso, _json(payload), phone, "1" if opt_out else "0"
+                "minyi_unmatched", now_iso, json_text(payload), phone, "1" if opt_out else "0"
             )
         )
 
@@ -325,5 +325,6 @@ class Store:
         return {str(k): int(v) for k, v in raw.items()}
 
 
-def _json(obj: Any) -> str:
+def json_text(obj: Any) -> str:
+    """Compact JSON as the function library stores it (UTF-8 text, no spaces)."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

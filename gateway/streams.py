@@ -24,14 +24,15 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
             raise
 
 
-def _text(value: Any) -> str:
+def text(value: object) -> str:
+    """Decode a Redis reply item (bytes or str, whatever decode_responses says)."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _entries(raw: Any) -> list[Entry]:
     out: list[Entry] = []
     for entry_id, fields in raw or []:
-        out.append((_text(entry_id), {_text(k): _text(v) for k, v in (fields or {}).items()}))
+        out.append((text(entry_id), {text(k): text(v) for k, v in (fields or {}).items()}))
     return out
 
 
@@ -108,14 +109,14 @@ async def trim_consumed(redis: aioredis.Redis, stream: str) -> int:
         return 0
     cut: tuple[int, int] | None = None
     for g in groups:
-        info = {_text(k): v for k, v in g.items()}
-        last = _id_key(_text(info["last-delivered-id"]))
+        info = {text(k): v for k, v in g.items()}
+        last = _id_key(text(info["last-delivered-id"]))
         need = (last[0], last[1] + 1)
         if int(info.get("pending", 0)):
-            summary = cast(Any, await redis.xpending(stream, _text(info["name"])))
+            summary = cast(Any, await redis.xpending(stream, text(info["name"])))
             oldest = summary.get("min") if isinstance(summary, dict) else None
             if oldest:
-                need = min(need, _id_key(_text(oldest)))
+                need = min(need, _id_key(text(oldest)))
         cut = need if cut is None else min(cut, need)
     if cut is None or cut == (0, 1):
         return 0

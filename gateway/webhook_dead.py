@@ -11,7 +11,8 @@ import json
 
 import redis.asyncio as aioredis
 
-from gateway.webhook_queue import EndpointQueue, text
+from gateway.streams import text
+from gateway.webhook_queue import EndpointQueue
 
 
 async def replay(

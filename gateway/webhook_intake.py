@@ -20,6 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway import streams
+from gateway.streams import text
 from gateway.webhook_queue import (
     REDIS_TRANSIENT,
     EndpointQueue,
@@ -27,7 +28,6 @@ from gateway.webhook_queue import (
     RedisPause,
     StreamEntry,
     raw,
-    text,
 )
 
 log = logging.getLogger("minyi.webhooks")

@@ -43,6 +43,7 @@ from redis.typing import EncodableT, FieldT
 from gateway import keys, streams
 from gateway import webhook_lua as lua
 from gateway.coalesce import Coalescer
+from gateway.streams import text
 
 log = logging.getLogger("minyi.webhooks")
 
@@ -63,13 +64,6 @@ GAUGES = (
 # A stream entry as returned by redis-py: (id, {field: value}); fields are None for
 # entries deleted from the stream while still pending.
 StreamEntry = tuple[Any, Any]
-
-
-def text(value: object) -> str:
-    """Decode a Redis reply item (bytes or str, whatever decode_responses says)."""
-    if isinstance(value, bytes):
-        return value.decode()
-    return str(value)
 
 
 def raw(value: object) -> bytes:

@@ -25,13 +25,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.store import iso
+from gateway.streams import text
 from recordings.index import RECORDINGS, RECORDINGS_CREATED, RecordingEntry
 from recordings.naming import parse_file, recording_files
 
@@ -125,7 +125,7 @@ async def _sweep_index(
     skipped = 0  # entries kept because a file could not be deleted: page past them
     while True:
         bases = [
-            _s(b)
+            text(b)
             for b in await redis.zrangebyscore(
                 RECORDINGS_CREATED, "-inf", f"({cutoff}", start=skipped, num=batch
             )
@@ -171,7 +171,7 @@ async def _sweep_index(
                 json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
             )
             report.recordings += 1
-            report.events += _s(outcome) == "emitted"
+            report.events += text(outcome) == "emitted"
 
 
 async def _sweep_directory(
@@ -218,7 +218,3 @@ async def run(
             log.warning("retention sweep failed: %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), settings.every_s)
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
