@@ -27,7 +27,7 @@ unit: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
 demo: setup
-	$(PY) -m gateway.demo
+	$(PY) -m devstack.demo
 
 # Asterisk 22 in a chroot for the callback tests (the test suite also does this itself).
 asterisk:

@@ -11,7 +11,7 @@ The dialer adds one entry per finished callback recording to :data:`JOBS` (field
 ``agent`` is optional (``mixed`` may replace both legs); ``callback_id`` and
 ``recorded_at`` may be empty. The ASR worker (:mod:`asr.worker`) turns each job into
 exactly one event on the survey's feed, through the ``minyi_transcript`` Redis function
-(gateway/transcripts.lua), idempotent on ``job_id``:
+(gateway/store/lua/transcripts.lua), idempotent on ``job_id``:
 
 - ``transcript``: :meth:`asr.transcript.TranscriptResult.to_json` (legs, timeline,
   model, language, sample_rate, audio_s, processing_s) plus ``job_id``,
@@ -37,11 +37,11 @@ import redis.asyncio as aioredis
 
 from asr.errors import mask_numbers
 from asr.transcript import Speaker, TranscriptResult
-from gateway import keys
-from gateway.events import TRANSCRIPT, TRANSCRIPT_FAILED
+from gateway.store import keys
+from gateway.store.events import TRANSCRIPT, TRANSCRIPT_FAILED
 from sms.understand import Understanding
 
-# --- Redis keys (defined with the rest of the keyspace in gateway/keys.py) -----------------
+# --- Redis keys (defined with the rest of the keyspace in gateway/store/keys.py) -----------------
 JOBS = keys.ASR_JOBS  # stream of jobs, field "job"; consumer group GROUP
 GROUP = keys.ASR_GROUP
 DEAD = keys.ASR_DEAD  # dead letters, replayable
@@ -188,7 +188,7 @@ async def record_outcome(
     job_id: str,
     dead_letter: dict[str, str] | None = None,
 ) -> str:
-    """End a job: FCALL ``minyi_transcript`` (see gateway/transcripts.lua).
+    """End a job: FCALL ``minyi_transcript`` (see gateway/store/lua/transcripts.lua).
 
     Returns ``transcribed``, ``recorded``, ``no_survey`` or ``duplicate``.
     """

@@ -25,7 +25,6 @@ Failure handling, so a job always ends and the pool always recovers:
 from __future__ import annotations
 
 import asyncio
-import logging
 import multiprocessing
 import os
 import time
@@ -41,8 +40,9 @@ from asr.audio import DEFAULT_LIMITS, AudioLimits, probe
 from asr.errors import FailureReason, TranscriptionFailed, mask_numbers
 from asr.models import ModelSpec, check_model_files
 from asr.transcript import TranscriptResult
+from gateway import logs
 
-log = logging.getLogger("asr.pool")
+log = logs.logger(__name__)
 
 # A job may run for DEFAULT_JOB_TIMEOUT_S plus TIMEOUT_PER_AUDIO_S per second of its
 # longest leg: decoding runs well under real time (target RTF 0.2), so a job still going

@@ -1,6 +1,6 @@
 """The ASR worker: transcription jobs from a Redis stream to events on the survey feed.
 
-Reads :data:`asr.jobs.JOBS` through the consumer group ``asr`` (gateway/streams.py),
+Reads :data:`asr.jobs.JOBS` through the consumer group ``asr`` (gateway/store/streams.py),
 decodes each job in the process pool (:class:`asr.pool.AsrPool`), reads the citizen's
 words with the reply core (``sms.understand``), and ends the job in one Redis function
 call (``minyi_transcript``, idempotent on the job id) *before* acknowledging the entry:
@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import datetime
 import json
-import logging
 import os
 import socket
 import time
@@ -50,14 +49,15 @@ from asr import jobs
 from asr.errors import FailureReason, TranscriptionFailed, mask_numbers
 from asr.models import ModelSpec
 from asr.pool import DEFAULT_JOB_TIMEOUT_S, AsrPool, TranscriptionJob, default_pool_size
-from gateway import streams
-from gateway.store import iso
-from gateway.streams import text
+from gateway import logs
+from gateway.store import streams
+from gateway.store.streams import text
+from gateway.store.surveys import iso
 from recordings.index import index_recording
 from recordings.naming import parse_file, recording_files
 from sms.understand import understand
 
-log = logging.getLogger("asr.worker")
+log = logs.logger(__name__)
 
 
 def _default_consumer() -> str:

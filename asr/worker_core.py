@@ -10,7 +10,6 @@ combines them with the same :func:`assemble`, so both paths give the same transc
 
 from __future__ import annotations
 
-import logging
 import os
 import resource
 import signal
@@ -25,8 +24,9 @@ from asr.errors import FailureReason, TranscriptionFailed
 from asr.models import ModelSpec, check_model_files
 from asr.transcribe import decode_leg
 from asr.transcript import LegStatus, LegTranscript, Speaker, TranscriptResult, merge_timeline
+from gateway import logs
 
-log = logging.getLogger("asr.worker")
+log = logs.logger(__name__)
 
 _MODELS: dict[str, Any] = {}  # model path -> vosk.Model, for this process's lifetime
 

@@ -3,7 +3,7 @@
 Provisions Asterisk 22 (scripts/asterisk/provision.sh, reused when present), starts it
 with ``--agents`` agent phones in one unit queue and a redis-server, then makes
 ``--callbacks`` surveys unsatisfied at once (the reply function the SMS path uses) and
-runs the real dialer (gateway.dialer.Dialer over AMI) until every callback is settled.
+runs the real dialer (gateway.dialer.dialer.Dialer over AMI) until every callback is settled.
 Citizens are the test outside world's answering numbers (they complain, the agent
 phone talks ``--talk-loops`` x 9.5 s and hangs up).
 
@@ -34,15 +34,15 @@ sys.path.insert(0, str(ROOT))
 
 import redis.asyncio as aioredis  # noqa: E402
 
-from gateway.ami import AmiSettings  # noqa: E402
-from gateway.asterisk_conf import UnitQueue  # noqa: E402
-from gateway.asterisk_local import AsteriskProcess, asterisk_home, provision  # noqa: E402
-from gateway.callback_store import Claim  # noqa: E402
-from gateway.calls import capacity  # noqa: E402
-from gateway.config_dialer import CallingHours, DialerSettings  # noqa: E402
-from gateway.dialer import Dialer  # noqa: E402
-from gateway.localstack import LocalStack  # noqa: E402
-from gateway.store import Store  # noqa: E402
+from devstack.asterisk import AsteriskProcess, asterisk_home, provision  # noqa: E402
+from devstack.localstack import LocalStack  # noqa: E402
+from gateway.config.dialer import CallingHours, DialerSettings  # noqa: E402
+from gateway.dialer.ami import AmiSettings  # noqa: E402
+from gateway.dialer.asterisk import UnitQueue  # noqa: E402
+from gateway.dialer.calls import capacity  # noqa: E402
+from gateway.dialer.dialer import Dialer  # noqa: E402
+from gateway.dialer.store import Claim  # noqa: E402
+from gateway.store.surveys import Store  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 UNIT = "330602"

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sms.understand import understand  # noqa: E402
-from sms.understand_load import load_rules  # noqa: E402
+from sms.understand.load import load_rules  # noqa: E402
 
 TARGET_REPLIES_PER_S = 20_000
 DEFAULT_CORPUS = ROOT / "tests" / "data" / "replies_corpus.tsv"

@@ -27,8 +27,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.localstack import SECRET, LocalStack, dump, free_port, peak_rss_mb
-from gateway.webhook_receiver import WebhookReceiver
+from devstack.localstack import SECRET, LocalStack, dump, free_port, peak_rss_mb
+from gateway.webhooks.receiver import WebhookReceiver
 
 REPLY_SUFFIX, REPLY_TEXT = "7", "3 出警太慢"
 

@@ -1,6 +1,6 @@
 """Raw submit_sm throughput of the SMSC simulator on one bind.
 
-A minimal pipelining client (sms.pdu, asyncio.Protocol) keeps `--window` submit_sm
+A minimal pipelining client (sms.smpp.pdu, asyncio.Protocol) keeps `--window` submit_sm
 unanswered at all times until `--count` are answered; with `--dlr` it also asks for,
 and acknowledges, every receipt. By default it spawns the simulator in its own process
 (so the two do not share one event loop); `--port` targets one already running.
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sms.pdu import (  # noqa: E402  (after the path fix above)
+from sms.smpp.pdu import (  # noqa: E402  (after the path fix above)
     Bind,
     BindKind,
     Decoder,
@@ -115,11 +115,11 @@ def build_pdus(count: int, receipts: bool) -> list[bytes]:
 
 
 async def spawn_simulator() -> tuple[asyncio.subprocess.Process, int]:
-    """Start `python -m sms.simulator` on a free port and read its ready line."""
+    """Start `python -m smsc` on a free port and read its ready line."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "sms.simulator",
+        "smsc",
         "--port",
         "0",
         "--control-port",

@@ -1,7 +1,7 @@
 """Webhook feed latency and throughput: stream -> worker -> receiver on loopback.
 
 Starts its own redis-server (AOF on, fsync every second, as in production) and the
-reference receiver (gateway.webhook_receiver) in its own process, runs one
+reference receiver (gateway.webhooks.receiver) in its own process, runs one
 WebhookWorker in this process, and XADDs events in the store's shape:
 
 - paced: ``--rate`` events/s (the target: p99 stream -> receiver under 100 ms),
@@ -36,8 +36,8 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway import keys  # noqa: E402  (after the path fix above)
-from gateway.webhooks import WebhookEndpoint, WebhookWorker  # noqa: E402
+from gateway.store import keys  # noqa: E402  (after the path fix above)
+from gateway.webhooks.worker import WebhookEndpoint, WebhookWorker  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"bench-secret-0123456789abcdefghij").decode()
 
@@ -174,7 +174,7 @@ def main() -> None:
     redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
     redis_args = ["--port", str(rport), "--bind", "127.0.0.1", "--dir", str(workdir)]
     redis_args += ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
-    receiver_args = ["-m", "gateway.webhook_receiver", "--port", str(hport), "--secret", SECRET]
+    receiver_args = ["-m", "gateway.webhooks.receiver", "--port", str(hport), "--secret", SECRET]
     procs = [
         subprocess.Popen([redis_server, *redis_args], stdout=subprocess.DEVNULL),
         subprocess.Popen([sys.executable, *receiver_args], cwd=ROOT, stderr=subprocess.DEVNULL),

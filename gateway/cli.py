@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import sys
 
-from gateway.config import ConfigError, load_settings
+from gateway.config.reader import ConfigError, load_settings
 
 EXIT_CONFIG_ERROR = 2
 
@@ -59,7 +59,7 @@ def _run(argv: list[str]) -> int:
 
 
 def _webhooks(argv: list[str]) -> int:
-    from gateway.webhooks_cli import main as webhooks_main
+    from gateway.webhooks.cli import main as webhooks_main
 
     return int(webhooks_main(argv))
 
@@ -74,11 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     if command == "run":
         return _run(rest)
     if command == "config":
-        from gateway.config_cli import main as config_main
+        from gateway.config.cli import main as config_main
 
         return int(config_main(rest))
     if command == "parse":
-        from sms.understand_cli import main as parse_main
+        from sms.understand.cli import main as parse_main
 
         return int(parse_main(rest))
     if command == "asr":
@@ -88,15 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     if command == "webhooks":
         return _webhooks(rest)
     if command == "asterisk":
-        from gateway.asterisk_cli import main as asterisk_main
+        from gateway.dialer.cli import main as asterisk_main
 
         return int(asterisk_main(rest))
     if command == "smsc":
-        from sms.simulator import main as smsc_main
+        from smsc.simulator import main as smsc_main
 
         return int(smsc_main(rest))
     if command == "webhook-receiver":
-        from gateway.webhook_receiver import main as receiver_main
+        from gateway.webhooks.receiver import main as receiver_main
 
         return int(receiver_main(rest))
     print(f"minyi: unknown command {command!r}\n{__doc__}", file=sys.stderr)

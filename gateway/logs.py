@@ -1,4 +1,12 @@
-"""Logging set-up, done once at the entry point (modules only get loggers)."""
+"""Logging set-up, done once at the entry point (modules only get loggers).
+
+Loggers follow one scheme, ``minyi.<room>``: the package a module lives in, with the
+``gateway.`` prefix dropped (``minyi.api``, ``minyi.webhooks``, ``minyi.dialer``,
+``minyi.sms``, ``minyi.sms.smpp``, ``minyi.asr``, ``minyi.recordings``, ``minyi.smsc``);
+the process itself (gateway/service.py, cli) logs as ``minyi``. Every module gets its
+logger from :func:`logger`, so an operator can raise or lower one room's level with
+one name.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,22 @@ import json
 import logging
 import logging.config
 import time
-from typing import Any
+from typing import Any, Final
+
+ROOT: Final = "minyi"
+
+
+def logger_name(module: str) -> str:
+    """The logger name for a module (``__name__``): ``minyi.<its package>``."""
+    package = module.rpartition(".")[0] if "." in module else ""
+    if package == "gateway" or not package:
+        return ROOT
+    return f"{ROOT}.{package.removeprefix('gateway.')}"
+
+
+def logger(module: str) -> logging.Logger:
+    """The logger of a module: ``log = logs.logger(__name__)``."""
+    return logging.getLogger(logger_name(module))
 
 
 class JsonFormatter(logging.Formatter):

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import signal
 import socket
 from collections.abc import Callable, Mapping
@@ -42,19 +41,20 @@ from redis.exceptions import RedisError
 from asr.models import KNOWN_MODELS, check_model_files
 from asr.pool import default_pool_size
 from asr.worker import AsrWorker, AsrWorkerSettings
-from gateway import keys, streams
-from gateway.api import Api
-from gateway.config import ConfigError, Settings, load_templates
-from gateway.config_asr import parse_asr
-from gateway.dialer import Dialer
-from gateway.store import Store
-from gateway.webhooks import WebhookWorker
+from gateway import logs
+from gateway.api.app import Api
+from gateway.config.asr import parse_asr
+from gateway.config.reader import ConfigError, Settings, load_templates
+from gateway.dialer.dialer import Dialer
+from gateway.store import keys, streams
+from gateway.store.surveys import Store
+from gateway.webhooks.worker import WebhookWorker
 from recordings import retention
-from sms.client import SmppClient
 from sms.inbound import Inbound, store_pdu
 from sms.sender import Sender
+from sms.smpp.client import SmppClient
 
-log = logging.getLogger("minyi.service")
+log = logs.logger(__name__)
 
 KNOWN_WORKERS = ("api", "sms", "webhooks", "dialer", "asr")
 MAINTENANCE_INTERVAL_S = 1.0

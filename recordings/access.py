@@ -23,7 +23,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +31,10 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from asr.errors import mask_numbers
+from gateway import logs
 from recordings.naming import LEG_SUFFIXES, leg_path, valid_base
 
-log = logging.getLogger("recordings.access")
+log = logs.logger(__name__)
 
 DEFAULT_URL_TTL_S = 600
 ROUTE_PREFIX = "/v1/recordings"

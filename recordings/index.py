@@ -6,8 +6,8 @@ delete and whose feed to tell, the API to find a recording's survey. A recording
 never transcribed (``[dialer] transcribe = false``) is not indexed: retention's directory
 pass deletes it by its age alone.
 
-The two keys are in gateway/keys.py with the rest of the keyspace (the Lua side, which
-forgets an entry when retention deletes it, is gateway/transcripts.lua).
+The two keys are in gateway/store/keys.py with the rest of the keyspace (the Lua side, which
+forgets an entry when retention deletes it, is gateway/store/lua/transcripts.lua).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from gateway import keys
+from gateway.store import keys
 from recordings.naming import parse_file, valid_base
 
 # hash: base -> JSON {"survey_id", "callback_id", "created_ts", "files": [file names]}

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,12 +29,13 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway.store import iso
-from gateway.streams import text
+from gateway import logs
+from gateway.store.streams import text
+from gateway.store.surveys import iso
 from recordings.index import RECORDINGS, RECORDINGS_CREATED, RecordingEntry
 from recordings.naming import parse_file, recording_files
 
-log = logging.getLogger("recordings.retention")
+log = logs.logger(__name__)
 
 DEFAULT_RETENTION_DAYS = 180
 

@@ -10,7 +10,6 @@ cannot be parsed is kept on the orphan stream and reported, never dropped.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -18,17 +17,18 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway import keys, streams
-from gateway.config import Settings
+from gateway import logs
+from gateway.config.reader import Settings
 from gateway.privacy import mask_phone
-from gateway.store import Store
-from sms import pdu as smpp
+from gateway.store import keys, streams
+from gateway.store.surveys import Store
 from sms.dlr import normalise_message_id, parse_receipt
 from sms.mo import assemble, decode_short_message
 from sms.phone import from_smpp_address
+from sms.smpp import pdu as smpp
 from sms.understand import understand
 
-log = logging.getLogger("minyi.sms")
+log = logs.logger(__name__)
 
 # SMPP 3.4 §5.2.12: esm_class bits 5-2 give the message type; 0001 = delivery receipt.
 ESM_TYPE_MASK = 0b00111100

@@ -11,7 +11,6 @@ window, and every such resend is counted (`sms.resent` on the feed).
 from __future__ import annotations
 
 import asyncio
-import logging
 import zlib
 from collections.abc import Mapping
 from datetime import datetime
@@ -19,17 +18,18 @@ from datetime import datetime
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway import keys, streams
-from gateway.config import Settings
+from gateway import logs
+from gateway.config.reader import Settings
 from gateway.privacy import mask_phone
-from gateway.store import SendJob, Store
-from sms.client import Outcome, Part, SmppClient
+from gateway.store import keys, streams
+from gateway.store.surveys import SendJob, Store
 from sms.dlr import normalise_message_id
-from sms.pdu import status_name
+from sms.smpp.client import Outcome, Part, SmppClient
+from sms.smpp.pdu import status_name
 from sms.templates import Template
 from sms.text import segment
 
-log = logging.getLogger("minyi.sms")
+log = logs.logger(__name__)
 
 # Pending entries idle this long belong to a consumer that died; take them over.
 CLAIM_IDLE_MS = 60_000

@@ -33,7 +33,7 @@ from sms.text import MAX_PARTS, count_units, max_parts_for_units, truncate
 DEFAULT_REPLY_SCHEME: Final = "回复1满意，2基本满意，3不满意"
 # The digits the reply parser reads as a rating; a survey text must offer all of them.
 REPLY_DIGITS: Final = ("1", "2", "3")
-# gateway/config.py caps the configured signature at 20 characters.
+# gateway/config/reader.py caps the configured signature at 20 characters.
 SIGNATURE_MAX_UNITS: Final = 20
 
 # Every placeholder a template may use, with its default maximum length in UTF-16 units.

@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from asr.pool import AsrPool
-from gateway.localstack import free_port, redis_command
-from gateway.store import Store
+from devstack.localstack import free_port, redis_command
+from gateway.store.surveys import Store
 from tests.asr_fixtures import SpeechFiles, korean_model, make_speech_files
 
 __all__ = ["RedisServer", "free_port"]

@@ -13,8 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.config import Settings, parse_settings
-from gateway.localstack import (
+from devstack.localstack import (
     SECRET,
     SMPP_PASSWORD,
     SMPP_USER,
@@ -22,9 +21,10 @@ from gateway.localstack import (
     TEMPLATE,
     TOKEN,
 )
+from gateway.config.reader import Settings, parse_settings
 from gateway.service import Service
-from gateway.webhook_receiver import WebhookReceiver
-from sms.simulator import SmscSimulator
+from gateway.webhooks.receiver import WebhookReceiver
+from smsc.simulator import SmscSimulator
 
 LONG_TEMPLATE = (
     "{signature}尊敬的市民您好：您于{date}{time}就{service}事项与我局{unit_name}民警{officer}"

@@ -29,9 +29,9 @@ from redis.exceptions import ResponseError
 from asr import jobs
 from asr.pool import AsrPool
 from asr.worker import AsrWorker, AsrWorkerSettings
-from gateway import keys
-from gateway.events import Event
-from gateway.store import Store, library_source
+from gateway.store import keys
+from gateway.store.events import Event
+from gateway.store.surveys import Store, library_source
 from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model
 from tests.conftest import RedisServer
 

@@ -1,4 +1,4 @@
-"""The callback functions of the Redis library (gateway/callbacks.lua) against a real
+"""The callback functions of the Redis library (gateway/store/lua/callbacks.lua) against a real
 redis-server: routing to unit queues, priority then age, one result per attempt,
 dispositions and second callbacks, each with its events."""
 
@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway import keys
-from gateway.callback_store import CallbackStore
-from gateway.store import Store
+from gateway.dialer.store import CallbackStore
+from gateway.store import keys
+from gateway.store.surveys import Store
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")

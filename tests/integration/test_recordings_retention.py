@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis.asyncio as aioredis
 
-from gateway import keys
-from gateway.store import Store
+from gateway.store import keys
+from gateway.store.surveys import Store
 from recordings.index import RECORDINGS, RECORDINGS_CREATED, get_recording, index_recording
 from recordings.retention import RetentionSettings, run, sweep
 

@@ -1,4 +1,4 @@
-"""The SMSC simulator on a loopback port, driven by a raw SMPP client built on sms.pdu.
+"""The SMSC simulator on a loopback port, driven by a raw SMPP client built on sms.smpp.pdu.
 
 Every wait below is bounded only to stop a hang; no assertion depends on timing.
 """
@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from conftest import free_port
 
-from sms.pdu import (
+from sms.smpp.pdu import (
     ESM_CLASS_DELIVERY_RECEIPT,
     ESM_CLASS_UDHI,
     Bind,
@@ -39,9 +39,9 @@ from sms.pdu import (
     encode,
     tlv_int,
 )
-from sms.simulator import SmscSimulator
-from sms.simulator_messages import decode_text, mo_parts, parse_udh
-from sms.simulator_rules import Behaviour, OutcomeRule, RejectRule, apply_changes, format_id
+from smsc.messages import decode_text, mo_parts, parse_udh
+from smsc.rules import Behaviour, OutcomeRule, RejectRule, apply_changes, format_id
+from smsc.simulator import SmscSimulator
 
 pytestmark = pytest.mark.integration
 
@@ -602,7 +602,7 @@ async def test_command_line_entry_point_serves_until_terminated() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "sms.simulator",
+        "smsc",
         "--port",
         str(port),
         "--control-port",

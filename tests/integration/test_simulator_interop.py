@@ -19,7 +19,7 @@ from aiosmpplib import (
 from aiosmpplib.broker import SimpleBroker
 from conftest import free_port
 
-from sms.simulator import SmscSimulator
+from smsc.simulator import SmscSimulator
 
 pytestmark = pytest.mark.integration
 

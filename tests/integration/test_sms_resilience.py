@@ -16,10 +16,10 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from gateway import keys
-from gateway.localstack import LocalStack
-from gateway.webhook_receiver import WebhookReceiver
-from sms.simulator import SmscSimulator
+from devstack.localstack import LocalStack
+from gateway.store import keys
+from gateway.webhooks.receiver import WebhookReceiver
+from smsc.simulator import SmscSimulator
 from tests.conftest import RedisServer, free_port
 from tests.integration.sms_harness import (
     SECRET,

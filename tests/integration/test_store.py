@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis.asyncio as aioredis
 
-from gateway import keys
-from gateway.states import TRANSITIONS, State
-from gateway.store import Store, library_source
+from gateway.store import keys
+from gateway.store.states import TRANSITIONS, State
+from gateway.store.surveys import Store, library_source
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from gateway import streams
+from gateway.store import streams
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """The webhook feed against a real redis-server and a real receiver on loopback.
 
 Nothing is mocked: events go into the stream in the store's shape, workers deliver
-them over HTTP to gateway.webhook_receiver, which verifies signatures and checks the
+them over HTTP to gateway.webhooks.receiver, which verifies signatures and checks the
 order per survey. Waits are bounded by a generous timeout; nothing asserts on time.
 """
 
@@ -21,10 +21,10 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from gateway import keys
-from gateway.events import Event
-from gateway.webhook_receiver import WebhookReceiver
-from gateway.webhooks import WebhookEndpoint, WebhookWorker, list_dead, replay, sign
+from gateway.store import keys
+from gateway.store.events import Event
+from gateway.webhooks.receiver import WebhookReceiver
+from gateway.webhooks.worker import WebhookEndpoint, WebhookWorker, list_dead, replay, sign
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ WAIT_S = 30.0
 
 
 def event_fields(sid: str, seq: int, type_: str = "survey.accepted") -> dict[str, str]:
-    """A stream entry as the store's Lua script writes it (gateway/keys.py EVENTS)."""
+    """A stream entry as the store's Lua script writes it (gateway/store/keys.py EVENTS)."""
     event = Event(
         id=f"{sid}:{seq}" if sid else f"unmatched:{seq}",
         type=type_,
@@ -376,7 +376,7 @@ def test_cli_lists_and_replays_dead_letters(
 ) -> None:
     import redis as sync_redis
 
-    from gateway.webhooks_cli import main
+    from gateway.webhooks.cli import main
 
     client = sync_redis.Redis.from_url(redis_server.url)
     try:
@@ -458,7 +458,15 @@ def test_receiver_runs_as_a_program() -> None:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.webhook_receiver", "--port", str(port), "--secret", SECRET],
+        [
+            sys.executable,
+            "-m",
+            "gateway.webhooks.receiver",
+            "--port",
+            str(port),
+            "--secret",
+            SECRET,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -479,7 +487,7 @@ def test_receiver_runs_as_a_program() -> None:
 
 
 async def test_delivered_marks_of_expired_surveys_are_forgotten(redis: aioredis.Redis) -> None:
-    from gateway.webhook_queue import EndpointQueue
+    from gateway.webhooks.queue import EndpointQueue
 
     q = EndpointQueue(redis, "core")
     await redis.hset(q.delivered, mapping={f"gone{i}": 3 for i in range(50)})
@@ -517,7 +525,7 @@ REPO = str(Path(__file__).resolve().parents[2])
 KILLABLE_WORKER = """
 import asyncio, sys
 import redis.asyncio as aioredis
-from gateway.webhooks import WebhookEndpoint, WebhookWorker
+from gateway.webhooks.worker import WebhookEndpoint, WebhookWorker
 
 async def main() -> None:
     client = aioredis.Redis.from_url(sys.argv[1])

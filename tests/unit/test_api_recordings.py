@@ -13,10 +13,10 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.api import Api
-from gateway.config import Settings, parse_settings
-from gateway.config_asr import RecordingsSettings
-from gateway.store import Store
+from gateway.api.app import Api
+from gateway.config.asr import RecordingsSettings
+from gateway.config.reader import Settings, parse_settings
+from gateway.store.surveys import Store
 from recordings.access import signed_url
 from tests.unit.test_config import TOKEN, base
 

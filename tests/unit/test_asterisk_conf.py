@@ -1,4 +1,4 @@
-"""gateway.asterisk_conf: rendering the Asterisk configs, and refusing unsafe settings."""
+"""gateway.dialer.asterisk: rendering the Asterisk configs, and refusing unsafe settings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.asterisk_conf import (
+from gateway.dialer.asterisk import (
     AgentPhone,
     AsteriskConfError,
     AsteriskSettings,

@@ -1,4 +1,4 @@
-"""The attempts policy and what an attempt hands on (gateway.attempts)."""
+"""The attempts policy and what an attempt hands on (gateway.dialer.attempts)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import re
 import wave
 from pathlib import Path
 
-from gateway.ami import AmiSettings
-from gateway.asterisk_conf import is_safe_rec_basename
-from gateway.attempts import (
+from gateway.config.dialer import DialerSettings
+from gateway.dialer.ami import AmiSettings
+from gateway.dialer.asterisk import is_safe_rec_basename
+from gateway.dialer.attempts import (
     asr_job,
     attempt_result,
     new_callback_id,
@@ -17,9 +18,8 @@ from gateway.attempts import (
     rec_base,
     settled_files,
 )
-from gateway.callback_store import Claim
-from gateway.calls import Outcome, TrackedCall
-from gateway.config_dialer import DialerSettings
+from gateway.dialer.calls import Outcome, TrackedCall
+from gateway.dialer.store import Claim
 
 SETTINGS = DialerSettings(
     ami=AmiSettings("127.0.0.1", 5038, "minyi", "x"), max_attempts=3, retry_spacing_s=(60, 600)

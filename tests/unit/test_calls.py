@@ -1,10 +1,10 @@
-"""Call outcomes and pacing from AMI events (gateway.calls): pure, no Asterisk."""
+"""Call outcomes and pacing from AMI events (gateway.dialer.calls): pure, no Asterisk."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.calls import (
+from gateway.dialer.calls import (
     CallTracker,
     Outcome,
     QueueBoard,

@@ -16,9 +16,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway import config, config_cli
-from gateway.ami import AmiSettings
-from gateway.config import (
+from gateway import config
+from gateway.config import cli as config_cli
+from gateway.config.asr import RecordingsSettings
+from gateway.config.dialer import DialerSettings
+from gateway.config.reader import (
     ApiSettings,
     ApiToken,
     ConfigError,
@@ -32,8 +34,7 @@ from gateway.config import (
     parse_settings,
     redacted,
 )
-from gateway.config_asr import RecordingsSettings
-from gateway.config_dialer import DialerSettings
+from gateway.dialer.ami import AmiSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "minyi.example.toml"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from asr.models import DEFAULT_MODEL, DEFAULT_MODELS_DIR, TEST_MODEL, bundled_test_model
-from gateway.config import parse_settings, redacted
-from gateway.config_asr import ENV_RECORDINGS_URL_SECRET, AsrSettings, RecordingsSettings
+from gateway.config.asr import ENV_RECORDINGS_URL_SECRET, AsrSettings, RecordingsSettings
+from gateway.config.reader import parse_settings, redacted
 from tests.unit.test_config import DELETE, base, error, with_
 
 URL_SECRET = "rec-" + "s" * 28

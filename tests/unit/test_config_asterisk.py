@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from gateway import asterisk_cli, cli
-from gateway.asterisk_conf import AgentPhone, AsteriskSettings, UnitQueue, render
-from gateway.asterisk_local import GATEWAY_IP, WORLD_IP, AsteriskProcess
-from gateway.config import ConfigError, load_settings, parse_settings, redacted
+from devstack.asterisk import GATEWAY_IP, WORLD_IP, AsteriskProcess
+from gateway import cli
+from gateway.config.reader import ConfigError, load_settings, parse_settings, redacted
+from gateway.dialer import cli as asterisk_cli
+from gateway.dialer.asterisk import AgentPhone, AsteriskSettings, UnitQueue, render
 from tests.unit.test_config import DELETE, EXAMPLE, EXAMPLE_ENV, base, with_
 
 AMI_SECRET = "s3cret-ami"

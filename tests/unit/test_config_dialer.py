@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.config import ConfigError, parse_settings
-from gateway.config_dialer import CallingHours
+from gateway.config.dialer import CallingHours
+from gateway.config.reader import ConfigError, parse_settings
 from tests.unit.test_config import base, with_
 
 

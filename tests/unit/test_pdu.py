@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from sms.pdu import (
+from sms.smpp.pdu import (
     Bind,
     BindKind,
     BindResp,

@@ -1,4 +1,4 @@
-"""`minyi parse`: called as sms.understand_cli.main and as ``python -m sms.understand_cli``."""
+"""`minyi parse`: called as sms.understand.cli.main and as ``python -m sms.understand.cli``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sms.understand_cli import main
-from sms.understand_rules import DEFAULT_RULES_PATH
+from sms.understand.cli import main
+from sms.understand.rules import DEFAULT_RULES_PATH
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 KEYS = ["rating", "reasons", "praise", "opt_out", "explanation", "hint", "text"]
@@ -108,7 +108,7 @@ def test_usage_errors_and_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 def run_module(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "sms.understand_cli", *args],
+        [sys.executable, "-m", "sms.understand.cli", *args],
         input=stdin,
         capture_output=True,
         cwd=ROOT,

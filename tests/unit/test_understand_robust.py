@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from sms.understand import Rating, Understanding, load_rules, understand
-from sms.understand_cli import json_line
+from sms.understand.cli import json_line
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CORPUS = ROOT / "tests" / "data" / "replies_corpus.tsv"
@@ -108,7 +108,7 @@ def test_same_bytes_in_other_processes_whatever_the_hash_seed() -> None:
     for seed in ("1", "4242"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONIOENCODING": "utf-8"}
         done = subprocess.run(
-            [sys.executable, "-m", "sms.understand_cli", "--json", "-"],
+            [sys.executable, "-m", "sms.understand.cli", "--json", "-"],
             input=stdin,
             capture_output=True,
             cwd=ROOT,

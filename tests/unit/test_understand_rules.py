@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sms.understand import Rating, load_rules, understand
-from sms.understand_match import first_characters
-from sms.understand_rules import DEFAULT_RULES_PATH
+from sms.understand.match import first_characters
+from sms.understand.rules import DEFAULT_RULES_PATH
 
 REQUIRED_REASONS = [
     "slow_response",
@@ -38,7 +38,7 @@ def edited(tmp_path: Path, old: str, new: str) -> Path:
 
 def test_shipped_file_is_the_default() -> None:
     assert DEFAULT_RULES_PATH.name == "understanding.toml"
-    assert DEFAULT_RULES_PATH.parent.name == "data"
+    assert DEFAULT_RULES_PATH.parent.name == "understand"
     rules = load_rules()
     assert rules.source == str(DEFAULT_RULES_PATH)
     assert dict(rules.scheme) == {

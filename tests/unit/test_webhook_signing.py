@@ -1,4 +1,4 @@
-"""Standard Webhooks signing and verification (gateway/webhook_signing.py)."""
+"""Standard Webhooks signing and verification (gateway/webhooks/signing.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gateway.webhook_signing import InvalidSignature, decode_secret, sign, verify
+from gateway.webhooks.signing import InvalidSignature, decode_secret, sign, verify
 
 # The reference vector of the Standard Webhooks libraries: standard-webhooks/
 # standard-webhooks, libraries/python/tests/test_webhooks.py, test_sign_function

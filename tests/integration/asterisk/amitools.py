@@ -18,7 +18,7 @@ from typing import Any
 from panoramisk import Manager
 from panoramisk.message import Message
 
-from gateway.asterisk_local import AsteriskInfo
+from devstack.asterisk import AsteriskInfo
 
 Predicate = Callable[[Message], bool]
 

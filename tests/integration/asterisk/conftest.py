@@ -1,4 +1,4 @@
-"""Fixtures for the tests against a real Asterisk 22 (see gateway/asterisk_local.py).
+"""Fixtures for the tests against a real Asterisk 22 (see devstack/asterisk.py).
 
 One Asterisk per test session, provisioned on first use (a cold machine downloads the
 packages: expect a few minutes); a provisioning failure fails the tests with the
@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from gateway.asterisk_local import (
+from devstack.asterisk import (
     AsteriskHarnessError,
     AsteriskInfo,
     AsteriskProcess,

@@ -1,4 +1,4 @@
-"""gateway.ami's pure parts, no Asterisk needed: the Originate headers it builds and
+"""gateway.dialer.ami's pure parts, no Asterisk needed: the Originate headers it builds and
 the call tracker's correlation by Uniqueid/Linkedid. (Kept beside the real-Asterisk
 tests of the same module; they need no fixture and run in milliseconds.)"""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.ami import CallTracker, OriginateRequest
+from gateway.dialer.ami import CallTracker, OriginateRequest
 
 
 def _request(**overrides: object) -> OriginateRequest:

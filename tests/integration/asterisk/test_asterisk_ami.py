@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.asterisk_local import AsteriskInfo
+from devstack.asterisk import AsteriskInfo
 
 from .amitools import AmiClient
 

@@ -10,8 +10,8 @@ import asyncio
 
 import pytest
 
-from gateway.asterisk_conf import CALLBACK_CONTEXT
-from gateway.asterisk_local import UNIT_A, UNIT_B, AsteriskInfo, wav_rms, wav_seconds
+from devstack.asterisk import UNIT_A, UNIT_B, AsteriskInfo, wav_rms, wav_seconds
+from gateway.dialer.asterisk import CALLBACK_CONTEXT
 
 from .amitools import AmiClient, for_channel, new_channel_id, user_event, wait_wav_closed
 

@@ -1,4 +1,4 @@
-"""gateway.ami against the real Asterisk: login, reconnect with backoff, a half-open
+"""gateway.dialer.ami against the real Asterisk: login, reconnect with backoff, a half-open
 connection caught by the ping watchdog, an Originate never sent twice, and calls
 followed across a dropped AMI connection (through a TCP relay the test can cut)."""
 
@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from gateway.ami import (
+from devstack.asterisk import AsteriskInfo
+from gateway.dialer.ami import (
     AmiClient,
     AmiSettings,
     CallTracker,
     OriginateOutcomeUnknown,
     OriginateRequest,
 )
-from gateway.asterisk_conf import CALLBACK_CONTEXT
-from gateway.asterisk_local import AsteriskInfo
+from gateway.dialer.asterisk import CALLBACK_CONTEXT
 
 from .amitools import AmiClient as Observer
 from .amitools import TcpProxy, new_channel_id, until, user_event
@@ -112,7 +112,7 @@ async def test_login_and_recovery_snapshot_reads_queue_members(dialer: Dialer) -
 async def test_wrong_secret_is_retried_with_backoff_never_connected(
     asterisk: AsteriskInfo, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="gateway.ami")
+    caplog.set_level(logging.WARNING, logger="minyi.dialer")
     client = AmiClient(_settings(asterisk, asterisk.ami_port, secret="wrong"), lambda e: None)
     await client.start()
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.asterisk_conf import IVR_CONTEXT
-from gateway.asterisk_local import AsteriskInfo, wav_rms
+from devstack.asterisk import AsteriskInfo, wav_rms
+from gateway.dialer.asterisk import IVR_CONTEXT
 
 from .amitools import AmiClient, new_channel_id, user_event, wait_wav_closed
 

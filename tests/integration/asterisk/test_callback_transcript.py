@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from asr.models import TEST_MODEL
-from gateway.asterisk_local import AsteriskInfo
-from gateway.localstack import SOURCE_ADDR, TOKEN, free_port
+from devstack.asterisk import AsteriskInfo
+from devstack.localstack import SOURCE_ADDR, TOKEN, free_port
 from recordings.naming import parse_file
 from tests.conftest import RedisServer
 from tests.integration.sms_harness import Loop, running_loop, survey

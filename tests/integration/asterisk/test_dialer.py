@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.asterisk_local import AsteriskInfo, wav_rms
-from gateway.localstack import SOURCE_ADDR, TOKEN, free_port
+from devstack.asterisk import AsteriskInfo, wav_rms
+from devstack.localstack import SOURCE_ADDR, TOKEN, free_port
 from gateway.service import Service
 from tests.conftest import RedisServer
 from tests.integration.sms_harness import Loop, running_loop, start_service, survey

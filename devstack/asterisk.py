@@ -1,0 +1,419 @@
+"""A real Asterisk 22 in the provisioned chroot, on loopback, for the tests, the demo and
+the benchmarks.
+
+``provision()`` runs ``scripts/asterisk/provision.sh`` (downloads on first use, reuses
+afterwards). ``AsteriskProcess`` renders the gateway's configs (``gateway.dialer.asterisk``)
+plus the test "outside world" (``dialplans/test/``) into a per-session directory inside
+the chroot, starts ``chroot ROOT /usr/sbin/asterisk -f`` on free loopback ports, waits
+for AMI to log in and report FullyBooted, and stops it with SIGTERM (SIGKILL after a
+grace period).
+
+Two SIP transports on one Asterisk: the gateway's (``127.0.0.1``) and the outside
+world's (``127.0.0.2``, the carrier's citizens and the agents' phones). They sit on two
+loopback addresses because PJSIP identifies endpoints by source address, not port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.dialer import asterisk as asterisk_conf
+from gateway.dialer.asterisk import AgentPhone, AsteriskSettings, UnitQueue
+
+__all__ = [
+    "AGENTS_A",
+    "AGENTS_B",
+    "GATEWAY_IP",
+    "UNIT_A",
+    "UNIT_B",
+    "WORLD_IP",
+    "AsteriskHarnessError",
+    "AsteriskInfo",
+    "AsteriskProcess",
+    "asterisk_home",
+    "mask_number",
+    "provision",
+    "read_version",
+    "wav_rms",
+    "wav_seconds",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+PROVISION = REPO / "scripts" / "asterisk" / "provision.sh"
+WORLD_TEMPLATES = REPO / "dialplans" / "test"
+DEFAULT_HOME = "/var/cache/minyi/asterisk"
+GATEWAY_IP = "127.0.0.1"
+WORLD_IP = "127.0.0.2"
+SESSIONS_IN_CHROOT = "/var/lib/minyi/sessions"
+# Each network step of provision.sh gets this long; the test fixture's own timeout
+# (pytest-timeout) is set above twice this so the script's clear message wins.
+PROVISION_STEP_TIMEOUT_S = 240
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+
+# The test deployment: two units, three agents.
+UNIT_A = "330602"
+UNIT_B = "330603"
+AGENTS_A = ("agent1", "agent2")
+AGENTS_B = ("agent3",)
+
+
+class AsteriskHarnessError(RuntimeError):
+    """Provisioning or starting the test Asterisk failed; the message says why."""
+
+
+def asterisk_home() -> Path:
+    """Where provision.sh keeps the .debs, the chroot and the voices."""
+    return Path(os.environ.get("MINYI_ASTERISK_HOME", DEFAULT_HOME))
+
+
+def provision() -> dict[str, str]:
+    """Run provision.sh (idempotent) and return the VERSION record it left."""
+    env = dict(os.environ, MINYI_PROVISION_TIMEOUT=str(PROVISION_STEP_TIMEOUT_S))
+    try:
+        proc = subprocess.run(
+            ["bash", str(PROVISION)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=3 * PROVISION_STEP_TIMEOUT_S + 300,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise AsteriskHarnessError(f"{PROVISION} did not finish in time") from None
+    if proc.returncode != 0:
+        errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
+        detail = errors[-1] if errors else (proc.stderr.strip() or proc.stdout.strip())
+        raise AsteriskHarnessError(f"provisioning Asterisk failed: {detail}")
+    return read_version(asterisk_home())
+
+
+def read_version(home: Path) -> dict[str, str]:
+    """The key=value lines of HOME/VERSION (asterisk=, downloaded=, mirror=, ...)."""
+    out: dict[str, str] = {}
+    for line in (home / "VERSION").read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+def _free_port(ip: str, kind: socket.SocketKind) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((ip, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class AsteriskInfo:
+    """What a test needs to talk to the running Asterisk."""
+
+    host: str
+    ami_port: int
+    ami_username: str
+    ami_secret: str
+    sip_port: int
+    world_port: int
+    trunk: str
+    recordings_dir: Path  # on the host
+    recordings_dir_in_chroot: str
+    version: str
+    log_file: Path
+
+
+class AsteriskProcess:
+    """One Asterisk per test session, in the shared provisioned chroot."""
+
+    def __init__(
+        self,
+        root: Path,
+        version: str,
+        agent_count: int = 3,
+        units: tuple[UnitQueue, ...] | None = None,
+        agent_talk_loops: int = 2,
+    ) -> None:
+        self.root = root
+        self.version = version
+        self.session = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.chroot_dir = f"{SESSIONS_IN_CHROOT}/{self.session}"
+        self.dir = root / self.chroot_dir.lstrip("/")
+        self.ami_port = _free_port(GATEWAY_IP, socket.SOCK_STREAM)
+        self.sip_port = _free_port(GATEWAY_IP, socket.SOCK_DGRAM)
+        self.world_port = _free_port(WORLD_IP, socket.SOCK_DGRAM)
+        self.ami_username = "minyi"
+        self.ami_secret = secrets.token_hex(12)
+        self.agent_names = tuple(f"agent{i}" for i in range(1, agent_count + 1))
+        self.units = units or (UnitQueue(UNIT_A, AGENTS_A), UnitQueue(UNIT_B, AGENTS_B))
+        # Each loop is one 9.5 s "hello" from the agent's phone before it hangs up.
+        self.agent_talk_loops = agent_talk_loops
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._console: object | None = None
+
+    # --- configuration -----------------------------------------------------------------
+    def settings(self) -> AsteriskSettings:
+        """The gateway settings this session's Asterisk is rendered from."""
+        return AsteriskSettings(
+            ami_username=self.ami_username,
+            ami_secret=self.ami_secret,
+            ami_port=self.ami_port,
+            recordings_dir=f"{self.chroot_dir}/recordings",
+            sip_bind=GATEWAY_IP,
+            sip_port=self.sip_port,
+            trunk_host=WORLD_IP,
+            trunk_port=self.world_port,
+            agents=tuple(
+                AgentPhone(name=a, contact=f"sip:{a}@{WORLD_IP}:{self.world_port}")
+                for a in self.agent_names
+            ),
+            units=self.units,
+            agent_ring_s=8,
+            queue_timeout_s=30,
+            ivr_digit_timeout_s=6,
+            reason_max_s=30,
+            reason_silence_s=0,
+        )
+
+    def _world(self, settings: AsteriskSettings) -> tuple[str, str]:
+        values = {
+            "world_bind": WORLD_IP,
+            "world_port": str(self.world_port),
+            "gateway_bind": GATEWAY_IP,
+            "codecs": ",".join(settings.codecs),
+            "agent_extensions": "\n".join(
+                f"exten => {a},1,Answer()\n"
+                " same => n,Set(I=0)\n"
+                " same => n(talk),Playback(minyi/agent-hello)\n"
+                " same => n,Set(I=$[${I} + 1])\n"
+                f" same => n,GotoIf($[${{I}} < {self.agent_talk_loops}]?talk)\n"
+                " same => n,Hangup(16)\n"
+                for a in self.agent_names
+            ),
+        }
+        pjsip = (WORLD_TEMPLATES / "world-pjsip.conf.tmpl").read_text()
+        ext = (WORLD_TEMPLATES / "world-extensions.conf.tmpl").read_text()
+        return (
+            asterisk_conf.render_template(pjsip, values),
+            asterisk_conf.render_template(ext, values),
+        )
+
+    def write_configs(self) -> None:
+        """Render every config file into the session's etc directory."""
+        etc = self.dir / "etc"
+        for sub in ("etc", "run", "log", "spool", "lib", "cache", "recordings"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        settings = self.settings()
+        files = asterisk_conf.render(settings)
+        world_pjsip, world_ext = self._world(settings)
+        files["pjsip.conf"] += world_pjsip
+        files["extensions.conf"] += world_ext
+        d = self.chroot_dir
+        files["asterisk.conf"] = (
+            "[directories]\n"
+            f"astetcdir => {d}/etc\n"
+            "astmoddir => /usr/lib/x86_64-linux-gnu/asterisk/modules\n"
+            f"astvarlibdir => {d}/lib\n"
+            f"astdbdir => {d}/lib\n"
+            f"astkeydir => {d}/lib\n"
+            "astdatadir => /usr/share/asterisk\n"
+            "astagidir => /usr/share/asterisk/agi-bin\n"
+            f"astspooldir => {d}/spool\n"
+            f"astrundir => {d}/run\n"
+            f"astlogdir => {d}/log\n"
+            f"astcachedir => {d}/cache\n"
+            "astsbindir => /usr/sbin\n"
+            "[options]\n"
+            "verbose = 3\n"
+            "nocolor = yes\n"
+            # Keep RTP flowing while a channel only plays or records, so every
+            # recording leg has real frames (silence is written, not skipped).
+            "transmit_silence = yes\n"
+            "maxcalls = 200\n"
+            "hideconnect = yes\n"
+        )
+        files["logger.conf"] = (
+            "[general]\ndateformat=%F %T.%3q\n[logfiles]\n"
+            "messages.log => notice,warning,error,verbose(3)\n"
+        )
+        files["rtp.conf"] = "[general]\nrtpstart=10000\nrtpend=20000\n"
+        files["cdr.conf"] = "[general]\nenable=no\n"
+        files["cel.conf"] = "[general]\nenable=no\n"
+        files["musiconhold.conf"] = "[general]\n"
+        files["features.conf"] = "[general]\n"
+        files["pjproject.conf"] = "[startup]\nlog_level=0\n"
+        # Present but empty: silences "Unable to load config file" errors at startup.
+        for name in ("acl.conf", "udptl.conf", "ccss.conf", "queuerules.conf"):
+            files[name] = ""
+        for name, text in files.items():
+            (etc / name).write_text(text, encoding="utf-8")
+        shutil.copy(self.root / "etc/asterisk/modules.conf", etc / "modules.conf")
+        shutil.copy(self.root / "etc/asterisk/indications.conf", etc / "indications.conf")
+
+    # --- process -----------------------------------------------------------------------
+    def start(self) -> AsteriskInfo:
+        """Start Asterisk and wait until AMI accepts our login and it is fully booted."""
+        _reap_stale_sessions(self.root / SESSIONS_IN_CHROOT.lstrip("/"))
+        self.write_configs()
+        (self.dir / "owner.pid").write_text(str(os.getpid()))
+        console = open(self.dir / "log" / "console.log", "wb")
+        self._console = console
+        self.proc = subprocess.Popen(
+            [
+                "chroot",
+                str(self.root),
+                "/usr/sbin/asterisk",
+                "-f",  # foreground: this process is Asterisk, we own its lifetime
+                "-n",
+                "-C",
+                f"{self.chroot_dir}/etc/asterisk.conf",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return AsteriskInfo(
+            host=GATEWAY_IP,
+            ami_port=self.ami_port,
+            ami_username=self.ami_username,
+            ami_secret=self.ami_secret,
+            sip_port=self.sip_port,
+            world_port=self.world_port,
+            trunk=self.settings().trunk_name,
+            recordings_dir=self.dir / "recordings",
+            recordings_dir_in_chroot=f"{self.chroot_dir}/recordings",
+            version=self.version,
+            log_file=self.dir / "log" / "messages.log",
+        )
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of Asterisk's own log and console output, for failure messages."""
+        out = []
+        for name in ("console.log", "messages.log"):
+            path = self.dir / "log" / name
+            if path.exists():
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                out.append(f"--- {name}\n" + "\n".join(text))
+        return "\n".join(out)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        last_error = "no connection yet"
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AsteriskHarnessError(
+                    f"Asterisk exited with {self.proc.returncode} while starting\n"
+                    + self.log_tail()
+                )
+            try:
+                if self._ami_login_and_booted(deadline):
+                    return
+            except OSError as exc:
+                last_error = str(exc)
+            time.sleep(0.2)
+        raise AsteriskHarnessError(
+            f"Asterisk AMI not ready on {GATEWAY_IP}:{self.ami_port} within "
+            f"{START_TIMEOUT_S:.0f}s ({last_error})\n" + self.log_tail()
+        )
+
+    def _ami_login_and_booted(self, deadline: float) -> bool:
+        with socket.create_connection((GATEWAY_IP, self.ami_port), timeout=2) as s:
+            s.settimeout(max(0.5, deadline - time.monotonic()))
+            buf = b""
+            while b"\r\n" not in buf:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return False
+                buf += chunk
+            s.sendall(
+                (
+                    "Action: Login\r\nActionID: ready\r\n"
+                    f"Username: {self.ami_username}\r\nSecret: {self.ami_secret}\r\n\r\n"
+                ).encode()
+            )
+            # FullyBooted is sent on login once the startup has finished loading modules.
+            while b"Event: FullyBooted" not in buf:
+                if b"Response: Error" in buf:
+                    raise AsteriskHarnessError("AMI refused the test login:\n" + buf.decode())
+                chunk = s.recv(4096)
+                if not chunk:
+                    return False
+                buf += chunk
+            s.sendall(b"Action: Logoff\r\n\r\n")
+            return True
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a grace period; remove the session directory."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=STOP_TIMEOUT_S)
+        if self._console is not None:
+            self._console.close()  # type: ignore[attr-defined]
+            self._console = None
+        if os.environ.get("MINYI_KEEP_ASTERISK_SESSION") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _reap_stale_sessions(sessions: Path) -> None:
+    """Remove session directories whose test process is gone (a killed earlier run)."""
+    if not sessions.is_dir():
+        return
+    for d in sessions.iterdir():
+        pid_file = d / "owner.pid"
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def wav_rms(path: Path) -> float:
+    """RMS of a 16-bit PCM WAV (Asterisk's .wav), 0.0 for an empty file, in 0..1."""
+    import array
+    import math
+    import wave
+
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2:
+            raise ValueError(f"{path}: expected 16-bit samples, got {w.getsampwidth() * 8}")
+        frames = w.readframes(w.getnframes())
+    samples = array.array("h")
+    samples.frombytes(frames)
+    if not samples:
+        return 0.0
+    return math.sqrt(sum(x * x for x in samples) / len(samples)) / 32768.0
+
+
+def wav_seconds(path: Path) -> float:
+    """Duration of a WAV file in seconds."""
+    import wave
+
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / float(w.getframerate())
+
+
+def mask_number(number: str) -> str:
+    """138****8000: what logs and assertion messages may show of a citizen's number."""
+    digits = re.sub(r"\D", "", number)
+    return digits[:3] + "****" + digits[-4:] if len(digits) >= 8 else "****"

@@ -1,0 +1,1 @@
+"""The HTTP API the core system calls (aiohttp): surveys, callbacks, recordings."""

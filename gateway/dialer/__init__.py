@@ -1,0 +1,1 @@
+"""The callback dialer: AMI, call tracking, pacing, attempts, Asterisk configuration."""

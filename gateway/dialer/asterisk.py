@@ -1,0 +1,398 @@
+"""Render the Asterisk configuration the gateway relies on, from typed settings.
+
+``render(settings)`` is a pure function: :class:`AsteriskSettings` in, ``{filename:
+text}`` out for ``pjsip.conf``, ``queues.conf``, ``extensions.conf`` and
+``manager.conf``. The texts come from the templates in ``dialplans/`` (see
+``dialplans/README.md`` for installing them on an existing Asterisk and for the
+contract below).
+
+Templates use ``{{name}}`` placeholders, because Asterisk's own ``${VAR}`` and ``$[expr]``
+are everywhere in a dialplan and ``string.Template``'s ``$name`` would collide with them.
+
+Every value that lands in a config file is checked first: a newline, a ``;`` or a
+bracket in a setting could otherwise add config lines or dialplan arguments of its own.
+
+The contract with the dialer (names the gateway sets on Originate and reads back from
+AMI events) is spelled out in the constants below; the dialplan templates use the same
+names.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+__all__ = [
+    "AGENTS_CONTEXT",
+    "CALLBACK_CONTEXT",
+    "EVENT_CALLBACK_ANSWERED",
+    "EVENT_CALLBACK_ENDED",
+    "EVENT_CALLBACK_QUEUED",
+    "EVENT_IVR_ANSWERED",
+    "EVENT_IVR_ENDED",
+    "EVENT_IVR_RESULT",
+    "INBOUND_CONTEXT",
+    "IVR_CONTEXT",
+    "QUEUE_PREFIX",
+    "VAR_ATTEMPT_ID",
+    "VAR_REC_BASENAME",
+    "VAR_SURVEY_ID",
+    "VAR_UNIT",
+    "AgentPhone",
+    "AsteriskConfError",
+    "AsteriskSettings",
+    "UnitQueue",
+    "check",
+    "is_safe_rec_basename",
+    "queue_name",
+    "render",
+    "render_template",
+]
+
+# --- the dialplan contract --------------------------------------------------------------
+CALLBACK_CONTEXT: Final = "minyi-callback"
+"""Originate the citizen's channel into this context (exten ``s``): greet, record, queue."""
+IVR_CONTEXT: Final = "minyi-ivr"
+"""Originate into this context (exten ``s``) for the automated DTMF survey."""
+INBOUND_CONTEXT: Final = "minyi-from-trunk"
+"""Calls the carrier sends us; rejected (the gateway only calls out)."""
+AGENTS_CONTEXT: Final = "minyi-agents"
+"""Calls the agents' phones place; rejected (agents only receive queue calls)."""
+QUEUE_PREFIX: Final = "minyi-unit-"
+"""A unit's queue is ``minyi-unit-<unit code>``."""
+
+VAR_SURVEY_ID: Final = "MINYI_SURVEY_ID"
+VAR_ATTEMPT_ID: Final = "MINYI_ATTEMPT_ID"
+VAR_REC_BASENAME: Final = "MINYI_REC_BASENAME"
+VAR_UNIT: Final = "MINYI_UNIT"
+
+EVENT_CALLBACK_ANSWERED: Final = "MinyiCallbackAnswered"
+EVENT_CALLBACK_QUEUED: Final = "MinyiCallbackQueued"
+EVENT_CALLBACK_ENDED: Final = "MinyiCallbackEnded"
+EVENT_IVR_ANSWERED: Final = "MinyiIvrAnswered"
+EVENT_IVR_RESULT: Final = "MinyiIvrResult"
+EVENT_IVR_ENDED: Final = "MinyiIvrEnded"
+
+DEFAULT_TEMPLATE_DIR: Final = Path(__file__).resolve().parents[2] / "dialplans"
+
+# Recording base names are built by the gateway; the dialplan re-checks this same shape
+# (REGEX in minyi-sub-setup) and falls back to a name made from the channel id.
+_REC_BASENAME_RE: Final = re.compile(r"[-A-Za-z0-9_]{1,100}")
+# Names that become config section names, queue names, endpoint names.
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_]{0,63}")
+_UNIT_RE: Final = re.compile(r"[A-Za-z0-9_]{1,32}")
+# Sound file names as Playback() takes them: relative to the sounds dir or absolute,
+# without extension; no comma, bracket, quote or space that would split an argument.
+_PROMPT_RE: Final = re.compile(r"/?[A-Za-z0-9_][-A-Za-z0-9_./]{0,200}")
+_SECRET_RE: Final = re.compile(r"[!-~]{1,128}")  # printable ASCII, no space
+_PATH_RE: Final = re.compile(r"/[-A-Za-z0-9_./]{0,200}")
+_CODECS: Final = frozenset({"alaw", "ulaw", "gsm", "g722", "slin"})
+
+
+class AsteriskConfError(ValueError):
+    """A setting that cannot be written into an Asterisk config safely."""
+
+
+@dataclass(frozen=True)
+class AgentPhone:
+    """An agent's (访评员) SIP phone: a PJSIP endpoint the unit queues ring.
+
+    ``contact`` is a fixed SIP URI for phones that do not register (and for the tests);
+    otherwise the phone registers with ``password``.
+    """
+
+    name: str
+    password: str | None = field(default=None, repr=False)  # never in a log line
+    contact: str | None = None
+
+
+@dataclass(frozen=True)
+class UnitQueue:
+    """A unit's (所队) queue: which agents answer its callbacks."""
+
+    unit: str
+    agents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AsteriskSettings:
+    """Everything the rendered Asterisk configuration depends on.
+
+    Durations are seconds. Prompts are sound names as ``Playback()`` takes them.
+    """
+
+    ami_username: str
+    ami_secret: str = field(repr=False)  # never in a log line
+    recordings_dir: str
+    trunk_host: str
+    agents: tuple[AgentPhone, ...]
+    units: tuple[UnitQueue, ...]
+    ami_bind: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_permit: tuple[str, ...] = ("127.0.0.1/32",)
+    sip_bind: str = "127.0.0.1"
+    sip_port: int = 5060
+    media_address: str | None = None
+    trunk_port: int = 5060
+    trunk_name: str = "minyi-trunk"
+    trunk_match: tuple[str, ...] = ()
+    trunk_username: str | None = None
+    trunk_password: str | None = field(default=None, repr=False)
+    codecs: tuple[str, ...] = ("alaw", "ulaw")
+    default_unit: str | None = None
+    greeting_prompt: str = "minyi/greeting"
+    no_agent_prompt: str = "minyi/no-agent"
+    goodbye_prompt: str = "minyi/goodbye"
+    ivr_question_prompt: str = "minyi/ivr-question"
+    ivr_invalid_prompt: str = "minyi/ivr-invalid"
+    ivr_reason_prompt: str = "minyi/ivr-reason"
+    ivr_thanks_prompt: str = "minyi/ivr-thanks"
+    agent_ring_s: int = 15
+    queue_timeout_s: int = 120
+    wrapup_s: int = 5
+    ivr_digit_timeout_s: int = 6
+    reason_max_s: int = 60
+    reason_silence_s: int = 4
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+def queue_name(unit: str) -> str:
+    """The Asterisk queue that serves a unit code."""
+    if not _UNIT_RE.fullmatch(unit):
+        raise AsteriskConfError(f"unit code must match {_UNIT_RE.pattern}, got {unit!r}")
+    return QUEUE_PREFIX + unit
+
+
+def is_safe_rec_basename(name: str) -> bool:
+    """True when ``name`` can be a recording base name (the dialplan's own check)."""
+    return _REC_BASENAME_RE.fullmatch(name) is not None
+
+
+_PLACEHOLDER: Final = r"""
+    \{\{(?:
+      (?P<named>[a-z][a-z0-9_]*)\}\}
+      | (?P<braced>(?!))
+      | (?P<escaped>(?!))
+      | (?P<invalid>)
+    )
+"""
+
+
+class _ConfTemplate(string.Template):
+    """``{{name}}`` placeholders; any other ``{{`` is an error, Asterisk syntax is inert."""
+
+    # A str on purpose: Template.__init_subclass__ compiles it (adding re.VERBOSE).
+    pattern = _PLACEHOLDER  # type: ignore[assignment]
+
+
+def render_template(text: str, values: Mapping[str, str]) -> str:
+    """Fill ``{{name}}`` placeholders; a missing value or a stray ``{{`` raises."""
+    try:
+        return _ConfTemplate(text).substitute(values)
+    except KeyError as exc:
+        raise AsteriskConfError(f"template needs a value for {exc.args[0]!r}") from None
+    except ValueError as exc:
+        raise AsteriskConfError(f"bad template placeholder: {exc}") from None
+
+
+def _check(value: str, rx: re.Pattern[str], what: str) -> str:
+    if not rx.fullmatch(value):
+        raise AsteriskConfError(f"{what} must match {rx.pattern}, got {value!r}")
+    return value
+
+
+def _check_ip(value: str, what: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise AsteriskConfError(f"{what} must be an IP address, got {value!r}") from None
+    return value
+
+
+def _check_host(value: str, what: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][-A-Za-z0-9.:]{0,252}", value):
+        raise AsteriskConfError(f"{what} must be a host name or IP address, got {value!r}")
+    return value
+
+
+def _check_port(value: int, what: str) -> str:
+    if not 1 <= value <= 65535:
+        raise AsteriskConfError(f"{what} must be a port from 1 to 65535, got {value}")
+    return str(value)
+
+
+def _check_seconds(value: int, what: str, low: int, high: int) -> str:
+    if not low <= value <= high:
+        raise AsteriskConfError(f"{what} must be from {low} to {high} seconds, got {value}")
+    return str(value)
+
+
+def _check_permit(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise AsteriskConfError(f"ami_permit entries must be networks, got {value!r}") from None
+    return f"{net.network_address}/{net.netmask}"
+
+
+def _check_sip_uri(value: str, what: str) -> str:
+    if not re.fullmatch(r"sips?:[-A-Za-z0-9_.@:;=]{1,200}", value):
+        raise AsteriskConfError(f"{what} must be a plain SIP URI, got {value!r}")
+    return value
+
+
+def _auth_section(name: str, username: str, password: str) -> str:
+    return f"[{name}-auth]\ntype=auth\nauth_type=digest\nusername={username}\npassword={password}\n"
+
+
+def _agent_values(agent: AgentPhone) -> dict[str, str]:
+    name = _check(agent.name, _NAME_RE, "agent name")
+    if agent.contact is None and agent.password is None:
+        raise AsteriskConfError(f"agent {name}: needs a password (to register) or a contact")
+    auth = aor = ""
+    if agent.password is not None:
+        password = _check(agent.password, _SECRET_RE, f"agent {name} password")
+        auth = f"auth={name}-auth\n" + "\n" + _auth_section(name, name, password)
+    if agent.contact is not None:
+        aor = f"contact={_check_sip_uri(agent.contact, f'agent {name} contact')}"
+    else:
+        aor = "max_contacts=1\nremove_existing=yes"
+    return {"name": name, "auth": auth, "aor": aor}
+
+
+def _trunk_values(s: AsteriskSettings) -> dict[str, str]:
+    name = _check(s.trunk_name, _NAME_RE, "trunk_name")
+    matches = s.trunk_match or (s.trunk_host,)
+    for m in matches:
+        _check_host(m, "trunk_match")
+    outbound_auth = auth_section = ""
+    if (s.trunk_username is None) != (s.trunk_password is None):
+        raise AsteriskConfError("trunk_username and trunk_password go together")
+    if s.trunk_username is not None and s.trunk_password is not None:
+        user = _check(s.trunk_username, _SECRET_RE, "trunk_username")
+        password = _check(s.trunk_password, _SECRET_RE, "trunk_password")
+        outbound_auth = f"outbound_auth={name}-auth"
+        auth_section = _auth_section(name, user, password)
+    return {
+        "trunk_name": name,
+        "trunk_host": _check_host(s.trunk_host, "trunk_host"),
+        "trunk_port": _check_port(s.trunk_port, "trunk_port"),
+        "trunk_match": ",".join(matches),
+        "trunk_outbound_auth": outbound_auth,
+        "trunk_auth_section": auth_section,
+    }
+
+
+def _values(s: AsteriskSettings) -> dict[str, str]:
+    agents = {a.name for a in s.agents}
+    if len(agents) != len(s.agents):
+        raise AsteriskConfError("agent names must be unique")
+    units = [u.unit for u in s.units]
+    if len(set(units)) != len(units) or not units:
+        raise AsteriskConfError("units must be unique and at least one")
+    for u in s.units:
+        missing = [a for a in u.agents if a not in agents]
+        if missing:
+            raise AsteriskConfError(f"unit {u.unit}: unknown agents {missing}")
+    default_unit = s.default_unit if s.default_unit is not None else units[0]
+    if default_unit not in units:
+        raise AsteriskConfError(f"default_unit {default_unit!r} is not one of the units")
+    bad_codecs = [c for c in s.codecs if c not in _CODECS]
+    if bad_codecs or not s.codecs:
+        raise AsteriskConfError(f"codecs must be some of {sorted(_CODECS)}, got {s.codecs}")
+    if s.trunk_name in agents:
+        raise AsteriskConfError("trunk_name must differ from every agent name")
+    prompts = {
+        "greeting_prompt": s.greeting_prompt,
+        "no_agent_prompt": s.no_agent_prompt,
+        "goodbye_prompt": s.goodbye_prompt,
+        "ivr_question_prompt": s.ivr_question_prompt,
+        "ivr_invalid_prompt": s.ivr_invalid_prompt,
+        "ivr_reason_prompt": s.ivr_reason_prompt,
+        "ivr_thanks_prompt": s.ivr_thanks_prompt,
+    }
+    values = {k: _check(v, _PROMPT_RE, k) for k, v in prompts.items()}
+    sip_bind = _check_ip(s.sip_bind, "sip_bind")
+    values.update(
+        {
+            "ami_username": _check(s.ami_username, _NAME_RE, "ami_username"),
+            "ami_secret": _check(s.ami_secret, _SECRET_RE, "ami_secret"),
+            "ami_bind": _check_ip(s.ami_bind, "ami_bind"),
+            "ami_port": _check_port(s.ami_port, "ami_port"),
+            "ami_permits": "\n".join(f"permit={_check_permit(p)}" for p in s.ami_permit),
+            "sip_bind": sip_bind,
+            "sip_port": _check_port(s.sip_port, "sip_port"),
+            "media_address": _check_ip(s.media_address or sip_bind, "media_address"),
+            "codecs": ",".join(s.codecs),
+            "recordings_dir": _check(s.recordings_dir.rstrip("/"), _PATH_RE, "recordings_dir"),
+            "queue_prefix": QUEUE_PREFIX,
+            "default_queue": queue_name(default_unit),
+            "agent_ring_s": _check_seconds(s.agent_ring_s, "agent_ring_s", 5, 120),
+            "queue_timeout_s": _check_seconds(s.queue_timeout_s, "queue_timeout_s", 5, 3600),
+            "wrapup_s": _check_seconds(s.wrapup_s, "wrapup_s", 0, 600),
+            "ivr_digit_timeout_s": _check_seconds(
+                s.ivr_digit_timeout_s, "ivr_digit_timeout_s", 1, 60
+            ),
+            "reason_max_s": _check_seconds(s.reason_max_s, "reason_max_s", 5, 600),
+            "reason_silence_s": _check_seconds(s.reason_silence_s, "reason_silence_s", 0, 60),
+        }
+    )
+    values.update(_trunk_values(s))
+    return values
+
+
+_EXTRA_RE: Final = re.compile(r"[^\r\n]{0,500}")
+
+
+def check(settings: AsteriskSettings) -> None:
+    """Raise :class:`AsteriskConfError` for the first setting :func:`render` would refuse.
+
+    Reads no template: the config file is checked with it at load time.
+    """
+    _values(settings)
+    for agent in settings.agents:
+        _agent_values(agent)
+    for unit in settings.units:
+        queue_name(unit.unit)
+    for k, v in settings.extra.items():
+        _check(v, _EXTRA_RE, f"extra[{k!r}]")
+
+
+def _read(template_dir: Path, name: str) -> str:
+    return (template_dir / name).read_text(encoding="utf-8")
+
+
+def render(settings: AsteriskSettings, template_dir: Path = DEFAULT_TEMPLATE_DIR) -> dict[str, str]:
+    """Render the gateway's Asterisk config files: ``{filename: text}``.
+
+    Raises :class:`AsteriskConfError` naming the first setting that cannot be written
+    safely. ``settings.extra`` adds (or overrides) template values, for local templates.
+    """
+    values = _values(settings)
+    for k, v in settings.extra.items():
+        values[k] = _check(v, _EXTRA_RE, f"extra[{k!r}]")
+    agent_tmpl = _read(template_dir, "pjsip_agent.conf.tmpl")
+    values["agent_endpoints"] = "\n".join(
+        render_template(agent_tmpl, _agent_values(a)) for a in settings.agents
+    )
+    unit_tmpl = _read(template_dir, "queues_unit.conf.tmpl")
+    values["unit_queues"] = "\n".join(
+        render_template(
+            unit_tmpl,
+            {
+                "queue": queue_name(u.unit),
+                "unit": u.unit,
+                "members": "\n".join(f"member => PJSIP/{a},0,{a},PJSIP/{a}" for a in u.agents),
+            },
+        )
+        for u in settings.units
+    )
+    return {
+        name: render_template(_read(template_dir, f"{name}.tmpl"), values)
+        for name in ("pjsip.conf", "queues.conf", "extensions.conf", "manager.conf")
+    }

@@ -1,0 +1,1 @@
+"""Redis: the keyspace, survey states, events, streams and the one Lua function library."""

@@ -1,0 +1,84 @@
+"""The shape of an event on the webhook feed.
+
+Every survey transition is one event. Events are created atomically with the
+transition by the store's Lua script (gateway/store/surveys.py), so the JSON is built
+there; this module names the types and parses an event back.
+
+Event JSON:
+    {"id": "<survey_id>:<seq>", "type": "survey.delivered", "survey_id": "...",
+     "seq": 4, "time": "2026-11-23T10:00:00.123+08:00", "payload": {...}}
+
+`id` is stable (the same event re-sent keeps its id), `seq` increases by one per
+survey, so the core system can order and de-duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Survey lifecycle (DESIGN.md): each name is "survey.<new state>".
+SURVEY_ACCEPTED = "survey.accepted"
+SURVEY_REJECTED = "survey.rejected"
+SURVEY_DEFERRED = "survey.deferred"
+SURVEY_QUEUED = "survey.queued"
+SURVEY_SUBMITTED = "survey.submitted"
+SURVEY_DELIVERED = "survey.delivered"
+SURVEY_UNDELIVERABLE = "survey.undeliverable"
+SURVEY_REPLIED = "survey.replied"
+SURVEY_CALLBACK_PENDING = "survey.callback_pending"
+SURVEY_NO_REPLY = "survey.no_reply"
+SURVEY_CLOSED = "survey.closed"
+# Facts that are not transitions but belong on the feed.
+SMS_PART_FAILED = "sms.part_failed"
+SMS_RESENT = "sms.resent"
+# A final receipt for a survey already past sending (the reply came first).
+SMS_RECEIPT = "sms.receipt"
+CITIZEN_OPTED_OUT = "citizen.opted_out"
+REPLY_UNMATCHED = "reply.unmatched"
+# The ASR worker (asr/worker.py): a call's transcript, or why there is none.
+TRANSCRIPT = "transcript"
+TRANSCRIPT_FAILED = "transcript.failed"
+# Recording retention (recordings/retention.py) deleted a call's recording.
+RECORDING_DELETED = "recording.deleted"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event as stored on the outbox stream and sent on the feed."""
+
+    id: str
+    type: str
+    survey_id: str
+    seq: int
+    time: str
+    payload: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Event:
+        """Parse an event JSON string (as stored in Redis)."""
+        d = json.loads(raw)
+        return cls(
+            id=str(d["id"]),
+            type=str(d["type"]),
+            survey_id=str(d.get("survey_id") or ""),
+            seq=int(d["seq"]),
+            time=str(d["time"]),
+            payload=dict(d.get("payload") or {}),
+        )
+
+    def to_json(self) -> str:
+        """Serialise the event (compact, keys in a fixed order)."""
+        return json.dumps(
+            {
+                "id": self.id,
+                "type": self.type,
+                "survey_id": self.survey_id,
+                "seq": self.seq,
+                "time": self.time,
+                "payload": self.payload,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )

@@ -1,0 +1,1 @@
+"""The signed webhook feed: intake, per-survey queues, sender, signing, dead letters."""

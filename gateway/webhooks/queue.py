@@ -1,0 +1,448 @@
+"""The webhook feed's Redis side: per-endpoint queues, leases, retry state, dead letters.
+
+Everything that changes more than one key is one Lua script, so any number of
+webhook processes can share one Redis and a crash (or kill -9) at any point leaves a
+consistent state. Per endpoint (keys in gateway/store/keys.py):
+
+- the consumer group ``webhook:<endpoint>`` on the events stream feeds *intake*,
+  which moves each entry into the survey's wait zset (score = seq), schedules the
+  survey in the due zset and XACKs — in one script, so an entry is either pending in
+  the group or queued, never neither;
+- the due zset (score = next attempt time) is both the schedule and the lock: a
+  claim re-scores a survey to ``now + lease``, so nobody else takes it while it is
+  being served, and records an owner token in the lease hash: a holder whose lease
+  expired and was taken over finds another token there and stops;
+- the delivered hash is the per-survey high-water mark (delivered *or*
+  dead-lettered), the retry hash the failure state of the survey's head event, and
+  the dead stream keeps events that failed for ``max_age``.
+
+All times come from Redis' TIME, so leases and backoff mean the same on every host
+whatever their clocks say.
+
+Redis Cluster: the scripts touch one endpoint's keys for many surveys, so the webhook
+keys of an endpoint would need a common hash tag there; standalone and Sentinel
+deployments are fine as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from redis.typing import EncodableT, FieldT
+
+from gateway import logs
+from gateway.store import keys, streams
+from gateway.store.coalesce import Coalescer
+from gateway.store.streams import text
+from gateway.webhooks import lua
+
+log = logs.logger(__name__)
+
+# The Lua scripts build wait and survey keys as prefix .. survey id.
+assert keys.WEBHOOK_WAIT.endswith("{survey_id}") and keys.SURVEY.endswith("{survey_id}")
+
+# What EndpointQueue.gauges() measures (None until first measured).
+GAUGES = (
+    "queued",
+    "backlog",
+    "replayed_total",
+    "surveys_due",
+    "stream_lag",
+    "stream_pending",
+    "oldest_undelivered_age_s",
+)
+
+# A stream entry as returned by redis-py: (id, {field: value}); fields are None for
+# entries deleted from the stream while still pending.
+StreamEntry = tuple[Any, Any]
+
+
+def raw(value: object) -> bytes:
+    """A Redis reply item as bytes (event JSON goes on the wire as stored)."""
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()
+
+
+def backoff_delay(attempt: int, initial_s: float, max_s: float, rand: float) -> float:
+    """Seconds to wait after the ``attempt``-th failure (1-based) of an event.
+
+    Exponential from ``initial_s``, capped at ``max_s``, with ±25 % jitter (``rand``
+    uniform in [0, 1)) so that surveys failing together do not retry in lock-step.
+    """
+    base = min(max_s, initial_s * 2.0 ** min(attempt - 1, 60))
+    return min(max_s, base * (0.75 + 0.5 * rand))
+
+
+# --- Python side -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Head:
+    """The first queued events of a survey we hold a lease on: the head event and the
+    ones that directly follow it (more than one only when batching)."""
+
+    sid: str
+    token: str  # our lease's owner token; proves we still hold the survey
+    events: tuple[bytes, ...]  # event JSON exactly as stored (what goes on the wire)
+    seqs: tuple[int, ...]
+    delivered: int  # the survey's high-water mark before these events
+    attempts: int  # failed attempts of the head event so far
+
+    @property
+    def event(self) -> bytes:
+        """The head event."""
+        return self.events[0]
+
+    @property
+    def seq(self) -> int:
+        """The head event's seq."""
+        return self.seqs[0]
+
+    @property
+    def gap(self) -> bool:
+        """A predecessor is missing (events without a survey have no order)."""
+        return bool(self.sid) and self.seq > self.delivered + 1
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the holder of a survey does next: serve ``head``, or stop."""
+
+    head: Head | None
+    lost: bool = False  # another process took the survey over (our lease expired)
+
+
+@dataclass(frozen=True)
+class FailResult:
+    """The effect of a failed attempt."""
+
+    attempts: int
+    dead: bool  # the head event was dead-lettered (or already gone)
+    step: Step  # for dead: the survey's next head; otherwise head None
+
+
+def _head(sid: object, row: Sequence[object]) -> Head:
+    """Parse {token, delivered, retry state, event1, seq1, event2, seq2, ...}."""
+    token, delivered, retry_state = row[0], row[1], row[2]
+    events = [raw(e) for e in row[3::2]]
+    seqs = [int(float(text(s))) for s in row[4::2]]
+    survey = text(sid)
+    run = 1
+    # only a consecutive run goes out together; events without a survey have no order
+    while run < len(seqs) and (not survey or seqs[run] == seqs[0] + run):
+        run += 1
+    attempts = 0
+    if retry_state:
+        state = json.loads(text(retry_state))
+        if int(state.get("seq", -1)) == seqs[0]:
+            attempts = int(state.get("attempts", 0))
+    return Head(
+        sid=survey,
+        token=text(token),
+        events=tuple(events[:run]),
+        seqs=tuple(seqs[:run]),
+        delivered=int(float(text(delivered))),
+        attempts=attempts,
+    )
+
+
+def _step(sid: str, reply: Sequence[object]) -> Step:
+    kind = text(reply[0])
+    if kind == "next":
+        return Step(_head(sid, reply[1:]))
+    return Step(None, lost=kind == "lost")
+
+
+class EndpointQueue:
+    """One endpoint's queues in Redis; every method is one round trip."""
+
+    def __init__(
+        self, redis: aioredis.Redis, endpoint: str, *, run: int = 1, owner: str = ""
+    ) -> None:
+        """``run``: how many consecutive events of a survey a head may carry (batching);
+        ``owner``: the consumer name, the prefix of this process's lease tokens."""
+        self.redis = redis
+        self.endpoint = endpoint
+        self.run = run
+        self.owner = owner
+        self.stream = keys.EVENTS
+        self.group = keys.WEBHOOK_GROUP.format(endpoint=endpoint)
+        self.due = keys.WEBHOOK_DUE.format(endpoint=endpoint)
+        self.delivered = keys.WEBHOOK_DELIVERED.format(endpoint=endpoint)
+        self.retry = keys.WEBHOOK_RETRY.format(endpoint=endpoint)
+        self.dead = keys.WEBHOOK_DEAD.format(endpoint=endpoint)
+        self.leases = keys.WEBHOOK_LEASE.format(endpoint=endpoint)
+        self.wait_prefix = keys.WEBHOOK_WAIT.format(endpoint=endpoint, survey_id="")
+        self.stats_prefix = f"webhook:{endpoint}:"
+        # Script calls of concurrent deliveries share pipelines (one round trip a tick).
+        self.calls = Coalescer(redis)
+        self._intake = redis.register_script(lua.INTAKE)
+        self._claim = redis.register_script(lua.CLAIM)
+        self._reread = redis.register_script(lua.REREAD)
+        self._done = redis.register_script(lua.DONE)
+        self._fail = redis.register_script(lua.FAIL)
+        self._release = redis.register_script(lua.RELEASE)
+        self._replay = redis.register_script(lua.REPLAY)
+        self._prune = redis.register_script(lua.PRUNE)
+
+    def _token(self) -> str:
+        # A new token per claim: another claim of the same survey never reuses it.
+        return f"{self.owner}:{secrets.token_hex(8)}"
+
+    async def orphans(self) -> list[tuple[str, str]]:
+        """(survey id, token) of the leases held under this owner's name: the caller
+        compares them with what it really serves (a lost reply, or an earlier life of
+        a process with the same consumer name, leaves leases nobody serves)."""
+        leases = await self.redis.hgetall(self.leases)
+        return [
+            (text(k), text(v))
+            for k, v in leases.items()
+            if text(v).rpartition(":")[0] == self.owner  # not a name that merely starts so
+        ]
+
+    def wait_key(self, sid: str) -> str:
+        """The wait zset of one survey."""
+        return self.wait_prefix + sid
+
+    async def ensure_group(self) -> None:
+        """Create the endpoint's consumer group at the stream's start (idempotent).
+
+        Id 0, not "$": events added before the first start must be delivered too.
+        """
+        await streams.ensure_group(self.redis, self.stream, self.group)
+
+    async def intake(
+        self, entries: Sequence[tuple[str, str, int, bytes]], take: int, lease_s: float
+    ) -> tuple[int, list[Head]]:
+        """Queue well-formed entries (id, survey id, seq, event) and XACK them.
+
+        Returns how many surveys this call scheduled (they were not due yet), and the
+        heads of up to ``take`` of them, leased to the caller: the fast path, which
+        saves a claim round trip between an event's arrival and its request.
+        """
+        if not entries:
+            return 0, []
+        args: list[str | int | float | bytes] = [self.group, self.wait_prefix, self.stats_prefix]
+        args += [take, lease_s, self._token(), self.run]
+        for entry_id, sid, seq, event in entries:
+            args += [entry_id, sid, seq, event]
+        keys_ = [self.stream, self.due, self.delivered, keys.STATS, self.retry, self.leases]
+        reply = await self.calls.script(self._intake, keys=keys_, args=args)
+        return int(reply[0]), [_head(row[0], row[1:]) for row in reply[1:]]
+
+    async def reject(self, entry_id: str, fields: dict[str, bytes], error: str) -> None:
+        """Dead-letter a malformed stream entry (kept for humans, not replayable) and XACK it."""
+        kept: dict[FieldT, EncodableT] = {f"entry_{k}": v for k, v in fields.items()}
+        kept.update({"error": error, "entry": entry_id})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.dead, kept)
+            pipe.hincrby(keys.STATS, self.stats_prefix + "dead", 1)
+            pipe.xack(self.stream, self.group, entry_id)
+            await pipe.execute()
+
+    async def claim(self, limit: int, lease_s: float) -> list[Head]:
+        """Lease up to ``limit`` surveys that are due; returns their head events."""
+        reply = await self.calls.script(
+            self._claim,
+            keys=[self.due, self.delivered, self.retry, self.leases],
+            args=[self.wait_prefix, limit, lease_s, self._token(), self.run],
+        )
+        return [_head(row[0], row[1:]) for row in reply]
+
+    async def reread(self, head: Head, lease_s: float) -> Step:
+        """Read a held survey's head again (renewing the lease)."""
+        reply = await self.calls.script(
+            self._reread,
+            keys=[self.due, self.delivered, self.retry, self.leases],
+            args=[self.wait_prefix, head.sid, head.token, lease_s, self.run],
+        )
+        return _step(head.sid, reply)
+
+    async def done(self, head: Head, lease_s: float, wake: int) -> Step:
+        """Record the delivery of ``head.events``; returns the survey's next head while
+        we hold it."""
+        reply = await self.calls.script(
+            self._done,
+            keys=[self.due, self.delivered, self.retry, keys.STATS, self.leases],
+            args=[
+                self.wait_prefix,
+                self.stats_prefix,
+                head.sid,
+                head.token,
+                head.seq,
+                head.seqs[-1],
+                lease_s,
+                "",
+                wake,
+                self.run,
+                *head.events,
+            ],
+        )
+        return _step(head.sid, reply)
+
+    async def fail(
+        self, head: Head, error: str, delay_s: float, max_age_s: float, lease_s: float
+    ) -> FailResult:
+        """Record a failed attempt of the head event: back off, or dead-letter it after
+        ``max_age_s`` (the events behind it are not touched: they have not failed)."""
+        reply = await self.calls.script(
+            self._fail,
+            keys=[self.due, self.delivered, self.retry, keys.STATS, self.dead, self.leases],
+            args=[
+                self.wait_prefix,
+                self.stats_prefix,
+                head.sid,
+                head.token,
+                head.event,
+                head.seq,
+                error,
+                delay_s,
+                max_age_s,
+                lease_s,
+                "",
+                self.run,
+            ],
+        )
+        kind, attempts = text(reply[0]), int(reply[1])
+        if kind == "dead":
+            return FailResult(attempts, True, _step(head.sid, reply[2]))
+        return FailResult(attempts, False, Step(None, lost=kind == "lost"))
+
+    async def release(self, sid: str, token: str, delay_s: float = 0.0) -> bool:
+        """Give a held survey back, due in ``delay_s``; False if no longer ours."""
+        return bool(
+            await self.calls.script(
+                self._release, keys=[self.due, self.leases], args=[sid, token, delay_s]
+            )
+        )
+
+    async def pending_count(self) -> int:
+        """Entries read from the stream by any consumer of the group but not yet queued."""
+        info = await self.redis.xpending(self.stream, self.group)
+        return int(info["pending"])
+
+    async def replay_ids(self, ids: Sequence[str]) -> int:
+        """Move the given dead letters back into their surveys' queues."""
+        if not ids:
+            return 0
+        reply = await self.calls.script(
+            self._replay,
+            keys=[self.dead, self.due, keys.STATS],
+            args=[self.wait_prefix, self.stats_prefix, *ids],
+        )
+        return int(reply)
+
+    async def prune(self, cursor: str, count: int = 1000) -> tuple[str, int]:
+        """One step of the sweep of the delivered hash (HSCAN ``cursor``, "0" to start):
+        drops surveys whose record expired and that have nothing queued. Returns the
+        next cursor ("0": a full pass is done) and how many were dropped."""
+        reply = await self.calls.script(
+            self._prune,
+            keys=[self.delivered, self.due, self.retry],
+            args=[keys.SURVEY.format(survey_id=""), self.wait_prefix, cursor, count],
+        )
+        return text(reply[0]), int(reply[1])
+
+    async def gauges(self) -> dict[str, float | int | None]:
+        """Backlog gauges for stats(): queued events, surveys due, stream lag, oldest age.
+
+        The oldest age is sampled (both ends of the due set and the stream's oldest
+        unqueued entry), so it is cheap with a million queued events and close enough
+        for an alarm.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.STATS, [self.stats_prefix + "queued", self.stats_prefix + "replayed"])
+            pipe.zcard(self.due)
+            pipe.xinfo_groups(self.stream)
+            pipe.xpending(self.stream, self.group)
+            pipe.zrange(self.due, 0, 9)
+            pipe.zrange(self.due, -10, -1)
+            (queued, replayed), due, groups, pending, first, last = await pipe.execute()
+        group = next((g for g in groups if text(g["name"]) == self.group), None)
+        lag = group.get("lag") if group else None
+        oldest_ms: list[float] = []
+        if pending["pending"]:
+            oldest_ms.append(float(text(pending["min"]).split("-")[0]))
+        if group and lag:
+            after = "(" + text(group["last-delivered-id"])
+            nxt = await self.redis.xrange(self.stream, after, count=1)
+            if nxt:
+                oldest_ms.append(float(text(nxt[0][0]).split("-")[0]))
+        for sid in {text(s) for s in [*first, *last]}:
+            head = await self.redis.zrange(self.wait_key(sid), 0, 0)
+            if head:
+                oldest_ms.append(_event_time_ms(head[0]))
+        now_ms = time.time() * 1000.0
+        return {
+            "queued": int(queued or 0),
+            "backlog": int(queued or 0) + int(lag or 0),
+            "replayed_total": int(replayed or 0),
+            "surveys_due": int(due),
+            "stream_lag": None if lag is None else int(lag),
+            "stream_pending": int(pending["pending"]),
+            "oldest_undelivered_age_s": (
+                round(max(0.0, now_ms - min(oldest_ms)) / 1000.0, 3) if oldest_ms else 0.0
+            ),
+        }
+
+
+def _event_time_ms(event: object) -> float:
+    try:
+        when = datetime.fromisoformat(json.loads(raw(event))["time"])
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.timestamp() * 1000.0
+    except (ValueError, KeyError, TypeError):
+        return time.time() * 1000.0
+
+
+# Redis trouble we wait out (restart, failover, loading the AOF, out of memory)
+# instead of crashing: a loop that died would stop the feed while the process looks
+# alive. Errors that are not connection trouble are logged as errors.
+REDIS_TRANSIENT = (redis.exceptions.RedisError, OSError)
+REPEAT_LOG_S = 60.0
+
+
+class RedisPause:
+    """Growing sleeps between retries while Redis fails; logs at the first failure and
+    then once a minute while it lasts."""
+
+    def __init__(self, endpoint: str, what: str) -> None:
+        self.endpoint = endpoint
+        self.what = what
+        self.delay = 0.0
+        self._logged_at = 0.0
+
+    def reset(self) -> None:
+        """Redis answered: the next outage starts with a short sleep (and a log line)."""
+        if self.delay:
+            log.info("webhook %s: %s: Redis is back", self.endpoint, self.what)
+        self.delay = 0.0
+
+    async def wait(self, exc: BaseException) -> None:
+        """Sleep before the next try."""
+        now = time.monotonic()
+        if self.delay == 0.0 or now - self._logged_at >= REPEAT_LOG_S:
+            self._logged_at = now
+            broken = isinstance(exc, redis.exceptions.ResponseError)
+            log.log(
+                logging.ERROR if broken else logging.WARNING,
+                "webhook %s: %s waiting for Redis: %s: %s",
+                self.endpoint,
+                self.what,
+                type(exc).__name__,
+                exc,
+            )
+        self.delay = min(2.0, max(0.05, self.delay * 2))
+        await asyncio.sleep(self.delay)

@@ -1,0 +1,179 @@
+"""HTTP side of the webhook feed: signed POSTs to one endpoint, optionally batched.
+
+One aiohttp session per endpoint (keep-alive, at most ``concurrency`` connections).
+Every request carries the Standard Webhooks headers (gateway/webhooks/signing.py).
+
+With ``batch_max`` = 1 (the default, the Standard Webhooks norm) a request is one event
+and ``webhook-id`` is the event's id, the same on every retry. With ``batch_max`` > 1,
+the events of surveys that are ready at the same moment (within ``BATCH_LINGER_S``) go
+out together as
+
+    {"type": "batch", "id": "batch_<32 hex>", "events": [<event>, <event>, ...]}
+
+signed once, with ``webhook-id`` = the batch id. A batch holds whole runs of one
+survey's consecutive events, in seq order; it is made afresh on every attempt, so its
+id is new each time and receivers must drop duplicates by each event's ``id``. The
+batch succeeds or fails as a whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from gateway.webhooks.signing import (
+    HEADER_ID,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    signature_with_key,
+)
+
+USER_AGENT = "minyi-gateway-webhooks/1"
+# How long a ready run waits for others to share its request. Runs freed by the same
+# claim or the same burst of deliveries arrive within a few milliseconds.
+BATCH_LINGER_S = 0.005
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one request."""
+
+    ok: bool
+    status: int | None  # None: no HTTP answer (timeout, connection error)
+    error: str  # for logs and dead letters: never the URL, never a secret
+    retry_after_s: float | None = None
+
+
+# one survey's consecutive events, and the caller waiting for the request's outcome
+_Run = tuple[Sequence[bytes], "asyncio.Future[Outcome]"]
+
+
+class Sender:
+    """POSTs events to one endpoint; packs concurrent runs into batches if asked to."""
+
+    def __init__(
+        self, url: str, key: bytes, *, timeout_s: float, concurrency: int, batch_max: int
+    ) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.batch_max = batch_max
+        self._key = key
+        self._concurrency = concurrency
+        self._session: aiohttp.ClientSession | None = None
+        self._waiting: list[_Run] = []
+        self._waiting_events = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._batches: set[asyncio.Task[None]] = set()
+
+    async def open(self) -> None:
+        """Create the HTTP session (inside the running loop)."""
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            connector=aiohttp.TCPConnector(limit=self._concurrency),
+            headers={"user-agent": USER_AGENT},
+        )
+
+    async def close(self) -> None:
+        """Abort batches still being sent and close the session."""
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in self._batches:
+            task.cancel()
+        await asyncio.gather(*self._batches, return_exceptions=True)
+        for _, fut in self._waiting:
+            fut.cancel()
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(self, events: Sequence[bytes], sid: str, seq: int) -> Outcome:
+        """Deliver a run of one survey's events (``sid``/``seq`` name the first one if
+        it has no readable id)."""
+        if self.batch_max == 1:
+            return await self._post(_event_id(events[0], sid, seq), events[0])
+        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        if self._waiting_events + len(events) > self.batch_max:
+            self._flush()
+        self._waiting.append((events, fut))
+        self._waiting_events += len(events)
+        if self._waiting_events >= self.batch_max:
+            self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(BATCH_LINGER_S, self._flush)
+        return await fut
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        runs, self._waiting, self._waiting_events = self._waiting, [], 0
+        runs = [(events, fut) for events, fut in runs if not fut.done()]  # callers gone
+        if runs:
+            task = asyncio.create_task(self._send_batch(runs))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _send_batch(
+        self, runs: list[tuple[Sequence[bytes], asyncio.Future[Outcome]]]
+    ) -> None:
+        batch_id = "batch_" + uuid.uuid4().hex
+        body = b"".join(
+            [
+                b'{"type":"batch","id":"',
+                batch_id.encode(),
+                b'","events":[',
+                b",".join(e for events, _ in runs for e in events),
+                b"]}",
+            ]
+        )
+        outcome = await self._post(batch_id, body)
+        for _, fut in runs:
+            if not fut.done():
+                fut.set_result(outcome)
+
+    async def _post(self, msg_id: str, body: bytes) -> Outcome:
+        assert self._session is not None, "Sender.open() first"
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            HEADER_ID: msg_id,
+            HEADER_TIMESTAMP: str(timestamp),
+            HEADER_SIGNATURE: signature_with_key(self._key, msg_id, timestamp, body),
+        }
+        try:
+            async with self._session.post(
+                self.url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                await resp.read()  # drain, so the connection is kept alive
+                status = resp.status
+                retry_after = _retry_after(resp.headers.get("retry-after"))
+        except TimeoutError:
+            return Outcome(False, None, f"timeout after {self.timeout_s:g}s")
+        except (aiohttp.ClientError, OSError) as exc:
+            # The exception text may carry the URL (and a token in it): type name only.
+            return Outcome(False, None, f"connection error ({type(exc).__name__})")
+        if 200 <= status < 300:
+            return Outcome(True, status, "")
+        return Outcome(False, status, f"HTTP {status}", retry_after)
+
+
+def _event_id(event: bytes, sid: str, seq: int) -> str:
+    try:
+        return str(json.loads(event)["id"])
+    except (ValueError, KeyError, TypeError):
+        return f"{sid}:{seq}"
+
+
+def _retry_after(value: str | None) -> float | None:
+    # RFC 9110 §10.2.3: delay-seconds or an HTTP date; we honour the seconds form.
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

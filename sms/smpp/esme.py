@@ -1,0 +1,286 @@
+"""aiosmpplib's ESME, hardened at the points where 0.7.4 would lose or kill things.
+
+aiosmpplib 0.7.4 (pinned) is used for binding, enquire_link, sequence numbers and
+sending. Three of its behaviours are not acceptable for a gateway that must lose
+nothing, so this subclass overrides them (private methods: the pin matters):
+
+* An unknown command_status or command_id in a PDU header raises ValueError inside
+  its reader and drops the connection — forever, if the SMSC repeats it. Here an
+  unknown status is recorded and replaced by ESME_RUNKNOWNERR, an unknown command is
+  answered with generic_nack (SMPP 3.4 §4.3, ESME_RINVCMDID) and skipped.
+* It decodes deliver_sm itself and a malformed receipt (a date it cannot parse, a
+  non-numeric err:) raises and drops the connection, and the SMSC redelivers the same
+  PDU. Here deliver_sm is not decoded at all: the raw PDU is handed to a sink that
+  stores it (Redis) *before* deliver_sm_resp goes out, and the gateway's own parser
+  (sms/smpp/pdu.py, sms/dlr.py, sms/mo.py) reads it later.
+* Errors other than a few built-in ones escape its task supervisor and end the ESME
+  for good; the sink's failures are turned into ConnectionError, i.e. a reconnect,
+  and the SMSC will redeliver what was not acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiosmpplib import ESME as _ESME
+from aiosmpplib import (
+    AbstractCorrelator,
+    AbstractRateLimiter,
+    AbstractRetryTimer,
+    AbstractThrottleHandler,
+    DeliverSm,
+    DeliverSmResp,
+    PduHeader,
+    SmppCommand,
+    SmppCommandStatus,
+    SmppMessage,
+    SubmitSm,
+)
+
+from gateway import logs
+
+log = logs.logger(__name__)
+
+PDU_HEADER_LENGTH = 16
+# SMPP 3.4 §3.2: command_length covers the whole PDU. 64 KiB is aiosmpplib's own buffer
+# limit (message_payload may hold up to 64K); anything larger is a broken stream.
+MAX_PDU_LENGTH = 2**16 + 1024
+GENERIC_NACK = 0x80000000
+ESME_RINVCMDID = 0x00000003
+ESME_RUNKNOWNERR = 0x000000FF
+_KNOWN_COMMANDS = frozenset(c.value for c in SmppCommand)
+# SMPP 3.4 §4.1: a bind_*_resp with an error status may come without a body, which
+# aiosmpplib cannot parse ("subsection not found") — it would report a wrong password
+# as a read error and never say ESME_RINVPASWD.
+_BIND_RESPS = frozenset({0x80000001, 0x80000002, 0x80000009})
+_KNOWN_STATUSES = frozenset(s.value for s in SmppCommandStatus)
+
+InboundSink = Callable[[bytes], Awaitable[None]]
+
+
+class RateLimiter(AbstractRateLimiter):
+    """Token bucket whose rate the client lowers on throttling and raises back
+    (additive increase, multiplicative decrease) — the SMSC's TPS is the only limit."""
+
+    def __init__(self, max_tps: float) -> None:
+        self.max_tps = max_tps
+        self.tps = max_tps
+        self._tokens = 1.0
+        self._last = asyncio.get_running_loop().time()
+        self.paused_until = 0.0
+
+    def throttled(self, pause_s: float) -> None:
+        """The SMSC said slow down: halve the rate and pause."""
+        self.tps = max(1.0, self.tps / 2)
+        self.paused_until = asyncio.get_running_loop().time() + pause_s
+
+    def accepted(self) -> None:
+        """A submit was accepted: creep back towards the configured rate."""
+        if self.tps < self.max_tps:
+            self.tps = min(self.max_tps, self.tps + max(1.0, self.max_tps / 100))
+
+    async def limit(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now < self.paused_until:
+            await asyncio.sleep(self.paused_until - now)
+            now = loop.time()
+        self._tokens = min(self.tps / 10 + 1, self._tokens + (now - self._last) * self.tps)
+        self._last = now
+        if self._tokens < 1.0:
+            await asyncio.sleep((1.0 - self._tokens) / self.tps)
+            self._last = loop.time()
+            self._tokens = 0.0
+        else:
+            self._tokens -= 1.0
+
+
+class NoThrottle(AbstractThrottleHandler):
+    """Throttling is handled by RateLimiter and the client's retries, not here."""
+
+    async def throttled(self) -> None:
+        return None
+
+    async def not_throttled(self) -> None:
+        return None
+
+    async def allow_request(self) -> bool:
+        return True
+
+    async def throttle_delay(self) -> float:
+        return 0.0
+
+
+class Backoff(AbstractRetryTimer):
+    """Reconnect backoff: doubles from `initial_s` up to `max_s`."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self._next = initial_s
+
+    async def wait(self) -> None:
+        delay = self._next
+        self._next = min(self.max_s, self._next * 2)
+        await asyncio.sleep(delay)
+
+    def reset(self) -> None:
+        self._next = self.initial_s
+
+    def next_delay(self) -> float:
+        return self._next
+
+
+class SequenceCorrelator(AbstractCorrelator):
+    """Request/response correlation by sequence number only.
+
+    The gateway correlates receipts in Redis (they must survive a restart and may
+    arrive on another bind), so aiosmpplib's in-memory receipt store is not used."""
+
+    def __init__(self) -> None:
+        self._requests: dict[int, SmppMessage] = {}
+
+    def get_cumulated_status(self, ref_num: int) -> int:
+        return 0
+
+    async def expired(self, smpp_message: SmppMessage) -> None:
+        return None
+
+    async def put(self, smpp_message: SmppMessage) -> None:
+        self._requests[smpp_message.sequence_num] = smpp_message
+
+    async def put_delivery(self, smsc_message_id: str, submit_sm: SubmitSm) -> None:
+        return None
+
+    async def put_delivery_segmented(self, deliver_sm: DeliverSm) -> DeliverSm | None:
+        return deliver_sm
+
+    async def get(self, response: SmppMessage) -> SmppMessage | None:
+        return self._requests.pop(response.sequence_num, None)
+
+    async def get_segmented(self, sequence_num: int, remove: bool = False) -> tuple[Any, int]:
+        return None, 0
+
+    async def get_delivery(self, receipt: DeliverSm) -> SubmitSm | None:
+        return None
+
+    def forget_all(self) -> None:
+        """Drop requests of a dead connection (their responses will never come)."""
+        self._requests.clear()
+
+
+class GatewayESME(_ESME):
+    """An ESME that stores inbound PDUs raw and survives unknown header values."""
+
+    def __init__(
+        self,
+        *args: Any,
+        bind_name: str,
+        inbound_sink: InboundSink,
+        on_connect: Callable[[], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.bind_name = bind_name
+        self._inbound_sink = inbound_sink
+        self._on_connect = on_connect
+        self.unknown_status: dict[int, int] = {}
+        self._storing: set[asyncio.Task[None]] = set()
+        self.bound_event = asyncio.Event()
+
+    async def connect(self) -> None:
+        """Every (re)connect first tells the client, which re-queues what the dead
+        connection had taken but not had answered."""
+        self.bound_event.clear()
+        # aiosmpplib forgets the previous connection's writer without closing it (a
+        # leaked socket per reconnect).
+        await self._close_writer()
+        self._on_connect()
+        await super().connect()
+        log.info("smpp bind=%s bound host=%s:%s", self.bind_name, self.smsc_host, self.smsc_port)
+        self.bound_event.set()
+
+    async def _close_writer(self) -> None:
+        writer = self._writer
+        if writer is not None:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass  # the peer already reset it: closed all the same
+
+    async def _disconnect(self) -> None:
+        # aiosmpplib's unbind sends UNBIND and EOF but never closes the socket.
+        writer = self._writer
+        await super()._disconnect()
+        if writer is not None:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+
+    async def _get_pdu(self) -> tuple[bytes, PduHeader]:
+        assert self._reader is not None
+        while True:
+            header_data: bytes = await self._reader.readexactly(PDU_HEADER_LENGTH)
+            length, command, status, seq = struct.unpack("!IIII", header_data)
+            if length < PDU_HEADER_LENGTH or length > MAX_PDU_LENGTH:
+                # The stream is out of step; only a new connection can recover.
+                raise ValueError(f"PDU length {length} out of range")
+            body: bytes = await self._reader.readexactly(length - PDU_HEADER_LENGTH)
+            if command not in _KNOWN_COMMANDS:
+                log.warning(
+                    "smpp bind=%s unknown command_id=0x%08x seq=%d: generic_nack",
+                    self.bind_name,
+                    command,
+                    seq,
+                )
+                if not command & GENERIC_NACK:  # never answer a response
+                    assert self._writer is not None
+                    self._writer.write(struct.pack("!IIII", 16, GENERIC_NACK, ESME_RINVCMDID, seq))
+                continue
+            if status not in _KNOWN_STATUSES:
+                self.unknown_status[seq] = status
+                header_data = (
+                    header_data[:8] + struct.pack("!I", ESME_RUNKNOWNERR) + header_data[12:]
+                )
+            if command in _BIND_RESPS and status != 0 and not body:
+                body = b"\x00"  # an empty system_id, so the status gets through
+                header_data = struct.pack("!I", length + 1) + header_data[4:]
+                log.error("smpp bind=%s bind refused: status=0x%08x", self.bind_name, status)
+            header: PduHeader = SmppMessage.parse_header(header_data)
+            return header_data + body, header
+
+    async def _handle_request(self, pdu: bytes, header: PduHeader) -> SmppMessage | None:
+        if header.smpp_command != SmppCommand.DELIVER_SM:
+            result: SmppMessage | None = await super()._handle_request(pdu, header)
+            return result
+        # Stored in a task of its own, so the next deliver_sm is read meanwhile (the SMSC
+        # has a window of them outstanding; SMPP 3.4 §2.7 lets responses come in any
+        # order). deliver_sm_resp goes out only after the store; returning None tells
+        # aiosmpplib not to answer itself.
+        task = asyncio.create_task(self._store_then_answer(pdu, header.sequence_num))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+        return None
+
+    async def _store_then_answer(self, pdu: bytes, sequence: int) -> None:
+        writer = self._writer
+        try:
+            await self._inbound_sink(pdu)
+        except Exception as exc:
+            # Not acknowledged: drop the link, the SMSC delivers it again after reconnect.
+            log.error("smpp bind=%s could not store deliver_sm: %r", self.bind_name, exc)
+            if writer is not None:
+                writer.transport.abort()
+            return
+        if writer is not self._writer or writer is None or writer.is_closing():
+            return  # the link it came on is gone: the SMSC will deliver it again
+        try:
+            await self._send_data(DeliverSmResp(sequence_num=sequence))
+        except (ConnectionError, OSError) as exc:
+            log.warning("smpp bind=%s deliver_sm_resp not sent: %r", self.bind_name, exc)

@@ -1,0 +1,1 @@
+"""The project's own SMS center (an SMPP 3.4 server): a test and demo tool, not the product."""
