@@ -42,7 +42,7 @@ CLAIM_IDLE_MS = 60_000
 async def store_pdu(store: Store, bind: str, smsc: str, pdu: bytes) -> None:
     """Store one raw deliver_sm (hex) on the inbound stream (pipelined with whatever
     else this process sends to Redis in the same tick)."""
-    await store.calls.execute(
+    await store.commands.execute(
         "XADD",
         keys.INBOUND,
         "*",

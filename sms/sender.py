@@ -122,7 +122,7 @@ class Sender:
             # longer than the idle time (long throttling): already being sent here.
             return
         if not fields:  # trimmed or deleted meanwhile
-            await self.store.calls.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
+            await self.store.commands.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
             return
         self._spawn(entry_id, str(fields["sid"]))
 
@@ -154,12 +154,12 @@ class Sender:
             s.surveys.reply_window_s,
         )
         if job is None:
-            await self.store.calls.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
+            await self.store.commands.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
             return
         text = self._render(job)
         if text is None:
             await self.store.part_failed(sid, 1, 1, "template_missing", -1)
-            await self.store.calls.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
+            await self.store.commands.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
             return
         ref16 = bool(s.sms.ref16)
         ref = zlib.crc32(f"{sid}/{job.attempt}".encode()) & (0xFFFF if ref16 else 0xFF)
@@ -193,7 +193,7 @@ class Sender:
                 len(parts),
             )
         await asyncio.gather(*(self._one_part(p) for p in parts))
-        await self.store.calls.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
+        await self.store.commands.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
         self.sent_surveys += 1
 
     async def _one_part(self, part: Part) -> None:

@@ -42,7 +42,9 @@ class CallbackStore:
     async def promote(self, units: tuple[str, ...], default_unit: str, limit: int = 500) -> int:
         """Move due callbacks onto their unit queue's ready list; how many moved."""
         _ts, now_iso = self._now()
-        r = await self.store.calls.fcall("minyi_cb_promote", limit, now_iso, default_unit, *units)
+        r = await self.store.commands.fcall(
+            "minyi_cb_promote", limit, now_iso, default_unit, *units
+        )
         return int(r)
 
     async def claim(self, queue: str, callback_ids: list[str], owner: str) -> list[Claim]:
@@ -50,7 +52,7 @@ class CallbackStore:
         if not callback_ids:
             return []
         _ts, now_iso = self._now()
-        flat = await self.store.calls.fcall(
+        flat = await self.store.commands.fcall(
             "minyi_cb_claim", queue, now_iso, owner, CALLBACK_ID_TTL_S, *callback_ids
         )
         out = []
@@ -75,7 +77,7 @@ class CallbackStore:
         """Store one attempt's outcome and the survey's next state; "stored" or
         "duplicate" (already stored by someone else)."""
         _ts, now_iso = self._now()
-        r = await self.store.calls.fcall(
+        r = await self.store.commands.fcall(
             "minyi_cb_result",
             claim.survey_id,
             claim.callback_id,
@@ -94,7 +96,7 @@ class CallbackStore:
     async def disposition(self, callback_id: str, payload: dict[str, Any]) -> tuple[str, str, str]:
         """(status, survey id, state); see minyi_cb_disposition."""
         _ts, now_iso = self._now()
-        r = await self.store.calls.fcall(
+        r = await self.store.commands.fcall(
             "minyi_cb_disposition", callback_id, now_iso, json_text(payload)
         )
         status, sid, state = (text(v) for v in r)
@@ -105,7 +107,7 @@ class CallbackStore:
     ) -> tuple[str, str]:
         """(status, state); see minyi_cb_recheck."""
         _ts, now_iso = self._now()
-        r = await self.store.calls.fcall(
+        r = await self.store.commands.fcall(
             "minyi_cb_recheck", survey_id, now_iso, json_text(payload), kind, priority
         )
         status, state = (text(v) for v in r)

@@ -76,7 +76,7 @@ class Store:
     def __init__(self, redis: aioredis.Redis, tz: ZoneInfo) -> None:
         self.redis = redis
         self.tz = tz
-        self.calls = Coalescer(redis)
+        self.commands = Coalescer(redis)
 
     async def load(self) -> None:
         """Load (or replace) the function library; call once at start."""
@@ -87,7 +87,7 @@ class Store:
         return ts, iso(ts, self.tz)
 
     async def _fcall(self, name: str, *args: str | int | float) -> Any:
-        return await self.calls.fcall(name, *args)
+        return await self.commands.fcall(name, *args)
 
     # --- intake -----------------------------------------------------------------------
     async def intake(
@@ -243,11 +243,11 @@ class Store:
         matched: by extension code first (exact), else the number's most recent survey
         still open within the reply window."""
         if ext:
-            sid = await self.calls.execute("GET", keys.EXTCODE.format(code=ext, phone=phone))
+            sid = await self.commands.execute("GET", keys.EXTCODE.format(code=ext, phone=phone))
             if sid:
                 return str(sid), "extension_code"
         now_ts, _ = self._now()
-        found = await self.calls.execute(
+        found = await self.commands.execute(
             "ZREVRANGEBYSCORE",
             keys.PHONE_OPEN.format(phone=phone),
             "+inf",

@@ -186,7 +186,7 @@ class EndpointQueue:
         self.wait_prefix = keys.WEBHOOK_WAIT.format(endpoint=endpoint, survey_id="")
         self.stats_prefix = f"webhook:{endpoint}:"
         # Script calls of concurrent deliveries share pipelines (one round trip a tick).
-        self.calls = Coalescer(redis)
+        self.commands = Coalescer(redis)
         self._intake = redis.register_script(lua.INTAKE)
         self._claim = redis.register_script(lua.CLAIM)
         self._reread = redis.register_script(lua.REREAD)
@@ -238,7 +238,7 @@ class EndpointQueue:
         for entry_id, sid, seq, event in entries:
             args += [entry_id, sid, seq, event]
         keys_ = [self.stream, self.due, self.delivered, keys.STATS, self.retry, self.leases]
-        reply = await self.calls.script(self._intake, keys=keys_, args=args)
+        reply = await self.commands.script(self._intake, keys=keys_, args=args)
         return int(reply[0]), [_head(row[0], row[1:]) for row in reply[1:]]
 
     async def reject(self, entry_id: str, fields: dict[str, bytes], error: str) -> None:
@@ -253,7 +253,7 @@ class EndpointQueue:
 
     async def claim(self, limit: int, lease_s: float) -> list[Head]:
         """Lease up to ``limit`` surveys that are due; returns their head events."""
-        reply = await self.calls.script(
+        reply = await self.commands.script(
             self._claim,
             keys=[self.due, self.delivered, self.retry, self.leases],
             args=[self.wait_prefix, limit, lease_s, self._token(), self.run],
@@ -262,7 +262,7 @@ class EndpointQueue:
 
     async def reread(self, head: Head, lease_s: float) -> Step:
         """Read a held survey's head again (renewing the lease)."""
-        reply = await self.calls.script(
+        reply = await self.commands.script(
             self._reread,
             keys=[self.due, self.delivered, self.retry, self.leases],
             args=[self.wait_prefix, head.sid, head.token, lease_s, self.run],
@@ -272,7 +272,7 @@ class EndpointQueue:
     async def done(self, head: Head, lease_s: float, wake: int) -> Step:
         """Record the delivery of ``head.events``; returns the survey's next head while
         we hold it."""
-        reply = await self.calls.script(
+        reply = await self.commands.script(
             self._done,
             keys=[self.due, self.delivered, self.retry, keys.STATS, self.leases],
             args=[
@@ -296,7 +296,7 @@ class EndpointQueue:
     ) -> FailResult:
         """Record a failed attempt of the head event: back off, or dead-letter it after
         ``max_age_s`` (the events behind it are not touched: they have not failed)."""
-        reply = await self.calls.script(
+        reply = await self.commands.script(
             self._fail,
             keys=[self.due, self.delivered, self.retry, keys.STATS, self.dead, self.leases],
             args=[
@@ -322,7 +322,7 @@ class EndpointQueue:
     async def release(self, sid: str, token: str, delay_s: float = 0.0) -> bool:
         """Give a held survey back, due in ``delay_s``; False if no longer ours."""
         return bool(
-            await self.calls.script(
+            await self.commands.script(
                 self._release, keys=[self.due, self.leases], args=[sid, token, delay_s]
             )
         )
@@ -336,7 +336,7 @@ class EndpointQueue:
         """Move the given dead letters back into their surveys' queues."""
         if not ids:
             return 0
-        reply = await self.calls.script(
+        reply = await self.commands.script(
             self._replay,
             keys=[self.dead, self.due, keys.STATS],
             args=[self.wait_prefix, self.stats_prefix, *ids],
@@ -347,7 +347,7 @@ class EndpointQueue:
         """One step of the sweep of the delivered hash (HSCAN ``cursor``, "0" to start):
         drops surveys whose record expired and that have nothing queued. Returns the
         next cursor ("0": a full pass is done) and how many were dropped."""
-        reply = await self.calls.script(
+        reply = await self.commands.script(
             self._prune,
             keys=[self.delivered, self.due, self.retry],
             args=[keys.SURVEY.format(survey_id=""), self.wait_prefix, cursor, count],
