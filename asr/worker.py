@@ -49,7 +49,7 @@ from asr import jobs
 from asr.errors import FailureReason, TranscriptionFailed, mask_numbers
 from asr.models import ModelSpec
 from asr.pool import DEFAULT_JOB_TIMEOUT_S, AsrPool, TranscriptionJob, default_pool_size
-from gateway import logs
+from gateway import lifecycle, logs
 from gateway.store import streams
 from gateway.store.streams import text
 from gateway.store.surveys import iso
@@ -135,15 +135,13 @@ class AsrWorker:
 
     async def _until_ready(self, stop: asyncio.Event) -> None:
         """Create the consumer group; retake this consumer's own pending entries (a restart)."""
-        while not stop.is_set():
-            try:
-                await streams.ensure_group(self.redis, jobs.JOBS, jobs.GROUP)
-                own = await streams.pending(self.redis, jobs.JOBS, jobs.GROUP, self.consumer)
-                break
-            except RedisError as exc:
-                log.warning("asr worker cannot reach redis: %s", exc)
-                await _sleep_or_stop(stop, 1.0)
-        else:
+
+        async def own_pending() -> list[streams.Entry]:
+            await streams.ensure_group(self.redis, jobs.JOBS, jobs.GROUP)
+            return await streams.pending(self.redis, jobs.JOBS, jobs.GROUP, self.consumer)
+
+        own = await lifecycle.outlast(own_pending, stop, what="asr worker", log=log)
+        if own is None:
             return
         if own:
             log.info("asr worker retakes %d pending jobs consumer=%s", len(own), self.consumer)
@@ -154,6 +152,7 @@ class AsrWorker:
         s = self.settings
         reclaim_every = max(0.05, s.claim_idle_s / 2)
         next_reclaim = time.monotonic() + reclaim_every
+        outage = lifecycle.Outage(log, "asr worker", backoff=lifecycle.Backoff(1.0))
         while not stop.is_set():
             free = await self._free_slots(stop)
             if free == 0:
@@ -173,10 +172,10 @@ class AsrWorker:
                     count=free,
                     block_ms=min(s.block_ms, max(1, int(reclaim_every * 1000))),
                 )
-            except RedisError as exc:
-                log.warning("asr worker: redis error: %s", exc)
-                await _sleep_or_stop(stop, 1.0)
+            except lifecycle.OUTAGES as exc:
+                await outage.wait(exc, stop)
                 continue
+            outage.over()
             # A new entry has been delivered once.
             await self._start(entries, {entry_id: 1 for entry_id, _ in entries})
 
@@ -440,8 +439,3 @@ def recording_of(job: jobs.AsrJob) -> tuple[str, Path] | None:
             return None
         bases.add((parsed[0], path.parent))
     return bases.pop() if len(bases) == 1 else None
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

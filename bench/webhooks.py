@@ -145,7 +145,8 @@ async def run(args: argparse.Namespace, rport: int, hport: int) -> list[dict[str
             batch_max=args.batch_max,
         )
         worker = WebhookWorker(redis, [ep], consumer="bench")
-        task = asyncio.create_task(worker.run())
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
         async with aiohttp.ClientSession() as http:
             for name, prefix, rate in (("paced", "P", args.rate), ("burst", "B", None)):
                 result = await scenario(
@@ -153,7 +154,7 @@ async def run(args: argparse.Namespace, rport: int, hport: int) -> list[dict[str
                 )
                 print(json.dumps(result), flush=True)
                 results.append(result)
-        await worker.stop()
+        stop.set()
         await task
     finally:
         await redis.aclose()

@@ -47,15 +47,14 @@ def _run(argv: list[str]) -> int:
     for warning in settings.warnings:
         print(f"config warning: {warning}", file=sys.stderr)
 
-    async def main() -> None:
+    async def main() -> int:
         remove = install_signal_handlers(service)
         try:
-            await service.run()
+            return await service.run()
         finally:
             remove()
 
-    asyncio.run(main())
-    return 0
+    return asyncio.run(main())
 
 
 def _webhooks(argv: list[str]) -> int:
@@ -92,8 +91,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return int(asterisk_main(rest))
     if command == "smsc":
-        from smsc.simulator import main as smsc_main
-
+        try:
+            from smsc.simulator import main as smsc_main
+        except ImportError:
+            # a test and demo tool: it lives in the source tree, not in the installed product
+            print(
+                "minyi smsc: the SMS center simulator runs from the source tree: python -m smsc",
+                file=sys.stderr,
+            )
+            return 2
         return int(smsc_main(rest))
     if command == "webhook-receiver":
         from gateway.webhooks.receiver import main as receiver_main

@@ -27,21 +27,19 @@ leases.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import signal
 import socket
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from asr.models import KNOWN_MODELS, check_model_files
 from asr.pool import default_pool_size
 from asr.worker import AsrWorker, AsrWorkerSettings
-from gateway import logs
+from gateway import lifecycle, logs
 from gateway.api.app import Api
 from gateway.config.asr import parse_asr
 from gateway.config.reader import ConfigError, Settings, load_templates
@@ -61,6 +59,9 @@ MAINTENANCE_INTERVAL_S = 1.0
 TRIM_EVERY = 60  # maintenance rounds
 # Per process; blocking reads hold one each (sender, inbound, webhooks per endpoint).
 REDIS_CONNECTIONS = 64
+# The exit code when a worker ended by itself (EX_SOFTWARE, sysexits.h): not 0, so a
+# supervisor restarts the process.
+EXIT_WORKER_FAILED = 70
 
 
 class Service:
@@ -93,45 +94,49 @@ class Service:
         self.asr: AsrWorker | None = None
         self.api_port: int | None = None
         self._runner: web.AppRunner | None = None
+        self._running: dict[str, _Running] = {}
 
     def request_stop(self) -> None:
         """Begin the drain (what SIGTERM does)."""
         self.stopping.set()
 
-    async def _connect_redis(self) -> aioredis.Redis:
-        delay = 0.5
-        while True:
-            # A blocking pool: a burst of concurrent work waits for a free connection
-            # instead of failing with MaxConnectionsError.
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.settings.redis_url,
-                decode_responses=True,
-                health_check_interval=10,
-                max_connections=REDIS_CONNECTIONS,
-                timeout=None,
-            )
-            client = aioredis.Redis.from_pool(pool)
-            try:
-                store = Store(client, self.settings.surveys.timezone)
-                await store.load()
-                self.store = store
-                return client
-            except (RedisError, OSError) as exc:
-                await client.aclose()
-                log.warning("redis unavailable (%s); retrying in %.1fs", type(exc).__name__, delay)
-                try:
-                    await asyncio.wait_for(self.stopping.wait(), delay)
-                except TimeoutError:
-                    delay = min(10.0, delay * 2)
-                else:
-                    raise RuntimeError("stopped before Redis was reachable") from exc
+    async def _connect_redis(self) -> aioredis.Redis | None:
+        """A client whose function library is loaded; Redis is waited for (None when
+        stopped meanwhile)."""
+        # A blocking pool: a burst of concurrent work waits for a free connection
+        # instead of failing with MaxConnectionsError.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.settings.redis_url,
+            decode_responses=True,
+            health_check_interval=10,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=None,
+        )
+        client = aioredis.Redis.from_pool(pool)
+        store = Store(client, self.settings.surveys.timezone)
+        loaded = await lifecycle.outlast(
+            _loaded(store), self.stopping, what="redis unavailable", log=log
+        )
+        if loaded is None:
+            await client.aclose()
+            return None
+        self.store = store
+        return client
 
-    async def run(self) -> None:
-        """Run until request_stop(), then drain."""
+    async def run(self) -> int:
+        """Run until request_stop(), then drain; the process's exit code.
+
+        0 after a requested stop. EXIT_WORKER_FAILED when a worker ended by itself (a
+        bug: workers wait out Redis and link outages, they never end on their own): the
+        others are drained and the process exits non-zero, so that systemd's
+        ``Restart=on-failure`` (or any supervisor) starts it again.
+        """
         s = self.settings
         self.redis = await self._connect_redis()
+        if self.redis is None:
+            log.info("stopped before Redis was reachable")
+            return 0
         assert self.store is not None
-        tasks: dict[str, asyncio.Task[Any]] = {}
         if "api" in self.workers:
             self.api = Api(s, self.store, self.templates)
             self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
@@ -150,29 +155,26 @@ class Service:
             self.client = SmppClient(s.sms.binds, sink)
             await self.client.start()
             self.sender = Sender(
-                self.redis,
-                self.store,
-                self.client,
-                s,
-                self.templates,
-                consumer=f"{self.instance}",
+                self.redis, self.store, self.client, s, self.templates, consumer=self.instance
             )
             self.inbound = Inbound(self.redis, self.store, s, consumer=self.instance)
-            tasks["sender"] = asyncio.create_task(self.sender.run(), name="sender")
-            tasks["inbound"] = asyncio.create_task(self.inbound.run(), name="inbound")
-            tasks["maintenance"] = asyncio.create_task(self._maintenance(), name="maintenance")
+            self._start("sender", self.sender)
+            self._start("inbound", self.inbound)
+            self._start("maintenance", _Maintenance(self))
         if "webhooks" in self.workers and s.webhooks:
-            self.webhooks = WebhookWorker(self.redis, s.webhooks, consumer=self.instance)
-            tasks["webhooks"] = asyncio.create_task(self.webhooks.run(), name="webhooks")
+            self.webhooks = WebhookWorker(
+                self.redis, s.webhooks, consumer=self.instance, grace_s=min(s.shutdown_grace_s, 10)
+            )
+            self._start("webhooks", self.webhooks)
         if "dialer" in self.workers:
             if s.dialer is None:
                 raise ConfigError("dialer", 'is required when workers include "dialer"')
             self.dialer = Dialer(s.dialer, self.store, s.surveys.timezone, owner=self.instance)
-            tasks["dialer"] = asyncio.create_task(self.dialer.run(self.stopping), name="dialer")
-            tasks["retention"] = asyncio.create_task(self._retention(), name="retention")
+            self._start("dialer", self.dialer)
+            self._start("retention", _Retention(self))
         if "asr" in self.workers:
             self.asr = AsrWorker(self.redis, self._asr_settings())
-            tasks["asr"] = asyncio.create_task(self.asr.run(self.stopping), name="asr")
+            self._start("asr", self.asr)
         if self.api is not None:
             self.api.health_extra = {"workers": list(self.workers), "instance": self.instance}
             if self.dialer is not None:
@@ -181,12 +183,27 @@ class Service:
         log.info("minyi running workers=%s instance=%s", ",".join(self.workers), self.instance)
 
         stop_waiter = asyncio.create_task(self.stopping.wait())
-        await asyncio.wait([stop_waiter, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
-        for name, t in tasks.items():
-            if t.done() and not t.cancelled() and t.exception() is not None:
-                log.error("worker %s failed: %r", name, t.exception())
+        tasks = [r.task for r in self._running.values()]
+        await asyncio.wait([stop_waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         stop_waiter.cancel()
-        await self._drain(tasks)
+        failed = [name for name, r in self._running.items() if r.task.done()]
+        for name in failed:
+            task = self._running[name].task
+            error = None if task.cancelled() else task.exception()
+            log.critical(
+                "worker %s ended by itself (%s): stopping the process",
+                name,
+                lifecycle.describe(error) if error is not None else "returned",
+                exc_info=error,
+            )
+        await self._drain()
+        return EXIT_WORKER_FAILED if failed else 0
+
+    def _start(self, name: str, worker: lifecycle.Worker) -> None:
+        """Run a worker until its own stop event (set by the drain, in DRAIN_ORDER)."""
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop), name=name)
+        self._running[name] = _Running(stop, task)
 
     def _asr_settings(self) -> AsrWorkerSettings:
         s = self.settings
@@ -203,70 +220,118 @@ class Service:
             index_recordings=True,
         )
 
-    async def _retention(self) -> None:
-        assert self.redis is not None
-        r = self.settings.recordings
-        await retention.run(
-            self.redis,
-            retention.RetentionSettings(r.dir, days=r.retention_days),
-            self.stopping,
-            tz=self.settings.surveys.timezone,
-        )
-
-    async def _maintenance(self) -> None:
-        assert self.store is not None and self.redis is not None
-        rounds = 0
-        while True:
-            try:
-                await self.store.release_due()
-                dialer = self.settings.dialer
-                await self.store.sweep(no_reply_ivr=dialer is not None and dialer.no_reply_ivr)
-                if rounds % TRIM_EVERY == 0:
-                    # consumed work and delivered events (each survey keeps its own
-                    # history; the streams only carry work between workers)
-                    for stream in (keys.SMS_QUEUE, keys.INBOUND, keys.EVENTS, keys.ASR_JOBS):
-                        await streams.trim_consumed(self.redis, stream)
-            except RedisError as exc:
-                log.warning("maintenance: redis error %r", exc)
-            rounds += 1
-            await asyncio.sleep(MAINTENANCE_INTERVAL_S)
-
-    async def _drain(self, tasks: Mapping[str, asyncio.Task[Any]]) -> None:
+    async def _drain(self) -> None:
         grace = self.settings.shutdown_grace_s
         log.info("draining (grace %.0fs)", grace)
         if self.api is not None:
             self.api.accepting = False
         if self._runner is not None:
             await self._runner.cleanup()
-        if self.sender is not None:
-            self.sender.stop()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(tasks["sender"]), grace)
-        if self.inbound is not None:
-            self.inbound.stop()
-        if "maintenance" in tasks:
-            tasks["maintenance"].cancel()
-        if self.client is not None:
-            await self.client.stop()
-        if "dialer" in tasks:
-            # Calls in progress go on in Asterisk; their claims stay recorded and are
-            # adopted after the restart (or by another dialer once this one's lease ends).
-            await _wait_stopped(tasks["dialer"], 5.0)
-        if "asr" in tasks:
-            # run() saw the stop: no new job; running ones get the grace period, then
-            # are cancelled and stay pending for the next worker. The pool closes last.
-            await _wait_stopped(tasks["asr"], grace + 15.0)
-        if "retention" in tasks:
-            # A sweep cut between two recordings is finished by the next one.
-            await _wait_stopped(tasks["retention"], 2.0)
-        if self.webhooks is not None:
-            await self.webhooks.stop(grace_s=min(grace, 10.0))
-        for t in tasks.values():
-            t.cancel()
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        for name in DRAIN_ORDER:
+            running = self._running.get(name)
+            if running is None:
+                continue
+            running.stop.set()
+            await _wait_stopped(running.task, _drain_limit(name, grace))
+            if name == "inbound" and self.client is not None:
+                # Nothing more is sent or read: unbind (the SMS center redelivers what
+                # was not acknowledged to the next bind).
+                await self.client.stop()
+        for running in self._running.values():
+            running.task.cancel()
+        await asyncio.gather(*(r.task for r in self._running.values()), return_exceptions=True)
         if self.redis is not None:
             await self.redis.aclose()
         log.info("stopped")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Running:
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+
+# Drain order on SIGTERM (see the module docstring): sending first, so that its last
+# answers are stored; the feed last, so that it still delivers what the others wrote.
+DRAIN_ORDER: Final = (
+    "sender",
+    "inbound",
+    "maintenance",
+    "dialer",
+    "asr",
+    "retention",
+    "webhooks",
+)
+
+
+def _drain_limit(name: str, grace: float) -> float:
+    """How long a worker may take to stop once told to (then it is cancelled)."""
+    if name == "sender":
+        return grace  # in-flight submits get their answers
+    if name == "asr":
+        return grace + 15.0  # running jobs get the grace period, then the pool closes
+    if name == "dialer":
+        return 5.0  # calls go on in Asterisk and are adopted after the restart
+    if name == "webhooks":
+        return min(grace, 10.0) + 5.0
+    return 2.0  # maintenance, retention: cut between two steps, the next run finishes
+
+
+class _Maintenance:
+    """The sms process's housekeeping: deferred surveys released, reply windows and
+    receipt deadlines closed, consumed stream entries trimmed."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Every MAINTENANCE_INTERVAL_S until ``stop``; Redis outages are waited out."""
+        store, redis = self.service.store, self.service.redis
+        assert store is not None and redis is not None
+        dialer = self.service.settings.dialer
+        no_reply_ivr = dialer is not None and dialer.no_reply_ivr
+        rounds = 0
+
+        async def one_round() -> None:
+            await store.release_due()
+            await store.sweep(no_reply_ivr=no_reply_ivr)
+            if rounds % TRIM_EVERY == 0:
+                # consumed work and delivered events (each survey keeps its own
+                # history; the streams only carry work between workers)
+                for stream in (keys.SMS_QUEUE, keys.INBOUND, keys.EVENTS, keys.ASR_JOBS):
+                    await streams.trim_consumed(redis, stream)
+
+        while not stop.is_set():
+            await lifecycle.outlast(one_round, stop, what="maintenance", log=log)
+            rounds += 1
+            await lifecycle.sleep_or_stop(stop, MAINTENANCE_INTERVAL_S)
+
+
+class _Retention:
+    """Recording retention (hourly, the first sweep at start) in a dialer process."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep until ``stop``."""
+        redis, s = self.service.redis, self.service.settings
+        assert redis is not None
+        r = s.recordings
+        await retention.run(
+            redis,
+            retention.RetentionSettings(r.dir, days=r.retention_days),
+            stop,
+            tz=s.surveys.timezone,
+        )
+
+
+def _loaded(store: Store) -> Callable[[], Awaitable[bool]]:
+    async def load() -> bool:
+        await store.load()
+        return True
+
+    return load
 
 
 async def _wait_stopped(task: asyncio.Task[Any], limit_s: float) -> None:

@@ -27,9 +27,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from gateway import logs
+from gateway import lifecycle, logs
 from gateway.store.streams import text
 from gateway.store.surveys import iso
 from recordings.index import RECORDINGS, RECORDINGS_CREATED, RecordingEntry
@@ -214,7 +213,7 @@ async def run(
             await sweep(
                 redis, settings.recordings_dir, days=settings.days, tz=tz, batch=settings.batch
             )
-        except (RedisError, OSError) as exc:
-            log.warning("retention sweep failed: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), settings.every_s)
+        except lifecycle.OUTAGES as exc:
+            # the next sweep finishes the work (every_s later)
+            log.warning("retention sweep failed: %s", lifecycle.describe(exc))
+        await lifecycle.sleep_or_stop(stop, settings.every_s)

@@ -17,7 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway import logs
+from gateway import lifecycle, logs
 from gateway.config.reader import Settings
 from gateway.privacy import mask_phone
 from gateway.store import keys, streams
@@ -71,21 +71,11 @@ class Inbound:
         self._stopping = asyncio.Event()
         self.counts: dict[str, int] = {}
 
-    def stop(self) -> None:
-        """Finish the entry in hand, then return from run()."""
-        self._stopping.set()
-
-    async def run(self) -> None:
-        """Read and handle inbound PDUs until stop(); Redis outages are waited out."""
-        backoff = 0.5
-        while not self._stopping.is_set():
-            try:
-                await self._run_once()
-                return
-            except RedisError as exc:
-                log.warning("sms inbound: redis error %r; retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(10.0, backoff * 2)
+    async def run(self, stop: asyncio.Event) -> None:
+        """Read and handle inbound PDUs until ``stop`` is set (the entries in hand are
+        finished first); Redis outages are waited out."""
+        self._stopping = stop
+        await lifecycle.outlast(self._run_once, stop, what="sms inbound", log=log)
 
     async def _run_once(self) -> None:
         await streams.ensure_group(self.redis, keys.INBOUND, keys.INBOUND_GROUP)

@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from datetime import datetime
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from gateway import logs
+from gateway import lifecycle, logs
 from gateway.config.reader import Settings
 from gateway.privacy import mask_phone
 from gateway.store import keys, streams
@@ -65,18 +64,12 @@ class Sender:
         self.max_inflight = max(1000, client.capacity() * 4)
         self.sent_surveys = 0
 
-    async def run(self) -> None:
-        """Send until stop(); then let the surveys in flight finish. Redis outages are
-        waited out (what is in flight is re-taken from the pending list afterwards)."""
-        backoff = 0.5
-        while not self._stopping.is_set():
-            try:
-                await self._run_once()
-                break
-            except RedisError as exc:
-                log.warning("sms sender: redis error %r; retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(10.0, backoff * 2)
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until ``stop`` is set; then let the surveys in flight finish. Redis
+        outages are waited out (what is in flight is re-taken from the pending list
+        afterwards)."""
+        self._stopping = stop
+        await lifecycle.outlast(self._run_once, stop, what="sms sender", log=log)
         if self._inflight:
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
 
@@ -104,10 +97,6 @@ class Sender:
         await asyncio.wait({stop, room}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         room.cancel()
-
-    def stop(self) -> None:
-        """Take no new survey; the ones in flight finish (run() returns after them)."""
-        self._stopping.set()
 
     async def _read(self) -> None:
         count = max(1, min(500, self.max_inflight - len(self._inflight)))

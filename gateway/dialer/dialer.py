@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 from redis.exceptions import RedisError
 
-from gateway import logs
+from gateway import lifecycle, logs
 from gateway.config.dialer import DialerSettings
 from gateway.dialer.ami import (
     AmiClient,
@@ -155,6 +155,7 @@ class Dialer:
         of the one dialling runs out.
         """
         last_beat = last_adopt = 0.0
+        outage = lifecycle.Outage(log, "dialer tick", backoff=lifecycle.Backoff(1.0))
         try:
             while not stop.is_set():
                 try:
@@ -177,9 +178,9 @@ class Dialer:
                         await self._adopt_orphans(channels)
                         last_adopt = now
                     await self._tick()
-                except (AmiError, OSError, RedisError) as exc:
-                    log.warning("dialer tick failed: %s", exc)
-                    await asyncio.sleep(1.0)
+                    outage.over()
+                except (AmiError, *lifecycle.OUTAGES) as exc:
+                    await outage.wait(exc, stop)
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.tick_s)

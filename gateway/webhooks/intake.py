@@ -18,16 +18,15 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from gateway import logs
+from gateway import lifecycle, logs
 from gateway.store import streams
 from gateway.store.streams import text
 from gateway.webhooks.queue import (
-    REDIS_TRANSIENT,
     EndpointQueue,
     Head,
-    RedisPause,
     StreamEntry,
     raw,
+    redis_outage,
 )
 
 log = logs.logger(__name__)
@@ -71,7 +70,7 @@ class Intake:
         """Read and queue until cancelled (a cancel at any point loses nothing)."""
         q = self.queue
         loop = asyncio.get_running_loop()
-        pause = RedisPause(q.endpoint, "intake")
+        pause = redis_outage(q.endpoint, "intake")
         ready = False
         next_autoclaim = 0.0
         while True:
@@ -93,8 +92,8 @@ class Intake:
                         block_ms=self.block_ms,
                     )
                 )
-                pause.reset()
-            except REDIS_TRANSIENT as exc:
+                pause.over()
+            except lifecycle.OUTAGES as exc:
                 # Once Redis is back: make sure the group exists (NOGROUP: Redis lost
                 # its data?) and re-read our own pending entries.
                 ready = False

@@ -26,9 +26,7 @@ deployments are fine as is.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import secrets
 import time
 from collections.abc import Sequence
@@ -37,10 +35,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 from redis.typing import EncodableT, FieldT
 
-from gateway import logs
+from gateway import lifecycle, logs
 from gateway.store import keys, streams
 from gateway.store.coalesce import Coalescer
 from gateway.store.streams import text
@@ -407,42 +404,9 @@ def _event_time_ms(event: object) -> float:
         return time.time() * 1000.0
 
 
-# Redis trouble we wait out (restart, failover, loading the AOF, out of memory)
-# instead of crashing: a loop that died would stop the feed while the process looks
-# alive. Errors that are not connection trouble are logged as errors.
-REDIS_TRANSIENT = (redis.exceptions.RedisError, OSError)
-REPEAT_LOG_S = 60.0
-
-
-class RedisPause:
-    """Growing sleeps between retries while Redis fails; logs at the first failure and
-    then once a minute while it lasts."""
-
-    def __init__(self, endpoint: str, what: str) -> None:
-        self.endpoint = endpoint
-        self.what = what
-        self.delay = 0.0
-        self._logged_at = 0.0
-
-    def reset(self) -> None:
-        """Redis answered: the next outage starts with a short sleep (and a log line)."""
-        if self.delay:
-            log.info("webhook %s: %s: Redis is back", self.endpoint, self.what)
-        self.delay = 0.0
-
-    async def wait(self, exc: BaseException) -> None:
-        """Sleep before the next try."""
-        now = time.monotonic()
-        if self.delay == 0.0 or now - self._logged_at >= REPEAT_LOG_S:
-            self._logged_at = now
-            broken = isinstance(exc, redis.exceptions.ResponseError)
-            log.log(
-                logging.ERROR if broken else logging.WARNING,
-                "webhook %s: %s waiting for Redis: %s: %s",
-                self.endpoint,
-                self.what,
-                type(exc).__name__,
-                exc,
-            )
-        self.delay = min(2.0, max(0.05, self.delay * 2))
-        await asyncio.sleep(self.delay)
+def redis_outage(endpoint: str, what: str) -> lifecycle.Outage:
+    """Waiting out Redis for one loop of one endpoint: short sleeps (50 ms up to 2 s),
+    the feed is latency-sensitive."""
+    return lifecycle.Outage(
+        log, f"webhook {endpoint}: {what}", backoff=lifecycle.Backoff(0.05, 2.0)
+    )

@@ -39,16 +39,15 @@ from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 
-from gateway import logs
+from gateway import lifecycle, logs
 from gateway.webhooks.dead import list_dead, replay
 from gateway.webhooks.intake import Intake
 from gateway.webhooks.queue import (
     GAUGES,
-    REDIS_TRANSIENT,
     EndpointQueue,
     Head,
-    RedisPause,
     backoff_delay,
+    redis_outage,
 )
 from gateway.webhooks.sender import Outcome, Sender
 from gateway.webhooks.signing import InvalidSignature, decode_secret, sign, verify
@@ -124,7 +123,7 @@ class _Feed:
 
 
 class WebhookWorker:
-    """Delivers the events stream to the configured endpoints until stop()."""
+    """Delivers the events stream to the configured endpoints until its stop event."""
 
     def __init__(
         self,
@@ -141,6 +140,7 @@ class WebhookWorker:
         stats_interval_s: float = 5.0,
         wake_on_recovery: int = 1000,
         prune_interval_s: float = 3600.0,
+        grace_s: float = 10.0,
     ) -> None:
         """``consumer`` names this process in the consumer groups: keep it stable across
         restarts (e.g. host name + worker index) so a restart resumes its own pending
@@ -151,7 +151,8 @@ class WebhookWorker:
         ``stats_interval_s`` (and at start) leases in this consumer's name that no task
         serves are given back. Every
         ``prune_interval_s`` the delivered marks of surveys whose record has expired
-        are forgotten (1000 per ``stats_interval_s``).
+        are forgotten (1000 per ``stats_interval_s``). On stop, requests in flight get
+        ``grace_s`` to finish.
         """
         if len({e.name for e in endpoints}) != len(endpoints):
             raise ValueError("webhook endpoint names must be unique")
@@ -180,17 +181,18 @@ class WebhookWorker:
             )
             for e in endpoints
         ]
-        self._stop_requested = asyncio.Event()
-        self._finished = asyncio.Event()
         self._stopping = False
         self._started = False
-        self._grace_s = 10.0
+        self._grace_s = grace_s
 
     # --- lifecycle ---------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Deliver until stop(). Cancelling this task instead is an abrupt stop (like
-        kill -9): nothing is lost, other processes take over after the leases expire."""
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set; then stop taking work, let requests in flight
+        finish (up to ``grace_s``) and give the surveys this process holds back to the
+        due set, so others continue at once. Cancelling this task instead is an abrupt
+        stop (like kill -9): nothing is lost, other processes take over after the
+        leases expire."""
         if self._started:
             raise RuntimeError("WebhookWorker.run() can only be called once")
         self._started = True
@@ -221,7 +223,7 @@ class WebhookWorker:
                 self._consumer,
                 ", ".join(f.endpoint.name for f in self._feeds),
             )
-            await self._stop_requested.wait()
+            await stop.wait()
             await self._shutdown(loops)
         finally:
             self._stopping = True
@@ -231,7 +233,6 @@ class WebhookWorker:
             await asyncio.gather(*pending, return_exceptions=True)
             for feed in self._feeds:
                 await feed.sender.close()
-            self._finished.set()
 
     def _supervised(self, name: str, loop: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         """Run a loop as a task that a bug cannot kill for good: a dead loop would stop
@@ -248,14 +249,6 @@ class WebhookWorker:
 
         return asyncio.create_task(guard(), name=f"webhook-{name}")
 
-    async def stop(self, grace_s: float = 10.0) -> None:
-        """Stop taking work, let requests in flight finish (up to ``grace_s``), give the
-        surveys this process holds back to the due set so others continue at once."""
-        self._grace_s = grace_s
-        self._stop_requested.set()
-        if self._started:
-            await self._finished.wait()
-
     async def _shutdown(self, loops: list[asyncio.Task[None]]) -> None:
         self._stopping = True
         for task in loops:  # intake and dispatch hold no work: a cancel loses nothing
@@ -269,7 +262,7 @@ class WebhookWorker:
             await asyncio.gather(*late, return_exceptions=True)
         for feed in self._feeds:
             for sid, token in list(feed.held.items()):
-                with contextlib.suppress(*REDIS_TRANSIENT):
+                with contextlib.suppress(*lifecycle.OUTAGES):
                     await feed.queue.release(sid, token)
             feed.held.clear()
         log.info("webhook worker %s stopped", self._consumer)
@@ -290,7 +283,7 @@ class WebhookWorker:
     # --- dispatch ----------------------------------------------------------------------
 
     async def _dispatch_loop(self, feed: _Feed) -> None:
-        pause = RedisPause(feed.endpoint.name, "dispatch")
+        pause = redis_outage(feed.endpoint.name, "dispatch")
         while not self._stopping:
             free = self._reserve(feed)
             if free <= 0:
@@ -302,12 +295,12 @@ class WebhookWorker:
             heads: list[Head] = []
             try:
                 heads = await feed.queue.claim(free, feed.lease_s)
-            except REDIS_TRANSIENT as exc:
+            except lifecycle.OUTAGES as exc:
                 await pause.wait(exc)
                 continue
             finally:
                 self._start(feed, free, heads)
-            pause.reset()
+            pause.over()
             if len(heads) < free:
                 # Nothing else is due: sleep until intake has new surveys (the fast
                 # path) or the poll interval (retries, surveys others gave back).
@@ -353,7 +346,7 @@ class WebhookWorker:
             while current is not None:
                 token = feed.held[current.sid] = current.token
                 if self._stopping:  # let another process go on at once
-                    with contextlib.suppress(*REDIS_TRANSIENT):
+                    with contextlib.suppress(*lifecycle.OUTAGES):
                         await feed.queue.release(current.sid, current.token)
                     return
                 if current.gap:
@@ -476,11 +469,11 @@ class WebhookWorker:
     ) -> R:
         """Run a Redis step until it succeeds: a delivery already made must be recorded
         (or its survey given back) once Redis is reachable again."""
-        pause = RedisPause(feed.endpoint.name, "recording an outcome")
+        pause = redis_outage(feed.endpoint.name, "recording an outcome")
         while True:
             try:
                 return await fn(*args, **kwargs)
-            except REDIS_TRANSIENT as exc:
+            except lifecycle.OUTAGES as exc:
                 await pause.wait(exc)
 
     async def _release_orphans(self, feed: _Feed) -> None:
@@ -505,7 +498,7 @@ class WebhookWorker:
         cursor, next_prune = "0", loop.time() + self._prune_interval_s
         while not self._stopping:
             if loop.time() >= next_prune:  # one HSCAN step per tick, a pass per interval
-                with contextlib.suppress(*REDIS_TRANSIENT):
+                with contextlib.suppress(*lifecycle.OUTAGES):
                     cursor, pruned = await feed.queue.prune(cursor)
                     if pruned:
                         log.info(
@@ -516,7 +509,7 @@ class WebhookWorker:
             try:
                 await self._release_orphans(feed)
                 feed.gauges = await feed.queue.gauges()
-            except REDIS_TRANSIENT as exc:  # e.g. no group yet: try later
+            except lifecycle.OUTAGES as exc:  # e.g. no group yet: try later
                 log.debug("webhook %s: gauges unavailable: %s", feed.endpoint.name, exc)
             # forget gaps of surveys another process took over
             stale = loop.time() - 2 * self._gap_timeout_s

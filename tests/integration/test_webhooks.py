@@ -100,16 +100,18 @@ def endpoint(receiver: WebhookReceiver, **overrides: Any) -> WebhookEndpoint:
 def worker(redis: aioredis.Redis, ep: WebhookEndpoint, **kw: Any) -> WebhookWorker:
     kw.setdefault("consumer", "w1")
     kw.setdefault("stats_interval_s", 0.1)
+    kw.setdefault("grace_s", 2.0)
     return WebhookWorker(redis, [ep], **kw)
 
 
 @contextlib.asynccontextmanager
 async def running(w: WebhookWorker) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(w.run())
+    stop = asyncio.Event()
+    task = asyncio.create_task(w.run(stop))
     try:
         yield task
     finally:
-        await w.stop(grace_s=2.0)
+        stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
@@ -244,10 +246,10 @@ async def test_abrupt_stop_with_requests_in_flight_loses_nothing(
     ep = endpoint(receiver, timeout_s=1.0)
     receiver.delay_s = 0.2  # requests are in flight when the worker dies
     first = worker(redis, ep, consumer="dies", lease_s=1.0)
-    task = asyncio.create_task(first.run())
+    task = asyncio.create_task(first.run(asyncio.Event()))
     await publish(redis, interleaved(30, range(1, 5)))
     await eventually(lambda: receiver.requests >= 10, "requests in flight")
-    task.cancel()  # no stop(): like kill -9, leases and pending entries stay behind
+    task.cancel()  # no stop event: like kill -9, leases and pending entries stay behind
     with contextlib.suppress(asyncio.CancelledError):
         await task
     receiver.ok()
@@ -308,11 +310,12 @@ async def test_stop_gives_surveys_back_at_once(
 ) -> None:
     ep = endpoint(receiver)
     receiver.delay_s = 0.3
-    first = worker(redis, ep, consumer="first", lease_s=600)
-    task = asyncio.create_task(first.run())
+    first = worker(redis, ep, consumer="first", lease_s=600, grace_s=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(first.run(stop))
     await publish(redis, [("S0", s) for s in range(1, 6)])
     await eventually(lambda: receiver.requests >= 1, "a request in flight")
-    await first.stop(grace_s=5)
+    stop.set()
     await task
     # The request in flight was allowed to finish, and the survey is due again now
     # (a 600 s lease would otherwise keep it from the next worker for ten minutes).
@@ -530,7 +533,7 @@ from gateway.webhooks.worker import WebhookEndpoint, WebhookWorker
 async def main() -> None:
     client = aioredis.Redis.from_url(sys.argv[1])
     ep = WebhookEndpoint(name="core", url=sys.argv[2], secret=sys.argv[3], timeout_s=1.0)
-    await WebhookWorker(client, [ep], consumer="doomed", lease_s=1.0).run()
+    await WebhookWorker(client, [ep], consumer="doomed", lease_s=1.0).run(asyncio.Event())
 
 asyncio.run(main())
 """
@@ -573,7 +576,7 @@ async def test_a_restart_under_the_same_name_takes_its_leases_back_at_once(
     ep = endpoint(receiver)
     receiver.delay_s = 0.2
     first = worker(redis, ep, consumer="w1", lease_s=600)
-    task = asyncio.create_task(first.run())
+    task = asyncio.create_task(first.run(asyncio.Event()))
     await publish(redis, interleaved(20, range(1, 4)))
     await eventually(lambda: receiver.requests >= 5, "requests in flight")
     task.cancel()

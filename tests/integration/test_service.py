@@ -1,0 +1,69 @@
+"""The process supervisor (gateway/service.py) on a real redis-server: how it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from conftest import RedisServer, free_port
+
+from gateway import service as service_module
+from gateway.config import parse_settings
+from gateway.service import EXIT_WORKER_FAILED, Service
+from tests.integration.sms_harness import config
+
+
+class _Crashing:
+    """A maintenance worker with a bug: it raises on its first round."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.sleep(0.05)
+        raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+
+async def test_a_worker_that_dies_ends_the_process_with_a_non_zero_code(
+    clean_redis: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The SMS center is not even there: the binds keep reconnecting, which is no failure.
+    cfg: dict[str, Any] = config(clean_redis.url, free_port(), "http://127.0.0.1:9/", free_port())
+    cfg["webhooks"] = {}
+    monkeypatch.setattr(service_module, "_Maintenance", _Crashing)
+    service = Service(parse_settings(cfg), ("api", "sms"), instance="crash-test")
+    caplog.set_level(logging.CRITICAL, logger="minyi")
+    code = await asyncio.wait_for(service.run(), 30)
+    assert code == EXIT_WORKER_FAILED
+    assert any(
+        "worker maintenance ended by itself" in r.getMessage()
+        and "UnicodeEncodeError" in r.getMessage()
+        for r in caplog.records
+    )
+    # the others were drained: the API no longer takes surveys
+    assert service.api is not None and service.api.accepting is False
+
+
+async def test_a_requested_stop_ends_with_code_zero(clean_redis: RedisServer) -> None:
+    cfg: dict[str, Any] = config(clean_redis.url, free_port(), "http://127.0.0.1:9/", free_port())
+    cfg["webhooks"] = {}
+    service = Service(parse_settings(cfg), ("api", "sms"), instance="stop-test")
+    task = asyncio.create_task(service.run())
+    await asyncio.wait_for(service.ready.wait(), 20)
+    service.request_stop()
+    assert await asyncio.wait_for(task, 30) == 0
+
+
+async def test_a_stop_while_waiting_for_redis_ends_cleanly() -> None:
+    # nothing listens on this port: the service waits for Redis until told to stop
+    cfg: dict[str, Any] = config(
+        f"redis://127.0.0.1:{free_port()}/0", free_port(), "http://127.0.0.1:9/", free_port()
+    )
+    cfg["webhooks"] = {}
+    service = Service(parse_settings(cfg), ("api",), instance="no-redis")
+    task = asyncio.create_task(service.run())
+    await asyncio.sleep(0.3)
+    service.request_stop()
+    assert await asyncio.wait_for(task, 10) == 0

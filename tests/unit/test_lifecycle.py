@@ -1,0 +1,106 @@
+"""gateway.lifecycle: the one way workers wait out outages and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from gateway import lifecycle
+
+FAST = (0.001, 0.004)
+
+
+def test_backoff_doubles_up_to_its_cap_and_starts_over_after_reset() -> None:
+    b = lifecycle.Backoff(0.5, 3.0)
+    assert [b.next_delay() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    b.reset()
+    assert b.next_delay() == 0.5
+
+
+def test_backoff_refuses_a_nonsense_schedule() -> None:
+    with pytest.raises(ValueError):
+        lifecycle.Backoff(0, 1)
+    with pytest.raises(ValueError):
+        lifecycle.Backoff(2, 1)
+
+
+async def test_outlast_retries_outages_until_the_step_succeeds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tries = 0
+
+    async def step() -> str:
+        nonlocal tries
+        tries += 1
+        if tries < 4:
+            raise RedisConnectionError("Connection refused")
+        return "done"
+
+    log = logging.getLogger("minyi.test")
+    caplog.set_level(logging.INFO, logger="minyi.test")
+    result = await lifecycle.outlast(
+        step, asyncio.Event(), what="test step", log=log, backoff=lifecycle.Backoff(*FAST)
+    )
+    assert (result, tries) == ("done", 4)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    # logged at the first failure only (then once a minute), with the error's message
+    assert len(warnings) == 1 and "Connection refused" in warnings[0].getMessage()
+    assert any("working again after 3 failed tries" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_redis_error_reply_is_logged_as_an_error_with_its_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outage = lifecycle.Outage(
+        logging.getLogger("minyi.test"), "receipt", backoff=lifecycle.Backoff(*FAST)
+    )
+    caplog.set_level(logging.INFO, logger="minyi.test")
+    await outage.wait(ResponseError("user_script:1: Script attempted to access nil"))
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert "ResponseError: user_script:1: Script attempted to access nil" in record.getMessage()
+
+
+async def test_outlast_gives_up_when_stopped_during_an_outage() -> None:
+    stop = asyncio.Event()
+
+    async def step() -> int:
+        stop.set()  # e.g. SIGTERM while Redis is away
+        raise OSError("unreachable")
+
+    assert (
+        await lifecycle.outlast(
+            step,
+            stop,
+            what="x",
+            log=logging.getLogger("minyi.test"),
+            backoff=lifecycle.Backoff(60, 60),
+        )
+        is None
+    )
+
+
+async def test_outlast_lets_a_bug_through() -> None:
+    async def step() -> None:
+        raise KeyError("a bug is not an outage")
+
+    with pytest.raises(KeyError):
+        await lifecycle.outlast(
+            step, asyncio.Event(), what="x", log=logging.getLogger("minyi.test")
+        )
+
+
+async def test_sleep_or_stop_wakes_on_the_stop_event() -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.01, stop.set)
+    assert await asyncio.wait_for(lifecycle.sleep_or_stop(stop, 60), 5) is True
+    assert await lifecycle.sleep_or_stop(asyncio.Event(), 0.001) is False
+
+
+def test_describe_keeps_the_message() -> None:
+    assert lifecycle.describe(ResponseError("ERR bad")) == "ResponseError: ERR bad"
+    assert lifecycle.describe(TimeoutError()) == "TimeoutError"
