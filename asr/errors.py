@@ -9,8 +9,9 @@ the event loop), so it pickles by its constructor arguments.
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
+
+from gateway.privacy import mask_numbers
 
 
 class FailureReason(StrEnum):
@@ -78,13 +79,3 @@ class TranscriptionFailed(Exception):
 
 class AudioRejected(TranscriptionFailed):
     """Raised by :mod:`asr.audio` for input that is corrupt, unsupported, too short or silent."""
-
-
-# Mainland mobile numbers are 11 digits starting with 1; recordings are often named after
-# the dialled number. Keep the first 3 and last 4 digits, as the rest of the gateway does.
-_PHONE = re.compile(r"(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)")
-
-
-def mask_numbers(text: str) -> str:
-    """Mask 11-digit phone numbers in ``text`` (``13812348000`` -> ``138****8000``)."""
-    return _PHONE.sub(r"\1****\2", text)

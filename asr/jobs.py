@@ -35,8 +35,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from asr.errors import mask_numbers
 from asr.transcript import Speaker, TranscriptResult
+from gateway.privacy import mask_numbers
 from gateway.store import keys
 from gateway.store.events import TRANSCRIPT, TRANSCRIPT_FAILED
 from sms.understand import Understanding

@@ -37,10 +37,11 @@ from typing import Any
 
 from asr import worker_core
 from asr.audio import DEFAULT_LIMITS, AudioLimits, probe
-from asr.errors import FailureReason, TranscriptionFailed, mask_numbers
+from asr.errors import FailureReason, TranscriptionFailed
 from asr.models import ModelSpec, check_model_files
 from asr.transcript import TranscriptResult
 from gateway import logs
+from gateway.privacy import mask_numbers
 
 log = logs.logger(__name__)
 

@@ -46,10 +46,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from asr import jobs
-from asr.errors import FailureReason, TranscriptionFailed, mask_numbers
+from asr.errors import FailureReason, TranscriptionFailed
 from asr.models import ModelSpec
 from asr.pool import DEFAULT_JOB_TIMEOUT_S, AsrPool, TranscriptionJob, default_pool_size
 from gateway import lifecycle, logs
+from gateway.privacy import mask_numbers
 from gateway.store import streams
 from gateway.store.streams import text
 from gateway.store.surveys import iso

@@ -16,7 +16,6 @@ loopback addresses because PJSIP identifies endpoints by source address, not por
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -40,7 +39,6 @@ __all__ = [
     "AsteriskInfo",
     "AsteriskProcess",
     "asterisk_home",
-    "mask_number",
     "provision",
     "read_version",
     "wav_rms",
@@ -411,9 +409,3 @@ def wav_seconds(path: Path) -> float:
 
     with wave.open(str(path), "rb") as w:
         return w.getnframes() / float(w.getframerate())
-
-
-def mask_number(number: str) -> str:
-    """138****8000: what logs and assertion messages may show of a citizen's number."""
-    digits = re.sub(r"\D", "", number)
-    return digits[:3] + "****" + digits[-4:] if len(digits) >= 8 else "****"

@@ -30,8 +30,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from asr.errors import mask_numbers
 from gateway import logs
+from gateway.privacy import mask_numbers
 from recordings.naming import LEG_SUFFIXES, leg_path, valid_base
 
 log = logs.logger(__name__)

@@ -28,10 +28,10 @@ from typing import Any
 
 from aiohttp import web
 
-from asr.errors import mask_numbers
 from gateway import logs
 from gateway.api.responses import error
 from gateway.config.reader import ApiToken, Settings
+from gateway.privacy import mask_numbers
 from gateway.store.surveys import Store
 from recordings.access import ROUTE_PREFIX, recording_routes, signed_url
 from recordings.index import get_recording

@@ -22,7 +22,7 @@ from asr.audio import (
     probe,
     read_samples,
 )
-from asr.errors import AudioRejected, FailureReason, TranscriptionFailed, mask_numbers
+from asr.errors import AudioRejected, FailureReason, TranscriptionFailed
 from tests.asr_fixtures import have_tools, pcm16, run, tone, wav_bytes
 
 
@@ -283,4 +283,3 @@ def test_failures_pickle_across_processes_and_mask_numbers() -> None:
     assert back.detail == "138****8000-in.wav: truncated"
     assert str(back) == "corrupt [citizen]: 138****8000-in.wav: truncated"
     assert TranscriptionFailed("worker_crashed").retryable
-    assert mask_numbers("call 8613812348000 / 13812348000") == "call 8613812348000 / 138****8000"
