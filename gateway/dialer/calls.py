@@ -97,6 +97,35 @@ class CallTracker:
         """Stop following a call whose result is stored."""
         self.calls.pop(channel_id, None)
 
+    def adopt(
+        self, channel_id: str, *, live: bool, up: bool = False, agent: tuple[str, str] | None = None
+    ) -> TrackedCall:
+        """Follow a call again after a restart or a takeover, from the live channels:
+        ``live`` (its channel still exists), ``up`` (answered) and the agent found on
+        its other leg (member name, interface). A call that is not live ended unseen."""
+        call = self.track(channel_id)
+        if not live:
+            call.ended = True
+            return call
+        if up:
+            call.answered = True
+        if agent is not None:
+            call.agent, call.agent_interface = agent
+        return call
+
+    def refused(self, channel_id: str, reason: str) -> None:
+        """The Originate was refused (or could not even be built): the call is over
+        before it began; ``reason`` stands for Asterisk's when it gave none."""
+        call = self.track(channel_id)
+        call.originate_failed = True
+        call.originate_reason = call.originate_reason or reason
+        call.ended = True
+
+    def ended_unseen(self, channel_id: str) -> None:
+        """The call is over although no Hangup was seen for it (settled after a grace
+        period, or gone while we were not listening)."""
+        self.track(channel_id).ended = True
+
     def feed(self, event: Event, now: float = 0.0) -> TrackedCall | None:
         """Apply one event; return the call it belongs to, or None if it is not ours."""
         uid, linked = event.get("Uniqueid"), event.get("Linkedid")

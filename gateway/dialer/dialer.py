@@ -300,9 +300,7 @@ class Dialer:
             request.fields()
         except ValueError as exc:
             log.error("callback %s cannot be dialled: %s", claim.callback_id, exc)
-            active.call.ended = True
-            active.call.originate_failed = True
-            active.call.originate_reason = "invalid"
+            self.tracker.refused(claim.callback_id, "invalid")
             await self._finish(active, detail="invalid_number_format")
             return
         try:
@@ -316,9 +314,7 @@ class Dialer:
             return
         except AmiError as exc:
             log.warning("callback %s: originate refused: %s", claim.callback_id, exc)
-            active.call.originate_failed = True
-            active.call.originate_reason = active.call.originate_reason or "refused"
-            active.call.ended = True
+            self.tracker.refused(claim.callback_id, "refused")
             await self._finish(active, detail="originate_refused")
             return
         active.originated_at = time.time()
@@ -349,7 +345,7 @@ class Dialer:
     async def _settle_later(self, active: ActiveCall) -> None:
         await asyncio.sleep(SETTLE_GRACE_S)
         if not active.finishing:
-            active.call.ended = True
+            self.tracker.ended_unseen(active.call.channel_id)
             await self._finish(active)
 
     async def _on_connected(self) -> None:
@@ -384,25 +380,25 @@ class Dialer:
         for cid, rec in orphans.items():
             claim = claim_from_active(cid, rec)
             queue = str(rec.get("queue", ""))
+            channel = live.get(cid)
+            call = self.tracker.adopt(
+                cid,
+                live=channel is not None,
+                up=channel is not None and channel.get("ChannelState") == "6",  # Up
+                agent=agent_in_call(cid, channels, self.board) if channel is not None else None,
+            )
             active = ActiveCall(
                 claim=claim,
-                call=self.tracker.track(cid),
+                call=call,
                 queue=IVR_QUEUE if queue == IVR_QUEUE else "minyi-unit-" + queue[5:],
                 rec_base=rec_base(cid, _iso_date(str(rec.get("at", "")), self.tz)),
                 claimed_at=time.time(),
             )
             self.active[cid] = active
             self.stats.recovered += 1
-            channel = live.get(cid)
             if channel is not None:
-                if channel.get("ChannelState") == "6":  # Up
-                    active.call.answered = True
-                found = agent_in_call(cid, channels, self.board)
-                if found is not None:
-                    active.call.agent, active.call.agent_interface = found
                 log.info("callback %s adopted: still live", cid)
             else:
-                active.call.ended = True
                 log.info("callback %s adopted: gone, stored as lost", cid)
                 self._spawn(self._finish(active, detail="dialer_restarted"), "adopt")
 

@@ -169,3 +169,39 @@ def test_agent_in_call_is_the_member_with_an_answered_leg_of_the_same_call() -> 
     assert agent_in_call("cb-9", channels[:1], board) is None
     ringing = [dict(channels[1], ChannelState="5")]
     assert agent_in_call("cb-1", ringing, board) is None
+
+
+def test_a_refused_originate_ends_the_call_as_failed_keeping_asterisks_reason() -> None:
+    t = CallTracker()
+    t.track("cb-1")
+    t.refused("cb-1", "refused")
+    call = t.calls["cb-1"]
+    assert call.ended and call.originate_failed and call.settled
+    assert classify(call, ivr=False) is Outcome.FAILED
+    t.track("cb-2")
+    t.feed({"Event": "OriginateResponse", "Uniqueid": "cb-2", "Response": "Failure", "Reason": "5"})
+    t.refused("cb-2", "refused")
+    assert t.calls["cb-2"].originate_reason == "5"  # Asterisk's own reason wins
+    assert classify(t.calls["cb-2"], ivr=False) is Outcome.BUSY
+
+
+def test_an_adopted_call_is_followed_from_the_live_channels() -> None:
+    t = CallTracker()
+    up = t.adopt("cb-1", live=True, up=True, agent=("agent1", "PJSIP/agent1"))
+    assert (up.answered, up.agent, up.agent_interface, up.ended) == (
+        True,
+        "agent1",
+        "PJSIP/agent1",
+        False,
+    )
+    gone = t.adopt("cb-2", live=False)
+    assert gone.ended and classify(gone, ivr=False) is Outcome.LOST
+    assert t.feed({"Event": "Hangup", "Uniqueid": "cb-1", "Cause": "16"}) is up
+
+
+def test_a_call_ended_unseen_settles_as_lost_when_nothing_else_is_known() -> None:
+    t = CallTracker()
+    t.track("cb-1")
+    t.ended_unseen("cb-1")
+    assert t.calls["cb-1"].ended
+    assert classify(t.calls["cb-1"], ivr=False) is Outcome.LOST
