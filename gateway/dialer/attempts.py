@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config.dialer import DialerSettings
-from gateway.dialer.calls import REACHED, Outcome, TrackedCall, classify
+from gateway.dialer.calls import REACHED, CallOutcome, TrackedCall, classify
 from gateway.dialer.store import Claim
 
 IVR_RATINGS = {"1": "satisfied", "2": "basically_satisfied", "3": "unsatisfied"}
@@ -38,7 +38,7 @@ def rec_base(callback_id: str, when: datetime.datetime) -> str:
 
 
 def next_step(
-    outcome: Outcome,
+    outcome: CallOutcome,
     attempt: int,
     settings: DialerSettings,
     now: float,
@@ -55,13 +55,13 @@ def next_step(
     another attempt after the configured spacing until ``max_attempts``, then
     ``unreachable``.
     """
-    if outcome is Outcome.CONNECTED:
+    if outcome is CallOutcome.CONNECTED:
         return "called", None
-    if outcome is Outcome.IVR_RATED:
+    if outcome is CallOutcome.IVR_RATED:
         if claim is not None and escalates(claim, digit):
             return "callback_pending", now
         return "closed", None
-    if outcome is Outcome.INVALID_NUMBER or attempt >= settings.max_attempts:
+    if outcome is CallOutcome.INVALID_NUMBER or attempt >= settings.max_attempts:
         return "unreachable", None
     return "callback_pending", now + settings.spacing(max(attempt, 1))
 
@@ -72,7 +72,7 @@ def escalates(claim: Claim, digit: str | None) -> bool:
 
 
 def asr_job(
-    claim: Claim, outcome: Outcome, recordings: Mapping[str, Any], recorded_at: str
+    claim: Claim, outcome: CallOutcome, recordings: Mapping[str, Any], recorded_at: str
 ) -> dict[str, Any] | None:
     """The ASR job for a reached citizen: the citizen's and the agent's legs, or the
     IVR reason alone; None when there is nothing of the citizen to transcribe."""
@@ -142,7 +142,7 @@ def wav_duration(path: Path) -> float | None:
 class AttemptResult:
     """What is stored for one finished attempt, in one Redis call."""
 
-    outcome: Outcome
+    outcome: CallOutcome
     next_state: str
     retry_at: float | None
     payload: dict[str, Any]  # the callback.attempt event
@@ -168,7 +168,9 @@ def attempt_result(
     ``detail`` says why the dialer ended it itself (``ami_unavailable``: the Originate
     was never sent, ``uncount``: the attempt does not count).
     """
-    outcome = Outcome.FAILED if detail == "ami_unavailable" else classify(call, claim.kind == "ivr")
+    outcome = (
+        CallOutcome.FAILED if detail == "ami_unavailable" else classify(call, claim.kind == "ivr")
+    )
     attempt = claim.attempt - (1 if uncount else 0)
     payload: dict[str, Any] = {
         "callback_id": claim.callback_id,
@@ -187,14 +189,14 @@ def attempt_result(
     if detail:
         payload["detail"] = detail
     rating = ""
-    if outcome is Outcome.IVR_RATED and call.ivr_result is not None:
+    if outcome is CallOutcome.IVR_RATED and call.ivr_result is not None:
         rating = IVR_RATINGS[call.ivr_result]
         payload["ivr"] = {"digit": call.ivr_result, "rating": rating}
     next_state, retry_at = next_step(
         outcome, attempt, settings, now, claim=claim, digit=call.ivr_result
     )
     next_kind = (
-        "agent" if outcome is Outcome.IVR_RATED and escalates(claim, call.ivr_result) else ""
+        "agent" if outcome is CallOutcome.IVR_RATED and escalates(claim, call.ivr_result) else ""
     )
     payload["next"] = {
         "state": next_state,
@@ -202,7 +204,7 @@ def attempt_result(
         "kind": next_kind or claim.kind,
     }
     transition: dict[str, Any] = {"callback_id": claim.callback_id, "outcome": outcome.value}
-    if outcome is Outcome.IVR_RATED:
+    if outcome is CallOutcome.IVR_RATED:
         transition["reason"] = "ivr_unsatisfied" if next_kind else "ivr_rating"
         transition["rating"] = rating
     elif next_state == "unreachable":

@@ -3,7 +3,7 @@
 - :class:`CallTracker` correlates events with the calls the dialer originated, by
   ``Uniqueid``/``Linkedid`` (the dialer sets ``ChannelId``, so the citizen's channel has
   ``Uniqueid`` = ``Linkedid`` = the callback id and the agent's leg shares the Linkedid).
-- :func:`classify` turns a finished call into one :class:`Outcome`.
+- :func:`classify` turns a finished call into one :class:`CallOutcome`.
 - :class:`QueueBoard` keeps each unit queue's members and their device state (from
   ``QueueStatus`` after every (re)connect and ``QueueMember*`` events in between) and
   answers the pacing question: how many citizens may be dialled for this queue now.
@@ -36,7 +36,7 @@ _REASON_NO_ANSWER = "3"
 _REASON_BUSY = "5"
 
 
-class Outcome(enum.StrEnum):
+class CallOutcome(enum.StrEnum):
     """How one call attempt ended."""
 
     CONNECTED = "connected"  # answered and talked to an agent
@@ -52,7 +52,7 @@ class Outcome(enum.StrEnum):
     LOST = "lost"  # ended while the gateway was not listening: result unknown
 
 
-REACHED = frozenset({Outcome.CONNECTED, Outcome.IVR_RATED})
+REACHED = frozenset({CallOutcome.CONNECTED, CallOutcome.IVR_RATED})
 
 
 @dataclass
@@ -162,7 +162,7 @@ class CallTracker:
         """After a reconnect: calls still followed that have no live channel any more.
 
         They ended while we were not listening (no Hangup was seen); the caller decides
-        what that means for each (the dialer stores them as :attr:`Outcome.LOST`, never
+        what that means for each (the dialer stores them as :attr:`CallOutcome.LOST`, never
         redials blindly). Calls with a live channel keep being followed.
         """
         live = {c.get("Uniqueid") for c in live_channels} | {
@@ -195,32 +195,32 @@ def _user_event(call: TrackedCall, event: Event, now: float) -> None:
             call.agent = call.ended_event["Agent"]
 
 
-def classify(call: TrackedCall, ivr: bool) -> Outcome:
+def classify(call: TrackedCall, ivr: bool) -> CallOutcome:
     """The outcome of a finished (or vanished) call."""
     if ivr and call.ivr_result in ("1", "2", "3"):
-        return Outcome.IVR_RATED
+        return CallOutcome.IVR_RATED
     if call.agent is not None:
-        return Outcome.CONNECTED
+        return CallOutcome.CONNECTED
     if call.answered:
         if ivr:
-            return Outcome.IVR_NO_INPUT
+            return CallOutcome.IVR_NO_INPUT
         if call.ended_event.get("Stage") == "no_agent":
-            return Outcome.NO_AGENT
+            return CallOutcome.NO_AGENT
         if not call.ended_event and call.hangup_cause is None:
-            return Outcome.LOST
-        return Outcome.ABANDONED
+            return CallOutcome.LOST
+        return CallOutcome.ABANDONED
     cause = call.hangup_cause or ""
     if cause in _CAUSE_BUSY or call.originate_reason == _REASON_BUSY:
-        return Outcome.BUSY
+        return CallOutcome.BUSY
     if cause in _CAUSE_REJECTED:
-        return Outcome.REJECTED
+        return CallOutcome.REJECTED
     if cause in _CAUSE_INVALID_NUMBER:
-        return Outcome.INVALID_NUMBER
+        return CallOutcome.INVALID_NUMBER
     if cause in _CAUSE_NO_ANSWER or call.originate_reason == _REASON_NO_ANSWER:
-        return Outcome.NO_ANSWER
+        return CallOutcome.NO_ANSWER
     if call.originate_reason is None and call.hangup_cause is None:
-        return Outcome.LOST
-    return Outcome.FAILED
+        return CallOutcome.LOST
+    return CallOutcome.FAILED
 
 
 # --- agents -------------------------------------------------------------------------------

@@ -63,8 +63,8 @@ from gateway.dialer.attempts import (
     settled_files,
 )
 from gateway.dialer.calls import (
+    CallOutcome,
     CallTracker,
-    Outcome,
     QueueBoard,
     TrackedCall,
     agent_in_call,
@@ -438,9 +438,9 @@ class Dialer:
         self.active.pop(claim.callback_id, None)
         self.tracker.forget(claim.callback_id)
         self.stats.outcomes[r.outcome.value] = self.stats.outcomes.get(r.outcome.value, 0) + 1
-        if r.outcome is Outcome.CONNECTED:
+        if r.outcome is CallOutcome.CONNECTED:
             self.stats.connected += 1
-        if r.outcome is Outcome.LOST:
+        if r.outcome is CallOutcome.LOST:
             self.stats.lost += 1
         log.info(
             "callback %s attempt=%d number=%s outcome=%s next=%s %s",

@@ -41,7 +41,7 @@ BATCH_LINGER_S = 0.005
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Delivery:
     """The result of one request."""
 
     ok: bool
@@ -51,10 +51,10 @@ class Outcome:
 
 
 # one survey's consecutive events, and the caller waiting for the request's outcome
-_Run = tuple[Sequence[bytes], "asyncio.Future[Outcome]"]
+_Run = tuple[Sequence[bytes], "asyncio.Future[Delivery]"]
 
 
-class Sender:
+class Poster:
     """POSTs events to one endpoint; packs concurrent runs into batches if asked to."""
 
     def __init__(
@@ -91,12 +91,12 @@ class Sender:
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, events: Sequence[bytes], sid: str, seq: int) -> Outcome:
+    async def send(self, events: Sequence[bytes], sid: str, seq: int) -> Delivery:
         """Deliver a run of one survey's events (``sid``/``seq`` name the first one if
         it has no readable id)."""
         if self.batch_max == 1:
             return await self._post(_event_id(events[0], sid, seq), events[0])
-        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
         if self._waiting_events + len(events) > self.batch_max:
             self._flush()
         self._waiting.append((events, fut))
@@ -119,7 +119,7 @@ class Sender:
             task.add_done_callback(self._batches.discard)
 
     async def _send_batch(
-        self, runs: list[tuple[Sequence[bytes], asyncio.Future[Outcome]]]
+        self, runs: list[tuple[Sequence[bytes], asyncio.Future[Delivery]]]
     ) -> None:
         batch_id = "batch_" + uuid.uuid4().hex
         body = b"".join(
@@ -136,8 +136,8 @@ class Sender:
             if not fut.done():
                 fut.set_result(outcome)
 
-    async def _post(self, msg_id: str, body: bytes) -> Outcome:
-        assert self._session is not None, "Sender.open() first"
+    async def _post(self, msg_id: str, body: bytes) -> Delivery:
+        assert self._session is not None, "Poster.open() first"
         timestamp = int(time.time())
         headers = {
             "content-type": "application/json",
@@ -153,13 +153,13 @@ class Sender:
                 status = resp.status
                 retry_after = _retry_after(resp.headers.get("retry-after"))
         except TimeoutError:
-            return Outcome(False, None, f"timeout after {self.timeout_s:g}s")
+            return Delivery(False, None, f"timeout after {self.timeout_s:g}s")
         except (aiohttp.ClientError, OSError) as exc:
             # The exception text may carry the URL (and a token in it): type name only.
-            return Outcome(False, None, f"connection error ({type(exc).__name__})")
+            return Delivery(False, None, f"connection error ({type(exc).__name__})")
         if 200 <= status < 300:
-            return Outcome(True, status, "")
-        return Outcome(False, status, f"HTTP {status}", retry_after)
+            return Delivery(True, status, "")
+        return Delivery(False, status, f"HTTP {status}", retry_after)
 
 
 def _event_id(event: bytes, sid: str, seq: int) -> str:

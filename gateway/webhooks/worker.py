@@ -49,7 +49,7 @@ from gateway.webhooks.queue import (
     backoff_delay,
     redis_outage,
 )
-from gateway.webhooks.sender import Outcome, Sender
+from gateway.webhooks.sender import Delivery, Poster
 from gateway.webhooks.signing import InvalidSignature, decode_secret, sign, verify
 
 __all__ = [
@@ -105,7 +105,7 @@ class _Feed:
 
     endpoint: WebhookEndpoint
     queue: EndpointQueue
-    sender: Sender
+    poster: Poster
     lease_s: float
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # work arrived
     slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -170,7 +170,7 @@ class WebhookWorker:
             _Feed(
                 endpoint=e,
                 queue=EndpointQueue(redis, e.name, run=e.batch_max, owner=consumer),
-                sender=Sender(
+                poster=Poster(
                     e.url,
                     decode_secret(e.secret),
                     timeout_s=e.timeout_s,
@@ -199,7 +199,7 @@ class WebhookWorker:
         loops: list[asyncio.Task[None]] = []
         try:
             for feed in self._feeds:
-                await feed.sender.open()
+                await feed.poster.open()
                 intake = Intake(
                     self._redis,
                     feed.queue,
@@ -232,7 +232,7 @@ class WebhookWorker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             for feed in self._feeds:
-                await feed.sender.close()
+                await feed.poster.close()
 
     def _supervised(self, name: str, loop: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         """Run a loop as a task that a bug cannot kill for good: a dead loop would stop
@@ -401,7 +401,7 @@ class WebhookWorker:
         """POST the head (with the events following it, when batching), record the
         outcome; the survey's next head to deliver, or None."""
         ep, q = feed.endpoint, feed.queue
-        outcome: Outcome = await feed.sender.send(head.events, head.sid, head.seq)
+        outcome: Delivery = await feed.poster.send(head.events, head.sid, head.seq)
         attempt = head.attempts + 1
         if outcome.ok:
             feed.counters["delivered"] += len(head.events)

@@ -18,7 +18,7 @@ from gateway.dialer.attempts import (
     rec_base,
     settled_files,
 )
-from gateway.dialer.calls import Outcome, TrackedCall
+from gateway.dialer.calls import CallOutcome, TrackedCall
 from gateway.dialer.store import Claim
 
 SETTINGS = DialerSettings(
@@ -28,13 +28,13 @@ CLAIM = Claim("S1", "cb-0123456789abcdef", 1, "13800138000", "agent", "330602")
 
 
 def test_next_step_policy() -> None:
-    assert next_step(Outcome.CONNECTED, 1, SETTINGS, 0) == ("called", None)
-    assert next_step(Outcome.IVR_RATED, 2, SETTINGS, 0) == ("closed", None)
-    assert next_step(Outcome.INVALID_NUMBER, 1, SETTINGS, 0) == ("unreachable", None)
-    assert next_step(Outcome.BUSY, 1, SETTINGS, 100) == ("callback_pending", 160)
-    assert next_step(Outcome.NO_ANSWER, 2, SETTINGS, 100) == ("callback_pending", 700)
-    assert next_step(Outcome.LOST, 3, SETTINGS, 100) == ("unreachable", None)
-    assert next_step(Outcome.ABANDONED, 0, SETTINGS, 100) == ("callback_pending", 160)
+    assert next_step(CallOutcome.CONNECTED, 1, SETTINGS, 0) == ("called", None)
+    assert next_step(CallOutcome.IVR_RATED, 2, SETTINGS, 0) == ("closed", None)
+    assert next_step(CallOutcome.INVALID_NUMBER, 1, SETTINGS, 0) == ("unreachable", None)
+    assert next_step(CallOutcome.BUSY, 1, SETTINGS, 100) == ("callback_pending", 160)
+    assert next_step(CallOutcome.NO_ANSWER, 2, SETTINGS, 100) == ("callback_pending", 700)
+    assert next_step(CallOutcome.LOST, 3, SETTINGS, 100) == ("unreachable", None)
+    assert next_step(CallOutcome.ABANDONED, 0, SETTINGS, 100) == ("callback_pending", 160)
 
 
 def test_ids_and_recording_names_are_safe_everywhere() -> None:
@@ -46,16 +46,16 @@ def test_ids_and_recording_names_are_safe_everywhere() -> None:
 
 def test_asr_job_takes_both_legs_or_the_ivr_reason() -> None:
     recs = {leg: {"path": f"/r/x-{leg}.wav"} for leg in ("mix", "citizen", "agent")}
-    job = asr_job(CLAIM, Outcome.CONNECTED, recs, "t")
+    job = asr_job(CLAIM, CallOutcome.CONNECTED, recs, "t")
     assert job is not None and job["legs"] == {
         "citizen": "/r/x-citizen.wav",
         "agent": "/r/x-agent.wav",
     }
     assert job["job_id"] == job["callback_id"] == CLAIM.callback_id
-    reason = asr_job(CLAIM, Outcome.IVR_RATED, {"reason": {"path": "/r/x-reason.wav"}}, "t")
+    reason = asr_job(CLAIM, CallOutcome.IVR_RATED, {"reason": {"path": "/r/x-reason.wav"}}, "t")
     assert reason is not None and reason["legs"] == {"citizen": "/r/x-reason.wav"}
-    assert asr_job(CLAIM, Outcome.ABANDONED, recs, "t") is None
-    assert asr_job(CLAIM, Outcome.CONNECTED, {}, "t") is None
+    assert asr_job(CLAIM, CallOutcome.ABANDONED, recs, "t") is None
+    assert asr_job(CLAIM, CallOutcome.CONNECTED, {}, "t") is None
 
 
 def test_settled_files_reports_durations_of_what_exists(tmp_path: Path) -> None:
@@ -72,12 +72,15 @@ def test_settled_files_reports_durations_of_what_exists(tmp_path: Path) -> None:
 def test_an_unsatisfied_automated_survey_goes_on_to_an_agent_but_a_recheck_closes() -> None:
     ivr = Claim("S1", "cb-1", 1, "13800138000", "ivr", "330602", origin="callback_pending")
     recheck = Claim("S1", "cb-1", 1, "13800138000", "ivr", "330602", origin="recheck")
-    assert next_step(Outcome.IVR_RATED, 1, SETTINGS, 5, claim=ivr, digit="3") == (
+    assert next_step(CallOutcome.IVR_RATED, 1, SETTINGS, 5, claim=ivr, digit="3") == (
         "callback_pending",
         5,
     )
-    assert next_step(Outcome.IVR_RATED, 1, SETTINGS, 5, claim=ivr, digit="1") == ("closed", None)
-    assert next_step(Outcome.IVR_RATED, 1, SETTINGS, 5, claim=recheck, digit="3") == (
+    assert next_step(CallOutcome.IVR_RATED, 1, SETTINGS, 5, claim=ivr, digit="1") == (
+        "closed",
+        None,
+    )
+    assert next_step(CallOutcome.IVR_RATED, 1, SETTINGS, 5, claim=recheck, digit="3") == (
         "closed",
         None,
     )
@@ -93,7 +96,7 @@ def test_attempt_result_of_a_connected_call() -> None:
     recs = {"citizen": {"path": "/r/b-citizen.wav"}, "agent": {"path": "/r/b-agent.wav"}}
     r = attempt_result(CLAIM, call, recs, SETTINGS, 21.0, _iso)
     assert (r.outcome, r.next_state, r.retry_at, r.rating) == (
-        Outcome.CONNECTED,
+        CallOutcome.CONNECTED,
         "called",
         None,
         "",
@@ -107,7 +110,7 @@ def test_attempt_result_when_the_originate_never_went_out() -> None:
     r = attempt_result(
         CLAIM, TrackedCall("cb-1"), {}, SETTINGS, 5.0, _iso, detail="ami_unavailable"
     )
-    assert r.outcome is Outcome.FAILED and r.payload["detail"] == "ami_unavailable"
+    assert r.outcome is CallOutcome.FAILED and r.payload["detail"] == "ami_unavailable"
     assert (r.next_state, r.retry_at, r.asr_job) == ("callback_pending", 65.0, None)
 
 
@@ -117,7 +120,7 @@ def test_attempt_result_of_an_ivr_3_escalates_to_an_agent() -> None:
     recs = {"reason": {"path": "/r/b-reason.wav"}}
     r = attempt_result(ivr, call, recs, SETTINGS, 5.0, _iso)
     assert (r.outcome, r.next_state, r.next_kind, r.rating) == (
-        Outcome.IVR_RATED,
+        CallOutcome.IVR_RATED,
         "callback_pending",
         "agent",
         "unsatisfied",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.dialer.calls import (
+    CallOutcome,
     CallTracker,
-    Outcome,
     QueueBoard,
     TrackedCall,
     agent_in_call,
@@ -25,24 +25,24 @@ def _call(**fields: object) -> TrackedCall:
 @pytest.mark.parametrize(
     ("fields", "ivr", "outcome"),
     [
-        ({"answered": True, "agent": "agent1"}, False, Outcome.CONNECTED),
-        ({"answered": True, "ended_event": {"Stage": "no_agent"}}, False, Outcome.NO_AGENT),
-        ({"answered": True, "ended_event": {"Stage": "queued"}}, False, Outcome.ABANDONED),
-        ({"answered": True, "hangup_cause": "16"}, False, Outcome.ABANDONED),
-        ({"answered": True}, False, Outcome.LOST),  # vanished: nothing more is known
-        ({"hangup_cause": "17", "originate_reason": "0"}, False, Outcome.BUSY),
-        ({"originate_reason": "5"}, False, Outcome.BUSY),
-        ({"hangup_cause": "19"}, False, Outcome.NO_ANSWER),
-        ({"hangup_cause": "0", "originate_reason": "3"}, False, Outcome.NO_ANSWER),
-        ({"hangup_cause": "21"}, False, Outcome.REJECTED),
-        ({"hangup_cause": "1"}, False, Outcome.INVALID_NUMBER),
-        ({"hangup_cause": "38", "originate_reason": "8"}, False, Outcome.FAILED),
-        ({}, False, Outcome.LOST),
-        ({"answered": True, "ivr_result": "3"}, True, Outcome.IVR_RATED),
-        ({"answered": True, "ivr_result": None}, True, Outcome.IVR_NO_INPUT),
+        ({"answered": True, "agent": "agent1"}, False, CallOutcome.CONNECTED),
+        ({"answered": True, "ended_event": {"Stage": "no_agent"}}, False, CallOutcome.NO_AGENT),
+        ({"answered": True, "ended_event": {"Stage": "queued"}}, False, CallOutcome.ABANDONED),
+        ({"answered": True, "hangup_cause": "16"}, False, CallOutcome.ABANDONED),
+        ({"answered": True}, False, CallOutcome.LOST),  # vanished: nothing more is known
+        ({"hangup_cause": "17", "originate_reason": "0"}, False, CallOutcome.BUSY),
+        ({"originate_reason": "5"}, False, CallOutcome.BUSY),
+        ({"hangup_cause": "19"}, False, CallOutcome.NO_ANSWER),
+        ({"hangup_cause": "0", "originate_reason": "3"}, False, CallOutcome.NO_ANSWER),
+        ({"hangup_cause": "21"}, False, CallOutcome.REJECTED),
+        ({"hangup_cause": "1"}, False, CallOutcome.INVALID_NUMBER),
+        ({"hangup_cause": "38", "originate_reason": "8"}, False, CallOutcome.FAILED),
+        ({}, False, CallOutcome.LOST),
+        ({"answered": True, "ivr_result": "3"}, True, CallOutcome.IVR_RATED),
+        ({"answered": True, "ivr_result": None}, True, CallOutcome.IVR_NO_INPUT),
     ],
 )
-def test_classify(fields: dict[str, object], ivr: bool, outcome: Outcome) -> None:
+def test_classify(fields: dict[str, object], ivr: bool, outcome: CallOutcome) -> None:
     assert classify(_call(**fields), ivr) is outcome
 
 
@@ -62,7 +62,7 @@ def test_callback_ended_event_names_the_agent_when_agentconnect_was_missed() -> 
     )
     t.feed({"Event": "Hangup", "Uniqueid": "cb-1", "Cause": "16"}, 9.0)
     assert call.settled and call.agent == "agent2" and call.answered_at == 5.0
-    assert classify(call, ivr=False) is Outcome.CONNECTED
+    assert classify(call, ivr=False) is CallOutcome.CONNECTED
 
 
 def test_failed_originate_without_a_channel_is_not_settled_until_it_ends() -> None:
@@ -71,7 +71,7 @@ def test_failed_originate_without_a_channel_is_not_settled_until_it_ends() -> No
     t.feed({"Event": "OriginateResponse", "Uniqueid": "cb-1", "Response": "Failure", "Reason": "0"})
     assert call.originate_failed and not call.settled
     t.feed({"Event": "Hangup", "Uniqueid": "cb-1", "Cause": "17"})
-    assert call.settled and classify(call, ivr=False) is Outcome.BUSY
+    assert call.settled and classify(call, ivr=False) is CallOutcome.BUSY
 
 
 def _member(queue: str, name: str, status: str = "1", **extra: str) -> dict[str, str]:
@@ -177,12 +177,12 @@ def test_a_refused_originate_ends_the_call_as_failed_keeping_asterisks_reason() 
     t.refused("cb-1", "refused")
     call = t.calls["cb-1"]
     assert call.ended and call.originate_failed and call.settled
-    assert classify(call, ivr=False) is Outcome.FAILED
+    assert classify(call, ivr=False) is CallOutcome.FAILED
     t.track("cb-2")
     t.feed({"Event": "OriginateResponse", "Uniqueid": "cb-2", "Response": "Failure", "Reason": "5"})
     t.refused("cb-2", "refused")
     assert t.calls["cb-2"].originate_reason == "5"  # Asterisk's own reason wins
-    assert classify(t.calls["cb-2"], ivr=False) is Outcome.BUSY
+    assert classify(t.calls["cb-2"], ivr=False) is CallOutcome.BUSY
 
 
 def test_an_adopted_call_is_followed_from_the_live_channels() -> None:
@@ -195,7 +195,7 @@ def test_an_adopted_call_is_followed_from_the_live_channels() -> None:
         False,
     )
     gone = t.adopt("cb-2", live=False)
-    assert gone.ended and classify(gone, ivr=False) is Outcome.LOST
+    assert gone.ended and classify(gone, ivr=False) is CallOutcome.LOST
     assert t.feed({"Event": "Hangup", "Uniqueid": "cb-1", "Cause": "16"}) is up
 
 
@@ -204,4 +204,4 @@ def test_a_call_ended_unseen_settles_as_lost_when_nothing_else_is_known() -> Non
     t.track("cb-1")
     t.ended_unseen("cb-1")
     assert t.calls["cb-1"].ended
-    assert classify(t.calls["cb-1"], ivr=False) is Outcome.LOST
+    assert classify(t.calls["cb-1"], ivr=False) is CallOutcome.LOST
