@@ -38,7 +38,7 @@ from panoramisk import Manager
 from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 
-from gateway import logs
+from gateway import lifecycle, logs
 from gateway.dialer.calls import CallTracker, TrackedCall
 from gateway.privacy import mask_phone
 
@@ -363,12 +363,13 @@ class AmiClient:
 
     async def _supervise(self) -> None:
         s = self.settings
-        delay = s.reconnect_initial_s
+        backoff = lifecycle.Backoff(s.reconnect_initial_s, s.reconnect_max_s)
         while True:
             try:
                 await self._connect_once()
             except (OSError, TimeoutError, AmiError) as exc:
-                wait = delay * random.uniform(0.5, 1.0)  # jitter: not all gateways at once
+                # jitter: not all gateways at once
+                wait = backoff.next_delay() * random.uniform(0.5, 1.0)
                 log.warning(
                     "ami connect failed host=%s port=%d error=%s retry_in=%.1fs",
                     s.host,
@@ -377,9 +378,8 @@ class AmiClient:
                     wait,
                 )
                 await asyncio.sleep(wait)
-                delay = min(delay * 2, s.reconnect_max_s)
                 continue
-            delay = s.reconnect_initial_s
+            backoff.reset()
             self.connects += 1
             log.info("ami connected host=%s port=%d connects=%d", s.host, s.port, self.connects)
             if self._on_connected is not None:
