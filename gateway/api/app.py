@@ -29,7 +29,7 @@ from gateway import logs
 from gateway.api.callbacks import CallbackApi
 from gateway.api.recordings import RecordingsApi
 from gateway.api.responses import dumps, error
-from gateway.config.reader import ApiToken, Settings
+from gateway.config import ApiToken, Settings
 from gateway.privacy import mask_phone
 from gateway.store.surveys import IntakeResult, Store
 from sms.phone import InvalidPhone, normalise_mobile

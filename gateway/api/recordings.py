@@ -31,7 +31,7 @@ from aiohttp import web
 from asr.errors import mask_numbers
 from gateway import logs
 from gateway.api.responses import error
-from gateway.config.reader import ApiToken, Settings
+from gateway.config import ApiToken, Settings
 from gateway.store.surveys import Store
 from recordings.access import ROUTE_PREFIX, recording_routes, signed_url
 from recordings.index import get_recording
