@@ -12,7 +12,8 @@
     models directory). Exit status 0 on success, 1 when nothing was installed.
 
 ``main`` takes the words after ``asr`` and, optionally, the gateway's ``asr`` settings as
-a plain mapping, so this module does not depend on the gateway's config code.
+a plain mapping: it reads the ``[asr]`` table without the rest of the gateway's config
+(only the defaults come from gateway/config/asr.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from typing import Any
 
 from asr.archive import ArchiveError
 from asr.models import (
-    DEFAULT_MODELS_DIR,
     KNOWN_MODELS,
     ModelRegistry,
     ModelStatus,
@@ -35,6 +35,7 @@ from asr.models import (
     fetch_model,
     list_models,
 )
+from gateway.config.asr import DEFAULT_MODELS_DIR
 
 
 def load_settings(path: Path) -> dict[str, Any]:

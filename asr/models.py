@@ -52,9 +52,11 @@ from asr.archive import (
     obtain,
     single_root,
 )
+from gateway.config import ConfigError, ModelChoice
+from gateway.config.asr import DEFAULT_MODEL, DEFAULT_MODELS_DIR
+from gateway.config.reader import show
 
-DEFAULT_MODELS_DIR = Path("/var/lib/minyi/models")
-DEFAULT_MODEL = "small-cn"
+# DEFAULT_MODELS_DIR and DEFAULT_MODEL are the [asr] defaults (gateway/config/asr.py).
 TEST_MODEL = "ko-test"
 MODELS_PAGE = "https://alphacephei.com/vosk/models"
 KALDI_DEFAULT_RATE = 16000  # --sample-frequency default in Kaldi's MfccOptions
@@ -293,6 +295,26 @@ class ModelRegistry:
             return self.models[key]
         except KeyError:
             raise KeyError(f"no model named {key!r}; known: {', '.join(self.models)}") from None
+
+
+def resolve_model(choice: ModelChoice) -> ModelSpec:
+    """The model the ASR worker runs for the ``[asr]`` table's choice, looked up in the
+    registry ``minyi asr models`` shows; a ConfigError names ``asr.model`` or
+    ``asr.models`` when there is no such model."""
+    plain = {"models_dir": str(choice.models_dir), "models": dict(choice.models)}
+    try:
+        registry = ModelRegistry.from_settings(plain)
+    except (ValueError, TypeError) as e:
+        raise ConfigError("asr.models", str(e)) from None
+    if choice.name in registry.models:
+        return registry.get(choice.name)
+    if choice.name.startswith("/"):
+        # A model directory given directly; its sample rate is read from its config.
+        return ModelSpec(name=Path(choice.name).name, path=Path(choice.name), language="zh-CN")
+    known = ", ".join(sorted(registry.models))
+    raise ConfigError(
+        "asr.model", f"unknown model {show(choice.name)} (known: {known}; or an absolute path)"
+    )
 
 
 @dataclass(frozen=True)

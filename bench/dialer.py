@@ -36,9 +36,7 @@ import redis.asyncio as aioredis  # noqa: E402
 
 from devstack.asterisk import AsteriskProcess, asterisk_home, provision  # noqa: E402
 from devstack.localstack import LocalStack  # noqa: E402
-from gateway.config.dialer import CallingHours, DialerSettings  # noqa: E402
-from gateway.dialer.ami import AmiSettings  # noqa: E402
-from gateway.dialer.asterisk import UnitQueue  # noqa: E402
+from gateway.config import AmiSettings, CallingHours, DialerSettings, UnitQueue  # noqa: E402
 from gateway.dialer.calls import capacity  # noqa: E402
 from gateway.dialer.dialer import Dialer  # noqa: E402
 from gateway.dialer.store import Claim  # noqa: E402

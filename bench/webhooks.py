@@ -36,8 +36,9 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gateway.config import WebhookEndpoint  # noqa: E402
 from gateway.store import keys  # noqa: E402  (after the path fix above)
-from gateway.webhooks.worker import WebhookEndpoint, WebhookWorker  # noqa: E402
+from gateway.webhooks.worker import WebhookWorker  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"bench-secret-0123456789abcdefghij").decode()
 

@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.config import AgentPhone, AsteriskSettings, UnitQueue
 from gateway.dialer import asterisk as asterisk_conf
-from gateway.dialer.asterisk import AgentPhone, AsteriskSettings, UnitQueue
 
 __all__ = [
     "AGENTS_A",

@@ -24,7 +24,7 @@ import aiohttp
 
 from devstack.asterisk import AsteriskInfo, AsteriskProcess, asterisk_home, provision
 from devstack.localstack import SECRET, TOKEN, LocalStack, free_port
-from gateway.dialer.asterisk import UnitQueue
+from gateway.config import UnitQueue
 from gateway.privacy import mask_phone
 from gateway.webhooks.receiver import WebhookReceiver
 

@@ -15,9 +15,8 @@ import argparse
 import asyncio
 import sys
 
-from gateway.config.reader import ConfigError, load_settings
-
-EXIT_CONFIG_ERROR = 2
+from gateway.config import ConfigError, load_settings
+from gateway.config.cli import EXIT_CONFIG_ERROR
 
 
 def _run(argv: list[str]) -> int:
@@ -44,7 +43,7 @@ def _run(argv: list[str]) -> int:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG_ERROR
     logs.configure(settings.log.level, settings.log.format)
-    for warning in settings.warnings:
+    for warning in service.settings.warnings:  # the checks at start add theirs
         print(f"config warning: {warning}", file=sys.stderr)
 
     async def main() -> int:
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "run":
         return _run(rest)
     if command == "config":
-        from gateway.config.cli import main as config_main
+        from gateway.startup import main as config_main
 
         return int(config_main(rest))
     if command == "parse":

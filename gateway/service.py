@@ -36,13 +36,11 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from asr.models import KNOWN_MODELS, check_model_files
 from asr.pool import default_pool_size
 from asr.worker import AsrWorker, AsrWorkerSettings
-from gateway import lifecycle, logs
+from gateway import lifecycle, logs, startup
 from gateway.api.app import Api
-from gateway.config.asr import parse_asr
-from gateway.config.reader import ConfigError, Settings, load_templates
+from gateway.config import ConfigError, Settings
 from gateway.dialer.dialer import Dialer
 from gateway.store import keys, streams
 from gateway.store.surveys import Store
@@ -75,12 +73,12 @@ class Service:
             raise ConfigError(
                 "workers", f"unknown worker {unknown[0]!r} (known: {', '.join(KNOWN_WORKERS)})"
             )
-        if "asr" in workers:
-            settings = _with_asr(settings)
-        self.settings = settings
+        checked = startup.check(settings, workers)
+        self.settings = checked.settings
         self.workers = workers
         self.instance = instance or socket.gethostname()
-        self.templates = load_templates(settings.sms)
+        self.templates = checked.templates
+        self.asr_model = checked.model
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.redis: aioredis.Redis | None = None
@@ -207,9 +205,9 @@ class Service:
 
     def _asr_settings(self) -> AsrWorkerSettings:
         s = self.settings
-        assert s.asr is not None
+        assert s.asr is not None and self.asr_model is not None
         return AsrWorkerSettings(
-            model=s.asr.model,
+            model=self.asr_model,
             pool_size=s.asr.pool_size or default_pool_size(),
             max_tries=s.asr.max_tries,
             claim_idle_s=s.asr.claim_idle_s,
@@ -342,24 +340,6 @@ async def _wait_stopped(task: asyncio.Task[Any], limit_s: float) -> None:
         log.warning("%s did not stop within %.0fs; cancelling it", task.get_name(), limit_s)
     except Exception as exc:  # the rest of the drain must still run
         log.error("%s stopped with %r", task.get_name(), exc)
-
-
-def _with_asr(settings: Settings) -> Settings:
-    """Settings for a process running the asr worker: the ``[asr]`` defaults when the
-    table is absent (``--workers`` named asr), and the model's files on this host."""
-    if settings.asr is None:
-        settings = dataclasses.replace(settings, asr=parse_asr({}))
-    assert settings.asr is not None
-    model = settings.asr.model
-    files = check_model_files(model.path)
-    if not files.present:
-        fetch = model.name if model.name in KNOWN_MODELS else "ARCHIVE --name " + model.path.name
-        raise ConfigError(
-            "asr.model",
-            f'model "{model.name}" is not installed at {model.path} (missing '
-            f"{', '.join(files.missing)}); install it with: minyi asr fetch {fetch}",
-        )
-    return settings
 
 
 def install_signal_handlers(service: Service) -> Callable[[], None]:

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway import lifecycle, logs
-from gateway.config.reader import Settings
+from gateway.config import Settings
 from gateway.privacy import mask_phone
 from gateway.store import keys, streams
 from gateway.store.surveys import Store

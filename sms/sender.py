@@ -18,7 +18,7 @@ from datetime import datetime
 import redis.asyncio as aioredis
 
 from gateway import lifecycle, logs
-from gateway.config.reader import Settings
+from gateway.config import Settings
 from gateway.privacy import mask_phone
 from gateway.store import keys, streams
 from gateway.store.surveys import SendJob, Store

@@ -28,13 +28,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+from gateway.config import ConfigError, SmsSettings, SurveySettings, template_specs
+from gateway.config.reader import join
+from gateway.config.sms import SIGNATURE_MAX
 from sms.text import MAX_PARTS, count_units, max_parts_for_units, truncate
 
 DEFAULT_REPLY_SCHEME: Final = "回复1满意，2基本满意，3不满意"
 # The digits the reply parser reads as a rating; a survey text must offer all of them.
 REPLY_DIGITS: Final = ("1", "2", "3")
-# gateway/config/reader.py caps the configured signature at 20 characters.
-SIGNATURE_MAX_UNITS: Final = 20
+# The config caps the signature at this many characters (gateway/config/sms.py).
+SIGNATURE_MAX_UNITS: Final = SIGNATURE_MAX
 
 # Every placeholder a template may use, with its default maximum length in UTF-16 units.
 # `date` is "12月31日" at most, `time` "23:59". `reply_scheme` is bounded by the
@@ -225,3 +228,34 @@ def load_template(name: str, spec: Mapping[str, Any]) -> Template:
         worst_case_units=worst,
         worst_case_parts=parts,
     )
+
+
+def load_templates(sms: SmsSettings) -> dict[str, Template]:
+    """Every ``[sms.templates.NAME]``, with what it inherits from ``[sms]``, loaded and
+    checked; a ConfigError names the one that fails (``sms.templates.NAME``)."""
+    templates: dict[str, Template] = {}
+    for name, spec in template_specs(sms).items():
+        try:
+            templates[name] = load_template(name, spec)
+        except ValueError as e:  # TemplateError: too long, bad placeholder…
+            raise ConfigError(join("sms.templates", name), str(e)) from None
+    return templates
+
+
+def cut_names(surveys: SurveySettings, templates: Mapping[str, Template]) -> list[str]:
+    """Warnings for service and unit names longer than a template shows: the SMS would
+    cut them (`render` truncates to the template's maximum)."""
+    found: list[str] = []
+    for key, placeholder in (("service_names", "service"), ("unit_names", "unit_name")):
+        names: Mapping[str, str] = getattr(surveys, key)
+        for code, name in names.items():
+            for tname, template in templates.items():
+                limit = template.max_units.get(placeholder)
+                if limit is not None and count_units(name) > limit:
+                    found.append(
+                        f'{join("surveys." + key, code)}: "{name}" is longer than the '
+                        f'{limit} characters template "{tname}" shows, so the SMS cuts it '
+                        f"(raise max_units.{placeholder} there)"
+                    )
+                    break
+    return found

@@ -22,7 +22,7 @@ from gateway.api.callbacks import CallbackApi
 from gateway.api.recordings import RecordingsApi
 from gateway.api.responses import dumps, error
 from gateway.api.surveys import SurveyApi
-from gateway.config.reader import ApiToken, Settings
+from gateway.config import ApiToken, Settings
 from gateway.store.surveys import Store
 
 log = logs.logger(__name__)

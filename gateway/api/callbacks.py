@@ -29,8 +29,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api.responses import error
+from gateway.config import ApiToken
 from gateway.config.dialer import KINDS, DialerSettings
-from gateway.config.reader import ApiToken
 from gateway.dialer.store import CallbackStore
 from gateway.store import keys
 from gateway.store.surveys import Store

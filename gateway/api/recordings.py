@@ -30,7 +30,7 @@ from aiohttp import web
 
 from gateway import logs
 from gateway.api.responses import error
-from gateway.config.reader import ApiToken, Settings
+from gateway.config import ApiToken, Settings
 from gateway.privacy import mask_numbers
 from gateway.store.surveys import Store
 from recordings.access import ROUTE_PREFIX, recording_routes, signed_url

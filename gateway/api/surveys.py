@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gateway import logs
 from gateway.api.responses import dumps, error
-from gateway.config.reader import ApiToken, Settings
+from gateway.config import ApiToken, Settings
 from gateway.privacy import mask_phone
 from gateway.store.surveys import IntakeResult, Store
 from sms.phone import InvalidPhone, normalise_mobile

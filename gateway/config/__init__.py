@@ -1,40 +1,52 @@
 """The gateway's configuration: one TOML file, every setting checked before anything
-starts (the reader is :mod:`gateway.config.reader`; one module per section)."""
+starts. The ground floor of the project: it imports no other package of it.
 
-from gateway.config.reader import (
-    ApiSettings,
-    ApiToken,
-    ConfigError,
-    LogSettings,
-    QuietHours,
-    Settings,
-    SmppBind,
-    SmsSettings,
-    SurveySettings,
-    WebhookEndpoint,
-    env_name,
-    load_settings,
-    load_templates,
-    parse_settings,
-    redacted,
-    template_specs,
-)
+One module per section (``api``, ``surveys``, ``sms``, ``webhooks``, ``dialer`` with
+``ami`` and ``asterisk``, ``asr``, ``recordings``, ``log``), the root table and the file
+in ``settings``, the value checks they share in ``reader``, secrets hidden for display
+in ``redaction``. Checks that need a domain's code run at start (gateway/startup.py).
+Import the names from here.
+"""
+
+from gateway.config.ami import AmiSettings
+from gateway.config.api import ApiSettings, ApiToken
+from gateway.config.asr import AsrSettings, ModelChoice
+from gateway.config.asterisk import AgentPhone, AsteriskSettings, UnitQueue
+from gateway.config.dialer import CallingHours, DialerSettings
+from gateway.config.log import LogSettings
+from gateway.config.reader import ConfigError, env_name
+from gateway.config.recordings import RecordingsSettings
+from gateway.config.redaction import plain, redact_url, redacted
+from gateway.config.settings import Settings, load_settings, parse_settings
+from gateway.config.sms import SmppBind, SmsSettings, template_specs
+from gateway.config.surveys import QuietHours, SurveySettings
+from gateway.config.webhooks import WebhookEndpoint
 
 __all__ = [
+    "AgentPhone",
+    "AmiSettings",
     "ApiSettings",
     "ApiToken",
+    "AsrSettings",
+    "AsteriskSettings",
+    "CallingHours",
     "ConfigError",
+    "DialerSettings",
     "LogSettings",
+    "ModelChoice",
     "QuietHours",
+    "RecordingsSettings",
     "Settings",
     "SmppBind",
     "SmsSettings",
     "SurveySettings",
+    "UnitQueue",
     "WebhookEndpoint",
     "env_name",
     "load_settings",
-    "load_templates",
     "parse_settings",
+    "plain",
+    "redact_url",
     "redacted",
     "template_specs",
 ]

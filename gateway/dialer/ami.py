@@ -39,6 +39,7 @@ from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 
 from gateway import lifecycle, logs
+from gateway.config import AmiSettings
 from gateway.dialer.calls import CallTracker, TrackedCall
 from gateway.privacy import mask_phone
 
@@ -46,7 +47,6 @@ __all__ = [
     "AmiClient",
     "AmiConnectionLost",
     "AmiError",
-    "AmiSettings",
     "CallTracker",
     "OriginateOutcomeUnknown",
     "OriginateRequest",
@@ -85,22 +85,6 @@ class OriginateOutcomeUnknown(AmiConnectionLost):
     def __init__(self, channel_id: str) -> None:
         super().__init__(f"originate {channel_id}: connection lost before the response")
         self.channel_id = channel_id
-
-
-@dataclass(frozen=True)
-class AmiSettings:
-    """Where and how to reach Asterisk's manager interface. Durations are seconds."""
-
-    host: str
-    port: int
-    username: str
-    secret: str = field(repr=False)  # never in a log line or a traceback
-    connect_timeout_s: float = 10.0
-    action_timeout_s: float = 10.0
-    ping_interval_s: float = 5.0
-    ping_timeout_s: float = 5.0
-    reconnect_initial_s: float = 0.5
-    reconnect_max_s: float = 30.0
 
 
 @dataclass(frozen=True)

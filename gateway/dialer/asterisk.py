@@ -1,10 +1,10 @@
 """Render the Asterisk configuration the gateway relies on, from typed settings.
 
-``render(settings)`` is a pure function: :class:`AsteriskSettings` in, ``{filename:
-text}`` out for ``pjsip.conf``, ``queues.conf``, ``extensions.conf`` and
-``manager.conf``. The texts come from the templates in ``dialplans/`` (see
-``dialplans/README.md`` for installing them on an existing Asterisk and for the
-contract below).
+``render(settings)`` is a pure function: :class:`~gateway.config.AsteriskSettings` (the
+``[dialer.asterisk]`` table) in, ``{filename: text}`` out for ``pjsip.conf``,
+``queues.conf``, ``extensions.conf`` and ``manager.conf``. The texts come from the
+templates in ``dialplans/`` (see ``dialplans/README.md`` for installing them on an
+existing Asterisk and for the contract below).
 
 Templates use ``{{name}}`` placeholders, because Asterisk's own ``${VAR}`` and ``$[expr]``
 are everywhere in a dialplan and ``string.Template``'s ``$name`` would collide with them.
@@ -23,9 +23,11 @@ import ipaddress
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+from gateway.config import AgentPhone, AsteriskSettings, ConfigError
+from gateway.config.asterisk import KEYS
 
 __all__ = [
     "AGENTS_CONTEXT",
@@ -43,11 +45,9 @@ __all__ = [
     "VAR_REC_BASENAME",
     "VAR_SURVEY_ID",
     "VAR_UNIT",
-    "AgentPhone",
     "AsteriskConfError",
-    "AsteriskSettings",
-    "UnitQueue",
     "check",
+    "check_config",
     "is_safe_rec_basename",
     "queue_name",
     "render",
@@ -96,69 +96,6 @@ _CODECS: Final = frozenset({"alaw", "ulaw", "gsm", "g722", "slin"})
 
 class AsteriskConfError(ValueError):
     """A setting that cannot be written into an Asterisk config safely."""
-
-
-@dataclass(frozen=True)
-class AgentPhone:
-    """An agent's (访评员) SIP phone: a PJSIP endpoint the unit queues ring.
-
-    ``contact`` is a fixed SIP URI for phones that do not register (and for the tests);
-    otherwise the phone registers with ``password``.
-    """
-
-    name: str
-    password: str | None = field(default=None, repr=False)  # never in a log line
-    contact: str | None = None
-
-
-@dataclass(frozen=True)
-class UnitQueue:
-    """A unit's (所队) queue: which agents answer its callbacks."""
-
-    unit: str
-    agents: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class AsteriskSettings:
-    """Everything the rendered Asterisk configuration depends on.
-
-    Durations are seconds. Prompts are sound names as ``Playback()`` takes them.
-    """
-
-    ami_username: str
-    ami_secret: str = field(repr=False)  # never in a log line
-    recordings_dir: str
-    trunk_host: str
-    agents: tuple[AgentPhone, ...]
-    units: tuple[UnitQueue, ...]
-    ami_bind: str = "127.0.0.1"
-    ami_port: int = 5038
-    ami_permit: tuple[str, ...] = ("127.0.0.1/32",)
-    sip_bind: str = "127.0.0.1"
-    sip_port: int = 5060
-    media_address: str | None = None
-    trunk_port: int = 5060
-    trunk_name: str = "minyi-trunk"
-    trunk_match: tuple[str, ...] = ()
-    trunk_username: str | None = None
-    trunk_password: str | None = field(default=None, repr=False)
-    codecs: tuple[str, ...] = ("alaw", "ulaw")
-    default_unit: str | None = None
-    greeting_prompt: str = "minyi/greeting"
-    no_agent_prompt: str = "minyi/no-agent"
-    goodbye_prompt: str = "minyi/goodbye"
-    ivr_question_prompt: str = "minyi/ivr-question"
-    ivr_invalid_prompt: str = "minyi/ivr-invalid"
-    ivr_reason_prompt: str = "minyi/ivr-reason"
-    ivr_thanks_prompt: str = "minyi/ivr-thanks"
-    agent_ring_s: int = 15
-    queue_timeout_s: int = 120
-    wrapup_s: int = 5
-    ivr_digit_timeout_s: int = 6
-    reason_max_s: int = 60
-    reason_silence_s: int = 4
-    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 def queue_name(unit: str) -> str:
@@ -361,6 +298,45 @@ def check(settings: AsteriskSettings) -> None:
         queue_name(unit.unit)
     for k, v in settings.extra.items():
         _check(v, _EXTRA_RE, f"extra[{k!r}]")
+
+
+def check_config(settings: AsteriskSettings) -> None:
+    """:func:`check` for settings read from the config file: the ConfigError names the
+    setting (``dialer.asterisk.sip_bind``, or the ``[dialer]`` one a value came from)
+    and never shows a secret. The gateway runs it at start (gateway/startup.py)."""
+    table = "dialer.asterisk"
+    paths = {key: f"{table}.{key}" for key in KEYS} | {
+        "ami_username": "dialer.ami.username",
+        "ami_secret": "dialer.ami.secret",
+        "ami_bind": "dialer.ami.host",
+        "ami_port": "dialer.ami.port",
+        "ami_permit entries": f"{table}.ami_permit",
+        "trunk_name": "dialer.trunk",
+        "wrapup_s": "dialer.wrapup_s",
+        "default_unit": "dialer.default_unit",
+    }
+    if not settings.trunk_match:  # not in the file: it defaults to [trunk_host]
+        paths["trunk_match"] = f"{table}.trunk_host"
+    for i, agent in enumerate(settings.agents):
+        for key in ("contact", "password"):
+            paths[f"agent {agent.name} {key}"] = f"{table}.agents[{i}].{key}"
+    secrets = [settings.ami_secret, settings.trunk_password]
+    secrets += [a.password for a in settings.agents]
+    try:
+        check(settings)
+    except AsteriskConfError as exc:
+        message = str(exc)
+        for secret in secrets:  # the config checked them; a last guard (shown as repr)
+            if secret:
+                message = message.replace(repr(secret), "'***'")
+        # the message starts with the setting's name: name its path instead
+        for what in sorted(paths, key=len, reverse=True):
+            if message.startswith(what + " "):
+                path, reason = paths[what], message[len(what) + 1 :]
+                if not path.startswith(table):
+                    reason += f" (for [{table}])"
+                raise ConfigError(path, reason) from None
+        raise ConfigError(table, message) from None
 
 
 def _read(template_dir: Path, name: str) -> str:

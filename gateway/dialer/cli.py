@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 from typing import Final, TextIO
 
+from gateway.config import ConfigError, load_settings
 from gateway.config.cli import parse_command
-from gateway.config.reader import ConfigError, load_settings
-from gateway.dialer.asterisk import AsteriskConfError, render
+from gateway.dialer.asterisk import AsteriskConfError, check_config, render
 
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1
@@ -99,6 +99,7 @@ def main(argv: list[str]) -> int:
         settings = load_settings(args.config)
         if settings.dialer is None or settings.dialer.asterisk is None:
             raise ConfigError("dialer.asterisk", "is required to render the Asterisk config")
+        check_config(settings.dialer.asterisk)  # names the setting render would refuse
         files = render(settings.dialer.asterisk)
     except (ConfigError, AsteriskConfError) as e:
         print(e, file=sys.stderr)

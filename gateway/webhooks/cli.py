@@ -24,7 +24,8 @@ from typing import TextIO
 
 import redis.asyncio as aioredis
 
-from gateway.webhooks.worker import WebhookEndpoint, list_dead, replay
+from gateway.config import ConfigError, WebhookEndpoint, load_settings
+from gateway.webhooks.worker import list_dead, replay
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -135,7 +136,6 @@ def main(
         if not args.config:
             print("minyi webhooks: --config FILE is required", file=sys.stderr)
             return EXIT_USAGE
-        from gateway.config.reader import ConfigError, load_settings  # imports this package
 
         try:
             settings = load_settings(args.config)

@@ -24,7 +24,9 @@ import hmac
 import time
 from collections.abc import Mapping
 
-SECRET_PREFIX = "whsec_"
+# The secret's format has its home where the config file is checked; signing uses its key.
+from gateway.config.webhooks import decode_secret as decode_secret
+
 SIGNATURE_VERSION = "v1"
 # Standard Webhooks spec, "Verifying webhook authenticity": receivers should reject
 # timestamps more than a few minutes away; the reference libraries use 5 minutes.
@@ -40,22 +42,6 @@ class InvalidSignature(Exception):
 
     Messages never contain the secret or a signature value.
     """
-
-
-def decode_secret(secret: str) -> bytes:
-    """Return the HMAC key of a ``whsec_<base64>`` secret (the prefix is optional).
-
-    Raises ValueError (without echoing the secret) when it is not valid base64 or empty.
-    """
-    raw = secret.removeprefix(SECRET_PREFIX)
-    try:
-        # Unpadded base64 is common in the wild: pad it ourselves, then decode strictly.
-        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("webhook secret is not base64 after the whsec_ prefix") from None
-    if not key:
-        raise ValueError("webhook secret is empty")
-    return key
 
 
 def signature_with_key(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:

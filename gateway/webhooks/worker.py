@@ -40,6 +40,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 
 from gateway import lifecycle, logs
+from gateway.config import WebhookEndpoint
 from gateway.webhooks.dead import list_dead, replay
 from gateway.webhooks.intake import Intake
 from gateway.webhooks.queue import (
@@ -54,7 +55,6 @@ from gateway.webhooks.signing import InvalidSignature, decode_secret, sign, veri
 
 __all__ = [
     "InvalidSignature",
-    "WebhookEndpoint",
     "WebhookWorker",
     "list_dead",
     "replay",
@@ -73,30 +73,6 @@ GAP_POLL_S = 0.01
 GAP_RECHECK_S = 0.1  # then look again this much later
 # 408 and 429 are the receiver saying "later"; other 4xx mean it refuses the request.
 TRANSIENT_4XX = (408, 429)
-
-
-@dataclass(frozen=True)
-class WebhookEndpoint:
-    """One receiver of the feed (from the config file)."""
-
-    name: str
-    url: str
-    secret: str = field(repr=False)  # "whsec_<base64>"; never logged
-    timeout_s: float = 10.0
-    max_age_s: float = 3 * 24 * 3600
-    concurrency: int = 32
-    batch_max: int = 1
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 900.0
-
-    def __post_init__(self) -> None:
-        if not self.name or any(c.isspace() or c in "{}" for c in self.name):
-            raise ValueError(f"webhook endpoint name {self.name!r} is empty or has spaces/braces")
-        decode_secret(self.secret)  # fail at startup, not at the first event
-        if self.concurrency < 1 or self.batch_max < 1:
-            raise ValueError("webhook concurrency and batch_max must be at least 1")
-        if self.timeout_s <= 0 or self.backoff_initial_s <= 0 or self.backoff_max_s <= 0:
-            raise ValueError("webhook timeout and backoff must be positive")
 
 
 @dataclass

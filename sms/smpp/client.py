@@ -34,7 +34,7 @@ from aiosmpplib import (
 )
 
 from gateway import logs
-from gateway.config.reader import SmppBind
+from gateway.config import SmppBind
 from sms.smpp.esme import Backoff, GatewayESME, NoThrottle, RateLimiter, SequenceCorrelator
 
 log = logs.logger(__name__)

@@ -21,7 +21,7 @@ from devstack.localstack import (
     TEMPLATE,
     TOKEN,
 )
-from gateway.config.reader import Settings, parse_settings
+from gateway.config import Settings, parse_settings
 from gateway.service import Service
 from gateway.webhooks.receiver import WebhookReceiver
 from smsc.simulator import SmscSimulator

@@ -21,10 +21,11 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.config import WebhookEndpoint
 from gateway.store import keys
 from gateway.store.events import Event
 from gateway.webhooks.receiver import WebhookReceiver
-from gateway.webhooks.worker import WebhookEndpoint, WebhookWorker, list_dead, replay, sign
+from gateway.webhooks.worker import WebhookWorker, list_dead, replay, sign
 
 pytestmark = pytest.mark.integration
 
@@ -528,7 +529,8 @@ REPO = str(Path(__file__).resolve().parents[2])
 KILLABLE_WORKER = """
 import asyncio, sys
 import redis.asyncio as aioredis
-from gateway.webhooks.worker import WebhookEndpoint, WebhookWorker
+from gateway.config import WebhookEndpoint
+from gateway.webhooks.worker import WebhookWorker
 
 async def main() -> None:
     client = aioredis.Redis.from_url(sys.argv[1])

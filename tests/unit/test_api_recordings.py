@@ -14,8 +14,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.api.app import Api
-from gateway.config.asr import RecordingsSettings
-from gateway.config.reader import Settings, parse_settings
+from gateway.config import RecordingsSettings, Settings, parse_settings
 from gateway.store.surveys import Store
 from recordings.access import signed_url
 from tests.unit.test_config import TOKEN, base

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import AgentPhone, AsteriskSettings, UnitQueue
 from gateway.dialer.asterisk import (
-    AgentPhone,
     AsteriskConfError,
-    AsteriskSettings,
-    UnitQueue,
     is_safe_rec_basename,
     queue_name,
     render,

@@ -7,8 +7,8 @@ import re
 import wave
 from pathlib import Path
 
+from gateway.config import AmiSettings
 from gateway.config.dialer import DialerSettings
-from gateway.dialer.ami import AmiSettings
 from gateway.dialer.asterisk import is_safe_rec_basename
 from gateway.dialer.attempts import (
     asr_job,

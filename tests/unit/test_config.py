@@ -16,15 +16,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway import config
-from gateway.config import cli as config_cli
-from gateway.config.asr import RecordingsSettings
-from gateway.config.dialer import DialerSettings
-from gateway.config.reader import (
+from gateway import config, startup
+from gateway.config import (
+    AmiSettings,
     ApiSettings,
     ApiToken,
     ConfigError,
+    DialerSettings,
     QuietHours,
+    RecordingsSettings,
     Settings,
     SmppBind,
     SurveySettings,
@@ -34,7 +34,6 @@ from gateway.config.reader import (
     parse_settings,
     redacted,
 )
-from gateway.dialer.ami import AmiSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "minyi.example.toml"
@@ -94,8 +93,9 @@ def with_(data: dict[str, Any], path: str, value: object) -> dict[str, Any]:
 
 
 def error(data: dict[str, Any], env: dict[str, str] | None = None) -> ConfigError:
+    """The error of the config and of the checks at start (templates, Asterisk, ASR)."""
     with pytest.raises(ConfigError) as info:
-        parse_settings(data, env or {})
+        startup.parse(data, env or {})
     return info.value
 
 
@@ -103,7 +103,7 @@ def error(data: dict[str, Any], env: dict[str, str] | None = None) -> ConfigErro
 
 
 def test_example_loads() -> None:
-    settings = load_settings(EXAMPLE, EXAMPLE_ENV)
+    settings = startup.load(EXAMPLE, EXAMPLE_ENV).settings
     assert settings.source_path == EXAMPLE
     assert settings.workers == ("api", "sms", "webhooks", "dialer", "asr")
     assert settings.api.tokens == (ApiToken("core", TOKEN, ("*",)),)
@@ -117,7 +117,7 @@ def test_example_loads() -> None:
 
 def test_example_shows_the_defaults() -> None:
     """The example claims to show every default: hold it to that."""
-    settings = load_settings(EXAMPLE, EXAMPLE_ENV)
+    settings = startup.load(EXAMPLE, EXAMPLE_ENV).settings
     assert settings.api == ApiSettings(tokens=settings.api.tokens)
     assert settings.surveys == SurveySettings(unit_names=settings.surveys.unit_names)
     bind = settings.sms.binds[0]
@@ -416,15 +416,15 @@ def test_templates_inherit_the_sms_settings() -> None:
     assert e.reason.startswith("template 'default': worst case is 72 UCS-2 units")
     assert "max_parts is 1" in e.reason
     one = with_(one, "sms.signature", "【公安】")  # 70: one part
-    assert parse_settings(one, {}).sms.signature == "【公安】"
+    assert startup.parse(one, {}).settings.sms.signature == "【公安】"
     assert error(with_(one, "sms.reserve_units", 1)).path == "sms.templates.default"
     # the template's own value wins over [sms]
-    assert parse_settings(with_(one, "sms.templates.default.signature", "【公安】"), {})
+    assert startup.parse(with_(one, "sms.templates.default.signature", "【公安】"), {})
     # two parts: 132 units fit with an 8-bit reference, not a 16-bit one (sms.text
     # counts 66 and 65 units a part for the worst case)
     two = with_(base(), "sms.templates.default", {"text": "请" * 108 + SURVEY_TEXT})
     two = with_(two, "sms.templates.default.max_parts", 2)
-    assert parse_settings(two, {}).sms.ref16 is False
+    assert startup.parse(two, {}).settings.sms.ref16 is False
     assert "max_parts is 2" in error(with_(two, "sms.ref16", True)).reason
 
 
@@ -447,13 +447,13 @@ def test_names_a_template_would_cut_are_warned_about() -> None:
     data = with_(base(), "sms.templates.default.text", "{service}{unit_name}" + SURVEY_TEXT)
     data = with_(data, "surveys.service_names", {"long": "很长很长很长很长的服务名称"})  # 13
     data = with_(data, "surveys.unit_names", {"330602": "越城区公安分局"})
-    assert parse_settings(data, {}).warnings == (
+    assert startup.parse(data, {}).settings.warnings == (
         'surveys.service_names.long: "很长很长很长很长的服务名称" is longer than the 12 '
         'characters template "default" shows, so the SMS cuts it (raise max_units.service '
         "there)",
     )
     data = with_(data, "sms.templates.default.max_units", {"service": 13})
-    assert parse_settings(data, {}).warnings == ()
+    assert startup.parse(data, {}).settings.warnings == ()
 
 
 def test_secrets_stay_out_of_repr() -> None:
@@ -748,7 +748,7 @@ def test_bad_toml_is_one_line(tmp_path: Path) -> None:
 def test_a_byte_order_mark_is_tolerated(tmp_path: Path) -> None:
     path = tmp_path / "minyi.toml"
     path.write_bytes(b"\xef\xbb\xbf" + EXAMPLE.read_bytes())
-    assert load_settings(path, EXAMPLE_ENV).sms.source_addr == "106900001234"
+    assert startup.load(path, EXAMPLE_ENV).settings.sms.source_addr == "106900001234"
 
 
 ODD_VALUES: list[object] = ["abc", "", -1, 0, 10**30, True, math.inf, [], [1, "x"], {"k": 1}]
@@ -770,7 +770,7 @@ def test_any_value_anywhere_is_accepted_or_a_config_error() -> None:
     for path in paths:
         for value in ODD_VALUES:
             try:
-                parse_settings(with_(data, path, value), EXAMPLE_ENV)
+                startup.parse(with_(data, path, value), EXAMPLE_ENV)
             except ConfigError as e:
                 assert str(e).startswith("config error: ")
                 assert "\n" not in str(e)
@@ -785,7 +785,7 @@ def test_config_check_prints_ok_and_the_redacted_settings(
 ) -> None:
     for var, value in EXAMPLE_ENV.items():
         monkeypatch.setenv(var, value)
-    assert config_cli.main(["check", "--config", str(EXAMPLE)]) == 0
+    assert startup.main(["check", "--config", str(EXAMPLE)]) == 0
     out, err = capsys.readouterr()
     first, _, rest = out.partition("\n")
     assert first == "config OK"
@@ -802,7 +802,7 @@ def test_config_check_reports_the_error_and_exits_2(
     path = tmp_path / "minyi.toml"
     text = EXAMPLE.read_text(encoding="utf-8").replace("window = 64", "windw = 64")
     path.write_text(text, encoding="utf-8")
-    assert config_cli.main(["config", "check", "--config", str(path)]) == 2
+    assert startup.main(["config", "check", "--config", str(path)]) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert err == 'config error: sms.binds[0].windw: unknown setting; did you mean "window"?\n'
@@ -814,11 +814,11 @@ def test_config_check_prints_warnings(
     for var, value in EXAMPLE_ENV.items():
         monkeypatch.setenv(var, value)
     monkeypatch.setenv("MINYI_SMPP_PASSWORD_CMCC_2", "x")
-    assert config_cli.main(["check", "--config", str(EXAMPLE)]) == 0
+    assert startup.main(["check", "--config", str(EXAMPLE)]) == 0
     err = capsys.readouterr().err
     assert err.startswith("config warning: MINYI_SMPP_PASSWORD_CMCC_2 is set but no entry")
 
 
 def test_config_check_without_a_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert config_cli.main(["check"]) == 2
+    assert startup.main(["check"]) == 2
     assert "--config" in capsys.readouterr().err

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from asr.models import DEFAULT_MODEL, DEFAULT_MODELS_DIR, TEST_MODEL, bundled_test_model
-from gateway.config.asr import ENV_RECORDINGS_URL_SECRET, AsrSettings, RecordingsSettings
-from gateway.config.reader import parse_settings, redacted
+from asr.models import TEST_MODEL, bundled_test_model
+from gateway import startup
+from gateway.config import AsrSettings, RecordingsSettings, parse_settings, redacted
+from gateway.config.asr import DEFAULT_MODEL, DEFAULT_MODELS_DIR
+from gateway.config.recordings import ENV_RECORDINGS_URL_SECRET
 from tests.unit.test_config import DELETE, base, error, with_
 
 URL_SECRET = "rec-" + "s" * 28
@@ -28,10 +30,11 @@ def test_absent_sections_give_defaults() -> None:
 
 
 def test_the_asr_worker_runs_on_defaults_without_its_table() -> None:
-    settings = parse_settings(with_(base(), "workers", ["asr"]), {})
-    assert settings.asr is not None
-    assert settings.asr.model.name == DEFAULT_MODEL
-    assert settings.asr.model.path == DEFAULT_MODELS_DIR / "vosk-model-small-cn-0.22"
+    checked = startup.parse(with_(base(), "workers", ["asr"]), {})
+    settings = checked.settings
+    assert settings.asr is not None and checked.model is not None
+    assert checked.model.name == DEFAULT_MODEL
+    assert checked.model.path == DEFAULT_MODELS_DIR / "vosk-model-small-cn-0.22"
     assert settings.asr == AsrSettings(model=settings.asr.model)
     assert settings.asr.pool_size is None  # cores - 1 where it runs
     assert (settings.asr.max_tries, settings.asr.claim_idle_s) == (3, 60.0)
@@ -39,19 +42,20 @@ def test_the_asr_worker_runs_on_defaults_without_its_table() -> None:
 
 def test_the_model_comes_from_the_registry_minyi_asr_reads() -> None:
     data = with_(base(), "asr", {"model": "cn", "models_dir": "/srv/models", "pool_size": 2})
-    asr = parse_settings(data, {}).asr
-    assert asr is not None and asr.pool_size == 2
-    assert asr.model.path == Path("/srv/models/vosk-model-cn-0.22")
+    checked = startup.parse(data, {})
+    assert checked.settings.asr is not None and checked.settings.asr.pool_size == 2
+    assert checked.model is not None
+    assert checked.model.path == Path("/srv/models/vosk-model-cn-0.22")
     mine = {"model": "mine", "models": {"mine": {"path": "m1", "sample_rate": 8000}}}
-    asr = parse_settings(with_(base(), "asr", mine), {}).asr
-    assert asr is not None and asr.model.path == DEFAULT_MODELS_DIR / "m1"
-    assert asr.model.sample_rate == 8000
+    model = startup.parse(with_(base(), "asr", mine), {}).model
+    assert model is not None and model.path == DEFAULT_MODELS_DIR / "m1"
+    assert model.sample_rate == 8000
     test_model = bundled_test_model()
     if test_model is not None:
-        asr = parse_settings(with_(base(), "asr", {"model": TEST_MODEL}), {}).asr
-        assert asr is not None and asr.model == test_model
-    asr = parse_settings(with_(base(), "asr", {"model": "/opt/vosk/ko"}), {}).asr
-    assert asr is not None and asr.model.path == Path("/opt/vosk/ko")
+        model = startup.parse(with_(base(), "asr", {"model": TEST_MODEL}), {}).model
+        assert model is not None and model == test_model
+    model = startup.parse(with_(base(), "asr", {"model": "/opt/vosk/ko"}), {}).model
+    assert model is not None and model.path == Path("/opt/vosk/ko")
 
 
 @pytest.mark.parametrize(

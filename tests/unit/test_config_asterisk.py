@@ -14,10 +14,17 @@ from typing import Any
 import pytest
 
 from devstack.asterisk import GATEWAY_IP, WORLD_IP, AsteriskProcess
-from gateway import cli
-from gateway.config.reader import ConfigError, load_settings, parse_settings, redacted
+from gateway import cli, startup
+from gateway.config import (
+    AgentPhone,
+    AsteriskSettings,
+    ConfigError,
+    UnitQueue,
+    parse_settings,
+    redacted,
+)
 from gateway.dialer import cli as asterisk_cli
-from gateway.dialer.asterisk import AgentPhone, AsteriskSettings, UnitQueue, render
+from gateway.dialer.asterisk import render
 from tests.unit.test_config import DELETE, EXAMPLE, EXAMPLE_ENV, base, with_
 
 AMI_SECRET = "s3cret-ami"
@@ -51,14 +58,15 @@ def config(dialer_over: dict[str, Any] | None = None, **over: Any) -> dict[str, 
 
 
 def parse(data: dict[str, Any], env: dict[str, str] | None = None) -> AsteriskSettings:
-    dialer = parse_settings(data, env or {}).dialer
+    """The [dialer.asterisk] settings, checked at start against what Asterisk takes."""
+    dialer = startup.parse(data, env or {}).settings.dialer
     assert dialer is not None and dialer.asterisk is not None
     return dialer.asterisk
 
 
 def error(data: dict[str, Any], env: dict[str, str] | None = None) -> ConfigError:
     with pytest.raises(ConfigError) as info:
-        parse_settings(data, env or {})
+        startup.parse(data, env or {})
     return info.value
 
 
@@ -430,5 +438,5 @@ def test_render_needs_out_or_check(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_the_example_still_loads_without_the_table() -> None:
-    dialer = load_settings(EXAMPLE, EXAMPLE_ENV).dialer
+    dialer = startup.load(EXAMPLE, EXAMPLE_ENV).settings.dialer
     assert dialer is not None and dialer.asterisk is None

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config.dialer import CallingHours
-from gateway.config.reader import ConfigError, parse_settings
+from gateway.config import CallingHours, ConfigError, parse_settings
 from tests.unit.test_config import base, with_
 
 

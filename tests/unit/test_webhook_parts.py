@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from gateway.config import WebhookEndpoint
 from gateway.store.streams import reply_entries
 from gateway.webhooks.intake import parse_entry
 from gateway.webhooks.queue import _head, backoff_delay
 from gateway.webhooks.sender import _retry_after
-from gateway.webhooks.worker import WebhookEndpoint
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

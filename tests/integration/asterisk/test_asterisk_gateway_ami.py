@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from devstack.asterisk import AsteriskInfo
+from gateway.config import AmiSettings
 from gateway.dialer.ami import (
     AmiClient,
-    AmiSettings,
     CallTracker,
     OriginateOutcomeUnknown,
     OriginateRequest,

@@ -1,0 +1,98 @@
+"""The ``[api]`` section: the HTTP API the core system calls, and its bearer tokens.
+
+A token may come from ``MINYI_API_TOKEN_<NAME>`` instead of the file (NAME: the
+token's name, upper-cased, other characters than A-Z and 0-9 turned into "_").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from gateway.config.reader import ConfigError, Table, env_name, host, name, show, unique
+
+ENV_API_TOKEN: Final = "MINYI_API_TOKEN_"
+TOKEN_MIN: Final = 16
+MIB: Final = 1024 * 1024  # the file says max_body_mb
+_UNIT_PATTERN_RE: Final = re.compile(r"\*|[A-Za-z0-9_-]+\*?")
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token of the HTTP API and the units whose surveys it may touch."""
+
+    name: str
+    token: str = field(repr=False)  # never in a log line
+    units: tuple[str, ...]  # exact "330602", prefix "3306*", or "*" for every unit
+
+    def allows(self, unit: str) -> bool:
+        """Whether this token may act on surveys of ``unit`` (a unit code)."""
+        for pattern in self.units:
+            if pattern.endswith("*"):
+                if unit.startswith(pattern[:-1]):
+                    return True
+            elif unit == pattern:
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The HTTP API the core system calls."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_batch: int = 1000
+    max_body_bytes: int = 8 * MIB
+    tokens: tuple[ApiToken, ...] = ()
+
+
+def parse_api(data: object, env: Mapping[str, str]) -> ApiSettings:
+    """Check the ``[api]`` table; tokens may come from the environment."""
+    t = Table(data, "api", ("host", "port", "max_batch", "max_body_mb", "tokens"))
+    tokens = tuple(_api_token(item, path, env) for item, path in t.tables("tokens"))
+    unique([(tok.name, f"api.tokens[{i}].name") for i, tok in enumerate(tokens)], ENV_API_TOKEN)
+    for i, tok in enumerate(tokens):
+        for j in range(i):
+            if tokens[j].token == tok.token:
+                raise ConfigError(
+                    f"api.tokens[{i}].token",
+                    f'is the same as the token of "{tokens[j].name}"; each client needs its own',
+                )
+    return ApiSettings(
+        host=host(t.get("host", ApiSettings.host), t.at("host")),
+        port=t.integer("port", ApiSettings.port, 1, 65535),
+        max_batch=t.integer("max_batch", ApiSettings.max_batch, 1, 100_000),
+        max_body_bytes=round(
+            t.number("max_body_mb", ApiSettings.max_body_bytes / MIB, 0, 1024, above=True) * MIB
+        ),
+        tokens=tokens,
+    )
+
+
+def _api_token(data: object, path: str, env: Mapping[str, str]) -> ApiToken:
+    t = Table(data, path, ("name", "token", "units"))
+    token_name = name(t.get("name"), t.at("name"))
+    token, origin = t.secret("token", env, env_name(ENV_API_TOKEN, token_name))
+    if len(token) < TOKEN_MIN or not all(33 <= ord(c) <= 126 for c in token):
+        raise ConfigError(
+            t.at("token"),
+            f"must be at least {TOKEN_MIN} printable ASCII characters without spaces "
+            f"(it is sent in an HTTP header), got {len(token)} characters{origin}",
+        )
+    units = t.get("units")
+    if not isinstance(units, list) or not units:
+        raise ConfigError(
+            t.at("units"),
+            f'must be a non-empty array of unit codes like ["330602", "3306*"] or ["*"] '
+            f"for every unit, got {show(units)}",
+        )
+    for i, unit in enumerate(units):
+        if not isinstance(unit, str) or not _UNIT_PATTERN_RE.fullmatch(unit):
+            raise ConfigError(
+                f"{t.at('units')}[{i}]",
+                f'must be a unit code "330602", a prefix "3306*" or "*", got {show(unit)}',
+            )
+    return ApiToken(name=token_name, token=token, units=tuple(units))

@@ -1,0 +1,231 @@
+"""The gateway's one config file (TOML): the root table, and reading the whole file.
+
+Each section has its module (``api``, ``surveys``, ``sms``, ``webhooks``, ``dialer``,
+``asr``, ``recordings``, ``log``); this one reads the root keys, calls them, and checks
+what spans sections. The file uses human units (``reply_window_hours``); the
+dataclasses hold seconds. Checks that need a domain's code (the templates' worst-case
+length, Asterisk's limits, the ASR model registry) run when the gateway starts, in
+gateway/startup.py, and in `minyi config check`.
+
+Secrets may come from the environment instead of the file; the environment wins:
+
+    MINYI_REDIS_URL                  redis_url
+    MINYI_API_TOKEN_<NAME>           api.tokens[].token of the token named NAME
+    MINYI_SMPP_PASSWORD_<BIND>       sms.binds[].password of the bind named BIND
+    MINYI_WEBHOOK_SECRET_<ENDPOINT>  webhooks.endpoints[].secret
+    MINYI_AMI_SECRET                 dialer.ami.secret
+    MINYI_RECORDINGS_URL_SECRET      recordings.url_secret
+
+NAME is upper-cased with every other character than A-Z and 0-9 turned into "_".
+An empty environment variable counts as unset. docs/configuration.md lists every
+setting; minyi.example.toml is a complete example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from gateway.config.api import ENV_API_TOKEN, ApiSettings, parse_api
+from gateway.config.asr import AsrSettings, parse_asr
+from gateway.config.asterisk import ENV_AGENT_PASSWORD
+from gateway.config.dialer import DialerSettings, parse_dialer
+from gateway.config.log import LogSettings, parse_log
+from gateway.config.reader import ConfigError, Table, env_name, pick, show, suggest, text
+from gateway.config.recordings import RecordingsSettings, parse_recordings
+from gateway.config.redaction import redact_url
+from gateway.config.sms import ENV_SMPP_PASSWORD, SmsSettings, check_sms_worker, parse_sms
+from gateway.config.surveys import SurveySettings, parse_surveys
+from gateway.config.webhooks import ENV_WEBHOOK_SECRET, WebhookEndpoint, parse_webhooks
+
+WORKERS: Final = ("api", "sms", "webhooks", "dialer", "asr")
+ENV_REDIS_URL: Final = "MINYI_REDIS_URL"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the gateway reads from its config file and environment.
+
+    ``warnings`` are doubts that do not stop the gateway (an environment variable
+    that matches no setting, a worker with nothing to do); log them at start.
+    """
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    workers: tuple[str, ...] = ("api", "sms", "webhooks")
+    shutdown_grace_s: float = 30.0
+    api: ApiSettings = field(default_factory=ApiSettings)
+    surveys: SurveySettings = field(default_factory=SurveySettings)
+    sms: SmsSettings
+    webhooks: tuple[WebhookEndpoint, ...] = ()
+    dialer: DialerSettings | None = None
+    asr: AsrSettings | None = None
+    recordings: RecordingsSettings = field(default_factory=RecordingsSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    source_path: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def _redis_url(root: Table, env: Mapping[str, str]) -> str:
+    origin = ""
+    value = root.get("redis_url", Settings.redis_url)
+    if env.get(ENV_REDIS_URL):
+        value, origin = env[ENV_REDIS_URL], f" (value from environment variable {ENV_REDIS_URL})"
+    path = root.at("redis_url")
+    url = text(value, path, max_len=2000)
+    expected = 'must look like "redis://host:6379/0", "rediss://…" or "unix:///path"'
+    try:
+        parts = urllib.parse.urlsplit(url)
+        db = parts.path.strip("/")
+        ok = parts.scheme == "unix" and bool(parts.path)
+        if parts.scheme in ("redis", "rediss"):
+            ok = bool(parts.hostname) and (not db or db.isdigit())
+            _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(path, f"{expected}, got {show(redact_url(url))}{origin}")
+    return url
+
+
+def _workers(root: Table) -> tuple[str, ...]:
+    # Unset: the whole gateway in one process, the dialer and the ASR worker included
+    # when their sections are there (neither can run without its own settings).
+    default = list(Settings.workers) + [w for w in ("dialer", "asr") if w in root.data]
+    value = root.get("workers", default)
+    path = root.at("workers")
+    if not isinstance(value, list) or not value:
+        raise ConfigError(path, f"must be a non-empty array of worker names, got {show(value)}")
+    workers = tuple(pick(w, f"{path}[{i}]", WORKERS) for i, w in enumerate(value))
+    for i, worker in enumerate(workers):
+        if worker in workers[:i]:
+            raise ConfigError(f"{path}[{i}]", f'"{worker}" is listed twice')
+    return workers
+
+
+def _warnings(settings: Settings, env: Mapping[str, str]) -> tuple[str, ...]:
+    """Doubts worth a log line at start but no refusal: the environment may be shared
+    by processes with other config files, and an idle worker harms nothing."""
+    asterisk = settings.dialer.asterisk if settings.dialer is not None else None
+    expected = {
+        ENV_API_TOKEN: ("api.tokens", [t.name for t in settings.api.tokens]),
+        ENV_SMPP_PASSWORD: ("sms.binds", [b.name for b in settings.sms.binds]),
+        ENV_WEBHOOK_SECRET: ("webhooks.endpoints", [e.name for e in settings.webhooks]),
+        ENV_AGENT_PASSWORD: (
+            "dialer.asterisk.agents",
+            [a.name for a in asterisk.agents] if asterisk is not None else [],
+        ),
+    }
+    found: list[str] = []
+    for var in sorted(env):
+        for prefix, (where, names) in expected.items():
+            known = [env_name(prefix, n) for n in names]
+            if var.startswith(prefix) and var not in known:
+                found.append(
+                    f"{var} is set but no entry of {where} has that name, "
+                    f"so it is ignored{suggest(var, known)}"
+                )
+    if "api" in settings.workers and not settings.api.tokens:
+        found.append("the api worker runs but api.tokens is empty: every request is refused")
+    if "webhooks" in settings.workers and not settings.webhooks:
+        found.append("the webhooks worker runs but no [[webhooks.endpoints]] is configured")
+    dialer = settings.dialer
+    if "dialer" in settings.workers and dialer is not None and not dialer.units:
+        found.append(
+            "the dialer worker runs but dialer.units is empty: callbacks to agents wait "
+            "as unroutable (only the automated IVR calls are made)"
+        )
+    return tuple(found)
+
+
+_ROOT_KEYS: Final = (
+    "redis_url",
+    "workers",
+    "shutdown_grace_s",
+    "log",
+    "api",
+    "surveys",
+    "sms",
+    "webhooks",
+    "dialer",
+    "asr",
+    "recordings",
+)
+
+
+def _dialer(root: Table, workers: tuple[str, ...], env: Mapping[str, str]) -> DialerSettings | None:
+    if "dialer" not in root.data:
+        if "dialer" in workers:
+            raise ConfigError("dialer", 'is required when workers include "dialer"')
+        return None
+    return parse_dialer(root.get("dialer"), env)
+
+
+def _asr(root: Table, workers: tuple[str, ...]) -> AsrSettings | None:
+    # Every [asr] setting has a default: the worker may run without the table.
+    if "asr" not in root.data and "asr" not in workers:
+        return None
+    return parse_asr(root.get("asr", {}))
+
+
+def parse_settings(
+    data: Mapping[str, Any], env: Mapping[str, str] | None = None, source: Path | None = None
+) -> Settings:
+    """Check a parsed config file (plus secrets from ``env``) and build the settings.
+
+    ``env`` defaults to ``os.environ``. Raises ConfigError naming the first wrong
+    setting; nothing else escapes for any input. The checks that need a domain's code
+    run in gateway/startup.py.
+    """
+    env = os.environ if env is None else env
+    root = Table(data, "", _ROOT_KEYS)
+    redis_url = _redis_url(root, env)
+    workers = _workers(root)
+    shutdown_grace_s = root.number("shutdown_grace_s", Settings.shutdown_grace_s, 0, 3600)
+    log = parse_log(root.get("log", {}))
+    api = parse_api(root.get("api", {}), env)
+    surveys = parse_surveys(root.get("surveys", {}))
+    sms = parse_sms(root.get("sms", {}), env)
+    if "sms" in workers:
+        check_sms_worker(sms)
+    webhooks = parse_webhooks(root.get("webhooks", {}), env)
+    dialer = _dialer(root, workers, env)
+    settings = Settings(
+        redis_url=redis_url,
+        workers=workers,
+        shutdown_grace_s=shutdown_grace_s,
+        log=log,
+        api=api,
+        surveys=surveys,
+        sms=sms,
+        webhooks=webhooks,
+        dialer=dialer,
+        asr=_asr(root, workers),
+        recordings=parse_recordings(
+            root.get("recordings", {}), env, dialer.recordings_dir if dialer else None
+        ),
+        source_path=source,
+    )
+    return dataclasses.replace(settings, warnings=_warnings(settings, env))
+
+
+def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the TOML config file at ``path``; see parse_settings."""
+    source = Path(path)
+    try:
+        # utf-8-sig: Windows editors put a byte-order mark that TOML does not allow
+        data = source.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise ConfigError("", f"cannot read {source}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError("", f"{source}: not UTF-8 text (bad byte at offset {e.start})") from None
+    try:
+        table = tomllib.loads(data)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("", f"{source}: not valid TOML: {e}") from None
+    return parse_settings(table, env, source)

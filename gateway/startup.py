@@ -1,0 +1,140 @@
+"""Starting the gateway: the config file, then every check that needs a domain's code.
+
+gateway/config/ reads and checks the file on its own: it is the ground floor and
+imports no domain. What only a domain can judge runs here, at the top floor, before
+any worker starts (gateway/service.py) and in `minyi config check`:
+
+- the survey templates (``sms.templates.load_templates``): placeholders, worst-case
+  length; and, as warnings, the service and unit names a template would cut;
+- ``[dialer.asterisk]`` against what Asterisk takes (``gateway.dialer.asterisk``);
+- the ``[asr]`` model, looked up in ``asr.models``' registry; for a process that runs
+  the asr worker, also its files on this host.
+
+Every refusal is a ConfigError naming the setting, as the config's own.
+
+`minyi config check --config FILE` prints "config OK" and every setting as JSON with
+secrets replaced by "***", or the one-line error naming the wrong setting; it exits 2
+on a wrong config (as argparse does for a wrong command line), so scripts and deploy
+tools can stop on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asr.models import KNOWN_MODELS, ModelSpec, check_model_files, resolve_model
+from gateway.config import (
+    AsrSettings,
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_settings,
+    plain,
+    redacted,
+)
+from gateway.config.cli import EXIT_CONFIG_ERROR, EXIT_OK, parse_command
+from gateway.dialer.asterisk import check_config
+from sms.templates import Template, cut_names, load_templates
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The settings once every check passed, and what the domains made of them."""
+
+    settings: Settings  # its warnings include the domains' (names a template cuts)
+    templates: Mapping[str, Template]  # every [sms.templates.NAME], loaded
+    model: ModelSpec | None  # the ASR model, when [asr] is there or the asr worker runs
+
+
+def check(settings: Settings, workers: Sequence[str] | None = None) -> Checked:
+    """Run every check that needs a domain's code on ``settings``.
+
+    ``workers``: the workers this process is about to run. Without them (`minyi config
+    check`, on any host) nothing on this host is looked at; with ``asr`` among them
+    the ``[asr]`` defaults apply when the table is absent, and the model's files must
+    be installed here. Raises ConfigError naming the first wrong setting.
+    """
+    templates = load_templates(settings.sms)
+    dialer = settings.dialer
+    if dialer is not None and dialer.asterisk is not None:
+        check_config(dialer.asterisk)
+    if workers is not None and "asr" in workers and settings.asr is None:
+        settings = dataclasses.replace(settings, asr=AsrSettings())
+    model = resolve_model(settings.asr.model) if settings.asr is not None else None
+    if workers is not None and "asr" in workers:
+        assert model is not None
+        _installed(model)
+    warnings = (*settings.warnings, *cut_names(settings.surveys, templates))
+    return Checked(dataclasses.replace(settings, warnings=warnings), templates, model)
+
+
+def _installed(model: ModelSpec) -> None:
+    files = check_model_files(model.path)
+    if not files.present:
+        fetch = model.name if model.name in KNOWN_MODELS else "ARCHIVE --name " + model.path.name
+        raise ConfigError(
+            "asr.model",
+            f'model "{model.name}" is not installed at {model.path} (missing '
+            f"{', '.join(files.missing)}); install it with: minyi asr fetch {fetch}",
+        )
+
+
+def parse(
+    data: Mapping[str, Any], env: Mapping[str, str] | None = None, source: Path | None = None
+) -> Checked:
+    """:func:`gateway.config.parse_settings`, then :func:`check`."""
+    return check(parse_settings(data, env, source))
+
+
+def load(path: str | Path, env: Mapping[str, str] | None = None) -> Checked:
+    """:func:`gateway.config.load_settings`, then :func:`check`."""
+    return check(load_settings(path, env))
+
+
+def shown(checked: Checked) -> dict[str, Any]:
+    """Every setting as `minyi config check` prints it: secrets hidden, and the ASR
+    model as the registry resolved it (what the worker runs)."""
+    data = redacted(checked.settings)
+    if checked.model is not None:
+        data["asr"]["model"] = plain(checked.model)
+    return data
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minyi config", description="Config file tools.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    check_command = commands.add_parser(
+        "check", help="check a config file and print the settings it gives (secrets hidden)"
+    )
+    check_command.add_argument(
+        "--config", required=True, metavar="FILE", help="the TOML config file"
+    )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run `minyi config ...`; return the exit code."""
+    args = parse_command(argv, "config", _parser())
+    if isinstance(args, int):
+        return args
+    try:
+        checked = load(args.config)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    for warning in checked.settings.warnings:
+        print(f"config warning: {warning}", file=sys.stderr)
+    print("config OK")
+    print(json.dumps(shown(checked), ensure_ascii=False, indent=2))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
