@@ -25,7 +25,7 @@ from gateway.store import keys, streams
 from gateway.store.surveys import SendJob, Store
 from sms.dlr import normalise_message_id
 from sms.smpp.client import Outcome, Part, SmppClient
-from sms.smpp.pdu import status_name
+from sms.smpp.constants import status_name
 from sms.templates import Template
 from sms.text import segment
 

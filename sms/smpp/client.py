@@ -35,16 +35,23 @@ from aiosmpplib import (
 
 from gateway import logs
 from gateway.config.reader import SmppBind
+from sms.smpp.constants import CommandStatus
 from sms.smpp.esme import Backoff, GatewayESME, NoThrottle, RateLimiter, SequenceCorrelator
 
 log = logs.logger(__name__)
 
 # SMPP 3.4 §5.1.3 command_status values the client treats specially.
-ESME_ROK = 0x00000000
-ESME_RMSGQFUL = 0x00000014
-ESME_RTHROTTLED = 0x00000058
+ESME_ROK = CommandStatus.ESME_ROK
+THROTTLING = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
 # Worth another try: system error, temporary app error, delivery failure, unknown.
-TRANSIENT = frozenset({0x00000008, 0x00000064, 0x000000FE, 0x000000FF})
+TRANSIENT = frozenset(
+    {
+        CommandStatus.ESME_RSYSERR,
+        CommandStatus.ESME_RX_T_APPN,
+        CommandStatus.ESME_RDELIVERYFAILURE,
+        CommandStatus.ESME_RUNKNOWNERR,
+    }
+)
 MAX_TRANSIENT_TRIES = 5
 THROTTLE_PAUSE_S = 1.0
 
@@ -258,7 +265,7 @@ class Bind:
             )
             return
         self._release(part)
-        if status in (ESME_RTHROTTLED, ESME_RMSGQFUL):
+        if status in THROTTLING:
             self.rate.throttled(THROTTLE_PAUSE_S)
             self.client.throttled += 1
             self.client.retry(part, delay=THROTTLE_PAUSE_S)

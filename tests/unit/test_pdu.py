@@ -6,33 +6,24 @@ import random
 
 import pytest
 
+from sms.smpp.codec import Decoder, Header, Pdu, decode_all, encode
+from sms.smpp.constants import CommandId, CommandStatus, MessageState, Tag, status_name
+from sms.smpp.errors import LocalProtocolError, RemoteProtocolError
 from sms.smpp.pdu import (
-    Bind,
     BindKind,
+    BindRequest,
     BindResp,
     Body,
-    CommandId,
-    CommandStatus,
-    Decoder,
     DeliverSm,
     DeliverSmResp,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
-    Header,
-    LocalProtocolError,
-    MessageState,
     Outbind,
-    Pdu,
-    RemoteProtocolError,
     SubmitSm,
     SubmitSmResp,
-    Tag,
     Unbind,
     UnbindResp,
-    decode_all,
-    encode,
-    status_name,
     tlv_cstr,
     tlv_int,
 )
@@ -90,9 +81,9 @@ def sample_bodies() -> list[Body]:
         tlvs=((Tag.SAR_MSG_REF_NUM, tlv_int(7, 2)), (0x1401, b"\x00vendor")),
     )
     return [
-        Bind(BindKind.TRANSMITTER, "minyi", "secret", "VMA", 0x34, 1, 1, "10657"),
-        Bind(BindKind.RECEIVER, "minyi", "secret"),
-        Bind(BindKind.TRANSCEIVER, "a" * 15, "p" * 8, "s" * 12, 0x34, 0, 0, "r" * 40),
+        BindRequest(BindKind.TRANSMITTER, "minyi", "secret", "VMA", 0x34, 1, 1, "10657"),
+        BindRequest(BindKind.RECEIVER, "minyi", "secret"),
+        BindRequest(BindKind.TRANSCEIVER, "a" * 15, "p" * 8, "s" * 12, 0x34, 0, 0, "r" * 40),
         BindResp(BindKind.TRANSMITTER, "SMSC"),
         BindResp(BindKind.RECEIVER, "SMSC", ((Tag.SC_INTERFACE_VERSION, b"\x34"),)),
         BindResp(BindKind.TRANSCEIVER, ""),
@@ -122,11 +113,13 @@ def sample_bodies() -> list[Body]:
 def test_spec_example_decodes_to_bind_transmitter() -> None:
     (pdu,) = decode_all(SPEC_BIND_TRANSMITTER)
     assert pdu.header == Header(0x2F, CommandId.BIND_TRANSMITTER, 0, 1)
-    assert pdu.body == Bind(BindKind.TRANSMITTER, "SMPP3TEST", "secret08", "SUBMIT1", 0x50, 1, 1)
+    assert pdu.body == BindRequest(
+        BindKind.TRANSMITTER, "SMPP3TEST", "secret08", "SUBMIT1", 0x50, 1, 1
+    )
 
 
 def test_spec_example_encodes_byte_for_byte() -> None:
-    body = Bind(BindKind.TRANSMITTER, "SMPP3TEST", "secret08", "SUBMIT1", 0x50, 1, 1, "")
+    body = BindRequest(BindKind.TRANSMITTER, "SMPP3TEST", "secret08", "SUBMIT1", 0x50, 1, 1, "")
     assert encode(body, 1) == SPEC_BIND_TRANSMITTER
 
 
@@ -299,10 +292,10 @@ def test_partial_header_needs_more_data() -> None:
 @pytest.mark.parametrize(
     ("body", "sequence", "status"),
     [
-        (Bind(BindKind.TRANSMITTER, "a" * 16, "pw"), 1, 0),  # 5.2.1: 15 octets + NUL
-        (Bind(BindKind.TRANSMITTER, "minyi", "123456789"), 1, 0),  # 5.2.2: 8 + NUL
-        (Bind(BindKind.TRANSMITTER, "民意", "pw"), 1, 0),  # not latin-1
-        (Bind(BindKind.TRANSMITTER, "a\0b", "pw"), 1, 0),
+        (BindRequest(BindKind.TRANSMITTER, "a" * 16, "pw"), 1, 0),  # 5.2.1: 15 octets + NUL
+        (BindRequest(BindKind.TRANSMITTER, "minyi", "123456789"), 1, 0),  # 5.2.2: 8 + NUL
+        (BindRequest(BindKind.TRANSMITTER, "民意", "pw"), 1, 0),  # not latin-1
+        (BindRequest(BindKind.TRANSMITTER, "a\0b", "pw"), 1, 0),
         (SubmitSm(dest_addr="1" * 21), 1, 0),  # 5.2.9: 20 + NUL
         (SubmitSm(short_message=b"x" * 255), 1, 0),  # 5.2.21
         (SubmitSm(esm_class=256), 1, 0),
