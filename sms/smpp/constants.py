@@ -17,9 +17,15 @@ from typing import Final
 #: 3.2: every PDU starts with four 4-octet integers (command_length, command_id,
 #: command_status, sequence_number).
 HEADER_LENGTH: Final = 16
-#: The spec sets no upper bound; message_payload (5.3.2.32) carries at most 64 K octets,
-#: and nothing this project sends is near that. Anything longer is a framing error.
-MAX_PDU_LENGTH: Final = 64 * 1024
+#: 3.2 / 5.1.1 put no upper bound on command_length, so the bound is ours: the largest
+#: PDU the spec lets a peer send. message_payload (5.3.2.32) may hold 65,535 octets
+#: (a TLV's length field is 2 octets, 5.3.1); a submit_sm, deliver_sm or data_sm that
+#: carries one also has the 16-octet header, its mandatory fields (at most 94 octets
+#: for submit_sm, short_message then empty), the TLV's 4-octet tag and length, and a
+#: few more TLVs (SAR numbers, receipted_message_id, ports...): about 65,650 octets.
+#: 2**16 + 1024 holds all of that with room to spare, where 64 KiB would refuse a PDU
+#: the spec allows. Anything longer means the framing is lost.
+MAX_PDU_LENGTH: Final = 2**16 + 1024
 #: 5.1.4: sequence_number runs 0x00000001..0x7FFFFFFF.
 MAX_SEQUENCE: Final = 0x7FFFFFFF
 #: 5.1.2.1: a response's command_id is its request's with bit 31 set.

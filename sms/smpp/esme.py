@@ -41,13 +41,17 @@ from aiosmpplib import (
 )
 
 from gateway import logs
-from sms.smpp.constants import BIND_RESPONSES, HEADER_LENGTH, RESPONSE_BIT, CommandId, CommandStatus
+from sms.smpp.constants import (
+    BIND_RESPONSES,
+    HEADER_LENGTH,
+    MAX_PDU_LENGTH,
+    RESPONSE_BIT,
+    CommandId,
+    CommandStatus,
+)
 
 log = logs.logger(__name__)
 
-# SMPP 3.4 §3.2: command_length covers the whole PDU. 64 KiB is aiosmpplib's own buffer
-# limit (message_payload may hold up to 64K); anything larger is a broken stream.
-MAX_PDU_LENGTH = 2**16 + 1024
 _KNOWN_COMMANDS = frozenset(c.value for c in SmppCommand)
 _KNOWN_STATUSES = frozenset(s.value for s in SmppCommandStatus)
 

@@ -7,7 +7,15 @@ import random
 import pytest
 
 from sms.smpp.codec import Decoder, Header, Pdu, decode_all, encode
-from sms.smpp.constants import CommandId, CommandStatus, MessageState, Tag, status_name
+from sms.smpp.constants import (
+    MAX_PDU_LENGTH,
+    MAX_TLV_VALUE_LENGTH,
+    CommandId,
+    CommandStatus,
+    MessageState,
+    Tag,
+    status_name,
+)
 from sms.smpp.errors import LocalProtocolError, RemoteProtocolError
 from sms.smpp.pdu import (
     BindKind,
@@ -270,7 +278,7 @@ def test_malformed_pdu_is_skipped_and_decoder_carries_on(case: str) -> None:
     assert pdu is not None and pdu.body == EnquireLink() and pdu.sequence == 43
 
 
-@pytest.mark.parametrize("length", [0, 15, 64 * 1024 + 1, 0xFFFFFFFF])
+@pytest.mark.parametrize("length", [0, 15, MAX_PDU_LENGTH + 1, 0xFFFFFFFF])
 def test_insane_length_is_fatal_and_stays_fatal(length: int) -> None:
     decoder = Decoder()
     decoder.feed(length.to_bytes(4, "big") + bytes.fromhex("000000150000000000000007"))
@@ -281,6 +289,37 @@ def test_insane_length_is_fatal_and_stays_fatal(length: int) -> None:
     decoder.feed(encode(EnquireLink(), 8))
     with pytest.raises(RemoteProtocolError):
         decoder.next_pdu()
+
+
+def test_largest_message_payload_fits_the_pdu_limit() -> None:
+    # 5.3.2.32: message_payload may hold 65,535 octets; with the header, the mandatory
+    # fields at their longest and the SAR TLVs the PDU must still be within the limit.
+    body = SubmitSm(
+        service_type="CMT",
+        source_addr="1" * 20,
+        dest_addr="2" * 20,
+        schedule_delivery_time="0" * 16,
+        validity_period="0" * 16,
+        tlvs=(
+            (Tag.MESSAGE_PAYLOAD, b"x" * MAX_TLV_VALUE_LENGTH),
+            (Tag.SAR_MSG_REF_NUM, tlv_int(7, 2)),
+            (Tag.SAR_TOTAL_SEGMENTS, tlv_int(1, 1)),
+            (Tag.SAR_SEGMENT_SEQNUM, tlv_int(1, 1)),
+        ),
+    )
+    data = encode(body, 1)
+    assert len(data) <= MAX_PDU_LENGTH
+    decoder = Decoder()
+    for i in range(0, len(data), 4096):  # arrives in pieces, as from a socket
+        decoder.feed(data[i : i + 4096])
+    pdu = decoder.next_pdu()
+    assert pdu is not None and pdu.body == body and decoder.buffered == 0
+
+
+def test_length_at_the_limit_is_not_fatal() -> None:
+    decoder = Decoder()
+    decoder.feed(MAX_PDU_LENGTH.to_bytes(4, "big") + bytes.fromhex("000000040000000000000007"))
+    assert decoder.next_pdu() is None  # waits for the rest of the PDU
 
 
 def test_partial_header_needs_more_data() -> None:
@@ -305,7 +344,12 @@ def test_partial_header_needs_more_data() -> None:
         (EnquireLink(), 0x80000000, 0),
         (EnquireLink(), -1, 0),
         (EnquireLinkResp(), 1, 1 << 32),
-        (SubmitSm(tlvs=((Tag.MESSAGE_PAYLOAD, b"x" * 65520),)), 1, 0),  # > 64 KiB PDU
+        # over MAX_PDU_LENGTH, though each TLV alone is legal
+        (
+            SubmitSm(tlvs=((Tag.MESSAGE_PAYLOAD, b"x" * 0xFFFF), (Tag.CALLBACK_NUM, b"1" * 1024))),
+            1,
+            0,
+        ),
     ],
 )
 def test_local_protocol_errors(body: Body, sequence: int, status: int) -> None:
