@@ -24,8 +24,9 @@ from gateway.privacy import mask_phone
 from gateway.store import keys, streams
 from gateway.store.surveys import SendJob, Store
 from sms.dlr import normalise_message_id
-from sms.smpp.client import Outcome, Part, SmppClient
-from sms.smpp.constants import status_name
+from sms.smpp.client import Outcome, SmppClient
+from sms.smpp.constants import REGISTERED_DELIVERY_ALWAYS, REGISTERED_DELIVERY_NONE, status_name
+from sms.smpp.window import Part
 from sms.templates import Template
 from sms.text import segment
 
@@ -181,7 +182,11 @@ class Sender:
                     esm_class=seg.esm_class,
                     data_coding=seg.data_coding,
                     text=seg.text,
-                    registered_delivery=1 if s.sms.registered_delivery else 0,
+                    registered_delivery=(
+                        REGISTERED_DELIVERY_ALWAYS
+                        if s.sms.registered_delivery
+                        else REGISTERED_DELIVERY_NONE
+                    ),
                 )
             )
         if job.attempt > 1:

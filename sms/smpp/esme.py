@@ -49,6 +49,7 @@ from sms.smpp.constants import (
     CommandId,
     CommandStatus,
 )
+from sms.smpp.window import SendRate
 
 log = logs.logger(__name__)
 
@@ -59,40 +60,20 @@ InboundSink = Callable[[bytes], Awaitable[None]]
 
 
 class RateLimiter(AbstractRateLimiter):
-    """Token bucket whose rate the client lowers on throttling and raises back
-    (additive increase, multiplicative decrease) — the SMSC's TPS is the only limit."""
+    """aiosmpplib waits here before each send, for as long as the bind's `SendRate`
+    (sms.smpp.window: a throttle pause, then a token) says."""
 
-    def __init__(self, max_tps: float) -> None:
-        self.max_tps = max_tps
-        self.tps = max_tps
-        self._tokens = 1.0
-        self._last = asyncio.get_running_loop().time()
-        self.paused_until = 0.0
-
-    def throttled(self, pause_s: float) -> None:
-        """The SMSC said slow down: halve the rate and pause."""
-        self.tps = max(1.0, self.tps / 2)
-        self.paused_until = asyncio.get_running_loop().time() + pause_s
-
-    def accepted(self) -> None:
-        """A submit was accepted: creep back towards the configured rate."""
-        if self.tps < self.max_tps:
-            self.tps = min(self.max_tps, self.tps + max(1.0, self.max_tps / 100))
+    def __init__(self, rate: SendRate) -> None:
+        self.rate = rate
 
     async def limit(self) -> None:
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        if now < self.paused_until:
-            await asyncio.sleep(self.paused_until - now)
-            now = loop.time()
-        self._tokens = min(self.tps / 10 + 1, self._tokens + (now - self._last) * self.tps)
-        self._last = now
-        if self._tokens < 1.0:
-            await asyncio.sleep((1.0 - self._tokens) / self.tps)
-            self._last = loop.time()
-            self._tokens = 0.0
-        else:
-            self._tokens -= 1.0
+        pause = self.rate.pause_left(loop.time())
+        if pause > 0:
+            await asyncio.sleep(pause)
+        wait = self.rate.take(loop.time())
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 class NoThrottle(AbstractThrottleHandler):
