@@ -40,7 +40,7 @@ log = logs.logger(__name__)
 
 
 @dataclass(frozen=True)
-class Outcome:
+class SubmitOutcome:
     """The final answer for one part."""
 
     bind: str
@@ -226,7 +226,7 @@ class Bind:
                 client.resent += 1
             client.retry(part, d.delay_s)
         else:
-            outcome = Outcome(
+            outcome = SubmitOutcome(
                 self.name, self.settings.smsc, d.status, d.message_id, part.tries, part.wire_sends
             )
             client.finish(part, outcome)
@@ -244,7 +244,7 @@ class SmppClient:
     ) -> None:
         self.binds = [Bind(b, self, inbound_sink) for b in binds]
         self._line: deque[Part] = deque()
-        self._futures: dict[Part, asyncio.Future[Outcome]] = {}
+        self._futures: dict[Part, asyncio.Future[SubmitOutcome]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._rr = 0
@@ -298,9 +298,9 @@ class SmppClient:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
-    def submit(self, part: Part) -> asyncio.Future[Outcome]:
+    def submit(self, part: Part) -> asyncio.Future[SubmitOutcome]:
         """Queue a part; the future resolves with its final outcome."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[SubmitOutcome] = asyncio.get_running_loop().create_future()
         self._futures[part] = future
         self._line.append(part)
         self._wake.set()
@@ -329,7 +329,7 @@ class SmppClient:
         if window is not None and window.stored(part):
             self.room_available()
 
-    def finish(self, part: Part, outcome: Outcome) -> None:
+    def finish(self, part: Part, outcome: SubmitOutcome) -> None:
         """Resolve the part's future with its final outcome."""
         if outcome.status == 0:
             self.accepted += 1
