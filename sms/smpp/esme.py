@@ -67,6 +67,7 @@ class RateLimiter(AbstractRateLimiter):
         self.rate = rate
 
     async def limit(self) -> None:
+        """Return when the next submit_sm may go out."""
         loop = asyncio.get_running_loop()
         pause = self.rate.pause_left(loop.time())
         if pause > 0:
