@@ -1,6 +1,6 @@
 """Raw submit_sm throughput of the SMSC simulator on one bind.
 
-A minimal pipelining client (sms.smpp.pdu, asyncio.Protocol) keeps `--window` submit_sm
+A minimal pipelining client (sms.smpp.codec, asyncio.Protocol) keeps `--window` submit_sm
 unanswered at all times until `--count` are answered; with `--dlr` it also asks for,
 and acknowledges, every receipt. By default it spawns the simulator in its own process
 (so the two do not share one event loop); `--port` targets one already running.
@@ -24,15 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sms.smpp.pdu import (  # noqa: E402  (after the path fix above)
-    Bind,
+from sms.smpp.codec import Decoder, encode  # noqa: E402  (after the path fix above)
+from sms.smpp.pdu import (  # noqa: E402
     BindKind,
-    Decoder,
+    BindRequest,
     DeliverSm,
     DeliverSmResp,
     SubmitSm,
     SubmitSmResp,
-    encode,
 )
 
 
@@ -55,7 +54,7 @@ class Client(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         system_id, password = self.account
-        transport.write(encode(Bind(BindKind.TRANSCEIVER, system_id, password), 0x7FFFFFFF))
+        transport.write(encode(BindRequest(BindKind.TRANSCEIVER, system_id, password), 0x7FFFFFFF))
 
     def connection_lost(self, exc: Exception | None) -> None:
         """A drop before the end fails the run."""

@@ -20,14 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final, Literal
 
-# SMPP 3.4 §5.3.2.12 receipted_message_id: C-Octet String, the id from submit_sm_resp.
-TAG_RECEIPTED_MESSAGE_ID: Final = 0x001E
-# SMPP 3.4 §5.3.2.31 network_error_code: 1 octet network type + 2 octets error code.
-TAG_NETWORK_ERROR_CODE: Final = 0x0423
-# SMPP 3.4 §5.3.2.35 message_state: 1 octet, values of §5.2.28.
-TAG_MESSAGE_STATE: Final = 0x0427
-# SMPP 3.4 §5.2.23: message_id is at most 65 octets; longer "ids" are not ids.
-MAX_MESSAGE_ID_CHARS: Final = 65
+from sms.smpp.constants import MESSAGE_ID_SIZE, MessageState, NetworkType, Tag
 
 IdBase = Literal["text", "hex", "dec"]
 
@@ -45,16 +38,9 @@ class DeliveryState(StrEnum):
     REJECTED = "rejected"
 
 
-# SMPP 3.4 §5.2.28 message_state values, as carried by the 0x0427 TLV.
+# The message_state TLV's values (SMPP 3.4 §5.2.28): the same states, by the same names.
 MESSAGE_STATE_VALUES: Final[Mapping[int, DeliveryState]] = {
-    1: DeliveryState.ENROUTE,
-    2: DeliveryState.DELIVERED,
-    3: DeliveryState.EXPIRED,
-    4: DeliveryState.DELETED,
-    5: DeliveryState.UNDELIVERABLE,
-    6: DeliveryState.ACCEPTED,
-    7: DeliveryState.UNKNOWN,
-    8: DeliveryState.REJECTED,
+    state: DeliveryState[state.name] for state in MessageState
 }
 
 # The 7-letter forms of SMPP 3.4 Appendix B, and the long forms some SMSCs spell out.
@@ -86,16 +72,17 @@ FINAL_STATES: Final = frozenset(
     }
 )
 
-# SMPP 3.4 §5.3.2.31 network types, used to label network_error_code.
+# Labels of network_error_code's network types (SMPP 3.4 §5.3.2.31) in a stored
+# receipt's error ("gsm:34"): part of the Redis data and the webhook events.
 NETWORK_TYPES: Final[Mapping[int, str]] = {
-    1: "ansi136",
-    2: "is95",
-    3: "gsm",
-    4: "ansi136-cause",
-    5: "is95-cause",
-    6: "ansi41",
-    7: "smpp",
-    8: "smsc",
+    NetworkType.ANSI_136_ACCESS_DENIED: "ansi136",
+    NetworkType.IS_95_ACCESS_DENIED: "is95",
+    NetworkType.GSM: "gsm",
+    NetworkType.ANSI_136_CAUSE: "ansi136-cause",
+    NetworkType.IS_95_CAUSE: "is95-cause",
+    NetworkType.ANSI_41: "ansi41",
+    NetworkType.SMPP: "smpp",
+    NetworkType.MESSAGE_CENTER: "smsc",
 }
 
 # A key is a known field name followed by ":"; "submit date" is also seen as
@@ -164,7 +151,7 @@ def _receipt_date(value: str | None) -> datetime | None:
 
 
 def _tlv_message_id(tlvs: Mapping[int, bytes]) -> str | None:
-    value = tlvs.get(TAG_RECEIPTED_MESSAGE_ID)
+    value = tlvs.get(Tag.RECEIPTED_MESSAGE_ID)
     if not isinstance(value, bytes | bytearray):
         return None
     # C-Octet String (SMPP 3.4 §3.1): ends at the first NUL, if the SMSC sent one.
@@ -173,7 +160,7 @@ def _tlv_message_id(tlvs: Mapping[int, bytes]) -> str | None:
 
 
 def _tlv_state(tlvs: Mapping[int, bytes]) -> DeliveryState | None:
-    value = tlvs.get(TAG_MESSAGE_STATE)
+    value = tlvs.get(Tag.MESSAGE_STATE)
     if not isinstance(value, bytes | bytearray) or len(value) != 1:
         return None
     return MESSAGE_STATE_VALUES.get(value[0])
@@ -181,7 +168,7 @@ def _tlv_state(tlvs: Mapping[int, bytes]) -> DeliveryState | None:
 
 def _tlv_error(tlvs: Mapping[int, bytes]) -> tuple[bool, str | None]:
     """(present, error) from network_error_code; a malformed TLV counts as absent."""
-    value = tlvs.get(TAG_NETWORK_ERROR_CODE)
+    value = tlvs.get(Tag.NETWORK_ERROR_CODE)
     if not isinstance(value, bytes | bytearray) or len(value) != 3:
         return False, None
     code = int.from_bytes(value[1:3], "big")
@@ -250,7 +237,9 @@ def normalise_message_id(raw: str, base: IdBase) -> str:
     if not isinstance(raw, str):
         return ""
     stripped = raw.strip()
-    if base == "hex" and len(stripped) <= MAX_MESSAGE_ID_CHARS:
+    # SMPP 3.4 §5.2.23: the message_id field is at most 65 octets; longer "ids" are
+    # not ids.
+    if base == "hex" and len(stripped) <= MESSAGE_ID_SIZE:
         m = _HEX_RE.fullmatch(stripped)
         if m:
             return str(int(m.group(1), 16))

@@ -25,14 +25,13 @@ from gateway.store.surveys import Store
 from sms.dlr import normalise_message_id, parse_receipt
 from sms.mo import assemble, decode_short_message
 from sms.phone import from_smpp_address
-from sms.smpp import pdu as smpp
+from sms.smpp.codec import decode_all
+from sms.smpp.constants import ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_TYPE_MASK
+from sms.smpp.pdu import DeliverSm
 from sms.understand import understand
 
 log = logs.logger(__name__)
 
-# SMPP 3.4 §5.2.12: esm_class bits 5-2 give the message type; 0001 = delivery receipt.
-ESM_TYPE_MASK = 0b00111100
-ESM_TYPE_RECEIPT = 0b00000100
 # Receipts waiting for their submit_sm_resp are held this long before they count as
 # orphans (a resp is normally stored within milliseconds).
 HELD_RECEIPT_TTL_S = 3600
@@ -137,11 +136,11 @@ class Inbound:
         """Handle one stored deliver_sm."""
         raw = bytes.fromhex(fields["pdu"])
         bind_name, smsc = fields["bind"], fields["smsc"]
-        decoded = smpp.decode_all(raw)[0].body
-        if not isinstance(decoded, smpp.DeliverSm):
+        decoded = decode_all(raw)[0].body
+        if not isinstance(decoded, DeliverSm):
             raise ValueError(f"not a deliver_sm: {type(decoded).__name__}")
         tlvs = dict(decoded.tlvs)
-        if decoded.esm_class & ESM_TYPE_MASK == ESM_TYPE_RECEIPT:
+        if decoded.esm_class & ESM_CLASS_TYPE_MASK == ESM_CLASS_DELIVERY_RECEIPT:
             await self._receipt(bind_name, smsc, decoded, tlvs)
             return
         fragment = decode_short_message(
@@ -175,7 +174,7 @@ class Inbound:
         await self._reply(smsc, bind_name, decoded.source_addr, decoded.dest_addr, text, meta)
 
     async def _receipt(
-        self, bind_name: str, smsc: str, d: smpp.DeliverSm, tlvs: dict[int, bytes]
+        self, bind_name: str, smsc: str, d: DeliverSm, tlvs: dict[int, bytes]
     ) -> None:
         text = d.short_message.decode("latin-1")
         receipt = parse_receipt(text, tlvs)

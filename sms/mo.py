@@ -15,36 +15,43 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from sms.smpp.constants import (
+    DATA_CODING_BINARY,
+    DATA_CODING_BINARY_ALT,
+    DATA_CODING_CYRILLIC,
+    DATA_CODING_DEFAULT,
+    DATA_CODING_GBK,
+    DATA_CODING_HEBREW,
+    DATA_CODING_IA5,
+    DATA_CODING_ISO2022JP,
+    DATA_CODING_KSC5601,
+    DATA_CODING_LATIN1,
+    DATA_CODING_UCS2,
+    ESM_CLASS_UDHI,
+    Tag,
+)
+from sms.text import IEI_CONCAT_8BIT, IEI_CONCAT_16BIT
+
 DefaultAlphabet = Literal["latin1", "gsm7"]
 
-# SMPP 3.4 §5.2.12 esm_class bit 6: short_message begins with a User Data Header.
-ESM_CLASS_UDHI: Final = 0x40
-# 3GPP TS 23.040 §9.2.3.24.1 / §9.2.3.24.8: concatenation IEs and their data lengths.
-IEI_CONCAT_8BIT: Final = 0x00
-IEI_CONCAT_16BIT: Final = 0x08
+# 3GPP TS 23.040 §9.2.3.24.1 / §9.2.3.24.8: the concatenation IEs' data lengths.
 _CONCAT_IE_LENGTH: Final[Mapping[int, int]] = {IEI_CONCAT_8BIT: 3, IEI_CONCAT_16BIT: 4}
-# SMPP 3.4 §5.3.2.22-24: SAR TLVs, the TLV form of the same concatenation info.
-TAG_SAR_MSG_REF_NUM: Final = 0x020C  # 2 octets
-TAG_SAR_TOTAL_SEGMENTS: Final = 0x020E  # 1 octet
-TAG_SAR_SEGMENT_SEQNUM: Final = 0x020F  # 1 octet
-# SMPP 3.4 §5.3.2.32: message_payload, used instead of short_message (then empty).
-TAG_MESSAGE_PAYLOAD: Final = 0x0424
 
 # SMPP 3.4 §5.2.19 data_coding values with a Python codec. 0 (SMSC default) is the
 # bind's `default_alphabet`. 15 is "reserved" in SMPP 3.4 (KS C 5601 is 14), but
 # Chinese SMSCs carry CMPP's Msg_Fmt 15 "含GB汉字" through as data_coding 15; GB18030
 # decodes every GB2312/GBK byte sequence and more, so it is the tolerant choice.
 _CODECS: Final[Mapping[int, str]] = {
-    0x01: "ascii",  # IA5 / ASCII
-    0x03: "latin-1",  # ISO-8859-1
-    0x06: "iso8859-5",  # Cyrillic
-    0x07: "iso8859-8",  # Latin/Hebrew
-    0x08: "utf-16-be",  # UCS2; UTF-16 so handsets' surrogate pairs (emoji) decode
-    0x0A: "iso2022-jp",
-    0x0E: "euc-kr",  # KS C 5601
-    0x0F: "gb18030",  # not SMPP 3.4: CMPP/China carriers' GB text, see above
+    DATA_CODING_IA5: "ascii",
+    DATA_CODING_LATIN1: "latin-1",
+    DATA_CODING_CYRILLIC: "iso8859-5",
+    DATA_CODING_HEBREW: "iso8859-8",
+    DATA_CODING_UCS2: "utf-16-be",  # UTF-16 so handsets' surrogate pairs (emoji) decode
+    DATA_CODING_ISO2022JP: "iso2022-jp",
+    DATA_CODING_KSC5601: "euc-kr",
+    DATA_CODING_GBK: "gb18030",  # not SMPP 3.4: CMPP/China carriers' GB text, see above
 }
-_BINARY: Final = frozenset({0x02, 0x04})  # SMPP 3.4 §5.2.19 octet unspecified
+_BINARY: Final = frozenset({DATA_CODING_BINARY, DATA_CODING_BINARY_ALT})
 _GSM7: Final = "gsm7"
 _UCS2: Final = "utf-16-be"
 
@@ -134,9 +141,9 @@ def _parse_udh(udh: bytes) -> tuple[Concat | None, bool]:
 
 def _sar(tlvs: Mapping[int, bytes]) -> Concat | None:
     """Concatenation from the SAR TLVs (SMPP 3.4 §5.3.2.22-24), if all three are sane."""
-    ref = tlvs.get(TAG_SAR_MSG_REF_NUM)
-    total = tlvs.get(TAG_SAR_TOTAL_SEGMENTS)
-    seq = tlvs.get(TAG_SAR_SEGMENT_SEQNUM)
+    ref = tlvs.get(Tag.SAR_MSG_REF_NUM)
+    total = tlvs.get(Tag.SAR_TOTAL_SEGMENTS)
+    seq = tlvs.get(Tag.SAR_SEGMENT_SEQNUM)
     if not (
         isinstance(ref, bytes | bytearray)
         and isinstance(total, bytes | bytearray)
@@ -150,7 +157,7 @@ def _sar(tlvs: Mapping[int, bytes]) -> Concat | None:
 
 def _alphabet(data_coding: int, default_alphabet: DefaultAlphabet) -> str | None:
     """Codec name for `data_coding`, "gsm7", "binary", or None when unsupported."""
-    if data_coding == 0x00:
+    if data_coding == DATA_CODING_DEFAULT:
         return _GSM7 if default_alphabet == "gsm7" else "latin-1"
     if data_coding in _BINARY:
         return "binary"
@@ -225,7 +232,7 @@ def decode_short_message(
     """
     data = bytes(short_message)
     if not data:
-        payload = tlvs.get(TAG_MESSAGE_PAYLOAD)
+        payload = tlvs.get(Tag.MESSAGE_PAYLOAD)
         if isinstance(payload, bytes | bytearray):
             data = bytes(payload)
     concat: Concat | None = None

@@ -23,8 +23,9 @@ from gateway.privacy import mask_phone
 from gateway.store import keys, streams
 from gateway.store.surveys import SendJob, Store
 from sms.dlr import normalise_message_id
-from sms.smpp.client import Outcome, Part, SmppClient
-from sms.smpp.pdu import status_name
+from sms.smpp.client import SmppClient, SubmitOutcome
+from sms.smpp.constants import REGISTERED_DELIVERY_ALWAYS, REGISTERED_DELIVERY_NONE, status_name
+from sms.smpp.window import Part
 from sms.templates import Template
 from sms.text import segment
 
@@ -170,7 +171,11 @@ class Sender:
                     esm_class=seg.esm_class,
                     data_coding=seg.data_coding,
                     text=seg.text,
-                    registered_delivery=1 if s.sms.registered_delivery else 0,
+                    registered_delivery=(
+                        REGISTERED_DELIVERY_ALWAYS
+                        if s.sms.registered_delivery
+                        else REGISTERED_DELIVERY_NONE
+                    ),
                 )
             )
         if job.attempt > 1:
@@ -186,13 +191,13 @@ class Sender:
         self.sent_surveys += 1
 
     async def _one_part(self, part: Part) -> None:
-        outcome: Outcome = await self.client.submit(part)
+        outcome: SubmitOutcome = await self.client.submit(part)
         try:
             await self._store_outcome(part, outcome)
         finally:
             self.client.stored(part)
 
-    async def _store_outcome(self, part: Part, outcome: Outcome) -> None:
+    async def _store_outcome(self, part: Part, outcome: SubmitOutcome) -> None:
         s = self.settings
         if outcome.status == 0:
             bind = self.binds[outcome.bind]

@@ -14,10 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-# SMPP 3.4 §5.2.19: data_coding 8 = UCS2 (ISO/IEC-10646).
-DATA_CODING_UCS2: Final = 0x08
-# SMPP 3.4 §5.2.12: esm_class bit 6 (0x40) = UDHI, short_message starts with a UDH.
-ESM_CLASS_UDHI: Final = 0x40
+from sms.smpp.constants import DATA_CODING_UCS2, ESM_CLASS_UDHI
+
 # 3GPP TS 23.040 §9.2.3.16: TP-User-Data is at most 140 octets.
 MAX_USER_DATA_OCTETS: Final = 140
 UNIT_OCTETS: Final = 2

@@ -1,8 +1,9 @@
 """The SMSC simulator's messages: reading a submit_sm, building receipts and MO parts.
 
-Pure functions. The text handling (UDH parsing, splitting, encodings) is written
-independently of `sms.text` on purpose: the simulator must not share the gateway's
-bugs, or a test could pass with both wrong the same way.
+Pure functions. The text handling (UDH parsing and building, splitting, encodings)
+is written independently of `sms.text` and `sms.mo` on purpose: the simulator must
+not share the gateway's bugs, or a test could pass with both wrong the same way. The
+SMPP numbers themselves are not behaviour and come from `sms.smpp.constants`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from sms.smpp.pdu import (
+from sms.smpp.constants import (
     DATA_CODING_DEFAULT,
     DATA_CODING_GBK,
     DATA_CODING_IA5,
@@ -19,15 +20,14 @@ from sms.smpp.pdu import (
     DATA_CODING_UCS2,
     ESM_CLASS_DELIVERY_RECEIPT,
     ESM_CLASS_UDHI,
+    MAX_SHORT_MESSAGE,
     NPI_ISDN,
     TON_UNKNOWN,
-    DeliverSm,
     MessageState,
-    ShortMessage,
+    NetworkType,
     Tag,
-    tlv_cstr,
-    tlv_int,
 )
+from sms.smpp.pdu import DeliverSm, ShortMessage, tlv_cstr, tlv_int
 
 DlrMode = Literal["text", "tlv", "both"]
 Split = Literal["udh8", "udh16", "sar", "payload"]
@@ -62,6 +62,9 @@ _CAPACITY: dict[tuple[str, str], int] = {
     ("septets", "udh16"): 152,
     ("septets", "sar"): 160,
 }
+# TS 23.040 9.2.3.24.1 / 9.2.3.24.8: concatenation IEs with an 8-bit or a 16-bit
+# reference. A second copy of sms.text's on purpose: the simulator's UDH parser and
+# builder are an independent check on the gateway's (see the module docstring).
 IEI_CONCAT_8BIT = 0x00
 IEI_CONCAT_16BIT = 0x08
 
@@ -169,15 +172,16 @@ def receipt(
             (Tag.MESSAGE_STATE, tlv_int(RECEIPT_STATES[stat], 1)),
         )
         if err:
-            # 5.3.2.31: network type (3 = SMPP error), then a 2-octet error code.
-            tlvs += ((Tag.NETWORK_ERROR_CODE, bytes((3,)) + tlv_int(err & 0xFFFF, 2)),)
+            # 5.3.2.31: network type (GSM), then a 2-octet error code.
+            code = tlv_int(NetworkType.GSM, 1) + tlv_int(err & 0xFFFF, 2)
+            tlvs += ((Tag.NETWORK_ERROR_CODE, code),)
     return DeliverSm(
         source_ton=TON_UNKNOWN,
         source_npi=NPI_ISDN,
         source_addr=citizen,
         dest_addr=gateway_addr,
         esm_class=ESM_CLASS_DELIVERY_RECEIPT,
-        short_message=short_message[:254],
+        short_message=short_message[:MAX_SHORT_MESSAGE],
         tlvs=tlvs,
     )
 

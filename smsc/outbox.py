@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gateway import logs
 from gateway.privacy import mask_phone
-from sms.smpp.pdu import CommandStatus, DeliverSm, status_name
+from sms.smpp.constants import CommandStatus, status_name
+from sms.smpp.pdu import DeliverSm
 
 if TYPE_CHECKING:
     from smsc.rules import Behaviour

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from sms.smpp.pdu import CommandStatus
+from sms.smpp.constants import CommandStatus
 from smsc.messages import RECEIPT_STATES, DlrMode, Encoding, Split
 
 IdFormat = Literal["hex", "dec", "uuid"]

@@ -13,29 +13,24 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway import logs
+from sms.smpp.codec import Decoder, Pdu, encode
+from sms.smpp.constants import MAX_SEQUENCE, SMPP_VERSION_34, CommandStatus, Tag
+from sms.smpp.errors import RemoteProtocolError
 from sms.smpp.pdu import (
-    MAX_SEQUENCE,
-    SMPP_VERSION_34,
-    Bind,
     BindKind,
+    BindRequest,
     BindResp,
     Body,
-    CommandStatus,
-    Decoder,
     DeliverSm,
     DeliverSmResp,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
     Outbind,
-    Pdu,
-    RemoteProtocolError,
     SubmitSm,
     SubmitSmResp,
-    Tag,
     Unbind,
     UnbindResp,
-    encode,
 )
 
 if TYPE_CHECKING:
@@ -139,7 +134,7 @@ class SmppSession(asyncio.Protocol):
             self.sim.outbox.on_response(self, sequence, pdu.status)
         elif isinstance(body, EnquireLink):
             self.respond(EnquireLinkResp(), sequence)
-        elif isinstance(body, Bind):
+        elif isinstance(body, BindRequest):
             self._bind(sequence, body)
         elif isinstance(body, Unbind):
             self._unbind(sequence)
@@ -161,7 +156,7 @@ class SmppSession(asyncio.Protocol):
         self.submits += 1
         self.sim._submit(self, sequence, body)
 
-    def _bind(self, sequence: int, body: Bind) -> None:
+    def _bind(self, sequence: int, body: BindRequest) -> None:
         status = self.sim._authenticate(self, body)
         resp = BindResp(body.kind, SMSC_SYSTEM_ID, _BIND_RESP_TLVS)
         if status:

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from gateway import logs
 from gateway.privacy import mask_phone
-from sms.smpp.pdu import REGISTERED_DELIVERY_MASK, Bind, CommandStatus, SubmitSm, SubmitSmResp
+from sms.smpp.constants import (
+    REGISTERED_DELIVERY_ALWAYS,
+    REGISTERED_DELIVERY_MASK,
+    REGISTERED_DELIVERY_ON_FAILURE,
+    CommandStatus,
+)
+from sms.smpp.pdu import BindRequest, SubmitSm, SubmitSmResp
 from smsc.messages import Encoding, Split, mo_parts, read_content, receipt
 from smsc.outbox import Delivery, Outbox
 from smsc.rules import (
@@ -289,7 +295,7 @@ class SmscSimulator:
                 return session.system_id
         raise ValueError("several accounts and none bound as receiver: give system_id")
 
-    def _authenticate(self, session: SmppSession, bind: Bind) -> int:
+    def _authenticate(self, session: SmppSession, bind: BindRequest) -> int:
         if session.kind is not None:
             status: int = CommandStatus.ESME_RALYBND
         elif bind.system_id not in self.accounts:
@@ -397,10 +403,11 @@ class SmscSimulator:
         behaviour = self.behaviour
         outcome = find_outcome(behaviour, record.dest) or _DELIVERED
         wanted = record.registered_delivery & REGISTERED_DELIVERY_MASK
-        # 5.2.17: 1 = receipt on success or failure, 2 = on failure only.
-        receipt_due = (wanted == 1 or (wanted == 2 and outcome.stat != "DELIVRD")) and (
-            outcome.dlr and not (record.part and record.part[2] in outcome.lose_parts)
-        )
+        # 5.2.17: a receipt on success or failure, or on failure only.
+        receipt_due = (
+            wanted == REGISTERED_DELIVERY_ALWAYS
+            or (wanted == REGISTERED_DELIVERY_ON_FAILURE and outcome.stat != "DELIVRD")
+        ) and (outcome.dlr and not (record.part and record.part[2] in outcome.lose_parts))
         resp = SubmitSmResp(record.message_id)
         if receipt_due and behaviour.dlr_before_resp:
             # The classic race: the receipt overtakes the submit_sm_resp.

@@ -2,22 +2,20 @@
 limits, and retries that never drop a message.
 
 aiosmpplib has no window cap and never resends a failed or rejected message, so the
-client owns both. A part is handed to a bind only while that bind has fewer than
-`window` parts taken and unanswered; its submit_sm_resp (or a generic_nack) releases
-the slot. Throttling answers (ESME_RTHROTTLED, ESME_RMSGQFUL) halve the bind's rate
-and put the part back in line; a dropped connection or a response that never comes
-puts back every part the connection had taken. Only a permanent refusal ends a part.
+client owns both. The rules (slots, throttling, retries, what a dropped connection
+gives back) live in the pure `sms.smpp.window`; this module connects them to
+aiosmpplib: a bind hands the parts its window took to the ESME's queue, reports what
+went out and what came back, and carries out each `Decision` — finish the part, or
+put it back in the client's line. Only a permanent refusal ends a part.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiosmpplib import (
@@ -36,78 +34,41 @@ from aiosmpplib import (
 from gateway import logs
 from gateway.config import SmppBind
 from sms.smpp.esme import Backoff, GatewayESME, NoThrottle, RateLimiter, SequenceCorrelator
+from sms.smpp.window import Decision, Part, SendRate, SubmitWindow, Verdict
 
 log = logs.logger(__name__)
 
-# SMPP 3.4 §5.1.3 command_status values the client treats specially.
-ESME_ROK = 0x00000000
-ESME_RMSGQFUL = 0x00000014
-ESME_RTHROTTLED = 0x00000058
-# Worth another try: system error, temporary app error, delivery failure, unknown.
-TRANSIENT = frozenset({0x00000008, 0x00000064, 0x000000FE, 0x000000FF})
-MAX_TRANSIENT_TRIES = 5
-THROTTLE_PAUSE_S = 1.0
-
 
 @dataclass(frozen=True)
-class Outcome:
+class SubmitOutcome:
     """The final answer for one part."""
 
     bind: str
     smsc: str
-    status: int  # 0 = accepted
+    status: int  # 0 = accepted; window.BUILD_FAILED = the submit_sm could not be built
     message_id: str
     tries: int
-    wire_sends: int = 1  # > 1: sent again after a drop or timeout, may be a duplicate
-
-
-class PartState(enum.Enum):
-    WAITING = "waiting"  # in the client's line
-    TAKEN = "taken"  # handed to a bind's queue
-    SENT = "sent"  # on the wire, answer pending
-
-
-@dataclass(eq=False)
-class Part:
-    """One submit_sm to send: a segment of a survey's SMS."""
-
-    survey_id: str
-    index: int
-    total: int
-    source: str
-    dest: str
-    short_message: bytes
-    esm_class: int
-    data_coding: int
-    text: str = ""  # the part's characters (aiosmpplib wants one; the bytes above are sent)
-    registered_delivery: int = 1
-    future: asyncio.Future[Outcome] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    state: PartState = PartState.WAITING
-    tries: int = 0
-    wire_sends: int = 0
-    transient_tries: int = 0
-    sent_at: float = 0.0
-    seq: int = 0
-    holds_slot_of: Bind | None = None  # accepted, outcome not yet stored by the caller
+    # Times it went out on the wire; the sender reports > 1 as a possible duplicate
+    # (a send answered with a throttling status counts too).
+    wire_sends: int
 
 
 class _Broker(AbstractBroker):
-    """aiosmpplib pulls submit_sm from here; each carries its Part in `extra_data`
-    lookup (`log_id` = part key)."""
+    """aiosmpplib pulls submit_sm from here; each names its part in `log_id`."""
 
-    def __init__(self, bind: Bind) -> None:
-        self.bind = bind
-        self.queue: asyncio.Queue[tuple[Part, SubmitSm]] = asyncio.Queue()
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[SubmitSm] = asyncio.Queue()
 
     async def enqueue(self, message: SmppMessage) -> None:  # pragma: no cover - unused
         raise NotImplementedError("the client puts parts in directly")
 
     async def dequeue(self) -> SmppMessage:
-        part, msg = await self.queue.get()
-        self.bind.taken_by_connection.add(part)
-        return msg
+        return await self.queue.get()
+
+    def clear(self) -> None:
+        """Forget what a dead connection never took: the window gives it back."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
 
 
 class _Hook(AbstractHook):
@@ -133,7 +94,7 @@ class _Hook(AbstractHook):
 
 
 class Bind:
-    """One SMPP session (with its reconnects) and the parts it has taken."""
+    """One SMPP session (with its reconnects), driving the window of its parts."""
 
     def __init__(
         self,
@@ -144,16 +105,12 @@ class Bind:
         self.settings = settings
         self.name = settings.name
         self.client = client
-        self.broker = _Broker(self)
-        self.rate = RateLimiter(settings.tps)
+        self._loop = asyncio.get_running_loop()
+        self.broker = _Broker()
+        # The loop's clock, for the rate (aiosmpplib sleeps on it) and the timeouts.
+        self.rate = SendRate(settings.tps, self._loop.time())
+        self.window = SubmitWindow(settings.window, settings.response_timeout_s, self.rate)
         self.correlator = SequenceCorrelator()
-        # Parts taken and not yet answered, plus accepted parts whose answer the caller
-        # has not stored yet (<= window): a crash can then re-send at most a window.
-        self.outstanding = 0
-        self.taken_by_connection: set[Part] = set()
-        self.by_seq: dict[int, Part] = {}
-        self.by_key: dict[str, Part] = {}
-        self.resent = 0
 
         async def sink(pdu: bytes) -> None:
             await inbound_sink(settings.name, pdu)
@@ -176,7 +133,7 @@ class Bind:
             log_metadata={"bind": settings.name},
             hook=_Hook(self),
             broker=self.broker,
-            rate_limiter=self.rate,
+            rate_limiter=RateLimiter(self.rate),
             throttle_handler=NoThrottle(),
             correlator=self.correlator,
             retry_timer=Backoff(settings.reconnect_initial_s, settings.reconnect_max_s),
@@ -188,23 +145,27 @@ class Bind:
 
     @property
     def can_send(self) -> bool:
+        """Whether this bind's mode lets it submit (not a receiver)."""
         return self.settings.mode != "receiver"
 
     @property
     def bound(self) -> bool:
+        """Whether the session is bound now."""
         return self.esme.bound_event.is_set()
 
+    @property
+    def outstanding(self) -> int:
+        """Window slots in use."""
+        return self.window.outstanding
+
     def has_room(self) -> bool:
-        return self.can_send and self.bound and self.outstanding < self.settings.window
+        """Whether this bind can take a part now."""
+        return self.can_send and self.bound and self.window.has_room()
 
     def take(self, part: Part) -> None:
         """Hand a part to this bind's send queue (the caller checked has_room)."""
         s = self.settings
-        part.state = PartState.TAKEN
-        part.tries += 1
-        self.outstanding += 1
-        key = f"{part.survey_id}|{part.index}|{part.tries}"
-        self.by_key[key] = part
+        key = self.window.take(part)
         msg = SubmitSm(
             short_message=part.text or " ",
             source=PhoneNumber(part.source, TON(s.source_ton), NPI(s.source_npi)),
@@ -215,92 +176,62 @@ class Bind:
             log_id=key,
         )
         msg.set_encoded_message(part.short_message)
-        self.broker.queue.put_nowait((part, msg))
+        self.broker.queue.put_nowait(msg)
 
     def on_sending(self, msg: SubmitSm) -> None:
-        part = self.by_key.get(msg.log_id)
-        if part is not None:
-            part.state = PartState.SENT
-            part.wire_sends += 1
-            part.seq = msg.sequence_num
-            part.sent_at = time.monotonic()
-            self.by_seq[msg.sequence_num] = part
-
-    def _answered(self, part: Part) -> None:
-        self.taken_by_connection.discard(part)
-        self.by_seq.pop(part.seq, None)
-        self.by_key.pop(f"{part.survey_id}|{part.index}|{part.tries}", None)
-
-    def free_slot(self) -> None:
-        """One window slot is free again."""
-        self.outstanding -= 1
-        self.client.room_available()
-
-    def _release(self, part: Part) -> None:
-        self._answered(part)
-        self.free_slot()
+        """aiosmpplib is writing a submit_sm."""
+        self.window.sending(msg.log_id, msg.sequence_num, self._loop.time())
 
     def on_response(self, resp: SmppMessage) -> None:
-        part = self.by_seq.get(resp.sequence_num)
-        if part is None:
-            return  # an answer for a connection we already gave up on
+        """A submit_sm_resp or generic_nack arrived."""
         status = int(resp.command_status.value)
         status = self.esme.unknown_status.pop(resp.sequence_num, status)
-        if status == ESME_ROK and isinstance(resp, SubmitSmResp):
-            self._answered(part)  # its slot is freed by SmppClient.stored()
-            part.holds_slot_of = self
-            self.rate.accepted()
-            self.client.finish(
-                part,
-                Outcome(
-                    self.name, self.settings.smsc, 0, resp.message_id, part.tries, part.wire_sends
-                ),
-            )
-            return
-        self._release(part)
-        if status in (ESME_RTHROTTLED, ESME_RMSGQFUL):
-            self.rate.throttled(THROTTLE_PAUSE_S)
-            self.client.throttled += 1
-            self.client.retry(part, delay=THROTTLE_PAUSE_S)
-        elif status in TRANSIENT and part.transient_tries < MAX_TRANSIENT_TRIES:
-            part.transient_tries += 1
-            self.client.retry(part, delay=min(30.0, 2.0**part.transient_tries))
-        else:
-            self.client.finish(part, Outcome(self.name, self.settings.smsc, status, "", part.tries))
+        message_id = resp.message_id if isinstance(resp, SubmitSmResp) else None
+        decision = self.window.answer(resp.sequence_num, status, message_id, self._loop.time())
+        if decision is not None:
+            self._carry_out(decision)
 
     def on_build_error(self, msg: SubmitSm, error: Exception) -> None:
-        part = self.by_key.get(msg.log_id)
-        if part is not None:
+        """aiosmpplib could not build the submit_sm: the part ends."""
+        decision = self.window.build_failed(msg.log_id)
+        if decision is not None:
             log.error("smpp bind=%s cannot build submit_sm: %s", self.name, error)
-            self._release(part)
-            self.client.finish(part, Outcome(self.name, self.settings.smsc, -1, "", part.tries))
+            self._carry_out(decision)
 
     def on_connect(self) -> None:
         """A new connection is starting: parts the previous one had taken or sent
         without an answer go back in line (they may reach the citizen twice: counted)."""
         self.correlator.forget_all()
-        stale = list(self.taken_by_connection)
-        # parts still in the local queue were never taken by a connection
-        while not self.broker.queue.empty():
-            stale.append(self.broker.queue.get_nowait()[0])
-        for part in stale:
-            if part.state is PartState.SENT:
-                self.resent += 1
-                self.client.resent += 1
-            self._release(part)
-            self.client.retry(part, delay=0.0)
-        if stale:
-            log.warning("smpp bind=%s reconnecting: %d parts back in line", self.name, len(stale))
+        self.broker.clear()
+        decisions = self.window.connection_lost()
+        for decision in decisions:
+            self._carry_out(decision)
+        if decisions:
+            log.warning(
+                "smpp bind=%s reconnecting: %d parts back in line", self.name, len(decisions)
+            )
 
     def expire(self, now: float) -> None:
         """Parts whose answer is overdue on a live connection go back in line."""
-        timeout = self.settings.response_timeout_s
-        for part in [p for p in self.by_seq.values() if now - p.sent_at > timeout]:
-            log.warning("smpp bind=%s no answer to seq=%d: resending", self.name, part.seq)
-            self.resent += 1
-            self.client.resent += 1
-            self._release(part)
-            self.client.retry(part, delay=0.0)
+        for decision in self.window.expire(now):
+            log.warning("smpp bind=%s no answer to seq=%d: resending", self.name, decision.part.seq)
+            self._carry_out(decision)
+
+    def _carry_out(self, d: Decision) -> None:
+        part, client = d.part, self.client
+        if d.verdict is Verdict.RETRY:
+            if d.throttled:
+                client.throttled += 1
+            if d.resent:
+                client.resent += 1
+            client.retry(part, d.delay_s)
+        else:
+            outcome = SubmitOutcome(
+                self.name, self.settings.smsc, d.status, d.message_id, part.tries, part.wire_sends
+            )
+            client.finish(part, outcome)
+        if d.frees_slot:
+            client.room_available()
 
 
 class SmppClient:
@@ -313,6 +244,7 @@ class SmppClient:
     ) -> None:
         self.binds = [Bind(b, self, inbound_sink) for b in binds]
         self._line: deque[Part] = deque()
+        self._futures: dict[Part, asyncio.Future[SubmitOutcome]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._rr = 0
@@ -323,6 +255,7 @@ class SmppClient:
 
     @property
     def senders(self) -> list[Bind]:
+        """The binds that can submit."""
         return [b for b in self.binds if b.can_send]
 
     def capacity(self) -> int:
@@ -365,17 +298,20 @@ class SmppClient:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
-    def submit(self, part: Part) -> asyncio.Future[Outcome]:
+    def submit(self, part: Part) -> asyncio.Future[SubmitOutcome]:
         """Queue a part; the future resolves with its final outcome."""
+        future: asyncio.Future[SubmitOutcome] = asyncio.get_running_loop().create_future()
+        self._futures[part] = future
         self._line.append(part)
         self._wake.set()
-        return part.future
+        return future
 
     def room_available(self) -> None:
+        """A window slot is free: wake the dispatcher."""
         self._wake.set()
 
     def retry(self, part: Part, delay: float) -> None:
-        part.state = PartState.WAITING
+        """Put a part back at the head of the line, now or after `delay` seconds."""
         if delay <= 0:
             self._line.appendleft(part)
             self._wake.set()
@@ -389,18 +325,19 @@ class SmppClient:
     def stored(self, part: Part) -> None:
         """The caller has stored the part's outcome: an accepted part gives back its
         window slot (until then a crash could make the SMSC get it twice)."""
-        bind = part.holds_slot_of
-        if bind is not None:
-            part.holds_slot_of = None
-            bind.free_slot()
+        window = part.holds_slot_of
+        if window is not None and window.stored(part):
+            self.room_available()
 
-    def finish(self, part: Part, outcome: Outcome) -> None:
+    def finish(self, part: Part, outcome: SubmitOutcome) -> None:
+        """Resolve the part's future with its final outcome."""
         if outcome.status == 0:
             self.accepted += 1
         else:
             self.refused += 1
-        if not part.future.done():
-            part.future.set_result(outcome)
+        future = self._futures.pop(part, None)
+        if future is not None and not future.done():
+            future.set_result(outcome)
 
     async def _dispatch(self) -> None:
         senders = self.senders
@@ -426,7 +363,7 @@ class SmppClient:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            now = time.monotonic()
+            now = asyncio.get_running_loop().time()
             for b in self.binds:
                 b.expire(now)
             self._wake.set()  # a bind may have bound meanwhile

@@ -12,7 +12,7 @@ nothing, so this subclass overrides them (private methods: the pin matters):
   non-numeric err:) raises and drops the connection, and the SMSC redelivers the same
   PDU. Here deliver_sm is not decoded at all: the raw PDU is handed to a sink that
   stores it (Redis) *before* deliver_sm_resp goes out, and the gateway's own parser
-  (sms/smpp/pdu.py, sms/dlr.py, sms/mo.py) reads it later.
+  (sms/smpp/codec.py, sms/dlr.py, sms/mo.py) reads it later.
 * Errors other than a few built-in ones escape its task supervisor and end the ESME
   for good; the sink's failures are turned into ConnectionError, i.e. a reconnect,
   and the SMSC will redeliver what was not acknowledged.
@@ -41,61 +41,40 @@ from aiosmpplib import (
 )
 
 from gateway import logs
+from sms.smpp.constants import (
+    BIND_RESPONSES,
+    HEADER_LENGTH,
+    MAX_PDU_LENGTH,
+    RESPONSE_BIT,
+    CommandId,
+    CommandStatus,
+)
+from sms.smpp.window import SendRate
 
 log = logs.logger(__name__)
 
-PDU_HEADER_LENGTH = 16
-# SMPP 3.4 §3.2: command_length covers the whole PDU. 64 KiB is aiosmpplib's own buffer
-# limit (message_payload may hold up to 64K); anything larger is a broken stream.
-MAX_PDU_LENGTH = 2**16 + 1024
-GENERIC_NACK = 0x80000000
-ESME_RINVCMDID = 0x00000003
-ESME_RUNKNOWNERR = 0x000000FF
 _KNOWN_COMMANDS = frozenset(c.value for c in SmppCommand)
-# SMPP 3.4 §4.1: a bind_*_resp with an error status may come without a body, which
-# aiosmpplib cannot parse ("subsection not found") — it would report a wrong password
-# as a read error and never say ESME_RINVPASWD.
-_BIND_RESPS = frozenset({0x80000001, 0x80000002, 0x80000009})
 _KNOWN_STATUSES = frozenset(s.value for s in SmppCommandStatus)
 
 InboundSink = Callable[[bytes], Awaitable[None]]
 
 
 class RateLimiter(AbstractRateLimiter):
-    """Token bucket whose rate the client lowers on throttling and raises back
-    (additive increase, multiplicative decrease) — the SMSC's TPS is the only limit."""
+    """aiosmpplib waits here before each send, for as long as the bind's `SendRate`
+    (sms.smpp.window: a throttle pause, then a token) says."""
 
-    def __init__(self, max_tps: float) -> None:
-        self.max_tps = max_tps
-        self.tps = max_tps
-        self._tokens = 1.0
-        self._last = asyncio.get_running_loop().time()
-        self.paused_until = 0.0
-
-    def throttled(self, pause_s: float) -> None:
-        """The SMSC said slow down: halve the rate and pause."""
-        self.tps = max(1.0, self.tps / 2)
-        self.paused_until = asyncio.get_running_loop().time() + pause_s
-
-    def accepted(self) -> None:
-        """A submit was accepted: creep back towards the configured rate."""
-        if self.tps < self.max_tps:
-            self.tps = min(self.max_tps, self.tps + max(1.0, self.max_tps / 100))
+    def __init__(self, rate: SendRate) -> None:
+        self.rate = rate
 
     async def limit(self) -> None:
+        """Return when the next submit_sm may go out."""
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        if now < self.paused_until:
-            await asyncio.sleep(self.paused_until - now)
-            now = loop.time()
-        self._tokens = min(self.tps / 10 + 1, self._tokens + (now - self._last) * self.tps)
-        self._last = now
-        if self._tokens < 1.0:
-            await asyncio.sleep((1.0 - self._tokens) / self.tps)
-            self._last = loop.time()
-            self._tokens = 0.0
-        else:
-            self._tokens -= 1.0
+        pause = self.rate.pause_left(loop.time())
+        if pause > 0:
+            await asyncio.sleep(pause)
+        wait = self.rate.take(loop.time())
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 class NoThrottle(AbstractThrottleHandler):
@@ -226,12 +205,12 @@ class GatewayESME(_ESME):
     async def _get_pdu(self) -> tuple[bytes, PduHeader]:
         assert self._reader is not None
         while True:
-            header_data: bytes = await self._reader.readexactly(PDU_HEADER_LENGTH)
+            header_data: bytes = await self._reader.readexactly(HEADER_LENGTH)
             length, command, status, seq = struct.unpack("!IIII", header_data)
-            if length < PDU_HEADER_LENGTH or length > MAX_PDU_LENGTH:
+            if length < HEADER_LENGTH or length > MAX_PDU_LENGTH:
                 # The stream is out of step; only a new connection can recover.
                 raise ValueError(f"PDU length {length} out of range")
-            body: bytes = await self._reader.readexactly(length - PDU_HEADER_LENGTH)
+            body: bytes = await self._reader.readexactly(length - HEADER_LENGTH)
             if command not in _KNOWN_COMMANDS:
                 log.warning(
                     "smpp bind=%s unknown command_id=0x%08x seq=%d: generic_nack",
@@ -239,16 +218,26 @@ class GatewayESME(_ESME):
                     command,
                     seq,
                 )
-                if not command & GENERIC_NACK:  # never answer a response
+                if not command & RESPONSE_BIT:  # never answer a response
                     assert self._writer is not None
-                    self._writer.write(struct.pack("!IIII", 16, GENERIC_NACK, ESME_RINVCMDID, seq))
+                    self._writer.write(
+                        struct.pack(
+                            "!IIII",
+                            HEADER_LENGTH,
+                            CommandId.GENERIC_NACK,
+                            CommandStatus.ESME_RINVCMDID,
+                            seq,
+                        )
+                    )
                 continue
             if status not in _KNOWN_STATUSES:
                 self.unknown_status[seq] = status
-                header_data = (
-                    header_data[:8] + struct.pack("!I", ESME_RUNKNOWNERR) + header_data[12:]
-                )
-            if command in _BIND_RESPS and status != 0 and not body:
+                unknown = struct.pack("!I", CommandStatus.ESME_RUNKNOWNERR)
+                header_data = header_data[:8] + unknown + header_data[12:]
+            # SMPP 3.4 §4.1: a bind_*_resp with an error status may come without a body,
+            # which aiosmpplib cannot parse ("subsection not found") — it would report a
+            # wrong password as a read error and never say ESME_RINVPASWD.
+            if command in BIND_RESPONSES and status != 0 and not body:
                 body = b"\x00"  # an empty system_id, so the status gets through
                 header_data = struct.pack("!I", length + 1) + header_data[4:]
                 log.error("smpp bind=%s bind refused: status=0x%08x", self.bind_name, status)

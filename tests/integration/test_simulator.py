@@ -1,4 +1,4 @@
-"""The SMSC simulator on a loopback port, driven by a raw SMPP client built on sms.smpp.pdu.
+"""The SMSC simulator on a loopback port, driven by a raw SMPP client on sms.smpp.codec.
 
 Every wait below is bounded only to stop a hang; no assertion depends on timing.
 """
@@ -14,29 +14,29 @@ import aiohttp
 import pytest
 from conftest import free_port
 
-from sms.smpp.pdu import (
+from sms.smpp.codec import Decoder, Pdu, encode
+from sms.smpp.constants import (
     ESM_CLASS_DELIVERY_RECEIPT,
     ESM_CLASS_UDHI,
-    Bind,
-    BindKind,
-    BindResp,
-    Body,
     CommandId,
     CommandStatus,
-    Decoder,
+    MessageState,
+    Tag,
+)
+from sms.smpp.pdu import (
+    BindKind,
+    BindRequest,
+    BindResp,
+    Body,
     DeliverSm,
     DeliverSmResp,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
-    MessageState,
-    Pdu,
     SubmitSm,
     SubmitSmResp,
-    Tag,
     Unbind,
     UnbindResp,
-    encode,
     tlv_int,
 )
 from smsc.messages import decode_text, mo_parts, parse_udh
@@ -84,7 +84,7 @@ class RawEsme:
         return pdu
 
     async def bind(self, password: str = "secret", kind: BindKind = BindKind.TRANSCEIVER) -> Pdu:
-        self.send(Bind(kind, "minyi", password))
+        self.send(BindRequest(kind, "minyi", password))
         return await self.read()
 
     async def at_eof(self) -> bool:
@@ -140,7 +140,7 @@ async def test_bind_checks_accounts_and_session_state(sim: SmscSimulator, esme: 
 
     bad = await esme.bind(password="wrong")
     assert bad.status == CommandStatus.ESME_RINVPASWD
-    esme.send(Bind(BindKind.TRANSMITTER, "nobody", "secret"))
+    esme.send(BindRequest(BindKind.TRANSMITTER, "nobody", "secret"))
     assert (await esme.read()).status == CommandStatus.ESME_RINVSYSID
 
     ok = await esme.bind()

@@ -8,14 +8,12 @@ from datetime import datetime
 import pytest
 
 from sms.dlr import (
-    TAG_MESSAGE_STATE,
-    TAG_NETWORK_ERROR_CODE,
-    TAG_RECEIPTED_MESSAGE_ID,
     DeliveryState,
     Receipt,
     normalise_message_id,
     parse_receipt,
 )
+from sms.smpp.constants import Tag
 
 CLASSIC = (
     "id:0123456789 sub:001 dlvrd:001 submit date:2411231015 done date:2411231016 "
@@ -107,9 +105,9 @@ def test_non_numeric_counts_are_none() -> None:
 
 def test_tlvs_win_over_text() -> None:
     tlvs = {
-        TAG_RECEIPTED_MESSAGE_ID: b"5f3a\x00",
-        TAG_MESSAGE_STATE: bytes([5]),
-        TAG_NETWORK_ERROR_CODE: bytes([3, 0, 34]),
+        Tag.RECEIPTED_MESSAGE_ID: b"5f3a\x00",
+        Tag.MESSAGE_STATE: bytes([5]),
+        Tag.NETWORK_ERROR_CODE: bytes([3, 0, 34]),
     }
     r = parse(CLASSIC, tlvs)
     assert r.message_id == "5f3a"
@@ -132,27 +130,27 @@ def test_tlvs_win_over_text() -> None:
     ],
 )
 def test_message_state_tlv_values(value: int, state: DeliveryState) -> None:
-    r = parse("", {TAG_RECEIPTED_MESSAGE_ID: b"9\x00", TAG_MESSAGE_STATE: bytes([value])})
+    r = parse("", {Tag.RECEIPTED_MESSAGE_ID: b"9\x00", Tag.MESSAGE_STATE: bytes([value])})
     assert r.state is state
 
 
 def test_tlvs_alone_are_a_receipt() -> None:
-    r = parse("", {TAG_RECEIPTED_MESSAGE_ID: b"ABC", TAG_MESSAGE_STATE: b"\x02"})
+    r = parse("", {Tag.RECEIPTED_MESSAGE_ID: b"ABC", Tag.MESSAGE_STATE: b"\x02"})
     assert (r.message_id, r.state, r.final) == ("ABC", DeliveryState.DELIVERED, True)
 
 
 def test_malformed_tlvs_fall_back_to_text() -> None:
     tlvs = {
-        TAG_RECEIPTED_MESSAGE_ID: b"\x00",
-        TAG_MESSAGE_STATE: b"\x09",  # not an SMPP 3.4 state
-        TAG_NETWORK_ERROR_CODE: b"\x03\x00",  # too short
+        Tag.RECEIPTED_MESSAGE_ID: b"\x00",
+        Tag.MESSAGE_STATE: b"\x09",  # not an SMPP 3.4 state
+        Tag.NETWORK_ERROR_CODE: b"\x03\x00",  # too short
     }
     r = parse("id:12 stat:REJECTD err:011", tlvs)
     assert (r.message_id, r.state, r.error) == ("12", DeliveryState.REJECTED, "011")
 
 
 def test_zero_network_error_code_means_no_error_even_if_text_has_one() -> None:
-    r = parse("id:12 stat:DELIVRD err:011", {TAG_NETWORK_ERROR_CODE: bytes([8, 0, 0])})
+    r = parse("id:12 stat:DELIVRD err:011", {Tag.NETWORK_ERROR_CODE: bytes([8, 0, 0])})
     assert r.error is None
 
 
@@ -166,7 +164,7 @@ def test_garbage_never_raises() -> None:
     rng = random.Random(0x0427)
     pieces = ["id:", "stat:", "err:", "sub:", "dlvrd:", "done date:", "text:", " ", "\x00"]
     pieces += ["DELIVRD", "9999999999", "满意", "：", "\ud800", "1", "ff"]
-    tags = [TAG_RECEIPTED_MESSAGE_ID, TAG_MESSAGE_STATE, TAG_NETWORK_ERROR_CODE, 0x0424]
+    tags = [Tag.RECEIPTED_MESSAGE_ID, Tag.MESSAGE_STATE, Tag.NETWORK_ERROR_CODE, 0x0424]
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
         tlvs = {

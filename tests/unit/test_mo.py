@@ -7,10 +7,6 @@ import random
 import pytest
 
 from sms.mo import (
-    TAG_MESSAGE_PAYLOAD,
-    TAG_SAR_MSG_REF_NUM,
-    TAG_SAR_SEGMENT_SEQNUM,
-    TAG_SAR_TOTAL_SEGMENTS,
     Concat,
     MoFragment,
     assemble,
@@ -18,6 +14,7 @@ from sms.mo import (
     decode_gsm7,
     decode_short_message,
 )
+from sms.smpp.constants import Tag
 from sms.text import segment
 
 UDHI = 0x40
@@ -127,12 +124,12 @@ def test_trailing_nul_padding_is_removed() -> None:
 
 
 def test_message_payload_when_short_message_is_empty() -> None:
-    f = decode(8, b"", tlvs={TAG_MESSAGE_PAYLOAD: "不满意，等了很久".encode("utf-16-be")})
+    f = decode(8, b"", tlvs={Tag.MESSAGE_PAYLOAD: "不满意，等了很久".encode("utf-16-be")})
     assert f.text == "不满意，等了很久"
 
 
 def test_short_message_wins_over_message_payload() -> None:
-    assert decode(1, b"1", tlvs={TAG_MESSAGE_PAYLOAD: b"3"}).text == "1"
+    assert decode(1, b"1", tlvs={Tag.MESSAGE_PAYLOAD: b"3"}).text == "1"
 
 
 def test_empty_message() -> None:
@@ -199,9 +196,9 @@ def test_udh_longer_than_message_keeps_the_text() -> None:
 
 def test_udhi_without_concatenation_in_the_message_uses_sar() -> None:
     tlvs = {
-        TAG_SAR_MSG_REF_NUM: b"\x01\x02",
-        TAG_SAR_TOTAL_SEGMENTS: b"\x02",
-        TAG_SAR_SEGMENT_SEQNUM: b"\x02",
+        Tag.SAR_MSG_REF_NUM: b"\x01\x02",
+        Tag.SAR_TOTAL_SEGMENTS: b"\x02",
+        Tag.SAR_SEGMENT_SEQNUM: b"\x02",
     }
     f = decode(8, "满意".encode("utf-16-be"), tlvs=tlvs)
     assert f.concat == Concat(ref=0x0102, total=2, seq=2, ref_bits=16)
@@ -210,16 +207,16 @@ def test_udhi_without_concatenation_in_the_message_uses_sar() -> None:
 @pytest.mark.parametrize(
     "tlvs",
     [
-        {TAG_SAR_MSG_REF_NUM: b"\x01\x02", TAG_SAR_TOTAL_SEGMENTS: b"\x02"},
+        {Tag.SAR_MSG_REF_NUM: b"\x01\x02", Tag.SAR_TOTAL_SEGMENTS: b"\x02"},
         {
-            TAG_SAR_MSG_REF_NUM: b"\x01",
-            TAG_SAR_TOTAL_SEGMENTS: b"\x02",
-            TAG_SAR_SEGMENT_SEQNUM: b"\x01",
+            Tag.SAR_MSG_REF_NUM: b"\x01",
+            Tag.SAR_TOTAL_SEGMENTS: b"\x02",
+            Tag.SAR_SEGMENT_SEQNUM: b"\x01",
         },
         {
-            TAG_SAR_MSG_REF_NUM: b"\x00\x01",
-            TAG_SAR_TOTAL_SEGMENTS: b"\x02",
-            TAG_SAR_SEGMENT_SEQNUM: b"\x03",
+            Tag.SAR_MSG_REF_NUM: b"\x00\x01",
+            Tag.SAR_TOTAL_SEGMENTS: b"\x02",
+            Tag.SAR_SEGMENT_SEQNUM: b"\x03",
         },
     ],
 )
@@ -230,9 +227,9 @@ def test_incomplete_or_bad_sar_is_ignored(tlvs: dict[int, bytes]) -> None:
 def test_udh_wins_over_sar() -> None:
     udh = bytes([5, 0x00, 3, 7, 2, 1])
     tlvs = {
-        TAG_SAR_MSG_REF_NUM: b"\x00\x09",
-        TAG_SAR_TOTAL_SEGMENTS: b"\x02",
-        TAG_SAR_SEGMENT_SEQNUM: b"\x02",
+        Tag.SAR_MSG_REF_NUM: b"\x00\x09",
+        Tag.SAR_TOTAL_SEGMENTS: b"\x02",
+        Tag.SAR_SEGMENT_SEQNUM: b"\x02",
     }
     f = decode(1, udh + b"a", esm=UDHI, tlvs=tlvs)
     assert f.concat == Concat(ref=7, total=2, seq=1, ref_bits=8)
@@ -276,8 +273,8 @@ def test_concat_key_separates_messages() -> None:
 
 def test_garbage_never_raises() -> None:
     rng = random.Random(0x0424)
-    tags = [TAG_SAR_MSG_REF_NUM, TAG_SAR_TOTAL_SEGMENTS, TAG_SAR_SEGMENT_SEQNUM]
-    tags += [TAG_MESSAGE_PAYLOAD, 0x0005]
+    tags: list[int] = [Tag.SAR_MSG_REF_NUM, Tag.SAR_TOTAL_SEGMENTS, Tag.SAR_SEGMENT_SEQNUM]
+    tags += [Tag.MESSAGE_PAYLOAD, 0x0005]
     for _ in range(5000):
         data = rng.randbytes(rng.randint(0, 160))
         tlvs = {

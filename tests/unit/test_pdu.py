@@ -6,33 +6,32 @@ import random
 
 import pytest
 
-from sms.smpp.pdu import (
-    Bind,
-    BindKind,
-    BindResp,
-    Body,
+from sms.smpp.codec import Decoder, Header, Pdu, decode_all, encode
+from sms.smpp.constants import (
+    MAX_PDU_LENGTH,
+    MAX_TLV_VALUE_LENGTH,
     CommandId,
     CommandStatus,
-    Decoder,
+    MessageState,
+    Tag,
+    status_name,
+)
+from sms.smpp.errors import LocalProtocolError, RemoteProtocolError
+from sms.smpp.pdu import (
+    BindKind,
+    BindRequest,
+    BindResp,
+    Body,
     DeliverSm,
     DeliverSmResp,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
-    Header,
-    LocalProtocolError,
-    MessageState,
     Outbind,
-    Pdu,
-    RemoteProtocolError,
     SubmitSm,
     SubmitSmResp,
-    Tag,
     Unbind,
     UnbindResp,
-    decode_all,
-    encode,
-    status_name,
     tlv_cstr,
     tlv_int,
 )
@@ -90,9 +89,9 @@ def sample_bodies() -> list[Body]:
         tlvs=((Tag.SAR_MSG_REF_NUM, tlv_int(7, 2)), (0x1401, b"\x00vendor")),
     )
     return [
-        Bind(BindKind.TRANSMITTER, "minyi", "secret", "VMA", 0x34, 1, 1, "10657"),
-        Bind(BindKind.RECEIVER, "minyi", "secret"),
-        Bind(BindKind.TRANSCEIVER, "a" * 15, "p" * 8, "s" * 12, 0x34, 0, 0, "r" * 40),
+        BindRequest(BindKind.TRANSMITTER, "minyi", "secret", "VMA", 0x34, 1, 1, "10657"),
+        BindRequest(BindKind.RECEIVER, "minyi", "secret"),
+        BindRequest(BindKind.TRANSCEIVER, "a" * 15, "p" * 8, "s" * 12, 0x34, 0, 0, "r" * 40),
         BindResp(BindKind.TRANSMITTER, "SMSC"),
         BindResp(BindKind.RECEIVER, "SMSC", ((Tag.SC_INTERFACE_VERSION, b"\x34"),)),
         BindResp(BindKind.TRANSCEIVER, ""),
@@ -122,11 +121,13 @@ def sample_bodies() -> list[Body]:
 def test_spec_example_decodes_to_bind_transmitter() -> None:
     (pdu,) = decode_all(SPEC_BIND_TRANSMITTER)
     assert pdu.header == Header(0x2F, CommandId.BIND_TRANSMITTER, 0, 1)
-    assert pdu.body == Bind(BindKind.TRANSMITTER, "SMPP3TEST", "secret08", "SUBMIT1", 0x50, 1, 1)
+    assert pdu.body == BindRequest(
+        BindKind.TRANSMITTER, "SMPP3TEST", "secret08", "SUBMIT1", 0x50, 1, 1
+    )
 
 
 def test_spec_example_encodes_byte_for_byte() -> None:
-    body = Bind(BindKind.TRANSMITTER, "SMPP3TEST", "secret08", "SUBMIT1", 0x50, 1, 1, "")
+    body = BindRequest(BindKind.TRANSMITTER, "SMPP3TEST", "secret08", "SUBMIT1", 0x50, 1, 1, "")
     assert encode(body, 1) == SPEC_BIND_TRANSMITTER
 
 
@@ -277,7 +278,7 @@ def test_malformed_pdu_is_skipped_and_decoder_carries_on(case: str) -> None:
     assert pdu is not None and pdu.body == EnquireLink() and pdu.sequence == 43
 
 
-@pytest.mark.parametrize("length", [0, 15, 64 * 1024 + 1, 0xFFFFFFFF])
+@pytest.mark.parametrize("length", [0, 15, MAX_PDU_LENGTH + 1, 0xFFFFFFFF])
 def test_insane_length_is_fatal_and_stays_fatal(length: int) -> None:
     decoder = Decoder()
     decoder.feed(length.to_bytes(4, "big") + bytes.fromhex("000000150000000000000007"))
@@ -290,6 +291,37 @@ def test_insane_length_is_fatal_and_stays_fatal(length: int) -> None:
         decoder.next_pdu()
 
 
+def test_largest_message_payload_fits_the_pdu_limit() -> None:
+    # 5.3.2.32: message_payload may hold 65,535 octets; with the header, the mandatory
+    # fields at their longest and the SAR TLVs the PDU must still be within the limit.
+    body = SubmitSm(
+        service_type="CMT",
+        source_addr="1" * 20,
+        dest_addr="2" * 20,
+        schedule_delivery_time="0" * 16,
+        validity_period="0" * 16,
+        tlvs=(
+            (Tag.MESSAGE_PAYLOAD, b"x" * MAX_TLV_VALUE_LENGTH),
+            (Tag.SAR_MSG_REF_NUM, tlv_int(7, 2)),
+            (Tag.SAR_TOTAL_SEGMENTS, tlv_int(1, 1)),
+            (Tag.SAR_SEGMENT_SEQNUM, tlv_int(1, 1)),
+        ),
+    )
+    data = encode(body, 1)
+    assert len(data) <= MAX_PDU_LENGTH
+    decoder = Decoder()
+    for i in range(0, len(data), 4096):  # arrives in pieces, as from a socket
+        decoder.feed(data[i : i + 4096])
+    pdu = decoder.next_pdu()
+    assert pdu is not None and pdu.body == body and decoder.buffered == 0
+
+
+def test_length_at_the_limit_is_not_fatal() -> None:
+    decoder = Decoder()
+    decoder.feed(MAX_PDU_LENGTH.to_bytes(4, "big") + bytes.fromhex("000000040000000000000007"))
+    assert decoder.next_pdu() is None  # waits for the rest of the PDU
+
+
 def test_partial_header_needs_more_data() -> None:
     decoder = Decoder()
     decoder.feed(b"\x00\x00\x00")
@@ -299,10 +331,10 @@ def test_partial_header_needs_more_data() -> None:
 @pytest.mark.parametrize(
     ("body", "sequence", "status"),
     [
-        (Bind(BindKind.TRANSMITTER, "a" * 16, "pw"), 1, 0),  # 5.2.1: 15 octets + NUL
-        (Bind(BindKind.TRANSMITTER, "minyi", "123456789"), 1, 0),  # 5.2.2: 8 + NUL
-        (Bind(BindKind.TRANSMITTER, "民意", "pw"), 1, 0),  # not latin-1
-        (Bind(BindKind.TRANSMITTER, "a\0b", "pw"), 1, 0),
+        (BindRequest(BindKind.TRANSMITTER, "a" * 16, "pw"), 1, 0),  # 5.2.1: 15 octets + NUL
+        (BindRequest(BindKind.TRANSMITTER, "minyi", "123456789"), 1, 0),  # 5.2.2: 8 + NUL
+        (BindRequest(BindKind.TRANSMITTER, "民意", "pw"), 1, 0),  # not latin-1
+        (BindRequest(BindKind.TRANSMITTER, "a\0b", "pw"), 1, 0),
         (SubmitSm(dest_addr="1" * 21), 1, 0),  # 5.2.9: 20 + NUL
         (SubmitSm(short_message=b"x" * 255), 1, 0),  # 5.2.21
         (SubmitSm(esm_class=256), 1, 0),
@@ -312,7 +344,12 @@ def test_partial_header_needs_more_data() -> None:
         (EnquireLink(), 0x80000000, 0),
         (EnquireLink(), -1, 0),
         (EnquireLinkResp(), 1, 1 << 32),
-        (SubmitSm(tlvs=((Tag.MESSAGE_PAYLOAD, b"x" * 65520),)), 1, 0),  # > 64 KiB PDU
+        # over MAX_PDU_LENGTH, though each TLV alone is legal
+        (
+            SubmitSm(tlvs=((Tag.MESSAGE_PAYLOAD, b"x" * 0xFFFF), (Tag.CALLBACK_NUM, b"1" * 1024))),
+            1,
+            0,
+        ),
     ],
 )
 def test_local_protocol_errors(body: Body, sequence: int, status: int) -> None:
