@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(asterisk_main(rest))
     if command == "smsc":
         try:
-            from smsc.simulator import main as smsc_main
+            from smsc.cli import main as smsc_main
         except ImportError:
             # a test and demo tool: it lives in the source tree, not in the installed product
             print(

@@ -2,6 +2,6 @@
 
 import sys
 
-from smsc.simulator import main
+from smsc.cli import main
 
 sys.exit(main())

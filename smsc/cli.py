@@ -93,7 +93,7 @@ async def _serve(args: argparse.Namespace, accounts: dict[str, str], behaviour: 
         await sim.stop()
 
 
-def run(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Parse options, run the simulator until SIGINT/SIGTERM; 2 on bad options."""
     args = _parse_args(argv)
     logging.basicConfig(

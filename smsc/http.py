@@ -14,12 +14,14 @@ Loopback only by default; no authentication, so never expose it.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from smsc.rules import behaviour_json
-from smsc.simulator import SmscSimulator
+
+if TYPE_CHECKING:  # the simulator starts this API: a run-time import would be a cycle
+    from smsc.simulator import SmscSimulator
 
 _SIM = web.AppKey("sim", SmscSimulator)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -472,15 +471,3 @@ class SmscSimulator:
 
 
 _DELIVERED = OutcomeRule(pattern="")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the simulator until SIGINT/SIGTERM; prints one line when ready (see
-    `smsc.cli` for the options)."""
-    from smsc.cli import run
-
-    return run(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

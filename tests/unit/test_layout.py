@@ -145,7 +145,7 @@ def test_the_product_never_imports_a_tool() -> None:
         if i.split(".")[0] in TOOLS
         # `minyi smsc` starts the simulator when the source tree is there (a lazy
         # import that says so when it is not: the tool is never installed)
-        and (m, i) != ("gateway.cli", "smsc.simulator")
+        and (m, i) != ("gateway.cli", "smsc.cli")
     ]
     assert not wrong, "\n".join(wrong)
 
@@ -224,3 +224,45 @@ def test_every_module_logs_under_its_room() -> None:
             ):
                 wrong.append(f"{name}: getLogger({node.args[0].value!r})")
     assert not wrong, "\n".join(wrong)
+
+
+def test_config_is_the_lowest_room_of_the_ground() -> None:
+    """The config reader imports nothing of the project but itself (not even the store):
+    every other room may read settings without a cycle."""
+    wrong = [
+        f"{m} imports {i}"
+        for m, imps in _graph().items()
+        if m.startswith("gateway.config")
+        for i in sorted(imps)
+        if not i.startswith("gateway.config")
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_import_reader_sees_every_form_of_import(tmp_path: Path) -> None:
+    """The tests above cannot pass by not looking: top-level, aliased, relative and
+    lazy imports all count; only ``if TYPE_CHECKING:`` blocks do not (no run-time
+    import happens there)."""
+    pkg = tmp_path / "gateway" / "config"
+    pkg.mkdir(parents=True)
+    probe = pkg / "probe.py"
+    probe.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import sms.text\n"
+        "from gateway import logs\n"
+        "from ..webhooks import worker\n"
+        "if TYPE_CHECKING:\n"
+        "    from asr.models import ModelSpec\n"
+        "def f() -> None:\n"
+        "    from gateway.service import Service\n"
+        "from . import reader\n",
+        encoding="utf-8",
+    )
+    found = _imports("gateway.config.probe", probe)
+    assert found == {
+        "sms.text",
+        "gateway.logs",
+        "gateway.webhooks.worker",
+        "gateway.service",
+        "gateway.config.reader",
+    }
