@@ -177,7 +177,7 @@ async def test_a_recording_becomes_one_transcript_event_and_the_loop_stays_free(
     assert survey is not None and survey["state"] == "transcribed"
     [moved] = await events(store, "S1", "survey.transcribed")
     assert moved.payload == {"from": "called", "job_id": "S1:cb1:1", "callback_id": "S1:cb1"}
-    kept = await redis.hget("minyi:survey:S1:transcripts", "S1:cb1")
+    kept = await redis.hget(keys.SURVEY_TRANSCRIPTS.format(survey_id="S1"), "S1:cb1")
     assert kept is not None and json.loads(kept) == p
     assert await redis.ttl(jobs.DONE.format(job_id="S1:cb1:1")) > 29 * 86400
 
