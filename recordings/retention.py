@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway import logs
+from gateway.store import library
 from gateway.store.streams import text
 from gateway.store.surveys import iso
 from recordings.index import RECORDINGS, RECORDINGS_CREATED, RecordingEntry
@@ -163,9 +164,9 @@ async def _sweep_index(
                 "reason": "retention",
                 "retention_days": days,
             }
-            outcome = await redis.fcall(
+            outcome = await library.fcall(
+                redis,
                 "minyi_recording_deleted",
-                0,
                 base,
                 iso(now, tz),
                 json.dumps(payload, ensure_ascii=False, separators=(",", ":")),

@@ -38,7 +38,7 @@ class Coalescer:
         try:
             return await self.execute(*command)
         except ResponseError as exc:
-            if not _function_missing(exc):
+            if not library.function_missing(exc):
                 raise
         await library.load(self.redis)
         return await self.execute(*command)
@@ -87,8 +87,3 @@ class Coalescer:
                 fut.set_exception(result)
             else:
                 fut.set_result(result)
-
-
-def _function_missing(exc: ResponseError) -> bool:
-    # Redis 7 answers "ERR Function not found" (redis-py drops the "ERR ").
-    return "function not found" in str(exc).lower()

@@ -9,18 +9,24 @@ prelude that holds everything the Lua must agree on with Python:
   (``SURVEY_EVENTS(survey_id)``) — so no Lua file types a key;
 - the transition table of gateway/store/states.py (``TRANSITIONS``).
 
-Every function is called with FCALL; the survey store's declare no keys, the webhook
-feed's declare the endpoint's keys (see keys.py on Redis Cluster). A Redis dump written
-by an older version carries a library of the same name, which ``load`` replaces.
+Every function is called with FCALL (``fcall`` here, or the pipelined
+gateway.store.coalesce.Coalescer.fcall); the survey store's declare no keys, the
+webhook feed's declare the endpoint's keys (see keys.py on Redis Cluster). A Redis that
+does not know a function (it lost its data, or holds an older library) gets the library
+loaded and the call made once more. A Redis dump written by an older version carries a
+library of the same name, which ``load`` replaces.
 """
 
 from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from gateway.store import keys
 from gateway.store.states import TRANSITIONS
@@ -116,3 +122,21 @@ def library_source() -> str:
 async def load(redis: aioredis.Redis) -> None:
     """Load the library, replacing one of the same name (an older version's)."""
     await redis.function_load(library_source(), replace=True)
+
+
+def function_missing(exc: ResponseError) -> bool:
+    """Whether Redis refused an FCALL because it does not know the function."""
+    # Redis 7 answers "ERR Function not found" (redis-py drops the "ERR ").
+    return "function not found" in str(exc).lower()
+
+
+async def fcall(redis: aioredis.Redis, name: str, *args: Any, keys: Sequence[str] = ()) -> Any:
+    """FCALL one function of the library, declaring ``keys`` (loads the library into a
+    Redis that lacks the function, then calls again)."""
+    try:
+        return await redis.fcall(name, len(keys), *keys, *args)
+    except ResponseError as exc:
+        if not function_missing(exc):
+            raise
+    await load(redis)
+    return await redis.fcall(name, len(keys), *keys, *args)

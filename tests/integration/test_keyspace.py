@@ -207,12 +207,14 @@ async def test_every_key_the_gateway_writes_is_named_in_keys_py(store: Store) ->
     assert EXPECTED - set(seen) == set(), "the flow no longer reaches these: widen it"
 
 
-async def test_a_redis_that_lost_the_library_gets_it_back_on_the_next_call(
+async def test_a_redis_that_lost_the_library_gets_it_back_at_the_next_call(
     redis: aioredis.Redis, store: Store
 ) -> None:
     await redis.function_flush()
     q = EndpointQueue(redis, ENDPOINT, owner="w1")
     assert await q.claim(10, 30.0) == []  # loads the library, then claims
     await redis.function_flush()
-    assert (await intake(store, "K-1", "13900000001")) == "queued"
+    assert (await intake(store, "K-1", "13900000001")) == "queued"  # pipelined
+    await redis.function_flush()
+    assert await CallbackStore(store).lease("127.0.0.1:5038", "dialer-1", 60)  # direct
     assert await function_libraries(redis) == [library.LIBRARY_NAME]
