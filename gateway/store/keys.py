@@ -8,10 +8,12 @@ The Lua function library gets these names from here: gateway/store/library.py tu
 every constant below into a Lua local of the same name (a string, or for a template a
 function of its fields, e.g. ``SURVEY_EVENTS(survey_id)``), and no Lua file types a key.
 
-Redis Cluster is not supported (standalone and Sentinel are): one Redis function
-changes a survey's keys together with global ones (EVENTS, STATS, OPTOUT, SMS_QUEUE,
-the due sets) atomically, and no hash tag can put all of those in one slot. Moving to
-Cluster would be a redesign of these keys, not a matter of declaring them.
+Redis Cluster is not supported; standalone and Sentinel are (docs/operations.md,
+"Redis"). One Redis function changes a survey's keys together with keys shared by all
+surveys (EVENTS, STATS, OPTOUT, SMS_QUEUE, the due sets, the callback queues)
+atomically, and the only hash tag that would put all of those in one slot puts the
+whole keyspace on one node. Cluster would take a redesign of these keys, not a
+declaration of them.
 """
 
 PREFIX = "minyi:"

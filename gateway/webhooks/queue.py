@@ -20,10 +20,11 @@ consistent state. Per endpoint (keys in gateway/store/keys.py):
 All times come from Redis' TIME, so leases and backoff mean the same on every host
 whatever their clocks say.
 
-Redis: standalone and Sentinel, not Cluster (see gateway/store/keys.py and
-docs/operations.md). The functions declare the endpoint's keys they name, but they
-also touch the wait zsets of many surveys, and the store's functions write the events
-stream together with a survey's keys: no hash tag puts all of that in one slot.
+Redis: standalone and Sentinel, not Cluster (gateway/store/keys.py, docs/operations.md).
+The functions declare the endpoint's keys they name, but they also touch the wait
+zsets of many surveys, and the store's functions write the events stream together with
+a survey's keys: only a hash tag common to the whole keyspace would put all of that in
+one slot, which leaves a Cluster nothing to spread.
 """
 
 from __future__ import annotations
