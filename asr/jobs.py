@@ -37,7 +37,7 @@ import redis.asyncio as aioredis
 
 from asr.transcript import Speaker, TranscriptResult
 from gateway.privacy import mask_numbers
-from gateway.store import keys
+from gateway.store import keys, library
 from gateway.store.events import TRANSCRIPT, TRANSCRIPT_FAILED
 from sms.understand import Understanding
 
@@ -193,8 +193,8 @@ async def record_outcome(
     Returns ``transcribed``, ``recorded``, ``no_survey`` or ``duplicate``.
     """
     flat = [x for kv in (dead_letter or {}).items() for x in kv]
-    result = await redis.fcall(
-        "minyi_transcript", 0, survey_id, now_iso, event_type, dumps(payload), job_id, *flat
+    result = await library.fcall(
+        redis, "minyi_transcript", survey_id, now_iso, event_type, dumps(payload), job_id, *flat
     )
     return result.decode() if isinstance(result, bytes) else str(result)
 

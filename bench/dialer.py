@@ -40,6 +40,7 @@ from gateway.config import AmiSettings, CallingHours, DialerSettings, UnitQueue 
 from gateway.dialer.calls import capacity  # noqa: E402
 from gateway.dialer.dialer import Dialer  # noqa: E402
 from gateway.dialer.store import Claim  # noqa: E402
+from gateway.store import keys  # noqa: E402
 from gateway.store.surveys import Store  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -146,7 +147,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(1.0)
             for sid in sids:
                 if sid not in done:
-                    state = await redis.hget(f"minyi:survey:{sid}", "state")
+                    state = await redis.hget(keys.SURVEY.format(survey_id=sid), "state")
                     if state in ("called", "unreachable", "closed"):
                         done.add(sid)
             print(

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 
 from gateway import lifecycle, logs
+from gateway.store import library
 from gateway.store.streams import text
 from gateway.store.surveys import iso
 from recordings.index import RECORDINGS, RECORDINGS_CREATED, RecordingEntry
@@ -162,9 +163,9 @@ async def _sweep_index(
                 "reason": "retention",
                 "retention_days": days,
             }
-            outcome = await redis.fcall(
+            outcome = await library.fcall(
+                redis,
                 "minyi_recording_deleted",
-                0,
                 base,
                 iso(now, tz),
                 json.dumps(payload, ensure_ascii=False, separators=(",", ":")),

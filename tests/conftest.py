@@ -24,8 +24,10 @@ class RedisServer:
     """A redis-server process owned by the test session (persistent, so it can be
     restarted without losing data, as a production Redis with AOF would)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *extra_args: str) -> None:
+        """``extra_args``: redis-server options that override the usual ones."""
         self.workdir = workdir
+        self.extra_args = extra_args
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -35,7 +37,7 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            redis_command(self.port, self.workdir),
+            [*redis_command(self.port, self.workdir), *self.extra_args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

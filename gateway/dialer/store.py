@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.store import keys
+from gateway.store import keys, library
 from gateway.store.streams import text
 from gateway.store.surveys import Store, iso, json_text
 
@@ -133,12 +133,12 @@ class CallbackStore:
 
     async def lease(self, pbx: str, owner: str, ttl_s: int) -> bool:
         """Take or keep the right to dial on Asterisk ``pbx``; True while it is ours."""
-        r = await self.redis.fcall("minyi_dialer_lease", 0, pbx, owner, ttl_s)
+        r = await library.fcall(self.redis, "minyi_dialer_lease", pbx, owner, ttl_s)
         return bool(int(r))
 
     async def release_lease(self, pbx: str, owner: str) -> None:
         """Hand the lease back on a clean stop (a standby takes over at once)."""
-        await self.redis.fcall("minyi_dialer_lease", 0, pbx, owner, 0)
+        await library.fcall(self.redis, "minyi_dialer_lease", pbx, owner, 0)
 
     async def owner_alive(self, owner: str) -> bool:
         return bool(await self.redis.exists(keys.DIALER_OWNER.format(owner=owner)))

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import ResponseError
+
+from gateway.store import library
 
 _Call = tuple[str, tuple[Any, ...], "asyncio.Future[Any]"]
 
@@ -29,17 +30,18 @@ class Coalescer:
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def fcall(self, name: str, *args: str | int | float) -> Any:
-        """Queue one FCALL and wait for its result."""
-        return await self.execute("FCALL", name, 0, *args)
-
-    async def script(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run a registered Lua script (EVALSHA); if Redis lost it (NOSCRIPT, e.g.
-        after a restart), redis-py's own call loads it and runs it again."""
+    async def fcall(self, name: str, *args: Any, keys: Sequence[str] = ()) -> Any:
+        """Queue one FCALL of the function library, declaring ``keys``, and wait for
+        its result. If Redis does not know the function (a Redis that lost its data, or
+        holds an older library), the library is loaded and the call made once more."""
+        command = ("FCALL", name, len(keys), *keys, *args)
         try:
-            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return await script(keys=list(keys), args=list(args))
+            return await self.execute(*command)
+        except ResponseError as exc:
+            if not library.function_missing(exc):
+                raise
+        await library.load(self.redis)
+        return await self.execute(*command)
 
     async def execute(self, *command: Any) -> Any:
         """Queue one command (e.g. "XACK", stream, group, id) and wait for its result."""

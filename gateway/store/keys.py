@@ -3,6 +3,17 @@
 Workers talk to each other only through these keys, so a big site can run many
 processes of each kind against one Redis. Streams carry work; nothing is XACKed
 before its effect is stored.
+
+The Lua function library gets these names from here: gateway/store/library.py turns
+every constant below into a Lua local of the same name (a string, or for a template a
+function of its fields, e.g. ``SURVEY_EVENTS(survey_id)``), and no Lua file types a key.
+
+Redis Cluster is not supported; standalone and Sentinel are (docs/operations.md,
+"Redis"). One Redis function changes a survey's keys together with keys shared by all
+surveys (EVENTS, STATS, OPTOUT, SMS_QUEUE, the due sets, the callback queues)
+atomically, and the only hash tag that would put all of those in one slot puts the
+whole keyspace on one node. Cluster would take a redesign of these keys, not a
+declaration of them.
 """
 
 PREFIX = "minyi:"
@@ -12,6 +23,9 @@ PREFIX = "minyi:"
 SURVEY = PREFIX + "survey:{survey_id}"
 # list: the survey's event history, JSON strings, oldest first
 SURVEY_EVENTS = PREFIX + "survey:{survey_id}:events"
+# hash: the survey's transcripts, callback id (or job id) -> transcript payload JSON;
+# lives as long as the survey record (store/lua/transcripts.lua)
+SURVEY_TRANSCRIPTS = PREFIX + "survey:{survey_id}:transcripts"
 
 # --- the events outbox -----------------------------------------------------------------
 # stream: every event of every survey, in commit order. Entry fields:
@@ -49,6 +63,8 @@ MO_PARTS = PREFIX + "mo:{smsc}:{source}:{ref}:{total}"
 MO_PARTS_INDEX = PREFIX + "mo:index"
 # stream: replies that matched no survey (kept, reported)
 UNMATCHED_REPLIES = PREFIX + "replies:unmatched"
+# counter: the seq of the feed's reply.unmatched events (they belong to no survey)
+UNMATCHED_REPLIES_SEQ = PREFIX + "replies:unmatched:seq"
 
 # --- citizens ------------------------------------------------------------------------
 # set: opted-out phone numbers (TD/退订), honoured for good

@@ -1,9 +1,9 @@
-"""The survey store: Redis, through the function library in store.lua.
+"""The survey store: Redis, through the function library (lua/store.lua).
 
 Every write that changes a survey goes through one Redis function, which checks the
-transition table (generated from gateway/store/states.py), changes the state and appends
-the event to the survey's history and to the outbox stream — atomically. Reads are
-plain Redis commands.
+transition table (generated from gateway/store/states.py, see library.py), changes the
+state and appends the event to the survey's history and to the outbox stream —
+atomically. Reads are plain Redis commands.
 """
 
 from __future__ import annotations
@@ -12,38 +12,14 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
-from gateway.store import keys
+from gateway.store import keys, library
 from gateway.store.coalesce import Coalescer
 from gateway.store.events import Event
-from gateway.store.states import TRANSITIONS
-
-LIBRARY_NAME = "minyi"
-_MARKER = "--@TRANSITIONS@"
-# One Redis function library, written in parts: the later parts use the local helpers
-# (emit, transition, skey) of store.lua, so they are concatenated into one chunk.
-LIBRARY_PARTS = ("store.lua", "callbacks.lua", "transcripts.lua")
-
-
-def library_source() -> str:
-    """The Lua library with the transition table of gateway/store/states.py filled in."""
-    # Beside this module (importlib.resources gives a MultiplexedPath under some
-    # editable installs, which cannot open files).
-    here = Path(__file__).parent / "lua"
-    src = "\n".join((here / name).read_text(encoding="utf-8") for name in LIBRARY_PARTS)
-    rows = []
-    for source, targets in sorted(TRANSITIONS.items()):
-        inner = ", ".join(f"{t.value} = true" for t in sorted(targets))
-        rows.append(f"  {source.value} = {{{inner}}},")
-    table = "local TRANSITIONS = {\n" + "\n".join(rows) + "\n}"
-    if _MARKER not in src:
-        raise RuntimeError("store.lua lost its transition-table marker")
-    return src.replace(_MARKER, table)
 
 
 def iso(ts: float, tz: ZoneInfo) -> str:
@@ -80,7 +56,7 @@ class Store:
 
     async def load(self) -> None:
         """Load (or replace) the function library; call once at start."""
-        await self.redis.function_load(library_source(), replace=True)
+        await library.load(self.redis)
 
     def _now(self) -> tuple[float, str]:
         ts = time.time()

@@ -1,8 +1,8 @@
 """Intake of the webhook feed: from the events stream into one endpoint's survey queues.
 
 Each endpoint has its own consumer group on the stream. A batch of entries is queued
-and XACKed by one script (EndpointQueue.intake), so an entry is always either pending
-in the group or queued — a crash between the two cannot lose it. After a restart a
+and XACKed by one function call (EndpointQueue.intake), so an entry is always either
+pending in the group or queued — a crash between the two cannot lose it. After a restart a
 consumer first re-reads its own pending entries (same consumer name: at once); the
 entries of consumers that died for good are XAUTOCLAIMed once idle for
 ``claim_idle_s``. Malformed entries are dead-lettered, never dropped in silence.
@@ -36,7 +36,7 @@ class Intake:
     """One endpoint's intake loop.
 
     The fast path: surveys an intake batch schedules are leased to this process in the
-    same script, up to ``reserve()`` of them (free delivery slots, reserved meanwhile),
+    same call, up to ``reserve()`` of them (free delivery slots, reserved meanwhile),
     and handed to ``start(reserved, heads)``, which starts their delivery and frees the
     unused slots; if more were scheduled, ``on_scheduled`` wakes the dispatcher.
     """
@@ -150,7 +150,7 @@ class Intake:
             try:
                 scheduled, heads = await asyncio.shield(call)
             except asyncio.CancelledError:
-                # Stopping: surveys the script leased to us go back to the due set, or
+                # Stopping: surveys the intake call leased to us go back to the due set, or
                 # they would wait for their lease to expire.
                 with contextlib.suppress(Exception):
                     _, leased = await asyncio.wait_for(call, 5.0)

@@ -1,12 +1,13 @@
 """The webhook feed's Redis side: per-endpoint queues, leases, retry state, dead letters.
 
-Everything that changes more than one key is one Lua script, so any number of
-webhook processes can share one Redis and a crash (or kill -9) at any point leaves a
+Everything that changes more than one key is one function of the Redis function
+library (gateway/store/lua/webhooks.lua, called with FCALL), so any number of webhook
+processes can share one Redis and a crash (or kill -9) at any point leaves a
 consistent state. Per endpoint (keys in gateway/store/keys.py):
 
 - the consumer group ``webhook:<endpoint>`` on the events stream feeds *intake*,
   which moves each entry into the survey's wait zset (score = seq), schedules the
-  survey in the due zset and XACKs — in one script, so an entry is either pending in
+  survey in the due zset and XACKs — in one call, so an entry is either pending in
   the group or queued, never neither;
 - the due zset (score = next attempt time) is both the schedule and the lock: a
   claim re-scores a survey to ``now + lease``, so nobody else takes it while it is
@@ -19,9 +20,11 @@ consistent state. Per endpoint (keys in gateway/store/keys.py):
 All times come from Redis' TIME, so leases and backoff mean the same on every host
 whatever their clocks say.
 
-Redis Cluster: the scripts touch one endpoint's keys for many surveys, so the webhook
-keys of an endpoint would need a common hash tag there; standalone and Sentinel
-deployments are fine as is.
+Redis: standalone and Sentinel, not Cluster (gateway/store/keys.py, docs/operations.md).
+The functions declare the endpoint's keys they name, but they also touch the wait
+zsets of many surveys, and the store's functions write the events stream together with
+a survey's keys: only a hash tag common to the whole keyspace would put all of that in
+one slot, which leaves a Cluster nothing to spread.
 """
 
 from __future__ import annotations
@@ -41,12 +44,8 @@ from gateway import lifecycle, logs
 from gateway.store import keys, streams
 from gateway.store.coalesce import Coalescer
 from gateway.store.streams import text
-from gateway.webhooks import lua
 
 log = logs.logger(__name__)
-
-# The Lua scripts build wait and survey keys as prefix .. survey id.
-assert keys.WEBHOOK_WAIT.endswith("{survey_id}") and keys.SURVEY.endswith("{survey_id}")
 
 # What EndpointQueue.gauges() measures (None until first measured).
 GAUGES = (
@@ -180,18 +179,9 @@ class EndpointQueue:
         self.retry = keys.WEBHOOK_RETRY.format(endpoint=endpoint)
         self.dead = keys.WEBHOOK_DEAD.format(endpoint=endpoint)
         self.leases = keys.WEBHOOK_LEASE.format(endpoint=endpoint)
-        self.wait_prefix = keys.WEBHOOK_WAIT.format(endpoint=endpoint, survey_id="")
         self.stats_prefix = f"webhook:{endpoint}:"
-        # Script calls of concurrent deliveries share pipelines (one round trip a tick).
+        # Function calls of concurrent deliveries share pipelines (one round trip a tick).
         self.commands = Coalescer(redis)
-        self._intake = redis.register_script(lua.INTAKE)
-        self._claim = redis.register_script(lua.CLAIM)
-        self._reread = redis.register_script(lua.REREAD)
-        self._done = redis.register_script(lua.DONE)
-        self._fail = redis.register_script(lua.FAIL)
-        self._release = redis.register_script(lua.RELEASE)
-        self._replay = redis.register_script(lua.REPLAY)
-        self._prune = redis.register_script(lua.PRUNE)
 
     def _token(self) -> str:
         # A new token per claim: another claim of the same survey never reuses it.
@@ -210,7 +200,7 @@ class EndpointQueue:
 
     def wait_key(self, sid: str) -> str:
         """The wait zset of one survey."""
-        return self.wait_prefix + sid
+        return keys.WEBHOOK_WAIT.format(endpoint=self.endpoint, survey_id=sid)
 
     async def ensure_group(self) -> None:
         """Create the endpoint's consumer group at the stream's start (idempotent).
@@ -230,12 +220,12 @@ class EndpointQueue:
         """
         if not entries:
             return 0, []
-        args: list[str | int | float | bytes] = [self.group, self.wait_prefix, self.stats_prefix]
+        args: list[str | int | float | bytes] = [self.endpoint, self.stats_prefix]
         args += [take, lease_s, self._token(), self.run]
         for entry_id, sid, seq, event in entries:
             args += [entry_id, sid, seq, event]
         keys_ = [self.stream, self.due, self.delivered, keys.STATS, self.retry, self.leases]
-        reply = await self.commands.script(self._intake, keys=keys_, args=args)
+        reply = await self.commands.fcall("minyi_wh_intake", *args, keys=keys_)
         return int(reply[0]), [_head(row[0], row[1:]) for row in reply[1:]]
 
     async def reject(self, entry_id: str, fields: dict[str, bytes], error: str) -> None:
@@ -250,41 +240,46 @@ class EndpointQueue:
 
     async def claim(self, limit: int, lease_s: float) -> list[Head]:
         """Lease up to ``limit`` surveys that are due; returns their head events."""
-        reply = await self.commands.script(
-            self._claim,
+        reply = await self.commands.fcall(
+            "minyi_wh_claim",
+            self.endpoint,
+            limit,
+            lease_s,
+            self._token(),
+            self.run,
             keys=[self.due, self.delivered, self.retry, self.leases],
-            args=[self.wait_prefix, limit, lease_s, self._token(), self.run],
         )
         return [_head(row[0], row[1:]) for row in reply]
 
     async def reread(self, head: Head, lease_s: float) -> Step:
         """Read a held survey's head again (renewing the lease)."""
-        reply = await self.commands.script(
-            self._reread,
+        reply = await self.commands.fcall(
+            "minyi_wh_reread",
+            self.endpoint,
+            head.sid,
+            head.token,
+            lease_s,
+            self.run,
             keys=[self.due, self.delivered, self.retry, self.leases],
-            args=[self.wait_prefix, head.sid, head.token, lease_s, self.run],
         )
         return _step(head.sid, reply)
 
     async def done(self, head: Head, lease_s: float, wake: int) -> Step:
         """Record the delivery of ``head.events``; returns the survey's next head while
         we hold it."""
-        reply = await self.commands.script(
-            self._done,
+        reply = await self.commands.fcall(
+            "minyi_wh_done",
+            self.endpoint,
+            self.stats_prefix,
+            head.sid,
+            head.token,
+            head.seq,
+            head.seqs[-1],
+            lease_s,
+            wake,
+            self.run,
+            *head.events,
             keys=[self.due, self.delivered, self.retry, keys.STATS, self.leases],
-            args=[
-                self.wait_prefix,
-                self.stats_prefix,
-                head.sid,
-                head.token,
-                head.seq,
-                head.seqs[-1],
-                lease_s,
-                "",
-                wake,
-                self.run,
-                *head.events,
-            ],
         )
         return _step(head.sid, reply)
 
@@ -293,23 +288,20 @@ class EndpointQueue:
     ) -> FailResult:
         """Record a failed attempt of the head event: back off, or dead-letter it after
         ``max_age_s`` (the events behind it are not touched: they have not failed)."""
-        reply = await self.commands.script(
-            self._fail,
+        reply = await self.commands.fcall(
+            "minyi_wh_fail",
+            self.endpoint,
+            self.stats_prefix,
+            head.sid,
+            head.token,
+            head.event,
+            head.seq,
+            error,
+            delay_s,
+            max_age_s,
+            lease_s,
+            self.run,
             keys=[self.due, self.delivered, self.retry, keys.STATS, self.dead, self.leases],
-            args=[
-                self.wait_prefix,
-                self.stats_prefix,
-                head.sid,
-                head.token,
-                head.event,
-                head.seq,
-                error,
-                delay_s,
-                max_age_s,
-                lease_s,
-                "",
-                self.run,
-            ],
         )
         kind, attempts = text(reply[0]), int(reply[1])
         if kind == "dead":
@@ -319,8 +311,8 @@ class EndpointQueue:
     async def release(self, sid: str, token: str, delay_s: float = 0.0) -> bool:
         """Give a held survey back, due in ``delay_s``; False if no longer ours."""
         return bool(
-            await self.commands.script(
-                self._release, keys=[self.due, self.leases], args=[sid, token, delay_s]
+            await self.commands.fcall(
+                "minyi_wh_release", sid, token, delay_s, keys=[self.due, self.leases]
             )
         )
 
@@ -333,10 +325,12 @@ class EndpointQueue:
         """Move the given dead letters back into their surveys' queues."""
         if not ids:
             return 0
-        reply = await self.commands.script(
-            self._replay,
+        reply = await self.commands.fcall(
+            "minyi_wh_replay",
+            self.endpoint,
+            self.stats_prefix,
+            *ids,
             keys=[self.dead, self.due, keys.STATS],
-            args=[self.wait_prefix, self.stats_prefix, *ids],
         )
         return int(reply)
 
@@ -344,10 +338,12 @@ class EndpointQueue:
         """One step of the sweep of the delivered hash (HSCAN ``cursor``, "0" to start):
         drops surveys whose record expired and that have nothing queued. Returns the
         next cursor ("0": a full pass is done) and how many were dropped."""
-        reply = await self.commands.script(
-            self._prune,
+        reply = await self.commands.fcall(
+            "minyi_wh_prune",
+            self.endpoint,
+            cursor,
+            count,
             keys=[self.delivered, self.due, self.retry],
-            args=[keys.SURVEY.format(survey_id=""), self.wait_prefix, cursor, count],
         )
         return text(reply[0]), int(reply[1])
 

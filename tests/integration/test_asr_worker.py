@@ -31,7 +31,8 @@ from asr.pool import AsrPool
 from asr.worker import AsrWorker, AsrWorkerSettings
 from gateway.store import keys
 from gateway.store.events import Event
-from gateway.store.surveys import Store, library_source
+from gateway.store.library import library_source
+from gateway.store.surveys import Store
 from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model
 from tests.conftest import RedisServer
 
@@ -114,9 +115,10 @@ async def pending_count(redis: aioredis.Redis) -> int:
 
 def test_lua_key_names_match_the_python_ones() -> None:
     src = library_source()
-    assert "P .. 'asr:dead'" in src and jobs.DEAD == "minyi:asr:dead"
-    assert "P .. 'asr:done:' .. job_id" in src and jobs.DONE == "minyi:asr:done:{job_id}"
-    assert "local ASR_JOBS = P .. 'asr:jobs'" in src and jobs.JOBS == "minyi:asr:jobs"
+    assert "local ASR_DEAD = 'minyi:asr:dead'" in src and jobs.DEAD == "minyi:asr:dead"
+    assert "local function ASR_DONE(job_id) return 'minyi:asr:done:' .. job_id end" in src
+    assert jobs.DONE == "minyi:asr:done:{job_id}"
+    assert "local ASR_JOBS = 'minyi:asr:jobs'" in src and jobs.JOBS == "minyi:asr:jobs"
 
 
 async def test_a_recording_becomes_one_transcript_event_and_the_loop_stays_free(
@@ -175,7 +177,7 @@ async def test_a_recording_becomes_one_transcript_event_and_the_loop_stays_free(
     assert survey is not None and survey["state"] == "transcribed"
     [moved] = await events(store, "S1", "survey.transcribed")
     assert moved.payload == {"from": "called", "job_id": "S1:cb1:1", "callback_id": "S1:cb1"}
-    kept = await redis.hget("minyi:survey:S1:transcripts", "S1:cb1")
+    kept = await redis.hget(keys.SURVEY_TRANSCRIPTS.format(survey_id="S1"), "S1:cb1")
     assert kept is not None and json.loads(kept) == p
     assert await redis.ttl(jobs.DONE.format(job_id="S1:cb1:1")) > 29 * 86400
 

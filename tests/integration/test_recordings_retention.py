@@ -53,7 +53,9 @@ async def test_old_indexed_recordings_are_deleted_with_one_event_per_survey(
     await survey(store, "S-old", "13800138001")
     await survey(store, "S-new", "13800138002")
     # A transcript is kept with the survey (as the ASR worker's Lua function does).
-    await redis.hset("minyi:survey:S-old:transcripts", mapping={"cb-old": "{}", "cb-x": "{}"})
+    await redis.hset(
+        keys.SURVEY_TRANSCRIPTS.format(survey_id="S-old"), mapping={"cb-old": "{}", "cb-x": "{}"}
+    )
     legs = ["cb-old.wav", "cb-old-citizen.wav", "cb-old-agent.wav"]
     for name in legs:
         touch(tmp_path, name, 1)  # mtime says new: the index's creation time decides
@@ -85,7 +87,7 @@ async def test_old_indexed_recordings_are_deleted_with_one_event_per_survey(
     assert sorted(p["files"]) == sorted([*legs, "cb-old-reason.wav"])
     assert (p["reason"], p["retention_days"]) == ("retention", 180)
     assert p["created_at"].endswith("+08:00")
-    assert await redis.hgetall("minyi:survey:S-old:transcripts") == {"cb-x": "{}"}
+    assert await redis.hgetall(keys.SURVEY_TRANSCRIPTS.format(survey_id="S-old")) == {"cb-x": "{}"}
     assert not [e for e in await store.events("S-new") if e.type == "recording.deleted"]
     assert not await redis.exists(keys.SURVEY.format(survey_id="S-expired"))
 

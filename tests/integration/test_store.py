@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
 
 from gateway.store import keys
+from gateway.store.library import library_source
 from gateway.store.states import TRANSITIONS, State
-from gateway.store.surveys import Store, library_source
+from gateway.store.surveys import Store
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")
@@ -48,13 +48,13 @@ def test_lua_keys_match_keys_module() -> None:
         "REPLY_DUE",
         "DLR_DUE",
         "DLR_HELD_INDEX",
-        "UNMATCHED",
+        "UNMATCHED_REPLIES",
     ):
-        m = re.search(rf"local {name} = P \.\. '([^']+)'", src)
-        assert m, name
-        assert "minyi:" + m.group(1) == getattr(
-            keys, name if name != "UNMATCHED" else "UNMATCHED_REPLIES"
-        )
+        assert f"local {name} = '{getattr(keys, name)}'\n" in src, name
+    assert (
+        "local function SURVEY_EVENTS(survey_id) return 'minyi:survey:' .. survey_id"
+        " .. ':events' end" in src
+    )
     for state, targets in TRANSITIONS.items():
         assert f"  {state.value} = {{" in src
         for t in targets:

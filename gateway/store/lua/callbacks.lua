@@ -1,15 +1,11 @@
--- Callback dialer functions (gateway/dialer.py); part of the minyi library, after
--- store.lua, whose local helpers (emit, transition, skey, callback_enqueue) they use.
+-- Callback dialer functions (gateway/dialer/); part of the minyi library, after
+-- store.lua, whose local helpers (emit, transition, callback_enqueue) they use.
 --
--- A callback's path through Redis (keys: gateway/keys.py):
+-- A callback's path through Redis (keys: gateway/store/keys.py):
 --   cb:wait (zset, due time)  --promote-->  cb:ready:<queue> (zset, priority then age)
 --   --claim--> cb:active (hash, callback id -> owner; state 'calling')  --result-->
 --   'called' | back to cb:wait (retry) | 'unreachable' | 'closed' (IVR rating)
 
-local CB_ACTIVE = P .. 'cb:active'
-local ASR_JOBS = P .. 'asr:jobs'
-local function ready_key(queue) return P .. 'cb:ready:' .. queue end
-local function cbid_key(cid) return P .. 'cb:id:' .. cid end
 local CALLABLE = {callback_pending = true, recheck = true}
 
 -- The unit queue for a unit code: the longest configured unit code it starts with
@@ -33,7 +29,7 @@ redis.register_function('minyi_cb_promote', function(_, a)
   local n = 0
   for _, sid in ipairs(redis.call('ZRANGEBYSCORE', CB_WAIT, '-inf', now_s, 'LIMIT', 0, limit)) do
     redis.call('ZREM', CB_WAIT, sid)
-    local sk = skey(sid)
+    local sk = SURVEY(sid)
     local st, kind, unit, pri, created = unpack(redis.call('HMGET', sk, 'state', 'cb_kind',
       'unit_code', 'cb_priority', 'cb_created'))
     if st and CALLABLE[st] then
@@ -54,7 +50,7 @@ redis.register_function('minyi_cb_promote', function(_, a)
         end
       else
         local score = (9 - (tonumber(pri) or 5)) * 1e13 + math.floor((tonumber(created) or 0) * 1000)
-        redis.call('ZADD', ready_key(queue), score, sid)
+        redis.call('ZADD', CB_READY(queue), score, sid)
         redis.call('HSET', sk, 'cb_queue', queue)
         redis.call('HDEL', sk, 'cb_unroutable')
         n = n + 1
@@ -73,16 +69,16 @@ redis.register_function('minyi_cb_claim', function(_, a)
   local out = {}
   local i = 5
   while i <= #a do
-    local popped = redis.call('ZPOPMIN', ready_key(queue), 1)
+    local popped = redis.call('ZPOPMIN', CB_READY(queue), 1)
     if #popped == 0 then break end
     local sid, cid = popped[1], a[i]
-    local sk = skey(sid)
+    local sk = SURVEY(sid)
     local st = redis.call('HGET', sk, 'state')
     if st and CALLABLE[st] then
       local attempt = redis.call('HINCRBY', sk, 'cb_attempts', 1)
       local kind, phone, unit = unpack(redis.call('HMGET', sk, 'cb_kind', 'phone', 'unit_code'))
       redis.call('HSET', sk, 'cb_last', cid)
-      redis.call('SET', cbid_key(cid), sid, 'EX', ttl)
+      redis.call('SET', CB_ID(cid), sid, 'EX', ttl)
       redis.call('HSET', CB_ACTIVE, cid, cjson.encode({sid = sid, owner = owner, queue = queue,
         attempt = attempt, kind = kind or 'agent', at = now_iso, origin = st}))
       transition(sid, 'calling', now_iso, '{"callback_id":' .. cjson.encode(cid)
@@ -108,16 +104,16 @@ end)
 redis.register_function('minyi_cb_result', function(_, a)
   local sid, cid, now_iso, next_state = a[1], a[2], a[3], a[4]
   if redis.call('HDEL', CB_ACTIVE, cid) == 0 then return 'duplicate' end
-  if a[10] == '1' then redis.call('HINCRBY', skey(sid), 'cb_attempts', -1) end
+  if a[10] == '1' then redis.call('HINCRBY', SURVEY(sid), 'cb_attempts', -1) end
   emit(sid, 'callback.attempt', now_iso, a[5])
-  if a[9] ~= '' then redis.call('HSET', skey(sid), 'rating', a[9]) end
-  if next_state == 'closed' and redis.call('HGET', skey(sid), 'state') == 'calling' then
+  if a[9] ~= '' then redis.call('HSET', SURVEY(sid), 'rating', a[9]) end
+  if next_state == 'closed' and redis.call('HGET', SURVEY(sid), 'state') == 'calling' then
     transition(sid, 'called', now_iso, '{"callback_id":' .. cjson.encode(cid) .. '}')
   end
   transition(sid, next_state, now_iso, a[6])
   if next_state == 'callback_pending' then
     if a[11] ~= nil and a[11] ~= '' then
-      redis.call('HSET', skey(sid), 'cb_kind', a[11], 'cb_attempts', 0)
+      redis.call('HSET', SURVEY(sid), 'cb_kind', a[11], 'cb_attempts', 0)
     end
     redis.call('ZADD', CB_WAIT, a[7], sid)
   end
@@ -131,9 +127,9 @@ end)
 -- state (the survey is not waiting for a disposition) | exists (already given).
 redis.register_function('minyi_cb_disposition', function(_, a)
   local cid, now_iso, payload = a[1], a[2], a[3]
-  local sid = redis.call('GET', cbid_key(cid))
+  local sid = redis.call('GET', CB_ID(cid))
   if not sid then return {'unknown', '', ''} end
-  local sk = skey(sid)
+  local sk = SURVEY(sid)
   local st, last, given = unpack(redis.call('HMGET', sk, 'state', 'cb_last', 'disposition_for'))
   if not st then return {'unknown', sid, ''} end
   if given == cid then return {'exists', sid, st} end
@@ -152,11 +148,11 @@ end)
 -- Due at once by the server's clock, the one minyi_cb_promote compares with.
 redis.register_function('minyi_cb_recheck', function(_, a)
   local sid, now_iso, now_s = a[1], a[2], server_time()
-  local st = redis.call('HGET', skey(sid), 'state')
+  local st = redis.call('HGET', SURVEY(sid), 'state')
   if not st then return {'unknown', ''} end
   if not allowed(st, 'recheck') then return {'state', st} end
   transition(sid, 'recheck', now_iso, a[3])
-  redis.call('HINCRBY', skey(sid), 'rechecks', 1)
+  redis.call('HINCRBY', SURVEY(sid), 'rechecks', 1)
   callback_enqueue(sid, a[4], tonumber(a[5]), now_s, now_s)
   return {'stored', 'recheck'}
 end)
@@ -165,7 +161,7 @@ end)
 -- dialer placed itself). ARGV: pbx ("host:port"), owner, ttl_s (0 = give it back).
 -- Returns 1 while the lease is the owner's.
 redis.register_function('minyi_dialer_lease', function(_, a)
-  local key, owner, ttl = P .. 'dialer:lease:' .. a[1], a[2], tonumber(a[3])
+  local key, owner, ttl = DIALER_LEASE(a[1]), a[2], tonumber(a[3])
   local holder = redis.call('GET', key)
   if ttl == 0 then
     if holder == owner then redis.call('DEL', key) end

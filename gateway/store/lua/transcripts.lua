@@ -1,13 +1,7 @@
 -- ASR transcript and recording functions (see asr/worker.py, recordings/); part of the
--- minyi library, so emit, transition and skey come from store.lua. Key names are in
--- asr/jobs.py and recordings/index.py (a test checks they agree).
+-- minyi library, so emit and transition come from store.lua.
 
-local ASR_DEAD = P .. 'asr:dead'
 local ASR_DONE_TTL = 30 * 86400 -- a job id is remembered this long (seconds)
-local RECORDINGS = P .. 'recordings'
-local RECORDINGS_CREATED = P .. 'recordings:created'
-local function asr_done_key(job_id) return P .. 'asr:done:' .. job_id end
-local function transcripts_key(sid) return P .. 'survey:' .. sid .. ':transcripts' end
 
 -- transcript: a transcription job ends, exactly once per job id: the event (transcript
 -- or transcript.failed) on the survey's feed, the transcript kept with the survey, and
@@ -25,7 +19,7 @@ redis.register_function('minyi_transcript', function(_, a)
   if not job_id or job_id == '' then
     return redis.error_reply('ERR minyi_transcript: empty job id')
   end
-  if not redis.call('SET', asr_done_key(job_id), now_iso, 'NX', 'EX', ASR_DONE_TTL) then
+  if not redis.call('SET', ASR_DONE(job_id), now_iso, 'NX', 'EX', ASR_DONE_TTL) then
     return 'duplicate'
   end
   if #a > 5 then
@@ -34,7 +28,7 @@ redis.register_function('minyi_transcript', function(_, a)
     redis.call('XADD', ASR_DEAD, 'MAXLEN', '~', 1000000, '*', unpack(fields))
     redis.call('HINCRBY', STATS, 'asr:dead', 1)
   end
-  local sk = skey(sid)
+  local sk = SURVEY(sid)
   if sid == '' or redis.call('EXISTS', sk) == 0 then
     redis.call('HINCRBY', STATS, 'asr:no_survey', 1)
     return 'no_survey'
@@ -46,7 +40,7 @@ redis.register_function('minyi_transcript', function(_, a)
   local p = cjson.decode(payload)
   local field = job_id
   if type(p.callback_id) == 'string' and p.callback_id ~= '' then field = p.callback_id end
-  local tk = transcripts_key(sid)
+  local tk = SURVEY_TRANSCRIPTS(sid)
   redis.call('HSET', tk, field, payload)
   local ttl = redis.call('PTTL', sk)
   if ttl > 0 then redis.call('PEXPIRE', tk, ttl) end
@@ -62,7 +56,7 @@ end)
 -- exists). ARGV: sid, now_iso, event_type, payload_json. Returns the event's seq or 0.
 redis.register_function('minyi_note_event', function(_, a)
   local sid = a[1]
-  if sid == '' or redis.call('EXISTS', skey(sid)) == 0 then return 0 end
+  if sid == '' or redis.call('EXISTS', SURVEY(sid)) == 0 then return 0 end
   return emit(sid, a[3], a[2], a[4])
 end)
 
@@ -84,9 +78,9 @@ redis.register_function('minyi_recording_deleted', function(_, a)
     return 'forgotten'
   end
   local sid = rec.survey_id
-  if redis.call('EXISTS', skey(sid)) == 0 then return 'forgotten' end
+  if redis.call('EXISTS', SURVEY(sid)) == 0 then return 'forgotten' end
   if type(rec.callback_id) == 'string' and rec.callback_id ~= '' then
-    redis.call('HDEL', transcripts_key(sid), rec.callback_id)
+    redis.call('HDEL', SURVEY_TRANSCRIPTS(sid), rec.callback_id)
   end
   emit(sid, 'recording.deleted', now_iso, payload)
   return 'emitted'

@@ -1,0 +1,251 @@
+-- Webhook feed functions (gateway/webhooks/queue.py calls them); part of the minyi
+-- library, after store.lua, whose server_time they use.
+--
+-- One function per state change, so several webhook processes can share one Redis and
+-- a crash between two commands cannot happen. Each declares the endpoint's keys it
+-- names (FCALL's numkeys); a survey's wait zset is WEBHOOK_WAIT(endpoint, sid), as the
+-- functions serve many surveys per call. A lease is two things: the survey's due score
+-- (now + lease: nobody claims it before) and its owner token in the lease hash. The
+-- token stays the same while the holder renews the lease, so a holder that retries a
+-- call after a lost reply (Redis restarted under it) still recognises its lease; a
+-- claim by anyone else writes a new token, and the old holder stops.
+
+-- a survey's first n queued events: {delivered, retry state, event1, seq1, event2, ...}
+local function head_of(endpoint, delivered, retry, sid, n)
+  local h = redis.call('ZRANGE', WEBHOOK_WAIT(endpoint, sid), 0, n - 1, 'WITHSCORES')
+  if #h == 0 then return nil end
+  table.insert(h, 1, redis.call('HGET', retry, sid) or '')
+  table.insert(h, 1, redis.call('HGET', delivered, sid) or '0')
+  return h
+end
+
+-- {a, b, ...} with x in front
+local function cons(x, rest)
+  table.insert(rest, 1, x)
+  return rest
+end
+
+-- lease a survey to an owner: due at the lease's end, and the owner's token recorded
+local function take(due, leases, sid, t, lease_s, owner)
+  redis.call('ZADD', due, t + lease_s, sid)
+  redis.call('HSET', leases, sid, owner)
+  return owner
+end
+
+local function holds(leases, sid, token)
+  return redis.call('HGET', leases, sid) == token
+end
+
+-- what a holder does next with a survey: its next head (lease renewed), or stop
+local function step(endpoint, due, delivered, retry, leases, sid, token, t, lease_s, n)
+  if not holds(leases, sid, token) then return {'lost'} end
+  local h = head_of(endpoint, delivered, retry, sid, n)
+  if h == nil then
+    redis.call('ZREM', due, sid)
+    redis.call('HDEL', leases, sid)
+    return {'empty'}
+  end
+  redis.call('ZADD', due, t + lease_s, sid)
+  return cons('next', cons(token, h))
+end
+
+local function advance(delivered, sid, seq)
+  if sid ~= '' and seq > tonumber(redis.call('HGET', delivered, sid) or '0') then
+    redis.call('HSET', delivered, sid, seq)
+  end
+end
+
+-- intake: queue stream entries in their surveys' wait zsets, schedule the surveys, XACK.
+-- KEYS: events stream, due, delivered, stats, retry, leases.
+-- ARGV: endpoint, stats prefix, how many newly scheduled surveys to lease to the caller
+--       at once (the fast path), lease_s, owner token, run length, then
+--       (entry id, survey id, seq, event JSON) per entry.
+-- Returns {number of newly scheduled surveys, {sid, token, delivered, retry state,
+-- event1, seq1, ...} per survey leased to the caller}.
+redis.register_function('minyi_wh_intake', function(k, a)
+  local stream, due, delivered, stats, retry, leases = k[1], k[2], k[3], k[4], k[5], k[6]
+  local endpoint, sp = a[1], a[2]
+  local lease_s, token, n = tonumber(a[4]), a[5], tonumber(a[6])
+  local t = server_time()
+  local scheduled = {}
+  local queued = 0
+  for i = 7, #a, 4 do
+    local sid, seq = a[i + 1], tonumber(a[i + 2])
+    -- events without a survey have no order to keep, and are never skipped
+    if sid == '' or seq > tonumber(redis.call('HGET', delivered, sid) or '0') then
+      queued = queued + redis.call('ZADD', WEBHOOK_WAIT(endpoint, sid), seq, a[i + 3])
+      if redis.call('ZADD', due, 'NX', t, sid) == 1 then
+        scheduled[#scheduled + 1] = sid
+      end
+    end
+    redis.call('XACK', stream, WEBHOOK_GROUP(endpoint), a[i])
+  end
+  if queued > 0 then redis.call('HINCRBY', stats, sp .. 'queued', queued) end
+  local out = {#scheduled}
+  for i = 1, math.min(#scheduled, tonumber(a[3])) do
+    local sid = scheduled[i]
+    local h = head_of(endpoint, delivered, retry, sid, n)
+    out[#out + 1] = cons(sid, cons(take(due, leases, sid, t, lease_s, token), h))
+  end
+  return out
+end)
+
+-- claim: lease the surveys that are due.
+-- KEYS: due, delivered, retry, leases. ARGV: endpoint, limit, lease_s, owner token,
+-- run length. Returns {sid, token, delivered, retry state, event1, seq1, ...} per
+-- claimed survey.
+redis.register_function('minyi_wh_claim', function(k, a)
+  local due, delivered, retry, leases = k[1], k[2], k[3], k[4]
+  local endpoint, lease_s, token, n = a[1], tonumber(a[3]), a[4], tonumber(a[5])
+  local t = server_time()
+  local out = {}
+  for _, sid in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', t, 'LIMIT', 0, a[2])) do
+    local h = head_of(endpoint, delivered, retry, sid, n)
+    if h == nil then
+      redis.call('ZREM', due, sid)
+      redis.call('HDEL', leases, sid)
+    else
+      out[#out + 1] = cons(sid, cons(take(due, leases, sid, t, lease_s, token), h))
+    end
+  end
+  return out
+end)
+
+-- reread: a held survey's head again, the lease renewed.
+-- KEYS: due, delivered, retry, leases. ARGV: endpoint, sid, token, lease_s, run length.
+redis.register_function('minyi_wh_reread', function(k, a)
+  return step(a[1], k[1], k[2], k[3], k[4], a[2], a[3], server_time(), tonumber(a[4]),
+              tonumber(a[5]))
+end)
+
+-- done: the receiver took the events; returns the survey's next step for its holder.
+-- KEYS: due, delivered, retry, stats, leases. ARGV: endpoint, stats prefix, sid, token,
+-- first seq, last seq, lease_s, how many backed-off surveys to make due now (the caller
+-- says so when this success follows failures), run length, then the events.
+redis.register_function('minyi_wh_done', function(k, a)
+  local due, delivered, retry, stats, leases = k[1], k[2], k[3], k[4], k[5]
+  local endpoint, sp, sid, token = a[1], a[2], a[3], a[4]
+  local first, last = tonumber(a[5]), tonumber(a[6])
+  local lease_s, wake, n = tonumber(a[7]), tonumber(a[8]), tonumber(a[9])
+  local t = server_time()
+  -- recorded even if our lease was lost meanwhile: the receiver has the events
+  local wait = WEBHOOK_WAIT(endpoint, sid)
+  local removed = 0
+  for i = 10, #a do removed = removed + redis.call('ZREM', wait, a[i]) end
+  if removed > 0 then redis.call('HINCRBY', stats, sp .. 'queued', -removed) end
+  redis.call('HINCRBY', stats, sp .. 'delivered', #a - 9)
+  advance(delivered, sid, last)
+  local r = redis.call('HGET', retry, sid)
+  if r and tonumber(cjson.decode(r).seq) == first then redis.call('HDEL', retry, sid) end
+  -- the receiver is back (the caller saw failures before): surveys sleeping in a long
+  -- backoff may try now. Scores beyond two leases are backoffs, not leases, so nobody's
+  -- claim is stolen.
+  if wake > 0 then
+    local late = redis.call('ZRANGEBYSCORE', due, '(' .. (t + 2 * lease_s), '+inf',
+                            'LIMIT', 0, wake)
+    for _, other in ipairs(late) do redis.call('ZADD', due, 'XX', t, other) end
+  end
+  return step(endpoint, due, delivered, retry, leases, sid, token, t, lease_s, n)
+end)
+
+-- fail: a failed attempt of a survey's head event: back off, or dead-letter it after
+-- max_age.
+-- KEYS: due, delivered, retry, stats, dead, leases. ARGV: endpoint, stats prefix, sid,
+-- token, head event, its seq, error, backoff delay, max age, lease_s, run length.
+-- Returns {'retry', attempts} | {'lost', attempts} | {'dead', attempts, step}.
+redis.register_function('minyi_wh_fail', function(k, a)
+  local due, delivered, retry, stats, dead, leases = k[1], k[2], k[3], k[4], k[5], k[6]
+  local endpoint, sp, sid, token, member, err = a[1], a[2], a[3], a[4], a[5], a[7]
+  local seq, delay, max_age = tonumber(a[6]), tonumber(a[8]), tonumber(a[9])
+  local t = server_time()
+  redis.call('HINCRBY', stats, sp .. 'failed', 1)
+  local st = nil
+  local r = redis.call('HGET', retry, sid)
+  if r then
+    st = cjson.decode(r)
+    if tonumber(st.seq) ~= seq then st = nil end
+  end
+  if st == nil then st = {seq = seq, attempts = 0, first_failed_at = t} end
+  st.attempts = st.attempts + 1
+  st.last_error = err
+  if t - st.first_failed_at < max_age then
+    redis.call('HSET', retry, sid, cjson.encode(st))
+    if not holds(leases, sid, token) then return {'lost', st.attempts} end
+    redis.call('ZADD', due, t + delay, sid)
+    redis.call('HDEL', leases, sid)
+    return {'retry', st.attempts}
+  end
+  -- failed for max_age: dead-letter it so the survey's later events can move on
+  if redis.call('ZREM', WEBHOOK_WAIT(endpoint, sid), member) == 1 then
+    redis.call('XADD', dead, '*', 'sid', sid, 'seq', a[6], 'event', member, 'error', err,
+               'attempts', st.attempts, 'first_failed_at', string.format('%.3f', st.first_failed_at),
+               'time', string.format('%.3f', t))
+    redis.call('HINCRBY', stats, sp .. 'queued', -1)
+    redis.call('HINCRBY', stats, sp .. 'dead', 1)
+  end
+  advance(delivered, sid, seq)
+  redis.call('HDEL', retry, sid)
+  return {'dead', st.attempts,
+          step(endpoint, due, delivered, retry, leases, sid, token, t, tonumber(a[10]),
+               tonumber(a[11]))}
+end)
+
+-- release: give a held survey back, due in delay seconds.
+-- KEYS: due, leases. ARGV: sid, token, delay. Returns 1, or 0 if no longer ours.
+redis.register_function('minyi_wh_release', function(k, a)
+  local due, leases = k[1], k[2]
+  if not holds(leases, a[1], a[2]) then return 0 end
+  redis.call('ZADD', due, server_time() + tonumber(a[3]), a[1])
+  redis.call('HDEL', leases, a[1])
+  return 1
+end)
+
+-- replay: move each still-present, well-formed dead letter back into its survey's queue.
+-- KEYS: dead, due, stats. ARGV: endpoint, stats prefix, dead-letter ids.
+redis.register_function('minyi_wh_replay', function(k, a)
+  local dead, due, stats = k[1], k[2], k[3]
+  local endpoint, sp = a[1], a[2]
+  local t = server_time()
+  local n, queued = 0, 0
+  for i = 3, #a do
+    local e = redis.call('XRANGE', dead, a[i], a[i])
+    if #e == 1 then
+      local f, d = e[1][2], {}
+      for j = 1, #f, 2 do d[f[j]] = f[j + 1] end
+      if d.sid and tonumber(d.seq or '') and d.event then
+        queued = queued + redis.call('ZADD', WEBHOOK_WAIT(endpoint, d.sid), tonumber(d.seq),
+                                     d.event)
+        redis.call('ZADD', due, 'NX', t, d.sid)
+        redis.call('XDEL', dead, a[i])
+        n = n + 1
+      end
+    end
+  end
+  if n > 0 then
+    redis.call('HINCRBY', stats, sp .. 'replayed', n)
+    redis.call('HINCRBY', stats, sp .. 'queued', queued)
+  end
+  return n
+end)
+
+-- prune: forget the high-water marks of surveys whose record has expired (the store
+-- keeps a survey for its retention period) and that have nothing queued: without this
+-- the delivered hash would grow by one field per survey forever.
+-- KEYS: delivered, due, retry. ARGV: endpoint, HSCAN cursor, count.
+-- Returns {cursor, pruned}.
+redis.register_function('minyi_wh_prune', function(k, a)
+  local delivered, due, retry = k[1], k[2], k[3]
+  local endpoint = a[1]
+  local scan = redis.call('HSCAN', delivered, a[2], 'COUNT', tonumber(a[3]))
+  local pruned = 0
+  local fields = scan[2]
+  for i = 1, #fields, 2 do
+    local sid = fields[i]
+    if redis.call('EXISTS', SURVEY(sid)) == 0
+       and redis.call('EXISTS', WEBHOOK_WAIT(endpoint, sid)) == 0
+       and not redis.call('ZSCORE', due, sid) and redis.call('HEXISTS', retry, sid) == 0 then
+      pruned = pruned + redis.call('HDEL', delivered, sid)
+    end
+  end
+  return {scan[1], pruned}
+end)
