@@ -23,7 +23,7 @@ from smsc.rules import behaviour_json
 if TYPE_CHECKING:  # the simulator starts this API: a run-time import would be a cycle
     from smsc.simulator import SmscSimulator
 
-_SIM = web.AppKey("sim", SmscSimulator)
+_SIM: web.AppKey[SmscSimulator] = web.AppKey("sim")
 
 
 def _sim(request: web.Request) -> SmscSimulator:
