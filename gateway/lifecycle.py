@@ -55,6 +55,10 @@ class Backoff:
         self._next = min(self.max_s, self._next * 2)
         return delay
 
+    def upcoming(self) -> float:
+        """The delay :meth:`next_delay` will give, without using it (for a log line)."""
+        return self._next
+
     def reset(self) -> None:
         """A success: the next failure waits ``initial_s`` again."""
         self._next = self.initial_s

@@ -33,7 +33,13 @@ from aiosmpplib import (
 
 from gateway import logs
 from gateway.config import SmppBind
-from sms.smpp.esme import Backoff, GatewayESME, NoThrottle, RateLimiter, SequenceCorrelator
+from sms.smpp.esme import (
+    GatewayESME,
+    NoThrottle,
+    RateLimiter,
+    ReconnectTimer,
+    SequenceCorrelator,
+)
 from sms.smpp.window import Decision, Part, SendRate, SubmitWindow, Verdict
 
 log = logs.logger(__name__)
@@ -136,7 +142,7 @@ class Bind:
             rate_limiter=RateLimiter(self.rate),
             throttle_handler=NoThrottle(),
             correlator=self.correlator,
-            retry_timer=Backoff(settings.reconnect_initial_s, settings.reconnect_max_s),
+            retry_timer=ReconnectTimer(settings.reconnect_initial_s, settings.reconnect_max_s),
             socket_timeout=float(settings.response_timeout_s),
             bind_name=settings.name,
             inbound_sink=sink,

@@ -40,7 +40,7 @@ from aiosmpplib import (
     SubmitSm,
 )
 
-from gateway import logs
+from gateway import lifecycle, logs
 from sms.smpp.constants import (
     BIND_RESPONSES,
     HEADER_LENGTH,
@@ -93,24 +93,21 @@ class NoThrottle(AbstractThrottleHandler):
         return 0.0
 
 
-class Backoff(AbstractRetryTimer):
-    """Reconnect backoff: doubles from `initial_s` up to `max_s`."""
+class ReconnectTimer(AbstractRetryTimer):
+    """aiosmpplib's reconnect timer on the gateway's one :class:`~gateway.lifecycle.Backoff`:
+    doubles from `initial_s` up to `max_s`, starts over once bound."""
 
     def __init__(self, initial_s: float, max_s: float) -> None:
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self._next = initial_s
+        self.backoff = lifecycle.Backoff(initial_s, max_s)
 
     async def wait(self) -> None:
-        delay = self._next
-        self._next = min(self.max_s, self._next * 2)
-        await asyncio.sleep(delay)
+        await asyncio.sleep(self.backoff.next_delay())
 
     def reset(self) -> None:
-        self._next = self.initial_s
+        self.backoff.reset()
 
     def next_delay(self) -> float:
-        return self._next
+        return self.backoff.upcoming()
 
 
 class SequenceCorrelator(AbstractCorrelator):
