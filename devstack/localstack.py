@@ -17,11 +17,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "local-core-token-0123456789"
 SECRET = "whsec_" + base64.b64encode(b"minyi-local-demo-secret-0001").decode()
 SMPP_USER, SMPP_PASSWORD = "minyi", "secret1"
@@ -29,6 +32,13 @@ SOURCE_ADDR = "10690001"
 TEMPLATE = (
     "{signature}您好，您于{date}办理的{service}业务已完成，请评价：回复1满意，2基本满意，3不满意。"
 )
+
+
+def recent_service_time() -> str:
+    """An ``occurred_at`` the API takes: an hour ago, in the site's time zone (the API
+    refuses times more than a year old or in the future)."""
+    when = datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(hours=1)
+    return when.isoformat(timespec="seconds")
 
 
 def free_port() -> int:
@@ -113,7 +123,15 @@ class LocalStack:
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")
         self.logs[name] = log
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        # The tools (smsc/, devstack/) are not installed: they run from the source tree.
+        path = os.pathsep.join(p for p in (str(SOURCE_ROOT), os.environ.get("PYTHONPATH")) if p)
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env={**os.environ, "PYTHONPATH": path},
+        )
         self.procs[name] = proc
         return proc
 
