@@ -27,7 +27,14 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devstack.localstack import SECRET, LocalStack, dump, free_port, peak_rss_mb
+from devstack.localstack import (
+    SECRET,
+    LocalStack,
+    dump,
+    free_port,
+    peak_rss_mb,
+    recent_service_time,
+)
 from gateway.webhooks.receiver import WebhookReceiver
 
 REPLY_SUFFIX, REPLY_TEXT = "7", "3 出警太慢"
@@ -167,7 +174,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         "service_type": "110",
                         "unit_code": "330602",
                         "officer_id": "P1001",
-                        "occurred_at": "2026-11-23T09:30:00+08:00",
+                        "occurred_at": recent_service_time(),
                     }
                     for i in range(start, min(n, start + args.batch))
                 ]

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from devstack.asterisk import AsteriskInfo, AsteriskProcess, asterisk_home, provision
-from devstack.localstack import SECRET, TOKEN, LocalStack, free_port
+from devstack.localstack import SECRET, TOKEN, LocalStack, free_port, recent_service_time
 from gateway.config import UnitQueue
 from gateway.privacy import mask_phone
 from gateway.webhooks.receiver import WebhookReceiver
@@ -97,7 +97,7 @@ def _survey(i: int) -> dict[str, Any]:
         "service_type": _services()[i % 5],
         "unit_code": f"3306{i % 3:02d}",
         "officer_id": f"P{1000 + i % 17}",
-        "occurred_at": "2026-11-23T09:30:00+08:00",
+        "occurred_at": recent_service_time(),
     }
 
 

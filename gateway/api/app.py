@@ -5,6 +5,13 @@ The routes live with their concern: surveys (gateway/api/surveys.py), callbacks
 (gateway/api/callbacks.py), recordings (gateway/api/recordings.py). The signed ``GET
 /v1/recordings/{base}/{leg}`` is the one route besides the health and metrics pages
 that takes no bearer token (the signature is its credential).
+
+Every answer is JSON. While Redis cannot be reached (down, restarting, a replica
+after a failover) a request that needs it gets ``503`` with ``Retry-After``, as
+``/healthz`` says; the API listens from the start, before Redis is there. The
+router's own refusals (no such route, wrong method) are JSON 4xx too. Any other
+exception is a bug, and is left to be one: a 500, found by the fuzz tests, never
+dressed up as an answer.
 """
 
 from __future__ import annotations
@@ -13,11 +20,14 @@ import hmac
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway import logs
+from gateway import lifecycle, logs
 from gateway.api.callbacks import CallbackApi
 from gateway.api.recordings import RecordingsApi
 from gateway.api.responses import dumps, error
@@ -28,6 +38,14 @@ from gateway.store.surveys import Store
 log = logs.logger(__name__)
 
 TOKEN_KEY = web.RequestKey("token", ApiToken)
+# Redis is not there (refused, reset, timed out, loading its data) or is a read-only
+# replica after a failover: the request may succeed later. A script error (any other
+# ResponseError) is a bug, not this.
+REDIS_AWAY: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
+# RFC 9110 §10.2.3: when to try again, in seconds.
+RETRY_AFTER_S: Final = 5
+# While Redis is away, one log line per this many seconds, not one per request.
+AWAY_LOG_EVERY_S: Final = 60.0
 
 
 class Api:
@@ -43,11 +61,13 @@ class Api:
         self.health_probes: dict[str, Callable[[], Any]] = {}
         # routes whose requests carry their own credential (signed recording URLs)
         self._no_token: set[web.AbstractResource] = set()
+        self._away_logged_at = -AWAY_LOG_EVERY_S
 
     def app(self) -> web.Application:
         """The aiohttp application with its routes and middlewares."""
         app = web.Application(
-            middlewares=[self._auth], client_max_size=self.settings.api.max_body_bytes
+            middlewares=[self._errors, self._auth],
+            client_max_size=self.settings.api.max_body_bytes,
         )
         SurveyApi(self.settings, self.store, self.templates, TOKEN_KEY, self).routes(app)
         CallbackApi(self.store, self.settings.dialer, TOKEN_KEY).routes(app)
@@ -55,6 +75,24 @@ class Api:
         app.router.add_get("/healthz", self.health)
         app.router.add_get("/metrics", self.metrics)
         return app
+
+    # --- errors ---------------------------------------------------------------------------
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            resp: web.StreamResponse = await handler(request)
+            return resp
+        except web.HTTPException as exc:
+            if 400 <= exc.status < 500:  # the router's 404 and 405, aiohttp's 413
+                code = exc.reason.lower().replace(" ", "_")
+                return error(exc.status, code, exc.reason, headers=exc.headers)
+            raise
+        except REDIS_AWAY as exc:
+            now = time.monotonic()
+            if now - self._away_logged_at >= AWAY_LOG_EVERY_S:
+                self._away_logged_at = now
+                log.warning("api: Redis unavailable (%s); answering 503", lifecycle.describe(exc))
+            return unavailable()
 
     # --- auth -----------------------------------------------------------------------------
     @web.middleware
@@ -68,7 +106,9 @@ class Api:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return error(401, "unauthorized", "missing bearer token")
-        given = header[7:].strip().encode()
+        # aiohttp decodes header bytes that are not UTF-8 to surrogates
+        # (surrogateescape): the same error handler gives the bytes back.
+        given = header[7:].strip().encode("utf-8", "surrogateescape")
         for token in self.settings.api.tokens:
             # constant-time comparison: a token must not leak through timing
             if hmac.compare_digest(given, token.token.encode()):
@@ -93,7 +133,11 @@ class Api:
             **self.health_extra,
             **{name: probe() for name, probe in self.health_probes.items()},
         }
-        return web.json_response(body, status=200 if redis_ok else 503, dumps=dumps)
+        if not redis_ok:
+            resp = web.json_response(body, status=503, dumps=dumps)
+            resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return resp
+        return web.json_response(body, dumps=dumps)
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Counters in the Prometheus text format."""
@@ -102,3 +146,10 @@ class Api:
             metric = "minyi_" + re.sub(r"[^a-zA-Z0-9_]", "_", name) + "_total"
             lines.append(f"{metric} {value}")
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def unavailable() -> web.Response:
+    """503 with Retry-After: Redis cannot be reached right now."""
+    resp = error(503, "unavailable", "the gateway's store (Redis) is not reachable; retry later")
+    resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return resp

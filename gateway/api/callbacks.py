@@ -22,13 +22,14 @@ rating closes it. Answers: 202 queued, 404 unknown survey, 409 not closed.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from aiohttp import web
 
+from gateway.api.body import BadBody, field_name, read_json, shown, text_problem
 from gateway.api.responses import error
+from gateway.api.surveys import is_survey_id
 from gateway.config import ApiToken
 from gateway.config.dialer import KINDS, DialerSettings
 from gateway.dialer.store import CallbackStore
@@ -64,10 +65,7 @@ class CallbackApi:
         app.router.add_post("/v1/surveys/{survey_id}/recheck", self.recheck)
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadRequest("body", "is not JSON") from None
+        body = await read_json(request)
         if not isinstance(body, dict):
             raise BadRequest("body", "must be a JSON object")
         return body
@@ -83,6 +81,8 @@ class CallbackApi:
             return error(404, "not_found", "no such callback")
         try:
             payload = self._disposition(await self._body(request))
+        except BadBody as e:
+            return error(e.status, e.code, e.message)
         except BadRequest as e:
             return error(422, "invalid", f"{e.field}: {e.reason}", field=e.field)
         sid = await self.store.redis.get(keys.CB_ID.format(callback_id=cid))
@@ -103,22 +103,17 @@ class CallbackApi:
         return error(409, status, message, survey_id=sid, state=state)
 
     def _disposition(self, body: dict[str, Any]) -> dict[str, Any]:
-        known = {"reasons", "note", "upheld", "rating", "agent"}
-        for key in body:
-            if key not in known:
-                raise BadRequest(key, f"unknown field (known: {', '.join(sorted(known))})")
+        _known_only(body, ("reasons", "note", "upheld", "rating", "agent"))
         reasons = body.get("reasons", [])
         if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
             raise BadRequest("reasons", "must be a list of reason tags")
         unknown = [r for r in reasons if r not in self.reason_tags]
         if unknown:
-            raise BadRequest("reasons", f"unknown tag {unknown[0]!r}")
+            raise BadRequest("reasons", f"unknown tag {shown(unknown[0])}")
         upheld = body.get("upheld")
         if not isinstance(upheld, bool):
             raise BadRequest("upheld", "required: true or false")
-        note = body.get("note", "")
-        if not isinstance(note, str) or len(note) > NOTE_MAX:
-            raise BadRequest("note", f"must be text of at most {NOTE_MAX} characters")
+        note = _note(body.get("note", ""))
         rating = body.get("rating")
         if rating is not None and rating not in RATINGS:
             raise BadRequest("rating", f"must be one of {', '.join(RATINGS)}")
@@ -141,9 +136,11 @@ class CallbackApi:
         try:
             body = await self._body(request) if request.can_read_body else {}
             kind, priority, payload = self._recheck(body)
+        except BadBody as e:
+            return error(e.status, e.code, e.message)
         except BadRequest as e:
             return error(422, "invalid", f"{e.field}: {e.reason}", field=e.field)
-        if not await self._allowed(request, sid):
+        if not is_survey_id(sid) or not await self._allowed(request, sid):
             return error(404, "not_found", "no such survey")
         status, state = await self.callbacks.recheck(sid, payload, kind, priority)
         if status == "stored":
@@ -157,10 +154,7 @@ class CallbackApi:
         )
 
     def _recheck(self, body: dict[str, Any]) -> tuple[str, int, dict[str, Any]]:
-        known = {"kind", "priority", "note", "work_order"}
-        for key in body:
-            if key not in known:
-                raise BadRequest(key, f"unknown field (known: {', '.join(sorted(known))})")
+        _known_only(body, ("kind", "priority", "note", "work_order"))
         d = self.dialer
         kind = body.get("kind", d.recheck_kind if d else "agent")
         if kind not in KINDS:
@@ -168,9 +162,7 @@ class CallbackApi:
         priority = body.get("priority", d.recheck_priority if d else 7)
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
             raise BadRequest("priority", "must be an integer 0-9 (9 first)")
-        note = body.get("note", "")
-        if not isinstance(note, str) or len(note) > NOTE_MAX:
-            raise BadRequest("note", f"must be text of at most {NOTE_MAX} characters")
+        note = _note(body.get("note", ""))
         payload: dict[str, Any] = {"kind": kind, "priority": priority, "note": note}
         work_order = body.get("work_order")
         if work_order is not None:
@@ -178,3 +170,22 @@ class CallbackApi:
                 raise BadRequest("work_order", "must be a reference (letters, digits, - _ . : /)")
             payload["work_order"] = work_order
         return str(kind), priority, payload
+
+
+def _known_only(body: dict[str, Any], known: tuple[str, ...]) -> None:
+    """BadRequest naming the first key of ``body`` not in ``known`` (quoted if odd)."""
+    for key in body:
+        if key not in known:
+            raise BadRequest(field_name(key), f"unknown field (known: {', '.join(sorted(known))})")
+
+
+def _note(note: object) -> str:
+    """A note (multi-line text for people: the agent's notes, the work order's words):
+    line breaks and tabs are kept, other control characters and lone surrogates are
+    refused — a note goes to the feed as it is written, never to a citizen."""
+    if not isinstance(note, str):
+        raise BadRequest("note", f"must be text of at most {NOTE_MAX} characters")
+    problem = text_problem(note, max_len=NOTE_MAX, multiline=True)
+    if problem is not None:
+        raise BadRequest("note", problem)
+    return note

@@ -20,6 +20,7 @@ from devstack.localstack import (
     SOURCE_ADDR,
     TEMPLATE,
     TOKEN,
+    recent_service_time,
 )
 from gateway.config import Settings, parse_settings
 from gateway.service import Service
@@ -106,7 +107,7 @@ def survey(n: int | str, phone: str | None = None, **over: Any) -> dict[str, Any
         "service_type": "110",
         "unit_code": "330602",
         "officer_id": "P1001",
-        "occurred_at": "2026-11-23T10:05:00+08:00",
+        "occurred_at": recent_service_time(),
         "template": "default",
     }
     body.update(over)

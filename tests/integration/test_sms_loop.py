@@ -3,12 +3,16 @@ reply → webhook feed."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from tests.conftest import RedisServer, free_port
 from tests.integration.sms_harness import SOURCE_ADDR, TOKEN, running_loop, survey
 
 pytestmark = pytest.mark.integration
+TZ = ZoneInfo("Asia/Shanghai")
 
 
 async def test_happy_path_satisfied_and_unsatisfied(clean_redis: RedisServer) -> None:
@@ -51,9 +55,20 @@ async def test_happy_path_satisfied_and_unsatisfied(clean_redis: RedisServer) ->
         assert [e["seq"] for e in body["events"]] == loop.receiver.seqs("S2")
 
 
+def widest_recent_date() -> str:
+    """The latest past day whose month and day both have two digits ("11月30日"): the
+    API takes only the last year's dates, and a shorter date ("1月2日") would let the
+    long text fit in one part fewer."""
+    day = datetime.now(TZ) - timedelta(days=1)
+    while day.month < 10 or day.day < 10:
+        day -= timedelta(days=1)
+    return day.replace(hour=10, minute=5, second=0, microsecond=0).isoformat()
+
+
 async def test_long_chinese_sms_is_concatenated(clean_redis: RedisServer) -> None:
     async with running_loop(clean_redis.url, free_port()) as loop:
-        status, _ = await loop.post(survey(3, "13900000003", template="long"))
+        when = widest_recent_date()
+        status, _ = await loop.post(survey(3, "13900000003", template="long", occurred_at=when))
         assert status == 201
         await loop.wait_for(lambda: "survey.delivered" in loop.types("S3"))
         parts = [s for s in loop.smsc.submits if s.dest == "13900000003"]
