@@ -35,6 +35,10 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from asr.pool import default_pool_size
 from asr.worker import AsrWorker, AsrWorkerSettings
@@ -57,6 +61,13 @@ MAINTENANCE_INTERVAL_S = 1.0
 TRIM_EVERY = 60  # maintenance rounds
 # Per process; blocking reads hold one each (sender, inbound, webhooks per endpoint).
 REDIS_CONNECTIONS = 64
+# A command whose connection failed is sent again on a new one, this many times, after
+# 0.05, 0.1, 0.2, 0.4 s: a stale connection costs nothing, a restart of Redis that
+# takes a second is bridged, a longer outage fails the command (the API answers 503,
+# the workers wait it out).
+REDIS_RETRIES = 4
+REDIS_RETRY_BASE_S = 0.025
+REDIS_RETRY_CAP_S = 0.5
 # The exit code when a worker ended by itself (EX_SOFTWARE, sysexits.h): not 0, so a
 # supervisor restarts the process.
 EXIT_WORKER_FAILED = 70
@@ -98,51 +109,63 @@ class Service:
         """Begin the drain (what SIGTERM does)."""
         self.stopping.set()
 
-    async def _connect_redis(self) -> aioredis.Redis | None:
-        """A client whose function library is loaded; Redis is waited for (None when
-        stopped meanwhile)."""
+    def _connect_redis(self) -> aioredis.Redis:
+        """The process's Redis client (no connection is made yet)."""
         # A blocking pool: a burst of concurrent work waits for a free connection
-        # instead of failing with MaxConnectionsError.
+        # instead of failing with MaxConnectionsError. A connection that fails is
+        # released back to the pool (redis-py does it on every error), so an outage
+        # never leaks connections and the waiters go on once Redis is back.
         pool = aioredis.BlockingConnectionPool.from_url(
             self.settings.redis_url,
             decode_responses=True,
             health_check_interval=10,
             max_connections=REDIS_CONNECTIONS,
             timeout=None,
+            # After a Redis restart every pooled connection is dead, and the first
+            # command on each would fail ("Connection closed by server"): a failed
+            # connection is reconnected and the command sent again, a few times.
+            retry=Retry(
+                ExponentialBackoff(cap=REDIS_RETRY_CAP_S, base=REDIS_RETRY_BASE_S),
+                REDIS_RETRIES,
+            ),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
-        client = aioredis.Redis.from_pool(pool)
-        store = Store(client, self.settings.surveys.timezone)
-        loaded = await lifecycle.outlast(
-            _loaded(store), self.stopping, what="redis unavailable", log=log
-        )
-        if loaded is None:
-            await client.aclose()
-            return None
-        self.store = store
-        return client
+        return aioredis.Redis.from_pool(pool)
+
+    async def _start_api(self) -> None:
+        """Listen at once: while Redis is away the API answers 503 (with Retry-After),
+        and /healthz says why."""
+        s = self.settings
+        assert self.store is not None
+        self.api = Api(s, self.store, self.templates)
+        self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.api.host, s.api.port, reuse_address=True)
+        await site.start()
+        self.api_port = int(self._runner.addresses[0][1])
+        log.info("api listening on %s:%s", s.api.host, self.api_port)
 
     async def run(self) -> int:
         """Run until request_stop(), then drain; the process's exit code.
 
-        0 after a requested stop. EXIT_WORKER_FAILED when a worker ended by itself (a
-        bug: workers wait out Redis and link outages, they never end on their own): the
-        others are drained and the process exits non-zero, so that systemd's
-        ``Restart=on-failure`` (or any supervisor) starts it again.
+        0 after a requested stop (also one while Redis was still awaited at start).
+        EXIT_WORKER_FAILED when a worker ended by itself (a bug: workers wait out
+        Redis and link outages, they never end on their own): the others are drained
+        and the process exits non-zero, so that systemd's ``Restart=on-failure`` (or
+        any supervisor) starts it again.
         """
         s = self.settings
-        self.redis = await self._connect_redis()
-        if self.redis is None:
-            log.info("stopped before Redis was reachable")
-            return 0
-        assert self.store is not None
+        self.redis = self._connect_redis()
+        self.store = Store(self.redis, s.surveys.timezone)
         if "api" in self.workers:
-            self.api = Api(s, self.store, self.templates)
-            self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, s.api.host, s.api.port, reuse_address=True)
-            await site.start()
-            self.api_port = int(self._runner.addresses[0][1])
-            log.info("api listening on %s:%s", s.api.host, self.api_port)
+            await self._start_api()
+        loaded = await lifecycle.outlast(
+            _loaded(self.store), self.stopping, what="redis unavailable", log=log
+        )
+        if loaded is None:
+            log.info("stopped before Redis was reachable")
+            await self._drain()
+            return 0
         if "sms" in self.workers:
             binds = {b.name: b for b in s.sms.binds}
             store = self.store
