@@ -4,7 +4,10 @@ One aiohttp session per endpoint (keep-alive, at most ``concurrency`` connection
 Every request carries the Standard Webhooks headers (gateway/webhooks/signing.py).
 
 With ``batch_max`` = 1 (the default, the Standard Webhooks norm) a request is one event
-and ``webhook-id`` is the event's id, the same on every retry. With ``batch_max`` > 1,
+and ``webhook-id`` is the event's id, the same on every retry. An id that cannot stand
+in a header (a control character: RFC 9110 §5.5; anything but visible ASCII) makes a
+request that can never be built: that outcome is ``permanent``, and the worker
+dead-letters the event at once instead of retrying it for days. With ``batch_max`` > 1,
 the events of surveys that are ready at the same moment (within ``BATCH_LINGER_S``) go
 out together as
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -38,6 +42,9 @@ USER_AGENT = "minyi-gateway-webhooks/1"
 # How long a ready run waits for others to share its request. Runs freed by the same
 # claim or the same burst of deliveries arrive within a few milliseconds.
 BATCH_LINGER_S = 0.005
+# What a webhook-id may hold: visible ASCII (RFC 9110 §5.5 allows no control character
+# in a field value; the signature covers the id's bytes, so the id must be plain).
+_HEADER_ID_RE = re.compile(r"[\x21-\x7e]{1,256}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class Delivery:
     status: int | None  # None: no HTTP answer (timeout, connection error)
     error: str  # for logs and dead letters: never the URL, never a secret
     retry_after_s: float | None = None
+    permanent: bool = False  # the request cannot be built: a retry would fail the same way
 
 
 # one survey's consecutive events, and the caller waiting for the request's outcome
@@ -138,6 +146,14 @@ class Poster:
 
     async def _post(self, msg_id: str, body: bytes) -> Delivery:
         assert self._session is not None, "Poster.open() first"
+        if not _HEADER_ID_RE.fullmatch(msg_id):
+            # repr: the id's control characters shown escaped in logs and dead letters
+            return Delivery(
+                False,
+                None,
+                f"cannot build the request: event id {msg_id[:64]!r} cannot be a header",
+                permanent=True,
+            )
         timestamp = int(time.time())
         headers = {
             "content-type": "application/json",
@@ -157,6 +173,10 @@ class Poster:
         except (aiohttp.ClientError, OSError) as exc:
             # The exception text may carry the URL (and a token in it): type name only.
             return Delivery(False, None, f"connection error ({type(exc).__name__})")
+        except ValueError as exc:
+            # aiohttp refused to write the request (a header it will not send): a
+            # failed attempt like any other, retried and dead-lettered in time.
+            return Delivery(False, None, f"request refused by the HTTP client: {exc}")
         if 200 <= status < 300:
             return Delivery(True, status, "")
         return Delivery(False, status, f"HTTP {status}", retry_after)

@@ -401,8 +401,11 @@ class WebhookWorker:
         delay = backoff_delay(attempt, ep.backoff_initial_s, ep.backoff_max_s, random.random())
         if outcome.retry_after_s is not None:
             delay = max(delay, min(outcome.retry_after_s, ep.backoff_max_s))
+        # A request that can never be built is dead-lettered at its first attempt (a
+        # max age of 0): retrying it for days would hold the survey's later events.
+        max_age_s = 0.0 if outcome.permanent else ep.max_age_s
         result = await self._persist(
-            feed, q.fail, head, outcome.error, delay, ep.max_age_s, feed.lease_s
+            feed, q.fail, head, outcome.error, delay, max_age_s, feed.lease_s
         )
         if result.dead:
             feed.counters["dead_lettered"] += 1

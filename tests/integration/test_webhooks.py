@@ -613,3 +613,28 @@ async def test_works_with_a_decoding_client_as_the_service_uses(
         assert receiver.events["S0"][0]["payload"]["text"] == "满意"
     finally:
         await client.aclose()
+
+
+async def test_an_event_whose_id_cannot_be_a_header_is_dead_lettered_at_once(
+    redis: aioredis.Redis, receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A survey id ending in "\n" was once accepted at intake; its events' ids cannot
+    # be a webhook-id header, aiohttp refused the request, and since that was not
+    # counted as an attempt the survey was retried forever and never dead-lettered.
+    # The API refuses such ids now, so the events are written to the stream directly.
+    for seq in (1, 2):
+        await redis.xadd(keys.EVENTS, event_fields("S9\n", seq))  # type: ignore[arg-type]
+    await publish(redis, [("S1", 1), ("S1", 2)])
+    w = worker(redis, endpoint(receiver))
+    async with running(w):
+        await eventually(lambda: receiver.seqs("S1") == [1, 2], "the other survey's events")
+        await eventually(lambda: w.stats()["core"]["dead_lettered"] == 2, "dead letters")  # type: ignore[index]
+    stats: dict[str, Any] = w.stats()["core"]  # type: ignore[assignment]
+    assert stats["failed_attempts"] == 2  # one attempt each, counted
+    dead = await list_dead(redis, "core")
+    assert sorted(int(d["seq"]) for d in dead) == [1, 2]
+    assert all(d["sid"] == "S9\n" and int(d["attempts"]) == 1 for d in dead)
+    assert all("cannot be a header" in d["error"] and "\\n" in d["error"] for d in dead)
+    assert int(await redis.hget(keys.STATS, "webhook:core:failed") or 0) == 2
+    assert not [r for r in caplog.records if "crashed" in r.getMessage()]
+    assert receiver.rejected == 0 and "S9\n" not in receiver.events
