@@ -146,9 +146,13 @@ class Sender:
         if job is None:
             await self.store.commands.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
             return
-        text = self._render(job)
-        if text is None:
-            await self.store.part_failed(sid, 1, 1, "template_missing", -1)
+        try:
+            text = self._render(job)
+        except Unrenderable as exc:
+            # Never retried: the same survey renders the same way every time, and a
+            # retry would only count a resend that never happened.
+            log.error("sms cannot render survey=%s: %s", sid, exc.reason)
+            await self.store.part_failed(sid, 1, 1, exc.reason, -1)
             await self.store.commands.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
             return
         ref16 = bool(s.sms.ref16)
@@ -227,24 +231,35 @@ class Sender:
                 part.survey_id, part.index, part.total, reason, outcome.status
             )
 
-    def _render(self, job: SendJob) -> str | None:
+    def _render(self, job: SendJob) -> str:
+        """The survey's SMS text, or Unrenderable with the reason (the survey then
+        becomes undeliverable with it)."""
         f = job.fields
         template = self.templates.get(f.get("template", "default"))
         if template is None:
-            return None
+            raise Unrenderable("template_missing")
         s = self.settings.surveys
-        occurred = f.get("occurred_at", "")
         try:
-            when = datetime.fromisoformat(occurred).astimezone(s.timezone)
-            date, clock = f"{when.month}月{when.day}日", f"{when.hour:02d}:{when.minute:02d}"
-        except ValueError:
-            date, clock = "", ""
+            # Converting to local time overflows for a date at the end of the calendar
+            # ("9999-12-31T23:59:59-12:00"); the API refuses such dates since, but a
+            # survey stored before must not be retried forever.
+            when = datetime.fromisoformat(f.get("occurred_at", "")).astimezone(s.timezone)
+        except (ValueError, OverflowError):
+            raise Unrenderable("occurred_at_unusable") from None
         values = {
             "signature": self.settings.sms.signature,
             "service": s.service_names.get(f.get("service_type", ""), f.get("service_type", "")),
             "unit_name": s.unit_names.get(f.get("unit_code", ""), ""),
-            "date": date,
-            "time": clock,
+            "date": f"{when.month}月{when.day}日",
+            "time": f"{when.hour:02d}:{when.minute:02d}",
             "officer": f.get("officer_id", ""),
         }
         return template.render(values)
+
+
+class Unrenderable(Exception):
+    """A survey whose SMS text cannot be made; ``reason`` is its undeliverable reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from gateway.store import keys
 from tests.conftest import RedisServer, free_port
 from tests.integration.sms_harness import SOURCE_ADDR, TOKEN, running_loop, survey
 
@@ -158,3 +159,38 @@ async def test_many_replies_at_once(clean_redis: RedisServer) -> None:
         await loop.wait_for(lambda: all("survey.replied" in loop.types(s) for s in sids), 60)
         assert sum("survey.callback_pending" in loop.types(s) for s in sids) == n // 2
         assert not loop.receiver.events.get("")  # none unmatched
+
+
+async def test_a_survey_that_cannot_be_rendered_is_undeliverable_and_never_retried(
+    clean_redis: RedisServer,
+) -> None:
+    # Stored before the API bounded occurred_at: converting it to local time overflowed
+    # on every try, the survey stayed queued, and each retry emitted a false sms.resent.
+    async with running_loop(clean_redis.url, free_port()) as loop:
+        store = loop.service.store
+        assert store is not None
+        fields = {
+            "service_type": "110",
+            "unit_code": "330602",
+            "officer_id": "P1001",
+            "occurred_at": "9999-12-31T23:59:59-12:00",
+            "template": "default",
+        }
+        await store.intake(
+            "S30", "13500000030", fields, cap_s=0, defer_at=None, ttl_s=0, accepted_payload={}
+        )
+        await loop.wait_for(lambda: "survey.undeliverable" in loop.types("S30"))
+        status, _ = await loop.post(survey(31, "13500000031"))  # the sender goes on
+        assert status == 201
+        await loop.wait_for(lambda: "survey.delivered" in loop.types("S31"))
+        assert loop.types("S30") == [
+            "survey.accepted",
+            "survey.queued",
+            "sms.part_failed",
+            "survey.undeliverable",
+        ]
+        last = loop.receiver.events["S30"][-1]
+        assert last["payload"]["reason"] == "occurred_at_unusable"
+        assert not [s for s in loop.smsc.submits if s.dest == "13500000030"]
+        pending = await store.redis.xpending(keys.SMS_QUEUE, keys.SMS_GROUP)
+        assert pending["pending"] == 0  # acknowledged: nothing left to retry
