@@ -132,9 +132,13 @@ class SurveyApi:
             return web.json_response({"results": results, "counts": counts}, dumps=dumps)
         if isinstance(body, dict):
             result = (await self._intake_many([body], token))[0]
-            status = {"created": 201, "existing": 200, "invalid": 422, "rejected": 200}.get(
-                result["status"], 409
-            )
+            status = {
+                "created": 201,
+                "existing": 200,
+                "rejected": 200,
+                "conflict": 409,
+                "invalid": 422,
+            }[result["status"]]
             if result["status"] == "invalid" and result.get("field") == "unit_code":
                 status = 403 if result["reason"] == "unit_not_allowed" else status
             return web.json_response(result, status=status, dumps=dumps)
