@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "local-core-token-0123456789"
 SECRET = "whsec_" + base64.b64encode(b"minyi-local-demo-secret-0001").decode()
 SMPP_USER, SMPP_PASSWORD = "minyi", "secret1"
@@ -34,11 +33,8 @@ TEMPLATE = (
 )
 
 
-def recent_service_time() -> str:
-    """An ``occurred_at`` the API takes: an hour ago, in the site's time zone (the API
-    refuses times more than a year old or in the future)."""
-    when = datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(hours=1)
-    return when.isoformat(timespec="seconds")
+# The checkout this module runs from (smsc/ and devstack/ are not installed).
+SOURCE_TREE = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -46,6 +42,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def recent_service_time() -> str:
+    """An ``occurred_at`` the API takes: an hour ago, in the site's time zone (the API
+    refuses times more than a year old or in the future)."""
+    when = datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(hours=1)
+    return when.isoformat(timespec="seconds")
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
@@ -123,14 +126,14 @@ class LocalStack:
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")
         self.logs[name] = log
-        # The tools (smsc/, devstack/) are not installed: they run from the source tree.
-        path = os.pathsep.join(p for p in (str(SOURCE_ROOT), os.environ.get("PYTHONPATH")) if p)
+        # The tools (smsc, devstack) run from the source tree, not installed: the
+        # processes start in the work directory, so the tree goes on their path.
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(SOURCE_TREE), env.get("PYTHONPATH", "")) if p
+        )
         proc = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.workdir,
-            env={**os.environ, "PYTHONPATH": path},
+            argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env
         )
         self.procs[name] = proc
         return proc
