@@ -56,6 +56,16 @@ class BadBody(Exception):
         self.message = message
 
 
+class FieldError(Exception):
+    """One field of a request is wrong: ``field`` names it, ``reason`` says why (the
+    answer's "field" and "reason"; 422 unless the route says otherwise)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 class _NotJson(ValueError):
     """Raised from the parser's hooks; becomes a 400 with its message."""
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.body import BadBody, field_name, read_json, shown, text_problem
+from gateway.api.body import BadBody, FieldError, field_name, read_json, shown, text_problem
 from gateway.api.responses import error
 from gateway.api.surveys import is_survey_id
 from gateway.config import ApiToken
@@ -41,13 +41,6 @@ NOTE_MAX = 2000
 RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")
 _CALLBACK_ID_RE = re.compile(r"cb-[0-9a-f]{16}")
 _REF_RE = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_.:/]{0,63}")
-
-
-class BadRequest(Exception):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class CallbackApi:
@@ -67,7 +60,7 @@ class CallbackApi:
     async def _body(self, request: web.Request) -> dict[str, Any]:
         body = await read_json(request)
         if not isinstance(body, dict):
-            raise BadRequest("body", "must be a JSON object")
+            raise FieldError("body", "must be a JSON object")
         return body
 
     async def _allowed(self, request: web.Request, survey_id: str) -> bool:
@@ -83,7 +76,7 @@ class CallbackApi:
             payload = self._disposition(await self._body(request))
         except BadBody as e:
             return error(e.status, e.code, e.message)
-        except BadRequest as e:
+        except FieldError as e:
             return error(422, "invalid", f"{e.field}: {e.reason}", field=e.field)
         sid = await self.store.redis.get(keys.CB_ID.format(callback_id=cid))
         if sid is None or not await self._allowed(request, str(sid)):
@@ -106,20 +99,20 @@ class CallbackApi:
         _known_only(body, ("reasons", "note", "upheld", "rating", "agent"))
         reasons = body.get("reasons", [])
         if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
-            raise BadRequest("reasons", "must be a list of reason tags")
+            raise FieldError("reasons", "must be a list of reason tags")
         unknown = [r for r in reasons if r not in self.reason_tags]
         if unknown:
-            raise BadRequest("reasons", f"unknown tag {shown(unknown[0])}")
+            raise FieldError("reasons", f"unknown tag {shown(unknown[0])}")
         upheld = body.get("upheld")
         if not isinstance(upheld, bool):
-            raise BadRequest("upheld", "required: true or false")
+            raise FieldError("upheld", "required: true or false")
         note = _note(body.get("note", ""))
         rating = body.get("rating")
         if rating is not None and rating not in RATINGS:
-            raise BadRequest("rating", f"must be one of {', '.join(RATINGS)}")
+            raise FieldError("rating", f"must be one of {', '.join(RATINGS)}")
         agent = body.get("agent")
         if agent is not None and (not isinstance(agent, str) or not _REF_RE.fullmatch(agent)):
-            raise BadRequest("agent", "must be an agent name (letters, digits, - _ . :)")
+            raise FieldError("agent", "must be an agent name (letters, digits, - _ . :)")
         out: dict[str, Any] = {
             "reasons": list(dict.fromkeys(reasons)),
             "note": note,
@@ -138,7 +131,7 @@ class CallbackApi:
             kind, priority, payload = self._recheck(body)
         except BadBody as e:
             return error(e.status, e.code, e.message)
-        except BadRequest as e:
+        except FieldError as e:
             return error(422, "invalid", f"{e.field}: {e.reason}", field=e.field)
         if not is_survey_id(sid) or not await self._allowed(request, sid):
             return error(404, "not_found", "no such survey")
@@ -158,25 +151,25 @@ class CallbackApi:
         d = self.dialer
         kind = body.get("kind", d.recheck_kind if d else "agent")
         if kind not in KINDS:
-            raise BadRequest("kind", f"must be one of {', '.join(KINDS)}")
+            raise FieldError("kind", f"must be one of {', '.join(KINDS)}")
         priority = body.get("priority", d.recheck_priority if d else 7)
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
-            raise BadRequest("priority", "must be an integer 0-9 (9 first)")
+            raise FieldError("priority", "must be an integer 0-9 (9 first)")
         note = _note(body.get("note", ""))
         payload: dict[str, Any] = {"kind": kind, "priority": priority, "note": note}
         work_order = body.get("work_order")
         if work_order is not None:
             if not isinstance(work_order, str) or not _REF_RE.fullmatch(work_order):
-                raise BadRequest("work_order", "must be a reference (letters, digits, - _ . : /)")
+                raise FieldError("work_order", "must be a reference (letters, digits, - _ . : /)")
             payload["work_order"] = work_order
         return str(kind), priority, payload
 
 
 def _known_only(body: dict[str, Any], known: tuple[str, ...]) -> None:
-    """BadRequest naming the first key of ``body`` not in ``known`` (quoted if odd)."""
+    """FieldError naming the first key of ``body`` not in ``known`` (quoted if odd)."""
     for key in body:
         if key not in known:
-            raise BadRequest(field_name(key), f"unknown field (known: {', '.join(sorted(known))})")
+            raise FieldError(field_name(key), f"unknown field (known: {', '.join(sorted(known))})")
 
 
 def _note(note: object) -> str:
@@ -184,8 +177,8 @@ def _note(note: object) -> str:
     line breaks and tabs are kept, other control characters and lone surrogates are
     refused — a note goes to the feed as it is written, never to a citizen."""
     if not isinstance(note, str):
-        raise BadRequest("note", f"must be text of at most {NOTE_MAX} characters")
+        raise FieldError("note", f"must be text of at most {NOTE_MAX} characters")
     problem = text_problem(note, max_len=NOTE_MAX, multiline=True)
     if problem is not None:
-        raise BadRequest("note", problem)
+        raise FieldError("note", problem)
     return note

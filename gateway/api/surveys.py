@@ -36,7 +36,7 @@ from typing import Any, Final, Protocol
 from aiohttp import web
 
 from gateway import logs
-from gateway.api.body import BadBody, field_name, read_json, shown, text_problem
+from gateway.api.body import BadBody, FieldError, field_name, read_json, shown, text_problem
 from gateway.api.responses import dumps, error
 from gateway.config import ApiToken, Settings
 from gateway.privacy import mask_phone
@@ -68,15 +68,6 @@ class Accepting(Protocol):
     """Whether the process takes new surveys (False while it drains)."""
 
     accepting: bool
-
-
-class Invalid(Exception):
-    """One survey item is malformed; `field` names what is wrong."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class SurveyApi:
@@ -150,7 +141,7 @@ class SurveyApi:
         for i, item in enumerate(items):
             try:
                 sid, phone, fields = self._validate(item, token)
-            except Invalid as exc:
+            except FieldError as exc:
                 sid_raw = item.get("survey_id") if isinstance(item, dict) else None
                 results[i] = {
                     "index": i,
@@ -222,71 +213,71 @@ class SurveyApi:
 
     def _validate(self, item: Any, token: ApiToken) -> tuple[str, str, dict[str, str]]:
         if not isinstance(item, dict):
-            raise Invalid("survey", "must be a JSON object")
+            raise FieldError("survey", "must be a JSON object")
         unknown = sorted(set(item) - set(FIELDS))
         if unknown:
-            raise Invalid(field_name(unknown[0]), "unknown field")
+            raise FieldError(field_name(unknown[0]), "unknown field")
         sid = item.get("survey_id")
         if not is_survey_id(sid):
-            raise Invalid("survey_id", "required: 1-64 of A-Z a-z 0-9 _ . : -")
+            raise FieldError("survey_id", "required: 1-64 of A-Z a-z 0-9 _ . : -")
         assert isinstance(sid, str)
         raw_phone = item.get("phone")
         if not isinstance(raw_phone, str):
-            raise Invalid("phone", "required string")
+            raise FieldError("phone", "required string")
         if len(raw_phone) > PHONE_MAX:
-            raise Invalid("phone", f"longer than {PHONE_MAX} characters")
+            raise FieldError("phone", f"longer than {PHONE_MAX} characters")
         try:
             phone = normalise_mobile(raw_phone)
         except InvalidPhone as exc:
-            raise Invalid("phone", exc.reason) from None
+            raise FieldError("phone", exc.reason) from None
         fields: dict[str, str] = {}
         for name in ("service_type", "unit_code"):
             v = item.get(name)
             if not isinstance(v, str) or not CODE_RE.fullmatch(v):
-                raise Invalid(name, "required: 1-32 of A-Z a-z 0-9 _ -")
+                raise FieldError(name, "required: 1-32 of A-Z a-z 0-9 _ -")
             fields[name] = v
         services = self.settings.surveys.service_names
         if fields["service_type"] not in services:
-            raise Invalid(
+            raise FieldError(
                 "service_type",
                 f"unknown service type (known: {', '.join(sorted(services))})",
             )
         if not token.allows(fields["unit_code"]):
-            raise Invalid("unit_code", "unit_not_allowed")
+            raise FieldError("unit_code", "unit_not_allowed")
         fields["officer_id"] = self._officer(item.get("officer_id"))
         fields["occurred_at"] = self._occurred_at(item.get("occurred_at"))
         template = item.get("template", "default")
         if not isinstance(template, str) or template not in self.templates:
-            raise Invalid("template", "unknown template")
+            raise FieldError("template", "unknown template")
         fields["template"] = template
         return sid, phone, fields
 
     @staticmethod
     def _officer(officer: object) -> str:
-        """The officer id as given, or Invalid: it is printed in the citizen's SMS."""
+        """The officer id as given, or FieldError: it is printed in the citizen's SMS."""
         if not isinstance(officer, str) or not officer.strip():
-            raise Invalid("officer_id", f"required string of at most {OFFICER_MAX} characters")
+            raise FieldError("officer_id", f"required string of at most {OFFICER_MAX} characters")
         problem = text_problem(officer, max_len=OFFICER_MAX)
         if problem is not None:
-            raise Invalid("officer_id", problem)
+            raise FieldError("officer_id", problem)
         return officer
 
     def _occurred_at(self, occurred: object) -> str:
-        """The service time as stored (ISO 8601 with its offset), or Invalid."""
+        """The service time as stored (ISO 8601 with its offset), or FieldError."""
         usage = "required ISO 8601 time, e.g. 2026-11-23T10:05:00+08:00"
         if not isinstance(occurred, str) or len(occurred) > TIME_MAX:
-            raise Invalid("occurred_at", usage)
+            raise FieldError("occurred_at", usage)
         try:
             when = datetime.fromisoformat(occurred)
         except ValueError:
-            raise Invalid("occurred_at", usage) from None
+            raise FieldError("occurred_at", usage) from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=self.settings.surveys.timezone)
         now = datetime.now(self.settings.surveys.timezone)
         # Compared as instants (a comparison never overflows; converting 9999-12-31
         # at -12:00 to local time, as the SMS text needs, does).
         if not now - OCCURRED_MAX_AGE <= when <= now + OCCURRED_MAX_AHEAD:
-            raise Invalid(
+            raise FieldError(
                 "occurred_at",
                 f"must be within the last {OCCURRED_MAX_AGE.days} days "
                 f"(and at most {OCCURRED_MAX_AHEAD.days} day ahead)",
