@@ -138,13 +138,6 @@ def test_truncated_garbage_and_short_files_fail_with_reasons(
     assert info.value.reason is FailureReason.TOO_SHORT
 
 
-def test_missing_model_is_a_retryable_failure(speech: SpeechFiles, tmp_path: Path) -> None:
-    absent = ModelSpec("small-cn", tmp_path / "vosk-model-small-cn-0.22", "zh-CN", 16000)
-    with pytest.raises(TranscriptionFailed) as info:
-        transcribe_recording({"citizen": speech.citizen_8k}, absent)
-    assert info.value.reason is FailureReason.MODEL_UNAVAILABLE and info.value.retryable
-
-
 def test_full_load_check(tmp_path: Path) -> None:
     good = load_check(korean_model())
     assert good.ok and good.error == ""

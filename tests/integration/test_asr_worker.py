@@ -31,7 +31,7 @@ from asr.pool import AsrPool
 from asr.worker import AsrWorker, AsrWorkerSettings
 from gateway.store import keys
 from gateway.store.events import Event
-from gateway.store.surveys import Store, library_source
+from gateway.store.surveys import Store
 from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model
 from tests.conftest import RedisServer
 
@@ -110,13 +110,6 @@ async def pending_count(redis: aioredis.Redis) -> int:
     except ResponseError:  # NOGROUP: no worker has started yet
         return 0
     return int(summary["pending"])
-
-
-def test_lua_key_names_match_the_python_ones() -> None:
-    src = library_source()
-    assert "P .. 'asr:dead'" in src and jobs.DEAD == "minyi:asr:dead"
-    assert "P .. 'asr:done:' .. job_id" in src and jobs.DONE == "minyi:asr:done:{job_id}"
-    assert "local ASR_JOBS = P .. 'asr:jobs'" in src and jobs.JOBS == "minyi:asr:jobs"
 
 
 async def test_a_recording_becomes_one_transcript_event_and_the_loop_stays_free(
@@ -310,15 +303,6 @@ async def test_malformed_entries_are_dead_lettered_and_the_worker_goes_on(
     assert "13812348000" not in caplog.text  # never a citizen's number in the logs
     stats = await store.stats()
     assert stats["asr:dead"] == len(bad)
-
-
-def test_enqueue_refuses_a_job_the_worker_would_dead_letter() -> None:
-    with pytest.raises(jobs.MalformedJob, match="absolute"):
-        jobs.AsrJob.from_mapping({"job_id": "j", "survey_id": "s", "legs": {"citizen": "x.wav"}})
-    with pytest.raises(jobs.MalformedJob, match="citizen"):
-        jobs.AsrJob.from_mapping({"job_id": "j", "survey_id": "s", "legs": {"agent": "/x.wav"}})
-    ok = jobs.AsrJob.from_mapping({"job_id": "j", "survey_id": "s", "legs": {"mixed": "/x.wav"}})
-    assert jobs.parse_job(jobs.dumps(ok.to_json())) == ok
 
 
 _WORKER_PROCESS = """

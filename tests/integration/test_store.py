@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +12,7 @@ import redis.asyncio as aioredis
 
 from gateway.store import keys
 from gateway.store.states import TRANSITIONS, State
-from gateway.store.surveys import Store, library_source
+from gateway.store.surveys import Store
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")
@@ -35,30 +34,6 @@ async def intake(store: Store, sid: str, phone: str = "13800138000", **kw: objec
     return await store.intake(
         sid, phone, {"unit": "330602", "template": "default"}, accepted_payload={}, **args
     )
-
-
-def test_lua_keys_match_keys_module() -> None:
-    src = library_source()
-    for name in (
-        "EVENTS",
-        "STATS",
-        "OPTOUT",
-        "SMS_QUEUE",
-        "SMS_DEFERRED",
-        "REPLY_DUE",
-        "DLR_DUE",
-        "DLR_HELD_INDEX",
-        "UNMATCHED",
-    ):
-        m = re.search(rf"local {name} = P \.\. '([^']+)'", src)
-        assert m, name
-        assert "minyi:" + m.group(1) == getattr(
-            keys, name if name != "UNMATCHED" else "UNMATCHED_REPLIES"
-        )
-    for state, targets in TRANSITIONS.items():
-        assert f"  {state.value} = {{" in src
-        for t in targets:
-            assert f"{t.value} = true" in src
 
 
 async def test_intake_is_idempotent_and_emits_events(store: Store) -> None:
