@@ -18,14 +18,9 @@ from asr.errors import FailureReason, TranscriptionFailed
 from asr.models import ModelSpec, load_check
 from asr.transcript import LegStatus, TranscriptResult
 from asr.worker_core import transcribe_recording
-from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model, make_speech_files
+from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechFiles:
-    return make_speech_files(tmp_path_factory.mktemp("asr-speech"))
 
 
 @pytest.fixture(scope="session")

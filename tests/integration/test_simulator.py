@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import free_port
 
+from devstack.localstack import free_port
 from sms.smpp.pdu import (
     ESM_CLASS_DELIVERY_RECEIPT,
     ESM_CLASS_UDHI,

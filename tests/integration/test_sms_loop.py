@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import RedisServer, free_port
+from devstack.localstack import free_port
 from tests.integration.sms_harness import SOURCE_ADDR, TOKEN, running_loop, survey
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,10 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from devstack.localstack import LocalStack
+from devstack.localstack import LocalStack, free_port
 from gateway.store import keys
 from gateway.webhooks.receiver import WebhookReceiver
 from smsc.simulator import SmscSimulator
-from tests.conftest import RedisServer, free_port
 from tests.integration.sms_harness import (
     SECRET,
     SMPP_PASSWORD,
@@ -29,6 +28,7 @@ from tests.integration.sms_harness import (
     running_loop,
     survey,
 )
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")

@@ -5,27 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from zoneinfo import ZoneInfo
 
 import pytest
-import redis.asyncio as aioredis
 
 from gateway.store import keys
 from gateway.store.states import TRANSITIONS, State
 from gateway.store.surveys import Store
 
 pytestmark = pytest.mark.integration
-TZ = ZoneInfo("Asia/Shanghai")
-
-
-@pytest.fixture
-async def store(redis_server) -> Store:
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
-    await client.flushall()
-    s = Store(client, TZ)
-    await s.load()
-    yield s
-    await client.aclose()
 
 
 async def intake(store: Store, sid: str, phone: str = "13800138000", **kw: object):

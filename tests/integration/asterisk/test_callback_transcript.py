@@ -16,8 +16,8 @@ from asr.models import TEST_MODEL
 from devstack.asterisk import AsteriskInfo
 from devstack.localstack import SOURCE_ADDR, TOKEN, free_port
 from recordings.naming import parse_file
-from tests.conftest import RedisServer
 from tests.integration.sms_harness import Loop, running_loop, survey
+from tests.servers import RedisServer
 
 from .test_dialer import dialer_config
 

@@ -15,8 +15,8 @@ import pytest
 from devstack.asterisk import AsteriskInfo, wav_rms
 from devstack.localstack import SOURCE_ADDR, TOKEN, free_port
 from gateway.service import Service
-from tests.conftest import RedisServer
 from tests.integration.sms_harness import Loop, running_loop, start_service, survey
+from tests.servers import RedisServer
 
 from .amitools import AmiClient as Observer
 from .amitools import TcpProxy
