@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +34,7 @@ from gateway.store.events import Event
 from gateway.store.surveys import Store
 from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model
 from tests.servers import RedisServer
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")
@@ -83,18 +84,11 @@ async def events(store: Store, sid: str, etype: str | None = None) -> list[Event
     return [e for e in await store.events(sid) if etype is None or e.type == etype]
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], limit_s: float = 120.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not await check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 async def wait_events(store: Store, sid: str, etype: str, n: int = 1) -> list[Event]:
     async def enough() -> bool:
         return len(await events(store, sid, etype)) >= n
 
-    await wait_for(enough)
+    await eventually(enough, f"{n} {etype} event(s) of {sid}", within_s=120)
     return await events(store, sid, etype)
 
 
@@ -129,8 +123,8 @@ async def test_a_recording_becomes_one_transcript_event_and_the_loop_stays_free(
             ticking.cancel()
         # The same job enqueued again (a retried dialer step) ends in no second event.
         await jobs.enqueue_job(redis_text, the_job)
-        await wait_for(lambda: _zero(pending_count(redis_text)))
-        await wait_for(lambda: _stream_read_all(redis_text))
+        await eventually(lambda: _zero(pending_count(redis_text)), "no pending job", within_s=120)
+        await eventually(lambda: _stream_read_all(redis_text), "the stream read", within_s=120)
 
     # Decoding ran in the pool's process; a loop it blocked would lag by seconds.
     assert lag < 1.0
@@ -189,7 +183,7 @@ async def test_faults_in_the_recording_end_in_transcript_failed(
         for sid, path in cases.items():
             await jobs.enqueue_job(redis_text, job(sid, {"citizen": path}))
         failed = {sid: (await wait_events(store, sid, jobs.TRANSCRIPT_FAILED))[0] for sid in cases}
-        await wait_for(lambda: _zero(pending_count(redis_text)))
+        await eventually(lambda: _zero(pending_count(redis_text)), "no pending job", within_s=120)
     reasons = {sid: e.payload["reason"] for sid, e in failed.items()}
     assert reasons == {"S-silent": "silent", "S-corrupt": "corrupt", "S-short": "too_short"}
     assert failed["S-corrupt"].payload["leg"] == "citizen"
@@ -212,12 +206,12 @@ async def test_a_killed_decoder_process_is_retried_and_the_job_ends_once(
         async def started() -> bool:
             return bool(worker._inflight)
 
-        await wait_for(started)
+        await eventually(started, "the job started", within_s=120)
         await asyncio.sleep(0.5)  # the 17 s recording is being decoded now
         for pid in pool.worker_pids():
             os.kill(pid, signal.SIGKILL)
         [event] = await wait_events(store, "S-kill", jobs.TRANSCRIPT)
-        await wait_for(lambda: _zero(pending_count(redis_text)))
+        await eventually(lambda: _zero(pending_count(redis_text)), "no pending job", within_s=120)
     assert event.payload["attempt"] == 2
     assert len(await events(store, "S-kill", jobs.TRANSCRIPT)) == 1
     assert not await events(store, "S-kill", jobs.TRANSCRIPT_FAILED)
@@ -232,7 +226,7 @@ async def test_a_job_failing_retryably_every_time_is_dead_lettered_after_max_tri
     async with running(redis_text, pool, settings(claim_idle_s=0.3, max_tries=3)):
         await jobs.enqueue_job(redis_text, job("S-poison", {"citizen": missing}))
         [event] = await wait_events(store, "S-poison", jobs.TRANSCRIPT_FAILED)
-        await wait_for(lambda: _zero(pending_count(redis_text)))
+        await eventually(lambda: _zero(pending_count(redis_text)), "no pending job", within_s=120)
     p = event.payload
     assert (p["reason"], p["last_reason"], p["attempt"]) == ("poison", "missing", 3)
     [(_, dead)] = await redis_text.xrange(jobs.DEAD)
@@ -285,7 +279,7 @@ async def test_malformed_entries_are_dead_lettered_and_the_worker_goes_on(
     async with running(redis_text, pool, settings()):
         await jobs.enqueue_job(redis_text, job("S-good", {"citizen": speech.citizen_8k}))
         await wait_events(store, "S-good", jobs.TRANSCRIPT)
-        await wait_for(lambda: _zero(pending_count(redis_text)))
+        await eventually(lambda: _zero(pending_count(redis_text)), "no pending job", within_s=120)
     assert await redis_text.xlen(jobs.DEAD) == len(bad)
     dead = [fields for _, fields in await redis_text.xrange(jobs.DEAD)]
     assert {d["reason"] for d in dead} == {"malformed"}
@@ -345,7 +339,7 @@ async def test_a_worker_killed_mid_job_leaves_it_pending_and_its_restart_finishe
             assert proc.returncode is None, log_path.read_text()
             return await pending_count(redis_text) == 1
 
-        await wait_for(taken)
+        await eventually(taken, "the job taken", within_s=120)
         await asyncio.sleep(1.0)  # loading the model or decoding: mid-job either way
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # kill -9 the worker and its pool
@@ -354,6 +348,6 @@ async def test_a_worker_killed_mid_job_leaves_it_pending_and_its_restart_finishe
     # The same host comes back: it retakes its own pending entry at once.
     async with running(redis_text, pool, settings(consumer="host-a", claim_idle_s=600)):
         [event] = await wait_events(store, "S-kill9", jobs.TRANSCRIPT)
-        await wait_for(lambda: _zero(pending_count(redis_text)))
+        await eventually(lambda: _zero(pending_count(redis_text)), "no pending job", within_s=120)
     assert event.payload["attempt"] == 2
     assert len(await events(store, "S-kill9", jobs.TRANSCRIPT)) == 1

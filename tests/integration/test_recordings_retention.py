@@ -16,6 +16,7 @@ from gateway.store import keys
 from gateway.store.surveys import Store
 from recordings.index import RECORDINGS, RECORDINGS_CREATED, get_recording, index_recording
 from recordings.retention import RetentionSettings, run, sweep
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")
@@ -147,10 +148,7 @@ async def test_the_retention_loop_sweeps_at_once_and_stops(
     task = asyncio.create_task(
         run(redis_text, RetentionSettings(tmp_path, every_s=3600), stop, tz=TZ)
     )
-    deadline = time.monotonic() + 10
-    while (tmp_path / "orphan.wav").exists():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
+    await eventually(lambda: not (tmp_path / "orphan.wav").exists(), "the orphan swept", 10)
     stop.set()
     await asyncio.wait_for(task, 5)
 

@@ -19,6 +19,7 @@ from panoramisk import Manager
 from panoramisk.message import Message
 
 from devstack.asterisk import AsteriskInfo
+from tests.waiting import eventually
 
 Predicate = Callable[[Message], bool]
 
@@ -145,22 +146,7 @@ def _wav_finished(path: Path) -> bool:
 
 async def wait_wav_closed(path: Path, limit_s: float = 20.0) -> None:
     """Wait until Asterisk has finished a WAV (its header then covers the whole file)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not _wav_finished(path):
-        if loop.time() > deadline:
-            raise AssertionError(f"{path.name} was not finished within {limit_s}s")
-        await asyncio.sleep(0.1)
-
-
-async def until(cond: Callable[[], bool], what: str, limit_s: float = 30.0) -> None:
-    """Poll ``cond`` until true; fail (never hang) after ``limit_s``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {limit_s}s")
-        await asyncio.sleep(0.05)
+    await eventually(lambda: _wav_finished(path), f"{path.name} finished", limit_s)
 
 
 class TcpProxy:

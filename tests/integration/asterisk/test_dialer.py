@@ -17,6 +17,7 @@ from devstack.localstack import SOURCE_ADDR, TOKEN, free_port
 from gateway.service import Service
 from tests.integration.sms_harness import Loop, running_loop, start_service, survey
 from tests.servers import RedisServer
+from tests.waiting import eventually
 
 from .amitools import AmiClient as Observer
 from .amitools import TcpProxy
@@ -79,7 +80,7 @@ def _loop(redis: RedisServer, info: AsteriskInfo, **dialer: Any) -> Any:
 async def _unsatisfied(loop: Loop, sid: str, phone: str, unit: str = "330602") -> None:
     status, body = await loop.post(survey(sid.lstrip("S"), phone, unit_code=unit))
     assert status == 201, body
-    await loop.wait_for(lambda: "survey.submitted" in loop.types(sid))
+    await eventually(lambda: "survey.submitted" in loop.types(sid))
     loop.smsc.inject_mo(phone, SOURCE_ADDR, "3 出警太慢，态度也不好")
 
 
@@ -94,7 +95,7 @@ async def test_unsatisfied_reply_is_called_back_to_a_free_agent_and_recorded(
 ) -> None:
     async with _loop(clean_redis, asterisk) as loop:
         await _unsatisfied(loop, "S101", "13800008101")
-        await loop.wait_for(lambda: "survey.called" in loop.types("S101"), within_s=90)
+        await eventually(lambda: "survey.called" in loop.types("S101"), within_s=90)
         types = [t for t in loop.types("S101") if t not in ("survey.delivered", "sms.receipt")]
         assert types[-5:] == [
             "survey.replied",
@@ -128,7 +129,7 @@ async def test_busy_and_no_answer_are_retried_then_unreachable(
         await _unsatisfied(loop, "S201", "13800000001")  # busy
         await _unsatisfied(loop, "S202", "13800000002")  # rings, never answered
         for sid in ("S201", "S202"):
-            await loop.wait_for(lambda s=sid: "survey.unreachable" in loop.types(s), within_s=90)
+            await eventually(lambda s=sid: "survey.unreachable" in loop.types(s), within_s=90)
         for sid, outcome in (("S201", "busy"), ("S202", "no_answer")):
             attempts = _attempts(loop, sid)
             assert [a["outcome"] for a in attempts] == [outcome, outcome], attempts
@@ -167,7 +168,7 @@ async def test_no_free_agent_means_nobody_is_dialled(
     try:
         async with _loop(clean_redis, asterisk) as loop:
             await _unsatisfied(loop, "S301", number, unit="330603")
-            await loop.wait_for(lambda: "survey.callback_pending" in loop.types("S301"))
+            await eventually(lambda: "survey.callback_pending" in loop.types("S301"))
             await asyncio.sleep(3)
             assert "survey.calling" not in loop.types("S301")
             assert _dialled(ami, number) == []
@@ -179,8 +180,8 @@ async def test_no_free_agent_means_nobody_is_dialled(
                     "Paused": "false",
                 }
             )
-            await loop.wait_for(lambda: "survey.calling" in loop.types("S301"))
-            await loop.wait_for(lambda: "survey.called" in loop.types("S301"), within_s=90)
+            await eventually(lambda: "survey.calling" in loop.types("S301"))
+            await eventually(lambda: "survey.called" in loop.types("S301"), within_s=90)
             assert _attempts(loop, "S301")[0]["agent"] == "agent3"
     finally:
         await ami.action(
@@ -204,7 +205,7 @@ async def test_ami_connection_cut_mid_call_is_recovered_and_nothing_dialled_twic
                 limit_s=60,
             )
             proxy.cut()  # the dialer's AMI connection dies while the citizen talks
-            await loop.wait_for(lambda: "survey.called" in loop.types("S401"), within_s=90)
+            await eventually(lambda: "survey.called" in loop.types("S401"), within_s=90)
             (attempt,) = _attempts(loop, "S401")
             assert attempt["outcome"] == "connected" and attempt["agent"] in ("agent1", "agent2")
             assert loop.service.dialer is not None and loop.service.dialer.ami.connects >= 2
@@ -228,7 +229,7 @@ async def test_dialer_restarted_mid_call_adopts_the_live_call(
         service, task = await start_service(settings)
         loop.service, loop.task = service, task
         try:
-            await loop.wait_for(lambda: "survey.called" in loop.types("S501"), within_s=90)
+            await eventually(lambda: "survey.called" in loop.types("S501"), within_s=90)
             (attempt,) = _attempts(loop, "S501")
             assert attempt["outcome"] == "connected" and attempt["agent"] in ("agent1", "agent2")
             assert service.dialer is not None and service.dialer.stats.recovered == 1
@@ -243,7 +244,7 @@ async def test_disposition_closes_and_ivr_recheck_records_the_reason(
     number = "13800010003"  # answers; in the IVR presses 3 and speaks its reason
     async with _loop(clean_redis, asterisk) as loop:
         await _unsatisfied(loop, "S601", number)
-        await loop.wait_for(lambda: "survey.called" in loop.types("S601"), within_s=90)
+        await eventually(lambda: "survey.called" in loop.types("S601"), within_s=90)
         cid = _attempts(loop, "S601")[0]["callback_id"]
 
         status, body = await _post(loop, "/v1/surveys/S601/recheck", {})
@@ -263,7 +264,7 @@ async def test_disposition_closes_and_ivr_recheck_records_the_reason(
         assert status == 200 and body["state"] == "closed", body
         status, body = await _post(loop, f"/v1/callbacks/{cid}/disposition", verdict)
         assert status == 200 and body["status"] == "exists"
-        await loop.wait_for(lambda: "survey.closed" in loop.types("S601"))
+        await eventually(lambda: "survey.closed" in loop.types("S601"))
         disp = next(e for e in loop.receiver.events["S601"] if e["type"] == "callback.disposition")
         assert disp["payload"]["reasons"] == ["slow_response"] and disp["payload"]["upheld"]
 
@@ -271,7 +272,7 @@ async def test_disposition_closes_and_ivr_recheck_records_the_reason(
             loop, "/v1/surveys/S601/recheck", {"kind": "ivr", "work_order": "GD-2026-001"}
         )
         assert status == 202, body
-        await loop.wait_for(lambda: loop.types("S601").count("survey.closed") == 2, within_s=90)
+        await eventually(lambda: loop.types("S601").count("survey.closed") == 2, within_s=90)
         last = _attempts(loop, "S601")[-1]
         assert last["kind"] == "ivr" and last["outcome"] == "ivr_rated"
         assert last["ivr"] == {"digit": "3", "rating": "unsatisfied"}
@@ -295,7 +296,7 @@ async def test_rejected_early_hangup_and_unknown_number_outcomes(
         await _unsatisfied(loop, "S702", "13800000004")  # answers, hangs up after 1 s
         await _unsatisfied(loop, "S703", "13800000005")  # no such number (404)
         for sid in ("S701", "S702", "S703"):
-            await loop.wait_for(lambda s=sid: "survey.unreachable" in loop.types(s), within_s=90)
+            await eventually(lambda s=sid: "survey.unreachable" in loop.types(s), within_s=90)
         assert [a["outcome"] for a in _attempts(loop, "S701")] == ["rejected", "rejected"]
         early = _attempts(loop, "S702")
         assert [a["outcome"] for a in early] == ["abandoned", "abandoned"]
@@ -314,7 +315,7 @@ async def test_outside_calling_hours_nobody_is_dialled(
     number = "13800008801"
     async with _loop(clean_redis, asterisk, calling_hours=hours) as loop:
         await _unsatisfied(loop, "S801", number)
-        await loop.wait_for(lambda: "survey.callback_pending" in loop.types("S801"))
+        await eventually(lambda: "survey.callback_pending" in loop.types("S801"))
         await asyncio.sleep(3)
         assert "survey.calling" not in loop.types("S801")
         assert _dialled(ami, number) == []
@@ -336,11 +337,11 @@ async def test_no_reply_gets_the_ivr_survey_and_a_3_goes_on_to_an_agent(
             status, body = await loop.post(survey(sid.lstrip("S"), number))
             assert status == 201, body
         # 1 pressed: rated satisfied, closed.
-        await loop.wait_for(lambda: "survey.closed" in loop.types("S901"), within_s=90)
+        await eventually(lambda: "survey.closed" in loop.types("S901"), within_s=90)
         (rated,) = _attempts(loop, "S901")
         assert rated["kind"] == "ivr" and rated["ivr"] == {"digit": "1", "rating": "satisfied"}
         # 3 pressed: the reason is recorded, then an agent calls back.
-        await loop.wait_for(lambda: "survey.called" in loop.types("S903"), within_s=120)
+        await eventually(lambda: "survey.called" in loop.types("S903"), within_s=120)
         ivr, agent = _attempts(loop, "S903")
         assert ivr["kind"] == "ivr" and ivr["ivr"]["digit"] == "3"
         assert ivr["next"] == {
@@ -377,11 +378,7 @@ async def test_one_dialer_dials_and_a_standby_takes_over_the_live_call(
                     e.payload for e in await store.events("S1001") if e.type == "callback.attempt"
                 ]
 
-            deadline = asyncio.get_running_loop().time() + 90
-            while not await attempts():
-                assert asyncio.get_running_loop().time() < deadline, "never stored"
-                await asyncio.sleep(0.2)
-            (attempt,) = await attempts()
+            (attempt,) = await eventually(attempts, "the attempt stored", within_s=90)
             assert attempt["outcome"] == "connected" and attempt["agent"] in ("agent1", "agent2")
             assert standby.dialer.leading and standby.dialer.stats.recovered == 1
             assert len(_dialled(ami, number)) == 1
