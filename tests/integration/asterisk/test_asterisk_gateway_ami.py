@@ -25,7 +25,12 @@ from tests.waiting import eventually
 from .amitools import AmiClient as Observer
 from .amitools import TcpProxy, new_channel_id, user_event
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+# The tests hang up themselves: the agents talk until they do.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(900),
+    pytest.mark.usefixtures("talkative_agents"),
+]
 
 
 @dataclass

@@ -20,7 +20,7 @@ from tests.servers import RedisServer
 from tests.waiting import eventually
 
 from .amitools import AmiClient as Observer
-from .amitools import TcpProxy
+from .amitools import TcpProxy, hang_up_agent
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -42,8 +42,9 @@ def dialer_config(info: AsteriskInfo, **over: Any) -> dict[str, Any]:
         "recordings_dir": str(info.recordings_dir),
         "calling_hours": {"start": "00:00", "end": "23:59:59"},
         "max_attempts": 3,
-        "retry_spacing_minutes": [0.02],  # 1.2 s
-        "ring_timeout_s": 4,
+        "retry_spacing_minutes": [0.005],  # 0.3 s
+        # The test citizens answer within 0.3 s; only "rings forever" waits this out.
+        "ring_timeout_s": 2,
         "wrapup_s": 1,
     }
     cfg.update(over)
@@ -88,6 +89,37 @@ def _attempts(loop: Loop, sid: str) -> list[dict[str, Any]]:
     return [
         e["payload"] for e in loop.receiver.events.get(sid, []) if e["type"] == "callback.attempt"
     ]
+
+
+async def _survey(loop: Loop, sid: str) -> dict[str, str]:
+    """The survey as stored in Redis (its state, and the queue its callback is on)."""
+    assert loop.service.store is not None
+    survey = await loop.service.store.get_survey(sid)
+    assert survey is not None, sid
+    return survey
+
+
+async def _on_unit_queue(loop: Loop, sid: str) -> bool:
+    return bool((await _survey(loop, sid)).get("cb_queue"))
+
+
+async def _dialer_on_ami(loop: Loop) -> None:
+    """Wait until the dialer is logged in to AMI and has read the queues."""
+    dialer = loop.service.dialer
+    assert dialer is not None
+    await eventually(lambda: dialer.ami.connected, "the dialer on AMI")
+
+
+async def _dialer_passed_over(loop: Loop, sid: str) -> None:
+    """Wait until the dialer has decided about ``sid`` (posted once the dialer was on
+    AMI): a tick put its callback on the unit's queue, and its pacing and dialling come
+    next in that same tick. A second callback, posted only now, is put on its queue by
+    a later tick, so once it is there the first tick is over. Ticks run one after the
+    other: this is proof, not a guess at a duration."""
+    await eventually(lambda: _on_unit_queue(loop, sid), f"{sid} on its unit's queue")
+    # Another unit, and a number that does not exist: one short call, never retried.
+    await _unsatisfied(loop, "S1", "13800000005", unit="330602")
+    await eventually(lambda: _on_unit_queue(loop, "S1"), "a later callback on its queue")
 
 
 async def test_unsatisfied_reply_is_called_back_to_a_free_agent_and_recorded(
@@ -167,9 +199,11 @@ async def test_no_free_agent_means_nobody_is_dialled(
     )
     try:
         async with _loop(clean_redis, asterisk) as loop:
+            await _dialer_on_ami(loop)
             await _unsatisfied(loop, "S301", number, unit="330603")
             await eventually(lambda: "survey.callback_pending" in loop.types("S301"))
-            await asyncio.sleep(3)
+            await _dialer_passed_over(loop, "S301")
+            assert (await _survey(loop, "S301"))["state"] == "callback_pending"  # not claimed
             assert "survey.calling" not in loop.types("S301")
             assert _dialled(ami, number) == []
             await ami.action(
@@ -189,6 +223,7 @@ async def test_no_free_agent_means_nobody_is_dialled(
         )
 
 
+@pytest.mark.usefixtures("talkative_agents")
 async def test_ami_connection_cut_mid_call_is_recovered_and_nothing_dialled_twice(
     clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
 ) -> None:
@@ -199,36 +234,47 @@ async def test_ami_connection_cut_mid_call_is_recovered_and_nothing_dialled_twic
         cfg = dialer_config(asterisk)
         async with _loop(clean_redis, asterisk, ami={**cfg["ami"], "port": proxy.port}) as loop:
             await _unsatisfied(loop, "S401", number)
-            await ami.wait_for(
+            connect = await ami.wait_for(
                 lambda e: e.get("Event") == "AgentConnect" and e.get("ConnectedLineNum") != "",
                 "agent connected",
                 limit_s=60,
             )
+            dialer = loop.service.dialer
+            assert dialer is not None
             proxy.cut()  # the dialer's AMI connection dies while the citizen talks
+            await eventually(lambda: dialer.ami.connects >= 2 and dialer.ami.connected, "AMI back")
+            await hang_up_agent(ami, connect["MemberName"])  # the call ends after that
             await eventually(lambda: "survey.called" in loop.types("S401"), within_s=90)
             (attempt,) = _attempts(loop, "S401")
             assert attempt["outcome"] == "connected" and attempt["agent"] in ("agent1", "agent2")
-            assert loop.service.dialer is not None and loop.service.dialer.ami.connects >= 2
-            await asyncio.sleep(2)
+            # Called: nothing can claim the callback any more; the one Originate it had
+            # was not sent again on the reconnect.
+            assert (await _survey(loop, "S401"))["state"] == "called"
+            assert dialer.stats.originated == 1
             assert len(_dialled(ami, number)) == 1
             assert loop.types("S401").count("survey.calling") == 1
     finally:
         await proxy.close()
 
 
+@pytest.mark.usefixtures("talkative_agents")
 async def test_dialer_restarted_mid_call_adopts_the_live_call(
     clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
 ) -> None:
     number = "13800008501"
     async with _loop(clean_redis, asterisk) as loop:
         await _unsatisfied(loop, "S501", number)
-        await ami.wait_for(lambda e: e.get("Event") == "AgentConnect", "agent", limit_s=60)
+        connect = await ami.wait_for(lambda e: e.get("Event") == "AgentConnect", "agent", 60)
         settings = loop.service.settings
         await loop.stop_service()  # the gateway goes away mid-call; the call goes on
         assert "callback.attempt" not in loop.types("S501")
         service, task = await start_service(settings)
         loop.service, loop.task = service, task
         try:
+            dialer = service.dialer
+            assert dialer is not None
+            await eventually(lambda: dialer.stats.recovered == 1, "the call adopted")
+            await hang_up_agent(ami, connect["MemberName"])  # the call ends after that
             await eventually(lambda: "survey.called" in loop.types("S501"), within_s=90)
             (attempt,) = _attempts(loop, "S501")
             assert attempt["outcome"] == "connected" and attempt["agent"] in ("agent1", "agent2")
@@ -314,9 +360,10 @@ async def test_outside_calling_hours_nobody_is_dialled(
     hours = {"start": f"{start:%H:%M}", "end": f"{end:%H:%M}"}
     number = "13800008801"
     async with _loop(clean_redis, asterisk, calling_hours=hours) as loop:
+        await _dialer_on_ami(loop)
         await _unsatisfied(loop, "S801", number)
         await eventually(lambda: "survey.callback_pending" in loop.types("S801"))
-        await asyncio.sleep(3)
+        await _dialer_passed_over(loop, "S801")
         assert "survey.calling" not in loop.types("S801")
         assert _dialled(ami, number) == []
         status, body = await loop.get("S801")
@@ -331,7 +378,7 @@ async def test_no_reply_gets_the_ivr_survey_and_a_3_goes_on_to_an_agent(
         free_port(),
         workers=["api", "sms", "webhooks", "dialer"],
         dialer=dialer_config(asterisk, no_reply_ivr=True),
-        surveys={"reply_window_hours": 0.0005, "quiet_hours": {"enabled": False}},  # 1.8 s
+        surveys={"reply_window_hours": 0.0003, "quiet_hours": {"enabled": False}},  # 1.08 s
     ) as loop:
         for sid, number in (("S901", "13800010001"), ("S903", "13800010003")):
             status, body = await loop.post(survey(sid.lstrip("S"), number))
@@ -357,6 +404,7 @@ async def test_no_reply_gets_the_ivr_survey_and_a_3_goes_on_to_an_agent(
         assert types.count("survey.calling") == 2
 
 
+@pytest.mark.usefixtures("talkative_agents")
 async def test_one_dialer_dials_and_a_standby_takes_over_the_live_call(
     clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
 ) -> None:
@@ -366,10 +414,13 @@ async def test_one_dialer_dials_and_a_standby_takes_over_the_live_call(
         task = asyncio.create_task(standby.run())
         try:
             await _unsatisfied(loop, "S1001", number)
-            await ami.wait_for(lambda e: e.get("Event") == "AgentConnect", "agent", limit_s=60)
+            connect = await ami.wait_for(lambda e: e.get("Event") == "AgentConnect", "agent", 60)
             assert loop.service.dialer is not None and loop.service.dialer.leading
             assert standby.dialer is not None and not standby.dialer.leading
             await loop.stop_service()  # the dialer that placed the call goes away
+            taken_over = standby.dialer
+            await eventually(lambda: taken_over.stats.recovered == 1, "the call adopted")
+            await hang_up_agent(ami, connect["MemberName"])  # the call ends after that
             store = standby.store
             assert store is not None
 
