@@ -72,10 +72,11 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechFiles:
     return make_speech_files(tmp_path_factory.mktemp("asr-speech"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pool() -> Iterator[AsrPool]:
-    """One decoder process with the Korean test model; not tied to an event loop, so
-    each test's loop can use it."""
+    """One decoder process with the Korean test model, loaded once for the session (the
+    tests that kill it check that it comes back); not tied to an event loop, so each
+    test's loop can use it."""
     asr_pool = AsrPool(korean_model(), workers=1, job_timeout_s=300)
     try:
         yield asr_pool

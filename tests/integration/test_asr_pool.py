@@ -1,6 +1,6 @@
 """The process pool with the real decoder: off the event loop, and recovering from crashes.
 
-One worker (the test machine's two cores are shared), loaded once for the module; the
+One worker (the test machine's two cores are shared), loaded once for the session; the
 crash and timeout tests kill it on purpose and check the pool comes back by itself.
 """
 
@@ -75,7 +75,7 @@ async def test_a_killed_worker_fails_the_job_retryably_and_the_pool_recovers(
     restarts = pool.restarts
     pids = await pool.warm_up()
     job = asyncio.create_task(pool.transcribe(TranscriptionJob({"citizen": speech.long_8k})))
-    await asyncio.sleep(0.5)  # the 17 s recording is being decoded now
+    await asyncio.sleep(0.5)  # the long recording is being decoded now
     for pid in pids:
         os.kill(pid, signal.SIGKILL)  # what the OOM killer would do
     with pytest.raises(TranscriptionFailed) as info:

@@ -2,7 +2,7 @@
 
 Jobs go in through the stream as the dialer adds them; what comes out is read where the
 core system reads it: the survey's event list. One pool worker process, shared by the
-module (the test machine's two cores are shared).
+session (the test machine's two cores are shared).
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ async def test_a_killed_decoder_process_is_retried_and_the_job_ends_once(
             return bool(worker._inflight)
 
         await eventually(started, "the job started", within_s=120)
-        await asyncio.sleep(0.5)  # the 17 s recording is being decoded now
+        await asyncio.sleep(0.5)  # the long recording is being decoded now
         for pid in pool.worker_pids():
             os.kill(pid, signal.SIGKILL)
         [event] = await wait_events(store, "S-kill", jobs.TRANSCRIPT)
