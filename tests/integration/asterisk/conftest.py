@@ -23,7 +23,7 @@ from .amitools import AmiClient, set_agent_talk
 
 _versions: list[str] = []
 # Enough for any test that ends its calls itself: about a minute of the agent's line.
-TALKATIVE_LOOPS = 15
+TALKATIVE_LOOPS = 30
 
 
 @pytest.fixture(scope="session")
