@@ -5,7 +5,7 @@ with ``--agents`` agent phones in one unit queue and a redis-server, then makes
 ``--callbacks`` surveys unsatisfied at once (the reply function the SMS path uses) and
 runs the real dialer (gateway.dialer.dialer.Dialer over AMI) until every callback is settled.
 Citizens are the test outside world's answering numbers (they complain, the agent
-phone talks ``--talk-loops`` x 9.5 s and hangs up).
+phone says its line ``--talk-loops`` times and hangs up).
 
     .venv/bin/python bench/dialer.py --callbacks 200 --agents 10
 
@@ -223,7 +223,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--callbacks", type=int, default=200)
     parser.add_argument("--agents", type=int, default=10)
-    parser.add_argument("--talk-loops", type=int, default=1, help="agent talk: loops of 9.5 s")
+    parser.add_argument(
+        "--talk-loops", type=int, default=1, help="agent talk: times the agent says its line"
+    )
     parser.add_argument("--limit-s", type=float, default=1800)
     args = parser.parse_args()
     result = asyncio.run(run(args))

@@ -31,6 +31,7 @@ from gateway.dialer import asterisk as asterisk_conf
 __all__ = [
     "AGENTS_A",
     "AGENTS_B",
+    "AGENT_TALK_LOOPS_VAR",
     "GATEWAY_IP",
     "UNIT_A",
     "UNIT_B",
@@ -41,6 +42,7 @@ __all__ = [
     "asterisk_home",
     "provision",
     "read_version",
+    "voice_seconds",
     "wav_rms",
     "wav_seconds",
 ]
@@ -52,11 +54,18 @@ DEFAULT_HOME = "/var/cache/minyi/asterisk"
 GATEWAY_IP = "127.0.0.1"
 WORLD_IP = "127.0.0.2"
 SESSIONS_IN_CHROOT = "/var/lib/minyi/sessions"
+# Where provision.sh installs the voices (played as minyi/<name>).
+VOICES_IN_CHROOT = "usr/share/asterisk/sounds/minyi"
 # Each network step of provision.sh gets this long; the test fixture's own timeout
 # (pytest-timeout) is set above twice this so the script's clear message wins.
 PROVISION_STEP_TIMEOUT_S = 240
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+
+# A global dialplan variable (AMI Setvar without a channel): how many times the agents'
+# phones say their line before hanging up; empty means the AsteriskProcess default. A
+# test that ends calls itself keeps the agents talking with it.
+AGENT_TALK_LOOPS_VAR = "MINYI_TEST_AGENT_TALK_LOOPS"
 
 # The test deployment: two units, three agents.
 UNIT_A = "330602"
@@ -138,7 +147,7 @@ class AsteriskProcess:
         version: str,
         agent_count: int = 3,
         units: tuple[UnitQueue, ...] | None = None,
-        agent_talk_loops: int = 2,
+        agent_talk_loops: int = 1,
     ) -> None:
         self.root = root
         self.version = version
@@ -152,7 +161,8 @@ class AsteriskProcess:
         self.ami_secret = secrets.token_hex(12)
         self.agent_names = tuple(f"agent{i}" for i in range(1, agent_count + 1))
         self.units = units or (UnitQueue(UNIT_A, AGENTS_A), UnitQueue(UNIT_B, AGENTS_B))
-        # Each loop is one 9.5 s "hello" from the agent's phone before it hangs up.
+        # How many times an agent's phone says its line (minyi/agent-hello, a few
+        # seconds) before it hangs up, unless a test sets AGENT_TALK_LOOPS_VAR.
         self.agent_talk_loops = agent_talk_loops
         self.proc: subprocess.Popen[bytes] | None = None
         self._console: object | None = None
@@ -192,7 +202,10 @@ class AsteriskProcess:
                 " same => n,Set(I=0)\n"
                 " same => n(talk),Playback(minyi/agent-hello)\n"
                 " same => n,Set(I=$[${I} + 1])\n"
-                f" same => n,GotoIf($[${{I}} < {self.agent_talk_loops}]?talk)\n"
+                # Read on every loop, so a test that lowers it ends a call it kept going.
+                f' same => n,Set(LOOPS=${{IF($["${{GLOBAL({AGENT_TALK_LOOPS_VAR})}}" = ""]'
+                f"?{self.agent_talk_loops}:${{GLOBAL({AGENT_TALK_LOOPS_VAR})}})}})\n"
+                " same => n,GotoIf($[${I} < ${LOOPS}]?talk)\n"
                 " same => n,Hangup(16)\n"
                 for a in self.agent_names
             ),
@@ -409,3 +422,8 @@ def wav_seconds(path: Path) -> float:
 
     with wave.open(str(path), "rb") as w:
         return w.getnframes() / float(w.getframerate())
+
+
+def voice_seconds(name: str) -> float:
+    """How long one of the installed voices (scripts/asterisk/make_voices.sh) plays."""
+    return wav_seconds(asterisk_home() / "root" / VOICES_IN_CHROOT / f"{name}.wav")

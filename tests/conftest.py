@@ -1,74 +1,18 @@
-"""Shared fixtures: a real redis-server on a free loopback port."""
+"""Shared fixtures: a real redis-server on a free loopback port, the survey store on
+it, and the ASR speech files and decoder pool."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
 
 from asr.pool import AsrPool
-from devstack.localstack import free_port, redis_command
 from gateway.store.surveys import Store
 from tests.asr_fixtures import SpeechFiles, korean_model, make_speech_files
-
-__all__ = ["RedisServer", "free_port"]
-
-
-class RedisServer:
-    """A redis-server process owned by the test session (persistent, so it can be
-    restarted without losing data, as a production Redis with AOF would)."""
-
-    def __init__(self, workdir: Path, *extra_args: str) -> None:
-        """``extra_args``: redis-server options that override the usual ones."""
-        self.workdir = workdir
-        self.extra_args = extra_args
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [*redis_command(self.port, self.workdir), *self.extra_args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-    def restart(self) -> None:
-        """Stop and start the same server (same port, same data directory)."""
-        self.stop()
-        self.start()
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no last flush (``start`` brings it back)."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
+from tests.servers import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -122,16 +66,17 @@ async def clean_redis(redis_server: RedisServer) -> RedisServer:
 
 
 # --- ASR: speech files and a decoder pool (integration tests of asr/) ----------------
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechFiles:
-    """espeak-ng speech, silence and broken files at 8 kHz, made once per module."""
+    """espeak-ng speech, silence and broken files at 8 kHz, made once per session."""
     return make_speech_files(tmp_path_factory.mktemp("asr-speech"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pool() -> Iterator[AsrPool]:
-    """One decoder process with the Korean test model; not tied to an event loop, so
-    each test's loop can use it."""
+    """One decoder process with the Korean test model, loaded once for the session (the
+    tests that kill it check that it comes back); not tied to an event loop, so each
+    test's loop can use it."""
     asr_pool = AsrPool(korean_model(), workers=1, job_timeout_s=300)
     try:
         yield asr_pool

@@ -18,20 +18,21 @@ done
 mkdir -p "$CACHE" "$INSTALL"
 
 # name | espeak voice | text. Prompts the gateway plays (greeting, IVR), and what the
-# simulated citizen and agents say. The complaint and the agent's line are long enough
-# that a few seconds of a recorded call are never silence.
+# simulated citizen and agents say. One short sentence each: a test call lasts as long
+# as the voices it plays, and the citizen and the agent loop theirs, so a recorded call
+# is never silent however long it runs.
 VOICES=$(
   cat <<'EOF'
-greeting|cmn|您好，这里是民意回访中心，正在为您转接访评员，通话将被录音。
+greeting|cmn|民意回访，通话录音。
 no-agent|cmn|访评员正忙，我们稍后再与您联系，再见。
 goodbye|cmn|感谢您的反馈，再见。
-ivr-question|cmn|满意请按1，基本满意请按2，不满意请按3。
-ivr-invalid|cmn|输入有误，请重新输入。
-ivr-reason|cmn|请在提示音后说出原因。
-ivr-thanks|cmn|感谢您的评价，再见。
-citizen-complaint|cmn|喂，你好。我对上次报警的处理结果不满意，民警到场太慢了，态度也不好，我希望有人能给我一个说法。
-citizen-reason|cmn|出警太慢了，等了一个多小时，而且没有人跟我解释原因。
-agent-hello|cmn|您好，我是民意回访中心的访评员，请问您对哪方面不满意？请您详细说一说，我们会认真记录。
+ivr-question|cmn|满意按1，基本满意按2，不满意按3。
+ivr-invalid|cmn|输入有误。
+ivr-reason|cmn|请说出原因。
+ivr-thanks|cmn|感谢评价，再见。
+citizen-complaint|cmn|民警到场太慢，态度也不好。
+citizen-reason|cmn|出警太慢，没人解释原因。
+agent-hello|cmn|您好，哪里不满意？
 EOF
 )
 

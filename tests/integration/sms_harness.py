@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -149,14 +148,6 @@ class Loop:
     def types(self, sid: str) -> list[str]:
         """Event types the webhook receiver got for a survey, in arrival order."""
         return [e["type"] for e in self.receiver.events.get(sid, [])]
-
-    async def wait_for(self, predicate: Callable[[], bool], within_s: float = 20.0) -> None:
-        """Poll until `predicate()` holds; fail with a clear message after `within_s`."""
-        deadline = time.monotonic() + within_s
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {within_s}s")
-            await asyncio.sleep(0.05)
 
     async def stop_service(self) -> None:
         """SIGTERM-like drain of the gateway."""

@@ -10,32 +10,21 @@ lost."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from devstack.localstack import free_port
 from gateway.config import parse_settings
 from gateway.service import Service
-from tests.conftest import RedisServer, free_port
 from tests.integration.sms_harness import TOKEN, config, running_loop, survey
+from tests.servers import RedisServer
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-async def until(cond: Callable[[], bool | Awaitable[bool]], what: str, within: float = 20) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        value = cond()
-        if value if isinstance(value, bool) else await value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def post(http: aiohttp.ClientSession, api: str, body: Any) -> tuple[int, Any, str | None]:
@@ -58,7 +47,7 @@ async def test_the_api_listens_before_redis_and_answers_503_until_it_is_there(
     service = api_only(server.url)
     task = asyncio.create_task(service.run())
     try:
-        await until(lambda: service.api_port is not None, "the API to listen")
+        await eventually(lambda: service.api_port is not None, "the API to listen")
         api = f"http://127.0.0.1:{service.api_port}"
         async with aiohttp.ClientSession() as http:
             async with http.get(api + "/healthz") as r:
@@ -140,13 +129,13 @@ async def test_redis_stopped_and_started_mid_run_loses_no_survey(tmp_path: Path,
                     await asyncio.sleep(0.01)
 
             posting = asyncio.create_task(poster())
-            await until(lambda: by_phase["before"].count(201) >= 30, "posts before the outage")
+            await eventually(lambda: by_phase["before"].count(201) >= 30, "posts before the outage")
             phase["name"] = "away"
             await asyncio.to_thread(server.stop if how == "SIGTERM" else server.kill)
-            await until(lambda: by_phase["away"].count(503) >= 5, "503 answers while away")
+            await eventually(lambda: by_phase["away"].count(503) >= 5, "503 answers while away")
             await asyncio.to_thread(server.start)
             phase["name"] = "back"
-            await until(lambda: by_phase["back"].count(201) >= 30, "posts after the restart")
+            await eventually(lambda: by_phase["back"].count(201) >= 30, "posts after the restart")
             stop_posting.set()
             await posting
 

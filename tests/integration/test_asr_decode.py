@@ -18,14 +18,9 @@ from asr.errors import FailureReason, TranscriptionFailed
 from asr.models import ModelSpec, load_check
 from asr.transcript import LegStatus, TranscriptResult
 from asr.worker_core import transcribe_recording
-from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model, make_speech_files
+from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechFiles:
-    return make_speech_files(tmp_path_factory.mktemp("asr-speech"))
 
 
 @pytest.fixture(scope="session")
@@ -136,13 +131,6 @@ def test_truncated_garbage_and_short_files_fail_with_reasons(
     with pytest.raises(TranscriptionFailed) as info:
         transcribe_recording({"citizen": speech.short_8k}, model)
     assert info.value.reason is FailureReason.TOO_SHORT
-
-
-def test_missing_model_is_a_retryable_failure(speech: SpeechFiles, tmp_path: Path) -> None:
-    absent = ModelSpec("small-cn", tmp_path / "vosk-model-small-cn-0.22", "zh-CN", 16000)
-    with pytest.raises(TranscriptionFailed) as info:
-        transcribe_recording({"citizen": speech.citizen_8k}, absent)
-    assert info.value.reason is FailureReason.MODEL_UNAVAILABLE and info.value.retryable
 
 
 def test_full_load_check(tmp_path: Path) -> None:

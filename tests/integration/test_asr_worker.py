@@ -2,7 +2,7 @@
 
 Jobs go in through the stream as the dialer adds them; what comes out is read where the
 core system reads it: the survey's event list. One pool worker process, shared by the
-module (the test machine's two cores are shared).
+session (the test machine's two cores are shared).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -31,20 +31,14 @@ from asr.pool import AsrPool
 from asr.worker import AsrWorker, AsrWorkerSettings
 from gateway.store import keys
 from gateway.store.events import Event
-from gateway.store.library import library_source
 from gateway.store.surveys import Store
 from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model
-from tests.conftest import RedisServer
+from tests.servers import RedisServer
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def redis(redis_text: aioredis.Redis) -> aioredis.Redis:
-    """This module's tests read replies as str."""
-    return redis_text
 
 
 def settings(**kw: Any) -> AsrWorkerSettings:
@@ -56,9 +50,9 @@ def settings(**kw: Any) -> AsrWorkerSettings:
 
 @asynccontextmanager
 async def running(
-    redis: aioredis.Redis, pool: AsrPool | None, s: AsrWorkerSettings
+    redis_text: aioredis.Redis, pool: AsrPool | None, s: AsrWorkerSettings
 ) -> AsyncIterator[AsrWorker]:
-    worker = AsrWorker(redis, s, pool=pool)
+    worker = AsrWorker(redis_text, s, pool=pool)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
@@ -90,39 +84,24 @@ async def events(store: Store, sid: str, etype: str | None = None) -> list[Event
     return [e for e in await store.events(sid) if etype is None or e.type == etype]
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], limit_s: float = 120.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not await check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 async def wait_events(store: Store, sid: str, etype: str, n: int = 1) -> list[Event]:
     async def enough() -> bool:
         return len(await events(store, sid, etype)) >= n
 
-    await wait_for(enough)
+    await eventually(enough, f"{n} {etype} event(s) of {sid}", within_s=120)
     return await events(store, sid, etype)
 
 
-async def pending_count(redis: aioredis.Redis) -> int:
+async def pending_count(redis_text: aioredis.Redis) -> int:
     try:
-        summary = await redis.xpending(jobs.JOBS, jobs.GROUP)
+        summary = await redis_text.xpending(jobs.JOBS, jobs.GROUP)
     except ResponseError:  # NOGROUP: no worker has started yet
         return 0
     return int(summary["pending"])
 
 
-def test_lua_key_names_match_the_python_ones() -> None:
-    src = library_source()
-    assert "local ASR_DEAD = 'minyi:asr:dead'" in src and jobs.DEAD == "minyi:asr:dead"
-    assert "local function ASR_DONE(job_id) return 'minyi:asr:done:' .. job_id end" in src
-    assert jobs.DONE == "minyi:asr:done:{job_id}"
-    assert "local ASR_JOBS = 'minyi:asr:jobs'" in src and jobs.JOBS == "minyi:asr:jobs"
-
-
 async def test_a_recording_becomes_one_transcript_event_and_the_loop_stays_free(
-    store: Store, redis: aioredis.Redis, pool: AsrPool, speech: SpeechFiles
+    store: Store, redis_text: aioredis.Redis, pool: AsrPool, speech: SpeechFiles
 ) -> None:
     await called_survey(store, "S1")
     the_job = job("S1", {"citizen": speech.citizen_late_8k, "agent": speech.agent_8k})
@@ -135,17 +114,17 @@ async def test_a_recording_becomes_one_transcript_event_and_the_loop_stays_free(
             await asyncio.sleep(0.02)
             lag = max(lag, time.monotonic() - t0 - 0.02)
 
-    async with running(redis, pool, settings()):
+    async with running(redis_text, pool, settings()):
         ticking = asyncio.create_task(ticker())
         try:
-            await jobs.enqueue_job(redis, the_job)
+            await jobs.enqueue_job(redis_text, the_job)
             [event] = await wait_events(store, "S1", jobs.TRANSCRIPT)
         finally:
             ticking.cancel()
         # The same job enqueued again (a retried dialer step) ends in no second event.
-        await jobs.enqueue_job(redis, the_job)
-        await wait_for(lambda: _zero(pending_count(redis)))
-        await wait_for(lambda: _stream_read_all(redis))
+        await jobs.enqueue_job(redis_text, the_job)
+        await eventually(lambda: _zero(pending_count(redis_text)), "no pending job", within_s=120)
+        await eventually(lambda: _stream_read_all(redis_text), "the stream read", within_s=120)
 
     # Decoding ran in the pool's process; a loop it blocked would lag by seconds.
     assert lag < 1.0
@@ -177,34 +156,34 @@ async def test_a_recording_becomes_one_transcript_event_and_the_loop_stays_free(
     assert survey is not None and survey["state"] == "transcribed"
     [moved] = await events(store, "S1", "survey.transcribed")
     assert moved.payload == {"from": "called", "job_id": "S1:cb1:1", "callback_id": "S1:cb1"}
-    kept = await redis.hget(keys.SURVEY_TRANSCRIPTS.format(survey_id="S1"), "S1:cb1")
+    kept = await redis_text.hget(keys.SURVEY_TRANSCRIPTS.format(survey_id="S1"), "S1:cb1")
     assert kept is not None and json.loads(kept) == p
-    assert await redis.ttl(jobs.DONE.format(job_id="S1:cb1:1")) > 29 * 86400
+    assert await redis_text.ttl(jobs.DONE.format(job_id="S1:cb1:1")) > 29 * 86400
 
 
 async def _zero(count: Awaitable[int]) -> bool:
     return await count == 0
 
 
-async def _stream_read_all(redis: aioredis.Redis) -> bool:
-    groups = await redis.xinfo_groups(jobs.JOBS)
+async def _stream_read_all(redis_text: aioredis.Redis) -> bool:
+    groups = await redis_text.xinfo_groups(jobs.JOBS)
     info = groups[0]
     return int(info["pending"]) == 0 and int(info.get("lag") or 0) == 0
 
 
 async def test_faults_in_the_recording_end_in_transcript_failed(
-    store: Store, redis: aioredis.Redis, pool: AsrPool, speech: SpeechFiles, tmp_path: Path
+    store: Store, redis_text: aioredis.Redis, pool: AsrPool, speech: SpeechFiles, tmp_path: Path
 ) -> None:
     corrupt = tmp_path / "corrupt-citizen.wav"
     corrupt.write_bytes(b"RIFF" + bytes(100))
     cases = {"S-silent": speech.silence_8k, "S-corrupt": corrupt, "S-short": speech.short_8k}
     for sid in cases:
         await called_survey(store, sid)
-    async with running(redis, pool, settings()):
+    async with running(redis_text, pool, settings()):
         for sid, path in cases.items():
-            await jobs.enqueue_job(redis, job(sid, {"citizen": path}))
+            await jobs.enqueue_job(redis_text, job(sid, {"citizen": path}))
         failed = {sid: (await wait_events(store, sid, jobs.TRANSCRIPT_FAILED))[0] for sid in cases}
-        await wait_for(lambda: _zero(pending_count(redis)))
+        await eventually(lambda: _zero(pending_count(redis_text)), "no pending job", within_s=120)
     reasons = {sid: e.payload["reason"] for sid, e in failed.items()}
     assert reasons == {"S-silent": "silent", "S-corrupt": "corrupt", "S-short": "too_short"}
     assert failed["S-corrupt"].payload["leg"] == "citizen"
@@ -213,72 +192,72 @@ async def test_faults_in_the_recording_end_in_transcript_failed(
         assert not await events(store, sid, jobs.TRANSCRIPT)
         survey = await store.get_survey(sid)
         assert survey is not None and survey["state"] == "called"
-    assert await redis.xlen(jobs.DEAD) == 0  # a decided failure is not a dead letter
+    assert await redis_text.xlen(jobs.DEAD) == 0  # a decided failure is not a dead letter
 
 
 async def test_a_killed_decoder_process_is_retried_and_the_job_ends_once(
-    store: Store, redis: aioredis.Redis, pool: AsrPool, speech: SpeechFiles
+    store: Store, redis_text: aioredis.Redis, pool: AsrPool, speech: SpeechFiles
 ) -> None:
     await called_survey(store, "S-kill")
     await pool.warm_up()
-    async with running(redis, pool, settings(claim_idle_s=0.6)) as worker:
-        await jobs.enqueue_job(redis, job("S-kill", {"citizen": speech.long_8k}))
+    async with running(redis_text, pool, settings(claim_idle_s=0.6)) as worker:
+        await jobs.enqueue_job(redis_text, job("S-kill", {"citizen": speech.long_8k}))
 
         async def started() -> bool:
             return bool(worker._inflight)
 
-        await wait_for(started)
-        await asyncio.sleep(0.5)  # the 17 s recording is being decoded now
+        await eventually(started, "the job started", within_s=120)
+        await asyncio.sleep(0.5)  # the long recording is being decoded now
         for pid in pool.worker_pids():
             os.kill(pid, signal.SIGKILL)
         [event] = await wait_events(store, "S-kill", jobs.TRANSCRIPT)
-        await wait_for(lambda: _zero(pending_count(redis)))
+        await eventually(lambda: _zero(pending_count(redis_text)), "no pending job", within_s=120)
     assert event.payload["attempt"] == 2
     assert len(await events(store, "S-kill", jobs.TRANSCRIPT)) == 1
     assert not await events(store, "S-kill", jobs.TRANSCRIPT_FAILED)
-    assert not await redis.hgetall(jobs.LAST_ERROR)
+    assert not await redis_text.hgetall(jobs.LAST_ERROR)
 
 
 async def test_a_job_failing_retryably_every_time_is_dead_lettered_after_max_tries(
-    store: Store, redis: aioredis.Redis, pool: AsrPool, tmp_path: Path
+    store: Store, redis_text: aioredis.Redis, pool: AsrPool, tmp_path: Path
 ) -> None:
     await called_survey(store, "S-poison")
     missing = tmp_path / "never-written-citizen.wav"  # "missing" is retryable
-    async with running(redis, pool, settings(claim_idle_s=0.3, max_tries=3)):
-        await jobs.enqueue_job(redis, job("S-poison", {"citizen": missing}))
+    async with running(redis_text, pool, settings(claim_idle_s=0.3, max_tries=3)):
+        await jobs.enqueue_job(redis_text, job("S-poison", {"citizen": missing}))
         [event] = await wait_events(store, "S-poison", jobs.TRANSCRIPT_FAILED)
-        await wait_for(lambda: _zero(pending_count(redis)))
+        await eventually(lambda: _zero(pending_count(redis_text)), "no pending job", within_s=120)
     p = event.payload
     assert (p["reason"], p["last_reason"], p["attempt"]) == ("poison", "missing", 3)
-    [(_, dead)] = await redis.xrange(jobs.DEAD)
+    [(_, dead)] = await redis_text.xrange(jobs.DEAD)
     fields = dict(dead)
     assert fields["reason"] == "poison" and fields["attempts"] == "3"
     assert json.loads(fields["job"])["legs"]["citizen"] == str(missing)
-    assert not await redis.hgetall(jobs.LAST_ERROR)
+    assert not await redis_text.hgetall(jobs.LAST_ERROR)
 
 
 async def test_an_entry_that_keeps_killing_its_worker_is_dead_lettered_undecoded(
-    store: Store, redis: aioredis.Redis, speech: SpeechFiles
+    store: Store, redis_text: aioredis.Redis, speech: SpeechFiles
 ) -> None:
     await called_survey(store, "S-crashloop")
-    await redis.xgroup_create(jobs.JOBS, jobs.GROUP, id="0", mkstream=True)
-    entry = await jobs.enqueue_job(redis, job("S-crashloop", {"citizen": speech.citizen_8k}))
+    await redis_text.xgroup_create(jobs.JOBS, jobs.GROUP, id="0", mkstream=True)
+    entry = await jobs.enqueue_job(redis_text, job("S-crashloop", {"citizen": speech.citizen_8k}))
     # Three workers took it and died before finishing (no error was ever recorded).
-    await redis.xreadgroup(jobs.GROUP, "dead-1", {jobs.JOBS: ">"})
+    await redis_text.xreadgroup(jobs.GROUP, "dead-1", {jobs.JOBS: ">"})
     for consumer in ("dead-2", "dead-3"):
-        await redis.xclaim(jobs.JOBS, jobs.GROUP, consumer, 0, [entry])
+        await redis_text.xclaim(jobs.JOBS, jobs.GROUP, consumer, 0, [entry])
     await asyncio.sleep(0.3)
-    async with running(redis, None, settings(claim_idle_s=0.2, max_tries=3)):
+    async with running(redis_text, None, settings(claim_idle_s=0.2, max_tries=3)):
         [event] = await wait_events(store, "S-crashloop", jobs.TRANSCRIPT_FAILED)
     assert (event.payload["reason"], event.payload["last_reason"]) == ("poison", "")
     assert event.payload["attempt"] == 4
     assert "worker killed" in event.payload["detail"]
-    assert await pending_count(redis) == 0 and await redis.xlen(jobs.DEAD) == 1
+    assert await pending_count(redis_text) == 0 and await redis_text.xlen(jobs.DEAD) == 1
 
 
 async def test_malformed_entries_are_dead_lettered_and_the_worker_goes_on(
     store: Store,
-    redis: aioredis.Redis,
+    redis_text: aioredis.Redis,
     pool: AsrPool,
     speech: SpeechFiles,
     caplog: pytest.LogCaptureFixture,
@@ -296,13 +275,13 @@ async def test_malformed_entries_are_dead_lettered_and_the_worker_goes_on(
         {"job": json.dumps({"job_id": "", "survey_id": 5})},
     ]
     for fields in bad:
-        await redis.xadd(jobs.JOBS, fields)  # type: ignore[arg-type]
-    async with running(redis, pool, settings()):
-        await jobs.enqueue_job(redis, job("S-good", {"citizen": speech.citizen_8k}))
+        await redis_text.xadd(jobs.JOBS, fields)  # type: ignore[arg-type]
+    async with running(redis_text, pool, settings()):
+        await jobs.enqueue_job(redis_text, job("S-good", {"citizen": speech.citizen_8k}))
         await wait_events(store, "S-good", jobs.TRANSCRIPT)
-        await wait_for(lambda: _zero(pending_count(redis)))
-    assert await redis.xlen(jobs.DEAD) == len(bad)
-    dead = [fields for _, fields in await redis.xrange(jobs.DEAD)]
+        await eventually(lambda: _zero(pending_count(redis_text)), "no pending job", within_s=120)
+    assert await redis_text.xlen(jobs.DEAD) == len(bad)
+    dead = [fields for _, fields in await redis_text.xrange(jobs.DEAD)]
     assert {d["reason"] for d in dead} == {"malformed"}
     assert {d["attempts"] for d in dead} == {"1"}
     # The survey named by a readable entry hears of it; the others name none.
@@ -312,15 +291,6 @@ async def test_malformed_entries_are_dead_lettered_and_the_worker_goes_on(
     assert "13812348000" not in caplog.text  # never a citizen's number in the logs
     stats = await store.stats()
     assert stats["asr:dead"] == len(bad)
-
-
-def test_enqueue_refuses_a_job_the_worker_would_dead_letter() -> None:
-    with pytest.raises(jobs.MalformedJob, match="absolute"):
-        jobs.AsrJob.from_mapping({"job_id": "j", "survey_id": "s", "legs": {"citizen": "x.wav"}})
-    with pytest.raises(jobs.MalformedJob, match="citizen"):
-        jobs.AsrJob.from_mapping({"job_id": "j", "survey_id": "s", "legs": {"agent": "/x.wav"}})
-    ok = jobs.AsrJob.from_mapping({"job_id": "j", "survey_id": "s", "legs": {"mixed": "/x.wav"}})
-    assert jobs.parse_job(jobs.dumps(ok.to_json())) == ok
 
 
 _WORKER_PROCESS = """
@@ -342,7 +312,7 @@ asyncio.run(main())
 
 async def test_a_worker_killed_mid_job_leaves_it_pending_and_its_restart_finishes_it(
     store: Store,
-    redis: aioredis.Redis,
+    redis_text: aioredis.Redis,
     redis_server: RedisServer,
     pool: AsrPool,
     speech: SpeechFiles,
@@ -363,21 +333,21 @@ async def test_a_worker_killed_mid_job_leaves_it_pending_and_its_restart_finishe
             start_new_session=True,
         )
     try:
-        await jobs.enqueue_job(redis, job("S-kill9", {"citizen": speech.long_8k}))
+        await jobs.enqueue_job(redis_text, job("S-kill9", {"citizen": speech.long_8k}))
 
         async def taken() -> bool:
             assert proc.returncode is None, log_path.read_text()
-            return await pending_count(redis) == 1
+            return await pending_count(redis_text) == 1
 
-        await wait_for(taken)
+        await eventually(taken, "the job taken", within_s=120)
         await asyncio.sleep(1.0)  # loading the model or decoding: mid-job either way
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # kill -9 the worker and its pool
         await proc.wait()
     assert not await events(store, "S-kill9", jobs.TRANSCRIPT)
     # The same host comes back: it retakes its own pending entry at once.
-    async with running(redis, pool, settings(consumer="host-a", claim_idle_s=600)):
+    async with running(redis_text, pool, settings(consumer="host-a", claim_idle_s=600)):
         [event] = await wait_events(store, "S-kill9", jobs.TRANSCRIPT)
-        await wait_for(lambda: _zero(pending_count(redis)))
+        await eventually(lambda: _zero(pending_count(redis_text)), "no pending job", within_s=120)
     assert event.payload["attempt"] == 2
     assert len(await events(store, "S-kill9", jobs.TRANSCRIPT)) == 1

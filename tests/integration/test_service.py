@@ -7,12 +7,14 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import RedisServer, free_port
 
+from devstack.localstack import free_port
 from gateway import service as service_module
 from gateway.config import parse_settings
 from gateway.service import EXIT_WORKER_FAILED, Service
 from tests.integration.sms_harness import config
+from tests.servers import RedisServer
+from tests.waiting import eventually
 
 
 class _Crashing:
@@ -56,14 +58,20 @@ async def test_a_requested_stop_ends_with_code_zero(clean_redis: RedisServer) ->
     assert await asyncio.wait_for(task, 30) == 0
 
 
-async def test_a_stop_while_waiting_for_redis_ends_cleanly() -> None:
+async def test_a_stop_while_waiting_for_redis_ends_cleanly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # nothing listens on this port: the service waits for Redis until told to stop
     cfg: dict[str, Any] = config(
         f"redis://127.0.0.1:{free_port()}/0", free_port(), "http://127.0.0.1:9/", free_port()
     )
     cfg["webhooks"] = {}
     service = Service(parse_settings(cfg), ("api",), instance="no-redis")
+    caplog.set_level(logging.WARNING, logger="minyi")
     task = asyncio.create_task(service.run())
-    await asyncio.sleep(0.3)
+    await eventually(
+        lambda: any("redis unavailable" in r.getMessage() for r in caplog.records),
+        "the service waiting for Redis",
+    )
     service.request_stop()
     assert await asyncio.wait_for(task, 10) == 0

@@ -17,8 +17,8 @@ from aiosmpplib import (
     SubmitSmResp,
 )
 from aiosmpplib.broker import SimpleBroker
-from conftest import free_port
 
+from devstack.localstack import free_port
 from smsc.simulator import SmscSimulator
 
 pytestmark = pytest.mark.integration

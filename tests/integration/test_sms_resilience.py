@@ -10,17 +10,17 @@ import signal
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from devstack.localstack import LocalStack
+from devstack.localstack import LocalStack, free_port
 from gateway.store import keys
 from gateway.webhooks.receiver import WebhookReceiver
 from smsc.simulator import SmscSimulator
-from tests.conftest import RedisServer, free_port
 from tests.integration.sms_harness import (
     SECRET,
     SMPP_PASSWORD,
@@ -29,6 +29,8 @@ from tests.integration.sms_harness import (
     running_loop,
     survey,
 )
+from tests.servers import RedisServer
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")
@@ -54,7 +56,7 @@ async def test_quiet_hours_defer_then_spread(clean_redis: RedisServer) -> None:
         await asyncio.sleep(1)
         assert loop.smsc.submits == []  # nothing goes out in quiet hours
         sids = [f"S{i}" for i in range(100, 120)]
-        await loop.wait_for(lambda: all(final_types(loop.types(s)) for s in sids), 30)
+        await eventually(lambda: all(final_types(loop.types(s)) for s in sids), within_s=30)
         releases = []
         for sid in sids:
             deferred = next(e for e in loop.receiver.events[sid] if e["type"] == "survey.deferred")
@@ -71,7 +73,7 @@ async def test_throttling_slows_down_and_loses_nothing(clean_redis: RedisServer)
         loop.smsc.throttle_for(1.0)
         await loop.post(batch(200, 300, "139"))
         sids = [f"S{i}" for i in range(200, 500)]
-        await loop.wait_for(lambda: all(final_types(loop.types(s)) for s in sids), 60)
+        await eventually(lambda: all(final_types(loop.types(s)) for s in sids), within_s=60)
         assert loop.smsc.counters["throttled"] > 0 or loop.service.client.throttled > 0  # type: ignore[union-attr]
         assert loop.service.client.throttled > 0  # type: ignore[union-attr]
         accepted = Counter(s.dest for s in loop.smsc.submits if s.status == 0)
@@ -84,11 +86,11 @@ async def test_smsc_drops_mid_batch_of_2000(clean_redis: RedisServer) -> None:
         loop.smsc.drop_connections(after=600)
         status, _ = await loop.post(batch(1000, 1000, "137"))
         assert status == 200
-        await loop.wait_for(lambda: len(loop.smsc.submits) > 800, 60)  # past the first drop
+        await eventually(lambda: len(loop.smsc.submits) > 800, within_s=60)  # past the first drop
         loop.smsc.drop_connections(hard=True)
         status, _ = await loop.post(batch(2000, 1000, "137"))
         sids = [f"S{i}" for i in range(1000, 3000)]
-        await loop.wait_for(lambda: all(final_types(loop.types(s)) for s in sids), 120)
+        await eventually(lambda: all(final_types(loop.types(s)) for s in sids), within_s=120)
         assert loop.smsc.counters["drops"] >= 2
         accepted = Counter(s.dest for s in loop.smsc.submits if s.status == 0)
         assert len(accepted) == 2000  # every survey reached the SMS center
@@ -121,7 +123,9 @@ async def test_receipt_before_resp_and_rewritten_ids(clean_redis: RedisServer) -
         loop.smsc.next_message_number = 7_000_000  # hex and decimal forms differ
         await loop.post(batch(300, 50, "136"))
         sids = [f"S{i}" for i in range(300, 350)]
-        await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids), 30)
+        await eventually(
+            lambda: all("survey.delivered" in loop.types(s) for s in sids), within_s=30
+        )
         stats = await loop.service.store.stats()  # type: ignore[union-attr]
         assert stats.get("dlr:held", 0) >= 1 and stats["dlr:held"] == stats["dlr:held_matched"]
         sub = next(s for s in loop.smsc.submits if s.dest == "13600000300")
@@ -139,20 +143,26 @@ async def test_lost_part_is_visible_and_long_replies_reassembled(clean_redis: Re
         await loop.post(survey(401, "13500000401", template="long"))
         await loop.post(survey(402, "13500000402"))
         await loop.post(survey(403, "13500000403"))
-        await loop.wait_for(lambda: "survey.undeliverable" in loop.types("S402"))
+        await eventually(lambda: "survey.undeliverable" in loop.types("S402"))
         failed = next(e for e in loop.receiver.events["S402"] if e["type"] == "sms.part_failed")
         assert failed["payload"]["state"] == "undeliverable"
-        await loop.wait_for(lambda: "survey.delivered" in loop.types("S403"))
-        # part 2's receipt never comes: the survey is not "delivered" on partial evidence
-        await asyncio.sleep(1)
+        await eventually(lambda: "survey.delivered" in loop.types("S403"))
+
+        # part 2's receipt never comes: once part 1's is stored (with the decision it
+        # leads to, in one write), the survey is not "delivered" on partial evidence
+        async def part_1_stored() -> dict[str, Any] | None:
+            status, body = await loop.get("S401")
+            assert status == 200
+            return body if body["survey"]["parts"][0].get("dlr") else None
+
+        body = await eventually(part_1_stored, "part 1's receipt stored")
+        assert body["state"] not in ("delivered", "undeliverable")
         assert not final_types(loop.types("S401"))
-        status, body = await loop.get("S401")
-        assert status == 200
         parts = body["survey"]["parts"]
         assert [p.get("dlr") for p in parts][:2] == ["delivered", None]
         long_reply = "3 不满意。" + "出警太慢，等了一个多小时才来人，" * 6 + "态度也很差"
         loop.smsc.inject_mo("13500000403", SOURCE_ADDR, long_reply, split="udh16", reverse=True)
-        await loop.wait_for(lambda: "survey.replied" in loop.types("S403"))
+        await eventually(lambda: "survey.replied" in loop.types("S403"))
         replied = next(e for e in loop.receiver.events["S403"] if e["type"] == "survey.replied")
         assert replied["payload"]["text"] == long_reply
         assert replied["payload"]["parts"] >= 2
@@ -166,13 +176,13 @@ async def test_extension_code_maps_reply_to_its_survey(clean_redis: RedisServer)
         sms={"extension_digits": 3},
     ) as loop:
         await loop.post(survey(501, "13400000501"))
-        await loop.wait_for(lambda: "survey.delivered" in loop.types("S501"))
+        await eventually(lambda: "survey.delivered" in loop.types("S501"))
         await loop.post(survey(502, "13400000501"))  # same citizen, a later survey
-        await loop.wait_for(lambda: "survey.delivered" in loop.types("S502"))
+        await eventually(lambda: "survey.delivered" in loop.types("S502"))
         first = next(s for s in loop.smsc.submits if s.dest == "13400000501")
         assert first.source.startswith(SOURCE_ADDR) and len(first.source) == len(SOURCE_ADDR) + 3
         loop.smsc.inject_mo("13400000501", first.source, "3")  # answers the FIRST survey
-        await loop.wait_for(lambda: "survey.replied" in loop.types("S501"))
+        await eventually(lambda: "survey.replied" in loop.types("S501"))
         replied = next(e for e in loop.receiver.events["S501"] if e["type"] == "survey.replied")
         assert replied["payload"]["matched_by"] == "extension_code"
         assert "survey.replied" not in loop.types("S502")
@@ -183,11 +193,13 @@ async def test_webhook_receiver_down_then_back(clean_redis: RedisServer) -> None
         loop.receiver.fail(503)
         await loop.post(batch(600, 100, "133"))
         sids = [f"S{i}" for i in range(600, 700)]
-        await loop.wait_for(lambda: len(loop.smsc.submits) >= 100, 20)
-        await asyncio.sleep(2)
-        assert loop.receiver.received == 0 and loop.receiver.refused > 0
+        await eventually(lambda: len(loop.smsc.submits) >= 100, within_s=20)
+        await eventually(lambda: loop.receiver.refused > 0, "the gateway refused")
+        assert loop.receiver.received == 0
         loop.receiver.ok()
-        await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids), 60)
+        await eventually(
+            lambda: all("survey.delivered" in loop.types(s) for s in sids), within_s=60
+        )
         for sid in sids:
             seqs = loop.receiver.seqs(sid)
             assert seqs == list(range(1, len(seqs) + 1)), sid
@@ -224,7 +236,9 @@ async def test_gateway_killed_mid_batch_then_restarted(
         stack.stop("gateway", signal.SIGKILL)
         killed_at = len(smsc.submits)
         stack.start_gateway(cfg)
-        await smsc.wait_until(all_final, 90)
+        # The receiver's webhooks prove it, not the simulator: after the last receipt the
+        # simulator has nothing more to record that would wake its wait_until().
+        await eventually(all_final, "every survey final at the receiver", within_s=90)
         accepted = Counter(s.dest for s in smsc.submits if s.status == 0)
         assert len(accepted) == 1000 and killed_at < 1000  # killed mid-batch, none lost
         duplicated = {d for d, n in accepted.items() if n > 1}
@@ -256,9 +270,9 @@ async def test_transmitter_and_receiver_pair(clean_redis: RedisServer) -> None:
         assert kinds == ["receiver", "transmitter"]
         await loop.post(batch(700, 30, "131"))
         sids = [f"S{i}" for i in range(700, 730)]
-        await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids))
+        await eventually(lambda: all("survey.delivered" in loop.types(s) for s in sids))
         loop.smsc.inject_mo("13100000700", SOURCE_ADDR, "2")
-        await loop.wait_for(lambda: "survey.closed" in loop.types("S700"))
+        await eventually(lambda: "survey.closed" in loop.types("S700"))
 
 
 async def test_sigterm_drains_in_flight_submits(clean_redis: RedisServer) -> None:
@@ -267,7 +281,7 @@ async def test_sigterm_drains_in_flight_submits(clean_redis: RedisServer) -> Non
     ) as loop:
         for start in (800, 1800, 2800):  # more than the sender takes in flight at once
             await loop.post(batch(start, 1000, "130"))
-        await loop.wait_for(lambda: len(loop.smsc.submits) >= 50)
+        await eventually(lambda: len(loop.smsc.submits) >= 50)
         await loop.stop_service()  # what SIGTERM does
         client = aioredis.Redis.from_url(clean_redis.url, decode_responses=True)
         try:

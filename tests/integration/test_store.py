@@ -5,28 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from zoneinfo import ZoneInfo
 
 import pytest
-import redis.asyncio as aioredis
 
 from gateway.store import keys
-from gateway.store.library import library_source
 from gateway.store.states import TRANSITIONS, State
 from gateway.store.surveys import Store
 
 pytestmark = pytest.mark.integration
-TZ = ZoneInfo("Asia/Shanghai")
-
-
-@pytest.fixture
-async def store(redis_server) -> Store:
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
-    await client.flushall()
-    s = Store(client, TZ)
-    await s.load()
-    yield s
-    await client.aclose()
 
 
 async def intake(store: Store, sid: str, phone: str = "13800138000", **kw: object):
@@ -35,30 +21,6 @@ async def intake(store: Store, sid: str, phone: str = "13800138000", **kw: objec
     return await store.intake(
         sid, phone, {"unit": "330602", "template": "default"}, accepted_payload={}, **args
     )
-
-
-def test_lua_keys_match_keys_module() -> None:
-    src = library_source()
-    for name in (
-        "EVENTS",
-        "STATS",
-        "OPTOUT",
-        "SMS_QUEUE",
-        "SMS_DEFERRED",
-        "REPLY_DUE",
-        "DLR_DUE",
-        "DLR_HELD_INDEX",
-        "UNMATCHED_REPLIES",
-    ):
-        assert f"local {name} = '{getattr(keys, name)}'\n" in src, name
-    assert (
-        "local function SURVEY_EVENTS(survey_id) return 'minyi:survey:' .. survey_id"
-        " .. ':events' end" in src
-    )
-    for state, targets in TRANSITIONS.items():
-        assert f"  {state.value} = {{" in src
-        for t in targets:
-            assert f"{t.value} = true" in src
 
 
 async def test_intake_is_idempotent_and_emits_events(store: Store) -> None:

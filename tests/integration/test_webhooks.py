@@ -12,7 +12,7 @@ import base64
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,16 +21,17 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from devstack.localstack import free_port
 from gateway.config import WebhookEndpoint
 from gateway.store import keys
 from gateway.store.events import Event
 from gateway.webhooks.receiver import WebhookReceiver
 from gateway.webhooks.worker import WebhookWorker, list_dead, replay, sign
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec_" + base64.b64encode(b"minyi-test-secret-0123456789abcd").decode()
-WAIT_S = 30.0
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -67,14 +68,6 @@ async def publish(redis: aioredis.Redis, items: list[tuple[str, int]]) -> None:
 def interleaved(surveys: int, seqs: range, prefix: str = "S") -> list[tuple[str, int]]:
     """Events of many surveys, interleaved as real traffic is: round after round."""
     return [(f"{prefix}{i}", seq) for seq in seqs for i in range(surveys)]
-
-
-async def eventually(cond: Callable[[], bool], what: str, within: float = WAIT_S) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def complete(receiver: WebhookReceiver, surveys: int, last: int, prefix: str = "S") -> bool:
@@ -452,42 +445,41 @@ async def test_receiver_checks_signatures_and_obeys_control(receiver: WebhookRec
     assert [e["seq"] for e in got["events"]["S1"]] == [1]
 
 
-def test_receiver_runs_as_a_program() -> None:
-    import socket
-    import subprocess
+async def test_receiver_runs_as_a_program() -> None:
     import sys
-    import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway.webhooks.receiver",
-            "--port",
-            str(port),
-            "--secret",
-            SECRET,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway.webhooks.receiver",
+        "--port",
+        str(port),
+        "--secret",
+        SECRET,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
+
+    async def listening() -> bool:
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return False
+        writer.close()
+        await writer.wait_closed()
+        return True
+
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "receiver did not start"
-                time.sleep(0.05)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_events?events=0") as r:
-            assert json.loads(r.read())["received"] == 0
+        await eventually(listening, "the receiver listening", within_s=20)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/_events?events=0") as r,
+        ):
+            assert json.loads(await r.read())["received"] == 0
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        await asyncio.wait_for(proc.wait(), 10)
 
 
 async def test_delivered_marks_of_expired_surveys_are_forgotten(redis: aioredis.Redis) -> None:

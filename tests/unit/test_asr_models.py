@@ -1,4 +1,5 @@
-"""Model registry, the quick file check, safe installation from archives, and ``minyi asr``."""
+"""Model registry, the quick file check, safe installation from archives, ``minyi asr``,
+and a missing model refused before anything is decoded or started."""
 
 from __future__ import annotations
 
@@ -18,16 +19,20 @@ import pytest
 
 from asr.archive import ArchiveError, archive_stem
 from asr.cli import main
+from asr.errors import FailureReason, TranscriptionFailed
 from asr.models import (
     KNOWN_MODELS,
     ModelRegistry,
+    ModelSpec,
     bundled_test_model,
     check_model_files,
     detect_sample_rate,
     fetch_model,
     resolve_source,
 )
-from tests.asr_fixtures import korean_model
+from asr.pool import AsrPool, default_pool_size
+from asr.worker_core import transcribe_recording
+from tests.asr_fixtures import SpeechFiles, korean_model
 
 LOOKAHEAD_FILES = (
     "am/final.mdl",
@@ -319,3 +324,18 @@ def test_cli_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert main(["transcribe"]) == 2
     capsys.readouterr()
+
+
+def test_missing_model_is_a_retryable_failure(speech: SpeechFiles, tmp_path: Path) -> None:
+    absent = ModelSpec("small-cn", tmp_path / "vosk-model-small-cn-0.22", "zh-CN", 16000)
+    with pytest.raises(TranscriptionFailed) as info:
+        transcribe_recording({"citizen": speech.citizen_8k}, absent)
+    assert info.value.reason is FailureReason.MODEL_UNAVAILABLE and info.value.retryable
+
+
+def test_a_missing_model_is_refused_before_any_process_starts(tmp_path: Path) -> None:
+    absent = ModelSpec("small-cn", tmp_path / "vosk-model-small-cn-0.22", "zh-CN", 16000)
+    with pytest.raises(TranscriptionFailed) as info:
+        AsrPool(absent, workers=1)
+    assert info.value.reason is FailureReason.MODEL_UNAVAILABLE
+    assert default_pool_size() >= 1

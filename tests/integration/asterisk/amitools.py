@@ -18,7 +18,8 @@ from typing import Any
 from panoramisk import Manager
 from panoramisk.message import Message
 
-from devstack.asterisk import AsteriskInfo
+from devstack.asterisk import AGENT_TALK_LOOPS_VAR, AsteriskInfo
+from tests.waiting import eventually
 
 Predicate = Callable[[Message], bool]
 
@@ -145,22 +146,41 @@ def _wav_finished(path: Path) -> bool:
 
 async def wait_wav_closed(path: Path, limit_s: float = 20.0) -> None:
     """Wait until Asterisk has finished a WAV (its header then covers the whole file)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not _wav_finished(path):
-        if loop.time() > deadline:
-            raise AssertionError(f"{path.name} was not finished within {limit_s}s")
-        await asyncio.sleep(0.1)
+    await eventually(lambda: _wav_finished(path), f"{path.name} finished", limit_s)
 
 
-async def until(cond: Callable[[], bool], what: str, limit_s: float = 30.0) -> None:
-    """Poll ``cond`` until true; fail (never hang) after ``limit_s``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {limit_s}s")
-        await asyncio.sleep(0.05)
+async def set_agent_talk(ami: AmiClient, loops: int | None) -> None:
+    """How many times the agents' phones say their line before they hang up (None: the
+    harness's default). A global dialplan variable, read on every loop: it also holds
+    for calls already going."""
+    value = "" if loops is None else str(loops)
+    response = await ami.action(
+        {"Action": "Setvar", "Variable": AGENT_TALK_LOOPS_VAR, "Value": value}
+    )
+    assert response.success, response
+
+
+async def hang_up_agent(ami: AmiClient, member: str) -> None:
+    """The agent's phone hangs up, as it does when the agent is done (cause 16)."""
+    phones = [
+        e["Channel"]
+        for e in ami.events
+        if e.get("Event") == "Newchannel"
+        and e.get("Exten") == member
+        and str(e.get("Channel", "")).startswith("PJSIP/world-in")
+    ]
+    assert phones, f"{member}'s phone never rang"
+    response = await ami.action({"Action": "Hangup", "Channel": phones[-1], "Cause": "16"})
+    assert response.success, response
+
+
+def recorded_seconds(path: Path) -> float:
+    """Seconds of 8 kHz 16-bit audio a WAV that Asterisk is still writing holds so far
+    (its header is only filled in when the file is closed)."""
+    try:
+        return max(0, path.stat().st_size - 44) / 16000
+    except FileNotFoundError:
+        return 0.0
 
 
 class TcpProxy:

@@ -19,9 +19,11 @@ from devstack.asterisk import (
     provision,
 )
 
-from .amitools import AmiClient
+from .amitools import AmiClient, set_agent_talk
 
 _versions: list[str] = []
+# Enough for any test that ends its calls itself: about a minute of the agent's line.
+TALKATIVE_LOOPS = 30
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +58,18 @@ async def ami(asterisk: AsteriskInfo) -> AsyncIterator[AmiClient]:
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def talkative_agents(ami: AmiClient) -> AsyncIterator[None]:
+    """Agents' phones that keep talking until the test hangs up (about a minute), for
+    tests that do something while a call is up. The default comes back afterwards,
+    which also ends a call a failed test left behind."""
+    await set_agent_talk(ami, TALKATIVE_LOOPS)
+    try:
+        yield
+    finally:
+        await set_agent_talk(ami, None)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

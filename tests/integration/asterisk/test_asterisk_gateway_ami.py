@@ -20,11 +20,17 @@ from gateway.dialer.ami import (
     OriginateRequest,
 )
 from gateway.dialer.asterisk import CALLBACK_CONTEXT
+from tests.waiting import eventually
 
 from .amitools import AmiClient as Observer
-from .amitools import TcpProxy, new_channel_id, until, user_event
+from .amitools import TcpProxy, new_channel_id, user_event
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+# The tests hang up themselves: the agents talk until they do.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(900),
+    pytest.mark.usefixtures("talkative_agents"),
+]
 
 
 @dataclass
@@ -102,7 +108,7 @@ def _request(info: AsteriskInfo, cid: str, number: str) -> OriginateRequest:
 
 async def test_login_and_recovery_snapshot_reads_queue_members(dialer: Dialer) -> None:
     assert dialer.client.connected
-    await until(lambda: len(dialer.snapshots) == 1, "first snapshot")
+    await eventually(lambda: len(dialer.snapshots) == 1, "first snapshot")
     _channels, queues = dialer.snapshots[0]
     members = {(q.get("Queue"), q.get("Name")) for q in queues if q.get("Event") == "QueueMember"}
     assert ("minyi-unit-330602", "agent1") in members
@@ -116,7 +122,7 @@ async def test_wrong_secret_is_retried_with_backoff_never_connected(
     client = AmiClient(_settings(asterisk, asterisk.ami_port, secret="wrong"), lambda e: None)
     await client.start()
     try:
-        await until(
+        await eventually(
             lambda: sum("ami connect failed" in r.getMessage() for r in caplog.records) >= 3,
             "three failed logins",
         )
@@ -132,10 +138,10 @@ async def test_originate_is_followed_to_the_agent_and_the_end(
     cid = new_channel_id()
     call = dialer.tracker.track(cid)
     await dialer.client.originate(_request(asterisk, cid, "13800008100"))
-    await until(lambda: call.agent is not None, "agent connected")
+    await eventually(lambda: call.agent is not None, "agent connected")
     assert call.answered and call.originate_reason == "4"  # final OriginateResponse reached us
     await dialer.client.action({"Action": "Hangup", "Channel": f"/^{next(iter(call.channels))}$/"})
-    await until(lambda: call.ended, "hangup")
+    await eventually(lambda: call.ended, "hangup")
     assert "MinyiCallbackEnded" in call.user_events or call.hangup_cause is not None
 
 
@@ -143,7 +149,7 @@ async def test_busy_outcome_arrives_as_events(dialer: Dialer, asterisk: Asterisk
     cid = new_channel_id()
     call = dialer.tracker.track(cid)
     await dialer.client.originate(_request(asterisk, cid, "13800000001"))
-    await until(lambda: call.ended and call.originate_reason is not None, "busy outcome")
+    await eventually(lambda: call.ended and call.originate_reason is not None, "busy outcome")
     assert call.hangup_cause == "17"
     assert not call.answered
 
@@ -155,11 +161,11 @@ async def test_call_survives_a_cut_ami_connection_and_is_not_dialled_twice(
     cid = new_channel_id()
     call = dialer.tracker.track(cid)
     await dialer.client.originate(_request(asterisk, cid, number))
-    await until(lambda: call.agent is not None, "agent connected")
+    await eventually(lambda: call.agent is not None, "agent connected")
 
     dialer.proxy.cut()  # the AMI TCP connection dies mid-call
-    await until(lambda: dialer.client.connects == 2, "reconnected")
-    await until(lambda: len(dialer.snapshots) == 2, "recovery snapshot")
+    await eventually(lambda: dialer.client.connects == 2, "reconnected")
+    await eventually(lambda: len(dialer.snapshots) == 2, "recovery snapshot")
     live = {c.get("Uniqueid") for c in dialer.snapshots[1][0]}
     assert cid in live  # the call is still up and found again
     assert cid not in dialer.vanished
@@ -167,7 +173,7 @@ async def test_call_survives_a_cut_ami_connection_and_is_not_dialled_twice(
     # Events after the reconnect still reach the call: hang it up and see it end.
     channel = next(c for c in dialer.snapshots[1][0] if c.get("Uniqueid") == cid)["Channel"]
     await dialer.client.action({"Action": "Hangup", "Channel": channel})
-    await until(lambda: call.ended, "hangup seen after reconnect")
+    await eventually(lambda: call.ended, "hangup seen after reconnect")
     ended = await ami.wait_for(user_event(cid, "MinyiCallbackEnded"), "ended")
     assert ended["Agent"] in ("agent1", "agent2")
     dialled = [
@@ -190,17 +196,17 @@ async def test_half_open_connection_is_dropped_and_an_unanswered_originate_not_r
         await dialer.client.originate(_request(asterisk, lost, lost_number))
     assert raised.value.channel_id == lost
     dialer.proxy.frozen = False
-    await until(lambda: dialer.client.connects == 2, "reconnected after the watchdog")
+    await eventually(lambda: dialer.client.connects == 2, "reconnected after the watchdog")
 
     # A later call that is answered: had the lost Originate been re-sent on reconnect
     # it would have been dialled before this one.
     barrier = new_channel_id()
     call = dialer.tracker.track(barrier)
     await dialer.client.originate(_request(asterisk, barrier, barrier_number))
-    await until(lambda: call.answered, "barrier call answered")
+    await eventually(lambda: call.answered, "barrier call answered")
     await ami.wait_for(user_event(barrier, "MinyiCallbackAnswered"), "barrier answered")
     assert not [e for e in ami.events if e.get("Exten") == lost_number]
     assert not [e for e in ami.events if lost in (e.get("Uniqueid"), e.get("Linkedid"))]
     channel = next(iter(c for c in call.channels if "minyi-trunk" in c))
     await dialer.client.action({"Action": "Hangup", "Channel": channel})
-    await until(lambda: call.ended, "barrier hangup")
+    await eventually(lambda: call.ended, "barrier hangup")

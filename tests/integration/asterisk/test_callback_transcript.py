@@ -16,8 +16,9 @@ from asr.models import TEST_MODEL
 from devstack.asterisk import AsteriskInfo
 from devstack.localstack import SOURCE_ADDR, TOKEN, free_port
 from recordings.naming import parse_file
-from tests.conftest import RedisServer
 from tests.integration.sms_harness import Loop, running_loop, survey
+from tests.servers import RedisServer
+from tests.waiting import eventually
 
 from .test_dialer import dialer_config
 
@@ -57,14 +58,14 @@ async def test_unsatisfied_reply_is_called_transcribed_and_its_recording_served(
     ) as loop:
         status, body = await loop.post(survey(sid.lstrip("S"), phone))
         assert status == 201, body
-        await loop.wait_for(lambda: "survey.submitted" in loop.types(sid))
+        await eventually(lambda: "survey.submitted" in loop.types(sid))
         loop.smsc.inject_mo(phone, SOURCE_ADDR, "3 出警太慢，态度也不好")
-        await loop.wait_for(lambda: "survey.called" in loop.types(sid), within_s=90)
+        await eventually(lambda: "survey.called" in loop.types(sid), within_s=90)
         (attempt,) = [e["payload"] for e in _events(loop, sid, "callback.attempt")]
         assert attempt["outcome"] == "connected"
 
         # The dialer queued the recording; the ASR worker decoded both legs.
-        await loop.wait_for(lambda: bool(_events(loop, sid, "transcript")), within_s=240)
+        await eventually(lambda: bool(_events(loop, sid, "transcript")), within_s=240)
         assert _events(loop, sid, "transcript.failed") == []
         (transcript,) = [e["payload"] for e in _events(loop, sid, "transcript")]
         assert set(transcript["legs"]) == {"citizen", "agent"}

@@ -15,11 +15,12 @@ import pytest
 from devstack.asterisk import AsteriskInfo, wav_rms
 from devstack.localstack import SOURCE_ADDR, TOKEN, free_port
 from gateway.service import Service
-from tests.conftest import RedisServer
 from tests.integration.sms_harness import Loop, running_loop, start_service, survey
+from tests.servers import RedisServer
+from tests.waiting import eventually
 
 from .amitools import AmiClient as Observer
-from .amitools import TcpProxy
+from .amitools import TcpProxy, hang_up_agent
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -41,8 +42,9 @@ def dialer_config(info: AsteriskInfo, **over: Any) -> dict[str, Any]:
         "recordings_dir": str(info.recordings_dir),
         "calling_hours": {"start": "00:00", "end": "23:59:59"},
         "max_attempts": 3,
-        "retry_spacing_minutes": [0.02],  # 1.2 s
-        "ring_timeout_s": 4,
+        "retry_spacing_minutes": [0.005],  # 0.3 s
+        # The test citizens answer within 0.3 s; only "rings forever" waits this out.
+        "ring_timeout_s": 2,
         "wrapup_s": 1,
     }
     cfg.update(over)
@@ -79,7 +81,7 @@ def _loop(redis: RedisServer, info: AsteriskInfo, **dialer: Any) -> Any:
 async def _unsatisfied(loop: Loop, sid: str, phone: str, unit: str = "330602") -> None:
     status, body = await loop.post(survey(sid.lstrip("S"), phone, unit_code=unit))
     assert status == 201, body
-    await loop.wait_for(lambda: "survey.submitted" in loop.types(sid))
+    await eventually(lambda: "survey.submitted" in loop.types(sid))
     loop.smsc.inject_mo(phone, SOURCE_ADDR, "3 出警太慢，态度也不好")
 
 
@@ -89,12 +91,43 @@ def _attempts(loop: Loop, sid: str) -> list[dict[str, Any]]:
     ]
 
 
+async def _survey(loop: Loop, sid: str) -> dict[str, str]:
+    """The survey as stored in Redis (its state, and the queue its callback is on)."""
+    assert loop.service.store is not None
+    survey = await loop.service.store.get_survey(sid)
+    assert survey is not None, sid
+    return survey
+
+
+async def _on_unit_queue(loop: Loop, sid: str) -> bool:
+    return bool((await _survey(loop, sid)).get("cb_queue"))
+
+
+async def _dialer_on_ami(loop: Loop) -> None:
+    """Wait until the dialer is logged in to AMI and has read the queues."""
+    dialer = loop.service.dialer
+    assert dialer is not None
+    await eventually(lambda: dialer.ami.connected, "the dialer on AMI")
+
+
+async def _dialer_passed_over(loop: Loop, sid: str) -> None:
+    """Wait until the dialer has decided about ``sid`` (posted once the dialer was on
+    AMI): a tick put its callback on the unit's queue, and its pacing and dialling come
+    next in that same tick. A second callback, posted only now, is put on its queue by
+    a later tick, so once it is there the first tick is over. Ticks run one after the
+    other: this is proof, not a guess at a duration."""
+    await eventually(lambda: _on_unit_queue(loop, sid), f"{sid} on its unit's queue")
+    # Another unit, and a number that does not exist: one short call, never retried.
+    await _unsatisfied(loop, "S1", "13800000005", unit="330602")
+    await eventually(lambda: _on_unit_queue(loop, "S1"), "a later callback on its queue")
+
+
 async def test_unsatisfied_reply_is_called_back_to_a_free_agent_and_recorded(
     clean_redis: RedisServer, asterisk: AsteriskInfo
 ) -> None:
     async with _loop(clean_redis, asterisk) as loop:
         await _unsatisfied(loop, "S101", "13800008101")
-        await loop.wait_for(lambda: "survey.called" in loop.types("S101"), within_s=90)
+        await eventually(lambda: "survey.called" in loop.types("S101"), within_s=90)
         types = [t for t in loop.types("S101") if t not in ("survey.delivered", "sms.receipt")]
         assert types[-5:] == [
             "survey.replied",
@@ -128,7 +161,7 @@ async def test_busy_and_no_answer_are_retried_then_unreachable(
         await _unsatisfied(loop, "S201", "13800000001")  # busy
         await _unsatisfied(loop, "S202", "13800000002")  # rings, never answered
         for sid in ("S201", "S202"):
-            await loop.wait_for(lambda s=sid: "survey.unreachable" in loop.types(s), within_s=90)
+            await eventually(lambda s=sid: "survey.unreachable" in loop.types(s), within_s=90)
         for sid, outcome in (("S201", "busy"), ("S202", "no_answer")):
             attempts = _attempts(loop, sid)
             assert [a["outcome"] for a in attempts] == [outcome, outcome], attempts
@@ -166,9 +199,11 @@ async def test_no_free_agent_means_nobody_is_dialled(
     )
     try:
         async with _loop(clean_redis, asterisk) as loop:
+            await _dialer_on_ami(loop)
             await _unsatisfied(loop, "S301", number, unit="330603")
-            await loop.wait_for(lambda: "survey.callback_pending" in loop.types("S301"))
-            await asyncio.sleep(3)
+            await eventually(lambda: "survey.callback_pending" in loop.types("S301"))
+            await _dialer_passed_over(loop, "S301")
+            assert (await _survey(loop, "S301"))["state"] == "callback_pending"  # not claimed
             assert "survey.calling" not in loop.types("S301")
             assert _dialled(ami, number) == []
             await ami.action(
@@ -179,8 +214,8 @@ async def test_no_free_agent_means_nobody_is_dialled(
                     "Paused": "false",
                 }
             )
-            await loop.wait_for(lambda: "survey.calling" in loop.types("S301"))
-            await loop.wait_for(lambda: "survey.called" in loop.types("S301"), within_s=90)
+            await eventually(lambda: "survey.calling" in loop.types("S301"))
+            await eventually(lambda: "survey.called" in loop.types("S301"), within_s=90)
             assert _attempts(loop, "S301")[0]["agent"] == "agent3"
     finally:
         await ami.action(
@@ -188,6 +223,7 @@ async def test_no_free_agent_means_nobody_is_dialled(
         )
 
 
+@pytest.mark.usefixtures("talkative_agents")
 async def test_ami_connection_cut_mid_call_is_recovered_and_nothing_dialled_twice(
     clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
 ) -> None:
@@ -198,37 +234,48 @@ async def test_ami_connection_cut_mid_call_is_recovered_and_nothing_dialled_twic
         cfg = dialer_config(asterisk)
         async with _loop(clean_redis, asterisk, ami={**cfg["ami"], "port": proxy.port}) as loop:
             await _unsatisfied(loop, "S401", number)
-            await ami.wait_for(
+            connect = await ami.wait_for(
                 lambda e: e.get("Event") == "AgentConnect" and e.get("ConnectedLineNum") != "",
                 "agent connected",
                 limit_s=60,
             )
+            dialer = loop.service.dialer
+            assert dialer is not None
             proxy.cut()  # the dialer's AMI connection dies while the citizen talks
-            await loop.wait_for(lambda: "survey.called" in loop.types("S401"), within_s=90)
+            await eventually(lambda: dialer.ami.connects >= 2 and dialer.ami.connected, "AMI back")
+            await hang_up_agent(ami, connect["MemberName"])  # the call ends after that
+            await eventually(lambda: "survey.called" in loop.types("S401"), within_s=90)
             (attempt,) = _attempts(loop, "S401")
             assert attempt["outcome"] == "connected" and attempt["agent"] in ("agent1", "agent2")
-            assert loop.service.dialer is not None and loop.service.dialer.ami.connects >= 2
-            await asyncio.sleep(2)
+            # Called: nothing can claim the callback any more; the one Originate it had
+            # was not sent again on the reconnect.
+            assert (await _survey(loop, "S401"))["state"] == "called"
+            assert dialer.stats.originated == 1
             assert len(_dialled(ami, number)) == 1
             assert loop.types("S401").count("survey.calling") == 1
     finally:
         await proxy.close()
 
 
+@pytest.mark.usefixtures("talkative_agents")
 async def test_dialer_restarted_mid_call_adopts_the_live_call(
     clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
 ) -> None:
     number = "13800008501"
     async with _loop(clean_redis, asterisk) as loop:
         await _unsatisfied(loop, "S501", number)
-        await ami.wait_for(lambda e: e.get("Event") == "AgentConnect", "agent", limit_s=60)
+        connect = await ami.wait_for(lambda e: e.get("Event") == "AgentConnect", "agent", 60)
         settings = loop.service.settings
         await loop.stop_service()  # the gateway goes away mid-call; the call goes on
         assert "callback.attempt" not in loop.types("S501")
         service, task = await start_service(settings)
         loop.service, loop.task = service, task
         try:
-            await loop.wait_for(lambda: "survey.called" in loop.types("S501"), within_s=90)
+            dialer = service.dialer
+            assert dialer is not None
+            await eventually(lambda: dialer.stats.recovered == 1, "the call adopted")
+            await hang_up_agent(ami, connect["MemberName"])  # the call ends after that
+            await eventually(lambda: "survey.called" in loop.types("S501"), within_s=90)
             (attempt,) = _attempts(loop, "S501")
             assert attempt["outcome"] == "connected" and attempt["agent"] in ("agent1", "agent2")
             assert service.dialer is not None and service.dialer.stats.recovered == 1
@@ -243,7 +290,7 @@ async def test_disposition_closes_and_ivr_recheck_records_the_reason(
     number = "13800010003"  # answers; in the IVR presses 3 and speaks its reason
     async with _loop(clean_redis, asterisk) as loop:
         await _unsatisfied(loop, "S601", number)
-        await loop.wait_for(lambda: "survey.called" in loop.types("S601"), within_s=90)
+        await eventually(lambda: "survey.called" in loop.types("S601"), within_s=90)
         cid = _attempts(loop, "S601")[0]["callback_id"]
 
         status, body = await _post(loop, "/v1/surveys/S601/recheck", {})
@@ -263,7 +310,7 @@ async def test_disposition_closes_and_ivr_recheck_records_the_reason(
         assert status == 200 and body["state"] == "closed", body
         status, body = await _post(loop, f"/v1/callbacks/{cid}/disposition", verdict)
         assert status == 200 and body["status"] == "exists"
-        await loop.wait_for(lambda: "survey.closed" in loop.types("S601"))
+        await eventually(lambda: "survey.closed" in loop.types("S601"))
         disp = next(e for e in loop.receiver.events["S601"] if e["type"] == "callback.disposition")
         assert disp["payload"]["reasons"] == ["slow_response"] and disp["payload"]["upheld"]
 
@@ -271,7 +318,7 @@ async def test_disposition_closes_and_ivr_recheck_records_the_reason(
             loop, "/v1/surveys/S601/recheck", {"kind": "ivr", "work_order": "GD-2026-001"}
         )
         assert status == 202, body
-        await loop.wait_for(lambda: loop.types("S601").count("survey.closed") == 2, within_s=90)
+        await eventually(lambda: loop.types("S601").count("survey.closed") == 2, within_s=90)
         last = _attempts(loop, "S601")[-1]
         assert last["kind"] == "ivr" and last["outcome"] == "ivr_rated"
         assert last["ivr"] == {"digit": "3", "rating": "unsatisfied"}
@@ -295,7 +342,7 @@ async def test_rejected_early_hangup_and_unknown_number_outcomes(
         await _unsatisfied(loop, "S702", "13800000004")  # answers, hangs up after 1 s
         await _unsatisfied(loop, "S703", "13800000005")  # no such number (404)
         for sid in ("S701", "S702", "S703"):
-            await loop.wait_for(lambda s=sid: "survey.unreachable" in loop.types(s), within_s=90)
+            await eventually(lambda s=sid: "survey.unreachable" in loop.types(s), within_s=90)
         assert [a["outcome"] for a in _attempts(loop, "S701")] == ["rejected", "rejected"]
         early = _attempts(loop, "S702")
         assert [a["outcome"] for a in early] == ["abandoned", "abandoned"]
@@ -313,9 +360,10 @@ async def test_outside_calling_hours_nobody_is_dialled(
     hours = {"start": f"{start:%H:%M}", "end": f"{end:%H:%M}"}
     number = "13800008801"
     async with _loop(clean_redis, asterisk, calling_hours=hours) as loop:
+        await _dialer_on_ami(loop)
         await _unsatisfied(loop, "S801", number)
-        await loop.wait_for(lambda: "survey.callback_pending" in loop.types("S801"))
-        await asyncio.sleep(3)
+        await eventually(lambda: "survey.callback_pending" in loop.types("S801"))
+        await _dialer_passed_over(loop, "S801")
         assert "survey.calling" not in loop.types("S801")
         assert _dialled(ami, number) == []
         status, body = await loop.get("S801")
@@ -330,17 +378,17 @@ async def test_no_reply_gets_the_ivr_survey_and_a_3_goes_on_to_an_agent(
         free_port(),
         workers=["api", "sms", "webhooks", "dialer"],
         dialer=dialer_config(asterisk, no_reply_ivr=True),
-        surveys={"reply_window_hours": 0.0005, "quiet_hours": {"enabled": False}},  # 1.8 s
+        surveys={"reply_window_hours": 0.0003, "quiet_hours": {"enabled": False}},  # 1.08 s
     ) as loop:
         for sid, number in (("S901", "13800010001"), ("S903", "13800010003")):
             status, body = await loop.post(survey(sid.lstrip("S"), number))
             assert status == 201, body
         # 1 pressed: rated satisfied, closed.
-        await loop.wait_for(lambda: "survey.closed" in loop.types("S901"), within_s=90)
+        await eventually(lambda: "survey.closed" in loop.types("S901"), within_s=90)
         (rated,) = _attempts(loop, "S901")
         assert rated["kind"] == "ivr" and rated["ivr"] == {"digit": "1", "rating": "satisfied"}
         # 3 pressed: the reason is recorded, then an agent calls back.
-        await loop.wait_for(lambda: "survey.called" in loop.types("S903"), within_s=120)
+        await eventually(lambda: "survey.called" in loop.types("S903"), within_s=120)
         ivr, agent = _attempts(loop, "S903")
         assert ivr["kind"] == "ivr" and ivr["ivr"]["digit"] == "3"
         assert ivr["next"] == {
@@ -356,6 +404,7 @@ async def test_no_reply_gets_the_ivr_survey_and_a_3_goes_on_to_an_agent(
         assert types.count("survey.calling") == 2
 
 
+@pytest.mark.usefixtures("talkative_agents")
 async def test_one_dialer_dials_and_a_standby_takes_over_the_live_call(
     clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
 ) -> None:
@@ -365,10 +414,13 @@ async def test_one_dialer_dials_and_a_standby_takes_over_the_live_call(
         task = asyncio.create_task(standby.run())
         try:
             await _unsatisfied(loop, "S1001", number)
-            await ami.wait_for(lambda e: e.get("Event") == "AgentConnect", "agent", limit_s=60)
+            connect = await ami.wait_for(lambda e: e.get("Event") == "AgentConnect", "agent", 60)
             assert loop.service.dialer is not None and loop.service.dialer.leading
             assert standby.dialer is not None and not standby.dialer.leading
             await loop.stop_service()  # the dialer that placed the call goes away
+            taken_over = standby.dialer
+            await eventually(lambda: taken_over.stats.recovered == 1, "the call adopted")
+            await hang_up_agent(ami, connect["MemberName"])  # the call ends after that
             store = standby.store
             assert store is not None
 
@@ -377,11 +429,7 @@ async def test_one_dialer_dials_and_a_standby_takes_over_the_live_call(
                     e.payload for e in await store.events("S1001") if e.type == "callback.attempt"
                 ]
 
-            deadline = asyncio.get_running_loop().time() + 90
-            while not await attempts():
-                assert asyncio.get_running_loop().time() < deadline, "never stored"
-                await asyncio.sleep(0.2)
-            (attempt,) = await attempts()
+            (attempt,) = await eventually(attempts, "the attempt stored", within_s=90)
             assert attempt["outcome"] == "connected" and attempt["agent"] in ("agent1", "agent2")
             assert standby.dialer.leading and standby.dialer.stats.recovered == 1
             assert len(_dialled(ami, number)) == 1

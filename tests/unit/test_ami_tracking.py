@@ -1,6 +1,6 @@
 """gateway.dialer.ami's pure parts, no Asterisk needed: the Originate headers it builds and
-the call tracker's correlation by Uniqueid/Linkedid. (Kept beside the real-Asterisk
-tests of the same module; they need no fixture and run in milliseconds.)"""
+the call tracker's correlation by Uniqueid/Linkedid. The same module against a real
+Asterisk: tests/integration/asterisk/test_asterisk_gateway_ami.py."""
 
 from __future__ import annotations
 
