@@ -140,8 +140,10 @@ async def test_redis_stopped_and_started_mid_run_loses_no_survey(tmp_path: Path,
             await posting
 
             created = [sid for sid, status, _, _ in answers if status == 201]
-            await loop.wait_for(
-                lambda: all("survey.delivered" in loop.types(s) for s in created), 60
+            await eventually(
+                lambda: all("survey.delivered" in loop.types(s) for s in created),
+                "every created survey delivered",
+                60,
             )
             server_errors = [a for a in answers if a[1] >= 500 and a[1] != 503]
             lost = [s for s in created if await loop.service.store.get_survey(s) is None]

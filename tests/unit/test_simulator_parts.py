@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sms.smpp.pdu import ESM_CLASS_UDHI
+from sms.smpp.constants import ESM_CLASS_UDHI
 from smsc.messages import decode_text, mo_parts, parse_udh
 from smsc.rules import Behaviour, apply_changes, format_id
 
