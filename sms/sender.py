@@ -132,8 +132,9 @@ class Sender:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task.get_name(), None)
         self._room.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("sms send task failed: %r", task.exception())
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.error("sms send task failed: %s", lifecycle.describe(error))
 
     async def _send_survey(self, entry_id: str, sid: str) -> None:
         s = self.settings
