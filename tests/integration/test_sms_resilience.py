@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from devstack.localstack import LocalStack
 from gateway.store import keys
+from gateway.store.coalesce import UnsendableCommand
 from gateway.webhooks.receiver import WebhookReceiver
 from smsc.simulator import SmscSimulator
 from tests.conftest import RedisServer, free_port
@@ -283,3 +284,44 @@ async def test_sigterm_drains_in_flight_submits(clean_redis: RedisServer) -> Non
             await client.aclose()
         assert half_sent == []  # every survey taken was finished before exit
         assert 50 <= taken < 3000  # and the rest was left queued for the next start
+
+
+async def test_a_command_that_cannot_be_sent_fails_only_its_caller(
+    clean_redis: RedisServer,
+) -> None:
+    # One caller keeps issuing a command with a lone surrogate, in the same ticks as the
+    # sender's and the inbound worker's: only that caller fails; no receipt is kept as
+    # an orphan, no reply is lost, the bind never drops.
+    async with running_loop(clean_redis.url, free_port()) as loop:
+        store = loop.service.store
+        assert store is not None
+        stop = asyncio.Event()
+        refused = 0
+
+        async def bad_caller() -> None:
+            nonlocal refused
+            while not stop.is_set():
+                try:
+                    await store.commands.execute("SET", "bad", "\ud800")
+                except UnsendableCommand:
+                    refused += 1
+                await asyncio.sleep(0.001)
+
+        task = asyncio.create_task(bad_caller())
+        try:
+            await loop.post(batch(900, 200, "134"))
+            sids = [f"S{i}" for i in range(900, 1100)]
+            await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids), 60)
+            for i in range(900, 1000):
+                loop.smsc.inject_mo(f"134{i:08d}", SOURCE_ADDR, "1")
+            await loop.wait_for(
+                lambda: all("survey.closed" in loop.types(f"S{i}") for i in range(900, 1000)), 30
+            )
+        finally:
+            stop.set()
+            await task
+        assert refused > 50
+        assert await store.redis.xlen(keys.DLR_ORPHANS) == 0
+        assert loop.service.inbound is not None
+        assert loop.service.inbound.counts.get("unhandled", 0) == 0
+        assert loop.smsc.counters["bind_ok"] == 1 and loop.smsc.counters["drops"] == 0
