@@ -160,6 +160,9 @@ class GatewayESME(_ESME):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # aiosmpplib's own logger prints to stderr past the gateway's handler (format,
+        # levels, masking): it joins the "aiosmpplib" logger, whose level is set there.
+        logs.adopt(self._logger, "aiosmpplib")
         self.bind_name = bind_name
         self._inbound_sink = inbound_sink
         self._on_connect = on_connect

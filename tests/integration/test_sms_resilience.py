@@ -6,6 +6,8 @@ for a while, and the gateway killed with SIGKILL mid-batch."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import signal
 from collections import Counter
 from datetime import datetime, timedelta
@@ -325,3 +327,56 @@ async def test_a_command_that_cannot_be_sent_fails_only_its_caller(
         assert loop.service.inbound is not None
         assert loop.service.inbound.counts.get("unhandled", 0) == 0
         assert loop.smsc.counters["bind_ok"] == 1 and loop.smsc.counters["drops"] == 0
+
+
+# A mainland mobile number in clear, alone or after 86 (gateway.privacy's rule).
+FULL_NUMBER = re.compile(r"(?<!\d)(?:86)?1\d{10}(?!\d)")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+async def test_no_full_number_in_any_log_line_when_the_link_drops_mid_batch(
+    clean_redis: RedisServer, tmp_path: Path, fmt: str
+) -> None:
+    # `minyi run` as its own process, logging at INFO; the SMS center drops the link
+    # hard with submits in flight, twice. aiosmpplib reports each unsent submit_sm with
+    # its whole content: that too goes through the gateway's handler, masked.
+    smsc = SmscSimulator({SMPP_USER: SMPP_PASSWORD})
+    await smsc.start()
+    receiver = WebhookReceiver(SECRET)
+    await receiver.start()
+    stack = LocalStack(tmp_path, log_level="INFO")
+    stack.redis_port, stack.smpp_port = clean_redis.port, smsc.port
+    # paced by the TPS, not the window: submits wait in aiosmpplib's queue when the link
+    # drops, and it fails to send them
+    cfg = stack.gateway_config(receiver.url, window=200, tps=300)
+    cfg.write_text(cfg.read_text().replace('level = "INFO"', f'level = "INFO"\nformat = "{fmt}"'))
+    sids = [f"S{i}" for i in range(7000, 7600)]
+    try:
+        stack.start_gateway(cfg)
+        async with aiohttp.ClientSession() as http:
+            status, _ = await stack.post(http, batch(7000, 600, "138"))
+            assert status == 200
+        for at in (100, 250, 400):
+            await smsc.wait_until(lambda at=at: len(smsc.submits) >= at, 30)  # type: ignore[misc]
+            smsc.drop_connections(hard=True)
+        await smsc.wait_until(
+            lambda: all(
+                {"survey.delivered", "survey.undeliverable"}
+                & {e["type"] for e in receiver.events.get(s, [])}
+                for s in sids
+            ),
+            90,
+        )
+    finally:
+        stack.stop("gateway")
+        await receiver.close()
+        await smsc.stop()
+    lines = (tmp_path / "gateway.log").read_text(encoding="utf-8").splitlines()
+    assert smsc.counters["drops"] >= 2
+    assert any("reconnecting" in line for line in lines)  # the drops were logged
+    # aiosmpplib's own report of the submits it could not send is there, masked
+    assert any("SMPP message could not be sent" in line for line in lines)
+    if fmt == "json":
+        assert all(json.loads(line)["message"] for line in lines if line.startswith("{"))
+    leaked = [line for line in lines if FULL_NUMBER.search(line)]
+    assert leaked == []
