@@ -31,6 +31,10 @@ TEMPLATE = (
 )
 
 
+# The checkout this module runs from (smsc/ and devstack/ are not installed).
+SOURCE_TREE = Path(__file__).resolve().parent.parent
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket() as s:
@@ -113,7 +117,15 @@ class LocalStack:
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")
         self.logs[name] = log
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        # The tools (smsc, devstack) run from the source tree, not installed: the
+        # processes start in the work directory, so the tree goes on their path.
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(SOURCE_TREE), env.get("PYTHONPATH", "")) if p
+        )
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env
+        )
         self.procs[name] = proc
         return proc
 

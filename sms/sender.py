@@ -213,7 +213,7 @@ class Sender:
                 msgid_ttl_s=s.surveys.dlr_timeout_s + MSGID_EXTRA_TTL_S,
                 dlr_timeout_s=s.surveys.dlr_timeout_s,
                 reply_window_s=s.surveys.reply_window_s,
-                resent=outcome.wire_sends > 1,
+                resent=outcome.unanswered > 0,
             )
         else:
             reason = status_name(outcome.status) if outcome.status >= 0 else "invalid_pdu"

@@ -54,9 +54,11 @@ class SubmitOutcome:
     status: int  # 0 = accepted; window.BUILD_FAILED = the submit_sm could not be built
     message_id: str
     tries: int
-    # Times it went out on the wire; the sender reports > 1 as a possible duplicate
-    # (a send answered with a throttling status counts too).
+    # Times it went out on the wire (answered or not).
     wire_sends: int
+    # Times it went out and no answer came (a dropped link, a timeout): the sender
+    # reports a part with any as a possible duplicate. A refusal is an answer.
+    unanswered: int = 0
 
 
 class _Broker(AbstractBroker):
@@ -233,7 +235,13 @@ class Bind:
             client.retry(part, d.delay_s)
         else:
             outcome = SubmitOutcome(
-                self.name, self.settings.smsc, d.status, d.message_id, part.tries, part.wire_sends
+                self.name,
+                self.settings.smsc,
+                d.status,
+                d.message_id,
+                part.tries,
+                part.wire_sends,
+                part.unanswered,
             )
             client.finish(part, outcome)
         if d.frees_slot:

@@ -380,3 +380,24 @@ async def test_no_full_number_in_any_log_line_when_the_link_drops_mid_batch(
         assert all(json.loads(line)["message"] for line in lines if line.startswith("{"))
     leaked = [line for line in lines if FULL_NUMBER.search(line)]
     assert leaked == []
+
+
+async def test_a_submit_refused_with_a_throttle_status_then_accepted_is_not_a_resend(
+    clean_redis: RedisServer,
+) -> None:
+    # The SMS center refuses every 5th submit_sm with ESME_RTHROTTLED: it did not take
+    # it, so sending it again duplicates nothing and is not reported as sms.resent; and
+    # the bind keeps its pace instead of halving and pausing at each refusal.
+    async with running_loop(
+        clean_redis.url, free_port(), behaviour={"throttle_every": 5}, bind={"tps": 200}
+    ) as loop:
+        await loop.post(batch(3000, 300, "133"))
+        sids = [f"S{i}" for i in range(3000, 3300)]
+        await loop.wait_for(lambda: all(final_types(loop.types(s)) for s in sids), 60)
+        assert loop.smsc.counters["throttled"] >= 60
+        accepted = Counter(s.dest for s in loop.smsc.submits if s.status == 0)
+        assert len(accepted) == 300 and set(accepted.values()) == {1}
+        assert not [s for s in sids if "sms.resent" in loop.types(s)]
+        stats = await loop.service.store.stats()  # type: ignore[union-attr]
+        assert stats.get("sms:resent", 0) == 0
+        assert loop.service.client.stats()["binds"]["b1"]["tps"] == 200.0  # type: ignore[union-attr]
