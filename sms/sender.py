@@ -6,6 +6,12 @@ stored (accepted with a message id, or refused for good). A crash in between lea
 the entry pending; the next start (or another process, after it has been idle long
 enough) sends again the parts that have no message id yet — at most the in-flight
 window, and every such resend is counted (`sms.resent` on the feed).
+
+A Redis outage is not such a crash: an answer the SMS center gave (a message id, or a
+refusal for good) stays in memory, its window slot held, and is stored again with a
+growing pause until Redis is back (`_until_stored`), so that nothing that has a message
+id is ever sent twice because Redis restarted. While the slots are held no new part
+goes out: the window is the bound on what waits in memory.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from collections.abc import Mapping
 from datetime import datetime
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from gateway import lifecycle, logs
 from gateway.config import Settings
 from gateway.privacy import mask_phone
-from gateway.store import keys, streams
+from gateway.store import keys, library, streams
 from gateway.store.surveys import SendJob, Store
 from sms.dlr import normalise_message_id
 from sms.smpp.client import SmppClient, SubmitOutcome
@@ -64,6 +71,11 @@ class Sender:
         # the SMPP window, not this, bounds what is outstanding at the SMS center.
         self.max_inflight = max(1000, client.capacity() * 4)
         self.sent_surveys = 0
+        self._retake = False  # our pending entries are to be taken again
+        # One outage for every answer waiting to be stored: one log line for them all.
+        self._storing = lifecycle.Outage(
+            log, "sms sender: storing submit answers", backoff=lifecycle.Backoff(0.2, 5.0)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set; then let the surveys in flight finish. Redis
@@ -77,12 +89,17 @@ class Sender:
     async def _run_once(self) -> None:
         await streams.ensure_group(self.redis, keys.SMS_QUEUE, keys.SMS_GROUP)
         # Our own unacknowledged entries first (a restart after a crash).
-        for entry_id, fields in await streams.pending(
-            self.redis, keys.SMS_QUEUE, keys.SMS_GROUP, self.consumer
-        ):
-            await self._take(entry_id, fields)
+        self._retake = True
         loops = 0
         while not self._stopping.is_set():
+            if self._retake:
+                # Also after surveys whose Redis calls failed in an outage (before
+                # anything was sent, or at the acknowledgement): taken again here.
+                self._retake = False
+                for entry_id, fields in await streams.pending(
+                    self.redis, keys.SMS_QUEUE, keys.SMS_GROUP, self.consumer
+                ):
+                    await self._take(entry_id, fields)
             if len(self._inflight) >= self.max_inflight:
                 self._room.clear()
                 await self._wait_room()
@@ -133,7 +150,12 @@ class Sender:
         self._inflight.pop(task.get_name(), None)
         self._room.set()
         error = None if task.cancelled() else task.exception()
-        if error is not None:
+        if isinstance(error, lifecycle.OUTAGES):
+            # Redis went away under it: its entry is still pending and is taken again
+            # (the reader's outage says Redis is down, once, not once per survey).
+            self._retake = True
+            log.debug("sms send task ended in an outage: %s", lifecycle.describe(error))
+        elif error is not None:
             log.error("sms send task failed: %s", lifecycle.describe(error))
 
     async def _send_survey(self, entry_id: str, sid: str) -> None:
@@ -194,9 +216,26 @@ class Sender:
     async def _one_part(self, part: Part) -> None:
         outcome: SubmitOutcome = await self.client.submit(part)
         try:
-            await self._store_outcome(part, outcome)
+            await self._until_stored(part, outcome)
         finally:
             self.client.stored(part)
+
+    async def _until_stored(self, part: Part, outcome: SubmitOutcome) -> None:
+        """Store the SMS center's answer, trying again while Redis is away: it is the
+        only record of the message id (storing it twice is harmless, the functions are
+        idempotent; losing it would send the part again)."""
+        while True:
+            try:
+                await self._store_outcome(part, outcome)
+            except ResponseError as exc:
+                if library.script_fault(exc):
+                    raise  # the store refused it: trying again would not help
+                await self._storing.wait(exc)
+            except lifecycle.OUTAGES as exc:
+                await self._storing.wait(exc)
+            else:
+                self._storing.over()
+                return
 
     async def _store_outcome(self, part: Part, outcome: SubmitOutcome) -> None:
         s = self.settings
