@@ -231,11 +231,12 @@ class Inbound:
             )
             if outcome != "late":
                 log.info(
-                    "sms reply survey=%s from=%s rating=%s opt_out=%s",
+                    "sms reply survey=%s from=%s rating=%s opt_out=%s outcome=%s",
                     sid,
                     mask_phone(phone),
                     rating,
                     understanding.opt_out,
+                    outcome,
                 )
                 self._count("reply")
                 return

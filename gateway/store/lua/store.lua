@@ -461,15 +461,80 @@ local function server_time()
   return tonumber(t[1]) + tonumber(t[2]) / 1e6
 end
 
--- reply: a citizen's understood reply, attached to its survey.
+-- The ratings a reply can give that decide a survey's course.
+local RATED = {satisfied = true, basically_satisfied = true, unsatisfied = true}
+
+-- Whether the survey's reply window is open still (its deadline in REPLY_DUE to come;
+-- the sweep removes it when the deadline passes).
+local function window_open(sid)
+  local due = redis.call('ZSCORE', REPLY_DUE, sid)
+  return due and tonumber(due) >= server_time()
+end
+
+-- A later rated reply from the citizen who rated the survey already, inside the reply
+-- window, before any callback was dialled: the rating is revised (「1」, then 「说错了，
+-- 是3，不满意」). Unsatisfied now: the closed survey goes to the callback queue.
+-- Satisfied now: the callback waiting for its first call is cancelled and the survey
+-- closed. Between satisfied and basically satisfied only the rating changes. Returns
+-- the outcome, or nil when the reply is no revision (the caller goes on as before).
+local function revise(sid, st, now_iso, payload, rating, opt_out, phone)
+  if st ~= 'closed' and st ~= 'callback_pending' then return nil end
+  local sk = SURVEY(sid)
+  local old, attempts, replied = unpack(redis.call('HMGET', sk, 'rating', 'cb_attempts',
+    'replied_at'))
+  if not replied or not old or not RATED[old] or not RATED[rating] or old == rating then
+    return nil
+  end
+  if (tonumber(attempts) or 0) > 0 or redis.call('HEXISTS', sk, 'disposition_for') == 1 then
+    return nil -- the callback was dialled: the agent hears the citizen, not a text
+  end
+  if not window_open(sid) then return nil end
+  redis.call('HSET', sk, 'rating', rating, 'revised_at', now_iso)
+  redis.call('HINCRBY', sk, 'revisions', 1)
+  redis.call('HINCRBY', sk, 'replies', 1)
+  emit(sid, 'survey.revised', now_iso, '{"previous_rating":' .. cjson.encode(old)
+    .. ',"rating":' .. cjson.encode(rating) .. ',"reply":' .. payload .. '}')
+  if opt_out == '1' and redis.call('SADD', OPTOUT, phone) == 1 then
+    emit(sid, 'citizen.opted_out', now_iso, '{"source":"sms_reply"}')
+  end
+  if rating == 'unsatisfied' then
+    if st == 'closed' and transition(sid, 'callback_pending', now_iso,
+        '{"reason":"revised_unsatisfied"}') then
+      local now_s = server_time()
+      callback_enqueue(sid, 'agent', 5, now_s, now_s)
+      return 'callback_pending'
+    end
+    return st
+  end
+  if st == 'callback_pending' then
+    redis.call('ZREM', CB_WAIT, sid)
+    local queue = redis.call('HGET', sk, 'cb_queue')
+    if queue then redis.call('ZREM', CB_READY(queue), sid) end
+    emit(sid, 'callback.cancelled', now_iso, '{"reason":"revised","rating":'
+      .. cjson.encode(rating) .. '}')
+    transition(sid, 'closed', now_iso, '{"reason":' .. cjson.encode(rating)
+      .. ',"revised":true}')
+    return 'closed'
+  end
+  return st
+end
+
+-- reply: a citizen's understood reply, attached to its survey. The reply window stays
+-- open after a rated reply, for a correction (`revise`), until its deadline (sweep).
 -- ARGV: sid, now_iso, payload_json, rating, opt_out ('1'/'0'), phone
+-- Returns {outcome, previous state}: outcome 'replied', 'callback_pending', 'closed',
+-- 'late' (the survey takes no reply: kept as unmatched by the caller), or for a
+-- revision 'revised:<state now>'.
 redis.register_function('minyi_reply', function(_, a)
   need('minyi_reply', a, 6)
   object_text('minyi_reply', 'payload', a[3])
   local sid, now_iso, payload, rating, opt_out, phone = a[1], a[2], a[3], a[4], a[5], a[6]
   local sk = SURVEY(sid)
   local st = redis.call('HGET', sk, 'state')
-  if not st or not allowed(st, 'replied') then return {'late', st or ''} end
+  if not st then return {'late', ''} end
+  local revised = revise(sid, st, now_iso, payload, rating, opt_out, phone)
+  if revised then return {'revised:' .. revised, st} end
+  if not allowed(st, 'replied') then return {'late', st} end
   redis.call('HINCRBY', sk, 'replies', 1)
   redis.call('HSET', sk, 'rating', rating, 'replied_at', now_iso)
   transition(sid, 'replied', now_iso, payload)
@@ -480,14 +545,12 @@ redis.register_function('minyi_reply', function(_, a)
   end
   local outcome = 'replied'
   if rating == 'unsatisfied' then
-    close_reply_window(sid)
     if transition(sid, 'callback_pending', now_iso, '{"reason":"unsatisfied_reply"}') then
       local now_s = server_time()
       callback_enqueue(sid, 'agent', 5, now_s, now_s)
     end
     outcome = 'callback_pending'
   elseif rating == 'satisfied' or rating == 'basically_satisfied' then
-    close_reply_window(sid)
     transition(sid, 'closed', now_iso, '{"reason":' .. cjson.encode(rating) .. '}')
     outcome = 'closed'
   elseif opt_out == '1' then
