@@ -66,7 +66,9 @@ local function advance(delivered, sid, seq)
 end
 
 -- intake: queue stream entries in their surveys' wait zsets, schedule the surveys, XACK.
--- KEYS: events stream, due, delivered, stats, retry, leases.
+-- A survey parked behind a dead letter gets its events queued, not scheduled: they wait
+-- for the replay, which keeps them in order behind it.
+-- KEYS: events stream, due, delivered, stats, retry, leases, parked.
 -- ARGV: endpoint, stats prefix, how many newly scheduled surveys to lease to the caller
 --       at once (the fast path), lease_s, owner token, run length, then
 --       (entry id, survey id, seq, event JSON) per entry.
@@ -76,6 +78,7 @@ redis.register_function('minyi_wh_intake', function(k, a)
   local fn = 'minyi_wh_intake'
   need(fn, a, 6)
   local stream, due, delivered, stats, retry, leases = k[1], k[2], k[3], k[4], k[5], k[6]
+  local parked = k[7]
   local endpoint, sp = a[1], a[2]
   local take_n = num(fn, 'take', a[3])
   local lease_s, token, n = num(fn, 'lease_s', a[4]), a[5], num(fn, 'run length', a[6])
@@ -89,7 +92,7 @@ redis.register_function('minyi_wh_intake', function(k, a)
     -- events without a survey have no order to keep, and are never skipped
     if sid == '' or seq > tonumber(redis.call('HGET', delivered, sid) or '0') then
       queued = queued + redis.call('ZADD', WEBHOOK_WAIT(endpoint, sid), seq, a[i + 3])
-      if redis.call('ZADD', due, 'NX', t, sid) == 1 then
+      if redis.call('HEXISTS', parked, sid) == 0 and redis.call('ZADD', due, 'NX', t, sid) == 1 then
         scheduled[#scheduled + 1] = sid
       end
     end
@@ -173,14 +176,17 @@ redis.register_function('minyi_wh_done', function(k, a)
 end)
 
 -- fail: a failed attempt of a survey's head event: back off, or dead-letter it after
--- max_age.
--- KEYS: due, delivered, retry, stats, dead, leases. ARGV: endpoint, stats prefix, sid,
--- token, head event, its seq, error, backoff delay, max age, lease_s, run length.
--- Returns {'retry', attempts} | {'lost', attempts} | {'dead', attempts, step}.
+-- max_age and park the survey: its later events wait behind the dead letter (the feed
+-- is ordered per survey) until `minyi webhooks replay` puts it back in front of them.
+-- KEYS: due, delivered, retry, stats, dead, leases, parked. ARGV: endpoint, stats
+-- prefix, sid, token, head event, its seq, error, backoff delay, max age, lease_s, run
+-- length.
+-- Returns {'retry', attempts} | {'lost', attempts} | {'dead', attempts, {'parked'}}.
 redis.register_function('minyi_wh_fail', function(k, a)
   local fn = 'minyi_wh_fail'
   need(fn, a, 11)
   local due, delivered, retry, stats, dead, leases = k[1], k[2], k[3], k[4], k[5], k[6]
+  local parked = k[7]
   local endpoint, sp, sid, token, member, err = a[1], a[2], a[3], a[4], a[5], a[7]
   local seq, delay = num(fn, 'seq', a[6]), num(fn, 'delay', a[8])
   local max_age, lease_s, n = num(fn, 'max_age', a[9]), num(fn, 'lease_s', a[10]),
@@ -202,7 +208,7 @@ redis.register_function('minyi_wh_fail', function(k, a)
     redis.call('HDEL', leases, sid)
     return {'retry', st.attempts}
   end
-  -- failed for max_age: dead-letter it so the survey's later events can move on
+  -- failed for max_age: dead-letter it and park the survey behind it
   if redis.call('ZREM', WEBHOOK_WAIT(endpoint, sid), member) == 1 then
     redis.call('XADD', dead, '*', 'sid', sid, 'seq', a[6], 'event', member, 'error', err,
                'attempts', st.attempts, 'first_failed_at', string.format('%.3f', st.first_failed_at),
@@ -212,8 +218,13 @@ redis.register_function('minyi_wh_fail', function(k, a)
   end
   advance(delivered, sid, seq)
   redis.call('HDEL', retry, sid)
-  return {'dead', st.attempts,
-          step(endpoint, due, delivered, retry, leases, sid, token, t, lease_s, n)}
+  redis.call('HSET', parked, sid, seq)
+  local holder = redis.call('HGET', leases, sid)
+  if not holder or holder == token then
+    redis.call('ZREM', due, sid)
+    redis.call('HDEL', leases, sid)
+  end
+  return {'dead', st.attempts, {'parked'}}
 end)
 
 -- release: give a held survey back, due in delay seconds.
@@ -228,11 +239,13 @@ redis.register_function('minyi_wh_release', function(k, a)
   return 1
 end)
 
--- replay: move each still-present, well-formed dead letter back into its survey's queue.
--- KEYS: dead, due, stats. ARGV: endpoint, stats prefix, dead-letter ids.
+-- replay: move each still-present, well-formed dead letter back into its survey's queue,
+-- in front of the events parked behind it (the wait zset orders by seq), and unpark
+-- the survey: it is delivered again in order.
+-- KEYS: dead, due, stats, parked. ARGV: endpoint, stats prefix, dead-letter ids.
 redis.register_function('minyi_wh_replay', function(k, a)
   need('minyi_wh_replay', a, 2)
-  local dead, due, stats = k[1], k[2], k[3]
+  local dead, due, stats, parked = k[1], k[2], k[3], k[4]
   local endpoint, sp = a[1], a[2]
   local t = server_time()
   local n, queued = 0, 0
@@ -245,6 +258,7 @@ redis.register_function('minyi_wh_replay', function(k, a)
         queued = queued + redis.call('ZADD', WEBHOOK_WAIT(endpoint, d.sid), tonumber(d.seq),
                                      d.event)
         redis.call('ZADD', due, 'NX', t, d.sid)
+        redis.call('HDEL', parked, d.sid)
         redis.call('XDEL', dead, a[i])
         n = n + 1
       end
@@ -260,11 +274,12 @@ end)
 -- prune: forget the high-water marks of surveys whose record has expired (the store
 -- keeps a survey for its retention period) and that have nothing queued: without this
 -- the delivered hash would grow by one field per survey forever.
--- KEYS: delivered, due, retry. ARGV: endpoint, HSCAN cursor, count.
+-- A parked survey keeps its mark (its dead letter may yet be replayed).
+-- KEYS: delivered, due, retry, parked. ARGV: endpoint, HSCAN cursor, count.
 -- Returns {cursor, pruned}.
 redis.register_function('minyi_wh_prune', function(k, a)
   need('minyi_wh_prune', a, 3)
-  local delivered, due, retry = k[1], k[2], k[3]
+  local delivered, due, retry, parked = k[1], k[2], k[3], k[4]
   local endpoint = a[1]
   local scan = redis.call('HSCAN', delivered, a[2], 'COUNT', num('minyi_wh_prune', 'count', a[3]))
   local pruned = 0
@@ -273,7 +288,8 @@ redis.register_function('minyi_wh_prune', function(k, a)
     local sid = fields[i]
     if redis.call('EXISTS', SURVEY(sid)) == 0
        and redis.call('EXISTS', WEBHOOK_WAIT(endpoint, sid)) == 0
-       and not redis.call('ZSCORE', due, sid) and redis.call('HEXISTS', retry, sid) == 0 then
+       and not redis.call('ZSCORE', due, sid) and redis.call('HEXISTS', retry, sid) == 0
+       and redis.call('HEXISTS', parked, sid) == 0 then
       pruned = pruned + redis.call('HDEL', delivered, sid)
     end
   end
