@@ -135,6 +135,7 @@ class Service:
             log.info("stopped before Redis was reachable")
             return 0
         assert self.store is not None
+        await startup.check_redis_persistence(self.redis, log)
         if "api" in self.workers:
             self.api = Api(s, self.store, self.templates)
             self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
