@@ -4,8 +4,10 @@ back into the store.
 A queue entry is acknowledged only when every part of its survey has a final answer
 stored (accepted with a message id, or refused for good). A crash in between leaves
 the entry pending; the next start (or another process, after it has been idle long
-enough) sends again the parts that have no message id yet — at most the in-flight
-window, and every such resend is counted (`sms.resent` on the feed).
+enough) sends again the parts that have no message id yet. Only a part that had been
+handed to a bind may have reached the SMS center — at most the in-flight window — and
+the survey records each before it can (``p<n>:out``): sent again, such a part is
+reported (`sms.resent` on the feed), the others are not.
 
 A Redis outage is not such a crash: an answer the SMS center gave (a message id, or a
 refusal for good) stays in memory, its window slot held, and is stored again with a
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import redis.asyncio as aioredis
@@ -72,6 +74,9 @@ class Sender:
         self.max_inflight = max(1000, client.capacity() * 4)
         self.sent_surveys = 0
         self._retake = False  # our pending entries are to be taken again
+        # Before a part may reach the SMS center, the survey records it (p<n>:out): after
+        # a crash only such a part, sent again, may be a duplicate (sms.resent).
+        client.before_wire = self._going_out
         # One outage for every answer waiting to be stored: one log line for them all.
         self._storing = lifecycle.Outage(
             log, "sms sender: storing submit answers", backoff=lifecycle.Backoff(0.2, 5.0)
@@ -194,6 +199,8 @@ class Sender:
                     esm_class=seg.esm_class,
                     data_coding=seg.data_coding,
                     text=seg.text,
+                    # an earlier life handed it to a bind and stored no answer
+                    out_before=f"p{seg.index}:out" in job.fields,
                     registered_delivery=(
                         REGISTERED_DELIVERY_ALWAYS
                         if s.sms.registered_delivery
@@ -219,6 +226,9 @@ class Sender:
             await self._until_stored(part, outcome)
         finally:
             self.client.stored(part)
+
+    async def _going_out(self, parts: Sequence[Part]) -> None:
+        await self.store.parts_going_out([(p.survey_id, p.index) for p in parts])
 
     async def _until_stored(self, part: Part, outcome: SubmitOutcome) -> None:
         """Store the SMS center's answer, trying again while Redis is away: it is the
@@ -252,7 +262,7 @@ class Sender:
                 msgid_ttl_s=s.surveys.dlr_timeout_s + MSGID_EXTRA_TTL_S,
                 dlr_timeout_s=s.surveys.dlr_timeout_s,
                 reply_window_s=s.surveys.reply_window_s,
-                resent=outcome.unanswered > 0,
+                resent=outcome.unanswered > 0 or part.out_before,
             )
         else:
             reason = status_name(outcome.status) if outcome.status >= 0 else "invalid_pdu"

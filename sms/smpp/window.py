@@ -202,6 +202,13 @@ class Part:
     sent_at: float = 0.0
     seq: int = 0
     holds_slot_of: SubmitWindow | None = None  # accepted, outcome not yet stored
+    # Recorded as "may reach the SMS center" (the client's before_wire): only then may
+    # a bind take it.
+    cleared: bool = False
+    clearing: bool = False  # being cleared now
+    # An earlier life of the gateway recorded it so and stored no answer (a crash): the
+    # SMS center may have it already.
+    out_before: bool = False
 
     @property
     def key(self) -> str:

@@ -208,8 +208,10 @@ redis.register_function('minyi_release', function(_, a)
 end)
 
 -- send_begin: the sender takes a queued survey. Rejects it if the citizen opted out
--- meanwhile; counts attempts (a second attempt means a crash or a dropped link may have
--- sent some parts already: reported as sms.resent); allocates the extension code.
+-- meanwhile; counts attempts; allocates the extension code. A second attempt follows a
+-- crash: the parts an earlier attempt had handed to a bind without storing an answer
+-- (p<n>:out, set by the sender before a part may reach the wire) may be duplicated,
+-- and are reported as sms.resent when their new answer is stored (part_submitted).
 -- From here on a reply from the number belongs to this survey (a citizen may answer
 -- before the submit_sm_resp is even stored).
 -- ARGV: sid, now_iso, ext_digits, ext_ttl_s, now_ts, reply_window_s
@@ -234,10 +236,13 @@ redis.register_function('minyi_send_begin', function(_, a)
   redis.call('ZADD', PHONE_OPEN(phone), 'NX', a[5], sid)
   redis.call('EXPIRE', PHONE_OPEN(phone), math.ceil(window))
   local attempts = redis.call('HINCRBY', sk, 'submit_attempts', 1)
-  if attempts > 1 then
+  if attempts > 1 and redis.call('HEXISTS', sk, 'out_marked') == 0 then
+    -- The earlier attempt was made by a version that did not record its parts before
+    -- they could go out: any of them may have, so the survey is reported as before.
     redis.call('HINCRBY', STATS, 'sms:resent', 1)
     emit(sid, 'sms.resent', now_iso, '{"attempt":' .. attempts .. '}')
   end
+  redis.call('HSET', sk, 'out_marked', 1)
   local ext = redis.call('HGET', sk, 'ext')
   if digits > 0 and not ext then
     local n = redis.call('INCR', EXTCODE_NEXT)
@@ -298,8 +303,8 @@ end
 
 -- part_submitted: the SMS center accepted part `idx` (submit_sm_resp ESME_ROK).
 -- ARGV: sid, idx, total, msgid_key, message_id, bind, now_iso, now_ts, msgid_ttl_s,
---       held_key, dlr_due_ts, reply_due_ts, resent ('1': the part went out more than
---       once on the wire after a dropped link or a lost answer: possibly duplicated)
+--       held_key, dlr_due_ts, reply_due_ts, resent ('1': the part went out before
+--       without an answer — a dropped link, a timeout, a crash — possibly duplicated)
 redis.register_function('minyi_part_submitted', function(_, a)
   local fn = 'minyi_part_submitted'
   need(fn, a, 13)
@@ -325,7 +330,7 @@ redis.register_function('minyi_part_submitted', function(_, a)
   -- restart): reported once.
   if a[13] == '1' and not seen then
     redis.call('HINCRBY', STATS, 'sms:resent', 1)
-    emit(sid, 'sms.resent', now_iso, '{"part":' .. idx .. ',"reason":"no_answer_before_link_lost"}')
+    emit(sid, 'sms.resent', now_iso, '{"part":' .. idx .. ',"reason":"sent_before_without_answer"}')
   end
   local ok
   if seen then
