@@ -252,7 +252,10 @@ class Store:
     async def reply(
         self, survey_id: str, payload: dict[str, Any], rating: str, opt_out: bool, phone: str
     ) -> tuple[str, str]:
-        """Attach an understood reply; moves the survey on by its rating."""
+        """Attach an understood reply; moves the survey on by its rating. Returns the
+        outcome and the state before: "replied", "callback_pending", "closed", "late"
+        (the survey takes no reply now: the caller keeps it as unmatched) or, for a
+        correction inside the reply window, "revised:<state now>"."""
         _, now_iso = self._now()
         r = await self._fcall(
             "minyi_reply",
