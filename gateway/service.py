@@ -166,6 +166,7 @@ class Service:
             log.info("stopped before Redis was reachable")
             await self._drain()
             return 0
+        await startup.check_redis_persistence(self.redis, log)
         if "sms" in self.workers:
             binds = {b.name: b for b in s.sms.binds}
             store = self.store

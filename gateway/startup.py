@@ -12,6 +12,11 @@ any worker starts (gateway/service.py) and in `minyi config check`:
 
 Every refusal is a ConfigError naming the setting, as the config's own.
 
+Once Redis is reachable, :func:`check_redis_persistence` reads how it keeps its data
+(``CONFIG GET``) and the service logs a loud warning, naming the setting, for each way
+a restart of Redis could lose what the gateway was told was stored
+(docs/operations.md, "Redis").
+
 `minyi config check --config FILE` prints "config OK" and every setting as JSON with
 secrets replaced by "***", or the one-line error naming the wrong setting; it exits 2
 on a wrong config (as argparse does for a wrong command line), so scripts and deploy
@@ -23,13 +28,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
 from asr.models import KNOWN_MODELS, ModelSpec, check_model_files, resolve_model
+from gateway import logs
 from gateway.config import (
     AsrSettings,
     ConfigError,
@@ -73,6 +83,69 @@ def check(settings: Settings, workers: Sequence[str] | None = None) -> Checked:
         _installed(model)
     warnings = (*settings.warnings, *cut_names(settings.surveys, templates))
     return Checked(dataclasses.replace(settings, warnings=warnings), templates, model)
+
+
+log = logs.logger(__name__)
+
+# The Redis settings whose values decide whether a restart loses data.
+PERSISTENCE_SETTINGS = ("appendonly", "appendfsync", "save", "maxmemory", "maxmemory-policy")
+
+
+def persistence_risks(config: Mapping[str, str]) -> list[str]:
+    """What Redis settings (CONFIG GET) put acknowledged data at risk, one sentence each
+    naming the setting and the fix; empty when AOF is on, fsync'd every second or
+    always, and nothing is evicted. Pure: :func:`check_redis_persistence` asks Redis."""
+    risks: list[str] = []
+    aof = config.get("appendonly", "").lower() == "yes"
+    if not aof:
+        if config.get("save", "").strip():
+            risks.append(
+                "appendonly is no: a restart of Redis loses every survey, receipt and "
+                f"event written since the last RDB snapshot (save {config['save']!r}); "
+                "set appendonly yes, appendfsync everysec"
+            )
+        else:
+            risks.append(
+                "appendonly is no and save is empty: a restart of Redis loses everything "
+                "(surveys, queues, the webhook feed); set appendonly yes, appendfsync everysec"
+            )
+    elif config.get("appendfsync", "").lower() == "no":
+        risks.append(
+            "appendfsync is no: the kernel decides when the AOF reaches the disk, a crash "
+            "of the host can lose half a minute of writes; set appendfsync everysec"
+        )
+    policy = config.get("maxmemory-policy", "noeviction").lower()
+    if policy != "noeviction" and config.get("maxmemory", "0") not in ("", "0"):
+        risks.append(
+            f"maxmemory-policy is {policy} with maxmemory {config['maxmemory']}: a full "
+            "Redis silently evicts surveys, streams and webhook queues; set "
+            "maxmemory-policy noeviction"
+        )
+    return risks
+
+
+async def check_redis_persistence(
+    redis: aioredis.Redis, logger: logging.Logger | None = None
+) -> list[str]:
+    """Read Redis's persistence settings and log a warning for each risk (see
+    :func:`persistence_risks`), or that they could not be checked (a managed Redis may
+    refuse CONFIG). Returns the warnings."""
+    logger = logger or log
+    try:
+        raw = await redis.config_get(*PERSISTENCE_SETTINGS)
+    except RedisError as exc:
+        warning = (
+            f"Redis persistence could not be checked (CONFIG GET refused: {exc}); make sure "
+            "it runs with appendonly yes, appendfsync everysec and maxmemory-policy "
+            "noeviction, or a restart of Redis can lose acknowledged surveys"
+        )
+        logger.warning(warning)
+        return [warning]
+    config = {str(k): str(v) for k, v in raw.items()}
+    warnings = [f"REDIS CAN LOSE DATA: {risk}" for risk in persistence_risks(config)]
+    for warning in warnings:
+        logger.warning(warning)
+    return warnings
 
 
 def _installed(model: ModelSpec) -> None:

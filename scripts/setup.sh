@@ -25,6 +25,26 @@ fi
 # Redis is started by the tests and the demo on a free loopback port; the packaged
 # service on 6379 is not needed (and must not be what a test talks to).
 
+# Node.js for the tests' second SMS center, one the project did not write (the npm
+# `smpp` package, tests/peers/smpp_smsc). A node already installed (e.g. from
+# NodeSource, which bundles npm) is used as it is; otherwise Debian's.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: installing nodejs and npm"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to apt-get install nodejs npm" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+PEER=tests/peers/smpp_smsc
+if ! cmp -s "$PEER/package-lock.json" "$PEER/node_modules/.package-lock.json.installed" 2>/dev/null; then
+  echo "setup: installing the npm SMS center's packages ($PEER)"
+  (cd "$PEER" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$PEER/package-lock.json" "$PEER/node_modules/.package-lock.json.installed"
+fi
+
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
   echo "setup: Python 3.11 or newer is required ($("$PYTHON" --version))" >&2

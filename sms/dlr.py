@@ -219,6 +219,18 @@ def parse_receipt(short_message_text: str, tlvs: Mapping[int, bytes]) -> Receipt
     )
 
 
+def stored_form(receipt: Receipt) -> dict[str, object]:
+    """The receipt as the store's ``minyi_receipt`` takes it (JSON): ``error`` is None
+    (JSON null) when the SMSC reported no error, which the function stores as ''."""
+    return {
+        "message_id": receipt.message_id,
+        "state": receipt.state.value,
+        "final": receipt.final,
+        "error": receipt.error,
+        "stat": receipt.raw_stat,
+    }
+
+
 def _text_key(raw: str) -> str:
     stripped = "".join(raw.split()).lower()
     if not stripped:

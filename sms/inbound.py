@@ -15,14 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from gateway import lifecycle, logs
 from gateway.config import Settings
 from gateway.privacy import mask_phone
-from gateway.store import keys, streams
+from gateway.store import keys, library, streams
 from gateway.store.surveys import Store
-from sms.dlr import normalise_message_id, parse_receipt
+from sms.dlr import normalise_message_id, parse_receipt, stored_form
 from sms.mo import assemble, decode_short_message
 from sms.phone import from_smpp_address
 from sms.smpp.codec import decode_all
@@ -117,17 +117,31 @@ class Inbound:
 
     async def _handle_entry(self, entry_id: str, fields: Mapping[str, str] | None) -> None:
         """Handle one entry (the caller acknowledges it)."""
-        if fields:
-            try:
-                await self.handle(fields)
-            except RedisError:
-                raise  # not acknowledged: handled again after reconnect
-            except Exception as exc:
-                # A bug or a PDU we cannot read must not block the stream: keep it.
-                log.exception("sms inbound entry %s could not be handled", entry_id)
-                kept: dict[Any, Any] = {**fields, "error": repr(exc)[:500]}
-                await self.redis.xadd(keys.DLR_ORPHANS, kept, maxlen=1_000_000)
-                self._count("unhandled")
+        if not fields:
+            return
+        try:
+            await self.handle(fields)
+        except ResponseError as exc:
+            if not library.script_fault(exc):
+                raise  # Redis refused (OOM, read-only...): an outage, waited out
+            # The store refused this entry: the same call would fail forever. Keep it,
+            # with Redis's message, and let the stream move on.
+            log.error(
+                "sms inbound entry %s refused by the store: %s", entry_id, lifecycle.describe(exc)
+            )
+            await self._keep(entry_id, fields, exc)
+        except RedisError:
+            raise  # not acknowledged: handled again after reconnect
+        except Exception as exc:
+            # A bug or a PDU we cannot read must not block the stream: keep it.
+            log.exception("sms inbound entry %s could not be handled", entry_id)
+            await self._keep(entry_id, fields, exc)
+
+    async def _keep(self, entry_id: str, fields: Mapping[str, str], exc: Exception) -> None:
+        """Keep an entry that cannot be handled on the orphan stream, with its error."""
+        kept: dict[Any, Any] = {**fields, "error": lifecycle.describe(exc)[:500]}
+        await self.redis.xadd(keys.DLR_ORPHANS, kept, maxlen=1_000_000)
+        self._count("unhandled")
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -184,16 +198,7 @@ class Inbound:
         base = bind.dlr_id_base if bind is not None else "text"
         key = normalise_message_id(receipt.message_id, base)
         outcome, _sid = await self.store.receipt(
-            smsc,
-            key,
-            {
-                "message_id": receipt.message_id,
-                "state": receipt.state.value,
-                "final": receipt.final,
-                "error": receipt.error,
-                "stat": receipt.raw_stat,
-            },
-            HELD_RECEIPT_TTL_S,
+            smsc, key, stored_form(receipt), HELD_RECEIPT_TTL_S
         )
         self._count(f"receipt_{outcome}")
 
@@ -226,11 +231,12 @@ class Inbound:
             )
             if outcome != "late":
                 log.info(
-                    "sms reply survey=%s from=%s rating=%s opt_out=%s",
+                    "sms reply survey=%s from=%s rating=%s opt_out=%s outcome=%s",
                     sid,
                     mask_phone(phone),
                     rating,
                     understanding.opt_out,
+                    outcome,
                 )
                 self._count("reply")
                 return

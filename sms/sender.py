@@ -4,23 +4,32 @@ back into the store.
 A queue entry is acknowledged only when every part of its survey has a final answer
 stored (accepted with a message id, or refused for good). A crash in between leaves
 the entry pending; the next start (or another process, after it has been idle long
-enough) sends again the parts that have no message id yet — at most the in-flight
-window, and every such resend is counted (`sms.resent` on the feed).
+enough) sends again the parts that have no message id yet. Only a part that had been
+handed to a bind may have reached the SMS center — at most the in-flight window — and
+the survey records each before it can (``p<n>:out``): sent again, such a part is
+reported (`sms.resent` on the feed), the others are not.
+
+A Redis outage is not such a crash: an answer the SMS center gave (a message id, or a
+refusal for good) stays in memory, its window slot held, and is stored again with a
+growing pause until Redis is back (`_until_stored`), so that nothing that has a message
+id is ever sent twice because Redis restarted. While the slots are held no new part
+goes out: the window is the bound on what waits in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from gateway import lifecycle, logs
 from gateway.config import Settings
 from gateway.privacy import mask_phone
-from gateway.store import keys, streams
+from gateway.store import keys, library, streams
 from gateway.store.surveys import SendJob, Store
 from sms.dlr import normalise_message_id
 from sms.smpp.client import SmppClient, SubmitOutcome
@@ -64,6 +73,14 @@ class Sender:
         # the SMPP window, not this, bounds what is outstanding at the SMS center.
         self.max_inflight = max(1000, client.capacity() * 4)
         self.sent_surveys = 0
+        self._retake = False  # our pending entries are to be taken again
+        # Before a part may reach the SMS center, the survey records it (p<n>:out): after
+        # a crash only such a part, sent again, may be a duplicate (sms.resent).
+        client.before_wire = self._going_out
+        # One outage for every answer waiting to be stored: one log line for them all.
+        self._storing = lifecycle.Outage(
+            log, "sms sender: storing submit answers", backoff=lifecycle.Backoff(0.2, 5.0)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set; then let the surveys in flight finish. Redis
@@ -77,12 +94,17 @@ class Sender:
     async def _run_once(self) -> None:
         await streams.ensure_group(self.redis, keys.SMS_QUEUE, keys.SMS_GROUP)
         # Our own unacknowledged entries first (a restart after a crash).
-        for entry_id, fields in await streams.pending(
-            self.redis, keys.SMS_QUEUE, keys.SMS_GROUP, self.consumer
-        ):
-            await self._take(entry_id, fields)
+        self._retake = True
         loops = 0
         while not self._stopping.is_set():
+            if self._retake:
+                # Also after surveys whose Redis calls failed in an outage (before
+                # anything was sent, or at the acknowledgement): taken again here.
+                self._retake = False
+                for entry_id, fields in await streams.pending(
+                    self.redis, keys.SMS_QUEUE, keys.SMS_GROUP, self.consumer
+                ):
+                    await self._take(entry_id, fields)
             if len(self._inflight) >= self.max_inflight:
                 self._room.clear()
                 await self._wait_room()
@@ -132,8 +154,14 @@ class Sender:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task.get_name(), None)
         self._room.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("sms send task failed: %r", task.exception())
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, lifecycle.OUTAGES):
+            # Redis went away under it: its entry is still pending and is taken again
+            # (the reader's outage says Redis is down, once, not once per survey).
+            self._retake = True
+            log.debug("sms send task ended in an outage: %s", lifecycle.describe(error))
+        elif error is not None:
+            log.error("sms send task failed: %s", lifecycle.describe(error))
 
     async def _send_survey(self, entry_id: str, sid: str) -> None:
         s = self.settings
@@ -175,6 +203,8 @@ class Sender:
                     esm_class=seg.esm_class,
                     data_coding=seg.data_coding,
                     text=seg.text,
+                    # an earlier life handed it to a bind and stored no answer
+                    out_before=f"p{seg.index}:out" in job.fields,
                     registered_delivery=(
                         REGISTERED_DELIVERY_ALWAYS
                         if s.sms.registered_delivery
@@ -197,9 +227,29 @@ class Sender:
     async def _one_part(self, part: Part) -> None:
         outcome: SubmitOutcome = await self.client.submit(part)
         try:
-            await self._store_outcome(part, outcome)
+            await self._until_stored(part, outcome)
         finally:
             self.client.stored(part)
+
+    async def _going_out(self, parts: Sequence[Part]) -> None:
+        await self.store.parts_going_out([(p.survey_id, p.index) for p in parts])
+
+    async def _until_stored(self, part: Part, outcome: SubmitOutcome) -> None:
+        """Store the SMS center's answer, trying again while Redis is away: it is the
+        only record of the message id (storing it twice is harmless, the functions are
+        idempotent; losing it would send the part again)."""
+        while True:
+            try:
+                await self._store_outcome(part, outcome)
+            except ResponseError as exc:
+                if library.script_fault(exc):
+                    raise  # the store refused it: trying again would not help
+                await self._storing.wait(exc)
+            except lifecycle.OUTAGES as exc:
+                await self._storing.wait(exc)
+            else:
+                self._storing.over()
+                return
 
     async def _store_outcome(self, part: Part, outcome: SubmitOutcome) -> None:
         s = self.settings
@@ -216,7 +266,7 @@ class Sender:
                 msgid_ttl_s=s.surveys.dlr_timeout_s + MSGID_EXTRA_TTL_S,
                 dlr_timeout_s=s.surveys.dlr_timeout_s,
                 reply_window_s=s.surveys.reply_window_s,
-                resent=outcome.wire_sends > 1,
+                resent=outcome.unanswered > 0 or part.out_before,
             )
         else:
             reason = status_name(outcome.status) if outcome.status >= 0 else "invalid_pdu"

@@ -120,6 +120,7 @@ class Behaviour:
     # Admission: first failing check decides the submit_sm_resp status.
     window: int | None = None  # unanswered submits per bind → ESME_RMSGQFUL
     max_tps: float | None = None  # per bind → ESME_RTHROTTLED
+    throttle_every: int | None = None  # every Nth submit_sm → ESME_RTHROTTLED
     queue_full: bool = False  # → ESME_RMSGQFUL
     rejects: tuple[RejectRule, ...] = ()
     # Failures.
@@ -159,6 +160,7 @@ _SCALARS: dict[str, tuple[type, bool, float]] = {
     "dlr_before_resp": (bool, False, 0),
     "window": (int, True, 1),
     "max_tps": (float, True, 0),
+    "throttle_every": (int, True, 1),
     "queue_full": (bool, False, 0),
     "response_delay": (float, False, 0),
     "half_open": (bool, False, 0),

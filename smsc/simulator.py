@@ -84,6 +84,7 @@ class SmscSimulator:
         self._mo_reference = 0
         self._seen: set[tuple[Any, ...]] = set()
         self._throttle_until = 0.0
+        self._admitted = 0  # submit_sm that reached the throttle checks (throttle_every)
         self._drop_countdown: int | None = None
         self._drop_hard = False
         self._timers: set[asyncio.Handle] = set()
@@ -331,8 +332,11 @@ class SmscSimulator:
             self.counters["queue_full"] += 1
             return CommandStatus.ESME_RMSGQFUL
         now = self.clock()
-        if now < self._throttle_until or (
-            behaviour.max_tps is not None and not session.take_token(behaviour.max_tps, now)
+        self._admitted += 1
+        if (
+            now < self._throttle_until
+            or (behaviour.max_tps is not None and not session.take_token(behaviour.max_tps, now))
+            or (behaviour.throttle_every and self._admitted % behaviour.throttle_every == 0)
         ):
             self.counters["throttled"] += 1
             return CommandStatus.ESME_RTHROTTLED

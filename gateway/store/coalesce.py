@@ -1,5 +1,19 @@
 """Pipelining by event-loop tick: the commands a worker issues while the loop runs
-one round of callbacks go to Redis as one pipeline."""
+one round of callbacks go to Redis as one pipeline.
+
+The commands of one pipeline belong to unrelated callers (a survey's intake, another
+survey's receipt, the raw deliver_sm the ESME must store before it answers), so a
+command fails only its own caller:
+
+- its arguments are encoded when it is queued, one command at a time: one that cannot
+  be (a lone surrogate in a string, an unsupported type) is refused to its caller at
+  once with :class:`UnsendableCommand`, and never joins the pipeline, where redis-py
+  would fail the whole batch while packing it;
+- each caller gets its own command's result: an error reply (a script's refusal, a
+  wrong type) goes to that caller only;
+- only a failed connection fails the whole batch (every caller learns it and waits
+  out the outage as it would alone).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +22,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 
 from gateway.store import library
 
 _Call = tuple[str, tuple[Any, ...], "asyncio.Future[Any]"]
+
+
+class UnsendableCommand(ValueError):
+    """A command whose arguments cannot be encoded for Redis (a lone surrogate, a type
+    Redis has no form for): the caller's data is wrong, Redis is not down, and a retry
+    would fail the same way."""
 
 
 class Coalescer:
@@ -44,16 +64,29 @@ class Coalescer:
         return await self.execute(*command)
 
     async def execute(self, *command: Any) -> Any:
-        """Queue one command (e.g. "XACK", stream, group, id) and wait for its result."""
+        """Queue one command (e.g. "XACK", stream, group, id) and wait for its result.
+
+        Raises :class:`UnsendableCommand` at once when an argument cannot be encoded;
+        the other commands of the tick are not affected."""
+        args = self._encoded(command)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((str(command[0]), tuple(command[1:]), fut))
+        self._pending.append((str(command[0]), args, fut))
         if len(self._pending) >= self.max_batch:
             self._flush_now()
         elif not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush_now)
         return await fut
+
+    def _encoded(self, command: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The command's arguments as the bytes that go on the wire (the name stays a
+        str: redis-py picks the reply's parser by it)."""
+        encoder = self.redis.connection_pool.get_encoder()  # type: ignore[no-untyped-call]
+        try:
+            return tuple(encoder.encode(arg) for arg in command[1:])
+        except (UnicodeError, DataError) as exc:
+            raise UnsendableCommand(f"{command[0]}: {exc}") from None
 
     def _flush_now(self) -> None:
         self._scheduled = False

@@ -30,6 +30,11 @@ SURVEY_REPLIED = "survey.replied"
 SURVEY_CALLBACK_PENDING = "survey.callback_pending"
 SURVEY_NO_REPLY = "survey.no_reply"
 SURVEY_CLOSED = "survey.closed"
+# A later reply inside the reply window changed the citizen's rating (not a transition
+# by itself: survey.callback_pending or survey.closed follows when the course changes).
+SURVEY_REVISED = "survey.revised"
+# A callback waiting for its first call was cancelled (the citizen revised to satisfied).
+CALLBACK_CANCELLED = "callback.cancelled"
 # Facts that are not transitions but belong on the feed.
 SMS_PART_FAILED = "sms.part_failed"
 SMS_RESENT = "sms.resent"

@@ -93,6 +93,9 @@ WEBHOOK_RETRY = PREFIX + "wh:{endpoint}:retry"
 WEBHOOK_LEASE = PREFIX + "wh:{endpoint}:lease"
 # stream: dead letters (event JSON + last error), replayable
 WEBHOOK_DEAD = PREFIX + "wh:{endpoint}:dead"
+# hash: survey id -> seq of its dead letter: the survey's later events wait behind it
+# (per-survey order) until the dead letter is replayed
+WEBHOOK_PARKED = PREFIX + "wh:{endpoint}:parked"
 
 # --- operations ----------------------------------------------------------------------
 # hash: counters for metrics (field -> integer)

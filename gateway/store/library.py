@@ -130,6 +130,15 @@ def function_missing(exc: ResponseError) -> bool:
     return "function not found" in str(exc).lower()
 
 
+def script_fault(exc: ResponseError) -> bool:
+    """Whether a function of the library refused the call (its argument checks) or
+    failed in its Lua: the same call fails the same way again, so it is a fault to
+    report, not an outage to wait out. Redis names the function and line in such an
+    error ("minyi_receipt: receipt state is not a string script: minyi_receipt, on
+    @user_function:42"); a refusal by Redis itself (OOM, READONLY, BUSY...) does not."""
+    return "@user_function" in str(exc)
+
+
 async def fcall(redis: aioredis.Redis, name: str, *args: Any, keys: Sequence[str] = ()) -> Any:
     """FCALL one function of the library, declaring ``keys`` (loads the library into a
     Redis that lacks the function, then calls again)."""

@@ -51,7 +51,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.CALLED: frozenset({S.TRANSCRIBED, S.CLOSED}),
     S.TRANSCRIBED: frozenset({S.CLOSED}),
     S.UNREACHABLE: frozenset({S.CLOSED, S.RECHECK}),
-    S.CLOSED: frozenset({S.RECHECK}),
+    # A correction inside the reply window (「1」, then 「说错了，是3，不满意」): a survey the
+    # citizen's rating closed goes to the callback queue (store.lua, revise).
+    S.CLOSED: frozenset({S.RECHECK, S.CALLBACK_PENDING}),
     S.RECHECK: frozenset({S.CALLBACK_PENDING, S.CALLING, S.CLOSED}),
     S.REJECTED: frozenset(),
 }

@@ -8,8 +8,10 @@ atomically. Reads are plain Redis commands.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -120,6 +122,17 @@ class Store:
         flat = r[3:]
         fields = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
         return SendJob(survey_id=survey_id, attempt=int(r[1]), ext=r[2], fields=fields)
+
+    async def parts_going_out(self, parts: Sequence[tuple[str, int]]) -> None:
+        """Record that these parts (survey id, part number) may now reach the SMS
+        center: after a crash, sending one of them again may duplicate it (``p<n>:out``
+        in the survey record, read by the next send_begin)."""
+        await asyncio.gather(
+            *(
+                self.commands.execute("HSET", keys.SURVEY.format(survey_id=sid), f"p{n}:out", 1)
+                for sid, n in parts
+            )
+        )
 
     async def part_submitted(
         self,
@@ -239,7 +252,10 @@ class Store:
     async def reply(
         self, survey_id: str, payload: dict[str, Any], rating: str, opt_out: bool, phone: str
     ) -> tuple[str, str]:
-        """Attach an understood reply; moves the survey on by its rating."""
+        """Attach an understood reply; moves the survey on by its rating. Returns the
+        outcome and the state before: "replied", "callback_pending", "closed", "late"
+        (the survey takes no reply now: the caller keeps it as unmatched) or, for a
+        correction inside the reply window, "revised:<state now>"."""
         _, now_iso = self._now()
         r = await self._fcall(
             "minyi_reply",

@@ -1,13 +1,17 @@
 """`minyi webhooks ...`: look at and re-send dead letters of the webhook feed.
 
-    minyi webhooks dead   --config FILE [--endpoint NAME] [--limit N] [--json]
+    minyi webhooks dead   --config FILE [--endpoint NAME] [--limit N | --all] [--json]
     minyi webhooks replay --config FILE [--endpoint NAME] [--since ID] [--limit N]
 
 A dead letter is an event that failed for the endpoint's max age (3 days by default).
 ``replay`` puts dead letters back into their surveys' queues: a running webhook worker
 (any process) re-sends them within a poll interval, in seq order per survey, with a
 fresh retry clock. ``--since`` is a dead-letter id as ``dead`` prints it (inclusive).
-``dead`` never prints payloads (they may hold citizens' data).
+``dead`` never prints payloads (they may hold citizens' data); it says how many dead
+letters there are and how many surveys wait behind them, and shows the oldest
+``--limit`` (100) of them, or ``--all``. A survey whose event is dead-lettered is
+parked: its later events wait until the replay, so that the receiver gets each
+survey's events in order.
 
 The main ``minyi`` CLI calls ``main(argv)`` (settings from ``--config``); the service
 or tests may pass ``endpoints`` and ``redis_url`` instead.
@@ -25,6 +29,7 @@ from typing import TextIO
 import redis.asyncio as aioredis
 
 from gateway.config import ConfigError, WebhookEndpoint, load_settings
+from gateway.webhooks.dead import count_dead
 from gateway.webhooks.worker import list_dead, replay
 
 EXIT_OK = 0
@@ -75,18 +80,25 @@ async def dead_command(
     endpoints: Sequence[WebhookEndpoint | str],
     *,
     endpoint: str | None = None,
-    limit: int = 100,
+    limit: int | None = 100,
     as_json: bool = False,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
-    """Print the dead letters (oldest first, at most ``limit`` per endpoint); returns
-    how many were printed."""
+    """Print the dead letters (oldest first, at most ``limit`` per endpoint, None: all)
+    and, per endpoint, how many there are and how many surveys wait behind them (on
+    ``out``; on ``err`` with ``as_json``, which keeps ``out`` one dead letter a line).
+    Returns how many were printed."""
+    out = out or sys.stdout  # looked up now: a test (or caller) may have replaced them
+    err = err or sys.stderr
     names = _names(endpoints, endpoint)
     client = aioredis.Redis.from_url(redis_url)
     shown = 0
     try:
         for name in names:
-            for item in await list_dead(client, name, limit=limit):
+            counts = await count_dead(client, name)
+            items = await list_dead(client, name, limit=limit)
+            for item in items:
                 shown += 1
                 if as_json:
                     print(json.dumps({"endpoint": name, **item}, ensure_ascii=False), file=out)
@@ -97,6 +109,13 @@ async def dead_command(
                     f"attempts={item.get('attempts', '?')} error={item.get('error', '')}",
                     file=out,
                 )
+            more = counts.dead_letters - len(items)
+            summary = (
+                f"{name}: {counts.dead_letters} dead letter(s), {len(items)} shown"
+                + (f" (the oldest; {more} more: --limit N or --all)" if more > 0 else "")
+                + f"; {counts.parked_surveys} survey(s) wait behind theirs until replayed"
+            )
+            print(summary, file=err if as_json else out)
     finally:
         await client.aclose()
     return shown
@@ -112,7 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     for p in (dead, again):
         p.add_argument("--config", metavar="FILE", help="the TOML config file")
         p.add_argument("--endpoint", metavar="NAME", help="one endpoint (default: all)")
-    dead.add_argument("--limit", type=int, default=100, help="at most N per endpoint")
+    shown = dead.add_mutually_exclusive_group()
+    shown.add_argument("--limit", type=int, default=100, help="at most N per endpoint (100)")
+    shown.add_argument("--all", action="store_true", help="every dead letter")
     dead.add_argument("--json", action="store_true", help="one JSON object per line")
     again.add_argument("--since", metavar="ID", help="from this dead-letter id on")
     again.add_argument("--limit", type=int, default=None, help="at most N in all")
@@ -157,7 +178,7 @@ def main(
                     redis_url,
                     endpoints,
                     endpoint=args.endpoint,
-                    limit=args.limit,
+                    limit=None if args.all else args.limit,
                     as_json=args.json,
                 )
             )

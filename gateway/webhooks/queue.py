@@ -14,8 +14,10 @@ consistent state. Per endpoint (keys in gateway/store/keys.py):
   being served, and records an owner token in the lease hash: a holder whose lease
   expired and was taken over finds another token there and stops;
 - the delivered hash is the per-survey high-water mark (delivered *or*
-  dead-lettered), the retry hash the failure state of the survey's head event, and
-  the dead stream keeps events that failed for ``max_age``.
+  dead-lettered), the retry hash the failure state of the survey's head event, the
+  dead stream keeps events that failed for ``max_age``, and the parked hash the surveys
+  whose later events wait behind such a dead letter until it is replayed (so that a
+  survey's events reach the receiver in order, replay or not).
 
 All times come from Redis' TIME, so leases and backoff mean the same on every host
 whatever their clocks say.
@@ -179,6 +181,7 @@ class EndpointQueue:
         self.retry = keys.WEBHOOK_RETRY.format(endpoint=endpoint)
         self.dead = keys.WEBHOOK_DEAD.format(endpoint=endpoint)
         self.leases = keys.WEBHOOK_LEASE.format(endpoint=endpoint)
+        self.parked = keys.WEBHOOK_PARKED.format(endpoint=endpoint)
         self.stats_prefix = f"webhook:{endpoint}:"
         # Function calls of concurrent deliveries share pipelines (one round trip a tick).
         self.commands = Coalescer(redis)
@@ -224,7 +227,15 @@ class EndpointQueue:
         args += [take, lease_s, self._token(), self.run]
         for entry_id, sid, seq, event in entries:
             args += [entry_id, sid, seq, event]
-        keys_ = [self.stream, self.due, self.delivered, keys.STATS, self.retry, self.leases]
+        keys_ = [
+            self.stream,
+            self.due,
+            self.delivered,
+            keys.STATS,
+            self.retry,
+            self.leases,
+            self.parked,
+        ]
         reply = await self.commands.fcall("minyi_wh_intake", *args, keys=keys_)
         return int(reply[0]), [_head(row[0], row[1:]) for row in reply[1:]]
 
@@ -287,7 +298,8 @@ class EndpointQueue:
         self, head: Head, error: str, delay_s: float, max_age_s: float, lease_s: float
     ) -> FailResult:
         """Record a failed attempt of the head event: back off, or dead-letter it after
-        ``max_age_s`` (the events behind it are not touched: they have not failed)."""
+        ``max_age_s`` and park the survey (the events behind it have not failed: they
+        wait for the replay, so that the survey's events arrive in order)."""
         reply = await self.commands.fcall(
             "minyi_wh_fail",
             self.endpoint,
@@ -301,7 +313,15 @@ class EndpointQueue:
             max_age_s,
             lease_s,
             self.run,
-            keys=[self.due, self.delivered, self.retry, keys.STATS, self.dead, self.leases],
+            keys=[
+                self.due,
+                self.delivered,
+                self.retry,
+                keys.STATS,
+                self.dead,
+                self.leases,
+                self.parked,
+            ],
         )
         kind, attempts = text(reply[0]), int(reply[1])
         if kind == "dead":
@@ -330,7 +350,7 @@ class EndpointQueue:
             self.endpoint,
             self.stats_prefix,
             *ids,
-            keys=[self.dead, self.due, keys.STATS],
+            keys=[self.dead, self.due, keys.STATS, self.parked],
         )
         return int(reply)
 
@@ -343,7 +363,7 @@ class EndpointQueue:
             self.endpoint,
             cursor,
             count,
-            keys=[self.delivered, self.due, self.retry],
+            keys=[self.delivered, self.due, self.retry, self.parked],
         )
         return text(reply[0]), int(reply[1])
 

@@ -16,8 +16,10 @@ gateway/webhooks/queue.py, so any number of processes may run them side by side)
 - per survey: POST the head event (gateway/webhooks/sender.py: Standard Webhooks
   signature, optional batching), record the outcome, go on with the survey's next
   event while it has any. A failure backs the survey off exponentially; an event
-  failing for ``max_age_s`` goes to the dead-letter stream (``replay()`` /
-  ``minyi webhooks replay`` re-send it). At the first success after failures (of
+  failing for ``max_age_s`` goes to the dead-letter stream and its survey is parked:
+  the survey's later events wait behind it (``replay()`` / ``minyi webhooks replay``
+  re-send it in front of them, so order holds across the replay). At the first
+  success after failures (of
   the survey, or of this process's last request), up to ``wake_on_recovery`` surveys
   sleeping in a long backoff are made due at once: after a day's outage the backlog
   drains as fast as the receiver takes it, not as backoffs (up to 15 min) expire.

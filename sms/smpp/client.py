@@ -7,11 +7,23 @@ gives back) live in the pure `sms.smpp.window`; this module connects them to
 aiosmpplib: a bind hands the parts its window took to the ESME's queue, reports what
 went out and what came back, and carries out each `Decision` — finish the part, or
 put it back in the client's line. Only a permanent refusal ends a part.
+
+A part may be taken by a bind only once ``before_wire`` has cleared it (the sender
+records in Redis that it may reach the SMS center): after a crash, only a part so
+recorded may have, so only such a part is reported as possibly sent twice when it
+goes again. Clearing runs ahead of the dispatch, for the first parts of the line (up
+to twice the binds' total window), in overlapping batches, so that it adds no round
+trip to a part's way to the wire; a crash can thus leave at most that many cleared
+parts unsent (each then reported although it never went out), next to the window of
+those on the wire: at most three windows reported, of which the duplicates are a part
+(before, every survey in flight was: a thousand). While Redis is away nothing new is
+cleared: the parts cleared already still go out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,7 +43,7 @@ from aiosmpplib import (
     SubmitSmResp,
 )
 
-from gateway import logs
+from gateway import lifecycle, logs
 from gateway.config import SmppBind
 from sms.smpp.esme import (
     GatewayESME,
@@ -54,9 +66,11 @@ class SubmitOutcome:
     status: int  # 0 = accepted; window.BUILD_FAILED = the submit_sm could not be built
     message_id: str
     tries: int
-    # Times it went out on the wire; the sender reports > 1 as a possible duplicate
-    # (a send answered with a throttling status counts too).
+    # Times it went out on the wire (answered or not).
     wire_sends: int
+    # Times it went out and no answer came (a dropped link, a timeout): the sender
+    # reports a part with any as a possible duplicate. A refusal is an answer.
+    unanswered: int = 0
 
 
 class _Broker(AbstractBroker):
@@ -233,7 +247,13 @@ class Bind:
             client.retry(part, d.delay_s)
         else:
             outcome = SubmitOutcome(
-                self.name, self.settings.smsc, d.status, d.message_id, part.tries, part.wire_sends
+                self.name,
+                self.settings.smsc,
+                d.status,
+                d.message_id,
+                part.tries,
+                part.wire_sends,
+                part.unanswered,
             )
             client.finish(part, outcome)
         if d.frees_slot:
@@ -247,11 +267,19 @@ class SmppClient:
         self,
         binds: Sequence[SmppBind],
         inbound_sink: Callable[[str, bytes], Awaitable[None]],
+        before_wire: Callable[[Sequence[Part]], Awaitable[None]] | None = None,
     ) -> None:
         self.binds = [Bind(b, self, inbound_sink) for b in binds]
+        #: Awaited with parts before a bind may take them (see the module docstring).
+        self.before_wire = before_wire
         self._line: deque[Part] = deque()
         self._futures: dict[Part, asyncio.Future[SubmitOutcome]] = {}
         self._wake = asyncio.Event()
+        self._to_clear = asyncio.Event()
+        self._clear_tasks: set[asyncio.Task[None]] = set()
+        self._clearing = lifecycle.Outage(
+            log, "smpp: recording parts before they go out", backoff=lifecycle.Backoff(0.2, 5.0)
+        )
         self._tasks: list[asyncio.Task[Any]] = []
         self._rr = 0
         self.throttled = 0
@@ -277,6 +305,7 @@ class SmppClient:
         for b in self.binds:
             self._tasks.append(asyncio.create_task(b.esme.start(), name=f"esme-{b.name}"))
         self._tasks.append(asyncio.create_task(self._dispatch(), name="smpp-dispatch"))
+        self._tasks.append(asyncio.create_task(self._clear_ahead(), name="smpp-clear"))
         self._tasks.append(asyncio.create_task(self._watch(), name="smpp-watch"))
 
     async def wait_bound(self, within_s: float) -> bool:
@@ -299,9 +328,9 @@ class SmppClient:
                     await b.esme.stop()
             except (TimeoutError, OSError) as exc:
                 log.warning("smpp bind=%s unbind failed: %r", b.name, exc)
-        for t in self._tasks:
+        for t in [*self._tasks, *self._clear_tasks]:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._clear_tasks, return_exceptions=True)
         self._tasks.clear()
 
     def submit(self, part: Part) -> asyncio.Future[SubmitOutcome]:
@@ -309,12 +338,15 @@ class SmppClient:
         future: asyncio.Future[SubmitOutcome] = asyncio.get_running_loop().create_future()
         self._futures[part] = future
         self._line.append(part)
+        self._to_clear.set()
         self._wake.set()
         return future
 
     def room_available(self) -> None:
-        """A window slot is free: wake the dispatcher."""
+        """A window slot is free: wake the dispatcher (and the clearing, which keeps
+        ahead of it)."""
         self._wake.set()
+        self._to_clear.set()
 
     def retry(self, part: Part, delay: float) -> None:
         """Put a part back at the head of the line, now or after `delay` seconds."""
@@ -351,10 +383,57 @@ class SmppClient:
             await self._wake.wait()
             self._wake.clear()
             while self._line:
+                if self.before_wire is not None and not self._line[0].cleared:
+                    break  # _clear_ahead wakes us once it is
                 bind = self._pick(senders)
                 if bind is None:
                     break
                 bind.take(self._line.popleft())
+
+    def lookahead(self) -> int:
+        """How many parts at the head of the line are cleared ahead of the dispatch:
+        twice the binds' total window, so that the dispatch does not wait for a
+        round trip when the window frees up all at once."""
+        return max(1, 2 * self.capacity())
+
+    async def _clear_ahead(self) -> None:
+        """Keep the first parts of the line cleared: each batch of parts not yet cleared
+        goes to ``before_wire`` in a task of its own (batches overlap: their records
+        share pipelines), which wakes the dispatch once it is done."""
+        while True:
+            await self._to_clear.wait()
+            self._to_clear.clear()
+            before_wire = self.before_wire
+            if before_wire is None:
+                continue
+            batch = [
+                p
+                for p in itertools.islice(self._line, self.lookahead())
+                if not (p.cleared or p.clearing)
+            ]
+            if not batch:
+                continue
+            for part in batch:
+                part.clearing = True
+            task = asyncio.create_task(self._clear(before_wire, batch))
+            self._clear_tasks.add(task)
+            task.add_done_callback(self._clear_tasks.discard)
+
+    async def _clear(
+        self, before_wire: Callable[[Sequence[Part]], Awaitable[None]], batch: list[Part]
+    ) -> None:
+        try:
+            await before_wire(batch)
+        except lifecycle.OUTAGES as exc:
+            for part in batch:
+                part.clearing = False
+            await self._clearing.wait(exc)  # then try again
+        else:
+            self._clearing.over()
+            for part in batch:
+                part.cleared, part.clearing = True, False
+            self._wake.set()
+        self._to_clear.set()
 
     def _pick(self, senders: list[Bind]) -> Bind | None:
         # Round robin over binds with room, so load spreads over all sessions.

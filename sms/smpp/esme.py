@@ -14,8 +14,18 @@ nothing, so this subclass overrides them (private methods: the pin matters):
   stores it (Redis) *before* deliver_sm_resp goes out, and the gateway's own parser
   (sms/smpp/codec.py, sms/dlr.py, sms/mo.py) reads it later.
 * Errors other than a few built-in ones escape its task supervisor and end the ESME
-  for good; the sink's failures are turned into ConnectionError, i.e. a reconnect,
-  and the SMSC will redeliver what was not acknowledged.
+  for good. The sink runs in a task of its own, outside that supervisor.
+
+When the sink cannot store a deliver_sm because Redis is away (restarting, failing
+over), the link stays up: the deliver_sm_resp is held and the store tried again with a
+growing pause (`gateway.lifecycle.Outage`) for as long as the link the PDU came on
+lives. Dropping the link instead would make every submit in flight a possible
+duplicate, and the SMS center would only deliver the same PDUs again into the same
+outage. Nothing needs a bound here: the SMS center stops sending deliver_sm once its
+own window of unanswered ones is full, and decides for itself when an unanswered one
+is to be delivered again (its response timer); if it drops the link, the held PDUs
+are given up (never acknowledged) and it delivers them again on the next bind. Enquire
+links and submits go on meanwhile.
 """
 
 from __future__ import annotations
@@ -160,11 +170,20 @@ class GatewayESME(_ESME):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # aiosmpplib's own logger prints to stderr past the gateway's handler (format,
+        # levels, masking): it joins the "aiosmpplib" logger, whose level is set there.
+        logs.adopt(self._logger, "aiosmpplib")
         self.bind_name = bind_name
         self._inbound_sink = inbound_sink
         self._on_connect = on_connect
         self.unknown_status: dict[int, int] = {}
         self._storing: set[asyncio.Task[None]] = set()
+        # One outage for every deliver_sm waiting to be stored: one log line for all.
+        self._store_outage = lifecycle.Outage(
+            log,
+            f"smpp bind={bind_name}: storing deliver_sm (answers held)",
+            backoff=lifecycle.Backoff(0.2, 5.0),
+        )
         self.bound_event = asyncio.Event()
 
     async def connect(self) -> None:
@@ -256,17 +275,34 @@ class GatewayESME(_ESME):
 
     async def _store_then_answer(self, pdu: bytes, sequence: int) -> None:
         writer = self._writer
-        try:
-            await self._inbound_sink(pdu)
-        except Exception as exc:
-            # Not acknowledged: drop the link, the SMSC delivers it again after reconnect.
-            log.error("smpp bind=%s could not store deliver_sm: %r", self.bind_name, exc)
-            if writer is not None:
-                writer.transport.abort()
-            return
+        while True:
+            try:
+                await self._inbound_sink(pdu)
+            except lifecycle.OUTAGES as exc:
+                # Redis is away: keep the link, hold the answer, try again (see above).
+                if writer is not self._writer or writer is None or writer.is_closing():
+                    return  # the link it came on is gone: the SMSC delivers it again
+                await self._store_outage.wait(exc)
+                continue
+            except Exception as exc:
+                # Not a Redis outage: a fault that storing again would not cure. Not
+                # acknowledged: drop the link, the SMSC delivers it again after
+                # reconnect (and a fault here is loud).
+                log.error(
+                    "smpp bind=%s could not store deliver_sm: %s",
+                    self.bind_name,
+                    lifecycle.describe(exc),
+                )
+                if writer is not None:
+                    writer.transport.abort()
+                return
+            self._store_outage.over()
+            break
         if writer is not self._writer or writer is None or writer.is_closing():
             return  # the link it came on is gone: the SMSC will deliver it again
         try:
             await self._send_data(DeliverSmResp(sequence_num=sequence))
         except (ConnectionError, OSError) as exc:
-            log.warning("smpp bind=%s deliver_sm_resp not sent: %r", self.bind_name, exc)
+            log.warning(
+                "smpp bind=%s deliver_sm_resp not sent: %s", self.bind_name, lifecycle.describe(exc)
+            )

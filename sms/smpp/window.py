@@ -10,13 +10,22 @@ after a delay). The rules, all of them here:
   gives it back with its answer, except an accepted part: that one holds its slot
   until the caller has stored the message id (`stored`), so a crash in between can
   make the SMS center get at most a window of parts twice.
-* Throttling (ESME_RTHROTTLED, ESME_RMSGQFUL): the bind's rate halves, sending pauses,
-  and the part goes back in line after the pause (`RetryPolicy`).
+* Throttling (ESME_RTHROTTLED, ESME_RMSGQFUL): the part goes back to the head of the
+  line. The bind's rate follows the share of throttle answers, second by second, in
+  proportion (`RetryPolicy`, `SendRate`): a share up to the tolerance costs nothing but
+  the retries (some SMS centers refuse a fixed share of submits whatever the rate:
+  slowing down would not get one more accepted), a larger share lowers the rate by the
+  excess, and a second within the tolerance raises it back towards the configured TPS.
+  Throttle answers in a row (no accept in between) to parts sent after the last pause
+  pause the bind, 50 ms doubling up to 1 s: an SMS center that refuses everything for a
+  while is not hammered.
 * Transient statuses: back in line after 2, 4, 8, 16, 30 s, up to 5 times; then the
   status is final, as any other refusal is at once.
 * A dropped connection gives back every part it had taken. One that had gone out on
-  the wire may reach the citizen twice: it counts as resent. So does a part whose
-  answer does not come within the response timeout.
+  the wire without an answer may reach the citizen twice: it counts as resent. So does
+  a part whose answer does not come within the response timeout. An explicit refusal
+  (a throttle or transient status) is an answer: the SMS center did not take the part,
+  and sending it again duplicates nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +42,16 @@ BUILD_FAILED = -1
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """What a refusal means for the part and for the bind's rate: the one place for
-    the throttle backoff and the retry limits."""
+    the throttle backoff and the retry limits.
+
+    The rate moves once per `rate_interval_s`, by the share of throttle answers among
+    the answers of that interval: above `throttle_tolerance` it falls by the excess
+    (at most by half), otherwise it grows by `recovery_factor` (plus one) up to the
+    configured TPS. Against an SMS center that caps a bind at X submits/s, the rate
+    settles where about the tolerance's share of submits is refused (~1.3 X sent, X
+    accepted); against one that refuses every 5th submit whatever the rate, it stays
+    at the configured TPS (4 in 5 accepted at the first try, the 5th at the next).
+    """
 
     #: SMPP 3.4 §5.1.3: the SMS center asks us to slow down.
     throttling: frozenset[int] = frozenset(
@@ -50,33 +68,47 @@ class RetryPolicy:
     )
     max_transient_tries: int = 5
     max_transient_delay_s: float = 30.0
-    #: How long a bind sends nothing after a throttling answer; the part waits as long.
-    throttle_pause_s: float = 1.0
+    #: The first pause of a bind whose throttle answers come in a row; it doubles with
+    #: each further one, up to `max_throttle_pause_s`. A single throttle answer between
+    #: accepts does not pause.
+    throttle_pause_s: float = 0.05
+    max_throttle_pause_s: float = 1.0
     min_tps: float = 1.0
-    #: An accepted submit raises the rate by this share of the configured TPS (or 1).
-    recovery_share: float = 0.01
+    #: How often the rate is adjusted, from the answers of the interval.
+    rate_interval_s: float = 1.0
+    #: The share of throttle answers an interval may have without lowering the rate.
+    throttle_tolerance: float = 0.25
+    #: The rate after an interval within the tolerance: times this, plus one.
+    recovery_factor: float = 1.25
 
     def transient_delay(self, transient_tries: int) -> float:
         """Seconds before the `transient_tries`-th retry of a transient refusal."""
         return min(self.max_transient_delay_s, 2.0**transient_tries)
 
-    def slower(self, tps: float) -> float:
-        """The rate after a throttling answer: multiplicative decrease (halved)."""
-        return max(self.min_tps, tps / 2)
+    def throttle_pause(self, in_a_row: int) -> float:
+        """The bind's pause after the `in_a_row`-th throttle answer in a row (0 for the
+        first: one refusal between accepts is no reason to stop)."""
+        if in_a_row < 2:
+            return 0.0
+        return min(self.max_throttle_pause_s, self.throttle_pause_s * 2.0 ** (in_a_row - 2))
 
-    def faster(self, tps: float, max_tps: float) -> float:
-        """The rate after an accepted submit: additive increase up to `max_tps`."""
-        if tps >= max_tps:
-            return tps
-        return min(max_tps, tps + max(1.0, max_tps * self.recovery_share))
+    def adjusted(self, tps: float, max_tps: float, throttled_share: float) -> float:
+        """The rate after an interval in which `throttled_share` of the answers were
+        throttle answers: down by the excess over the tolerance (at most halved), or
+        up towards `max_tps`."""
+        excess = throttled_share - self.throttle_tolerance
+        if excess > 0:
+            return max(self.min_tps, tps * max(0.5, 1.0 - excess))
+        return min(max_tps, tps * self.recovery_factor + 1.0)
 
 
 DEFAULT_POLICY = RetryPolicy()
 
 
 class SendRate:
-    """A bind's submit rate: a token bucket whose rate `RetryPolicy` lowers when the
-    SMS center throttles and raises back towards the configured TPS (AIMD)."""
+    """A bind's submit rate: a token bucket whose rate follows the share of throttle
+    answers, interval by interval (`RetryPolicy.adjusted`), and pauses when throttle
+    answers come in a row (`RetryPolicy.throttle_pause`)."""
 
     #: The bucket holds a tenth of a second of sends, plus one.
     BURST_S = 0.1
@@ -88,15 +120,37 @@ class SendRate:
         self.paused_until = 0.0
         self._tokens = 1.0
         self._last = now
+        self._interval_start = now
+        self._answers = 0
+        self._throttles = 0
+        self._in_a_row = 0  # throttle answers since the last accept
+        self._pause_began = float("-inf")
 
-    def throttled(self, now: float) -> None:
-        """The SMS center said slow down: lower the rate and pause sending."""
-        self.tps = self.policy.slower(self.tps)
-        self.paused_until = now + self.policy.throttle_pause_s
+    def throttled(self, now: float, sent_at: float) -> float:
+        """The SMS center refused a submit sent at `sent_at` with a throttle status.
+        Returns how long the part waits before it goes again (the bind's pause)."""
+        self._count(now, throttled=True)
+        # A part sent before the last pause began was answered by that pause already.
+        if sent_at >= self._pause_began:
+            self._in_a_row += 1
+            pause = self.policy.throttle_pause(self._in_a_row)
+            if pause > 0:
+                self.paused_until = max(self.paused_until, now + pause)
+                self._pause_began = now
+        return self.pause_left(now)
 
-    def accepted(self) -> None:
-        """A submit was accepted: creep back towards the configured rate."""
-        self.tps = self.policy.faster(self.tps, self.max_tps)
+    def accepted(self, now: float) -> None:
+        """A submit was accepted."""
+        self._in_a_row = 0
+        self._count(now, throttled=False)
+
+    def _count(self, now: float, *, throttled: bool) -> None:
+        if now - self._interval_start >= self.policy.rate_interval_s and self._answers:
+            share = self._throttles / self._answers
+            self.tps = self.policy.adjusted(self.tps, self.max_tps, share)
+            self._interval_start, self._answers, self._throttles = now, 0, 0
+        self._answers += 1
+        self._throttles += throttled
 
     def pause_left(self, now: float) -> float:
         """Seconds of the throttle pause still to wait (0 when not paused)."""
@@ -141,10 +195,20 @@ class Part:
     state: PartState = PartState.WAITING
     tries: int = 0  # times a bind took it
     wire_sends: int = 0  # times it went out on the wire
+    # Times it went out on the wire and no answer came (a dropped link, a timeout): the
+    # SMS center may have it, so it may reach the citizen twice.
+    unanswered: int = 0
     transient_tries: int = 0
     sent_at: float = 0.0
     seq: int = 0
     holds_slot_of: SubmitWindow | None = None  # accepted, outcome not yet stored
+    # Recorded as "may reach the SMS center" (the client's before_wire): only then may
+    # a bind take it.
+    cleared: bool = False
+    clearing: bool = False  # being cleared now
+    # An earlier life of the gateway recorded it so and stored no answer (a crash): the
+    # SMS center may have it already.
+    out_before: bool = False
 
     @property
     def key(self) -> str:
@@ -233,13 +297,13 @@ class SubmitWindow:
         if status == CommandStatus.ESME_ROK and message_id is not None:
             self._forget(part)  # the slot stays taken until stored()
             part.holds_slot_of = self
-            self.rate.accepted()
+            self.rate.accepted(now)
             return Decision(part, Verdict.ACCEPTED, status, message_id)
         self._release(part)
         policy = self.policy
         if status in policy.throttling:
-            self.rate.throttled(now)
-            return self._again(part, status, policy.throttle_pause_s, throttled=True)
+            delay = self.rate.throttled(now, part.sent_at)
+            return self._again(part, status, delay, throttled=True)
         if status in policy.transient and part.transient_tries < policy.max_transient_tries:
             part.transient_tries += 1
             return self._again(part, status, policy.transient_delay(part.transient_tries))
@@ -269,6 +333,7 @@ class SubmitWindow:
             resent = part.state is PartState.SENT
             if resent:
                 self.resent += 1
+                part.unanswered += 1
             self._release(part)
             decisions.append(self._again(part, 0, 0.0, resent=resent))
         return decisions
@@ -279,6 +344,7 @@ class SubmitWindow:
         decisions = []
         for part in [p for p in self._sent.values() if now - p.sent_at > timeout]:
             self.resent += 1
+            part.unanswered += 1
             self._release(part)
             decisions.append(self._again(part, 0, 0.0, resent=True))
         return decisions

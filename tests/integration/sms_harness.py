@@ -118,7 +118,7 @@ class Loop:
 
     def __init__(
         self,
-        smsc: SmscSimulator,
+        smsc: Any,
         receiver: WebhookReceiver,
         service: Service,
         http: aiohttp.ClientSession,
@@ -180,13 +180,17 @@ async def running_loop(
     behaviour: dict[str, Any] | None = None,
     bind: dict[str, Any] | None = None,
     binds: list[dict[str, Any]] | None = None,
+    smsc: Any = None,
     **over: Any,
 ) -> AsyncIterator[Loop]:
-    """Start SMSC simulator, webhook receiver and gateway; stop them all afterwards."""
-    smsc = SmscSimulator({SMPP_USER: SMPP_PASSWORD})
+    """Start an SMS center (the project's simulator, or ``smsc``: another one not yet
+    started, e.g. tests/peers/npm_smsc.NpmSmsc), the webhook receiver and the gateway;
+    stop them all afterwards. ``behaviour`` goes to the SMS center's set_behaviour."""
+    if smsc is None:
+        smsc = SmscSimulator({SMPP_USER: SMPP_PASSWORD})
+    await smsc.start()
     if behaviour:
         smsc.set_behaviour(**behaviour)
-    await smsc.start()
     receiver = WebhookReceiver(SECRET)
     await receiver.start()
     cfg = config(redis_url, smsc.port, receiver.url, api_port, **over)

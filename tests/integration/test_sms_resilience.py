@@ -6,6 +6,8 @@ for a while, and the gateway killed with SIGKILL mid-batch."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import signal
 from collections import Counter
 from datetime import datetime, timedelta
@@ -19,6 +21,7 @@ import redis.asyncio as aioredis
 
 from devstack.localstack import LocalStack, free_port
 from gateway.store import keys
+from gateway.store.coalesce import UnsendableCommand
 from gateway.webhooks.receiver import WebhookReceiver
 from smsc.simulator import SmscSimulator
 from tests.integration.sms_harness import (
@@ -297,3 +300,121 @@ async def test_sigterm_drains_in_flight_submits(clean_redis: RedisServer) -> Non
             await client.aclose()
         assert half_sent == []  # every survey taken was finished before exit
         assert 50 <= taken < 3000  # and the rest was left queued for the next start
+
+
+async def test_a_command_that_cannot_be_sent_fails_only_its_caller(
+    clean_redis: RedisServer,
+) -> None:
+    # One caller keeps issuing a command with a lone surrogate, in the same ticks as the
+    # sender's and the inbound worker's: only that caller fails; no receipt is kept as
+    # an orphan, no reply is lost, the bind never drops.
+    async with running_loop(clean_redis.url, free_port()) as loop:
+        store = loop.service.store
+        assert store is not None
+        stop = asyncio.Event()
+        refused = 0
+
+        async def bad_caller() -> None:
+            nonlocal refused
+            while not stop.is_set():
+                try:
+                    await store.commands.execute("SET", "bad", "\ud800")
+                except UnsendableCommand:
+                    refused += 1
+                await asyncio.sleep(0.001)
+
+        task = asyncio.create_task(bad_caller())
+        try:
+            await loop.post(batch(900, 200, "134"))
+            sids = [f"S{i}" for i in range(900, 1100)]
+            await eventually(
+                lambda: all("survey.delivered" in loop.types(s) for s in sids), within_s=60
+            )
+            for i in range(900, 1000):
+                loop.smsc.inject_mo(f"134{i:08d}", SOURCE_ADDR, "1")
+            await eventually(
+                lambda: all("survey.closed" in loop.types(f"S{i}") for i in range(900, 1000)),
+                within_s=30,
+            )
+        finally:
+            stop.set()
+            await task
+        assert refused > 50
+        assert await store.redis.xlen(keys.DLR_ORPHANS) == 0
+        assert loop.service.inbound is not None
+        assert loop.service.inbound.counts.get("unhandled", 0) == 0
+        assert loop.smsc.counters["bind_ok"] == 1 and loop.smsc.counters["drops"] == 0
+
+
+# A mainland mobile number in clear, alone or after 86 (gateway.privacy's rule).
+FULL_NUMBER = re.compile(r"(?<!\d)(?:86)?1\d{10}(?!\d)")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+async def test_no_full_number_in_any_log_line_when_the_link_drops_mid_batch(
+    clean_redis: RedisServer, tmp_path: Path, fmt: str
+) -> None:
+    # `minyi run` as its own process, logging at INFO; the SMS center drops the link
+    # hard with submits in flight, twice. aiosmpplib reports each unsent submit_sm with
+    # its whole content: that too goes through the gateway's handler, masked.
+    smsc = SmscSimulator({SMPP_USER: SMPP_PASSWORD})
+    await smsc.start()
+    receiver = WebhookReceiver(SECRET)
+    await receiver.start()
+    stack = LocalStack(tmp_path, log_level="INFO")
+    stack.redis_port, stack.smpp_port = clean_redis.port, smsc.port
+    # paced by the TPS, not the window: submits wait in aiosmpplib's queue when the link
+    # drops, and it fails to send them
+    cfg = stack.gateway_config(receiver.url, window=200, tps=300)
+    cfg.write_text(cfg.read_text().replace('level = "INFO"', f'level = "INFO"\nformat = "{fmt}"'))
+    sids = [f"S{i}" for i in range(7000, 7600)]
+    try:
+        stack.start_gateway(cfg)
+        async with aiohttp.ClientSession() as http:
+            status, _ = await stack.post(http, batch(7000, 600, "138"))
+            assert status == 200
+        for at in (100, 250, 400):
+            await smsc.wait_until(lambda at=at: len(smsc.submits) >= at, 30)  # type: ignore[misc]
+            smsc.drop_connections(hard=True)
+        await smsc.wait_until(
+            lambda: all(
+                {"survey.delivered", "survey.undeliverable"}
+                & {e["type"] for e in receiver.events.get(s, [])}
+                for s in sids
+            ),
+            90,
+        )
+    finally:
+        stack.stop("gateway")
+        await receiver.close()
+        await smsc.stop()
+    lines = (tmp_path / "gateway.log").read_text(encoding="utf-8").splitlines()
+    assert smsc.counters["drops"] >= 2
+    assert any("reconnecting" in line for line in lines)  # the drops were logged
+    # aiosmpplib's own report of the submits it could not send is there, masked
+    assert any("SMPP message could not be sent" in line for line in lines)
+    if fmt == "json":
+        assert all(json.loads(line)["message"] for line in lines if line.startswith("{"))
+    leaked = [line for line in lines if FULL_NUMBER.search(line)]
+    assert leaked == []
+
+
+async def test_a_submit_refused_with_a_throttle_status_then_accepted_is_not_a_resend(
+    clean_redis: RedisServer,
+) -> None:
+    # The SMS center refuses every 5th submit_sm with ESME_RTHROTTLED: it did not take
+    # it, so sending it again duplicates nothing and is not reported as sms.resent; and
+    # the bind keeps its pace instead of halving and pausing at each refusal.
+    async with running_loop(
+        clean_redis.url, free_port(), behaviour={"throttle_every": 5}, bind={"tps": 200}
+    ) as loop:
+        await loop.post(batch(3000, 300, "133"))
+        sids = [f"S{i}" for i in range(3000, 3300)]
+        await eventually(lambda: all(final_types(loop.types(s)) for s in sids), within_s=60)
+        assert loop.smsc.counters["throttled"] >= 60
+        accepted = Counter(s.dest for s in loop.smsc.submits if s.status == 0)
+        assert len(accepted) == 300 and set(accepted.values()) == {1}
+        assert not [s for s in sids if "sms.resent" in loop.types(s)]
+        stats = await loop.service.store.stats()  # type: ignore[union-attr]
+        assert stats.get("sms:resent", 0) == 0
+        assert loop.service.client.stats()["binds"]["b1"]["tps"] == 200.0  # type: ignore[union-attr]

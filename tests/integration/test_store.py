@@ -127,8 +127,12 @@ async def test_reply_unsatisfied_and_opt_out(store: Store) -> None:
     assert await store.is_opted_out("13800138000")
     types = [e.type for e in await store.events("S1")]
     assert types[-3:] == ["survey.replied", "citizen.opted_out", "survey.callback_pending"]
+    # the window stays open for a correction until its deadline
+    assert (await store.find_open_survey("13800138000", "", 60))[0] == "S1"
+    # ... which the sweep closes: a later reply is late, not attached
+    await store.redis.zadd(keys.REPLY_DUE, {"S1": 1.0})
+    await store.sweep()
     assert (await store.find_open_survey("13800138000", "", 60))[0] is None
-    # a later reply to a closed window is late, not attached
     assert (await store.reply("S1", {}, "satisfied", False, "13800138000"))[0] == "late"
 
 
@@ -158,4 +162,5 @@ async def test_reply_before_the_submit_resp_is_stored(store: Store) -> None:
     last = (await store.events("S1"))[-1]
     assert (last.type, last.payload["state"]) == ("sms.receipt", "delivered")
     assert survey["p1:mid"] == "m" and survey["p1:dlr"] == "delivered"
-    assert (await store.find_open_survey("13800138000", "", 60))[0] is None
+    # the number's survey stays open for a correction until its window ends
+    assert (await store.find_open_survey("13800138000", "", 60))[0] == "S1"

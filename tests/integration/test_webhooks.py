@@ -191,28 +191,53 @@ async def test_hanging_receiver_times_out_and_is_retried(
 async def test_dead_letter_after_max_age_then_replay_in_order(
     redis: aioredis.Redis, receiver: WebhookReceiver
 ) -> None:
+    # each survey's head event dead-letters; the events behind it wait (parked) for
+    # the replay instead of overtaking it
     dead_key = keys.WEBHOOK_DEAD.format(endpoint="core")
+    parked_key = keys.WEBHOOK_PARKED.format(endpoint="core")
     receiver.fail(500)
     w = worker(redis, endpoint(receiver, max_age_s=0.3))
     async with running(w):
         await publish(redis, interleaved(3, range(1, 4)))
-        await eventually(lambda: w.stats()["core"]["dead_lettered"] == 9, "dead letters")  # type: ignore[index]
+        await eventually(lambda: w.stats()["core"]["dead_lettered"] == 3, "dead letters")  # type: ignore[index]
         assert receiver.received == 0
         dead = await list_dead(redis, "core")
-        assert sorted((d["sid"], int(d["seq"])) for d in dead) == [
-            (f"S{i}", s) for i in range(3) for s in range(1, 4)
-        ]
+        assert sorted((d["sid"], int(d["seq"])) for d in dead) == [(f"S{i}", 1) for i in range(3)]
         assert all(d["error"] == "HTTP 500" and int(d["attempts"]) >= 1 for d in dead)
         assert "payload" not in dead[0] and dead[0]["type"] == "survey.accepted"
+        assert await redis.hlen(parked_key) == 3
 
         receiver.ok()
+        await asyncio.sleep(0.5)  # the receiver is back: parked events still wait
+        assert receiver.received == 0 and w.stats()["core"]["dead_lettered"] == 3  # type: ignore[index]
         assert await replay(redis, "core", limit=2) == 2
-        assert await replay(redis, "core") == 7
+        assert await replay(redis, "core") == 1
         assert await replay(redis, "core") == 0
         await eventually(lambda: complete(receiver, 3, 3), "replayed events")
     assert_in_order(receiver, 3, 3)
-    assert await redis.xlen(dead_key) == 0
-    assert int(await redis.hget(keys.STATS, "webhook:core:replayed") or 0) == 9
+    assert await redis.xlen(dead_key) == 0 and await redis.hlen(parked_key) == 0
+    assert int(await redis.hget(keys.STATS, "webhook:core:replayed") or 0) == 3
+
+
+async def test_replay_keeps_the_order_of_each_survey(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    # 30 surveys: events 1 and 2 fail for the max age while the receiver is down; it
+    # comes back, events 3 and 4 follow; after the replay every survey arrived 1, 2,
+    # 3, 4 (once the later events overtook the dead letters: 3, 4, 1, 2)
+    receiver.fail(503)
+    w = worker(redis, endpoint(receiver, max_age_s=0.3))
+    async with running(w):
+        await publish(redis, interleaved(30, range(1, 3)))
+        await eventually(lambda: w.stats()["core"]["dead_lettered"] == 30, "dead letters")  # type: ignore[index]
+        receiver.ok()
+        await publish(redis, interleaved(30, range(3, 5)))
+        await publish(redis, [("", 1)])  # an event of no survey still flows at once
+        await eventually(lambda: len(receiver.events.get("", [])) == 1, "the unmatched event")
+        assert receiver.received == 1
+        assert await replay(redis, "core") == 30
+        await eventually(lambda: complete(receiver, 30, 4), "every survey's four events")
+    assert_in_order(receiver, 30, 4)
 
 
 async def test_two_workers_keep_order_and_lose_nothing(
@@ -383,15 +408,18 @@ def test_cli_lists_and_replays_dead_letters(
             fields = event_fields("S1", seq)
             client.xadd(dead, {**fields, "error": "HTTP 503", "attempts": "300", "time": "1.0"})
         names = ["core", "audit"]
+        client.hset(keys.WEBHOOK_PARKED.format(endpoint="core"), "S1", 1)
         assert main(["dead", "--endpoint", "core"], names, redis_server.url) == 0
         out = capsys.readouterr().out.splitlines()
-        assert len(out) == 2 and "survey=S1 seq=1 type=survey.accepted" in out[0]
+        assert len(out) == 3 and "survey=S1 seq=1 type=survey.accepted" in out[0]
+        assert out[2] == (
+            "core: 2 dead letter(s), 2 shown; 1 survey(s) wait behind theirs until replayed"
+        )
         assert "满意" not in "".join(out)  # no payloads
         assert main(["dead", "--json"], names, redis_server.url) == 0
-        assert [json.loads(line)["seq"] for line in capsys.readouterr().out.splitlines()] == [
-            "1",
-            "2",
-        ]
+        captured = capsys.readouterr()
+        assert [json.loads(line)["seq"] for line in captured.out.splitlines()] == ["1", "2"]
+        assert "core: 2 dead letter(s)" in captured.err  # the count, off the JSON lines
         assert main(["replay", "--endpoint", "nope"], names, redis_server.url) == 2
         assert main(["replay"], names, redis_server.url) == 0
         assert "core: replayed 2" in capsys.readouterr().out
@@ -400,6 +428,35 @@ def test_cli_lists_and_replays_dead_letters(
         assert client.zrange(wait, 0, -1, withscores=True)[0][1] == 1.0
         assert client.zscore(keys.WEBHOOK_DUE.format(endpoint="core"), "S1") is not None
         assert main(["replay"], None, None) == 2  # no --config
+        assert client.hlen(keys.WEBHOOK_PARKED.format(endpoint="core")) == 0
+    finally:
+        client.close()
+
+
+def test_cli_says_how_many_dead_letters_there_are(
+    redis_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import redis as sync_redis
+
+    from gateway.webhooks.cli import main
+
+    client = sync_redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+        dead = keys.WEBHOOK_DEAD.format(endpoint="core")
+        for i in range(181):
+            fields = event_fields(f"S{i}", 1)
+            client.xadd(dead, {**fields, "error": "HTTP 503", "attempts": "9", "time": "1.0"})
+        assert main(["dead"], ["core"], redis_server.url) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert len(out) == 101 and "survey=S99 " in out[99]
+        assert out[100].startswith(
+            "core: 181 dead letter(s), 100 shown (the oldest; 81 more: --limit N or --all)"
+        )
+        assert main(["dead", "--all"], ["core"], redis_server.url) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert len(out) == 182 and out[-1].startswith("core: 181 dead letter(s), 181 shown;")
+        assert main(["dead", "--all", "--limit", "5"], ["core"], redis_server.url) == 2
     finally:
         client.close()
 

@@ -10,7 +10,6 @@ import pytest
 from sms.smpp.constants import CommandStatus
 from sms.smpp.window import (
     BUILD_FAILED,
-    DEFAULT_POLICY,
     Decision,
     Part,
     PartState,
@@ -120,7 +119,7 @@ def test_sending_a_part_the_window_gave_back_is_ignored() -> None:
 
 
 @pytest.mark.parametrize("status", [CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL])
-def test_a_throttling_answer_halves_the_rate_pauses_and_retries_after_the_pause(
+def test_one_throttling_answer_retries_the_part_at_once_and_keeps_the_rate(
     status: int,
 ) -> None:
     w = window(tps=100.0)
@@ -128,20 +127,65 @@ def test_a_throttling_answer_halves_the_rate_pauses_and_retries_after_the_pause(
     sent(w, p, 1)
     d = answer(w, 1, status, None)
     assert d.verdict is Verdict.RETRY and d.throttled and not d.resent
-    assert d.delay_s == DEFAULT_POLICY.throttle_pause_s == 1.0
+    assert d.delay_s == 0.0  # one refusal between accepts: no pause
     assert p.state is PartState.WAITING and w.outstanding == 0
-    assert w.rate.tps == 50.0 and w.rate.pause_left(T0) == 1.0
-    assert w.rate.pause_left(T0 + 1.0) == 0.0
+    assert w.rate.tps == 100.0 and w.rate.pause_left(T0) == 0.0
 
 
-def test_a_throttled_then_accepted_part_counts_every_wire_send() -> None:
+def test_throttle_answers_in_a_row_pause_the_bind_longer_and_longer() -> None:
+    w = window(size=10, tps=100.0)
+    delays = []
+    for seq in range(1, 8):
+        now = T0 + seq  # each part sent after the previous pause began
+        p = part(seq)
+        sent(w, p, seq, now=now)
+        d = w.answer(seq, CommandStatus.ESME_RTHROTTLED, None, now)
+        assert d is not None
+        delays.append(d.delay_s)
+    assert delays == pytest.approx([0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0])
+    # an accept ends the run: the next refusal does not pause
+    sent(w, part(8), 8, now=T0 + 8)
+    assert w.answer(8, ROK, "m", T0 + 8) is not None
+    sent(w, part(9), 9, now=T0 + 9)
+    d = w.answer(9, CommandStatus.ESME_RTHROTTLED, None, T0 + 9)
+    assert d is not None and d.delay_s == 0.0
+
+
+def test_parts_sent_before_a_pause_began_do_not_lengthen_it() -> None:
+    # a window of parts was on the wire when the SMS center began to refuse: their
+    # answers come after the pause began, and are answered by it already
+    w = window(size=10, tps=100.0)
+    for seq in range(1, 6):
+        sent(w, part(seq), seq, now=T0)
+    delays = []
+    for seq in range(1, 6):
+        d = w.answer(seq, CommandStatus.ESME_RTHROTTLED, None, T0 + 0.01)
+        assert d is not None
+        delays.append(d.delay_s)
+    assert delays == pytest.approx([0.0, 0.05, 0.05, 0.05, 0.05])
+
+
+def test_a_throttled_then_accepted_part_is_not_a_resend() -> None:
+    # the SMS center refused it explicitly: it did not take it, so sending it again
+    # duplicates nothing (only a send without an answer may)
     w = window()
     p = part()
     sent(w, p, 1)
     answer(w, 1, CommandStatus.ESME_RTHROTTLED, None)
     sent(w, p, 2)
+    assert answer(w, 2, ROK).verdict is Verdict.ACCEPTED
+    assert (p.tries, p.wire_sends, p.unanswered) == (2, 2, 0)
+    assert w.resent == 0
+
+
+def test_a_transient_refusal_then_accepted_is_not_a_resend() -> None:
+    w = window()
+    p = part()
+    sent(w, p, 1)
+    answer(w, 1, CommandStatus.ESME_RSYSERR, None)
+    sent(w, p, 2)
     answer(w, 2, ROK)
-    assert (p.tries, p.wire_sends) == (2, 2)
+    assert p.unanswered == 0
 
 
 def test_transient_refusals_retry_with_growing_delays_then_end() -> None:
@@ -189,9 +233,11 @@ def test_the_policy_decides_the_retries() -> None:
     assert answer(w, 1, CommandStatus.ESME_RSYSERR, None).verdict is Verdict.RETRY
     sent(w, p, 2)
     assert answer(w, 2, CommandStatus.ESME_RSYSERR, None).verdict is Verdict.FINAL
-    q = part(2)
+    q, r = part(2), part(3)
     sent(w, q, 3)
-    assert answer(w, 3, CommandStatus.ESME_RTHROTTLED, None).delay_s == 0.25
+    sent(w, r, 4)
+    assert answer(w, 3, CommandStatus.ESME_RTHROTTLED, None).delay_s == 0.0
+    assert answer(w, 4, CommandStatus.ESME_RTHROTTLED, None).delay_s == 0.25
     assert w.rate.pause_left(T0) == 0.25
 
 
@@ -210,7 +256,7 @@ def test_a_reconnect_gives_back_taken_and_sent_parts_and_counts_the_sent_as_rese
         (1, Verdict.RETRY, False, 0.0),
         (2, Verdict.RETRY, True, 0.0),
     }
-    assert w.resent == 1
+    assert w.resent == 1 and (taken.unanswered, on_wire.unanswered) == (0, 1)
     assert taken.state is PartState.WAITING and on_wire.state is PartState.WAITING
     # the accepted part keeps its slot: its outcome is not stored yet
     assert w.outstanding == 1 and accepted.holds_slot_of is w
@@ -238,7 +284,7 @@ def test_an_overdue_answer_sends_the_part_again_and_counts_it_as_resent() -> Non
     assert w.expire(T0 + 10.0) == []  # not before the timeout has passed
     (d,) = w.expire(T0 + 10.5)
     assert d.part is late and d.verdict is Verdict.RETRY and d.resent and d.delay_s == 0.0
-    assert w.resent == 1 and w.outstanding == 2
+    assert w.resent == 1 and w.outstanding == 2 and late.unanswered == 1
     assert w.answer(1, ROK, "late", T0) is None
     assert [d.part for d in w.expire(T0 + 16)] == [fresh]
 
@@ -246,31 +292,81 @@ def test_an_overdue_answer_sends_the_part_again_and_counts_it_as_resent() -> Non
 # --- the send rate ----------------------------------------------------------------------
 
 
-def test_the_rate_halves_on_each_throttle_down_to_one_per_second() -> None:
+def one_second(rate: SendRate, start: float, answers: int, throttled: int) -> None:
+    """`answers` answers spread over the second from `start`, every k-th a throttle
+    answer so that `throttled` of them are."""
+    every = answers // throttled if throttled else 0
+    for i in range(answers):
+        now = start + i / answers
+        if every and (i + 1) % every == 0:
+            rate.throttled(now, sent_at=float("-inf"))  # no pauses in these tests
+        else:
+            rate.accepted(now)
+
+
+def test_a_share_of_throttles_within_the_tolerance_keeps_the_configured_rate() -> None:
+    # an SMS center that refuses every 5th submit whatever the rate: 20 % of answers
+    rate = SendRate(200.0, T0)
+    for second in range(10):
+        one_second(rate, T0 + second, 200, 40)
+    assert rate.tps == 200.0
+
+
+def test_the_rate_falls_in_proportion_to_the_share_above_the_tolerance() -> None:
+    rate = SendRate(200.0, T0)
+    one_second(rate, T0, 100, 50)  # half refused: 25 points above the tolerance
+    rate.accepted(T0 + 1.0)  # the first answer of the next second applies it
+    assert rate.tps == pytest.approx(150.0)
+    one_second(rate, T0 + 1.0, 100, 100)  # everything refused: at most halved
+    rate.accepted(T0 + 2.0)
+    assert rate.tps == pytest.approx(75.0)
+
+
+def test_the_rate_never_falls_below_one_per_second() -> None:
     rate = SendRate(8.0, T0)
-    seen = []
-    for _ in range(5):
-        rate.throttled(T0)
-        seen.append(rate.tps)
-    assert seen == [4.0, 2.0, 1.0, 1.0, 1.0]
+    for second in range(6):
+        one_second(rate, T0 + second, 10, 10)
+    rate.accepted(T0 + 6)
+    assert rate.tps == 1.0
 
 
 def test_the_rate_recovers_towards_the_configured_tps_and_no_further() -> None:
     rate = SendRate(500.0, T0)
-    rate.throttled(T0)
+    one_second(rate, T0, 100, 100)
+    rate.accepted(T0 + 1)
     assert rate.tps == 250.0
-    rate.accepted()
-    assert rate.tps == 255.0  # 1% of the configured rate per accepted submit
-    for _ in range(60):
-        rate.accepted()
-    assert rate.tps == 500.0
+    seen = []
+    for second in range(1, 6):  # seconds without throttling
+        one_second(rate, T0 + second, 10, 0)
+        seen.append(rate.tps)
+    rate.accepted(T0 + 6)
+    seen.append(rate.tps)
+    assert seen == [250.0, 313.5, 392.875, 492.09375, 500.0, 500.0]
 
 
-def test_a_slow_rate_recovers_by_at_least_one_per_accept() -> None:
+def test_a_rate_at_the_floor_recovers() -> None:
     rate = SendRate(20.0, T0)
-    rate.throttled(T0)
-    rate.accepted()
-    assert rate.tps == 11.0
+    rate.tps = 1.0
+    one_second(rate, T0, 5, 0)
+    rate.accepted(T0 + 1)
+    assert rate.tps == 2.25
+
+
+@pytest.mark.parametrize("cap", [100.0, 500.0])
+def test_against_a_tps_cap_the_rate_settles_around_it(cap: float) -> None:
+    # an SMS center that accepts at most `cap` submits a second of a bind configured
+    # for 1000: nearly the cap is accepted, and about a quarter more is sent
+    rate = SendRate(1000.0, T0)
+    sent_rates = []
+    for second in range(60):
+        r = rate.tps
+        sent_rates.append(r)
+        one_second(rate, T0 + second, round(r), round(r - min(r, cap)))
+    settled = sent_rates[-20:]
+    accepted = sum(min(r, cap) for r in settled) / len(settled)
+    sent_mean = sum(settled) / len(settled)
+    assert accepted >= 0.9 * cap
+    assert sent_mean <= 1.5 * cap
 
 
 def test_the_token_bucket_allows_a_small_burst_then_spaces_sends() -> None:
@@ -284,5 +380,7 @@ def test_the_token_bucket_allows_a_small_burst_then_spaces_sends() -> None:
 
 def test_a_throttle_pause_holds_back_sends() -> None:
     rate = SendRate(100.0, T0)
-    rate.throttled(T0 + 2)
-    assert rate.pause_left(T0 + 2.5) == 0.5 and rate.pause_left(T0 + 4) == 0.0
+    rate.throttled(T0 + 2, sent_at=T0 + 1.9)
+    assert rate.throttled(T0 + 2, sent_at=T0 + 1.95) == pytest.approx(0.05)
+    assert rate.pause_left(T0 + 2.02) == pytest.approx(0.03)
+    assert rate.pause_left(T0 + 4) == 0.0

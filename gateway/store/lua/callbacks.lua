@@ -23,7 +23,9 @@ end
 -- one callback_enqueue used (a client's rounded time could miss a callback just made).
 -- ARGV: limit, now_iso, default_unit ('' = none), unit codes...
 redis.register_function('minyi_cb_promote', function(_, a)
-  local now_s, limit, now_iso, default_unit = server_time(), tonumber(a[1]), a[2], a[3]
+  need('minyi_cb_promote', a, 3)
+  local now_s, now_iso, default_unit = server_time(), a[2], a[3]
+  local limit = num('minyi_cb_promote', 'limit', a[1])
   local units = {}
   for i = 4, #a do units[#units + 1] = a[i] end
   local n = 0
@@ -65,7 +67,9 @@ end)
 -- Returns a flat list: sid, callback id, attempt, phone, kind, unit, origin (the state
 -- it was claimed from: callback_pending or recheck) per claimed call.
 redis.register_function('minyi_cb_claim', function(_, a)
-  local queue, now_iso, owner, ttl = a[1], a[2], a[3], tonumber(a[4])
+  need('minyi_cb_claim', a, 4)
+  local queue, now_iso, owner = a[1], a[2], a[3]
+  local ttl = num('minyi_cb_claim', 'id_ttl_s', a[4])
   local out = {}
   local i = 5
   while i <= #a do
@@ -102,7 +106,13 @@ end)
 --       does not count), next_kind ('' = same; 'agent': the next attempts go to an
 --       agent, counted afresh: an automated survey answered "unsatisfied")
 redis.register_function('minyi_cb_result', function(_, a)
+  local fn = 'minyi_cb_result'
+  need(fn, a, 10)
   local sid, cid, now_iso, next_state = a[1], a[2], a[3], a[4]
+  if TRANSITIONS[next_state] == nil then refuse(fn, 'unknown next state ' .. next_state) end
+  object_text(fn, 'attempt payload', a[5])
+  object_text(fn, 'transition payload', a[6])
+  if next_state == 'callback_pending' then num(fn, 'retry_at_s', a[7]) end
   if redis.call('HDEL', CB_ACTIVE, cid) == 0 then return 'duplicate' end
   if a[10] == '1' then redis.call('HINCRBY', SURVEY(sid), 'cb_attempts', -1) end
   emit(sid, 'callback.attempt', now_iso, a[5])
@@ -126,7 +136,9 @@ end)
 -- Returns {status, sid, state}: stored | unknown | stale (a later attempt exists) |
 -- state (the survey is not waiting for a disposition) | exists (already given).
 redis.register_function('minyi_cb_disposition', function(_, a)
-  local cid, now_iso, payload = a[1], a[2], a[3]
+  need('minyi_cb_disposition', a, 3)
+  local cid, now_iso = a[1], a[2]
+  local payload = object_text('minyi_cb_disposition', 'payload', a[3])
   local sid = redis.call('GET', CB_ID(cid))
   if not sid then return {'unknown', '', ''} end
   local sk = SURVEY(sid)
@@ -147,13 +159,17 @@ end)
 -- Returns {status, state}: stored | unknown | state (not closed/unreachable).
 -- Due at once by the server's clock, the one minyi_cb_promote compares with.
 redis.register_function('minyi_cb_recheck', function(_, a)
+  local fn = 'minyi_cb_recheck'
+  need(fn, a, 5)
+  object_text(fn, 'payload', a[3])
+  local priority = num(fn, 'priority', a[5])
   local sid, now_iso, now_s = a[1], a[2], server_time()
   local st = redis.call('HGET', SURVEY(sid), 'state')
   if not st then return {'unknown', ''} end
   if not allowed(st, 'recheck') then return {'state', st} end
   transition(sid, 'recheck', now_iso, a[3])
   redis.call('HINCRBY', SURVEY(sid), 'rechecks', 1)
-  callback_enqueue(sid, a[4], tonumber(a[5]), now_s, now_s)
+  callback_enqueue(sid, a[4], priority, now_s, now_s)
   return {'stored', 'recheck'}
 end)
 
@@ -161,7 +177,8 @@ end)
 -- dialer placed itself). ARGV: pbx ("host:port"), owner, ttl_s (0 = give it back).
 -- Returns 1 while the lease is the owner's.
 redis.register_function('minyi_dialer_lease', function(_, a)
-  local key, owner, ttl = DIALER_LEASE(a[1]), a[2], tonumber(a[3])
+  need('minyi_dialer_lease', a, 3)
+  local key, owner, ttl = DIALER_LEASE(a[1]), a[2], num('minyi_dialer_lease', 'ttl_s', a[3])
   local holder = redis.call('GET', key)
   if ttl == 0 then
     if holder == owner then redis.call('DEL', key) end

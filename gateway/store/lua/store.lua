@@ -9,7 +9,72 @@
 -- here: a unit test checks it.
 --
 -- Redis does not roll back a script that fails half-way, so every check happens
--- before the first write.
+-- before the first write: each function first checks its arguments (count, numbers,
+-- JSON) with the helpers below, which refuse with an error reply naming the function
+-- and what is wrong ("minyi_receipt: receipt state is not a string"), and only then
+-- writes. A JSON null (cjson.null) or an absent field is never handed to a Redis
+-- command: `text_of` turns both into ''.
+
+-- Refuse the call: an error reply, before anything was written.
+local function refuse(fn, what)
+  error({err = 'ERR ' .. fn .. ': ' .. what})
+end
+
+-- At least n arguments.
+local function need(fn, a, n)
+  if #a < n then refuse(fn, 'expects ' .. n .. ' arguments, got ' .. #a) end
+end
+
+-- A number argument.
+local function num(fn, name, v)
+  local n = tonumber(v)
+  if n == nil then refuse(fn, name .. ' is not a number: ' .. tostring(v)) end
+  return n
+end
+
+-- A positive integer argument given as decimal digits (a part number).
+local function index(fn, name, v)
+  if type(v) ~= 'string' or not string.match(v, '^[1-9]%d*$') then
+    refuse(fn, name .. ' is not a positive integer: ' .. tostring(v))
+  end
+  return v
+end
+
+-- A JSON object given as text, as it is spliced into an event ("payload":{...}).
+local function object_text(fn, name, v)
+  local ok, decoded = pcall(cjson.decode, v or '')
+  if not ok or type(decoded) ~= 'table' or string.sub(v, 1, 1) ~= '{' then
+    refuse(fn, name .. ' is not a JSON object')
+  end
+  return v
+end
+
+-- A decoded JSON value as Redis takes it: JSON null and an absent field are ''.
+local function text_of(v)
+  if v == nil or v == cjson.null then return '' end
+  return tostring(v)
+end
+
+-- A Lua list as a JSON array (cjson encodes an empty table as the object {}).
+local function json_array(list)
+  local items = {}
+  for i, v in ipairs(list) do items[i] = cjson.encode(v) end
+  return '[' .. table.concat(items, ',') .. ']'
+end
+
+-- A delivery receipt's JSON (sms/inbound.py), decoded and checked; nil and the reason
+-- when it is not one. "error" may be null or absent (no error reported).
+local function read_receipt(text)
+  local ok, r = pcall(cjson.decode, text or '')
+  if not ok or type(r) ~= 'table' then return nil, 'receipt is not a JSON object' end
+  if type(r.state) ~= 'string' or r.state == '' then
+    return nil, 'receipt state is not a string'
+  end
+  if r.final ~= true and r.final ~= false then
+    return nil, 'receipt final is not a boolean'
+  end
+  return r
+end
 
 -- Append one event to the survey's history and to the outbox stream.
 local function emit(sid, etype, now_iso, payload)
@@ -63,14 +128,24 @@ end
 -- ARGV: sid, phone, fields_json, now_iso, cap_s, defer_at ('' = send now),
 --       ttl_s, accepted_payload, release_at_iso
 redis.register_function('minyi_intake', function(_, a)
+  local fn = 'minyi_intake'
+  need(fn, a, 9)
   local sid, phone, fields, now_iso = a[1], a[2], a[3], a[4]
-  local cap_s, defer_at, ttl = tonumber(a[5]), a[6], tonumber(a[7])
+  local cap_s, defer_at, ttl = num(fn, 'cap_s', a[5]), a[6], num(fn, 'ttl_s', a[7])
+  if defer_at ~= '' then num(fn, 'defer_at', defer_at) end
+  object_text(fn, 'accepted payload', a[8])
   local sk = SURVEY(sid)
   if redis.call('EXISTS', sk) == 1 then
     return {'existing', redis.call('HGET', sk, 'state') or ''}
   end
   local flat = {}
-  for k, v in pairs(cjson.decode(fields)) do
+  local ok, decoded = pcall(cjson.decode, fields)
+  if not ok or type(decoded) ~= 'table' then refuse(fn, 'fields are not a JSON object') end
+  for k, v in pairs(decoded) do
+    local t = type(v)
+    if type(k) ~= 'string' or (t ~= 'string' and t ~= 'number' and t ~= 'boolean') then
+      refuse(fn, 'field ' .. tostring(k) .. ' is not a string, number or boolean')
+    end
     flat[#flat + 1] = k
     flat[#flat + 1] = tostring(v)
   end
@@ -118,7 +193,11 @@ end)
 -- release: deferred surveys whose time has come go to the send queue.
 -- ARGV: now_ts, now_iso, limit
 redis.register_function('minyi_release', function(_, a)
-  local due = redis.call('ZRANGEBYSCORE', SMS_DEFERRED, '-inf', a[1], 'LIMIT', 0, tonumber(a[3]))
+  local fn = 'minyi_release'
+  need(fn, a, 3)
+  num(fn, 'now_ts', a[1])
+  local due = redis.call('ZRANGEBYSCORE', SMS_DEFERRED, '-inf', a[1], 'LIMIT', 0,
+    num(fn, 'limit', a[3]))
   for _, sid in ipairs(due) do
     redis.call('ZREM', SMS_DEFERRED, sid)
     if transition(sid, 'queued', a[2], '{"reason":"quiet_hours_over"}') then
@@ -129,30 +208,41 @@ redis.register_function('minyi_release', function(_, a)
 end)
 
 -- send_begin: the sender takes a queued survey. Rejects it if the citizen opted out
--- meanwhile; counts attempts (a second attempt means a crash or a dropped link may have
--- sent some parts already: reported as sms.resent); allocates the extension code.
+-- meanwhile; counts attempts; allocates the extension code. A second attempt follows a
+-- crash: the parts an earlier attempt had handed to a bind without storing an answer
+-- (p<n>:out, set by the sender before a part may reach the wire) may be duplicated,
+-- and are reported as sms.resent when their new answer is stored (part_submitted).
 -- From here on a reply from the number belongs to this survey (a citizen may answer
 -- before the submit_sm_resp is even stored).
 -- ARGV: sid, now_iso, ext_digits, ext_ttl_s, now_ts, reply_window_s
 -- Returns {'send', attempts, ext, field, value, ...} or {'skip', state} or {'rejected'}.
 redis.register_function('minyi_send_begin', function(_, a)
-  local sid, now_iso, digits, ext_ttl = a[1], a[2], tonumber(a[3]), tonumber(a[4])
+  local fn = 'minyi_send_begin'
+  need(fn, a, 6)
+  local sid, now_iso = a[1], a[2]
+  local digits, ext_ttl = num(fn, 'ext_digits', a[3]), num(fn, 'ext_ttl_s', a[4])
+  num(fn, 'now_ts', a[5])
+  local window = num(fn, 'reply_window_s', a[6])
   local sk = SURVEY(sid)
   local st = redis.call('HGET', sk, 'state')
   if st ~= 'queued' then return {'skip', st or ''} end
   local phone = redis.call('HGET', sk, 'phone')
+  if not phone then refuse(fn, 'survey ' .. sid .. ' has no phone') end
   if redis.call('SISMEMBER', OPTOUT, phone) == 1 then
     redis.call('HSET', sk, 'reject_reason', 'opted_out')
     transition(sid, 'rejected', now_iso, '{"reason":"opted_out"}')
     return {'rejected'}
   end
   redis.call('ZADD', PHONE_OPEN(phone), 'NX', a[5], sid)
-  redis.call('EXPIRE', PHONE_OPEN(phone), math.ceil(tonumber(a[6])))
+  redis.call('EXPIRE', PHONE_OPEN(phone), math.ceil(window))
   local attempts = redis.call('HINCRBY', sk, 'submit_attempts', 1)
-  if attempts > 1 then
+  if attempts > 1 and redis.call('HEXISTS', sk, 'out_marked') == 0 then
+    -- The earlier attempt was made by a version that did not record its parts before
+    -- they could go out: any of them may have, so the survey is reported as before.
     redis.call('HINCRBY', STATS, 'sms:resent', 1)
     emit(sid, 'sms.resent', now_iso, '{"attempt":' .. attempts .. '}')
   end
+  redis.call('HSET', sk, 'out_marked', 1)
   local ext = redis.call('HGET', sk, 'ext')
   if digits > 0 and not ext then
     local n = redis.call('INCR', EXTCODE_NEXT)
@@ -166,22 +256,25 @@ redis.register_function('minyi_send_begin', function(_, a)
   return out
 end)
 
--- Apply one delivery receipt to part `idx` of survey `sid`.
-local function apply_receipt(sid, idx, receipt, now_iso)
+-- Apply one delivery receipt (checked by read_receipt) to part `idx` of survey `sid`.
+local function apply_receipt(sid, idx, r, now_iso)
   local sk = SURVEY(sid)
-  local r = cjson.decode(receipt)
+  -- The survey's record has expired (a message id outlived it): nothing to update,
+  -- and writing would leave a record without its TTL.
+  if redis.call('EXISTS', sk) == 0 then return 'no_survey' end
   if not r.final then
     redis.call('HSET', sk, 'p' .. idx .. ':interim', r.state)
     return 'interim'
   end
   local fld = 'p' .. idx .. ':dlr'
   if redis.call('HEXISTS', sk, fld) == 1 then return 'duplicate' end
-  local total = tonumber(redis.call('HGET', sk, 'parts') or '1')
+  local total = tonumber(redis.call('HGET', sk, 'parts') or '1') or 1
+  local err = text_of(r.error)
   redis.call('HSET', sk, fld, r.state)
   if r.state ~= 'delivered' then
-    redis.call('HSET', sk, 'p' .. idx .. ':err', r.error or '')
+    redis.call('HSET', sk, 'p' .. idx .. ':err', err)
     emit(sid, 'sms.part_failed', now_iso, cjson.encode({
-      part = tonumber(idx), parts = total, state = r.state, error = r.error or '' }))
+      part = tonumber(idx), parts = total, state = r.state, error = err }))
   end
   local n = redis.call('HINCRBY', sk, 'dlr_count', 1)
   if n < total then return 'part' end
@@ -197,7 +290,7 @@ local function apply_receipt(sid, idx, receipt, now_iso)
   else
     redis.call('HSET', sk, 'undeliverable_reason', 'receipt')
     moved = transition(sid, 'undeliverable', now_iso, '{"reason":"receipt","parts":' .. total
-      .. ',"failed_parts":' .. cjson.encode(failed) .. '}')
+      .. ',"failed_parts":' .. json_array(failed) .. '}')
   end
   if not moved then
     -- The survey is already past sending (the citizen answered before the receipt
@@ -210,19 +303,34 @@ end
 
 -- part_submitted: the SMS center accepted part `idx` (submit_sm_resp ESME_ROK).
 -- ARGV: sid, idx, total, msgid_key, message_id, bind, now_iso, now_ts, msgid_ttl_s,
---       held_key, dlr_due_ts, reply_due_ts, resent ('1': the part went out more than
---       once on the wire after a dropped link or a lost answer: possibly duplicated)
+--       held_key, dlr_due_ts, reply_due_ts, resent ('1': the part went out before
+--       without an answer — a dropped link, a timeout, a crash — possibly duplicated)
 redis.register_function('minyi_part_submitted', function(_, a)
-  local sid, idx, total, mkey, mid = a[1], a[2], tonumber(a[3]), a[4], a[5]
-  local now_iso, now_ts = a[7], a[8]
+  local fn = 'minyi_part_submitted'
+  need(fn, a, 13)
+  local sid, idx, total, mkey, mid = a[1], index(fn, 'part', a[2]), num(fn, 'total', a[3]),
+    a[4], a[5]
+  local now_iso, now_ts = a[7], num(fn, 'now_ts', a[8])
+  local msgid_ttl = num(fn, 'msgid_ttl_s', a[9])
+  num(fn, 'dlr_due_ts', a[11])
+  local reply_due = num(fn, 'reply_due_ts', a[12])
   local sk = SURVEY(sid)
+  -- The record has expired meanwhile: writing would leave a record without its TTL.
+  if redis.call('EXISTS', sk) == 0 then return 'no_survey' end
+  -- A receipt held for this message id, read (and checked) before the first write; one
+  -- that cannot be read goes to the orphan stream instead of failing this call.
+  local held_text = redis.call('GET', a[10])
+  local held, held_err = nil, nil
+  if held_text then held, held_err = read_receipt(held_text) end
   local fld = 'p' .. idx .. ':mid'
   local seen = redis.call('HEXISTS', sk, fld) == 1
   redis.call('HSET', sk, fld, mid, 'p' .. idx .. ':bind', a[6], 'parts', total)
-  redis.call('SET', mkey, sid .. '|' .. idx, 'EX', math.ceil(tonumber(a[9])))
-  if a[13] == '1' then
+  redis.call('SET', mkey, sid .. '|' .. idx, 'EX', math.ceil(msgid_ttl))
+  -- `seen`: the same answer stored again (a retry after a reply lost with a Redis
+  -- restart): reported once.
+  if a[13] == '1' and not seen then
     redis.call('HINCRBY', STATS, 'sms:resent', 1)
-    emit(sid, 'sms.resent', now_iso, '{"part":' .. idx .. ',"reason":"no_answer_before_link_lost"}')
+    emit(sid, 'sms.resent', now_iso, '{"part":' .. idx .. ',"reason":"sent_before_without_answer"}')
   end
   local ok
   if seen then
@@ -235,33 +343,47 @@ redis.register_function('minyi_part_submitted', function(_, a)
     local ids = {}
     for i = 1, total do ids[i] = redis.call('HGET', sk, 'p' .. i .. ':mid') or '' end
     transition(sid, 'submitted', now_iso, '{"parts":' .. total .. ',"message_ids":'
-      .. cjson.encode(ids) .. ',"bind":' .. cjson.encode(a[6]) .. '}')
+      .. json_array(ids) .. ',"bind":' .. cjson.encode(a[6]) .. '}')
     redis.call('HSET', sk, 'submitted_at', now_iso)
     redis.call('ZADD', DLR_DUE, a[11], sid)
     redis.call('ZADD', REPLY_DUE, a[12], sid)
-    local open = PHONE_OPEN(redis.call('HGET', sk, 'phone'))
-    redis.call('ZADD', open, now_ts, sid)
-    redis.call('EXPIRE', open, math.ceil(tonumber(a[12]) - tonumber(now_ts)))
+    local phone = redis.call('HGET', sk, 'phone')
+    if phone then
+      local open = PHONE_OPEN(phone)
+      redis.call('ZADD', open, now_ts, sid)
+      redis.call('EXPIRE', open, math.max(1, math.ceil(reply_due - now_ts)))
+    end
     result = 'submitted'
   end
-  local held = redis.call('GET', a[10])
-  if held then
+  if held_text then
     redis.call('DEL', a[10])
     redis.call('ZREM', DLR_HELD_INDEX, a[10])
-    redis.call('HINCRBY', STATS, 'dlr:held_matched', 1)
-    apply_receipt(sid, idx, held, now_iso)
+    if held then
+      redis.call('HINCRBY', STATS, 'dlr:held_matched', 1)
+      apply_receipt(sid, idx, held, now_iso)
+    else
+      redis.call('XADD', DLR_ORPHANS, 'MAXLEN', '~', 1000000, '*',
+        'key', a[10], 'receipt', held_text, 'error', held_err, 'at', now_iso)
+      redis.call('HINCRBY', STATS, 'dlr:orphaned', 1)
+    end
   end
   return result
 end)
 
 -- part_failed: the SMS center refused part `idx` for good (or we gave up).
 -- ARGV: sid, idx, total, reason, status, now_iso
+-- A second call for the same part (a retry after a reply lost with a Redis restart)
+-- records nothing more: 'duplicate'.
 redis.register_function('minyi_part_failed', function(_, a)
-  local sid, now_iso = a[1], a[6]
+  local fn = 'minyi_part_failed'
+  need(fn, a, 6)
+  local sid, idx, total, now_iso = a[1], index(fn, 'part', a[2]), num(fn, 'total', a[3]), a[6]
   local sk = SURVEY(sid)
-  redis.call('HSET', sk, 'p' .. a[2] .. ':err', a[4], 'undeliverable_reason', a[4])
+  if redis.call('EXISTS', sk) == 0 then return 'no_survey' end
+  if redis.call('HEXISTS', sk, 'p' .. idx .. ':err') == 1 then return 'duplicate' end
+  redis.call('HSET', sk, 'p' .. idx .. ':err', a[4], 'undeliverable_reason', a[4])
   emit(sid, 'sms.part_failed', now_iso, cjson.encode({
-    part = tonumber(a[2]), parts = tonumber(a[3]), state = 'rejected', error = a[4],
+    part = tonumber(idx), parts = total, state = 'rejected', error = a[4],
     command_status = a[5] }))
   if transition(sid, 'undeliverable', now_iso, '{"reason":' .. cjson.encode(a[4]) .. '}') then
     return 'undeliverable'
@@ -273,25 +395,35 @@ end)
 -- has been stored (the classic race: some SMS centers send the receipt first).
 -- ARGV: msgid_key, held_key, receipt_json, now_iso, now_ts, held_ttl_s
 redis.register_function('minyi_receipt', function(_, a)
+  local fn = 'minyi_receipt'
+  need(fn, a, 6)
+  local r, why = read_receipt(a[3])
+  if not r then refuse(fn, why) end
+  local now_ts, held_ttl = num(fn, 'now_ts', a[5]), num(fn, 'held_ttl_s', a[6])
   local m = redis.call('GET', a[1])
   if not m then
-    redis.call('SET', a[2], a[3], 'EX', math.ceil(tonumber(a[6])))
-    redis.call('ZADD', DLR_HELD_INDEX, a[5], a[2])
+    redis.call('SET', a[2], a[3], 'EX', math.ceil(held_ttl))
+    redis.call('ZADD', DLR_HELD_INDEX, now_ts, a[2])
     redis.call('HINCRBY', STATS, 'dlr:held', 1)
     return {'held', ''}
   end
   local sid, idx = string.match(m, '^(.*)|(%d+)$')
-  return {apply_receipt(sid, idx, a[3], a[4]), sid}
+  if not sid then refuse(fn, 'message id maps to ' .. m .. ', not survey|part') end
+  return {apply_receipt(sid, idx, r, a[4]), sid}
 end)
 
 -- mo_part: one part of a concatenated MO message; returns the parts when complete.
 -- ARGV: key, part_no, text, total, ttl_s, now_ts
 redis.register_function('minyi_mo_part', function(_, a)
+  local fn = 'minyi_mo_part'
+  need(fn, a, 6)
   local key = a[1]
+  index(fn, 'part_no', a[2])
+  local total, ttl, now_ts = num(fn, 'total', a[4]), num(fn, 'ttl_s', a[5]), num(fn, 'now_ts', a[6])
   redis.call('HSET', key, a[2], a[3])
-  redis.call('EXPIRE', key, math.ceil(tonumber(a[5])))
-  redis.call('ZADD', MO_PARTS_INDEX, 'NX', a[6], key)
-  if redis.call('HLEN', key) < tonumber(a[4]) then return {'partial'} end
+  redis.call('EXPIRE', key, math.ceil(ttl))
+  redis.call('ZADD', MO_PARTS_INDEX, 'NX', now_ts, key)
+  if redis.call('HLEN', key) < total then return {'partial'} end
   local parts = redis.call('HGETALL', key)
   redis.call('DEL', key)
   redis.call('ZREM', MO_PARTS_INDEX, key)
@@ -304,7 +436,11 @@ end)
 -- are not coming); returns {key, n, field, value, ..., key, n, ...}.
 -- ARGV: cutoff_ts, limit
 redis.register_function('minyi_mo_flush', function(_, a)
-  local keys = redis.call('ZRANGEBYSCORE', MO_PARTS_INDEX, '-inf', a[1], 'LIMIT', 0, tonumber(a[2]))
+  local fn = 'minyi_mo_flush'
+  need(fn, a, 2)
+  num(fn, 'cutoff_ts', a[1])
+  local keys = redis.call('ZRANGEBYSCORE', MO_PARTS_INDEX, '-inf', a[1], 'LIMIT', 0,
+    num(fn, 'limit', a[2]))
   local out = {}
   for _, key in ipairs(keys) do
     local parts = redis.call('HGETALL', key)
@@ -330,13 +466,80 @@ local function server_time()
   return tonumber(t[1]) + tonumber(t[2]) / 1e6
 end
 
--- reply: a citizen's understood reply, attached to its survey.
+-- The ratings a reply can give that decide a survey's course.
+local RATED = {satisfied = true, basically_satisfied = true, unsatisfied = true}
+
+-- Whether the survey's reply window is open still (its deadline in REPLY_DUE to come;
+-- the sweep removes it when the deadline passes).
+local function window_open(sid)
+  local due = redis.call('ZSCORE', REPLY_DUE, sid)
+  return due and tonumber(due) >= server_time()
+end
+
+-- A later rated reply from the citizen who rated the survey already, inside the reply
+-- window, before any callback was dialled: the rating is revised (「1」, then 「说错了，
+-- 是3，不满意」). Unsatisfied now: the closed survey goes to the callback queue.
+-- Satisfied now: the callback waiting for its first call is cancelled and the survey
+-- closed. Between satisfied and basically satisfied only the rating changes. Returns
+-- the outcome, or nil when the reply is no revision (the caller goes on as before).
+local function revise(sid, st, now_iso, payload, rating, opt_out, phone)
+  if st ~= 'closed' and st ~= 'callback_pending' then return nil end
+  local sk = SURVEY(sid)
+  local old, attempts, replied = unpack(redis.call('HMGET', sk, 'rating', 'cb_attempts',
+    'replied_at'))
+  if not replied or not old or not RATED[old] or not RATED[rating] or old == rating then
+    return nil
+  end
+  if (tonumber(attempts) or 0) > 0 or redis.call('HEXISTS', sk, 'disposition_for') == 1 then
+    return nil -- the callback was dialled: the agent hears the citizen, not a text
+  end
+  if not window_open(sid) then return nil end
+  redis.call('HSET', sk, 'rating', rating, 'revised_at', now_iso)
+  redis.call('HINCRBY', sk, 'revisions', 1)
+  redis.call('HINCRBY', sk, 'replies', 1)
+  emit(sid, 'survey.revised', now_iso, '{"previous_rating":' .. cjson.encode(old)
+    .. ',"rating":' .. cjson.encode(rating) .. ',"reply":' .. payload .. '}')
+  if opt_out == '1' and redis.call('SADD', OPTOUT, phone) == 1 then
+    emit(sid, 'citizen.opted_out', now_iso, '{"source":"sms_reply"}')
+  end
+  if rating == 'unsatisfied' then
+    if st == 'closed' and transition(sid, 'callback_pending', now_iso,
+        '{"reason":"revised_unsatisfied"}') then
+      local now_s = server_time()
+      callback_enqueue(sid, 'agent', 5, now_s, now_s)
+      return 'callback_pending'
+    end
+    return st
+  end
+  if st == 'callback_pending' then
+    redis.call('ZREM', CB_WAIT, sid)
+    local queue = redis.call('HGET', sk, 'cb_queue')
+    if queue then redis.call('ZREM', CB_READY(queue), sid) end
+    emit(sid, 'callback.cancelled', now_iso, '{"reason":"revised","rating":'
+      .. cjson.encode(rating) .. '}')
+    transition(sid, 'closed', now_iso, '{"reason":' .. cjson.encode(rating)
+      .. ',"revised":true}')
+    return 'closed'
+  end
+  return st
+end
+
+-- reply: a citizen's understood reply, attached to its survey. The reply window stays
+-- open after a rated reply, for a correction (`revise`), until its deadline (sweep).
 -- ARGV: sid, now_iso, payload_json, rating, opt_out ('1'/'0'), phone
+-- Returns {outcome, previous state}: outcome 'replied', 'callback_pending', 'closed',
+-- 'late' (the survey takes no reply: kept as unmatched by the caller), or for a
+-- revision 'revised:<state now>'.
 redis.register_function('minyi_reply', function(_, a)
+  need('minyi_reply', a, 6)
+  object_text('minyi_reply', 'payload', a[3])
   local sid, now_iso, payload, rating, opt_out, phone = a[1], a[2], a[3], a[4], a[5], a[6]
   local sk = SURVEY(sid)
   local st = redis.call('HGET', sk, 'state')
-  if not st or not allowed(st, 'replied') then return {'late', st or ''} end
+  if not st then return {'late', ''} end
+  local revised = revise(sid, st, now_iso, payload, rating, opt_out, phone)
+  if revised then return {'revised:' .. revised, st} end
+  if not allowed(st, 'replied') then return {'late', st} end
   redis.call('HINCRBY', sk, 'replies', 1)
   redis.call('HSET', sk, 'rating', rating, 'replied_at', now_iso)
   transition(sid, 'replied', now_iso, payload)
@@ -347,14 +550,12 @@ redis.register_function('minyi_reply', function(_, a)
   end
   local outcome = 'replied'
   if rating == 'unsatisfied' then
-    close_reply_window(sid)
     if transition(sid, 'callback_pending', now_iso, '{"reason":"unsatisfied_reply"}') then
       local now_s = server_time()
       callback_enqueue(sid, 'agent', 5, now_s, now_s)
     end
     outcome = 'callback_pending'
   elseif rating == 'satisfied' or rating == 'basically_satisfied' then
-    close_reply_window(sid)
     transition(sid, 'closed', now_iso, '{"reason":' .. cjson.encode(rating) .. '}')
     outcome = 'closed'
   elseif opt_out == '1' then
@@ -369,6 +570,8 @@ end)
 -- (with an empty survey id and its own sequence). A TD is honoured all the same.
 -- ARGV: now_iso, payload_json, phone, opt_out ('1'/'0')
 redis.register_function('minyi_unmatched', function(_, a)
+  need('minyi_unmatched', a, 4)
+  object_text('minyi_unmatched', 'payload', a[2])
   redis.call('XADD', UNMATCHED_REPLIES, 'MAXLEN', '~', 1000000, '*', 'reply', a[2], 'at', a[1])
   if a[4] == '1' then redis.call('SADD', OPTOUT, a[3]) end
   local seq = redis.call('INCR', UNMATCHED_REPLIES_SEQ)
@@ -385,7 +588,11 @@ end)
 -- ARGV: now_ts, now_iso, limit, orphan_cutoff_ts, no_reply_ivr ('1': a survey without
 --       a reply gets the automated IVR survey call)
 redis.register_function('minyi_sweep', function(_, a)
-  local now_ts, now_iso, limit = a[1], a[2], tonumber(a[3])
+  local fn = 'minyi_sweep'
+  need(fn, a, 5)
+  local now_ts, now_iso, limit = a[1], a[2], num(fn, 'limit', a[3])
+  num(fn, 'now_ts', now_ts)
+  num(fn, 'orphan_cutoff_ts', a[4])
   local n = 0
   for _, hk in ipairs(redis.call('ZRANGEBYSCORE', DLR_HELD_INDEX, '-inf', a[4], 'LIMIT', 0, limit)) do
     redis.call('ZREM', DLR_HELD_INDEX, hk)
@@ -409,7 +616,7 @@ redis.register_function('minyi_sweep', function(_, a)
       end
       redis.call('HSET', sk, 'undeliverable_reason', 'no_receipt')
       transition(sid, 'undeliverable', now_iso, '{"reason":"no_receipt","parts":' .. total
-        .. ',"missing_parts":' .. cjson.encode(missing) .. '}')
+        .. ',"missing_parts":' .. json_array(missing) .. '}')
       n = n + 1
     end
   end

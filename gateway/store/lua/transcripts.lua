@@ -12,7 +12,12 @@ local ASR_DONE_TTL = 30 * 86400 -- a job id is remembered this long (seconds)
 -- job is recorded, no event), 'transcribed' (the survey moved called -> transcribed)
 -- or 'recorded'.
 redis.register_function('minyi_transcript', function(_, a)
+  need('minyi_transcript', a, 5)
   local sid, now_iso, etype, payload, job_id = a[1], a[2], a[3], a[4], a[5]
+  object_text('minyi_transcript', 'payload', payload)
+  if (#a - 5) % 2 ~= 0 then
+    refuse('minyi_transcript', 'dead-letter fields come in name, value pairs')
+  end
   if etype ~= 'transcript' and etype ~= 'transcript.failed' then
     return redis.error_reply('ERR minyi_transcript: bad event type ' .. tostring(etype))
   end
@@ -55,6 +60,8 @@ end)
 -- note_event: a fact about a survey that changes no state (emitted only if the survey
 -- exists). ARGV: sid, now_iso, event_type, payload_json. Returns the event's seq or 0.
 redis.register_function('minyi_note_event', function(_, a)
+  need('minyi_note_event', a, 4)
+  object_text('minyi_note_event', 'payload', a[4])
   local sid = a[1]
   if sid == '' or redis.call('EXISTS', SURVEY(sid)) == 0 then return 0 end
   return emit(sid, a[3], a[2], a[4])
@@ -66,7 +73,9 @@ end)
 -- ARGV: base, now_iso, payload_json
 -- Returns 'unknown' (not indexed), 'emitted' or 'forgotten' (its survey is gone).
 redis.register_function('minyi_recording_deleted', function(_, a)
-  local base, now_iso, payload = a[1], a[2], a[3]
+  need('minyi_recording_deleted', a, 3)
+  local base, now_iso = a[1], a[2]
+  local payload = object_text('minyi_recording_deleted', 'payload', a[3])
   local raw = redis.call('HGET', RECORDINGS, base)
   if not raw then return 'unknown' end
   redis.call('HDEL', RECORDINGS, base)

@@ -19,6 +19,16 @@ local function head_of(endpoint, delivered, retry, sid, n)
   return h
 end
 
+-- a survey's retry state (JSON written by minyi_wh_fail), or nil when there is none
+-- or it cannot be read
+local function retry_state(retry, sid)
+  local r = redis.call('HGET', retry, sid)
+  if not r then return nil end
+  local ok, st = pcall(cjson.decode, r)
+  if not ok or type(st) ~= 'table' then return nil end
+  return st
+end
+
 -- {a, b, ...} with x in front
 local function cons(x, rest)
   table.insert(rest, 1, x)
@@ -56,16 +66,24 @@ local function advance(delivered, sid, seq)
 end
 
 -- intake: queue stream entries in their surveys' wait zsets, schedule the surveys, XACK.
--- KEYS: events stream, due, delivered, stats, retry, leases.
+-- A survey parked behind a dead letter gets its events queued, not scheduled: they wait
+-- for the replay, which keeps them in order behind it.
+-- KEYS: events stream, due, delivered, stats, retry, leases, parked.
 -- ARGV: endpoint, stats prefix, how many newly scheduled surveys to lease to the caller
 --       at once (the fast path), lease_s, owner token, run length, then
 --       (entry id, survey id, seq, event JSON) per entry.
 -- Returns {number of newly scheduled surveys, {sid, token, delivered, retry state,
 -- event1, seq1, ...} per survey leased to the caller}.
 redis.register_function('minyi_wh_intake', function(k, a)
+  local fn = 'minyi_wh_intake'
+  need(fn, a, 6)
   local stream, due, delivered, stats, retry, leases = k[1], k[2], k[3], k[4], k[5], k[6]
+  local parked = k[7]
   local endpoint, sp = a[1], a[2]
-  local lease_s, token, n = tonumber(a[4]), a[5], tonumber(a[6])
+  local take_n = num(fn, 'take', a[3])
+  local lease_s, token, n = num(fn, 'lease_s', a[4]), a[5], num(fn, 'run length', a[6])
+  if (#a - 6) % 4 ~= 0 then refuse(fn, 'entries come as (id, survey id, seq, event)') end
+  for i = 7, #a, 4 do num(fn, 'seq', a[i + 2]) end
   local t = server_time()
   local scheduled = {}
   local queued = 0
@@ -74,7 +92,7 @@ redis.register_function('minyi_wh_intake', function(k, a)
     -- events without a survey have no order to keep, and are never skipped
     if sid == '' or seq > tonumber(redis.call('HGET', delivered, sid) or '0') then
       queued = queued + redis.call('ZADD', WEBHOOK_WAIT(endpoint, sid), seq, a[i + 3])
-      if redis.call('ZADD', due, 'NX', t, sid) == 1 then
+      if redis.call('HEXISTS', parked, sid) == 0 and redis.call('ZADD', due, 'NX', t, sid) == 1 then
         scheduled[#scheduled + 1] = sid
       end
     end
@@ -82,7 +100,7 @@ redis.register_function('minyi_wh_intake', function(k, a)
   end
   if queued > 0 then redis.call('HINCRBY', stats, sp .. 'queued', queued) end
   local out = {#scheduled}
-  for i = 1, math.min(#scheduled, tonumber(a[3])) do
+  for i = 1, math.min(#scheduled, take_n) do
     local sid = scheduled[i]
     local h = head_of(endpoint, delivered, retry, sid, n)
     out[#out + 1] = cons(sid, cons(take(due, leases, sid, t, lease_s, token), h))
@@ -95,8 +113,12 @@ end)
 -- run length. Returns {sid, token, delivered, retry state, event1, seq1, ...} per
 -- claimed survey.
 redis.register_function('minyi_wh_claim', function(k, a)
+  local fn = 'minyi_wh_claim'
+  need(fn, a, 5)
   local due, delivered, retry, leases = k[1], k[2], k[3], k[4]
-  local endpoint, lease_s, token, n = a[1], tonumber(a[3]), a[4], tonumber(a[5])
+  local endpoint, token = a[1], a[4]
+  local lease_s, n = num(fn, 'lease_s', a[3]), num(fn, 'run length', a[5])
+  num(fn, 'limit', a[2])
   local t = server_time()
   local out = {}
   for _, sid in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', t, 'LIMIT', 0, a[2])) do
@@ -114,8 +136,10 @@ end)
 -- reread: a held survey's head again, the lease renewed.
 -- KEYS: due, delivered, retry, leases. ARGV: endpoint, sid, token, lease_s, run length.
 redis.register_function('minyi_wh_reread', function(k, a)
-  return step(a[1], k[1], k[2], k[3], k[4], a[2], a[3], server_time(), tonumber(a[4]),
-              tonumber(a[5]))
+  local fn = 'minyi_wh_reread'
+  need(fn, a, 5)
+  return step(a[1], k[1], k[2], k[3], k[4], a[2], a[3], server_time(),
+              num(fn, 'lease_s', a[4]), num(fn, 'run length', a[5]))
 end)
 
 -- done: the receiver took the events; returns the survey's next step for its holder.
@@ -123,10 +147,13 @@ end)
 -- first seq, last seq, lease_s, how many backed-off surveys to make due now (the caller
 -- says so when this success follows failures), run length, then the events.
 redis.register_function('minyi_wh_done', function(k, a)
+  local fn = 'minyi_wh_done'
+  need(fn, a, 9)
   local due, delivered, retry, stats, leases = k[1], k[2], k[3], k[4], k[5]
   local endpoint, sp, sid, token = a[1], a[2], a[3], a[4]
-  local first, last = tonumber(a[5]), tonumber(a[6])
-  local lease_s, wake, n = tonumber(a[7]), tonumber(a[8]), tonumber(a[9])
+  local first, last = num(fn, 'first seq', a[5]), num(fn, 'last seq', a[6])
+  local lease_s, wake = num(fn, 'lease_s', a[7]), num(fn, 'wake', a[8])
+  local n = num(fn, 'run length', a[9])
   local t = server_time()
   -- recorded even if our lease was lost meanwhile: the receiver has the events
   local wait = WEBHOOK_WAIT(endpoint, sid)
@@ -135,8 +162,8 @@ redis.register_function('minyi_wh_done', function(k, a)
   if removed > 0 then redis.call('HINCRBY', stats, sp .. 'queued', -removed) end
   redis.call('HINCRBY', stats, sp .. 'delivered', #a - 9)
   advance(delivered, sid, last)
-  local r = redis.call('HGET', retry, sid)
-  if r and tonumber(cjson.decode(r).seq) == first then redis.call('HDEL', retry, sid) end
+  local r = retry_state(retry, sid)
+  if r and tonumber(r.seq) == first then redis.call('HDEL', retry, sid) end
   -- the receiver is back (the caller saw failures before): surveys sleeping in a long
   -- backoff may try now. Scores beyond two leases are backoffs, not leases, so nobody's
   -- claim is stolen.
@@ -149,22 +176,28 @@ redis.register_function('minyi_wh_done', function(k, a)
 end)
 
 -- fail: a failed attempt of a survey's head event: back off, or dead-letter it after
--- max_age.
--- KEYS: due, delivered, retry, stats, dead, leases. ARGV: endpoint, stats prefix, sid,
--- token, head event, its seq, error, backoff delay, max age, lease_s, run length.
--- Returns {'retry', attempts} | {'lost', attempts} | {'dead', attempts, step}.
+-- max_age and park the survey: its later events wait behind the dead letter (the feed
+-- is ordered per survey) until `minyi webhooks replay` puts it back in front of them.
+-- KEYS: due, delivered, retry, stats, dead, leases, parked. ARGV: endpoint, stats
+-- prefix, sid, token, head event, its seq, error, backoff delay, max age, lease_s, run
+-- length.
+-- Returns {'retry', attempts} | {'lost', attempts} | {'dead', attempts, {'parked'}}.
 redis.register_function('minyi_wh_fail', function(k, a)
+  local fn = 'minyi_wh_fail'
+  need(fn, a, 11)
   local due, delivered, retry, stats, dead, leases = k[1], k[2], k[3], k[4], k[5], k[6]
+  local parked = k[7]
   local endpoint, sp, sid, token, member, err = a[1], a[2], a[3], a[4], a[5], a[7]
-  local seq, delay, max_age = tonumber(a[6]), tonumber(a[8]), tonumber(a[9])
+  local seq, delay = num(fn, 'seq', a[6]), num(fn, 'delay', a[8])
+  local max_age, lease_s, n = num(fn, 'max_age', a[9]), num(fn, 'lease_s', a[10]),
+    num(fn, 'run length', a[11])
   local t = server_time()
-  redis.call('HINCRBY', stats, sp .. 'failed', 1)
-  local st = nil
-  local r = redis.call('HGET', retry, sid)
-  if r then
-    st = cjson.decode(r)
-    if tonumber(st.seq) ~= seq then st = nil end
+  local st = retry_state(retry, sid)
+  if st and (tonumber(st.seq) ~= seq or tonumber(st.attempts) == nil
+             or tonumber(st.first_failed_at) == nil) then
+    st = nil
   end
+  redis.call('HINCRBY', stats, sp .. 'failed', 1)
   if st == nil then st = {seq = seq, attempts = 0, first_failed_at = t} end
   st.attempts = st.attempts + 1
   st.last_error = err
@@ -175,7 +208,7 @@ redis.register_function('minyi_wh_fail', function(k, a)
     redis.call('HDEL', leases, sid)
     return {'retry', st.attempts}
   end
-  -- failed for max_age: dead-letter it so the survey's later events can move on
+  -- failed for max_age: dead-letter it and park the survey behind it
   if redis.call('ZREM', WEBHOOK_WAIT(endpoint, sid), member) == 1 then
     redis.call('XADD', dead, '*', 'sid', sid, 'seq', a[6], 'event', member, 'error', err,
                'attempts', st.attempts, 'first_failed_at', string.format('%.3f', st.first_failed_at),
@@ -185,25 +218,34 @@ redis.register_function('minyi_wh_fail', function(k, a)
   end
   advance(delivered, sid, seq)
   redis.call('HDEL', retry, sid)
-  return {'dead', st.attempts,
-          step(endpoint, due, delivered, retry, leases, sid, token, t, tonumber(a[10]),
-               tonumber(a[11]))}
+  redis.call('HSET', parked, sid, seq)
+  local holder = redis.call('HGET', leases, sid)
+  if not holder or holder == token then
+    redis.call('ZREM', due, sid)
+    redis.call('HDEL', leases, sid)
+  end
+  return {'dead', st.attempts, {'parked'}}
 end)
 
 -- release: give a held survey back, due in delay seconds.
 -- KEYS: due, leases. ARGV: sid, token, delay. Returns 1, or 0 if no longer ours.
 redis.register_function('minyi_wh_release', function(k, a)
+  need('minyi_wh_release', a, 3)
   local due, leases = k[1], k[2]
+  local delay = num('minyi_wh_release', 'delay', a[3])
   if not holds(leases, a[1], a[2]) then return 0 end
-  redis.call('ZADD', due, server_time() + tonumber(a[3]), a[1])
+  redis.call('ZADD', due, server_time() + delay, a[1])
   redis.call('HDEL', leases, a[1])
   return 1
 end)
 
--- replay: move each still-present, well-formed dead letter back into its survey's queue.
--- KEYS: dead, due, stats. ARGV: endpoint, stats prefix, dead-letter ids.
+-- replay: move each still-present, well-formed dead letter back into its survey's queue,
+-- in front of the events parked behind it (the wait zset orders by seq), and unpark
+-- the survey: it is delivered again in order.
+-- KEYS: dead, due, stats, parked. ARGV: endpoint, stats prefix, dead-letter ids.
 redis.register_function('minyi_wh_replay', function(k, a)
-  local dead, due, stats = k[1], k[2], k[3]
+  need('minyi_wh_replay', a, 2)
+  local dead, due, stats, parked = k[1], k[2], k[3], k[4]
   local endpoint, sp = a[1], a[2]
   local t = server_time()
   local n, queued = 0, 0
@@ -216,6 +258,7 @@ redis.register_function('minyi_wh_replay', function(k, a)
         queued = queued + redis.call('ZADD', WEBHOOK_WAIT(endpoint, d.sid), tonumber(d.seq),
                                      d.event)
         redis.call('ZADD', due, 'NX', t, d.sid)
+        redis.call('HDEL', parked, d.sid)
         redis.call('XDEL', dead, a[i])
         n = n + 1
       end
@@ -231,19 +274,22 @@ end)
 -- prune: forget the high-water marks of surveys whose record has expired (the store
 -- keeps a survey for its retention period) and that have nothing queued: without this
 -- the delivered hash would grow by one field per survey forever.
--- KEYS: delivered, due, retry. ARGV: endpoint, HSCAN cursor, count.
+-- A parked survey keeps its mark (its dead letter may yet be replayed).
+-- KEYS: delivered, due, retry, parked. ARGV: endpoint, HSCAN cursor, count.
 -- Returns {cursor, pruned}.
 redis.register_function('minyi_wh_prune', function(k, a)
-  local delivered, due, retry = k[1], k[2], k[3]
+  need('minyi_wh_prune', a, 3)
+  local delivered, due, retry, parked = k[1], k[2], k[3], k[4]
   local endpoint = a[1]
-  local scan = redis.call('HSCAN', delivered, a[2], 'COUNT', tonumber(a[3]))
+  local scan = redis.call('HSCAN', delivered, a[2], 'COUNT', num('minyi_wh_prune', 'count', a[3]))
   local pruned = 0
   local fields = scan[2]
   for i = 1, #fields, 2 do
     local sid = fields[i]
     if redis.call('EXISTS', SURVEY(sid)) == 0
        and redis.call('EXISTS', WEBHOOK_WAIT(endpoint, sid)) == 0
-       and not redis.call('ZSCORE', due, sid) and redis.call('HEXISTS', retry, sid) == 0 then
+       and not redis.call('ZSCORE', due, sid) and redis.call('HEXISTS', retry, sid) == 0
+       and redis.call('HEXISTS', parked, sid) == 0 then
       pruned = pruned + redis.call('HDEL', delivered, sid)
     end
   end
