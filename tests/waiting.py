@@ -34,6 +34,8 @@ async def eventually(
 ) -> T:
     """Re-check ``check`` (a plain or an async function) until it returns something
     true, and return that; raise AssertionError naming ``what`` after ``within_s``."""
+    if not isinstance(what, str):  # eventually(check, 30) would wait the default and say "30"
+        raise TypeError(f"eventually(): what must name the condition, got {what!r}")
     deadline = time.monotonic() + within_s
     while True:
         result = check()
