@@ -9,13 +9,13 @@ import time
 
 import pytest
 
+from devstack.localstack import free_port
 from gateway.config import parse_settings
 from gateway.store import keys
 from gateway.store.surveys import Store
 from sms.inbound import Inbound, store_pdu
 from sms.smpp.codec import encode
 from smsc.messages import receipt
-from tests.conftest import free_port
 from tests.integration.sms_harness import SOURCE_ADDR, config
 from tests.waiting import eventually
 

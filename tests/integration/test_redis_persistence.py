@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from devstack.localstack import free_port
 from gateway.startup import check_redis_persistence
-from tests.conftest import RedisServer, free_port
 from tests.integration.sms_harness import running_loop
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 

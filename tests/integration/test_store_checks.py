@@ -16,7 +16,7 @@ from gateway.store import keys
 from gateway.store.library import library_source
 from gateway.store.surveys import Store
 from sms.dlr import parse_receipt, stored_form
-from tests.conftest import RedisServer
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")
