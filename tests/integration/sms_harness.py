@@ -8,7 +8,9 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -209,3 +211,13 @@ async def running_loop(
                 await loop.stop_service()
             await receiver.close()
             await smsc.stop()
+
+
+def widest_recent_date() -> str:
+    """The latest past day whose month and day both have two digits ("11月30日"): the
+    API takes only the last year's dates, and a shorter date ("1月2日") would let the
+    long text fit in one part fewer."""
+    day = datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(days=1)
+    while day.month < 10 or day.day < 10:
+        day -= timedelta(days=1)
+    return day.replace(hour=10, minute=5, second=0, microsecond=0).isoformat()

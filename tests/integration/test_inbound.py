@@ -62,8 +62,8 @@ async def test_a_receipt_the_store_refuses_is_kept_with_its_reason_and_the_rest_
     stop = asyncio.Event()
     task = asyncio.create_task(inbound.run(stop))
     try:
-        await eventually(lambda: inbound.counts.get("receipt_final", within_s=0) == 4)
-        await eventually(lambda: inbound.counts.get("unhandled", within_s=0) == 1)
+        await eventually(lambda: inbound.counts.get("receipt_final", 0) == 4)
+        await eventually(lambda: inbound.counts.get("unhandled", 0) == 1)
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)

@@ -17,6 +17,7 @@ from tests.integration.sms_harness import (
     SOURCE_ADDR,
     running_loop,
     survey,
+    widest_recent_date,
 )
 from tests.peers.npm_smsc import NpmSmsc
 from tests.servers import RedisServer
@@ -145,7 +146,7 @@ async def test_long_replies_in_parts_are_put_together(
 
 async def test_a_long_survey_sms_reaches_it_in_parts(clean_redis: RedisServer) -> None:
     async with running_loop(clean_redis.url, free_port(), smsc=peer()) as loop:
-        await loop.post(survey(3, "13900000003", template="long"))
+        await loop.post(survey(3, "13900000003", template="long", occurred_at=widest_recent_date()))
         await eventually(lambda: "survey.delivered" in loop.types("S3"))
         parts = [s for s in loop.smsc.submits if s.dest == "13900000003"]
         assert len(parts) >= 3 and all(p.data_coding == 8 for p in parts)

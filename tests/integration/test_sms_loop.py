@@ -3,7 +3,6 @@ reply → webhook feed."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +17,7 @@ from tests.integration.sms_harness import (
     TOKEN,
     running_loop,
     survey,
+    widest_recent_date,
 )
 from tests.peers.npm_smsc import NpmSmsc
 from tests.servers import RedisServer
@@ -72,16 +72,6 @@ async def test_happy_path_satisfied_and_unsatisfied(clean_redis: RedisServer, ce
         status, body = await loop.get("S2")
         assert status == 200 and body["state"] == "callback_pending"
         assert [e["seq"] for e in body["events"]] == loop.receiver.seqs("S2")
-
-
-def widest_recent_date() -> str:
-    """The latest past day whose month and day both have two digits ("11月30日"): the
-    API takes only the last year's dates, and a shorter date ("1月2日") would let the
-    long text fit in one part fewer."""
-    day = datetime.now(TZ) - timedelta(days=1)
-    while day.month < 10 or day.day < 10:
-        day -= timedelta(days=1)
-    return day.replace(hour=10, minute=5, second=0, microsecond=0).isoformat()
 
 
 async def test_long_chinese_sms_is_concatenated(clean_redis: RedisServer) -> None:
