@@ -14,7 +14,10 @@ from sms.understand.cli import main
 from sms.understand.rules import DEFAULT_RULES_PATH
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-KEYS = ["rating", "reasons", "praise", "opt_out", "explanation", "hint", "text"]
+KEYS = [
+    "rating", "reasons", "praise", "opt_out", "explanation", "hint", "text",
+    "confidence", "cues", "correction", "clarify",
+]  # fmt: skip
 
 
 def test_readable_output(capsys: pytest.CaptureFixture[str]) -> None:
