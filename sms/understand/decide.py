@@ -91,8 +91,8 @@ def decide(found: Scan) -> Decision:
             d.notes.append("no rating word, digit or known phrase")
         return _unknown(d, _unknown_confidence(found, d))
     asking = found.asks is not None or found.questioning
-    if (found.non_answer_hints or asking) and _only_politeness(signals):
-        d.notes.append("non-answer or question with only polite words → unknown")
+    if (found.non_answer_hints or asking or found.opt_out) and _only_politeness(signals):
+        d.notes.append("non-answer, question or opt-out with only polite words → unknown")
         return _unknown(d, _unknown_confidence(found, d))
     if min(s.tier for s in signals) == TIER_PHRASE:
         d.doubt(Confidence.LIKELY)  # phrases alone: no digit, rating or opinion word
@@ -161,6 +161,8 @@ def _weigh(signals: list[Signal], boundaries: list[Boundary], d: Decision) -> Ra
     top = max(seg for s, seg in placed if s.tier == tier)
     deciding = [s for s, seg in placed if s.tier == tier and seg == top]
     rating = _combine(deciding, d)
+    if rating is Rating.UNSATISFIED and any(s.rating is not rating for s in deciding):
+        rating = _beside(deciding, d)
     if any(s.rating is not rating and seg < top for s, seg in placed):
         boundary = boundaries[top - 1]
         notes.append(f"{boundary.word!r}: the later clause decides")
@@ -179,12 +181,9 @@ def _weigh(signals: list[Signal], boundaries: list[Boundary], d: Decision) -> Ra
         tail_signals = [s for s in tail if s.tier == tail_tier]
         tail_rating = _combine(tail_signals, d)
         later = any(b.later for b in boundaries[top:last])
-        overall = all(s.overall for s in deciding)
         complaints = [s for s in tail_signals if s.rating is Rating.UNSATISFIED]
-        small = _small(complaints, deciding)
-        rating = _before_tail(
-            rating, tail_rating, later=later, overall=overall, small=small, notes=notes
-        )
+        small = _small(complaints, [s for s, seg in placed if seg == top])
+        rating = _before_tail(rating, tail_rating, later=later, small=small, notes=notes)
         if later or rating is Rating.UNSATISFIED:
             return rating
     return _asymmetric(rating, placed, boundaries, top, d)
@@ -226,10 +225,36 @@ def _asymmetric(
     return rating
 
 
+def _beside(deciding: list[Signal], d: Decision) -> Rating:
+    """Praise and complaint of one strength in one clause: unsatisfied (sarcasm, or a
+    complaint that praise of manners cannot outweigh) unless every complaint is a small
+    one (「民警尽力了，虽然钱没追回」「结果还行，过程太折腾」)."""
+    complaints = [s for s in deciding if s.rating is Rating.UNSATISFIED]
+    praise = [s for s in deciding if s.rating is not Rating.UNSATISFIED]
+    softened = all(s.softened for s in complaints)
+    sarcastic = any(s.overall and not s.courtesy for s in praise)
+    small = not sarcastic and _small(complaints, praise)
+    if small or (softened and not _denied(complaints, praise)):
+        d.notes.append("only small complaints beside the praise → basically_satisfied")
+        d.cues.append(cues.COMPLAINT_BESIDE_PRAISE)
+        return Rating.BASICALLY_SATISFIED
+    return Rating.UNSATISFIED
+
+
+def _denied(complaints: list[Signal], praise: list[Signal]) -> bool:
+    """A complaint about the very thing praised (及时 and 第二天才到)."""
+    denied = {
+        p.reason for p in praise if p.reason is not None and p.rating is not Rating.UNSATISFIED
+    }
+    return any(c.reason in denied for c in complaints)
+
+
 def _small(complaints: list[Signal], praise: list[Signal]) -> bool:
     """Complaints a satisfied citizen may add beside this praise: each said as a small
     one (有点, 了点), or of a small kind (出警慢, 跑多次) beside praise of the work or of
     the whole — not beside praise of manners only (「态度很好，但是出警太慢」)."""
+    if _denied(complaints, praise):
+        return False  # 「真及时，小偷早跑没影了」: praise and complaint of one thing
     of_the_work = any(not p.courtesy for p in praise if p.rating is not Rating.UNSATISFIED)
     return all(c.softened or (c.mild and of_the_work) for c in complaints)
 
@@ -272,7 +297,7 @@ def _after_complaint(
 
 
 def _before_tail(
-    rating: Rating, tail: Rating, *, later: bool, overall: bool, small: bool, notes: list[str]
+    rating: Rating, tail: Rating, *, later: bool, small: bool, notes: list[str]
 ) -> Rating:
     """The deciding segment's rating, given a weaker signal in a segment after it."""
     if later:
@@ -280,14 +305,10 @@ def _before_tail(
             notes.append(f"later in time: {tail} overrules {rating}")
         return tail
     # A contrast never lifts a rating: kind words after a complaint do not undo it. A
-    # complaint after it outweighs a judgment of one aspect (「态度很好，但是出警太慢」),
-    # lowers an overall satisfied one step when it is a small one (「满意，但是出警慢」)
-    # and turns it unsatisfied when it is not (「满意，但是到现在没人管」).
+    # small complaint after it lowers satisfied one step (「满意，但是出警慢」); any other
+    # outweighs the praise (「态度很好，但是出警太慢」「满意，但是到现在没人管」).
     if tail is not Rating.UNSATISFIED or rating is Rating.UNSATISFIED:
         return rating
-    if not overall:
-        notes.append("a complaint after the contrast outweighs a judgment of one aspect")
-        return Rating.UNSATISFIED
     if not small:
         notes.append("a complaint after the contrast that is not a small one → unsatisfied")
         return Rating.UNSATISFIED

@@ -33,6 +33,9 @@ class Signal(NamedTuple):
     mild: bool = False
     softened: bool = False  # said with 有点/稍微/了点, or a hedged negation
     courtesy: bool = False  # praise of manners (热情, 辛苦了, 谢谢), not of the work
+    # What it is about: a complaint's reason, or the reason praise denies (及时 →
+    # slow_response); 「真及时，小偷早跑没影了」 says both of one thing: sarcasm.
+    reason: str | None = None
 
 
 class Boundary(NamedTuple):

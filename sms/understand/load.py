@@ -80,14 +80,30 @@ def _load_reasons(root: Table, b: _Builder) -> dict[str, str]:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", reason_id):
             raise reasons.fail(reason_id, "reason ids are lower-case ASCII (a-z, 0-9, _)")
         t = reasons.table(reason_id)
-        t.only("label", "mild", "phrases", "patterns", "mild_phrases", "mild_patterns")
+        t.only(
+            "label", "mild", "about_police", "phrases", "patterns", "mild_phrases", "mild_patterns"
+        )
         labels[reason_id] = t.string("label")
-        mild = t.flag("mild")
-        entry = Entry(Kind.COMPLAINT, t.where, Rating.UNSATISFIED, reason=reason_id, mild=mild)
+        police = t.flag("about_police")
+        entry = Entry(
+            Kind.COMPLAINT,
+            t.where,
+            Rating.UNSATISFIED,
+            reason=reason_id,
+            mild=t.flag("mild"),
+            about_police=police,
+        )
         b.add_words(t, "phrases", entry, required=False)
         b.add_patterns(t, "patterns", entry)
         # A small complaint of a reason that is not small as a whole: 「希望…加强巡逻」.
-        small = Entry(Kind.COMPLAINT, t.where, Rating.UNSATISFIED, reason=reason_id, mild=True)
+        small = Entry(
+            Kind.COMPLAINT,
+            t.where,
+            Rating.UNSATISFIED,
+            reason=reason_id,
+            mild=True,
+            about_police=police,
+        )
         b.add_words(t, "mild_phrases", small, required=False)
         b.add_patterns(t, "mild_patterns", small)
     if not labels:
@@ -238,6 +254,13 @@ def _load_modifiers(root: Table) -> tuple[dict[str, Mod], re.Pattern[str], froze
     return modifiers, re.compile("|".join(branches)), first
 
 
+def _undecided_words(words: Mapping[str, Entry]) -> re.Pattern[str]:
+    """「满意还是不满意」「基本满意或者不满意」: two of the scheme's own words as a choice."""
+    rating = [w for w, e in words.items() if e.kind is Kind.RATING and len(w) <= 3]
+    word = f"(?:基本)?(?:{_alternation(tuple(rating))})" if rating else "(?!)"
+    return re.compile(f"({word})(?:还是|或者|或是|或)({word})")
+
+
 def parse_rules(data: Mapping[str, object], source: str) -> Rules:
     """Check and compile rules already read from TOML; `source` names them in errors."""
     root = Table(dict(data), "", source)
@@ -276,6 +299,7 @@ def parse_rules(data: Mapping[str, object], source: str) -> Rules:
         modifiers_reversed=re.compile(trie_regex(word[::-1] for word in modifiers)),
         modifier_last_chars=frozenset(word[-1] for word in modifiers),
         softeners=tuple(w for w, mod in modifiers.items() if mod is Mod.SOFTENER),
+        police_words=tuple(w for w, e in b.words.items() if e.party == "police"),
         ending=ending,
         ending_first_chars=ending_first,
         units_after=digit_rules.strings("units_after"),
@@ -298,6 +322,7 @@ def parse_rules(data: Mapping[str, object], source: str) -> Rules:
         undecided=re.compile(
             f"([{scheme_digits}])\\s*(?:还是|或者|或是|或|or)\\s*选?([{scheme_digits}])"
         ),
+        undecided_words=_undecided_words(b.words),
         earlier_reply=earlier_reply,
         homophones=load_homophones(root, tuple(numeral_digits)),
     )

@@ -96,6 +96,7 @@ class Entry:
     praise: bool = False  # an aspect whose positive judgment is praise
     hint: str | None = None
     mild: bool = False  # a complaint a satisfied citizen may add (出警慢, 希望…): see decide
+    about_police: bool = False  # a complaint about the police whoever else is named
     # Praise of manners rather than of the work (热情, 辛苦了, 谢谢): it does not outweigh
     # a complaint about the work.
     courtesy: bool = False
@@ -119,6 +120,7 @@ class Rules:
     modifiers_reversed: re.Pattern[str]
     modifier_last_chars: frozenset[str]  # a modifier can only end with one of these
     softeners: tuple[str, ...]  # the softener modifiers, also looked for inside a complaint
+    police_words: tuple[str, ...]  # party = "police" words: 「比你们来得还勤」 names 你们
     # Right after a word: group "sarcasm" (满意个屁), group "negated" (满意是不可能的,
     # 满意不起来), group "hedged" (不满意谈不上) or group "question" (满意吗, 找到了没有).
     ending: re.Pattern[str]
@@ -141,8 +143,9 @@ class Rules:
     opt_out_question: re.Pattern[str]
     ack_whole: frozenset[str]
     ack_hint: str
-    # 「1还是2呢」「一或者二」: a choice not made.
+    # 「1还是2呢」「一或者二」「满意还是不满意」: a choice not made (groups 1 and 2).
     undecided: re.Pattern[str]
+    undecided_words: re.Pattern[str]
     # Words that point at an earlier reply (刚才按错了, 上条, 更正).
     earlier_reply: re.Pattern[str]
     homophones: Homophones | None  # None: the rules file lists no homophone targets

@@ -93,6 +93,7 @@ class _Reader:
         "core",
         "covered",
         "last_clears_end",
+        "last_rating_end",
         "last_signal_end",
         "norm",
         "out",
@@ -113,6 +114,7 @@ class _Reader:
         self.parties: list[tuple[int, int, str]] = []  # (start, clause, party)
         self.covered = covered
         self.last_signal_end = 0
+        self.last_rating_end = -2  # end of the last rating word (「满意，不对，…」)
         self.consumed = 0  # end of a negation read after a word (「是不可能的」)
         self.last_clears_end = -1  # end of the last 「不是对你们」
         # Start of a last clause opened by 虽然: its complaints are conceded (small).
@@ -133,7 +135,7 @@ class _Reader:
             self.out.notes.sort(key=_position)
         if len(self.out.signals) > 1:
             self.lone_answers()
-        m = self.rules.undecided.search(self.norm)
+        m = self.rules.undecided.search(self.norm) or self.rules.undecided_words.search(self.norm)
         if m is not None:
             self.out.undecided = f"{m.group(1)} and {m.group(2)}"
             self.note(m.start(), f"{m.group()!r} asks which: no choice made")
@@ -213,6 +215,9 @@ class _Reader:
         if not self.parties:
             return None
         clause = self.clause(start)
+        span = self.norm[start:end]
+        if any(word in span for word in self.rules.police_words):
+            return "police"  # 「小偷比你们来得还勤」 is about 你们
         before = [party for pos, c, party in self.parties if c == clause and pos <= start]
         if before:
             return before[-1]
@@ -232,11 +237,19 @@ class _Reader:
         return True
 
     def complaint_signal(
-        self, start: int, end: int, mild: bool, softened: bool, tier: int = TIER_PHRASE
+        self,
+        start: int,
+        end: int,
+        mild: bool,
+        softened: bool,
+        tier: int = TIER_PHRASE,
+        reason: str | None = None,
     ) -> None:
         softened = softened or start >= self.conceded
+        rating = Rating.UNSATISFIED
+        small = mild or softened
         self.out.signals.append(
-            Signal(start, tier, Rating.UNSATISFIED, False, None, mild or softened, softened)
+            Signal(start, tier, rating, False, None, small, softened, reason=reason)
         )
         self.last_signal_end = end
 
@@ -244,8 +257,7 @@ class _Reader:
         """「有点慢」「慢了点」「时间有点长」: a complaint said as a small one."""
         if Mod.SOFTENER in mods.kinds or self.norm.startswith(_SOFT_AFTER, end):
             return True
-        span = self.norm[start:end]
-        return any(w in span for w in self.rules.softeners)
+        return _softened_inside(self.norm[start:end], self.rules.softeners)
 
     # -- handlers, one per kind of word --------------------------------------------------
 
@@ -272,6 +284,8 @@ class _Reader:
                 self.note(start, f"{span!r} is what the citizen says they are not: not counted")
                 return
         self.out.cue(cues.RATING_WORD if entry.kind is Kind.RATING else cues.OPINION)
+        if entry.kind is Kind.RATING:
+            self.last_rating_end = end
         tier = _TIERS[entry.kind]
         if rating is Rating.UNSATISFIED:
             softened = mods.hedged or Mod.SOFTENER in mods.kinds
@@ -316,7 +330,7 @@ class _Reader:
             self.signal(start, end, TIER_PHRASE, Rating.SATISFIED, False)
             return
         assert entry.reason is not None
-        if self.other_party(start, end, span, judgment=False):
+        if not entry.about_police and self.other_party(start, end, span, judgment=False):
             # The reason still stands if the reply is unsatisfied: 「对方还没赔钱，你们也不催」.
             self.out.other_reasons.append(entry.reason)
             return
@@ -325,7 +339,7 @@ class _Reader:
         small = ", a small one" if softened or entry.mild or start >= self.conceded else ""
         self.note(start, f"{span!r} → unsatisfied (complaint: {entry.reason}{small})")
         self.out.cue(cues.COMPLAINT)
-        self.complaint_signal(start, end, entry.mild, softened)
+        self.complaint_signal(start, end, entry.mild, softened, reason=entry.reason)
 
     def praise(self, entry: Entry, start: int, end: int) -> None:
         mods = self.modifiers(start)
@@ -349,14 +363,17 @@ class _Reader:
             if entry.reason:
                 self.out.reasons.append(entry.reason)
             softened = mods.hedged or Mod.SOFTENER in mods.kinds
-            self.complaint_signal(start, end, entry.reason == "slow_response", softened)
+            mild = entry.reason == "slow_response"
+            self.complaint_signal(start, end, mild, softened, reason=entry.reason)
             return
         if entry.kind is Kind.PRAISE:
             self.out.praise_words.append(word)
         rating = Rating.BASICALLY_SATISFIED if mods.basic else Rating.SATISFIED
         self.note(start, f"{self.norm[mods.start : end]!r} → {rating} ({what})")
         self.out.cue(cues.PRAISE)
-        self.out.signals.append(Signal(start, TIER_PHRASE, rating, False, courtesy=entry.courtesy))
+        self.out.signals.append(
+            Signal(start, TIER_PHRASE, rating, False, courtesy=entry.courtesy, reason=entry.reason)
+        )
         self.last_signal_end = end
 
     def clears(self, entry: Entry, start: int, end: int) -> None:
@@ -401,7 +418,7 @@ class _Reader:
         if entry.kind is Kind.CORRECTION_START:
             # 「3，不对，2」「2不对1」 but not 「处理得不对」.
             before = self.norm[clause_start:start].strip()
-            if before and not before[-1].isdigit() and self.last_signal_end < start - 1:
+            if before and not before[-1].isdigit() and self.last_rating_end < start - 1:
                 return
         if entry.kind in (Kind.CORRECTION, Kind.CORRECTION_START):
             self.out.boundaries.append(Boundary(start, True, word, cues.SELF_CORRECTION))
@@ -441,6 +458,15 @@ class _Reader:
 
 def _position(note: tuple[int, str]) -> int:
     return note[0]
+
+
+def _softened_inside(span: str, softeners: tuple[str, ...]) -> bool:
+    """「时间有点长」: a softener inside a complaint; but 「一点没办」 is emphasis."""
+    for word in softeners:
+        at = span.find(word)
+        if at >= 0 and span[at + len(word) : at + len(word) + 1] not in ("没", "不", "都", "也"):
+            return True
+    return False
 
 
 def _neutral(reader: _Reader, entry: Entry, start: int, end: int) -> None:
