@@ -38,7 +38,7 @@ MAX_CUES: Final = 20
 MAX_PRAISE_WORDS: Final = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: half the cost of building one per reply
 class Understanding:
     """What one reply says, and why it was read that way."""
 
@@ -114,30 +114,33 @@ def understand(text: str, rules: Rules | None = None) -> Understanding:
     hint = None
     if rating is Rating.UNKNOWN:
         hint = decision.hint or _hint(found)
+    cues = found.cues + decision.cues if decision.cues else found.cues
+    # Positional arguments: one Understanding per reply, and keywords cost time.
     return Understanding(
-        rating=rating,
-        reasons=reasons,
-        praise=bool(praise_words),
-        praise_words=praise_words,
-        opt_out=bool(found.opt_out),
-        explanation=_bounded([note for _, note in found.notes], decision.notes),
-        hint=hint,
-        text=text,
-        confidence=decision.confidence,
-        cues=tuple(dict.fromkeys(found.cues + decision.cues))[:MAX_CUES],
-        correction=decision.correction,
-        acknowledgement=found.acknowledgement is not None,
+        rating,
+        reasons,
+        bool(praise_words),
+        praise_words,
+        bool(found.opt_out),
+        _bounded(found.notes, decision.notes),
+        hint,
+        text,
+        decision.confidence,
+        tuple(dict.fromkeys(cues))[:MAX_CUES] if len(cues) > 1 else tuple(cues),
+        decision.correction,
+        found.acknowledgement is not None,
     )
 
 
-def _bounded(found: list[str], decision: list[str]) -> tuple[str, ...]:
+def _bounded(found: list[tuple[int, str]], decision: list[str]) -> tuple[str, ...]:
     """At most MAX_EXPLANATION steps: the decision's steps are kept, the findings are
     cut with a last line that says how many were left out."""
     if len(found) + len(decision) <= MAX_EXPLANATION:
-        return tuple(found + decision)
+        return tuple([note for _, note in found] + decision)
     room = max(0, MAX_EXPLANATION - len(decision[: MAX_EXPLANATION - 1]) - 1)
     left = len(found) - room
-    return tuple([*found[:room], f"… {left} more findings", *decision][:MAX_EXPLANATION])
+    kept = [note for _, note in found[:room]]
+    return tuple([*kept, f"… {left} more findings", *decision][:MAX_EXPLANATION])
 
 
 def _hint(found: Scan) -> str:

@@ -32,7 +32,6 @@ In order:
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
 
 from sms.understand import cues
 from sms.understand.findings import TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
@@ -55,16 +54,19 @@ _WEIGHING = frozenset(
 )
 
 
-@dataclass
 class Decision:
     """The rating, how sure, and the steps that explain it."""
 
-    rating: Rating = Rating.UNKNOWN
-    confidence: Confidence = Confidence.CERTAIN
-    notes: list[str] = field(default_factory=list)
-    cues: list[str] = field(default_factory=list)
-    correction: bool = False  # the reply corrects an earlier reply
-    hint: str | None = None  # why it is unknown, when the scan alone cannot say
+    # A plain slotted class: one is made per reply (see findings.Scan).
+    __slots__ = ("confidence", "correction", "cues", "hint", "notes", "rating")
+
+    def __init__(self, correction: bool = False) -> None:
+        self.rating = Rating.UNKNOWN
+        self.confidence = Confidence.CERTAIN
+        self.notes: list[str] = []
+        self.cues: list[str] = []
+        self.correction = correction  # the reply corrects an earlier reply
+        self.hint: str | None = None  # why it is unknown, when the scan alone cannot say
 
     def doubt(self, confidence: Confidence) -> None:
         """Lower the confidence to `confidence` (never raise it)."""
@@ -78,14 +80,18 @@ _RANK = {Confidence.CERTAIN: 0, Confidence.LIKELY: 1, Confidence.UNCLEAR: 2}
 def decide(found: Scan) -> Decision:
     """The rating from the scanned signals, with its confidence and explanation."""
     d = Decision(correction=found.earlier_reply)
+    signals = found.signals
+    if len(signals) == 1 and not (found.boundaries or found.undecided or found.earlier_reply):
+        return _one(found, signals[0], d)  # the common case: 「3」「满意」「太慢了」
     if found.earlier_reply:
         d.cues.append(cues.CORRECTION)
-    if any(c in _WEIGHING for c in found.cues):
+    if not _WEIGHING.isdisjoint(found.cues):
         d.doubt(Confidence.LIKELY)
     signals, boundaries = _after_corrections(found, d)
     if d.hint is not None:
         return _unknown(d, Confidence.UNCLEAR)
-    signals = _without_conflicting_digits(found, signals, d)
+    if found.digit_votes > 1:
+        signals = _without_conflicting_digits(found, signals, d)
     if not signals:
         if not found.notes:
             d.notes.append("no rating word, digit or known phrase")
@@ -97,6 +103,19 @@ def decide(found: Scan) -> Decision:
     if min(s.tier for s in signals) == TIER_PHRASE:
         d.doubt(Confidence.LIKELY)  # phrases alone: no digit, rating or opinion word
     d.rating = _weigh(signals, boundaries, d)
+    return d
+
+
+def _one(found: Scan, signal: Signal, d: Decision) -> Decision:
+    """A reply with one signal and nothing to weigh: what `decide` would give, fast."""
+    asking = found.asks is not None or found.questioning
+    polite = signal.tier != TIER_RATING and signal.rating is not Rating.UNSATISFIED
+    if (found.non_answer_hints or asking or found.opt_out) and polite:
+        d.notes.append("non-answer, question or opt-out with only polite words → unknown")
+        return _unknown(d, _unknown_confidence(found, d))
+    if signal.tier == TIER_PHRASE or not _WEIGHING.isdisjoint(found.cues):
+        d.confidence = Confidence.LIKELY
+    d.rating = signal.rating
     return d
 
 
@@ -121,7 +140,7 @@ def _after_corrections(found: Scan, d: Decision) -> tuple[list[Signal], list[Bou
     """The signals and boundaries after the last self-correction that is followed by an
     answer; sets `d.hint` when the reply takes an answer back and gives none."""
     signals, boundaries = found.signals, found.boundaries
-    corrections = [b for b in boundaries if b.kind == cues.SELF_CORRECTION]
+    corrections = [b for b in boundaries if b.kind == cues.SELF_CORRECTION] if boundaries else []
     if not corrections:
         if found.undecided is not None:
             d.hint = f"undecided between {found.undecided}: ask which one"

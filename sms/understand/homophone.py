@@ -20,9 +20,11 @@ when all of these hold:
 
 from __future__ import annotations
 
+import importlib.util
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 # Tone marks off, and ü read as u, as keyboards type it (v or u).
@@ -42,22 +44,64 @@ class Correction:
     target: str
 
 
+# Each syllable of a target word gets one code point from plane 15's private use area
+# (never typed in an SMS), so a span is spelled in syllables by one str.translate and
+# compared with a target's spelling. Candidate spans are found through their pairs of
+# neighbouring characters, one of them the target's own: a dict lookup per character.
+_FIRST_CODE: Final = 0xF0000
+
+
 @dataclass(frozen=True, eq=False)
 class Homophones:
     """Compiled sound-alike spans of the target words."""
 
-    targets: tuple[str, ...]  # group i of `candidates` is targets[i]
-    candidates: re.Pattern[str]
+    sounds: Mapping[int, str]  # str.translate table: character → its syllable's code
+    spelled: Mapping[str, str]  # a target spelled in codes → the target
+    # Two neighbouring characters of a possible typo, one of them the target's own
+    # (「满衣」「馒意」「不瞒」) → (target, where the pair starts in it), longer targets first.
+    pairs: Mapping[str, tuple[tuple[str, int], ...]]
+    firsts: frozenset[str]  # the first characters of `pairs`
     ignore: re.Pattern[str] | None
     numerals: frozenset[str]
 
     def find(self, norm: str, core: str, known: Iterable[tuple[int, int]]) -> list[Correction]:
         """The typos in `norm`, left to right; `known` are spans of words already known."""
         found: list[Correction] = []
-        search = self.candidates.search
-        m = search(norm)
-        if m is None:
-            return found
+        blocked: bytearray | None = None
+        if 1 < len(core) <= 3 and norm.strip() == core and core not in self.targets:
+            target = self.spelled.get(core.translate(self.sounds))  # 「拉级」: the whole reply
+            if target is not None:
+                blocked = self._blocked(norm, known)
+                start = norm.index(core)
+                if self._typo(core, target, core, bytes(blocked[start : start + len(core)])):
+                    return [Correction(start, core, target)]
+        firsts, pairs = self.firsts, self.pairs
+        end = 0  # found typos do not overlap
+        for i in range(len(norm) - 1):
+            if i < end or norm[i] not in firsts:
+                continue
+            for target, offset in pairs.get(norm[i : i + 2], ()):
+                start = i - offset
+                typed = norm[start : start + len(target)]
+                if start < end or typed == target or len(typed) < len(target):
+                    continue
+                if self.spelled.get(typed.translate(self.sounds)) != target:
+                    continue
+                if blocked is None:
+                    blocked = self._blocked(norm, known)
+                if self._typo(typed, target, core, bytes(blocked[start : start + len(target)])):
+                    found.append(Correction(start, typed, target))
+                    end = start + len(target)
+                    break
+        return found
+
+    @property
+    def targets(self) -> frozenset[str]:
+        """The target words."""
+        return frozenset(self.spelled.values())
+
+    def _blocked(self, norm: str, known: Iterable[tuple[int, int]]) -> bytearray:
+        """Characters that belong to a known word of 2+ characters or an ignored word."""
         blocked = bytearray(len(norm))
         for start, end in known:
             if end - start > 1:
@@ -65,15 +109,7 @@ class Homophones:
         if self.ignore is not None:
             for hit in self.ignore.finditer(norm):
                 blocked[hit.start() : hit.end()] = b"\x01" * (hit.end() - hit.start())
-        while m is not None:
-            start, end = m.span()
-            target = self.targets[int((m.lastgroup or "t0")[1:])]
-            if self._typo(norm[start:end], target, core, bytes(blocked[start:end])):
-                found.append(Correction(start, norm[start:end], target))
-                m = search(norm, end)
-            else:
-                m = search(norm, start + 1)
-        return found
+        return blocked
 
     def _typo(self, typed: str, target: str, core: str, blocked: bytes) -> bool:
         if any(blocked):
@@ -89,38 +125,75 @@ def build_homophones(
 ) -> Homophones:
     """Compile the targets with pypinyin's readings of every character it knows.
 
-    Raises ValueError naming a target that pypinyin cannot read.
+    A target character is read with its first (most common) reading. Raises ValueError
+    naming a target that pypinyin cannot read.
     """
-    import pypinyin  # loaded only when a rules file asks for homophones
-    from pypinyin.constants import PINYIN_DICT
-
-    readings_of = []
-    for target in targets:
-        syllables = pypinyin.lazy_pinyin(target, style=pypinyin.Style.NORMAL, errors="ignore")
-        if len(syllables) != len(target):
-            raise ValueError(f"{target!r} has a character without a pinyin reading")
-        readings_of.append([_toneless(s) for s in syllables])
-    wanted = {s for syllables in readings_of for s in syllables}
-    by_syllable: dict[str, set[str]] = {s: set() for s in wanted}
-    for code, readings in PINYIN_DICT.items():
-        for reading in readings.translate(_TONELESS).split(","):
-            if reading in wanted:
-                by_syllable[reading].add(chr(code))
-    branches = []
-    for i, (target, syllables) in enumerate(zip(targets, readings_of, strict=True)):
-        classes = []
-        for ch, syllable in zip(target, syllables, strict=True):
-            sounds = by_syllable[syllable] | {ch}
-            classes.append("[" + "".join(re.escape(c) for c in sorted(sounds)) + "]")
-        branches.append(f"(?P<t{i}>(?!{re.escape(target)}){''.join(classes)})")
+    readings = pinyin_readings()
+    readings_of = [_syllables(target, readings) for target in targets]
+    codes: dict[str, str] = {}
+    for syllables in readings_of:
+        for syllable in syllables:
+            codes.setdefault(syllable, chr(_FIRST_CODE + len(codes)))
+    sounds: dict[int, str] = {}
+    alike: dict[str, set[str]] = {syllable: set() for syllable in codes}
+    for code, known in sorted(readings.items()):
+        for reading in known.translate(_TONELESS).replace("v", "u").split(","):
+            if reading in codes:
+                sounds.setdefault(code, codes[reading])  # a heteronym: its first target sound
+                alike[reading].add(chr(code))
+    spelled: dict[str, str] = {}
+    pairs: dict[str, list[tuple[str, int]]] = {}
     # Longer targets first, so 「不瞒易」 is 不满意 rather than 不 + 满意.
-    order = sorted(range(len(targets)), key=lambda i: -len(targets[i]))
+    for target, syllables in sorted(
+        zip(targets, readings_of, strict=True), key=lambda t: -len(t[0])
+    ):
+        for ch, syllable in zip(target, syllables, strict=True):
+            sounds[ord(ch)] = codes[syllable]  # the target's own characters, whatever else
+            alike[syllable].add(ch)
+        spelled.setdefault("".join(codes[s] for s in syllables), target)
+        for k in range(len(target) - 1):
+            for second in alike[syllables[k + 1]]:
+                pairs.setdefault(target[k] + second, []).append((target, k))
+            for first in alike[syllables[k]]:
+                if first != target[k]:
+                    pairs.setdefault(first + target[k + 1], []).append((target, k))
     return Homophones(
-        targets=targets,
-        candidates=re.compile("|".join(branches[i] for i in order)),
+        sounds=sounds,
+        spelled=spelled,
+        pairs={pair: tuple(hits) for pair, hits in pairs.items()},
+        firsts=frozenset(pair[0] for pair in pairs),
         ignore=re.compile("|".join(map(re.escape, ignore))) if ignore else None,
         numerals=frozenset(numerals),
     )
+
+
+def _syllables(target: str, readings: Mapping[int, str]) -> list[str]:
+    """A target's syllables, each character with its first (most common) reading."""
+    syllables = []
+    for ch in target:
+        known = readings.get(ord(ch))
+        if known is None:
+            raise ValueError(f"{target!r}: {ch!r} has no pinyin reading")
+        syllables.append(_toneless(known.split(",")[0]))
+    return syllables
+
+
+def pinyin_readings() -> Mapping[int, str]:
+    """pypinyin's table of character readings (code point → "mǎn,mèn"), the module
+    `pypinyin.pinyin_dict` loaded on its own: importing the whole package would also load
+    its phrase dictionary, ~50 MB of lists that every garbage collection of the gateway
+    process would then walk. The table ships in the wheel; nothing is fetched."""
+    spec = importlib.util.find_spec("pypinyin")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("pypinyin is not installed: it reads homophones (pip install pypinyin)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "pinyin_dict.py"
+    module_spec = importlib.util.spec_from_file_location("_minyi_pinyin_dict", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ValueError(f"pypinyin has no readings table at {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    table: Mapping[int, str] = module.pinyin_dict
+    return table
 
 
 def _toneless(reading: str) -> str:

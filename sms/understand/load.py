@@ -26,8 +26,10 @@ SUPPORTED_VERSION: Final = 1
 # ending: 「满意了吗」「满意，呵呵」.
 _BETWEEN_ENDING: Final = "了的啊呀哦啦吧,.!。~ "
 # Between a word and a negation after it only particles and a question mark may come:
-# 「满意是不可能的」「不满意？没有的事」, but not 「满意，没关系」.
+# 「满意是不可能的」「不满意？没有的事」, but not 「满意，没关系」; and 「两个字跟你们」
+# (「满意两个字跟你们无缘」).
 _BETWEEN_NEGATED: Final = "了的啊呀?"
+_NEGATED_FILLER: Final = "(?:两个字)?(?:跟|和|与)?(?:你们|我)?"
 _SECTIONS: Final = (
     "version", "scheme", "numerals", "digits", "reasons", "aspects", "words", "emoji",
     "praise", "positive", "clears", "opt_out", "non_answers", "acknowledgements", "markers",
@@ -242,16 +244,23 @@ def _load_modifiers(root: Table) -> tuple[dict[str, Mod], re.Pattern[str], froze
     between, between_negated = "[" + re.escape(_BETWEEN_ENDING) + "]*", f"[{_BETWEEN_NEGATED}]*"
     # 「找到了没有」 asks only when 没有 ends the clause (「找到了没有人管」 does not).
     final_re = f"(?:{trie_regex(final)})(?=$|[^{HAN}]|[啊呀呢])" if final else "(?!)"
+    negated_re = trie_regex(negated) if negated else "(?!)"
+    hedged_re = trie_regex(hedged) if hedged else "(?!)"
     branches = [
         f"{between}(?P<sarcasm>{trie_regex(sarcasm)})",
-        f"{between_negated}(?P<negated>{trie_regex(negated) if negated else '(?!)'})",
-        f"{between_negated}(?P<hedged>{trie_regex(hedged) if hedged else '(?!)'})",
+        f"{between_negated}{_NEGATED_FILLER}(?P<negated>{negated_re})",
+        f"{between_negated}(?P<hedged>{hedged_re})",
         f"{between}(?P<question>{trie_regex(question)}|{final_re})",
     ]
-    first = frozenset(_BETWEEN_ENDING + _BETWEEN_NEGATED).union(
+    first = frozenset(_BETWEEN_ENDING + _BETWEEN_NEGATED + "两跟和与你我").union(
         w[0] for w in sarcasm + question + final + negated + hedged
     )
     return modifiers, re.compile("|".join(branches)), first
+
+
+def _softened_inside(modifiers: Mapping[str, Mod]) -> re.Pattern[str]:
+    softeners = tuple(w for w, mod in modifiers.items() if mod is Mod.SOFTENER)
+    return re.compile(f"(?:{_alternation(softeners)})(?![没不都也])" if softeners else "(?!)")
 
 
 def _undecided_words(words: Mapping[str, Entry]) -> re.Pattern[str]:
@@ -298,7 +307,7 @@ def parse_rules(data: Mapping[str, object], source: str) -> Rules:
         modifiers=modifiers,
         modifiers_reversed=re.compile(trie_regex(word[::-1] for word in modifiers)),
         modifier_last_chars=frozenset(word[-1] for word in modifiers),
-        softeners=tuple(w for w, mod in modifiers.items() if mod is Mod.SOFTENER),
+        softened_inside=_softened_inside(modifiers),
         police_words=tuple(w for w, e in b.words.items() if e.party == "police"),
         ending=ending,
         ending_first_chars=ending_first,

@@ -119,7 +119,8 @@ class Rules:
     # reads the words before a rating word backwards in one C call per word.
     modifiers_reversed: re.Pattern[str]
     modifier_last_chars: frozenset[str]  # a modifier can only end with one of these
-    softeners: tuple[str, ...]  # the softener modifiers, also looked for inside a complaint
+    # A softener inside a complaint (「时间有点长」), but not emphasis (「一点没办」).
+    softened_inside: re.Pattern[str]
     police_words: tuple[str, ...]  # party = "police" words: 「比你们来得还勤」 names 你们
     # Right after a word: group "sarcasm" (满意个屁), group "negated" (满意是不可能的,
     # 满意不起来), group "hedged" (不满意谈不上) or group "question" (满意吗, 找到了没有).

@@ -41,6 +41,7 @@ _BUT_IS: Final = re.compile(f"(?<={_BREAK})而?是(?!的|[0-9])")
 _SOFT_AFTER: Final = ("了点", "了一点", "一点", "点儿", "了些", "了一些")
 # 「不满意的是对方」: the judgment names its target after it.
 _TARGET_AFTER: Final = re.compile("的(?:是|就是|主要是)")
+_DIGIT: Final = re.compile("[0-9]")
 
 
 class _Aspect(NamedTuple):
@@ -67,7 +68,9 @@ def scan(norm: str, rules: Rules) -> Scan:
         return out
     covered = rules.matcher.find(norm)
     typos = []
-    if rules.homophones is not None:
+    # Typos matter when the answer word itself is garbled: a reply that already has one
+    # of the scheme's own words (满意, 不满意) is read as it is.
+    if rules.homophones is not None and not any(e.kind is Kind.RATING for _, _, e in covered):
         typos = rules.homophones.find(norm, core, ((s, e) for s, e, _ in covered))
         if typos:
             for typo in typos:
@@ -121,28 +124,33 @@ class _Reader:
         self.conceded = len(self.norm) + 1
 
     def read(self) -> None:
-        # Party words first: 「不满意的是对方」 names its party after the judgment.
-        self.parties = [
-            (start, self.clause(start), entry.party)
-            for start, _, entry in self.covered
-            if entry.party is not None
-        ]
-        for start, end, entry in self.covered:
+        covered = self.covered
+        if len(covered) > 1:
+            # Party words first: 「不满意的是对方」 names its party after the judgment.
+            self.parties = [
+                (start, self.clause(start), entry.party)
+                for start, _, entry in covered
+                if entry.party is not None
+            ]
+        for start, end, entry in covered:
             _HANDLERS[entry.kind](self, entry, start, end)
-        if any(ch.isdigit() for ch in self.norm):
+        norm = self.norm
+        if _DIGIT.search(norm):
             read_digits(self.out, self.rules, self.core, self.covered)
             # Digit notes came last; put every note back in text order (stable).
             self.out.notes.sort(key=_position)
         if len(self.out.signals) > 1:
             self.lone_answers()
-        m = self.rules.undecided.search(self.norm) or self.rules.undecided_words.search(self.norm)
-        if m is not None:
-            self.out.undecided = f"{m.group(1)} and {m.group(2)}"
-            self.note(m.start(), f"{m.group()!r} asks which: no choice made")
-            self.out.cue(cues.UNDECIDED)
-        if self.rules.earlier_reply.search(self.core):
+        if "还是" in norm or "或" in norm:
+            rules = self.rules
+            m = rules.undecided.search(norm) or rules.undecided_words.search(norm)
+            if m is not None:
+                self.out.undecided = f"{m.group(1)} and {m.group(2)}"
+                self.note(m.start(), f"{m.group()!r} asks which: no choice made")
+                self.out.cue(cues.UNDECIDED)
+        if len(self.core) > 1 and self.rules.earlier_reply.search(self.core):
             self.out.earlier_reply = True
-        if self.norm.rstrip().endswith(("?", "吗", "呢")) or "请问" in self.norm:
+        if norm.rstrip().endswith(("?", "吗", "呢")) or "请问" in norm:
             self.out.questioning = True
 
     # -- helpers -----------------------------------------------------------------------
@@ -257,7 +265,7 @@ class _Reader:
         """「有点慢」「慢了点」「时间有点长」: a complaint said as a small one."""
         if Mod.SOFTENER in mods.kinds or self.norm.startswith(_SOFT_AFTER, end):
             return True
-        return _softened_inside(self.norm[start:end], self.rules.softeners)
+        return self.rules.softened_inside.search(self.norm, start, end) is not None
 
     # -- handlers, one per kind of word --------------------------------------------------
 
@@ -288,13 +296,18 @@ class _Reader:
             self.last_rating_end = end
         tier = _TIERS[entry.kind]
         if rating is Rating.UNSATISFIED:
-            softened = mods.hedged or Mod.SOFTENER in mods.kinds
-            self.complaint_signal(start, end, False, softened, tier)
-            self.out.signals[-1] = self.out.signals[-1]._replace(overall=not aspects)
+            softened = mods.hedged or Mod.SOFTENER in mods.kinds or start >= self.conceded
+            signal = Signal(start, tier, rating, not aspects, None, softened, softened)
+            self.out.signals.append(signal)
+            self.last_signal_end = end
             self.aspect_reason(aspects, start, end)
             return
-        courtesy = any(a.entry.reason == "attitude" or a.entry.party for a in aspects[:1])
-        self.out.signals.append(Signal(start, tier, rating, not aspects, courtesy=courtesy))
+        courtesy = bool(aspects) and (
+            aspects[0].entry.reason == "attitude" or bool(aspects[0].entry.party)
+        )
+        self.out.signals.append(
+            Signal(start, tier, rating, not aspects, None, False, False, courtesy)
+        )
         self.last_signal_end = end
         if rating is Rating.SATISFIED and entry.kind is Kind.OPINION:
             praised = next((a for a in aspects if a.entry.praise), None)
@@ -458,15 +471,6 @@ class _Reader:
 
 def _position(note: tuple[int, str]) -> int:
     return note[0]
-
-
-def _softened_inside(span: str, softeners: tuple[str, ...]) -> bool:
-    """「时间有点长」: a softener inside a complaint; but 「一点没办」 is emphasis."""
-    for word in softeners:
-        at = span.find(word)
-        if at >= 0 and span[at + len(word) : at + len(word) + 1] not in ("没", "不", "都", "也"):
-            return True
-    return False
 
 
 def _neutral(reader: _Reader, entry: Entry, start: int, end: int) -> None:

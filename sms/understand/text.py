@@ -36,6 +36,7 @@ _MAX_WORDS_PER_PHRASE: Final = 5
 _LATIN1_HIGH: Final = re.compile("[\u00a1-\u00ff]")
 _UTF16_GARBAGE: Final = re.compile("[\uac00-\ud7a3\ud800-\udfff\ue000-\uf8ff]")
 _REPLACEMENT: Final = "\ufffd"
+_SUSPECT: Final = re.compile("[\ufffd\u00a1-\u00ff\uac00-\ud7a3\ud800-\udfff\ue000-\uf8ff]")
 
 
 def normalize(text: str, rules: Rules) -> str:
@@ -65,6 +66,8 @@ def misdecoded(text: str) -> str | None:
     The answer names the codec it was read with and, when the bytes can be put back,
     what they say, so an agent can read it; the reply itself is not read for a rating.
     """
+    if text.isascii() or not _SUSPECT.search(text):
+        return None  # the common case, decided in one C call
     if text.count(_REPLACEMENT) >= 2:
         return "the text has undecodable bytes (U+FFFD): GBK read as UTF-8?"
     if len(_LATIN1_HIGH.findall(text)) >= 2:
@@ -96,6 +99,8 @@ def core_of(norm: str) -> str:
 
 def clause_starts(norm: str) -> list[int]:
     """Start offsets of the clauses of a normalised reply, in order (always has 0)."""
+    if not _CLAUSE_BREAK_RE.search(norm):
+        return [0]  # one clause: most short replies
     starts = [0]
     for m in _CLAUSE_BREAK_RE.finditer(norm):
         if m.end() < len(norm):
