@@ -46,8 +46,8 @@ class Correction:
 
 # Each syllable of a target word gets one code point from plane 15's private use area
 # (never typed in an SMS), so a span is spelled in syllables by one str.translate and
-# compared with a target's spelling. Candidate spans are found through their pairs of
-# neighbouring characters, one of them the target's own: a dict lookup per character.
+# compared with a target's spelling. Candidate spans are found around the target's own
+# characters (one regex search), so a reply without any of them costs almost nothing.
 _FIRST_CODE: Final = 0xF0000
 
 
@@ -57,10 +57,12 @@ class Homophones:
 
     sounds: Mapping[int, str]  # str.translate table: character → its syllable's code
     spelled: Mapping[str, str]  # a target spelled in codes → the target
-    # Two neighbouring characters of a possible typo, one of them the target's own
-    # (「满衣」「馒意」「不瞒」) → (target, where the pair starts in it), longer targets first.
-    pairs: Mapping[str, tuple[tuple[str, int], ...]]
-    firsts: frozenset[str]  # the first characters of `pairs`
+    # A typo keeps at least one of the target's own characters (「满衣」「馒意」「不瞒易」):
+    # each such character → (target, where it stands in the target), longer targets first.
+    anchors: Mapping[str, tuple[tuple[str, int], ...]]
+    anchor: re.Pattern[str]  # any anchor character
+    targets: frozenset[str]
+    alike: Mapping[str, tuple[frozenset[str], ...]]  # per target: the characters of each sound
     ignore: re.Pattern[str] | None
     numerals: frozenset[str]
 
@@ -75,30 +77,35 @@ class Homophones:
                 start = norm.index(core)
                 if self._typo(core, target, core, bytes(blocked[start : start + len(core)])):
                     return [Correction(start, core, target)]
-        firsts, pairs = self.firsts, self.pairs
-        end = 0  # found typos do not overlap
-        for i in range(len(norm) - 1):
-            if i < end or norm[i] not in firsts:
-                continue
-            for target, offset in pairs.get(norm[i : i + 2], ()):
+        hit = self.anchor.search(norm)
+        if hit is None:
+            return found
+        taken = bytearray(len(norm))  # found typos do not overlap
+        anchors, alike = self.anchors, self.alike
+        while hit is not None:
+            i = hit.start()
+            hit = self.anchor.search(norm, i + 1)
+            for target, offset in anchors[norm[i]]:
                 start = i - offset
-                typed = norm[start : start + len(target)]
-                if start < end or typed == target or len(typed) < len(target):
+                if start < 0:
                     continue
-                if self.spelled.get(typed.translate(self.sounds)) != target:
+                typed = norm[start : start + len(target)]
+                if typed == target or len(typed) < len(target) or taken[start] or taken[i]:
+                    continue
+                sets = alike[target]  # targets have 2 or 3 characters: no loop
+                if typed[0] not in sets[0] or typed[1] not in sets[1]:
+                    continue
+                if len(sets) > 2 and typed[2] not in sets[2]:
                     continue
                 if blocked is None:
                     blocked = self._blocked(norm, known)
                 if self._typo(typed, target, core, bytes(blocked[start : start + len(target)])):
                     found.append(Correction(start, typed, target))
-                    end = start + len(target)
+                    taken[start : start + len(target)] = b"\x01" * len(target)
                     break
+        if len(found) > 1:
+            found.sort(key=_start)
         return found
-
-    @property
-    def targets(self) -> frozenset[str]:
-        """The target words."""
-        return frozenset(self.spelled.values())
 
     def _blocked(self, norm: str, known: Iterable[tuple[int, int]]) -> bytearray:
         """Characters that belong to a known word of 2+ characters or an ignored word."""
@@ -135,36 +142,43 @@ def build_homophones(
         for syllable in syllables:
             codes.setdefault(syllable, chr(_FIRST_CODE + len(codes)))
     sounds: dict[int, str] = {}
-    alike: dict[str, set[str]] = {syllable: set() for syllable in codes}
     for code, known in sorted(readings.items()):
         for reading in known.translate(_TONELESS).replace("v", "u").split(","):
             if reading in codes:
                 sounds.setdefault(code, codes[reading])  # a heteronym: its first target sound
-                alike[reading].add(chr(code))
     spelled: dict[str, str] = {}
-    pairs: dict[str, list[tuple[str, int]]] = {}
+    anchors: dict[str, list[tuple[str, int]]] = {}
+    by_code: dict[str, set[str]] = {}
+    for code, sound in sounds.items():
+        by_code.setdefault(sound, set()).add(chr(code))
     # Longer targets first, so 「不瞒易」 is 不满意 rather than 不 + 满意.
     for target, syllables in sorted(
         zip(targets, readings_of, strict=True), key=lambda t: -len(t[0])
     ):
         for ch, syllable in zip(target, syllables, strict=True):
             sounds[ord(ch)] = codes[syllable]  # the target's own characters, whatever else
-            alike[syllable].add(ch)
         spelled.setdefault("".join(codes[s] for s in syllables), target)
-        for k in range(len(target) - 1):
-            for second in alike[syllables[k + 1]]:
-                pairs.setdefault(target[k] + second, []).append((target, k))
-            for first in alike[syllables[k]]:
-                if first != target[k]:
-                    pairs.setdefault(first + target[k + 1], []).append((target, k))
+        for k, ch in enumerate(target):
+            anchors.setdefault(ch, []).append((target, k))
     return Homophones(
         sounds=sounds,
         spelled=spelled,
-        pairs={pair: tuple(hits) for pair, hits in pairs.items()},
-        firsts=frozenset(pair[0] for pair in pairs),
+        anchors={ch: tuple(hits) for ch, hits in anchors.items()},
+        anchor=re.compile("[" + "".join(re.escape(ch) for ch in sorted(anchors)) + "]"),
+        targets=frozenset(targets),
+        alike={
+            target: tuple(
+                frozenset(by_code[codes[s]] | {ch}) for ch, s in zip(target, syllables, strict=True)
+            )
+            for target, syllables in zip(targets, readings_of, strict=True)
+        },
         ignore=re.compile("|".join(map(re.escape, ignore))) if ignore else None,
         numerals=frozenset(numerals),
     )
+
+
+def _start(correction: Correction) -> int:
+    return correction.start
 
 
 def _syllables(target: str, readings: Mapping[int, str]) -> list[str]:

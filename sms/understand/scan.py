@@ -453,13 +453,15 @@ class _Reader:
     def lone_answers(self) -> None:
         """「2，不，3」「3 不 1」: a clause of only 不 between answers corrects the first;
         so does one that starts 是 + a digit (「手滑按了1，是3」). 「不是A，是B」 contrasts."""
-        signals = self.out.signals
-        for m in _LONE_NO.finditer(self.norm):
+        signals, norm = self.out.signals, self.norm
+        if "不" not in norm and not self.out.digit_votes:
+            return
+        for m in _LONE_NO.finditer(norm):
             start = m.start()
             if any(s.pos < start for s in signals) and any(s.pos > start for s in signals):
                 word = m.group()
                 self.out.boundaries.append(Boundary(start, True, word, cues.SELF_CORRECTION))
-        for m in _IS_ANSWER.finditer(self.norm):
+        for m in _IS_ANSWER.finditer(norm) if self.out.digit_votes else ():
             start = m.start()
             if any(s.digit is not None and s.pos < start for s in signals):
                 self.out.boundaries.append(Boundary(start, True, m.group(), cues.SELF_CORRECTION))

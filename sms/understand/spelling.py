@@ -103,8 +103,8 @@ def load_homophones(root: Table, numerals: tuple[str, ...]) -> Homophones | None
     if not targets:
         return None
     for i, word in enumerate(targets):
-        if not re.fullmatch(f"[{HAN}]{{2,}}", word):
-            raise t.fail(f"targets[{i}]", f"{word!r}: targets are words of 2+ Chinese characters")
+        if not re.fullmatch(f"[{HAN}]{{2,3}}", word):
+            raise t.fail(f"targets[{i}]", f"{word!r}: a target is 2 or 3 Chinese characters")
     try:
         return build_homophones(targets, t.strings("ignore", required=False), numerals)
     except ValueError as exc:
