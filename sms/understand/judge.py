@@ -24,8 +24,17 @@ class Mods(NamedTuple):
 
     @property
     def negations(self) -> int:
-        """How many of them negate."""
-        return sum(k in NEGATING for k in self.kinds) if self.kinds else 0
+        """How many of them negate. A rhetorical word inside a negation is indefinite:
+        「没觉得哪里好」 is 「not good anywhere」, not a question."""
+        kinds = self.kinds
+        if not kinds:
+            return 0
+        count = sum(k in NEGATING for k in kinds)
+        if Mod.RHETORICAL in kinds:
+            farther = kinds[kinds.index(Mod.RHETORICAL) + 1 :]
+            if Mod.NEGATION in farther or Mod.HEDGED in farther:
+                count -= 1
+        return count
 
     @property
     def hedged(self) -> bool:

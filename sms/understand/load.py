@@ -105,6 +105,7 @@ def _load_reasons(root: Table, b: _Builder) -> dict[str, str]:
             reason=reason_id,
             mild=True,
             about_police=police,
+            small=True,
         )
         b.add_words(t, "mild_phrases", small, required=False)
         b.add_patterns(t, "mild_patterns", small)

@@ -97,6 +97,7 @@ class Entry:
     hint: str | None = None
     mild: bool = False  # a complaint a satisfied citizen may add (出警慢, 希望…): see decide
     about_police: bool = False  # a complaint about the police whoever else is named
+    small: bool = False  # a wish or suggestion (希望…, 建议…): said as a small complaint
     # Praise of manners rather than of the work (热情, 辛苦了, 谢谢): it does not outweigh
     # a complaint about the work.
     courtesy: bool = False

@@ -348,7 +348,7 @@ class _Reader:
             self.out.other_reasons.append(entry.reason)
             return
         self.out.reasons.append(entry.reason)
-        softened = self.softened(mods, start, end)
+        softened = entry.small or self.softened(mods, start, end)
         small = ", a small one" if softened or entry.mild or start >= self.conceded else ""
         self.note(start, f"{span!r} → unsatisfied (complaint: {entry.reason}{small})")
         self.out.cue(cues.COMPLAINT)
