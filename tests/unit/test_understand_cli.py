@@ -29,6 +29,17 @@ def test_readable_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert "  - digit 3 → unsatisfied (scheme)" in out
 
 
+def test_readable_output_shows_confidence_and_cues(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["真是太满意了，人影都没见到"]) == 0
+    out = capsys.readouterr().out
+    assert "rating:    unsatisfied" in out
+    assert "confidence: unclear" in out
+    assert "cues:      rating_word, complaint, complaint_beside_praise" in out
+    assert "clarify:   yes" in out
+    assert main(["更正一下，给3"]) == 0
+    assert "correction: yes" in capsys.readouterr().out
+
+
 def test_readable_output_shows_the_hint(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["打错了"]) == 0
     assert "hint:      citizen says wrong number" in capsys.readouterr().out
