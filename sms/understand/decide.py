@@ -81,8 +81,12 @@ def decide(found: Scan) -> Decision:
     """The rating from the scanned signals, with its confidence and explanation."""
     d = Decision(correction=found.earlier_reply)
     signals = found.signals
-    if len(signals) == 1 and not (found.boundaries or found.undecided or found.earlier_reply):
-        return _one(found, signals[0], d)  # the common case: 「3」「满意」「太慢了」
+    if len(signals) < 2 and not (found.boundaries or found.undecided or found.earlier_reply):
+        if signals:
+            return _one(found, signals[0], d)  # the common case: 「3」「满意」「太慢了」
+        if not found.notes:
+            d.notes.append("no rating word, digit or known phrase")
+        return _unknown(d, _unknown_confidence(found, d))
     if found.earlier_reply:
         d.cues.append(cues.CORRECTION)
     if not _WEIGHING.isdisjoint(found.cues):
