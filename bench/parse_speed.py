@@ -16,6 +16,7 @@ import argparse
 import json
 import platform
 import random
+import resource
 import statistics
 import sys
 import time
@@ -113,6 +114,8 @@ def main() -> int:
     print(f"wall time per reply: p50 {p50:.1f} µs, p99 {p99:.1f} µs, max {lat[-1]:.1f} µs")
     print(f"call transcripts (~{statistics.mean(map(len, TRANSCRIPTS)):.0f} chars)/s: "
           f"{transcripts_per_s:,.0f}")  # fmt: skip
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"process memory (max RSS, rules and pinyin tables loaded): {rss_mb:.0f} MB")
     print(f"{'meets' if per_s >= TARGET_REPLIES_PER_S else 'MISSES'} the target")
     result = {
         "replies_per_s": round(per_s),
@@ -123,6 +126,7 @@ def main() -> int:
         "transcripts_per_s": round(transcripts_per_s),
         "corpus_replies": len(texts),
         "rules_load_ms": round(load_ms, 1),
+        "max_rss_mb": round(rss_mb),
     }
     print(json.dumps(result))
     return 0

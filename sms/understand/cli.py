@@ -35,7 +35,8 @@ def main(argv: list[str]) -> int:
     """Run `minyi parse` with `argv` (the arguments after ``parse``); returns the exit code."""
     parser = argparse.ArgumentParser(
         prog="minyi parse",
-        description="Show how a citizen's reply is read: rating, reasons, praise, opt-out.",
+        description="Show how a citizen's reply is read: rating, how sure, the cues, reasons, "
+        "praise, opt-out.",
         epilog="Use -- before a reply that starts with '-' (minyi parse -- -TD).",
     )
     parser.add_argument("text", help="the reply; '-' reads one reply per line from stdin")
@@ -81,7 +82,13 @@ def _emit(reading: Understanding, rules: Rules, out: TextIO, *, as_json: bool) -
         f"reasons:   {reasons}",
         f"praise:    {', '.join(reading.praise_words) if reading.praise else '-'}",
         f"opt-out:   {'yes' if reading.opt_out else 'no'}",
+        f"confidence: {reading.confidence.value}",
+        f"cues:      {', '.join(reading.cues) or '-'}",
     ]
+    if reading.correction:
+        lines.append("correction: yes (corrects an earlier reply)")
+    if reading.clarify:
+        lines.append("clarify:   yes (unknown or unclear: worth one clarifying question)")
     if reading.hint:
         lines.append(f"hint:      {reading.hint}")
     lines.append("why:")

@@ -3,7 +3,8 @@
 `load_rules` turns ``sms/understand/understanding.toml`` (or an ops copy) into `Rules` once:
 every key is checked — an unknown key is a typo, a word listed twice is ambiguous, a
 regex must compile and must not match empty text — so a bad file fails at load time
-with a message naming the key, never in the middle of reading a reply.
+with a message naming the key, never in the middle of reading a reply. The spelling
+tables (traditional, pinyin, English, numerals, homophones) are `sms.understand.spelling`'s.
 """
 
 from __future__ import annotations
@@ -17,98 +18,32 @@ from typing import Final
 
 from sms.understand.match import build_matcher, trie_regex
 from sms.understand.rules import DEFAULT_RULES_PATH, HAN, Entry, Kind, Mod, Rating, Rules
+from sms.understand.spelling import load_fold, load_homophones, load_numerals, load_romanised
+from sms.understand.table import Table
 
 SUPPORTED_VERSION: Final = 1
 # Particles and punctuation that may come between a word and its sarcasm or question
 # ending: 「满意了吗」「满意，呵呵」.
 _BETWEEN_ENDING: Final = "了的啊呀哦啦吧,.!。~ "
-# Pinyin with tone marks folds to plain letters, so 「mǎn yì」 reads as 「man yi」.
-_TONE_MARKS: Final = {
-    "a": "āáǎà",
-    "e": "ēéěè",
-    "i": "īíǐì",
-    "o": "ōóǒò",
-    "u": "ūúǔùǖǘǚǜü",
-}
-# Invisible characters that input methods and carriers slip into texts; dropping them
-# keeps 「满\u200b意」 one word. U+FE0F is the emoji presentation selector (❤️ → ❤).
-_INVISIBLE: Final = "\u200b\u200c\u200d\u2060\ufeff\ufe0e\ufe0f"
-_PINYIN_KEY: Final = re.compile(r"[a-z]+(?: [a-z]+)*")
-
-
-class _Table:
-    """A TOML table with the path to it, so every error names the bad key."""
-
-    def __init__(self, data: object, where: str, source: str) -> None:
-        if not isinstance(data, dict):
-            raise _error(source, where, "must be a table")
-        self.data: dict[str, object] = data
-        self.where = where
-        self.source = source
-
-    def path(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def fail(self, key: str, problem: str) -> ValueError:
-        return _error(self.source, self.path(key), problem)
-
-    def only(self, *allowed: str) -> None:
-        for key in self.data:
-            if key not in allowed:
-                raise self.fail(key, f"unknown key (expected one of: {', '.join(allowed)})")
-
-    def table(self, key: str) -> _Table:
-        if key not in self.data:
-            raise self.fail(key, "missing table")
-        return _Table(self.data[key], self.path(key), self.source)
-
-    def tables(self, key: str) -> list[_Table]:
-        value = self.data.get(key, [])
-        if not isinstance(value, list):
-            raise self.fail(key, "must be an array of tables ([[...]])")
-        return [_Table(v, f"{self.path(key)}[{i}]", self.source) for i, v in enumerate(value)]
-
-    def string(self, key: str, default: str | None = None) -> str:
-        value = self.data.get(key, default)
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, "must be a non-empty string")
-        return value
-
-    def integer(self, key: str) -> int:
-        value = self.data.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise self.fail(key, "must be a positive integer")
-        return value
-
-    def strings(self, key: str, *, required: bool = True, lower: bool = True) -> tuple[str, ...]:
-        if key not in self.data and not required:
-            return ()
-        value = self.data.get(key)
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(key, "must be a list of non-empty strings")
-        # Replies are lower-cased before matching, so words are too (「TD」 → 「td」).
-        lowered = tuple(v.lower() if lower else v for v in value)
-        for i, v in enumerate(lowered):
-            if v in lowered[:i]:
-                raise self.fail(key, f"{v!r} is listed twice")
-        return lowered
-
-    def rating(self, key: str, *, required: bool = True) -> Rating | None:
-        if key not in self.data and not required:
-            return None
-        value = self.data.get(key)
-        if not isinstance(value, str) or value not in _KNOWN_RATINGS:
-            raise self.fail(
-                key, f"{value!r} is not a rating (satisfied, basically_satisfied, unsatisfied)"
-            )
-        return Rating(str(value))
-
-
-_KNOWN_RATINGS: Final = frozenset(r.value for r in Rating if r is not Rating.UNKNOWN)
-
-
-def _error(source: str, key: str, problem: str) -> ValueError:
-    return ValueError(f"{source}: {key}: {problem}")
+# Between a word and a negation after it only particles and a question mark may come:
+# 「满意是不可能的」「不满意？没有的事」, but not 「满意，没关系」; and 「两个字跟你们」
+# (「满意两个字跟你们无缘」).
+_BETWEEN_NEGATED: Final = "了的啊呀?"
+_NEGATED_FILLER: Final = "(?:两个字)?(?:跟|和|与)?(?:你们|我)?"
+_SECTIONS: Final = (
+    "version", "scheme", "numerals", "digits", "reasons", "aspects", "words", "emoji",
+    "praise", "positive", "clears", "opt_out", "non_answers", "acknowledgements", "markers",
+    "corrections", "neutral", "modifiers", "pinyin", "english", "traditional", "variants",
+    "homophones",
+)  # fmt: skip
+_MARKERS: Final = (
+    Kind.CONTRAST,
+    Kind.CONTRAST_START,
+    Kind.LATER,
+    Kind.EARLIER,
+    Kind.CONCESSIVE,
+    Kind.SUMMARY,
+)
 
 
 class _Builder:
@@ -119,14 +54,14 @@ class _Builder:
         self.words: dict[str, Entry] = {}
         self.patterns: list[tuple[str, Entry]] = []
 
-    def add_words(self, table: _Table, key: str, entry: Entry, *, required: bool = True) -> None:
+    def add_words(self, table: Table, key: str, entry: Entry, *, required: bool = True) -> None:
         for word in table.strings(key, required=required):
             other = self.words.get(word)
             if other is not None:
                 raise table.fail(key, f"{word!r} is also listed in {other.key}")
             self.words[word] = entry
 
-    def add_patterns(self, table: _Table, key: str, entry: Entry) -> None:
+    def add_patterns(self, table: Table, key: str, entry: Entry) -> None:
         for i, pattern in enumerate(table.strings(key, required=False, lower=False)):
             where = f"{key}[{i}]"
             if "(?P<" in pattern:
@@ -140,24 +75,46 @@ class _Builder:
             self.patterns.append((pattern, entry))
 
 
-def _load_reasons(root: _Table, b: _Builder) -> dict[str, str]:
+def _load_reasons(root: Table, b: _Builder) -> dict[str, str]:
     reasons = root.table("reasons")
     labels: dict[str, str] = {}
     for reason_id in reasons.data:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", reason_id):
             raise reasons.fail(reason_id, "reason ids are lower-case ASCII (a-z, 0-9, _)")
         t = reasons.table(reason_id)
-        t.only("label", "phrases", "patterns")
+        t.only(
+            "label", "mild", "about_police", "phrases", "patterns", "mild_phrases", "mild_patterns"
+        )
         labels[reason_id] = t.string("label")
-        entry = Entry(Kind.COMPLAINT, t.where, Rating.UNSATISFIED, reason=reason_id)
+        police = t.flag("about_police")
+        entry = Entry(
+            Kind.COMPLAINT,
+            t.where,
+            Rating.UNSATISFIED,
+            reason=reason_id,
+            mild=t.flag("mild"),
+            about_police=police,
+        )
         b.add_words(t, "phrases", entry, required=False)
         b.add_patterns(t, "patterns", entry)
+        # A small complaint of a reason that is not small as a whole: 「希望…加强巡逻」.
+        small = Entry(
+            Kind.COMPLAINT,
+            t.where,
+            Rating.UNSATISFIED,
+            reason=reason_id,
+            mild=True,
+            about_police=police,
+            small=True,
+        )
+        b.add_words(t, "mild_phrases", small, required=False)
+        b.add_patterns(t, "mild_patterns", small)
     if not labels:
         raise root.fail("reasons", "at least one reason is needed")
     return labels
 
 
-def _reason(t: _Table, key: str, labels: Mapping[str, str]) -> str | None:
+def _reason(t: Table, key: str, labels: Mapping[str, str]) -> str | None:
     if key not in t.data:
         return None
     value = t.string(key)
@@ -166,17 +123,24 @@ def _reason(t: _Table, key: str, labels: Mapping[str, str]) -> str | None:
     return value
 
 
-def _load_judgments(root: _Table, b: _Builder, labels: Mapping[str, str]) -> None:
+def _load_aspects(root: Table, b: _Builder, labels: Mapping[str, str]) -> None:
     for t in root.tables("aspects"):
-        t.only("reason", "praise", "words")
-        praise = t.data.get("praise", False)
-        if not isinstance(praise, bool):
-            raise t.fail("praise", "must be true or false")
-        b.add_words(
-            t,
-            "words",
-            Entry(Kind.ASPECT, t.where, None, _reason(t, "reason", labels), None, praise),
+        t.only("reason", "praise", "party", "words")
+        party = t.data.get("party")
+        if party not in (None, "police", "other", "culprit"):
+            raise t.fail("party", "must be 'police', 'other' or 'culprit'")
+        entry = Entry(
+            Kind.ASPECT,
+            t.where,
+            None,
+            _reason(t, "reason", labels),
+            praise=t.flag("praise"),
+            party=str(party) if party is not None else None,
         )
+        b.add_words(t, "words", entry)
+
+
+def _load_judgments(root: Table, b: _Builder, labels: Mapping[str, str]) -> None:
     for t in root.tables("words"):
         t.only("level", "rating", "negated", "words", "patterns")
         level = t.string("level")
@@ -196,16 +160,44 @@ def _load_judgments(root: _Table, b: _Builder, labels: Mapping[str, str]) -> Non
         )
     for section, kind in (("praise", Kind.PRAISE), ("positive", Kind.POSITIVE)):
         for t in root.tables(section):
-            t.only("negated_reason", "words", "patterns")
-            entry = Entry(kind, t.where, Rating.SATISFIED, _reason(t, "negated_reason", labels))
+            t.only("negated_reason", "courtesy", "words", "patterns")
+            entry = Entry(
+                kind,
+                t.where,
+                Rating.SATISFIED,
+                _reason(t, "negated_reason", labels),
+                courtesy=t.flag("courtesy"),
+            )
             b.add_words(t, "words", entry, required=False)
             b.add_patterns(t, "patterns", entry)
+    clears = root.optional_table("clears")
+    clears.only("words", "patterns")
+    entry = Entry(Kind.CLEARS, clears.where, Rating.SATISFIED)
+    b.add_words(clears, "words", entry, required=False)
+    b.add_patterns(clears, "patterns", entry)
 
 
-def _load_answers(root: _Table, b: _Builder) -> tuple[frozenset[str], frozenset[str], str]:
+def _alternation(words: tuple[str, ...]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+def _load_opt_out(
+    root: Table, b: _Builder
+) -> tuple[frozenset[str], re.Pattern[str], re.Pattern[str]]:
     opt_out = root.table("opt_out")
-    opt_out.only("words", "whole_reply")
+    opt_out.only("words", "whole_reply", "negated_by", "question_words")
     b.add_words(opt_out, "words", Entry(Kind.OPT_OUT, opt_out.path("words")))
+    negators = opt_out.strings("negated_by", required=False) or ("不",)
+    questions = opt_out.strings("question_words", required=False) or ("?",)
+    return (
+        frozenset(opt_out.strings("whole_reply", required=False)),
+        # The negation ends right before the opt-out word, give or take 给我/再.
+        re.compile(f"(?:{_alternation(negators)})(?:给我|帮我|再|要)?$"),
+        re.compile(_alternation(questions)),
+    )
+
+
+def _load_answers(root: Table, b: _Builder) -> tuple[frozenset[str], str, re.Pattern[str]]:
     for t in root.tables("non_answers"):
         t.only("hint", "words", "patterns")
         entry = Entry(Kind.NON_ANSWER, t.where, hint=t.string("hint"))
@@ -214,98 +206,75 @@ def _load_answers(root: _Table, b: _Builder) -> tuple[frozenset[str], frozenset[
     ack = root.table("acknowledgements")
     ack.only("hint", "whole_reply")
     markers = root.table("markers")
-    kinds = {k.value: k for k in (Kind.CONTRAST, Kind.CONTRAST_START, Kind.LATER, Kind.EARLIER)}
-    kinds[Kind.CONCESSIVE.value] = Kind.CONCESSIVE
-    markers.only(*kinds)
-    for key, kind in kinds.items():
-        b.add_words(markers, key, Entry(kind, markers.path(key)), required=False)
+    markers.only(*(k.value for k in _MARKERS))
+    for kind in _MARKERS:
+        b.add_words(markers, kind.value, Entry(kind, markers.path(kind.value)), required=False)
+    corrections = root.optional_table("corrections")
+    corrections.only("anywhere", "clause_start", "earlier_reply")
+    for key, kind in (("anywhere", Kind.CORRECTION), ("clause_start", Kind.CORRECTION_START)):
+        b.add_words(corrections, key, Entry(kind, corrections.path(key)), required=False)
+    earlier = corrections.strings("earlier_reply", required=False)
     neutral = root.table("neutral")
     neutral.only("words")
     b.add_words(neutral, "words", Entry(Kind.NEUTRAL, neutral.path("words")))
     return (
-        frozenset(opt_out.strings("whole_reply", required=False)),
         frozenset(ack.strings("whole_reply")),
         ack.string("hint"),
+        re.compile(_alternation(earlier) if earlier else "(?!)"),
     )
 
 
-def _load_modifiers(root: _Table) -> tuple[dict[str, Mod], tuple[str, ...], tuple[str, ...]]:
+def _load_modifiers(root: Table) -> tuple[dict[str, Mod], re.Pattern[str], frozenset[str]]:
+    """The modifiers before a word, and the regex for what may follow a word."""
     t = root.table("modifiers")
-    t.only(*(m.value for m in Mod), "question_endings", "sarcasm_endings")
+    endings = ("question_endings", "final_question_endings", "sarcasm_endings")
+    after = ("negation_after", "hedged_after")
+    t.only(*(m.value for m in Mod), *endings, *after)
+    optional = (Mod.BASIC_ADJACENT, Mod.SOFTENER, Mod.CANNOT, Mod.EMPHATIC)
     modifiers: dict[str, Mod] = {}
     for mod in Mod:
-        for word in t.strings(mod.value, required=mod is not Mod.BASIC_ADJACENT):
+        for word in t.strings(mod.value, required=mod not in optional):
             if word in modifiers:
                 raise t.fail(mod.value, f"{word!r} is also a {modifiers[word].value} word")
             modifiers[word] = mod
-    return modifiers, t.strings("question_endings"), t.strings("sarcasm_endings")
-
-
-def _load_fold(root: _Table) -> dict[int, str | None]:
-    t = root.table("traditional")
-    t.only("pairs")
-    fold: dict[int, str | None] = {ord(ch): None for ch in _INVISIBLE}
-    for plain, marked in _TONE_MARKS.items():
-        fold.update({ord(ch): plain for ch in marked})
-    seen: dict[str, str] = {}
-    for pair in t.string("pairs").split():
-        if len(pair) != 2 or pair[0] == pair[1]:
-            raise t.fail("pairs", f"{pair!r} is not a pair of two different characters")
-        if pair[0] in seen:
-            raise t.fail("pairs", f"{pair[0]!r} is listed twice")
-        seen[pair[0]] = pair[1]
-        fold[ord(pair[0])] = pair[1]
-    return fold
-
-
-def _load_pinyin(root: _Table) -> dict[str, str]:
-    t = root.table("pinyin")
-    pinyin: dict[str, str] = {}
-    for key in t.data:
-        if not _PINYIN_KEY.fullmatch(key):
-            raise t.fail(key, "pinyin keys are lower-case letters, syllables split by one space")
-        joined = key.replace(" ", "")
-        if joined in pinyin:
-            raise t.fail(key, "listed twice (spaces do not count)")
-        pinyin[joined] = t.string(key)
-    return pinyin
-
-
-def _load_numerals(root: _Table) -> tuple[dict[str, str], re.Pattern[str], re.Pattern[str]]:
-    t = root.table("numerals")
-    t.only("digits", "after")
-    digits_table = t.table("digits")
-    digits: dict[str, str] = {}
-    for numeral in digits_table.data:
-        digit = digits_table.string(numeral)
-        if len(numeral) != 1 or not re.fullmatch("[0-9]", digit):
-            raise digits_table.fail(numeral, "a numeral is one character mapped to one digit")
-        digits[numeral] = digit
-    numeral = "[" + "".join(re.escape(n) for n in digits) + "]"
-    verbs = "|".join(re.escape(v) for v in sorted(t.strings("after"), key=len, reverse=True))
-    filler = "(?:嗯|呃|额|啊|哦|噢|那个)*"
-    particle = "[吧啊呀了嘛呢哦啦的]"
-    lone = re.compile(f"^{filler}(?:我?(?:{verbs}))?第?({numeral})[个号项]?{particle}*$")
-    # Inside a sentence the numeral must end the clause, so 按一下 / 选一个 stay words.
-    chosen = re.compile(f"({verbs})第?({numeral})[个号项]?(?=$|{particle}|[^{HAN}])")
-    return digits, lone, chosen
-
-
-def _ending_regex(sarcasm: tuple[str, ...], question: tuple[str, ...]) -> re.Pattern[str]:
-    between = "[" + re.escape(_BETWEEN_ENDING) + "]*"
-    return re.compile(
-        f"{between}(?:(?P<sarcasm>{trie_regex(sarcasm)})|(?P<question>{trie_regex(question)}))"
+    sarcasm = t.strings("sarcasm_endings")
+    question = t.strings("question_endings")
+    final = t.strings("final_question_endings", required=False)
+    negated = t.strings("negation_after", required=False)
+    hedged = t.strings("hedged_after", required=False)
+    between, between_negated = "[" + re.escape(_BETWEEN_ENDING) + "]*", f"[{_BETWEEN_NEGATED}]*"
+    # 「找到了没有」 asks only when 没有 ends the clause (「找到了没有人管」 does not).
+    final_re = f"(?:{trie_regex(final)})(?=$|[^{HAN}]|[啊呀呢])" if final else "(?!)"
+    negated_re = trie_regex(negated) if negated else "(?!)"
+    hedged_re = trie_regex(hedged) if hedged else "(?!)"
+    branches = [
+        f"{between}(?P<sarcasm>{trie_regex(sarcasm)})",
+        f"{between_negated}{_NEGATED_FILLER}(?P<negated>{negated_re})",
+        f"{between_negated}(?P<hedged>{hedged_re})",
+        f"{between}(?P<question>{trie_regex(question)}|{final_re})",
+    ]
+    first = frozenset(_BETWEEN_ENDING + _BETWEEN_NEGATED + "两跟和与你我").union(
+        w[0] for w in sarcasm + question + final + negated + hedged
     )
+    return modifiers, re.compile("|".join(branches)), first
+
+
+def _softened_inside(modifiers: Mapping[str, Mod]) -> re.Pattern[str]:
+    softeners = tuple(w for w, mod in modifiers.items() if mod is Mod.SOFTENER)
+    return re.compile(f"(?:{_alternation(softeners)})(?![没不都也])" if softeners else "(?!)")
+
+
+def _undecided_words(words: Mapping[str, Entry]) -> re.Pattern[str]:
+    """「满意还是不满意」「基本满意或者不满意」: two of the scheme's own words as a choice."""
+    rating = [w for w, e in words.items() if e.kind is Kind.RATING and len(w) <= 3]
+    word = f"(?:基本)?(?:{_alternation(tuple(rating))})" if rating else "(?!)"
+    return re.compile(f"({word})(?:还是|或者|或是|或)({word})")
 
 
 def parse_rules(data: Mapping[str, object], source: str) -> Rules:
     """Check and compile rules already read from TOML; `source` names them in errors."""
-    root = _Table(dict(data), "", source)
-    root.only(
-        "version", "scheme", "numerals", "digits", "reasons", "aspects", "words", "emoji",
-        "praise", "positive", "opt_out", "non_answers", "acknowledgements", "markers",
-        "neutral", "modifiers", "pinyin", "traditional",
-    )  # fmt: skip
+    root = Table(dict(data), "", source)
+    root.only(*_SECTIONS)
     if root.data.get("version") != SUPPORTED_VERSION:
         raise root.fail("version", f"must be {SUPPORTED_VERSION}")
     scheme_table = root.table("scheme")
@@ -322,11 +291,14 @@ def parse_rules(data: Mapping[str, object], source: str) -> Rules:
     digit_rules.only("units_after", "units_before", "phone_min_length")
     b = _Builder(source)
     labels = _load_reasons(root, b)
+    _load_aspects(root, b, labels)
     _load_judgments(root, b, labels)
-    opt_out_whole, ack_whole, ack_hint = _load_answers(root, b)
-    modifiers, question_endings, sarcasm_endings = _load_modifiers(root)
-    pinyin = _load_pinyin(root)
-    numeral_digits, numeral_lone, numeral_chosen = _load_numerals(root)
+    opt_out_whole, opt_out_negated, opt_out_question = _load_opt_out(root, b)
+    ack_whole, ack_hint, earlier_reply = _load_answers(root, b)
+    modifiers, ending, ending_first = _load_modifiers(root)
+    romanised = load_romanised(root)
+    numeral_digits, numeral_lone, numeral_chosen, numeral_choice = load_numerals(root)
+    scheme_digits = "".join(sorted(scheme))
     return Rules(
         source=source,
         scheme=scheme,
@@ -336,23 +308,33 @@ def parse_rules(data: Mapping[str, object], source: str) -> Rules:
         modifiers=modifiers,
         modifiers_reversed=re.compile(trie_regex(word[::-1] for word in modifiers)),
         modifier_last_chars=frozenset(word[-1] for word in modifiers),
-        ending=_ending_regex(sarcasm_endings, question_endings),
-        ending_first_chars=frozenset(_BETWEEN_ENDING).union(
-            w[0] for w in sarcasm_endings + question_endings
-        ),
+        softened_inside=_softened_inside(modifiers),
+        police_words=tuple(w for w, e in b.words.items() if e.party == "police"),
+        ending=ending,
+        ending_first_chars=ending_first,
         units_after=digit_rules.strings("units_after"),
         units_before=digit_rules.strings("units_before"),
         phone_min_length=digit_rules.integer("phone_min_length"),
-        fold=_load_fold(root),
-        pinyin=pinyin,
-        pinyin_max=max(map(len, pinyin), default=0),
+        fold=load_fold(root),
+        pinyin=romanised,
+        pinyin_max=max(map(len, romanised), default=0),
         numeral_digits=numeral_digits,
         numeral_chars=re.compile("[" + "".join(map(re.escape, numeral_digits)) + "]"),
         numeral_lone=numeral_lone,
         numeral_chosen=numeral_chosen,
+        numeral_choice=numeral_choice,
         opt_out_whole=opt_out_whole,
+        opt_out_negated=opt_out_negated,
+        opt_out_question=opt_out_question,
         ack_whole=ack_whole,
         ack_hint=ack_hint,
+        # 「1还是2」「选2还是3」「1或2」: two scheme digits offered as a choice.
+        undecided=re.compile(
+            f"([{scheme_digits}])\\s*(?:还是|或者|或是|或|or)\\s*选?([{scheme_digits}])"
+        ),
+        undecided_words=_undecided_words(b.words),
+        earlier_reply=earlier_reply,
+        homophones=load_homophones(root, tuple(numeral_digits)),
     )
 
 

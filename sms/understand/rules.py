@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from sms.understand.homophone import Homophones
     from sms.understand.match import Matcher
 
 DEFAULT_RULES_PATH: Final = Path(__file__).parent / "understanding.toml"
@@ -31,6 +32,17 @@ class Rating(enum.StrEnum):
     BASICALLY_SATISFIED = "basically_satisfied"
     UNSATISFIED = "unsatisfied"
     UNKNOWN = "unknown"
+
+
+class Confidence(enum.StrEnum):
+    """How sure the reading is: `certain` when the evidence agrees and nothing had to be
+    weighed; `likely` when a rule weighed it (a contrast, a negation, a typo, phrases
+    only); `unclear` when caution chose (praise beside a complaint, words that disagree)
+    or the reply may hold a rating that could not be read."""
+
+    CERTAIN = "certain"
+    LIKELY = "likely"
+    UNCLEAR = "unclear"
 
 
 class Kind(enum.StrEnum):
@@ -50,6 +62,10 @@ class Kind(enum.StrEnum):
     LATER = "later"
     EARLIER = "earlier"
     CONCESSIVE = "concessive"
+    SUMMARY = "summary"
+    CORRECTION = "correction"
+    CORRECTION_START = "correction_clause_start"
+    CLEARS = "clears"
     NEUTRAL = "neutral"
 
 
@@ -63,6 +79,9 @@ class Mod(enum.StrEnum):
     DEGREE = "degree"
     RHETORICAL = "rhetorical"
     RHETORICAL_IF_QUESTION = "rhetorical_if_question"
+    SOFTENER = "softener"  # 有点, 稍微: a complaint after it is a mild one
+    EMPHATIC = "emphatic"  # 一点都, 根本: 「一点都不差」 is satisfied, not basically
+    CANNOT = "cannot"  # 不能: negates a good word, leaves a complaint one (「也不能不管啊」)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +95,15 @@ class Entry:
     negated: Rating | None = None  # rating when negated, if not the default flip
     praise: bool = False  # an aspect whose positive judgment is praise
     hint: str | None = None
+    mild: bool = False  # a complaint a satisfied citizen may add (出警慢, 希望…): see decide
+    about_police: bool = False  # a complaint about the police whoever else is named
+    small: bool = False  # a wish or suggestion (希望…, 建议…): said as a small complaint
+    # Praise of manners rather than of the work (热情, 辛苦了, 谢谢): it does not outweigh
+    # a complaint about the work.
+    courtesy: bool = False
+    # Who a party word names: "police" (民警, 你们), "other" (对方, 邻居), "culprit" (骗子,
+    # 小偷); None for a word that names no one.
+    party: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,7 +120,11 @@ class Rules:
     # reads the words before a rating word backwards in one C call per word.
     modifiers_reversed: re.Pattern[str]
     modifier_last_chars: frozenset[str]  # a modifier can only end with one of these
-    # Right after a word: group "sarcasm" (满意个屁) or group "question" (满意吗).
+    # A softener inside a complaint (「时间有点长」), but not emphasis (「一点没办」).
+    softened_inside: re.Pattern[str]
+    police_words: tuple[str, ...]  # party = "police" words: 「比你们来得还勤」 names 你们
+    # Right after a word: group "sarcasm" (满意个屁), group "negated" (满意是不可能的,
+    # 满意不起来), group "hedged" (不满意谈不上) or group "question" (满意吗, 找到了没有).
     ending: re.Pattern[str]
     ending_first_chars: frozenset[str]  # a character that can start such an ending
     units_after: tuple[str, ...]
@@ -105,6 +137,17 @@ class Rules:
     numeral_chars: re.Pattern[str]  # any numeral, to skip the numeral regexes quickly
     numeral_lone: re.Pattern[str]
     numeral_chosen: re.Pattern[str]
+    numeral_choice: re.Pattern[str]  # 「一还是二」: two numerals offered as a choice
     opt_out_whole: frozenset[str]
+    # Before an opt-out word in its clause (「不要退订」), or anywhere in that clause
+    # (「退订怎么弄」): the citizen is not opting out.
+    opt_out_negated: re.Pattern[str]
+    opt_out_question: re.Pattern[str]
     ack_whole: frozenset[str]
     ack_hint: str
+    # 「1还是2呢」「一或者二」「满意还是不满意」: a choice not made (groups 1 and 2).
+    undecided: re.Pattern[str]
+    undecided_words: re.Pattern[str]
+    # Words that point at an earlier reply (刚才按错了, 上条, 更正).
+    earlier_reply: re.Pattern[str]
+    homophones: Homophones | None  # None: the rules file lists no homophone targets

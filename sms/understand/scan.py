@@ -3,8 +3,11 @@
 `scan` walks the rules' words left to right (longest first) and the digits of the
 reply, and records each finding as a `Signal` (a rating with its strength) or as a
 side fact (a reason tag, praise, opt-out, a non-answer, a clause boundary). Each
-finding carries one explanation line. Deciding the overall rating from the signals is
-`sms.understand`'s job.
+finding carries one explanation line and a cue id (`sms.understand.cues`). Deciding the
+overall rating from the signals is `sms.understand.decide`'s job.
+
+Before the words are read, sound-alike typos of the rules' target words are corrected
+(`sms.understand.homophone`: 满衣 → 满意) and the text is read again.
 """
 
 from __future__ import annotations
@@ -14,94 +17,31 @@ import re
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
+from sms.understand import cues
+from sms.understand.digits import read_digits
+from sms.understand.findings import TIER_OPINION, TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
+from sms.understand.judge import NO_ENDING, Ending, Mods, judge
 from sms.understand.rules import Entry, Kind, Mod, Rating, Rules
-from sms.understand.text import clause_starts, core_of
+from sms.understand.text import CLAUSE_BREAKS, clause_starts, core_of
 
-# Signal strength: the scheme's digits and its own words (满意) outrank opinion words
-# and emoji (好, 差, 👍), which outrank phrases (辛苦了, 踢皮球).
-TIER_RATING: Final = 0
-TIER_OPINION: Final = 1
-TIER_PHRASE: Final = 2
 _TIERS: Final = {Kind.RATING: TIER_RATING, Kind.OPINION: TIER_OPINION, Kind.EMOJI: TIER_OPINION}
 
-_DIGIT_RUN: Final = re.compile(r"[0-9]+")
-# Separators that make a digit part of a bigger number: 3.5, 3:30, 2-3, 1/2.
-_NUMBER_JOINERS: Final = frozenset(".:-/~")
-_NEGATING: Final = frozenset((Mod.NEGATION, Mod.HEDGED, Mod.RHETORICAL))
 # A negation, degree or filler chain longer than this is not one phrase any more.
 _MAX_MODIFIERS: Final = 8
 # An aspect noun governs a judgment at most this many characters after it (「处理得也」),
 # so in an unpunctuated transcript 「态度也挺好就是…我不太满意」 the 不满意 is not about 态度.
 _ASPECT_REACH: Final = 6
-
-
-class Signal(NamedTuple):
-    """One piece of evidence for a rating, where it was found and how strong it is."""
-
-    pos: int
-    tier: int
-    rating: Rating
-    overall: bool  # about the whole service, not one aspect of it (态度, 结果)
-    digit: str | None = None
-
-
-class Boundary(NamedTuple):
-    """A point after which the later clause decides: a contrast or a later time."""
-
-    pos: int
-    later: bool  # time (之前…现在) rather than contrast (但是)
-    word: str
-
-
-class Scan:
-    """Everything `scan` found in one reply."""
-
-    # A plain slotted class rather than a dataclass with nine default factories: one is
-    # made per reply, and for a bare 「3」 its construction is a visible share of the time.
-    __slots__ = (
-        "acknowledgement",
-        "boundaries",
-        "digit_hints",
-        "digit_votes",
-        "non_answer_hints",
-        "norm",
-        "notes",
-        "opt_out",
-        "praise_words",
-        "reasons",
-        "signals",
-    )
-
-    def __init__(self, norm: str) -> None:
-        self.norm = norm
-        self.signals: list[Signal] = []
-        self.reasons: list[str] = []
-        self.praise_words: list[str] = []
-        self.opt_out: list[str] = []
-        self.non_answer_hints: list[str] = []
-        self.digit_hints: list[str] = []
-        self.boundaries: list[Boundary] = []
-        self.acknowledgement: str | None = None  # the agent's hint for a bare 「好的」
-        self.notes: list[tuple[int, str]] = []  # (position, explanation)
-        self.digit_votes = 0  # scheme digits among the signals
-
-
-class _Mods(NamedTuple):
-    start: int  # where the modifiers before the word begin
-    kinds: tuple[Mod, ...]  # nearest to the word first
-
-    @property
-    def negations(self) -> int:
-        return sum(k in _NEGATING for k in self.kinds) if self.kinds else 0
-
-    @property
-    def hedged(self) -> bool:
-        return Mod.HEDGED in self.kinds
-
-    @property
-    def basic(self) -> bool:
-        adjacent = bool(self.kinds) and self.kinds[0] is Mod.BASIC_ADJACENT
-        return adjacent or Mod.BASIC in self.kinds
+# 「3，不，2」: a clause of only 不 between two answers takes the first one back.
+_BREAK: Final = "[" + "".join(re.escape(ch) for ch in sorted(CLAUSE_BREAKS)) + "]"
+_LONE_NO: Final = re.compile(f"(?:^|(?<={_BREAK}))(?:哦|噢|呃)?不[不是]*(?={_BREAK}|$)")
+_IS_ANSWER: Final = re.compile(f"(?<={_BREAK})(?:是|选|应该|就)(?=[0-9])")
+# 「不是不满意，是非常满意」: the clause that starts 是 (or 而是) after a 不是 decides.
+_BUT_IS: Final = re.compile(f"(?<={_BREAK})而?是(?!的|[0-9])")
+# A complaint followed by these is a small one: 「慢了点」「时间长了一点」.
+_SOFT_AFTER: Final = ("了点", "了一点", "一点", "点儿", "了些", "了一些")
+# 「不满意的是对方」: the judgment names its target after it.
+_TARGET_AFTER: Final = re.compile("的(?:是|就是|主要是)")
+_DIGIT: Final = re.compile("[0-9]")
 
 
 class _Aspect(NamedTuple):
@@ -113,43 +53,105 @@ class _Aspect(NamedTuple):
 
 def scan(norm: str, rules: Rules) -> Scan:
     """Find every signal and side fact in a normalised reply."""
-    out = Scan(norm)
     core = core_of(norm)
     if core in rules.opt_out_whole:
+        out = Scan(norm)
         out.opt_out.append(core)
         out.notes.append((0, f"whole reply {core!r} → opt-out"))
+        out.cue(cues.OPT_OUT)
         return out
     if core in rules.ack_whole:
+        out = Scan(norm)
         out.acknowledgement = rules.ack_hint
         out.notes.append((0, f"whole reply {core!r} is an acknowledgement"))
+        out.cue(cues.ACKNOWLEDGEMENT)
         return out
-    _Reader(out, rules, core).read()
+    covered = rules.matcher.find(norm)
+    typos = []
+    # Typos matter when the answer word itself is garbled: a reply that already has one
+    # of the scheme's own words (满意, 不满意) is read as it is.
+    if rules.homophones is not None and not any(e.kind is Kind.RATING for _, _, e in covered):
+        typos = rules.homophones.find(norm, core, ((s, e) for s, e, _ in covered))
+        if typos:
+            for typo in typos:
+                end = typo.start + len(typo.typed)
+                norm = norm[: typo.start] + typo.target + norm[end:]
+            covered = rules.matcher.find(norm)
+            core = core_of(norm)
+    out = Scan(norm)
+    for typo in typos:
+        out.notes.append((typo.start, f"{typo.typed!r} sounds like {typo.target!r}: a typo"))
+        out.cue(cues.HOMOPHONE)
+    _Reader(out, rules, core, covered).read()
     return out
 
 
 class _Reader:
     """One pass over one reply; keeps the clause layout and the aspects seen so far."""
 
-    __slots__ = ("aspects", "core", "covered", "last_signal_end", "norm", "out", "rules", "starts")
+    __slots__ = (
+        "aspects",
+        "conceded",
+        "consumed",
+        "core",
+        "covered",
+        "last_clears_end",
+        "last_rating_end",
+        "last_signal_end",
+        "norm",
+        "out",
+        "parties",
+        "rules",
+        "starts",
+    )
 
-    def __init__(self, out: Scan, rules: Rules, core: str) -> None:
+    def __init__(
+        self, out: Scan, rules: Rules, core: str, covered: list[tuple[int, int, Entry]]
+    ) -> None:
         self.out = out
         self.rules = rules
         self.norm = out.norm
         self.core = core
         self.starts = clause_starts(self.norm)
         self.aspects: list[_Aspect] = []
-        self.covered: list[tuple[int, int, Entry]] = []
+        self.parties: list[tuple[int, int, str]] = []  # (start, clause, party)
+        self.covered = covered
         self.last_signal_end = 0
+        self.last_rating_end = -2  # end of the last rating word (「满意，不对，…」)
+        self.consumed = 0  # end of a negation read after a word (「是不可能的」)
+        self.last_clears_end = -1  # end of the last 「不是对你们」
+        # Start of a last clause opened by 虽然: its complaints are conceded (small).
+        self.conceded = len(self.norm) + 1
 
     def read(self) -> None:
-        self.covered = self.rules.matcher.find(self.norm)
-        for start, end, entry in self.covered:
+        covered = self.covered
+        if len(covered) > 1:
+            # Party words first: 「不满意的是对方」 names its party after the judgment.
+            self.parties = [
+                (start, self.clause(start), entry.party)
+                for start, _, entry in covered
+                if entry.party is not None
+            ]
+        for start, end, entry in covered:
             _HANDLERS[entry.kind](self, entry, start, end)
-        if _DIGIT_RUN.search(self.norm):
-            self.digits()
+        norm = self.norm
+        if _DIGIT.search(norm):
+            read_digits(self.out, self.rules, self.core, self.covered)
             # Digit notes came last; put every note back in text order (stable).
             self.out.notes.sort(key=_position)
+        if len(self.out.signals) > 1:
+            self.lone_answers()
+        if "还是" in norm or "或" in norm:
+            rules = self.rules
+            m = rules.undecided.search(norm) or rules.undecided_words.search(norm)
+            if m is not None:
+                self.out.undecided = f"{m.group(1)} and {m.group(2)}"
+                self.note(m.start(), f"{m.group()!r} asks which: no choice made")
+                self.out.cue(cues.UNDECIDED)
+        if len(self.core) > 1 and self.rules.earlier_reply.search(self.core):
+            self.out.earlier_reply = True
+        if norm.rstrip().endswith(("?", "吗", "呢")) or "请问" in norm:
+            self.out.questioning = True
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -163,13 +165,13 @@ class _Reader:
         self.out.signals.append(Signal(pos, tier, rating, overall))
         self.last_signal_end = end
 
-    def modifiers(self, pos: int) -> _Mods:
+    def modifiers(self, pos: int) -> Mods:
         """The negation, degree and filler words right before `pos`, read backwards,
         longest first, within the clause."""
         if pos == 0 or self.norm[pos - 1] not in self.rules.modifier_last_chars:
-            return _Mods(pos, ())  # the common case, decided without a regex
+            return Mods(pos, ())  # the common case, decided without a regex
         n = len(self.norm)
-        lo = self.starts[self.clause(pos)]
+        lo = max(self.starts[self.clause(pos)], min(self.consumed, pos))
         at, stop = n - pos, n - lo  # the same span in the reversed text
         match = self.rules.modifiers_reversed.match
         backwards = self.norm[::-1]
@@ -180,17 +182,25 @@ class _Reader:
                 break
             kinds.append(table[m.group()[::-1]])
             at = m.end()
-        return _Mods(n - at, tuple(kinds))
+        return Mods(n - at, tuple(kinds))
 
-    def ending(self, end: int) -> tuple[str | None, bool]:
-        """The sarcasm word right after a word (满意个屁), and whether a question follows."""
+    def ending(self, end: int) -> Ending:
+        """What follows a word: sarcasm (满意个屁), a negation (满意是不可能的), a hedge
+        (不满意谈不上) or a question (满意吗, 找到了没有)."""
         norm = self.norm
         if end >= len(norm) or norm[end] not in self.rules.ending_first_chars:
-            return None, False  # the common case, decided without a regex
+            return NO_ENDING  # the common case, decided without a regex
         m = self.rules.ending.match(norm, end)
         if m is None:
-            return None, False
-        return m.group("sarcasm"), m.group("question") is not None
+            return NO_ENDING
+        if m.group("negated") or m.group("hedged"):
+            self.consumed = m.end()
+        return Ending(
+            m.group("sarcasm"),
+            m.group("question") is not None,
+            m.group("negated"),
+            m.group("hedged"),
+        )
 
     def aspects_before(self, before: int) -> list[_Aspect]:
         """The aspects that govern a judgment starting at `before`, nearest first: in the
@@ -206,25 +216,100 @@ class _Reader:
             and before - a.end <= _ASPECT_REACH
         ]
 
+    def party_of(self, start: int, end: int) -> str | None:
+        """Who an unsatisfied finding is about: the nearest party word before it in its
+        clause (「对方太不讲理」「对那个肇事的很不满意」), or the one it names right after
+        it (「不满意的是对方」); None when no party is named."""
+        if not self.parties:
+            return None
+        clause = self.clause(start)
+        span = self.norm[start:end]
+        if any(word in span for word in self.rules.police_words):
+            return "police"  # 「小偷比你们来得还勤」 is about 你们
+        before = [party for pos, c, party in self.parties if c == clause and pos <= start]
+        if before:
+            return before[-1]
+        if _TARGET_AFTER.match(self.norm, end):
+            after = [party for pos, c, party in self.parties if c == clause and pos > end]
+            return after[0] if after else None
+        return None
+
+    def other_party(self, start: int, end: int, span: str, *, judgment: bool = True) -> bool:
+        """Drop an unsatisfied finding about someone else, saying so. A culprit's party
+        takes only judgments away (「骗子太可恶」), not complaints (「嫌疑人逍遥法外」)."""
+        party = self.party_of(start, end)
+        if party != "other" and not (party == "culprit" and judgment):
+            return False
+        self.note(start, f"{span!r} is about another party, not the police: not counted")
+        self.out.cue(cues.OTHER_PARTY)
+        return True
+
+    def complaint_signal(
+        self,
+        start: int,
+        end: int,
+        mild: bool,
+        softened: bool,
+        tier: int = TIER_PHRASE,
+        reason: str | None = None,
+    ) -> None:
+        softened = softened or start >= self.conceded
+        rating = Rating.UNSATISFIED
+        small = mild or softened
+        self.out.signals.append(
+            Signal(start, tier, rating, False, None, small, softened, reason=reason)
+        )
+        self.last_signal_end = end
+
+    def softened(self, mods: Mods, start: int, end: int) -> bool:
+        """「有点慢」「慢了点」「时间有点长」: a complaint said as a small one."""
+        if Mod.SOFTENER in mods.kinds or self.norm.startswith(_SOFT_AFTER, end):
+            return True
+        return self.rules.softened_inside.search(self.norm, start, end) is not None
+
     # -- handlers, one per kind of word --------------------------------------------------
 
     def judgment(self, entry: Entry, start: int, end: int) -> None:
         assert entry.rating is not None
         mods = self.modifiers(start)
-        sarcasm, question = self.ending(end)
+        after = self.ending(end)
         span = self.norm[mods.start : end]
-        if question and sarcasm is None and Mod.RHETORICAL_IF_QUESTION not in mods.kinds:
+        if after.question and after.sarcasm is None and after.negated is None:
             # 「满意？开什么玩笑」「满意吗？不满意！」: the survey's question echoed back.
-            if not mods.negations:
+            if Mod.RHETORICAL_IF_QUESTION not in mods.kinds and not mods.negations:
                 self.note(start, f"{span!r} echoes the question: ignored")
                 return
-        rating, how = _judge(entry, mods, sarcasm, question)
-        self.note(start, f"{span!r} → {rating} ({entry.kind} word{how})")
+        rating, how = judge(entry, mods, after)
+        if how:
+            self.out.cue(how[0])
+        detail = "".join(f", {h}" for h in how[1:])
+        self.note(start, f"{span!r} → {rating} ({entry.kind} word{detail})")
         aspects = self.aspects_before(mods.start)
-        self.signal(start, end, _TIERS[entry.kind], rating, not aspects)
         if rating is Rating.UNSATISFIED:
+            if self.other_party(start, end, span):
+                return
+            if self.last_clears_end == mods.start:
+                self.note(start, f"{span!r} is what the citizen says they are not: not counted")
+                return
+        self.out.cue(cues.RATING_WORD if entry.kind is Kind.RATING else cues.OPINION)
+        if entry.kind is Kind.RATING:
+            self.last_rating_end = end
+        tier = _TIERS[entry.kind]
+        if rating is Rating.UNSATISFIED:
+            softened = mods.hedged or Mod.SOFTENER in mods.kinds or start >= self.conceded
+            signal = Signal(start, tier, rating, not aspects, None, softened, softened)
+            self.out.signals.append(signal)
+            self.last_signal_end = end
             self.aspect_reason(aspects, start, end)
-        elif rating is Rating.SATISFIED and entry.kind is Kind.OPINION:
+            return
+        courtesy = bool(aspects) and (
+            aspects[0].entry.reason == "attitude" or bool(aspects[0].entry.party)
+        )
+        self.out.signals.append(
+            Signal(start, tier, rating, not aspects, None, False, False, courtesy)
+        )
+        self.last_signal_end = end
+        if rating is Rating.SATISFIED and entry.kind is Kind.OPINION:
             praised = next((a for a in aspects if a.entry.praise), None)
             if praised is not None:
                 about = self.norm[praised.start : end]
@@ -242,135 +327,152 @@ class _Reader:
     def emoji(self, entry: Entry, start: int, end: int) -> None:
         assert entry.rating is not None
         self.note(start, f"{self.norm[start:end]!r} → {entry.rating} (emoji)")
+        self.out.cue(cues.EMOJI)
         self.signal(start, end, TIER_OPINION, entry.rating, True)
 
     def complaint(self, entry: Entry, start: int, end: int) -> None:
         mods = self.modifiers(start)
         span = self.norm[mods.start : end]
-        # 「这不是推诿吗」 asks a question that affirms the complaint.
-        if mods.negations % 2 and not self.ending(end)[1]:
+        after = self.ending(end)
+        # 「这不是推诿吗」 asks a question that affirms the complaint; 「也不能不管啊」
+        # demands what was not done.
+        negations = mods.negations + (after.negated is not None)
+        if negations % 2 and not after.question and Mod.CANNOT not in mods.kinds:
             self.note(start, f"{span!r} → satisfied (negated complaint)")
+            self.out.cue(cues.NEGATION)
             self.signal(start, end, TIER_PHRASE, Rating.SATISFIED, False)
             return
         assert entry.reason is not None
+        if not entry.about_police and self.other_party(start, end, span, judgment=False):
+            # The reason still stands if the reply is unsatisfied: 「对方还没赔钱，你们也不催」.
+            self.out.other_reasons.append(entry.reason)
+            return
         self.out.reasons.append(entry.reason)
-        self.note(start, f"{span!r} → unsatisfied (complaint: {entry.reason})")
-        self.signal(start, end, TIER_PHRASE, Rating.UNSATISFIED, False)
+        softened = entry.small or self.softened(mods, start, end)
+        small = ", a small one" if softened or entry.mild or start >= self.conceded else ""
+        self.note(start, f"{span!r} → unsatisfied (complaint: {entry.reason}{small})")
+        self.out.cue(cues.COMPLAINT)
+        self.complaint_signal(start, end, entry.mild, softened, reason=entry.reason)
 
     def praise(self, entry: Entry, start: int, end: int) -> None:
         mods = self.modifiers(start)
         word = self.norm[start:end]
         what = str(entry.kind)
-        if mods.negations % 2:
+        after = self.ending(end)
+        if after.question and not mods.negations:
+            # 「人找到了没有？」「解决了吗」 asks about the case; it is not praise.
+            self.note(start, f"{self.norm[start:end]!r} asks about the case")
+            self.out.cue(cues.QUESTION)
+            self.out.asks = "citizen asks about the case: call back"
+            return
+        negations = mods.negations + (after.negated is not None)
+        if negations % 2 or Mod.CANNOT in mods.kinds:
             span = self.norm[mods.start : end]
+            if self.other_party(start, end, span):
+                return
             reason = f": {entry.reason}" if entry.reason else ""
             self.note(start, f"{span!r} → unsatisfied (negated {what}{reason})")
+            self.out.cue(cues.NEGATION)
             if entry.reason:
                 self.out.reasons.append(entry.reason)
-            self.signal(start, end, TIER_PHRASE, Rating.UNSATISFIED, False)
+            softened = mods.hedged or Mod.SOFTENER in mods.kinds
+            mild = entry.reason == "slow_response"
+            self.complaint_signal(start, end, mild, softened, reason=entry.reason)
             return
         if entry.kind is Kind.PRAISE:
             self.out.praise_words.append(word)
-        self.note(start, f"{word!r} → satisfied ({what})")
+        rating = Rating.BASICALLY_SATISFIED if mods.basic else Rating.SATISFIED
+        self.note(start, f"{self.norm[mods.start : end]!r} → {rating} ({what})")
+        self.out.cue(cues.PRAISE)
+        self.out.signals.append(
+            Signal(start, TIER_PHRASE, rating, False, courtesy=entry.courtesy, reason=entry.reason)
+        )
+        self.last_signal_end = end
+
+    def clears(self, entry: Entry, start: int, end: int) -> None:
+        """「跟交警没关系」「不是你们的问题」: the police are not the ones complained of."""
+        self.note(start, f"{self.norm[start:end]!r} → satisfied (the police are not blamed)")
+        self.out.cue(cues.OTHER_PARTY)
         self.signal(start, end, TIER_PHRASE, Rating.SATISFIED, False)
+        self.last_clears_end = end
 
     def aspect(self, entry: Entry, start: int, end: int) -> None:
         self.aspects.append(_Aspect(start, end, self.clause(start), entry))
+        if entry.party is not None:
+            self.parties.append((start, self.clause(start), entry.party))
 
     def opt_out(self, entry: Entry, start: int, end: int) -> None:
         word = self.norm[start:end]
+        clause = self.clause(start)
+        lo = self.starts[clause]
+        hi = self.starts[clause + 1] if clause + 1 < len(self.starts) else len(self.norm)
+        if self.rules.opt_out_negated.search(self.norm, lo, start):
+            self.note(start, f"{word!r} is negated: not an opt-out")
+            return
+        if self.rules.opt_out_question.search(self.norm, lo, hi):
+            self.note(start, f"{word!r} in a question: not an opt-out")
+            self.out.asks = "citizen asks how to opt out: tell them (reply TD)"
+            return
         self.out.opt_out.append(word)
+        self.out.cue(cues.OPT_OUT)
         self.note(start, f"{word!r} → opt-out")
 
     def non_answer(self, entry: Entry, start: int, end: int) -> None:
         assert entry.hint is not None
         self.out.non_answer_hints.append(entry.hint)
+        self.out.cue(cues.NON_ANSWER)
         self.note(start, f"{self.norm[start:end]!r} → non-answer ({entry.hint})")
 
     def marker(self, entry: Entry, start: int, end: int) -> None:
         word = self.norm[start:end]
-        if entry.kind is Kind.CONTRAST_START and start != self.starts[self.clause(start)]:
+        clause_start = self.starts[self.clause(start)]
+        if entry.kind is Kind.CONTRAST_START and start != clause_start:
             return  # 「就是不满意」: emphasis, not 「…，就是慢了点」
+        if entry.kind is Kind.CORRECTION_START:
+            # 「3，不对，2」「2不对1」 but not 「处理得不对」.
+            before = self.norm[clause_start:start].strip()
+            if before and not before[-1].isdigit() and self.last_rating_end < start - 1:
+                return
+        if entry.kind in (Kind.CORRECTION, Kind.CORRECTION_START):
+            self.out.boundaries.append(Boundary(start, True, word, cues.SELF_CORRECTION))
+            return
         if entry.kind in (Kind.EARLIER, Kind.CONCESSIVE):
             # 「之前不满意，…」: what follows this clause overrules it.
             clause = self.clause(start)
             if clause + 1 >= len(self.starts):
+                if entry.kind is Kind.CONCESSIVE:
+                    self.conceded = start  # 「民警尽力了，虽然钱没追回」: conceded
                 return
             start = self.starts[clause + 1]
         later = entry.kind in (Kind.LATER, Kind.EARLIER)
-        self.out.boundaries.append(Boundary(start, later, word))
+        kind = cues.LATER if later else cues.CONTRAST
+        if entry.kind is Kind.SUMMARY:
+            kind = cues.SUMMARY
+        self.out.boundaries.append(Boundary(start, later, word, kind))
 
-    # -- digits ------------------------------------------------------------------------
-
-    def digits(self) -> None:
-        """Scheme digits: 「3」「回复1」「【3】」「我选2」, not 3次, 2个小时, 110 or a phone."""
-        rules = self.rules
-        for m in _DIGIT_RUN.finditer(self.norm):
-            start, end = m.span()
-            run = m.group()
-            if any(s <= start < e for s, e, _ in self.covered):
-                continue  # part of a word such as 100分 or 12345
-            if len(run) >= rules.phone_min_length:
-                self.out.digit_hints.append("looks like a phone number, not a rating")
-                self.note(start, f"{run[:3]}… looks like a phone number")
-                continue
-            # 「333」 alone is an emphatic 3; any other multi-digit number is a quantity.
-            emphatic = len(run) <= 3 and run == run[0] * len(run) and self.core == run
-            if (len(run) > 1 and not emphatic) or self.is_quantity(start, end):
-                continue
-            digit = run[0]
-            rating = rules.scheme.get(digit)
-            if rating is None:
-                scheme = ", ".join(f"{d}={r}" for d, r in rules.scheme.items())
-                self.out.digit_hints.append(f"digit {digit} is not in the reply scheme ({scheme})")
-                self.note(start, f"digit {digit} is outside the reply scheme")
-                continue
-            self.note(start, f"digit {digit} → {rating} (scheme)")
-            self.out.signals.append(Signal(start, TIER_RATING, rating, True, digit))
-            self.out.digit_votes += 1
-
-    def is_quantity(self, start: int, end: int) -> bool:
-        norm = self.norm
-        if norm.startswith(self.rules.units_after, end):
-            return True
-        if norm.endswith(self.rules.units_before, 0, start):
-            return True
-        joined_after = end + 1 < len(norm) and norm[end] in _NUMBER_JOINERS
-        if joined_after and norm[end + 1].isdigit():
-            return True
-        return start >= 2 and norm[start - 1] in _NUMBER_JOINERS and norm[start - 2].isdigit()
+    def lone_answers(self) -> None:
+        """「2，不，3」「3 不 1」: a clause of only 不 between answers corrects the first;
+        so does one that starts 是 + a digit (「手滑按了1，是3」). 「不是A，是B」 contrasts."""
+        signals, norm = self.out.signals, self.norm
+        if "不" not in norm and not self.out.digit_votes:
+            return
+        for m in _LONE_NO.finditer(norm):
+            start = m.start()
+            if any(s.pos < start for s in signals) and any(s.pos > start for s in signals):
+                word = m.group()
+                self.out.boundaries.append(Boundary(start, True, word, cues.SELF_CORRECTION))
+        for m in _IS_ANSWER.finditer(norm) if self.out.digit_votes else ():
+            start = m.start()
+            if any(s.digit is not None and s.pos < start for s in signals):
+                self.out.boundaries.append(Boundary(start, True, m.group(), cues.SELF_CORRECTION))
+        if self.core.startswith("不是"):
+            for m in _BUT_IS.finditer(self.norm):
+                self.out.boundaries.append(Boundary(m.start(), False, m.group(), cues.CONTRAST))
+        self.out.boundaries.sort()
 
 
 def _position(note: tuple[int, str]) -> int:
     return note[0]
-
-
-def _judge(entry: Entry, mods: _Mods, sarcasm: str | None, question: bool) -> tuple[Rating, str]:
-    """A rating or opinion word's rating after its modifiers, and how that came about."""
-    assert entry.rating is not None
-    if not mods.kinds and sarcasm is None and not question:
-        return entry.rating, ""
-    if sarcasm is not None:
-        return Rating.UNSATISFIED, f", sarcasm {sarcasm!r}"
-    negations = mods.negations
-    if question and Mod.RHETORICAL_IF_QUESTION in mods.kinds:
-        negations += 1  # 「能满意吗」 means it cannot
-    rating, how = entry.rating, ""
-    if negations % 2:
-        how = ", negated"
-        if entry.rating is not Rating.UNSATISFIED:
-            rating = Rating.UNSATISFIED
-        elif entry.negated is not None:
-            rating = entry.negated
-        else:
-            rating = Rating.BASICALLY_SATISFIED if mods.hedged else Rating.SATISFIED
-    elif negations:
-        how = ", double negation"
-        if mods.hedged and entry.rating is not Rating.UNSATISFIED:
-            rating = Rating.BASICALLY_SATISFIED  # 「不是不好」 is a hedge
-    if rating is Rating.SATISFIED and mods.basic:
-        rating, how = Rating.BASICALLY_SATISFIED, how + ", degree"
-    return rating, how
 
 
 def _neutral(reader: _Reader, entry: Entry, start: int, end: int) -> None:
@@ -385,6 +487,7 @@ _HANDLERS: Final[dict[Kind, Callable[[_Reader, Entry, int, int], None]]] = {
     Kind.COMPLAINT: _Reader.complaint,
     Kind.PRAISE: _Reader.praise,
     Kind.POSITIVE: _Reader.praise,
+    Kind.CLEARS: _Reader.clears,
     Kind.ASPECT: _Reader.aspect,
     Kind.OPT_OUT: _Reader.opt_out,
     Kind.NON_ANSWER: _Reader.non_answer,
@@ -393,5 +496,8 @@ _HANDLERS: Final[dict[Kind, Callable[[_Reader, Entry, int, int], None]]] = {
     Kind.LATER: _Reader.marker,
     Kind.EARLIER: _Reader.marker,
     Kind.CONCESSIVE: _Reader.marker,
+    Kind.SUMMARY: _Reader.marker,
+    Kind.CORRECTION: _Reader.marker,
+    Kind.CORRECTION_START: _Reader.marker,
     Kind.NEUTRAL: _neutral,
 }

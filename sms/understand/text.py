@@ -30,6 +30,13 @@ _LATIN_RUN: Final = re.compile(r"[a-z]+(?:[\s'\-]+[a-z]+)*")
 _LATIN_SEPARATOR: Final = re.compile(r"[\s'\-]+")
 # A pinyin phrase spans at most this many typed words (「hen bu man yi」 is four).
 _MAX_WORDS_PER_PHRASE: Final = 5
+# What GBK bytes look like when read with the wrong codec: Latin-1 letters and signs
+# (「ÂúÒâ」), U+FFFD where UTF-8 gave up (「����」), or, read as UTF-16, Hangul
+# syllables, private-use characters and lone surrogates (「싺틢」).
+_LATIN1_HIGH: Final = re.compile("[\u00a1-\u00ff]")
+_UTF16_GARBAGE: Final = re.compile("[\uac00-\ud7a3\ud800-\udfff\ue000-\uf8ff]")
+_REPLACEMENT: Final = "\ufffd"
+_SUSPECT: Final = re.compile("[\ufffd\u00a1-\u00ff\uac00-\ud7a3\ud800-\udfff\ue000-\uf8ff]")
 
 
 def normalize(text: str, rules: Rules) -> str:
@@ -53,6 +60,38 @@ def normalize(text: str, rules: Rules) -> str:
     return s
 
 
+def misdecoded(text: str) -> str | None:
+    """Why `text` looks like GBK bytes decoded with the wrong codec, or None.
+
+    The answer names the codec it was read with and, when the bytes can be put back,
+    what they say, so an agent can read it; the reply itself is not read for a rating.
+    """
+    if text.isascii() or not _SUSPECT.search(text):
+        return None  # the common case, decided in one C call
+    if text.count(_REPLACEMENT) >= 2:
+        return "the text has undecodable bytes (U+FFFD): GBK read as UTF-8?"
+    if len(_LATIN1_HIGH.findall(text)) >= 2:
+        for codec in ("latin-1", "cp1252"):
+            repaired = _repaired(text, codec)
+            if repaired is not None:
+                return f"GBK read as Latin-1; the bytes say 「{repaired}」"
+    if _UTF16_GARBAGE.search(text):
+        repaired = _repaired(text, "utf-16-be", "surrogatepass")
+        if repaired is not None:
+            return f"GBK read as UTF-16; the bytes say 「{repaired}」"
+    return None
+
+
+def _repaired(text: str, codec: str, errors: str = "strict") -> str | None:
+    """`text` encoded back with `codec` and read as GBK, when that gives Chinese."""
+    try:
+        repaired = text.encode(codec, errors).decode("gbk")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+    han = sum(1 for ch in repaired if "\u4e00" <= ch <= "\u9fff")
+    return repaired if han and han * 2 >= len(repaired.strip()) - han else None
+
+
 def core_of(norm: str) -> str:
     """The reply without punctuation or spaces, for whole-reply checks (「T」「好的。」)."""
     return _CLAUSE_BREAK_RE.sub("", norm)
@@ -60,6 +99,8 @@ def core_of(norm: str) -> str:
 
 def clause_starts(norm: str) -> list[int]:
     """Start offsets of the clauses of a normalised reply, in order (always has 0)."""
+    if not _CLAUSE_BREAK_RE.search(norm):
+        return [0]  # one clause: most short replies
     starts = [0]
     for m in _CLAUSE_BREAK_RE.finditer(norm):
         if m.end() < len(norm):
@@ -119,10 +160,23 @@ def _split_letters(letters: str, rules: Rules) -> str | None:
 
 
 def _numerals_as_digits(s: str, rules: Rules) -> str:
-    """「三」「我选二」「选三吧」 → the scheme digit; 「一般」「十分满意」 stay words."""
+    """「三」「我选二」「选三吧」「二，不，一」「一还是二」 → scheme digits; 「一般」「十分满意」
+    stay words."""
     core = core_of(s)
+    digits = rules.numeral_digits
     lone = rules.numeral_lone.match(core)
     if lone:
         start, end = lone.span(1)
-        return core[:start] + rules.numeral_digits[lone.group(1)] + core[end:]
-    return rules.numeral_chosen.sub(lambda m: m.group(1) + rules.numeral_digits[m.group(2)], s)
+        return core[:start] + digits[lone.group(1)] + core[end:]
+    s = rules.numeral_chosen.sub(lambda m: m.group(1) + digits[m.group(2)], s)
+    s = rules.numeral_choice.sub(lambda m: digits[m.group(1)] + m.group(2) + digits[m.group(3)], s)
+    if _CLAUSE_BREAK_RE.search(s):
+        # A clause that is only a numeral answers on its own: 「二，不，一」.
+        parts = re.split(f"({_CLAUSE_BREAK_RE.pattern})", s)
+        for i in range(0, len(parts), 2):
+            lone = rules.numeral_lone.match(parts[i])
+            if lone:
+                start, end = lone.span(1)
+                parts[i] = parts[i][:start] + digits[lone.group(1)] + parts[i][end:]
+        s = "".join(parts)
+    return s

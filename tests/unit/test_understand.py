@@ -209,7 +209,11 @@ def test_contrast_and_time_are_named_in_the_explanation() -> None:
 def test_to_json_shape() -> None:
     reading = understand("态度很好，但是结果不满意 TD")
     data = reading.to_json()
-    assert list(data) == ["rating", "reasons", "praise", "opt_out", "explanation", "hint", "text"]
+    # The original seven keys first, in their order (the feed's contract); later keys
+    # are only ever added after them.
+    original = ["rating", "reasons", "praise", "opt_out", "explanation", "hint", "text"]
+    assert list(data)[:7] == original
+    assert list(data)[7:] == ["confidence", "cues", "correction", "clarify"]
     assert data["rating"] == "unsatisfied"
     assert data["reasons"] == ["result"]
     assert data["praise"] == {"flag": True, "words": ["态度很好"]}

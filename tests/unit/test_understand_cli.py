@@ -14,7 +14,10 @@ from sms.understand.cli import main
 from sms.understand.rules import DEFAULT_RULES_PATH
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-KEYS = ["rating", "reasons", "praise", "opt_out", "explanation", "hint", "text"]
+KEYS = [
+    "rating", "reasons", "praise", "opt_out", "explanation", "hint", "text",
+    "confidence", "cues", "correction", "clarify",
+]  # fmt: skip
 
 
 def test_readable_output(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,6 +27,17 @@ def test_readable_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert "reasons:   slow_response (出警慢)" in out
     assert "opt-out:   no" in out
     assert "  - digit 3 → unsatisfied (scheme)" in out
+
+
+def test_readable_output_shows_confidence_and_cues(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["真是太满意了，人影都没见到"]) == 0
+    out = capsys.readouterr().out
+    assert "rating:    unsatisfied" in out
+    assert "confidence: unclear" in out
+    assert "cues:      rating_word, complaint, complaint_beside_praise" in out
+    assert "clarify:   yes" in out
+    assert main(["更正一下，给3"]) == 0
+    assert "correction: yes" in capsys.readouterr().out
 
 
 def test_readable_output_shows_the_hint(capsys: pytest.CaptureFixture[str]) -> None:

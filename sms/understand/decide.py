@@ -1,0 +1,368 @@
+"""Deciding a rating, and how sure it is, from what `scan` found.
+
+In order:
+
+1. A self-correction (「2，哦不，3」「1吧……算了还是2」「更正一下，给3」) keeps only the
+   answer after it. A correction with no new answer (「按错了」) leaves the rating unknown.
+2. A choice not made (「1还是2呢」) or different digits (「1 3」) are unknown; a
+   non-answer or a question about the case with only polite words is unknown.
+3. The strongest kind of signal present decides, in the last segment that has one
+   (segments are cut by contrast words 但是/可是/就是/只是/不过, summaries 总之/总的来说,
+   and later times 现在/后来); signals of one kind that disagree within a segment give
+   the less satisfied rating (so a human calls back).
+4. A weaker signal in a later segment still counts: after a later time it decides; a
+   complaint after a contrast lowers the rating (「满意，但是出警慢」 → basically).
+5. The asymmetric rule: an unsatisfied citizen read as satisfied is the one error that
+   closes a survey nobody calls back. So when a complaint stands beside a satisfied
+   or basically satisfied reading, the reading is never satisfied:
+   - the complaint was weighed before a contrast or summary (「虽然慢了点，但总体满意」):
+     basically_satisfied; resolved by a later time (「之前没人管，现在解决了」): kept;
+   - the complaint follows the contrast: a small one (出警慢, 跑多次, 「有点」, 「希望」)
+     gives basically_satisfied, any other unsatisfied;
+   - no contrast at all, praise and complaint side by side (「真是太满意了，人影都没见
+     到」): that is sarcasm or a complaint, unsatisfied — unless the complaint is said
+     as a small one (「满意，就是有点慢」), basically_satisfied.
+   A complaint about someone else (对方, 骗子) was already set aside by `scan`.
+6. Confidence: `certain` when the evidence agrees and nothing had to be weighed,
+   `likely` when a rule weighed it (contrast, negation, a typo, phrases only), `unclear`
+   when caution chose (mixed words, praise beside a complaint) or the reply may hold a
+   rating that could not be read.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from sms.understand import cues
+from sms.understand.findings import TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
+from sms.understand.rules import Confidence, Rating
+
+# Less satisfied first: when signals of equal strength disagree, the lower one wins so
+# the citizen is called back by a person rather than silently counted as satisfied.
+_ORDER = {Rating.UNSATISFIED: 0, Rating.BASICALLY_SATISFIED: 1, Rating.SATISFIED: 2}
+_TIER_NAMES = {0: "digits and rating words", 1: "opinion words", 2: "phrases"}
+_WEIGHING = frozenset(
+    (
+        cues.NEGATION,
+        cues.RHETORICAL,
+        cues.HOMOPHONE,
+        cues.SELF_CORRECTION,
+        cues.CORRECTION,
+        cues.OTHER_PARTY,
+        cues.SARCASM,
+    )
+)
+
+
+class Decision:
+    """The rating, how sure, and the steps that explain it."""
+
+    # A plain slotted class: one is made per reply (see findings.Scan).
+    __slots__ = ("confidence", "correction", "cues", "hint", "notes", "rating")
+
+    def __init__(self, correction: bool = False) -> None:
+        self.rating = Rating.UNKNOWN
+        self.confidence = Confidence.CERTAIN
+        self.notes: list[str] = []
+        self.cues: list[str] = []
+        self.correction = correction  # the reply corrects an earlier reply
+        self.hint: str | None = None  # why it is unknown, when the scan alone cannot say
+
+    def doubt(self, confidence: Confidence) -> None:
+        """Lower the confidence to `confidence` (never raise it)."""
+        if _RANK[confidence] > _RANK[self.confidence]:
+            self.confidence = confidence
+
+
+_RANK = {Confidence.CERTAIN: 0, Confidence.LIKELY: 1, Confidence.UNCLEAR: 2}
+
+
+def decide(found: Scan) -> Decision:
+    """The rating from the scanned signals, with its confidence and explanation."""
+    d = Decision(correction=found.earlier_reply)
+    signals = found.signals
+    if len(signals) < 2 and not (found.boundaries or found.undecided or found.earlier_reply):
+        if signals:
+            return _one(found, signals[0], d)  # the common case: 「3」「满意」「太慢了」
+        if not found.notes:
+            d.notes.append("no rating word, digit or known phrase")
+        return _unknown(d, _unknown_confidence(found, d))
+    if found.earlier_reply:
+        d.cues.append(cues.CORRECTION)
+    if not _WEIGHING.isdisjoint(found.cues):
+        d.doubt(Confidence.LIKELY)
+    signals, boundaries = _after_corrections(found, d)
+    if d.hint is not None:
+        return _unknown(d, Confidence.UNCLEAR)
+    if found.digit_votes > 1:
+        signals = _without_conflicting_digits(found, signals, d)
+    if not signals:
+        if not found.notes:
+            d.notes.append("no rating word, digit or known phrase")
+        return _unknown(d, _unknown_confidence(found, d))
+    asking = found.asks is not None or found.questioning
+    if (found.non_answer_hints or asking or found.opt_out) and _only_politeness(signals):
+        d.notes.append("non-answer, question or opt-out with only polite words → unknown")
+        return _unknown(d, _unknown_confidence(found, d))
+    if min(s.tier for s in signals) == TIER_PHRASE:
+        d.doubt(Confidence.LIKELY)  # phrases alone: no digit, rating or opinion word
+    d.rating = _weigh(signals, boundaries, d)
+    return d
+
+
+def _one(found: Scan, signal: Signal, d: Decision) -> Decision:
+    """A reply with one signal and nothing to weigh: what `decide` would give, fast."""
+    asking = found.asks is not None or found.questioning
+    polite = signal.tier != TIER_RATING and signal.rating is not Rating.UNSATISFIED
+    if (found.non_answer_hints or asking or found.opt_out) and polite:
+        d.notes.append("non-answer, question or opt-out with only polite words → unknown")
+        return _unknown(d, _unknown_confidence(found, d))
+    if signal.tier == TIER_PHRASE or not _WEIGHING.isdisjoint(found.cues):
+        d.confidence = Confidence.LIKELY
+    d.rating = signal.rating
+    return d
+
+
+def _unknown(d: Decision, confidence: Confidence) -> Decision:
+    d.rating = Rating.UNKNOWN
+    d.confidence = confidence
+    return d
+
+
+def _unknown_confidence(found: Scan, d: Decision) -> Confidence:
+    """Certain when the reply plainly gives no rating (TD, 好的, 打错了, nothing);
+    unclear when it may hold one that could not be read."""
+    if d.correction or found.asks is not None or found.digit_hints or found.undecided:
+        return Confidence.UNCLEAR
+    plain = found.opt_out or found.acknowledgement or found.non_answer_hints
+    if plain or not found.norm.strip():
+        return Confidence.CERTAIN
+    return Confidence.UNCLEAR
+
+
+def _after_corrections(found: Scan, d: Decision) -> tuple[list[Signal], list[Boundary]]:
+    """The signals and boundaries after the last self-correction that is followed by an
+    answer; sets `d.hint` when the reply takes an answer back and gives none."""
+    signals, boundaries = found.signals, found.boundaries
+    corrections = [b for b in boundaries if b.kind == cues.SELF_CORRECTION] if boundaries else []
+    if not corrections:
+        if found.undecided is not None:
+            d.hint = f"undecided between {found.undecided}: ask which one"
+        return signals, boundaries
+    answered = [b for b in corrections if any(s.pos > b.pos for s in signals)]
+    if not answered:
+        d.correction = True
+        d.cues.append(cues.CORRECTION)
+        d.notes.append(f"{corrections[-1].word!r} takes an answer back and gives no new one")
+        d.hint = "citizen says an answer was a mistake and gives no new one: ask again"
+        return signals, boundaries
+    last = answered[-1]
+    before = [s for s in signals if s.pos < last.pos]
+    if before:
+        d.cues.append(cues.SELF_CORRECTION)
+        d.notes.append(f"{last.word!r}: the answer after it replaces the one before")
+    else:
+        d.correction = True
+        d.cues.append(cues.CORRECTION)
+        d.notes.append(f"{last.word!r}: corrects an earlier reply")
+    d.doubt(Confidence.LIKELY)
+    signals = [s for s in signals if s.pos > last.pos]
+    boundaries = [b for b in boundaries if b.pos > last.pos and b.kind != cues.SELF_CORRECTION]
+    return signals, boundaries
+
+
+def _weigh(signals: list[Signal], boundaries: list[Boundary], d: Decision) -> Rating:
+    """Steps 3 to 5 of the module docstring."""
+    notes = d.notes
+    first = signals[0].rating
+    if all(s.rating is first for s in signals):
+        return first  # nothing to weigh: every rule below needs a disagreement
+    d.doubt(Confidence.LIKELY)
+    cuts = [b.pos for b in boundaries]
+    placed = [(s, bisect.bisect_right(cuts, s.pos)) for s in signals]
+    tier = min(s.tier for s in signals)
+    top = max(seg for s, seg in placed if s.tier == tier)
+    deciding = [s for s, seg in placed if s.tier == tier and seg == top]
+    rating = _combine(deciding, d)
+    if rating is Rating.UNSATISFIED and any(s.rating is not rating for s in deciding):
+        rating = _beside(deciding, d)
+    if any(s.rating is not rating and seg < top for s, seg in placed):
+        boundary = boundaries[top - 1]
+        notes.append(f"{boundary.word!r}: the later clause decides")
+        d.cues.append(boundary.kind)
+        if rating is Rating.UNSATISFIED and not boundary.later:
+            rating = _after_praise(deciding, placed, boundaries, top, d)
+    if any(s.tier > tier and s.rating is not rating and seg == top for s, seg in placed):
+        notes.append(f"{_TIER_NAMES[tier]} outrank weaker words")
+    if rating is Rating.SATISFIED and not all(s.overall for s in deciding):
+        rating = _after_complaint(placed, boundaries, top, notes)
+    after = [(s, seg) for s, seg in placed if seg > top]
+    if after:
+        last = max(seg for _, seg in after)
+        tail = [s for s, seg in after if seg == last]
+        tail_tier = min(s.tier for s in tail)
+        tail_signals = [s for s in tail if s.tier == tail_tier]
+        tail_rating = _combine(tail_signals, d)
+        later = any(b.later for b in boundaries[top:last])
+        complaints = [s for s in tail_signals if s.rating is Rating.UNSATISFIED]
+        small = _small(complaints, [s for s, seg in placed if seg == top])
+        rating = _before_tail(rating, tail_rating, later=later, small=small, notes=notes)
+        if later or rating is Rating.UNSATISFIED:
+            return rating
+    return _asymmetric(rating, placed, boundaries, top, d)
+
+
+def _asymmetric(
+    rating: Rating,
+    placed: list[tuple[Signal, int]],
+    boundaries: list[Boundary],
+    top: int,
+    d: Decision,
+) -> Rating:
+    """Step 5: a complaint beside a (basically) satisfied reading never leaves it
+    satisfied, and turns it unsatisfied unless it was weighed or said as a small one."""
+    if rating is Rating.UNSATISFIED or rating is Rating.UNKNOWN:
+        return rating
+    beside, weighed = [], []
+    for s, seg in placed:
+        if s.rating is not Rating.UNSATISFIED or seg > top:
+            continue  # complaints after the deciding clause were weighed as its tail
+        if seg == top:
+            beside.append(s)
+        elif not any(b.later for b in boundaries[seg:top]):
+            weighed.append(s)
+    praise = [s for s, seg in placed if seg == top and s.rating is not Rating.UNSATISFIED]
+    sarcastic = any(s.overall and not s.courtesy for s in praise)
+    if not praise:
+        beside = []  # the deciding clause only complains: weighed by _after_praise
+    if beside and not all(s.softened for s in beside) and (sarcastic or not _small(beside, praise)):
+        d.notes.append("praise beside a complaint it cannot mean → unsatisfied")
+        d.cues.append(cues.COMPLAINT_BESIDE_PRAISE)
+        d.doubt(Confidence.UNCLEAR)
+        return Rating.UNSATISFIED
+    if (beside or weighed) and rating is Rating.SATISFIED:
+        how = "a small complaint beside it" if beside else "a complaint weighed before it"
+        d.notes.append(f"satisfied with {how} → basically_satisfied")
+        d.cues.append(cues.COMPLAINT_BESIDE_PRAISE)
+        return Rating.BASICALLY_SATISFIED
+    return rating
+
+
+def _beside(deciding: list[Signal], d: Decision) -> Rating:
+    """Praise and complaint of one strength in one clause: unsatisfied (sarcasm, or a
+    complaint that praise of manners cannot outweigh) unless every complaint is a small
+    one (「民警尽力了，虽然钱没追回」「结果还行，过程太折腾」)."""
+    complaints = [s for s in deciding if s.rating is Rating.UNSATISFIED]
+    praise = [s for s in deciding if s.rating is not Rating.UNSATISFIED]
+    softened = all(s.softened for s in complaints)
+    sarcastic = any(s.overall and not s.courtesy for s in praise)
+    small = not sarcastic and _small(complaints, praise)
+    if small or (softened and not _denied(complaints, praise)):
+        d.notes.append("only small complaints beside the praise → basically_satisfied")
+        d.cues.append(cues.COMPLAINT_BESIDE_PRAISE)
+        return Rating.BASICALLY_SATISFIED
+    return Rating.UNSATISFIED
+
+
+def _denied(complaints: list[Signal], praise: list[Signal]) -> bool:
+    """A complaint about the very thing praised (及时 and 第二天才到)."""
+    denied = {
+        p.reason for p in praise if p.reason is not None and p.rating is not Rating.UNSATISFIED
+    }
+    return any(c.reason in denied for c in complaints)
+
+
+def _small(complaints: list[Signal], praise: list[Signal]) -> bool:
+    """Complaints a satisfied citizen may add beside this praise: each said as a small
+    one (有点, 了点), or of a small kind (出警慢, 跑多次) beside praise of the work or of
+    the whole — not beside praise of manners only (「态度很好，但是出警太慢」)."""
+    if _denied(complaints, praise):
+        return False  # 「真及时，小偷早跑没影了」: praise and complaint of one thing
+    of_the_work = any(not p.courtesy for p in praise if p.rating is not Rating.UNSATISFIED)
+    return all(c.softened or (c.mild and of_the_work) for c in complaints)
+
+
+def _after_praise(
+    deciding: list[Signal],
+    placed: list[tuple[Signal, int]],
+    boundaries: list[Boundary],
+    top: int,
+    d: Decision,
+) -> Rating:
+    """A contrast whose later clause only complains, after praise of the same strength:
+    「办好了，就是跑了两趟」 is basically satisfied when the complaints are small ones."""
+    complaints = [s for s in deciding if s.rating is Rating.UNSATISFIED]
+    praise = [
+        s
+        for s, seg in placed
+        if seg < top
+        and s.rating is not Rating.UNSATISFIED
+        and s.tier == deciding[0].tier
+        and not any(b.later for b in boundaries[seg:top])
+    ]
+    if not praise or not _small(complaints, praise):
+        return Rating.UNSATISFIED
+    d.notes.append("only a small complaint after the praise → basically_satisfied")
+    d.cues.append(cues.COMPLAINT_BESIDE_PRAISE)
+    return Rating.BASICALLY_SATISFIED
+
+
+def _after_complaint(
+    placed: list[tuple[Signal, int]], boundaries: list[Boundary], top: int, notes: list[str]
+) -> Rating:
+    """Praise of one aspect after a contrasted complaint: 「出警有点慢，但是态度很好」 is
+    basically_satisfied; after a later time (「上次没人管，这次很及时」) it stays satisfied."""
+    complained = [seg for s, seg in placed if seg < top and s.rating is Rating.UNSATISFIED]
+    if not complained or any(b.later for b in boundaries[max(complained) : top]):
+        return Rating.SATISFIED
+    notes.append("praise after a contrasted complaint → basically_satisfied")
+    return Rating.BASICALLY_SATISFIED
+
+
+def _before_tail(
+    rating: Rating, tail: Rating, *, later: bool, small: bool, notes: list[str]
+) -> Rating:
+    """The deciding segment's rating, given a weaker signal in a segment after it."""
+    if later:
+        if tail is not rating:
+            notes.append(f"later in time: {tail} overrules {rating}")
+        return tail
+    # A contrast never lifts a rating: kind words after a complaint do not undo it. A
+    # small complaint after it lowers satisfied one step (「满意，但是出警慢」); any other
+    # outweighs the praise (「态度很好，但是出警太慢」「满意，但是到现在没人管」).
+    if tail is not Rating.UNSATISFIED or rating is Rating.UNSATISFIED:
+        return rating
+    if not small:
+        notes.append("a complaint after the contrast that is not a small one → unsatisfied")
+        return Rating.UNSATISFIED
+    if rating is Rating.SATISFIED:
+        notes.append("satisfied, but a small complaint follows the contrast → basically")
+        return Rating.BASICALLY_SATISFIED
+    return rating
+
+
+def _combine(signals: list[Signal], d: Decision) -> Rating:
+    """One rating for signals of equal strength: the less satisfied when they disagree."""
+    ratings = sorted({s.rating for s in signals}, key=_ORDER.__getitem__)
+    if len(ratings) > 1:
+        mixed = " and ".join(r.value for r in reversed(ratings))
+        d.notes.append(f"mixed {mixed} → the less satisfied, {ratings[0]}")
+        d.cues.append(cues.MIXED)
+        d.doubt(Confidence.UNCLEAR)
+    return ratings[0]
+
+
+def _without_conflicting_digits(found: Scan, signals: list[Signal], d: Decision) -> list[Signal]:
+    """Drop scheme digits when a reply gives two different ones (「1 3」): no one knows."""
+    digits = sorted({s.digit for s in signals if s.digit is not None})
+    if len(digits) < 2:
+        return signals
+    d.notes.append(f"different digits {', '.join(digits)} → digits ignored")
+    d.cues.append(cues.SEVERAL_DIGITS)
+    d.doubt(Confidence.UNCLEAR)
+    return [s for s in signals if s.digit is None]
+
+
+def _only_politeness(signals: list[Signal]) -> bool:
+    """Only kind words (谢谢, 好): no scheme digit or rating word, nothing negative."""
+    return all(s.tier != TIER_RATING and s.rating is not Rating.UNSATISFIED for s in signals)

@@ -1,0 +1,83 @@
+"""Scheme digits in a reply: 「3」「回复1」「【3】」「我选2」, and the digits that are not votes.
+
+A digit is a vote only when it stands alone: not a quantity (3次, 2个小时), not part of
+a bigger number (3.5, 110, a phone number), not inside a word (3q, 100分) and not
+buried among letters or other digits (「asd3kdj」「8394720156」).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Final
+
+from sms.understand import cues
+from sms.understand.rules import Entry, Rules
+
+if TYPE_CHECKING:
+    from sms.understand.findings import Scan, Signal
+
+_DIGIT_RUN: Final = re.compile(r"[0-9]+")
+# Separators that make a digit part of a bigger number: 3.5, 3:30, 2-3, 1/2.
+_NUMBER_JOINERS: Final = frozenset(".:-/~")
+
+
+def read_digits(out: Scan, rules: Rules, core: str, covered: list[tuple[int, int, Entry]]) -> None:
+    """Add a signal for every scheme digit of `out.norm`, and hints for the others."""
+    from sms.understand.findings import TIER_RATING, Signal
+
+    norm = out.norm
+    for m in _DIGIT_RUN.finditer(norm):
+        start, end = m.span()
+        run = m.group()
+        if any(s <= start < e for s, e, _ in covered):
+            continue  # part of a word such as 100分 or 12345
+        if len(run) >= rules.phone_min_length:
+            out.digit_hints.append("looks like a phone number, not a rating")
+            out.notes.append((start, f"{run[:3]}… looks like a phone number"))
+            out.cue(cues.NOT_A_RATING)
+            continue
+        # 「333」 alone is an emphatic 3; any other multi-digit number is a quantity.
+        emphatic = len(run) <= 3 and run == run[0] * len(run) and core == run
+        if (len(run) > 1 and not emphatic) or _is_quantity(norm, start, end, rules):
+            continue
+        if _among_letters(norm, start, end, covered):
+            out.notes.append((start, f"digit {run[0]} inside letters: not a rating"))
+            out.cue(cues.NOT_A_RATING)
+            continue
+        digit = run[0]
+        rating = rules.scheme.get(digit)
+        if rating is None:
+            scheme = ", ".join(f"{d}={r}" for d, r in rules.scheme.items())
+            out.digit_hints.append(f"digit {digit} is not in the reply scheme ({scheme})")
+            out.notes.append((start, f"digit {digit} is outside the reply scheme"))
+            continue
+        out.notes.append((start, f"digit {digit} → {rating} (scheme)"))
+        out.signals.append(Signal(start, TIER_RATING, rating, True, digit))
+        out.cue(cues.DIGIT)
+        out.digit_votes += 1
+    out.signals.sort(key=_position)
+
+
+def _position(signal: Signal) -> int:
+    return signal.pos
+
+
+def _is_quantity(norm: str, start: int, end: int, rules: Rules) -> bool:
+    if norm.startswith(rules.units_after, end):
+        return True
+    if norm.endswith(rules.units_before, 0, start):
+        return True
+    joined_after = end + 1 < len(norm) and norm[end] in _NUMBER_JOINERS
+    if joined_after and norm[end + 1].isdigit():
+        return True
+    return start >= 2 and norm[start - 1] in _NUMBER_JOINERS and norm[start - 2].isdigit()
+
+
+def _among_letters(norm: str, start: int, end: int, covered: list[tuple[int, int, Entry]]) -> bool:
+    """「x2y」「asd3」: a digit touching a Latin letter is part of a code, not a vote;
+    a known word next to it (「3TD」) is not such a letter."""
+    for pos in (start - 1, end):
+        if 0 <= pos < len(norm) and "a" <= norm[pos] <= "z":
+            if not any(s <= pos < e for s, e, _ in covered):
+                return True
+    return False

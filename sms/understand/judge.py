@@ -1,0 +1,119 @@
+"""What the words around a rating word do to it: negation, hedges, degree, rhetoric.
+
+A rating or opinion word (满意, 好, 差) is read with the modifiers right before it
+(`Mods`: 不, 不是, 基本, 哪有, 不能) and what follows it (`Ending`: 个屁, 是不可能的,
+谈不上, 吗). `judge` turns the word and both into a rating and says how, in words an
+explanation can show. Pure functions; `sms.understand.scan` finds the pieces.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+from sms.understand import cues
+from sms.understand.rules import Entry, Mod, Rating
+
+NEGATING: Final = frozenset((Mod.NEGATION, Mod.HEDGED, Mod.RHETORICAL))
+
+
+class Mods(NamedTuple):
+    """The modifiers before a word."""
+
+    start: int  # where the modifiers before the word begin
+    kinds: tuple[Mod, ...]  # nearest to the word first
+
+    @property
+    def negations(self) -> int:
+        """How many of them negate. A rhetorical word inside a negation is indefinite:
+        「没觉得哪里好」 is 「not good anywhere」, not a question."""
+        kinds = self.kinds
+        if not kinds:
+            return 0
+        count = sum(k in NEGATING for k in kinds)
+        if Mod.RHETORICAL in kinds:
+            farther = kinds[kinds.index(Mod.RHETORICAL) + 1 :]
+            if Mod.NEGATION in farther or Mod.HEDGED in farther:
+                count -= 1
+        return count
+
+    @property
+    def hedged(self) -> bool:
+        """A softening negation among them (不是, 谈不上, 不太)."""
+        return Mod.HEDGED in self.kinds
+
+    @property
+    def basic(self) -> bool:
+        """A degree word that makes satisfied basically satisfied (基本, 还算, 还…)."""
+        adjacent = bool(self.kinds) and self.kinds[0] is Mod.BASIC_ADJACENT
+        return adjacent or Mod.BASIC in self.kinds
+
+
+class Ending(NamedTuple):
+    """What follows a word."""
+
+    sarcasm: str | None = None  # 「满意个屁」
+    question: bool = False  # 「满意吗」「找到了没有」
+    negated: str | None = None  # 「满意是不可能的」「满意不起来」
+    hedged: str | None = None  # 「不满意谈不上」
+
+
+NO_ENDING: Final = Ending()
+
+
+def judge(entry: Entry, mods: Mods, after: Ending) -> tuple[Rating, tuple[str, ...]]:
+    """A rating or opinion word's rating after its modifiers and what follows it; with
+    the cue that changed it (first) and how, for the explanation (empty: unchanged)."""
+    assert entry.rating is not None
+    if not mods.kinds and after is NO_ENDING:
+        return entry.rating, ()
+    if after.sarcasm is not None:
+        return Rating.UNSATISFIED, (cues.SARCASM, f"sarcasm {after.sarcasm!r}")
+    negations, hedged, how = _negations(mods, after)
+    rating = entry.rating
+    if negations % 2:
+        how.insert(0, "negated")
+        rating = _negated(entry, mods, hedged)
+    elif negations:
+        how.insert(0, "double negation")
+        if hedged and entry.rating is not Rating.UNSATISFIED:
+            rating = Rating.BASICALLY_SATISFIED  # 「不是不好」 is a hedge
+    if rating is Rating.SATISFIED and mods.basic:
+        rating = Rating.BASICALLY_SATISFIED
+        how.append("degree")
+    if not how:
+        return rating, ()
+    cue = cues.RHETORICAL if any(h.startswith("rhetorical") for h in how) else cues.NEGATION
+    if how == ["degree"]:
+        cue = cues.DEGREE
+    return rating, (cue, *how)
+
+
+def _negations(mods: Mods, after: Ending) -> tuple[int, bool, list[str]]:
+    """How many times the word is negated, whether softly, and how (for the explanation)."""
+    negations = mods.negations
+    how: list[str] = []
+    if after.question and Mod.RHETORICAL_IF_QUESTION in mods.kinds:
+        negations += 1  # 「能满意吗」 means it cannot
+        how.append("rhetorical question")
+    if Mod.RHETORICAL in mods.kinds:
+        how.append("rhetorical")
+    if Mod.CANNOT in mods.kinds:
+        negations += 1
+    hedged = mods.hedged
+    if after.negated is not None:
+        negations += 1
+        how.append(f"negated by {after.negated!r} after it")
+    elif after.hedged is not None:
+        negations += 1
+        hedged = True
+        how.append(f"hedged by {after.hedged!r} after it")
+    return negations, hedged, how
+
+
+def _negated(entry: Entry, mods: Mods, hedged: bool) -> Rating:
+    if entry.rating is not Rating.UNSATISFIED:
+        return Rating.UNSATISFIED
+    if entry.negated is not None:
+        # 「不差」 is basically satisfied, 「一点都不差」 more than that.
+        return Rating.SATISFIED if Mod.EMPHATIC in mods.kinds else entry.negated
+    return Rating.BASICALLY_SATISFIED if hedged else Rating.SATISFIED

@@ -1,0 +1,228 @@
+"""The readings issue 11 asks for: the asymmetric rule, confidence and cues, negation
+scope, contrast, self-correction, typos through pinyin, a correction of an earlier
+reply, the clarify flag, and bounded output."""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import pytest
+
+from sms.understand import Confidence, Rating, understand
+from sms.understand import cues as cue_ids
+
+S, B, U, X = (
+    Rating.SATISFIED,
+    Rating.BASICALLY_SATISFIED,
+    Rating.UNSATISFIED,
+    Rating.UNKNOWN,
+)
+KNOWN_CUES = {v for k, v in vars(cue_ids).items() if k.isupper() and isinstance(v, str)}
+
+
+@pytest.mark.parametrize(
+    ("text", "rating"),
+    [
+        # Sarcasm: a rating word never wins over the complaint beside it.
+        ("真是太满意了，人影都没见到", U),
+        ("好啊好啊，报完警等到天亮", U),
+        ("满意满意，下回我自己破案", U),
+        ("真及时，小偷早跑没影了", U),  # praise denied by a complaint of the same thing
+        # Negation scope, a negation that follows, rhetorical negation.
+        ("不满意？没有的事", S),
+        ("哪有什么不满意", S),
+        ("满意不起来", U),
+        ("跟满意不沾边", U),
+        ("不满意是不可能的", S),
+        ("一点都不差", S),
+        ("没觉得哪里好", U),
+        # Contrast, and complaints aimed at someone else.
+        ("人很客气，可事情一点没办", U),
+        ("对那个肇事的很不满意，对你们交警没意见", S),
+        ("结果还行，过程太折腾", B),
+        ("态度很好，但是出警太慢了", U),  # manners do not outweigh the work
+        ("满意，但是出警有点慢", B),
+        ("满意，但是到现在都没人管", U),
+        ("出警有点慢，但是总的来说还是满意的", B),  # never satisfied beside a complaint
+        ("之前不满意，现在满意了", S),  # resolved in time
+        # Self-correction and several digits.
+        ("2，哦不，3", U),
+        ("1吧……算了还是2", B),
+        ("一还是二呢", X),
+        ("1 3", X),
+        # Homophones and typos through pinyin.
+        ("满衣", S),
+        ("馒意", S),
+        ("不瞒易", U),
+        ("很蛮意外", X),  # 意外 is a word, not a typo
+        ("满一年了还没破案", U),  # 满一 is "a full year" here
+        # Dialect and slang.
+        ("好使", S),
+        ("阔以", B),
+        ("整挺好", S),
+        ("不行不行", U),
+        ("太水了", U),
+        ("坑人", U),
+        ("唔满意", U),
+        ("冇人理", U),
+        # Complaints with no rating word.
+        ("说好回电话的，一直没回", U),
+        ("来了看一眼就走了", U),
+        ("到底管不管", U),
+        # English with negation.
+        ("not happy", U),
+        ("not too bad", B),
+        ("ok but slow", B),
+        # A question about the case is not praise.
+        ("人找到了没有？", X),
+        ("找到了吗？谢谢", X),
+    ],
+)
+def test_issue_examples(text: str, rating: Rating) -> None:
+    reading = understand(text)
+    assert reading.rating is rating, reading.explanation
+
+
+@pytest.mark.parametrize(
+    ("text", "opt_out"),
+    [("退订怎么弄", False), ("回复TD是退订吗？", False), ("不要退订", False), ("退订", True),
+     ("以后别发了", True), ("3，以后不要再发这种短信", True)],
+)  # fmt: skip
+def test_opt_out_precision(text: str, opt_out: bool) -> None:
+    assert understand(text).opt_out is opt_out
+
+
+def test_asking_how_to_opt_out_has_its_hint() -> None:
+    reading = understand("退订怎么弄")
+    assert reading.rating is X
+    assert reading.hint == "citizen asks how to opt out: tell them (reply TD)"
+
+
+@pytest.mark.parametrize(
+    ("text", "confidence"),
+    [
+        ("3", Confidence.CERTAIN),
+        ("非常满意", Confidence.CERTAIN),
+        ("不满意是不可能的", Confidence.LIKELY),
+        ("满衣", Confidence.LIKELY),
+        ("踢皮球", Confidence.LIKELY),  # phrases only
+        ("满意，但是出警有点慢", Confidence.LIKELY),
+        ("真是太满意了，人影都没见到", Confidence.UNCLEAR),  # caution chose
+        ("1 3", Confidence.UNCLEAR),
+        ("TD", Confidence.CERTAIN),  # plainly no rating
+        ("asd3kdj", Confidence.UNCLEAR),
+    ],
+)
+def test_every_reading_says_how_sure_it_is(text: str, confidence: Confidence) -> None:
+    assert understand(text).confidence is confidence
+
+
+def test_cues_name_the_evidence() -> None:
+    assert understand("3").cues == ("digit",)
+    assert "sarcasm" in understand("满意个屁").cues
+    assert "homophone" in understand("满衣").cues
+    assert "other_party" in understand("对方太不讲理，交警很公道").cues
+    assert "complaint_beside_praise" in understand("真是太满意了，人影都没见到").cues
+    assert "self_correction" in understand("2，哦不，3").cues
+    assert "summary" in understand("出警慢了点，总的来说还行").cues
+
+
+def test_cues_and_confidence_are_on_every_reading() -> None:
+    rng = random.Random(11)
+    pieces = ["满意", "不", "但是", "3", "1", "没人管", "谢谢", "吗", "？", "对方", "TD", "满衣"]
+    for _ in range(500):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        reading = understand(text)
+        assert isinstance(reading.confidence, Confidence)
+        assert set(reading.cues) <= KNOWN_CUES, reading.cues
+        assert reading.to_json()["confidence"] == reading.confidence.value
+
+
+def test_a_later_reply_that_corrects_the_verdict_is_a_correction() -> None:
+    reading = understand("更正一下，给3")
+    assert (reading.rating, reading.correction) == (U, True)
+    assert "correction" in reading.cues
+    assert "'更正': corrects an earlier reply" in reading.explanation
+    # A slip corrected inside one reply is not a correction of an earlier one.
+    assert understand("2，哦不，3").correction is False
+    assert understand("刚才按错了，应该是1").correction is True
+
+
+def test_a_correction_with_no_new_answer_asks_again() -> None:
+    reading = understand("按错了")
+    assert (reading.rating, reading.correction, reading.clarify) == (X, True, True)
+    assert reading.hint is not None and "ask again" in reading.hint
+
+
+@pytest.mark.parametrize(
+    ("text", "clarify"),
+    [
+        ("好好好", False),  # read
+        ("TD", False),  # an opt-out
+        ("好的", False),  # an acknowledgement
+        ("收到", False),
+        ("今天天气不错吗？", True),  # unknown
+        ("人找到了没有？", True),
+        ("一还是二呢", True),
+        ("真是太满意了，人影都没见到", True),  # unclear, even though unsatisfied
+        ("3", False),
+    ],
+)
+def test_clarify_is_for_unknown_or_unclear_readings_only(text: str, clarify: bool) -> None:
+    reading = understand(text)
+    assert reading.clarify is clarify
+    assert reading.to_json()["clarify"] is clarify
+
+
+def test_acknowledgement_is_its_own_flag() -> None:
+    assert understand("好的").acknowledgement is True
+    assert understand("好").acknowledgement is False
+
+
+@pytest.mark.parametrize("text", ["8394720156", "839472", "asd3kdj", "x2y9", "1a2b3c", "#3#3#2#"])
+def test_a_digit_in_digits_or_garbage_is_not_a_rating(text: str) -> None:
+    assert understand(text).rating is X
+
+
+@pytest.mark.parametrize(
+    "codec", ["latin-1", "cp1252", "utf-8-replace", "utf-16-be"], ids=lambda c: c
+)
+@pytest.mark.parametrize("reply", ["3不满意", "满意", "不满意，出警太慢", "非常满意，谢谢"])
+def test_gbk_bytes_read_with_the_wrong_codec_are_unknown_with_an_encoding_hint(
+    codec: str, reply: str
+) -> None:
+    raw = reply.encode("gbk")
+    if codec == "utf-16-be" and len(raw) % 2:
+        raw += b" "
+    if codec == "utf-8-replace":
+        text = raw.decode("utf-8", "replace")
+    else:
+        text = raw.decode(codec, "replace")
+    reading = understand(text)
+    assert reading.rating is X
+    assert reading.hint is not None and reading.hint.startswith("encoding")
+    assert reading.cues == ("encoding",)
+
+
+def test_a_korean_or_accented_reply_is_not_an_encoding_problem() -> None:
+    assert understand("mǎn yì").rating is S
+    assert not (understand("안녕하세요").hint or "").startswith("encoding")
+
+
+@pytest.mark.parametrize("size", [200, 5_000, 20_000])
+def test_output_is_bounded_however_long_the_reply(size: int) -> None:
+    rng = random.Random(size)
+    words = ["满意", "不满意", "太慢", "谢谢民警", "推诿", "但是", "现在", "3", "态度很好"]
+    text = "，".join(rng.choice(words) for _ in range(size // 3))
+    reading = understand(text)
+    assert len(reading.explanation) <= 20
+    assert len(reading.cues) <= 20
+    assert len(reading.praise_words) <= 10
+
+
+def test_pinyin_tables_come_from_the_wheel_without_the_whole_package() -> None:
+    # The readings table is pypinyin's own module, loaded from the installed wheel (no
+    # network); the package itself (and its 50 MB phrase dictionary) is not imported.
+    understand("满衣")
+    assert "pypinyin" not in sys.modules
