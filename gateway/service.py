@@ -79,6 +79,7 @@ class Service:
         self.instance = instance or socket.gethostname()
         self.templates = checked.templates
         self.asr_model = checked.model
+        self.tls = checked.tls
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.redis: aioredis.Redis | None = None
@@ -139,10 +140,13 @@ class Service:
             self.api = Api(s, self.store, self.templates)
             self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, s.api.host, s.api.port, reuse_address=True)
+            site = web.TCPSite(
+                self._runner, s.api.host, s.api.port, reuse_address=True, ssl_context=self.tls
+            )
             await site.start()
             self.api_port = int(self._runner.addresses[0][1])
-            log.info("api listening on %s:%s", s.api.host, self.api_port)
+            scheme = "https" if self.tls is not None else "http"
+            log.info("api listening on %s://%s:%s", scheme, s.api.host, self.api_port)
         if "sms" in self.workers:
             binds = {b.name: b for b in s.sms.binds}
             store = self.store
