@@ -67,12 +67,14 @@ done <"$HERE/debs/MANIFEST"
 if ((${#missing[@]})); then
   log "installing ${#missing[@]} packages from the bundle"
   # apt orders them (pre-dependencies first) and checks them against what is installed;
-  # with no package lists and --no-download it cannot reach for anything else.
+  # with no sources and no package lists it cannot reach for anything else. (Not
+  # --no-download: it makes apt look for the local files in its download cache.)
   lists=$(mktemp -d)
-  mkdir -p "$lists/lists/partial" "$lists/archives/partial"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-download --no-install-recommends \
-    -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$lists/none" \
-    -o Dir::State::Lists="$lists/lists" -o Dir::Cache::Archives="$lists/archives" \
+  mkdir -p "$lists/lists/partial" "$lists/sources.list.d"
+  : >"$lists/sources.list"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -o Dir::Etc::SourceList="$lists/sources.list" -o Dir::Etc::SourceParts="$lists/sources.list.d" \
+    -o Dir::State::Lists="$lists/lists" \
     "${missing[@]}" >"$lists/apt.log" 2>&1 || {
     tail -n 20 "$lists/apt.log" >&2
     die "apt could not install the bundle's packages (log above)"
@@ -99,7 +101,9 @@ if [ ! -f "$RELEASE/.complete" ]; then
   log "creating $RELEASE"
   rm -rf "$RELEASE"
   python3 -m venv "$RELEASE"
-  # Only the bundle's wheels: no index, and none of this machine's pip settings.
+  # Only the bundle's wheels: no index, and none of this machine's pip settings (its
+  # config files nor PIP_* variables: a site's PIP_INDEX_URL must not be tried).
+  for var in $(compgen -e | grep '^PIP_' || true); do unset "$var"; done
   PIP_CONFIG_FILE=/dev/null "$RELEASE/bin/pip" install -q --no-index --disable-pip-version-check \
     --find-links "$HERE/wheels" "minyi-gateway[asr]==$VERSION" ||
     die "pip could not install the product from $HERE/wheels"
