@@ -255,8 +255,11 @@ def _gateway_pid(group: int) -> int | None:
         except OSError:
             continue
         # buildah-chroot-exec carries the same arguments: the gateway is the python
-        if int(fields[2]) == group and b"python3" in cmdline[0] and b"run" in cmdline and any(
-            part.endswith(b"/minyi") for part in cmdline[:2]
+        if (
+            int(fields[2]) == group
+            and b"python3" in cmdline[0]
+            and b"run" in cmdline
+            and any(part.endswith(b"/minyi") for part in cmdline[:2])
         ):
             return int(stat.parent.name)
     return None

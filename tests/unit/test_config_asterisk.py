@@ -258,7 +258,12 @@ def test_secrets_stay_out_of_repr_and_redacted() -> None:
         assert secret not in text
     shown = redacted(settings)["dialer"]["asterisk"]
     assert shown["ami_secret"] == shown["trunk_password"] == "***"
-    assert shown["agents"][0] == {"name": "agent1", "password": "***", "contact": None}
+    assert shown["agents"][0] == {
+        "name": "agent1",
+        "password": "***",
+        "contact": None,
+        "interface": None,
+    }
 
 
 # --- what it renders ----------------------------------------------------------------------
