@@ -15,6 +15,7 @@ loopback addresses because PJSIP identifies endpoints by source address, not por
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -22,8 +23,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.config import AgentPhone, AsteriskSettings, UnitQueue
 from gateway.dialer import asterisk as asterisk_conf
@@ -139,6 +142,10 @@ class AsteriskProcess:
         agent_count: int = 3,
         units: tuple[UnitQueue, ...] | None = None,
         agent_talk_loops: int = 2,
+        *,
+        tune: Mapping[str, Any] | None = None,
+        world_pjsip: str = "",
+        world_extensions: str = "",
     ) -> None:
         self.root = root
         self.version = version
@@ -156,10 +163,18 @@ class AsteriskProcess:
         self.agent_talk_loops = agent_talk_loops
         self.proc: subprocess.Popen[bytes] | None = None
         self._console: object | None = None
+        # A test's own variant: settings changed (dataclasses.replace) and outside-world
+        # sections added ({{world_bind}}, {{world_port}}, {{gateway_bind}} filled in).
+        self.tune = dict(tune or {})
+        self.world_pjsip = world_pjsip
+        self.world_extensions = world_extensions
 
     # --- configuration -----------------------------------------------------------------
     def settings(self) -> AsteriskSettings:
         """The gateway settings this session's Asterisk is rendered from."""
+        return dataclasses.replace(self._base_settings(), **self.tune)
+
+    def _base_settings(self) -> AsteriskSettings:
         return AsteriskSettings(
             ami_username=self.ami_username,
             ami_secret=self.ami_secret,
@@ -212,8 +227,8 @@ class AsteriskProcess:
         settings = self.settings()
         files = asterisk_conf.render(settings)
         world_pjsip, world_ext = self._world(settings)
-        files["pjsip.conf"] += world_pjsip
-        files["extensions.conf"] += world_ext
+        files["pjsip.conf"] += world_pjsip + self._world_extra(self.world_pjsip)
+        files["extensions.conf"] += world_ext + self._world_extra(self.world_extensions)
         d = self.chroot_dir
         files["asterisk.conf"] = (
             "[directories]\n"
@@ -255,6 +270,15 @@ class AsteriskProcess:
             (etc / name).write_text(text, encoding="utf-8")
         shutil.copy(self.root / "etc/asterisk/modules.conf", etc / "modules.conf")
         shutil.copy(self.root / "etc/asterisk/indications.conf", etc / "indications.conf")
+
+    def _world_extra(self, template: str) -> str:
+        values = {
+            "world_bind": WORLD_IP,
+            "world_port": str(self.world_port),
+            "gateway_bind": GATEWAY_IP,
+            "session_dir": self.chroot_dir,
+        }
+        return "\n" + asterisk_conf.render_template(template, values) if template else ""
 
     # --- process -----------------------------------------------------------------------
     def start(self) -> AsteriskInfo:
