@@ -245,15 +245,8 @@ def _trunk_values(s: AsteriskSettings) -> dict[str, str]:
         auth_section = _auth_section(name, user, password)
     sip_bind = _check_ip(s.sip_bind, "sip_bind")
     try:
-        carrier = trunk_values(
-            s,
-            ip=_check_ip,
-            host=_check_host,
-            port=lambda v, what: _check_port(int(v), what),
-        )
-    except AsteriskConfError:
-        raise
-    except ValueError as exc:  # trunk.py's own checks, named the same way
+        carrier = trunk_values(s, ip=_check_ip, host=_check_host, port=_check_port)
+    except ValueError as exc:  # trunk.py's own checks, worded the same way
         raise AsteriskConfError(str(exc)) from None
     return {
         "trunk_name": name,

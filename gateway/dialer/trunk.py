@@ -39,6 +39,7 @@ _DOMAIN_RE: Final = re.compile(r"[A-Za-z0-9][-A-Za-z0-9.]{0,252}")
 _FILE_RE: Final = re.compile(r"/[-A-Za-z0-9_./]{1,300}")
 
 Check = Callable[[str, str], str]
+PortCheck = Callable[[int, str], str]
 
 
 def _net(value: str) -> str:
@@ -53,7 +54,7 @@ def _transport(name: str, protocol: str, bind: str, port: str, nat: str, tls: st
     return f"[{name}]\ntype=transport\nprotocol={protocol}\nbind={bind}:{port}\n{nat}{tls}"
 
 
-def trunk_values(s: AsteriskSettings, ip: Check, host: Check, port: Check) -> dict[str, str]:
+def trunk_values(s: AsteriskSettings, ip: Check, host: Check, port: PortCheck) -> dict[str, str]:
     """The transports and trunk blocks of pjsip.conf.tmpl. ``ip``, ``host`` and ``port``
     are the renderer's checks (value, setting name) -> value; a wrong value raises
     ValueError (the renderer's AsteriskConfError) naming the setting."""
@@ -64,12 +65,12 @@ def trunk_values(s: AsteriskSettings, ip: Check, host: Check, port: Check) -> di
             nat += f"{key}={ip(address, key)}\n"
     nat += "".join(f"local_net={_net(n)}\n" for n in s.local_net)
     bind = ip(s.sip_bind, "sip_bind")
-    sip_port = port(str(s.sip_port), "sip_port")
+    sip_port = port(s.sip_port, "sip_port")
     transports = [_transport(TRANSPORT_NAMES["udp"], "udp", bind, sip_port, nat)]
     kind = s.trunk_transport
     if kind not in TRANSPORT_NAMES:
         raise ValueError(f"trunk_transport must be one of udp, tcp, tls, got {kind!r}")
-    trunk_port = port(str(s.trunk_port), "trunk_port")
+    trunk_port = port(s.trunk_port, "trunk_port")
     if kind == "tcp":
         transports.append(_transport(TRANSPORT_NAMES["tcp"], "tcp", bind, sip_port, nat))
     if kind == "tls":
@@ -78,7 +79,7 @@ def trunk_values(s: AsteriskSettings, ip: Check, host: Check, port: Check) -> di
                 TRANSPORT_NAMES["tls"],
                 "tls",
                 bind,
-                port(str(s.sip_tls_port), "sip_tls_port"),
+                port(s.sip_tls_port, "sip_tls_port"),
                 nat,
                 _tls(s),
             )
