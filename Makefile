@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint typecheck unit demo bench asterisk clean
+.PHONY: setup test lint typecheck unit demo bench asterisk wheelhouse bundle image image-asterisk clean
 
 setup: $(VENV)/.setup-done
 
@@ -33,8 +33,38 @@ demo: setup
 asterisk:
 	bash scripts/asterisk/provision.sh
 
+# Every wheel the product needs (vosk included), for Debian 12's python3: what the bundle
+# and the image install from, with no package index.
+wheelhouse: setup
+	bash scripts/wheelhouse.sh dist/wheelhouse
+
+# The offline bundle: dist/minyi-<version>-bookworm-amd64.tar.gz (ASTERISK=1 adds Asterisk 22).
+bundle: setup
+	bash scripts/bundle.sh
+
+# The gateway's image, with docker or podman, whichever is here (BASE=... another Debian 12).
+ENGINE := $(shell command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo docker || (command -v podman >/dev/null 2>&1 && echo podman))
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+BASE ?= debian:bookworm-slim
+# podman keeps HEALTHCHECK only in the docker image format; chroot isolation runs the
+# build steps where crun cannot (as root; PODMAN_ISOLATION= for podman's default)
+PODMAN_ISOLATION ?= chroot
+ENGINE_FLAGS = $(if $(filter podman,$(ENGINE)),--format docker $(if $(PODMAN_ISOLATION),--isolation $(PODMAN_ISOLATION)),)
+image: wheelhouse
+	@test -n "$(ENGINE)" || { echo "make image: neither docker nor podman is here" >&2; exit 1; }
+	$(ENGINE) build $(ENGINE_FLAGS) --build-arg BASE=$(BASE) -f docker/Dockerfile -t localhost/minyi-gateway:$(VERSION) .
+
+# Asterisk 22 for the compose profile "asterisk": the tests' packages in an image.
+image-asterisk:
+	@test -n "$(ENGINE)" || { echo "make image-asterisk: neither docker nor podman is here" >&2; exit 1; }
+	bash scripts/asterisk/provision.sh
+	rm -rf dist/asterisk && mkdir -p dist/asterisk/debs
+	while read -r deb; do cp "$${MINYI_ASTERISK_HOME:-/var/cache/minyi/asterisk}/debs/$$deb" dist/asterisk/debs/; done < "$${MINYI_ASTERISK_HOME:-/var/cache/minyi/asterisk}/debs/MANIFEST"
+	cp "$${MINYI_ASTERISK_HOME:-/var/cache/minyi/asterisk}/debs/MANIFEST" dist/asterisk/debs/
+	$(ENGINE) build $(ENGINE_FLAGS) --build-arg BASE=$(BASE) -f docker/asterisk.Dockerfile -t localhost/minyi-asterisk:$(VERSION) .
+
 bench: setup
 	$(PY) bench/sms_throughput.py
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var dist .mypy_cache .ruff_cache .pytest_cache

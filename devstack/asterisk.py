@@ -15,6 +15,7 @@ loopback addresses because PJSIP identifies endpoints by source address, not por
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -22,8 +23,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.config import AgentPhone, AsteriskSettings, UnitQueue
 from gateway.dialer import asterisk as asterisk_conf
@@ -39,6 +42,7 @@ __all__ = [
     "AsteriskHarnessError",
     "AsteriskInfo",
     "AsteriskProcess",
+    "SitePbx",
     "asterisk_home",
     "provision",
     "read_version",
@@ -148,6 +152,10 @@ class AsteriskProcess:
         agent_count: int = 3,
         units: tuple[UnitQueue, ...] | None = None,
         agent_talk_loops: int = 1,
+        *,
+        tune: Mapping[str, Any] | None = None,
+        world_pjsip: str = "",
+        world_extensions: str = "",
     ) -> None:
         self.root = root
         self.version = version
@@ -166,10 +174,18 @@ class AsteriskProcess:
         self.agent_talk_loops = agent_talk_loops
         self.proc: subprocess.Popen[bytes] | None = None
         self._console: object | None = None
+        # A test's own variant: settings changed (dataclasses.replace) and outside-world
+        # sections added ({{world_bind}}, {{world_port}}, {{gateway_bind}} filled in).
+        self.tune = dict(tune or {})
+        self.world_pjsip = world_pjsip
+        self.world_extensions = world_extensions
 
     # --- configuration -----------------------------------------------------------------
     def settings(self) -> AsteriskSettings:
         """The gateway settings this session's Asterisk is rendered from."""
+        return dataclasses.replace(self._base_settings(), **self.tune)
+
+    def _base_settings(self) -> AsteriskSettings:
         return AsteriskSettings(
             ami_username=self.ami_username,
             ami_secret=self.ami_secret,
@@ -222,11 +238,7 @@ class AsteriskProcess:
         etc = self.dir / "etc"
         for sub in ("etc", "run", "log", "spool", "lib", "cache", "recordings"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        settings = self.settings()
-        files = asterisk_conf.render(settings)
-        world_pjsip, world_ext = self._world(settings)
-        files["pjsip.conf"] += world_pjsip
-        files["extensions.conf"] += world_ext
+        files = self._pbx_files()
         d = self.chroot_dir
         files["asterisk.conf"] = (
             "[directories]\n"
@@ -268,6 +280,24 @@ class AsteriskProcess:
             (etc / name).write_text(text, encoding="utf-8")
         shutil.copy(self.root / "etc/asterisk/modules.conf", etc / "modules.conf")
         shutil.copy(self.root / "etc/asterisk/indications.conf", etc / "indications.conf")
+
+    def _pbx_files(self) -> dict[str, str]:
+        """The configs that make the PBX: the gateway's rendered files and the world."""
+        settings = self.settings()
+        files = asterisk_conf.render(settings)
+        world_pjsip, world_ext = self._world(settings)
+        files["pjsip.conf"] += world_pjsip + self._world_extra(self.world_pjsip)
+        files["extensions.conf"] += world_ext + self._world_extra(self.world_extensions)
+        return files
+
+    def _world_extra(self, template: str) -> str:
+        values = {
+            "world_bind": WORLD_IP,
+            "world_port": str(self.world_port),
+            "gateway_bind": GATEWAY_IP,
+            "session_dir": self.chroot_dir,
+        }
+        return "\n" + asterisk_conf.render_template(template, values) if template else ""
 
     # --- process -----------------------------------------------------------------------
     def start(self) -> AsteriskInfo:
@@ -383,6 +413,102 @@ class AsteriskProcess:
             self._console = None
         if os.environ.get("MINYI_KEEP_ASTERISK_SESSION") != "1":
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SitePbx(AsteriskProcess):
+    """A site's own PBX that the gateway joins with ``mode = "include"``.
+
+    The site has its own SIP transport, carrier trunk (``site-trunk``, to the outside
+    world), extensions 1001 and 1002 (ringing the world's agent phones agent1, agent2),
+    a dialplan that routes the carrier's calls to DID 5550100 to extension 1002 using a
+    global of its own, and an admin AMI user. The gateway's rendered files are added the
+    way an operator adds them: into ``etc/minyi/`` and ``#include``d from the site's
+    extensions.conf, queues.conf and manager.conf. Unit A's queue rings extension 1001.
+    """
+
+    TRUNK = "site-trunk"
+    DID = "5550100"
+    SITE_GLOBAL = "county-pbx"
+    AGENT = "1001"
+
+    def __init__(self, root: Path, version: str, agent_talk_loops: int = 20) -> None:
+        super().__init__(root, version, agent_count=2, agent_talk_loops=agent_talk_loops)
+        self.admin_username = "site-admin"
+        self.admin_secret = secrets.token_hex(12)
+
+    def settings(self) -> AsteriskSettings:
+        """The gateway's ``[dialer.asterisk]`` for this site: mode include."""
+        return AsteriskSettings(
+            mode="include",
+            ami_username=self.ami_username,
+            ami_secret=self.ami_secret,
+            ami_port=self.ami_port,
+            recordings_dir=f"{self.chroot_dir}/recordings",
+            trunk_name=self.TRUNK,  # only for AsteriskInfo.trunk: include mode renders none
+            agents=(AgentPhone(self.AGENT, interface=f"PJSIP/{self.AGENT}"),),
+            units=(UnitQueue(UNIT_A, (self.AGENT,)),),
+            agent_ring_s=8,
+            queue_timeout_s=30,
+            reason_silence_s=0,
+        )
+
+    def rendered(self) -> dict[str, str]:
+        """What ``minyi asterisk render`` writes for this site."""
+        return asterisk_conf.render(self.settings())
+
+    def _pbx_files(self) -> dict[str, str]:
+        settings = self.settings()
+        minyi = self.dir / "etc" / "minyi"
+        minyi.mkdir(parents=True, exist_ok=True)
+        for name, text in self.rendered().items():
+            (minyi / name).write_text(text, encoding="utf-8")
+        world_pjsip, world_ext = self._world(settings)
+        sip, world = f"{GATEWAY_IP}:{self.sip_port}", f"{WORLD_IP}:{self.world_port}"
+        phone = (
+            "type=endpoint\ntransport=site-udp\ndisallow=all\nallow=alaw,ulaw\n"
+            "direct_media=no\nrtp_symmetric=yes\ndtmf_mode=rfc4733\n"
+            f"media_address={GATEWAY_IP}\nbind_rtp_to_media_address=yes\n"
+        )
+        pjsip = (
+            "; the site's own PBX (devstack SitePbx)\n"
+            "[global]\ntype=global\nendpoint_identifier_order=ip,username\n\n"
+            f"[site-udp]\ntype=transport\nprotocol=udp\nbind={sip}\n\n"
+            f"[site-phone](!)\n{phone}context=from-internal\n\n"
+            f"[1001](site-phone)\naors=1001\n[1001]\ntype=aor\ncontact=sip:agent1@{world}\n\n"
+            f"[1002](site-phone)\naors=1002\n[1002]\ntype=aor\ncontact=sip:agent2@{world}\n\n"
+            f"[{self.TRUNK}](site-phone)\ncontext=from-trunk\naors={self.TRUNK}\n"
+            f"[{self.TRUNK}]\ntype=aor\ncontact=sip:{world}\n"
+            f"[{self.TRUNK}]\ntype=identify\nendpoint={self.TRUNK}\nmatch={WORLD_IP}\n\n"
+            "; the carrier's side of the site's trunk: how the world calls the site\n"
+            "[world-to-site]\ntype=endpoint\ntransport=world-udp\ncontext=minyi-world\n"
+            "disallow=all\nallow=alaw,ulaw\ndirect_media=no\naors=world-to-site\n"
+            f"[world-to-site]\ntype=aor\ncontact=sip:{sip}\n"
+        )
+        extensions = (
+            "[general]\nstatic=yes\nwriteprotect=no\nclearglobalvars=no\n\n"
+            f"[globals]\nSITE_NAME={self.SITE_GLOBAL}\n\n"
+            "[from-internal]\nexten => _10XX,1,Dial(PJSIP/${EXTEN},20)\n same => n,Hangup()\n\n"
+            f"[from-trunk]\nexten => {self.DID},1,UserEvent(SiteInbound,Did: ${{EXTEN}},"
+            "Site: ${SITE_NAME})\n same => n,Dial(PJSIP/1002,20)\n same => n,Hangup()\n\n"
+            "; the gateway (minyi asterisk render, mode include)\n"
+            "#include minyi/extensions_minyi.conf\n"
+        )
+        queues = (
+            "[general]\npersistentmembers=no\nautofill=yes\n\n#include minyi/queues_minyi.conf\n"
+        )
+        manager = (
+            f"[general]\nenabled=yes\nwebenabled=no\nport={self.ami_port}\n"
+            f"bindaddr={GATEWAY_IP}\ndisplayconnects=no\n\n"
+            f"[{self.admin_username}]\nsecret={self.admin_secret}\n"
+            "deny=0.0.0.0/0.0.0.0\npermit=127.0.0.1/255.255.255.255\nread=all\nwrite=all\n\n"
+            "#include minyi/manager_minyi.conf\n"
+        )
+        return {
+            "pjsip.conf": pjsip + world_pjsip + self._world_extra(self.world_pjsip),
+            "extensions.conf": extensions + world_ext + self._world_extra(self.world_extensions),
+            "queues.conf": queues,
+            "manager.conf": manager,
+        }
 
 
 def _reap_stale_sessions(sessions: Path) -> None:

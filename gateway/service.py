@@ -71,6 +71,9 @@ REDIS_RETRY_CAP_S = 0.5
 # The exit code when a worker ended by itself (EX_SOFTWARE, sysexits.h): not 0, so a
 # supervisor restarts the process.
 EXIT_WORKER_FAILED = 70
+# How long the API's close gives requests in progress (aiohttp's AppRunner
+# shutdown_timeout, its default, set here so that drain_bound_s counts it).
+API_SHUTDOWN_S: Final = 60.0
 
 
 class Service:
@@ -90,6 +93,7 @@ class Service:
         self.instance = instance or socket.gethostname()
         self.templates = checked.templates
         self.asr_model = checked.model
+        self.tls = checked.tls
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.redis: aioredis.Redis | None = None
@@ -138,12 +142,20 @@ class Service:
         s = self.settings
         assert self.store is not None
         self.api = Api(s, self.store, self.templates)
-        self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.api.app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=API_SHUTDOWN_S,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, s.api.host, s.api.port, reuse_address=True)
+        site = web.TCPSite(
+            self._runner, s.api.host, s.api.port, reuse_address=True, ssl_context=self.tls
+        )
         await site.start()
         self.api_port = int(self._runner.addresses[0][1])
-        log.info("api listening on %s:%s", s.api.host, self.api_port)
+        scheme = "https" if self.tls is not None else "http"
+        log.info("api listening on %s://%s:%s", scheme, s.api.host, self.api_port)
 
     async def run(self) -> int:
         """Run until request_stop(), then drain; the process's exit code.
@@ -297,6 +309,16 @@ def _drain_limit(name: str, grace: float) -> float:
     if name == "webhooks":
         return min(grace, 10.0) + 5.0
     return 2.0  # maintenance, retention: cut between two steps, the next run finishes
+
+
+def drain_bound_s(grace: float) -> float:
+    """The longest a drain can take with ``shutdown_grace_s = grace``: the API's close,
+    then each worker's limit in DRAIN_ORDER (then what is left is cancelled at once).
+
+    A supervisor must wait longer than this before it kills the process (systemd's
+    ``TimeoutStopSec`` in packaging/systemd/, held above it by a test).
+    """
+    return API_SHUTDOWN_S + sum(_drain_limit(name, grace) for name in DRAIN_ORDER)
 
 
 class _Maintenance:

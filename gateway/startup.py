@@ -8,7 +8,10 @@ any worker starts (gateway/service.py) and in `minyi config check`:
   length; and, as warnings, the service and unit names a template would cut;
 - ``[dialer.asterisk]`` against what Asterisk takes (``gateway.dialer.asterisk``);
 - the ``[asr]`` model, looked up in ``asr.models``' registry; for a process that runs
-  the asr worker, also its files on this host.
+  the asr worker, also its files on this host;
+- for a process that runs the api worker, its TLS certificate and key when
+  ``[api] tls_cert`` is set (``gateway.api.tls``): read and matched here, on the host
+  that has them.
 
 Every refusal is a ConfigError naming the setting, as the config's own.
 
@@ -29,6 +32,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +44,7 @@ from redis.exceptions import RedisError
 
 from asr.models import KNOWN_MODELS, ModelSpec, check_model_files, resolve_model
 from gateway import logs
+from gateway.api.tls import server_context
 from gateway.config import (
     AsrSettings,
     ConfigError,
@@ -61,6 +66,7 @@ class Checked:
     settings: Settings  # its warnings include the domains' (names a template cuts)
     templates: Mapping[str, Template]  # every [sms.templates.NAME], loaded
     model: ModelSpec | None  # the ASR model, when [asr] is there or the asr worker runs
+    tls: ssl.SSLContext | None = None  # the API's HTTPS context (api worker, tls_cert set)
 
 
 def check(settings: Settings, workers: Sequence[str] | None = None) -> Checked:
@@ -69,7 +75,8 @@ def check(settings: Settings, workers: Sequence[str] | None = None) -> Checked:
     ``workers``: the workers this process is about to run. Without them (`minyi config
     check`, on any host) nothing on this host is looked at; with ``asr`` among them
     the ``[asr]`` defaults apply when the table is absent, and the model's files must
-    be installed here. Raises ConfigError naming the first wrong setting.
+    be installed here; with ``api``, the TLS certificate and key must load here.
+    Raises ConfigError naming the first wrong setting.
     """
     templates = load_templates(settings.sms)
     dialer = settings.dialer
@@ -81,8 +88,9 @@ def check(settings: Settings, workers: Sequence[str] | None = None) -> Checked:
     if workers is not None and "asr" in workers:
         assert model is not None
         _installed(model)
+    tls = server_context(settings.api) if workers is not None and "api" in workers else None
     warnings = (*settings.warnings, *cut_names(settings.surveys, templates))
-    return Checked(dataclasses.replace(settings, warnings=warnings), templates, model)
+    return Checked(dataclasses.replace(settings, warnings=warnings), templates, model, tls)
 
 
 log = logs.logger(__name__)

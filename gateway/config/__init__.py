@@ -12,7 +12,7 @@ from gateway.config.ami import AmiSettings
 from gateway.config.api import ApiSettings, ApiToken
 from gateway.config.asr import AsrSettings, ModelChoice
 from gateway.config.asterisk import AgentPhone, AsteriskSettings, UnitQueue
-from gateway.config.dialer import CallingHours, DialerSettings
+from gateway.config.dialer import CallingHours, DialerSettings, NumberRule, rewrite
 from gateway.config.log import LogSettings
 from gateway.config.reader import ConfigError, env_name
 from gateway.config.recordings import RecordingsSettings
@@ -34,6 +34,7 @@ __all__ = [
     "DialerSettings",
     "LogSettings",
     "ModelChoice",
+    "NumberRule",
     "QuietHours",
     "RecordingsSettings",
     "Settings",
@@ -48,5 +49,6 @@ __all__ = [
     "plain",
     "redact_url",
     "redacted",
+    "rewrite",
     "template_specs",
 ]

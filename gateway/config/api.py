@@ -2,6 +2,11 @@
 
 A token may come from ``MINYI_API_TOKEN_<NAME>`` instead of the file (NAME: the
 token's name, upper-cased, other characters than A-Z and 0-9 turned into "_").
+
+``tls_cert``/``tls_key`` make the API serve HTTPS itself (aiohttp with an
+``ssl.SSLContext``); both or neither. Only the paths are read here: whether the files
+load, and whether the key fits the certificate, is checked at start by a process that
+runs the api worker (gateway/startup.py), on the host that has the files.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from gateway.config.reader import ConfigError, Table, env_name, host, name, show, unique
+from gateway.config.reader import ConfigError, Table, env_name, host, name, show, text, unique
 
 ENV_API_TOKEN: Final = "MINYI_API_TOKEN_"
 TOKEN_MIN: Final = 16
@@ -47,11 +52,15 @@ class ApiSettings:
     max_batch: int = 1000
     max_body_bytes: int = 8 * MIB
     tokens: tuple[ApiToken, ...] = ()
+    tls_cert: str | None = None  # PEM certificate chain: the API serves HTTPS
+    tls_key: str | None = None  # its PEM private key (unencrypted), readable by the gateway
 
 
 def parse_api(data: object, env: Mapping[str, str]) -> ApiSettings:
     """Check the ``[api]`` table; tokens may come from the environment."""
-    t = Table(data, "api", ("host", "port", "max_batch", "max_body_mb", "tokens"))
+    t = Table(
+        data, "api", ("host", "port", "max_batch", "max_body_mb", "tokens", "tls_cert", "tls_key")
+    )
     tokens = tuple(_api_token(item, path, env) for item, path in t.tables("tokens"))
     unique([(tok.name, f"api.tokens[{i}].name") for i, tok in enumerate(tokens)], ENV_API_TOKEN)
     for i, tok in enumerate(tokens):
@@ -69,7 +78,21 @@ def parse_api(data: object, env: Mapping[str, str]) -> ApiSettings:
             t.number("max_body_mb", ApiSettings.max_body_bytes / MIB, 0, 1024, above=True) * MIB
         ),
         tokens=tokens,
+        tls_cert=_tls_path(t, "tls_cert", "tls_key"),
+        tls_key=_tls_path(t, "tls_key", "tls_cert"),
     )
+
+
+def _tls_path(t: Table, key: str, other: str) -> str | None:
+    """An absolute file path, given together with ``other``."""
+    if key not in t.data:
+        if other in t.data:
+            raise ConfigError(t.at(key), f"is required with {other} (HTTPS needs both)")
+        return None
+    path = text(t.get(key), t.at(key), max_len=4096)
+    if not path.startswith("/"):
+        raise ConfigError(t.at(key), f"must be an absolute file path, got {show(path)}")
+    return path
 
 
 def _api_token(data: object, path: str, env: Mapping[str, str]) -> ApiToken:

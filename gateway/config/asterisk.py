@@ -12,14 +12,23 @@ here, ``recordings_dir``. What ``render`` would refuse is checked when the gatew
 starts, by :func:`gateway.dialer.asterisk.check_config` (gateway/startup.py), so
 ``minyi config check`` refuses it too, naming the setting. Secrets:
 ``MINYI_TRUNK_PASSWORD`` and ``MINYI_AGENT_PASSWORD_<NAME>``.
+
+Two modes. ``own`` (the default): the gateway's Asterisk, rendered whole: its SIP
+transport, the carrier trunk (with registration, From identity, NAT addresses, UDP, TCP
+or TLS) and the agents' phones as endpoints. ``include``: a site's PBX that already
+carries its calls; only the gateway's dialplan contexts, queues and AMI user are
+rendered, as files the site includes. The agents are the site's extensions
+(``interface = "PJSIP/1001"``), calls go out through the site's route
+(``[dialer] dial_string``), and none of the trunk and transport settings apply.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from gateway.config.ami import ENV_AMI_SECRET, AmiSettings
 from gateway.config.reader import (
@@ -47,6 +56,8 @@ class AgentPhone:
     name: str
     password: str | None = field(default=None, repr=False)  # never in a log line
     contact: str | None = None
+    # mode "include": the site's device the queue rings (PJSIP/1001); own: PJSIP/<name>
+    interface: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,14 +78,16 @@ class AsteriskSettings:
     ami_username: str
     ami_secret: str = field(repr=False)  # never in a log line
     recordings_dir: str
-    trunk_host: str
     agents: tuple[AgentPhone, ...]
     units: tuple[UnitQueue, ...]
+    mode: str = "own"  # MODES
+    trunk_host: str = ""  # required in mode "own"
     ami_bind: str = AmiSettings.host
     ami_port: int = AmiSettings.port
     ami_permit: tuple[str, ...] = ("127.0.0.1/32",)
     sip_bind: str = "127.0.0.1"
     sip_port: int = 5060
+    sip_tls_port: int = 5061  # the TLS transport's port (trunk_transport = "tls")
     media_address: str | None = None
     trunk_port: int = 5060
     trunk_name: str = DEFAULT_TRUNK
@@ -82,6 +95,18 @@ class AsteriskSettings:
     trunk_username: str | None = None
     trunk_password: str | None = field(default=None, repr=False)
     codecs: tuple[str, ...] = ("alaw", "ulaw")
+    # the carrier trunk (mode "own"): transport, outbound registration, identity, NAT
+    trunk_transport: str = "udp"  # TRANSPORTS
+    trunk_register: bool = False
+    trunk_from_user: str | None = None
+    trunk_from_domain: str | None = None
+    external_media_address: str | None = None
+    external_signaling_address: str | None = None
+    local_net: tuple[str, ...] = ()
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_ca_file: str | None = None
+    tls_verify_server: bool = True
     default_unit: str | None = None
     greeting_prompt: str = "minyi/greeting"
     no_agent_prompt: str = "minyi/no-agent"
@@ -99,6 +124,8 @@ class AsteriskSettings:
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
+MODES: Final = ("own", "include")
+TRANSPORTS: Final = ("udp", "tcp", "tls")
 ENV_TRUNK_PASSWORD: Final = "MINYI_TRUNK_PASSWORD"
 ENV_AGENT_PASSWORD: Final = "MINYI_AGENT_PASSWORD_"
 
@@ -118,16 +145,33 @@ _SECONDS: Final = (
     "reason_max_s",
     "reason_silence_s",
 )
-KEYS: Final = (
+# What only the gateway's own Asterisk has (mode "own"): refused with mode "include".
+OWN_KEYS: Final = (
     "sip_bind",
     "sip_port",
+    "sip_tls_port",
     "media_address",
     "trunk_host",
     "trunk_port",
     "trunk_match",
     "trunk_username",
     "trunk_password",
+    "trunk_transport",
+    "trunk_register",
+    "trunk_from_user",
+    "trunk_from_domain",
+    "external_media_address",
+    "external_signaling_address",
+    "local_net",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_ca_file",
+    "tls_verify_server",
     "codecs",
+)
+KEYS: Final = (
+    "mode",
+    *OWN_KEYS,
     "recordings_dir",
     "ami_permit",
     *_SECONDS,
@@ -139,6 +183,8 @@ KEYS: Final = (
 # shows a secret and an agent's mistake names its entry.
 _AGENT_RE: Final = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_]{0,63}")
 _SECRET_RE: Final = re.compile(r"[!-~]{1,128}")
+# A queue member's device: technology/resource, no comma (member => splits on them).
+_INTERFACE_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}/[-A-Za-z0-9_.@/+]{1,180}")
 
 
 def _secret(value: str, path: str, origin: str) -> str:
@@ -155,13 +201,34 @@ def _strings(value: object, path: str) -> tuple[str, ...]:
     return tuple(text(v, f"{path}[{i}]") for i, v in enumerate(value))
 
 
-def _agent(data: object, path: str, env: Mapping[str, str]) -> AgentPhone:
-    t = Table(data, path, ("name", "password", "contact"))
+def _agent(data: object, path: str, env: Mapping[str, str], mode: str) -> AgentPhone:
+    t = Table(data, path, ("name", "password", "contact", "interface"))
     name = text(t.get("name"), t.at("name"), max_len=64)
     if not _AGENT_RE.fullmatch(name):
         raise ConfigError(
             t.at("name"),
             f"must be letters, digits, - or _ (not first), at most 64, got {show(name)}",
+        )
+    if mode == "include":
+        for key in ("password", "contact"):
+            if key in t.data:
+                raise ConfigError(
+                    t.at(key),
+                    'is not used with mode = "include": the agent is the site\'s own '
+                    'extension, named by interface = "PJSIP/1001"',
+                )
+        interface = text(t.get("interface", f"PJSIP/{name}"), t.at("interface"), max_len=200)
+        if not _INTERFACE_RE.fullmatch(interface):
+            raise ConfigError(
+                t.at("interface"),
+                f'must be a device like "PJSIP/1001" or "Local/1001@from-queue/n", '
+                f"got {show(interface)}",
+            )
+        return AgentPhone(name, interface=interface)
+    if "interface" in t.data:
+        raise ConfigError(
+            t.at("interface"),
+            'is only used with mode = "include"; the gateway\'s own Asterisk rings PJSIP/<name>',
         )
     contact = text(t.get("contact"), t.at("contact")) if "contact" in t.data else None
     var = env_name(ENV_AGENT_PASSWORD, name)
@@ -226,6 +293,7 @@ def parse_asterisk(
     default_unit: str,
     wrapup_s: float,
     recordings_dir: str,
+    dial_string: str | None = None,
 ) -> AsteriskSettings:
     """Check the ``[dialer.asterisk]`` table against the rest of ``[dialer]`` (the keyword
     arguments, as :func:`gateway.config.dialer.parse_dialer` read them).
@@ -234,11 +302,14 @@ def parse_asterisk(
     value is checked at start by :func:`gateway.dialer.asterisk.check_config`.
     """
     t = Table(data, "dialer.asterisk", KEYS)
+    mode = t.pick("mode", AsteriskSettings.mode, MODES)
+    if mode == "include":
+        return _include(t, env, ami, units, default_unit, wrapup_s, recordings_dir, dial_string)
     origin = (
         f" (value from environment variable {ENV_AMI_SECRET})" if env.get(ENV_AMI_SECRET) else ""
     )
     _secret(ami.secret, "dialer.ami.secret", origin)
-    agents = tuple(_agent(item, path, env) for item, path in t.tables("agents"))
+    agents = tuple(_agent(item, path, env, mode) for item, path in t.tables("agents"))
     unique(
         [(a.name, f"{t.at('agents')}[{i}].name") for i, a in enumerate(agents)], ENV_AGENT_PASSWORD
     )
@@ -251,7 +322,10 @@ def parse_asterisk(
     def seconds(key: str, default: int) -> int:
         return t.integer(key, default, 0, 86_400)  # check_config checks the real range
 
-    media_address = value("media_address", "") if "media_address" in t.data else None
+    def optional(key: str) -> str | None:
+        return value(key, "") if key in t.data else None
+
+    media_address = optional("media_address")
     d = AsteriskSettings
     return AsteriskSettings(
         ami_username=ami.username,
@@ -270,8 +344,20 @@ def parse_asterisk(
         trunk_password=trunk_password,
         sip_bind=value("sip_bind", d.sip_bind),
         sip_port=t.integer("sip_port", d.sip_port, 1, 65535),
+        sip_tls_port=t.integer("sip_tls_port", d.sip_tls_port, 1, 65535),
         media_address=media_address,
         codecs=_strings(t.get("codecs", list(d.codecs)), t.at("codecs")),
+        trunk_transport=t.pick("trunk_transport", d.trunk_transport, TRANSPORTS),
+        trunk_register=t.boolean("trunk_register", d.trunk_register),
+        trunk_from_user=optional("trunk_from_user"),
+        trunk_from_domain=optional("trunk_from_domain"),
+        external_media_address=optional("external_media_address"),
+        external_signaling_address=optional("external_signaling_address"),
+        local_net=_strings(t.get("local_net"), t.at("local_net")) if "local_net" in t.data else (),
+        tls_cert_file=optional("tls_cert_file"),
+        tls_key_file=optional("tls_key_file"),
+        tls_ca_file=optional("tls_ca_file"),
+        tls_verify_server=t.boolean("tls_verify_server", d.tls_verify_server),
         agents=agents,
         units=queues,
         default_unit=default_unit or None,
@@ -289,3 +375,66 @@ def parse_asterisk(
         ivr_reason_prompt=value("ivr_reason_prompt", d.ivr_reason_prompt),
         ivr_thanks_prompt=value("ivr_thanks_prompt", d.ivr_thanks_prompt),
     )
+
+
+def _include(
+    t: Table,
+    env: Mapping[str, str],
+    ami: AmiSettings,
+    units: tuple[str, ...],
+    default_unit: str,
+    wrapup_s: float,
+    recordings_dir: str,
+    dial_string: str | None,
+) -> AsteriskSettings:
+    """``mode = "include"``: only what goes into the site's PBX (contexts, queues, AMI)."""
+    for key in OWN_KEYS:
+        if key in t.data:
+            raise ConfigError(
+                t.at(key),
+                'is not used with mode = "include": the site\'s PBX has its own transport '
+                "and trunk (calls go out through dialer.dial_string)",
+            )
+    if dial_string is None:
+        raise ConfigError(
+            "dialer.dial_string",
+            'is required with dialer.asterisk.mode = "include": the site\'s route out, '
+            'e.g. "PJSIP/${NUMBER}@site-trunk" or "Local/${NUMBER}@from-internal"',
+        )
+    origin = (
+        f" (value from environment variable {ENV_AMI_SECRET})" if env.get(ENV_AMI_SECRET) else ""
+    )
+    _secret(ami.secret, "dialer.ami.secret", origin)
+    agents = tuple(_agent(item, path, env, "include") for item, path in t.tables("agents"))
+    unique(
+        [(a.name, f"{t.at('agents')}[{i}].name") for i, a in enumerate(agents)], ENV_AGENT_PASSWORD
+    )
+    queues = _units(t.get("units", {}), t.at("units"), units, {a.name for a in agents})
+    d = AsteriskSettings
+
+    def value(key: str, default: str) -> str:
+        return text(t.get(key, default), t.at(key), max_len=253)
+
+    def seconds(key: str, default: int) -> int:
+        return t.integer(key, default, 0, 86_400)
+
+    settings = AsteriskSettings(
+        mode="include",
+        ami_username=ami.username,
+        ami_secret=ami.secret,
+        ami_bind=ami.host,
+        ami_port=ami.port,
+        ami_permit=_strings(t.get("ami_permit", list(d.ami_permit)), t.at("ami_permit")),
+        recordings_dir=value("recordings_dir", recordings_dir),
+        agents=agents,
+        units=queues,
+        default_unit=default_unit or None,
+        wrapup_s=round(wrapup_s),
+        agent_ring_s=seconds("agent_ring_s", d.agent_ring_s),
+        queue_timeout_s=seconds("queue_timeout_s", d.queue_timeout_s),
+        ivr_digit_timeout_s=seconds("ivr_digit_timeout_s", d.ivr_digit_timeout_s),
+        reason_max_s=seconds("reason_max_s", d.reason_max_s),
+        reason_silence_s=seconds("reason_silence_s", d.reason_silence_s),
+    )
+    prompts: dict[str, Any] = {key: value(key, getattr(d, key)) for key in PROMPTS}
+    return dataclasses.replace(settings, **prompts)

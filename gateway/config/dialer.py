@@ -41,6 +41,39 @@ class CallingHours:
         return t >= self.start or t < self.end  # over midnight
 
 
+NUMBER: Final = "${NUMBER}"
+# A channel to dial: technology/resource with ${NUMBER} once; no comma, space or newline
+# (the Originate header would take them as separators).
+_DIAL_STRING_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}/[-A-Za-z0-9_.@/+${}]{1,180}")
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """Rewrites a citizen's number before it is dialled: the first rule whose ``match``
+    (a regular expression, searched from the number's start) fits drops ``strip``
+    leading digits and puts ``prefix`` in front. E.g. a 0 before mobile numbers of
+    another city, or a local area code stripped."""
+
+    match: str
+    strip: int = 0
+    prefix: str = ""
+
+    def apply(self, number: str) -> str | None:
+        """The rewritten number, or None when this rule does not fit."""
+        if re.match(self.match, number) is None:
+            return None
+        return self.prefix + number[self.strip :]
+
+
+def rewrite(number: str, rules: tuple[NumberRule, ...]) -> str:
+    """``number`` as the first fitting rule rewrites it (unchanged when none fits)."""
+    for rule in rules:
+        out = rule.apply(number)
+        if out is not None:
+            return out
+    return number
+
+
 @dataclass(frozen=True)
 class DialerSettings:
     """Everything the callback dialer needs. Durations are seconds."""
@@ -63,6 +96,14 @@ class DialerSettings:
     no_reply_ivr: bool = False
     tick_s: float = 0.1
     asterisk: AsteriskSettings | None = None  # [dialer.asterisk], to render its config
+    # The Originate's channel, with ${NUMBER} (after number_rules); None: PJSIP/${NUMBER}@trunk
+    dial_string: str | None = None
+    number_rules: tuple[NumberRule, ...] = ()
+
+    def channel(self, number: str) -> str:
+        """The channel an Originate dials for ``number`` (already rewritten)."""
+        template = self.dial_string or f"PJSIP/{NUMBER}@{self.trunk}"
+        return template.replace(NUMBER, number)
 
     def spacing(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
@@ -86,6 +127,8 @@ _KEYS: Final = (
     "recheck",
     "transcribe",
     "no_reply_ivr",
+    "dial_string",
+    "number_rules",
     "asterisk",
 )
 
@@ -115,6 +158,35 @@ def _spacing(value: object, path: str) -> tuple[float, ...]:
             raise ConfigError(f"{path}[{i}]", f"must be minutes 0..10080, got {show(v)}")
         out.append(float(v) * MINUTE)
     return tuple(out)
+
+
+def _dial_string(value: object, path: str) -> str:
+    found = text(value, path, max_len=200)
+    if not _DIAL_STRING_RE.fullmatch(found) or found.count(NUMBER) != 1:
+        raise ConfigError(
+            path,
+            f'must be a channel with {NUMBER} once, like "PJSIP/{NUMBER}@site-trunk" or '
+            f'"Local/{NUMBER}@from-internal", got {show(found)}',
+        )
+    if "$" in found.replace(NUMBER, ""):
+        raise ConfigError(path, f"must use no variable but {NUMBER}, got {show(found)}")
+    return found
+
+
+def _number_rules(t: Table) -> tuple[NumberRule, ...]:
+    rules = []
+    for item, path in t.tables("number_rules"):
+        r = Table(item, path, ("match", "strip", "prefix"))
+        pattern = text(r.get("match"), r.at("match"), max_len=200)
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(r.at("match"), f"is not a regular expression: {exc}") from None
+        prefix = text(r.get("prefix", NumberRule.prefix), r.at("prefix"), allow_empty=True)
+        if not re.fullmatch(r"[0-9]{0,16}", prefix):
+            raise ConfigError(r.at("prefix"), f"must be up to 16 digits, got {show(prefix)}")
+        rules.append(NumberRule(pattern, r.integer("strip", NumberRule.strip, 0, 16), prefix))
+    return tuple(rules)
 
 
 def parse_dialer(data: object, env: Mapping[str, str]) -> DialerSettings:
@@ -152,6 +224,9 @@ def parse_dialer(data: object, env: Mapping[str, str]) -> DialerSettings:
         DIR_RE,
         "an absolute path of letters, digits, - _ . /",
     )
+    dial_string = (
+        _dial_string(t.get("dial_string"), t.at("dial_string")) if "dial_string" in t.data else None
+    )
     return DialerSettings(
         ami=ami,
         trunk=trunk,
@@ -169,6 +244,8 @@ def parse_dialer(data: object, env: Mapping[str, str]) -> DialerSettings:
         recheck_priority=recheck.integer("priority", d.recheck_priority, 0, 9),
         transcribe=t.boolean("transcribe", d.transcribe),
         no_reply_ivr=t.boolean("no_reply_ivr", d.no_reply_ivr),
+        dial_string=dial_string,
+        number_rules=_number_rules(t),
         # [dialer.asterisk] renders Asterisk's side of what is read above
         asterisk=parse_asterisk(
             t.get("asterisk"),
@@ -179,6 +256,7 @@ def parse_dialer(data: object, env: Mapping[str, str]) -> DialerSettings:
             default_unit=default_unit,
             wrapup_s=wrapup_s,
             recordings_dir=recordings_dir,
+            dial_string=dial_string,
         )
         if "asterisk" in t.data
         else None,

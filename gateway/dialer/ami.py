@@ -89,7 +89,11 @@ class OriginateOutcomeUnknown(AmiConnectionLost):
 
 @dataclass(frozen=True)
 class OriginateRequest:
-    """One call attempt: dial ``number`` on ``trunk`` into ``context``,s,1."""
+    """One call attempt: dial ``number`` on ``trunk`` into ``context``,s,1.
+
+    ``dial_string`` (``[dialer] dial_string``, checked by the config) replaces the
+    ``PJSIP/<number>@<trunk>`` channel with the site's own route, ``${NUMBER}`` filled in.
+    """
 
     channel_id: str
     number: str
@@ -98,6 +102,7 @@ class OriginateRequest:
     variables: Mapping[str, str] = field(default_factory=dict)
     ring_timeout_s: float = 30.0
     caller_id: str | None = None
+    dial_string: str | None = None
 
     def fields(self) -> dict[str, Any]:
         """The Originate action's headers; raises ValueError on anything unsafe."""
@@ -110,7 +115,9 @@ class OriginateRequest:
                 raise ValueError(f"variable {name!r}: no commas or newlines in values")
         out: dict[str, Any] = {
             "Action": "Originate",
-            "Channel": f"PJSIP/{self.number}@{self.trunk}",
+            "Channel": self.dial_string.replace("${NUMBER}", self.number)
+            if self.dial_string
+            else f"PJSIP/{self.number}@{self.trunk}",
             "Context": self.context,
             "Exten": "s",
             "Priority": "1",

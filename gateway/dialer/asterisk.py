@@ -1,10 +1,13 @@
 """Render the Asterisk configuration the gateway relies on, from typed settings.
 
 ``render(settings)`` is a pure function: :class:`~gateway.config.AsteriskSettings` (the
-``[dialer.asterisk]`` table) in, ``{filename: text}`` out for ``pjsip.conf``,
-``queues.conf``, ``extensions.conf`` and ``manager.conf``. The texts come from the
-templates in ``dialplans/`` (see ``dialplans/README.md`` for installing them on an
-existing Asterisk and for the contract below).
+``[dialer.asterisk]`` table) in, ``{filename: text}`` out. Mode "own" (the gateway's own
+Asterisk): ``pjsip.conf``, ``queues.conf``, ``extensions.conf`` and ``manager.conf``,
+whole. Mode "include" (a site's PBX): only ``extensions_minyi.conf``,
+``queues_minyi.conf`` and ``manager_minyi.conf``, for the site to ``#include`` — the
+gateway's contexts, queues and AMI user, no transport, trunk or endpoint. The texts
+come from the templates in ``dialplans/`` (see ``dialplans/README.md``); the carrier
+side of ``pjsip.conf`` is built by gateway/dialer/trunk.py.
 
 Templates use ``{{name}}`` placeholders, because Asterisk's own ``${VAR}`` and ``$[expr]``
 are everywhere in a dialplan and ``string.Template``'s ``$name`` would collide with them.
@@ -28,6 +31,7 @@ from typing import Final
 
 from gateway.config import AgentPhone, AsteriskSettings, ConfigError
 from gateway.config.asterisk import KEYS
+from gateway.dialer.trunk import trunk_values
 
 __all__ = [
     "AGENTS_CONTEXT",
@@ -39,7 +43,9 @@ __all__ = [
     "EVENT_IVR_ENDED",
     "EVENT_IVR_RESULT",
     "INBOUND_CONTEXT",
+    "INCLUDE_FILES",
     "IVR_CONTEXT",
+    "OWN_FILES",
     "QUEUE_PREFIX",
     "VAR_ATTEMPT_ID",
     "VAR_REC_BASENAME",
@@ -78,7 +84,10 @@ EVENT_IVR_ANSWERED: Final = "MinyiIvrAnswered"
 EVENT_IVR_RESULT: Final = "MinyiIvrResult"
 EVENT_IVR_ENDED: Final = "MinyiIvrEnded"
 
+# The product's wheel installs dialplans/ beside gateway/ (pyproject's package data).
 DEFAULT_TEMPLATE_DIR: Final = Path(__file__).resolve().parents[2] / "dialplans"
+OWN_FILES: Final = ("pjsip.conf", "queues.conf", "extensions.conf", "manager.conf")
+INCLUDE_FILES: Final = ("extensions_minyi.conf", "queues_minyi.conf", "manager_minyi.conf")
 
 # Recording base names are built by the gateway; the dialplan re-checks this same shape
 # (REGEX in minyi-sub-setup) and falls back to a name made from the channel id.
@@ -92,6 +101,7 @@ _PROMPT_RE: Final = re.compile(r"/?[A-Za-z0-9_][-A-Za-z0-9_./]{0,200}")
 _SECRET_RE: Final = re.compile(r"[!-~]{1,128}")  # printable ASCII, no space
 _PATH_RE: Final = re.compile(r"/[-A-Za-z0-9_./]{0,200}")
 _CODECS: Final = frozenset({"alaw", "ulaw", "gsm", "g722", "slin"})
+_INTERFACE_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}/[-A-Za-z0-9_.@/+]{1,180}")
 
 
 class AsteriskConfError(ValueError):
@@ -187,6 +197,19 @@ def _auth_section(name: str, username: str, password: str) -> str:
     return f"[{name}-auth]\ntype=auth\nauth_type=digest\nusername={username}\npassword={password}\n"
 
 
+def _interface(agent: AgentPhone, mode: str) -> str:
+    """The device a unit's queue rings for ``agent``."""
+    if mode == "own":
+        if agent.interface is not None:
+            raise AsteriskConfError(f"agent {agent.name} interface is only for mode include")
+        return f"PJSIP/{agent.name}"
+    if agent.password is not None or agent.contact is not None:
+        raise AsteriskConfError(f"agent {agent.name} password is not used with mode include")
+    return _check(
+        agent.interface or f"PJSIP/{agent.name}", _INTERFACE_RE, f"agent {agent.name} interface"
+    )
+
+
 def _agent_values(agent: AgentPhone) -> dict[str, str]:
     name = _check(agent.name, _NAME_RE, "agent name")
     if agent.contact is None and agent.password is None:
@@ -204,6 +227,11 @@ def _agent_values(agent: AgentPhone) -> dict[str, str]:
 
 def _trunk_values(s: AsteriskSettings) -> dict[str, str]:
     name = _check(s.trunk_name, _NAME_RE, "trunk_name")
+    if s.trunk_name in {a.name for a in s.agents}:
+        raise AsteriskConfError("trunk_name must differ from every agent name")
+    bad_codecs = [c for c in s.codecs if c not in _CODECS]
+    if bad_codecs or not s.codecs:
+        raise AsteriskConfError(f"codecs must be some of {sorted(_CODECS)}, got {s.codecs}")
     matches = s.trunk_match or (s.trunk_host,)
     for m in matches:
         _check_host(m, "trunk_match")
@@ -215,13 +243,20 @@ def _trunk_values(s: AsteriskSettings) -> dict[str, str]:
         password = _check(s.trunk_password, _SECRET_RE, "trunk_password")
         outbound_auth = f"outbound_auth={name}-auth"
         auth_section = _auth_section(name, user, password)
+    sip_bind = _check_ip(s.sip_bind, "sip_bind")
+    try:
+        carrier = trunk_values(s, ip=_check_ip, host=_check_host, port=_check_port)
+    except ValueError as exc:  # trunk.py's own checks, worded the same way
+        raise AsteriskConfError(str(exc)) from None
     return {
         "trunk_name": name,
-        "trunk_host": _check_host(s.trunk_host, "trunk_host"),
-        "trunk_port": _check_port(s.trunk_port, "trunk_port"),
         "trunk_match": ",".join(matches),
         "trunk_outbound_auth": outbound_auth,
         "trunk_auth_section": auth_section,
+        "sip_bind": sip_bind,
+        "media_address": _check_ip(s.media_address or sip_bind, "media_address"),
+        "codecs": ",".join(s.codecs),
+        **carrier,
     }
 
 
@@ -239,11 +274,8 @@ def _values(s: AsteriskSettings) -> dict[str, str]:
     default_unit = s.default_unit if s.default_unit is not None else units[0]
     if default_unit not in units:
         raise AsteriskConfError(f"default_unit {default_unit!r} is not one of the units")
-    bad_codecs = [c for c in s.codecs if c not in _CODECS]
-    if bad_codecs or not s.codecs:
-        raise AsteriskConfError(f"codecs must be some of {sorted(_CODECS)}, got {s.codecs}")
-    if s.trunk_name in agents:
-        raise AsteriskConfError("trunk_name must differ from every agent name")
+    if s.mode not in ("own", "include"):
+        raise AsteriskConfError(f"mode must be own or include, got {s.mode!r}")
     prompts = {
         "greeting_prompt": s.greeting_prompt,
         "no_agent_prompt": s.no_agent_prompt,
@@ -254,7 +286,6 @@ def _values(s: AsteriskSettings) -> dict[str, str]:
         "ivr_thanks_prompt": s.ivr_thanks_prompt,
     }
     values = {k: _check(v, _PROMPT_RE, k) for k, v in prompts.items()}
-    sip_bind = _check_ip(s.sip_bind, "sip_bind")
     values.update(
         {
             "ami_username": _check(s.ami_username, _NAME_RE, "ami_username"),
@@ -262,10 +293,6 @@ def _values(s: AsteriskSettings) -> dict[str, str]:
             "ami_bind": _check_ip(s.ami_bind, "ami_bind"),
             "ami_port": _check_port(s.ami_port, "ami_port"),
             "ami_permits": "\n".join(f"permit={_check_permit(p)}" for p in s.ami_permit),
-            "sip_bind": sip_bind,
-            "sip_port": _check_port(s.sip_port, "sip_port"),
-            "media_address": _check_ip(s.media_address or sip_bind, "media_address"),
-            "codecs": ",".join(s.codecs),
             "recordings_dir": _check(s.recordings_dir.rstrip("/"), _PATH_RE, "recordings_dir"),
             "queue_prefix": QUEUE_PREFIX,
             "default_queue": queue_name(default_unit),
@@ -279,7 +306,8 @@ def _values(s: AsteriskSettings) -> dict[str, str]:
             "reason_silence_s": _check_seconds(s.reason_silence_s, "reason_silence_s", 0, 60),
         }
     )
-    values.update(_trunk_values(s))
+    if s.mode == "own":
+        values.update(_trunk_values(s))
     return values
 
 
@@ -293,7 +321,9 @@ def check(settings: AsteriskSettings) -> None:
     """
     _values(settings)
     for agent in settings.agents:
-        _agent_values(agent)
+        _interface(agent, settings.mode)
+        if settings.mode == "own":
+            _agent_values(agent)
     for unit in settings.units:
         queue_name(unit.unit)
     for k, v in settings.extra.items():
@@ -318,7 +348,7 @@ def check_config(settings: AsteriskSettings) -> None:
     if not settings.trunk_match:  # not in the file: it defaults to [trunk_host]
         paths["trunk_match"] = f"{table}.trunk_host"
     for i, agent in enumerate(settings.agents):
-        for key in ("contact", "password"):
+        for key in ("contact", "password", "interface"):
             paths[f"agent {agent.name} {key}"] = f"{table}.agents[{i}].{key}"
     secrets = [settings.ami_secret, settings.trunk_password]
     secrets += [a.password for a in settings.agents]
@@ -352,10 +382,7 @@ def render(settings: AsteriskSettings, template_dir: Path = DEFAULT_TEMPLATE_DIR
     values = _values(settings)
     for k, v in settings.extra.items():
         values[k] = _check(v, _EXTRA_RE, f"extra[{k!r}]")
-    agent_tmpl = _read(template_dir, "pjsip_agent.conf.tmpl")
-    values["agent_endpoints"] = "\n".join(
-        render_template(agent_tmpl, _agent_values(a)) for a in settings.agents
-    )
+    agents = {a.name: a for a in settings.agents}
     unit_tmpl = _read(template_dir, "queues_unit.conf.tmpl")
     values["unit_queues"] = "\n".join(
         render_template(
@@ -363,12 +390,27 @@ def render(settings: AsteriskSettings, template_dir: Path = DEFAULT_TEMPLATE_DIR
             {
                 "queue": queue_name(u.unit),
                 "unit": u.unit,
-                "members": "\n".join(f"member => PJSIP/{a},0,{a},PJSIP/{a}" for a in u.agents),
+                "members": "\n".join(
+                    f"member => {dev},0,{name},{dev}"
+                    for name in u.agents
+                    for dev in [_interface(agents[name], settings.mode)]
+                ),
             },
         )
         for u in settings.units
     )
+    included = {
+        name: render_template(_read(template_dir, f"{name}.tmpl"), values) for name in INCLUDE_FILES
+    }
+    if settings.mode == "include":
+        return included
+    agent_tmpl = _read(template_dir, "pjsip_agent.conf.tmpl")
+    values["agent_endpoints"] = "\n".join(
+        render_template(agent_tmpl, _agent_values(a)) for a in settings.agents
+    )
+    values["contexts"] = included["extensions_minyi.conf"]
+    values["queues"] = included["queues_minyi.conf"]
+    values["ami_user"] = included["manager_minyi.conf"]
     return {
-        name: render_template(_read(template_dir, f"{name}.tmpl"), values)
-        for name in ("pjsip.conf", "queues.conf", "extensions.conf", "manager.conf")
+        name: render_template(_read(template_dir, f"{name}.tmpl"), values) for name in OWN_FILES
     }

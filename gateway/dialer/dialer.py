@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 from redis.exceptions import RedisError
 
 from gateway import lifecycle, logs
-from gateway.config.dialer import DialerSettings
+from gateway.config.dialer import DialerSettings, rewrite
 from gateway.dialer.ami import (
     AmiClient,
     AmiConnectionLost,
@@ -284,8 +284,10 @@ class Dialer:
         claim, s = active.claim, self.settings
         request = OriginateRequest(
             channel_id=claim.callback_id,
-            number=claim.phone,
+            # the carrier's numbering: a 0 for long distance, an area code dropped, ...
+            number=rewrite(claim.phone, s.number_rules),
             trunk=s.trunk,
+            dial_string=s.dial_string,
             context=IVR_CONTEXT if claim.kind == "ivr" else CALLBACK_CONTEXT,
             variables={
                 VAR_SURVEY_ID: _UNSAFE_VAR.sub("", claim.survey_id)[:64],

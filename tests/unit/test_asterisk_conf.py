@@ -10,6 +10,8 @@ import pytest
 
 from gateway.config import AgentPhone, AsteriskSettings, UnitQueue
 from gateway.dialer.asterisk import (
+    INCLUDE_FILES,
+    OWN_FILES,
     AsteriskConfError,
     is_safe_rec_basename,
     queue_name,
@@ -173,7 +175,7 @@ def test_template_placeholders() -> None:
 def test_template_dir_can_be_replaced(tmp_path: Path) -> None:
     for name in ("pjsip_agent.conf.tmpl", "queues_unit.conf.tmpl"):
         (tmp_path / name).write_text("")
-    for name in ("pjsip.conf", "queues.conf", "extensions.conf", "manager.conf"):
+    for name in (*OWN_FILES, *INCLUDE_FILES):
         (tmp_path / f"{name}.tmpl").write_text(f"; {name} {{{{site}}}}\n")
     files = render(settings(extra={"site": "shaoxing"}), template_dir=tmp_path)
     assert files["manager.conf"] == "; manager.conf shaoxing\n"
@@ -192,3 +194,156 @@ def test_provisioned_modules_conf_never_loads_the_forbidden_modules() -> None:
     }
     assert required <= noload
     assert not (noload & load)
+
+
+# --- mode "include": only what goes into a site's PBX -------------------------------------
+def include(**overrides: object) -> AsteriskSettings:
+    given: dict[str, object] = {
+        "mode": "include",
+        "trunk_host": "",
+        "agents": (AgentPhone("1001", interface="PJSIP/1001"), AgentPhone("1002")),
+        "units": (UnitQueue("330602", ("1001", "1002")),),
+    }
+    return dataclasses.replace(settings(), **(given | overrides))
+
+
+def test_include_mode_renders_only_contexts_queues_and_the_ami_user() -> None:
+    files = render(include())
+    assert set(files) == set(INCLUDE_FILES)
+    every = "\n".join(files.values())
+    # nothing of the site's own: no transport, endpoint, trunk, [general] or [globals]
+    for line in ("type=transport", "type=endpoint", "type=aor", r"\[general\]", r"\[globals\]"):
+        assert not re.search(f"^{line}", every, flags=re.M), line
+    sections = set(re.findall(r"^\[([^\]]+)\]", every, flags=re.M))
+    assert sections == {
+        "minyi-sub-setup",
+        "minyi-callback",
+        "minyi-ivr",
+        "minyi-queue",
+        "minyi-unit-330602",
+        "minyi",
+    }
+    # the agents are the site's extensions
+    queues = files["queues_minyi.conf"]
+    assert "member => PJSIP/1001,0,1001,PJSIP/1001" in queues
+    assert "member => PJSIP/1002,0,1002,PJSIP/1002" in queues  # default interface
+    assert "write=call,agent,user,originate,reporting" in files["manager_minyi.conf"]
+
+
+def test_own_mode_holds_the_include_files_inside_its_whole_files() -> None:
+    own, inc = render(settings()), render(include())
+    assert set(own) == set(OWN_FILES)
+    contexts = inc["extensions_minyi.conf"].split("[minyi-sub-setup]", 1)[1]
+    assert contexts in own["extensions.conf"]
+    assert "[minyi-from-trunk]" in own["extensions.conf"]  # own mode's endpoints land there
+    assert "[minyi-from-trunk]" not in inc["extensions_minyi.conf"]
+
+
+def test_include_mode_refuses_what_would_define_a_device() -> None:
+    with pytest.raises(AsteriskConfError, match="agent 1001 password is not used"):
+        render(
+            include(
+                agents=(AgentPhone("1001", password="pw-1"),),
+                units=(UnitQueue("330602", ("1001",)),),
+            )
+        )
+    with pytest.raises(AsteriskConfError, match="interface"):
+        render(
+            include(
+                agents=(AgentPhone("1001", interface="PJSIP/1001,bad"),),
+                units=(UnitQueue("330602", ("1001",)),),
+            )
+        )
+    with pytest.raises(AsteriskConfError, match="interface is only for mode include"):
+        wrong = AgentPhone("agent1", contact="sip:a@1.2.3.4", interface="X/1")
+        render(settings(agents=(wrong, *settings().agents[1:])))
+
+
+# --- the carrier trunk's options (mode "own") ---------------------------------------------
+def _section(text: str, name: str, kind: str) -> str:
+    for block in re.split(r"\n(?=\[)", text):
+        if block.startswith(f"[{name}]") and f"type={kind}" in block:
+            return block
+    raise AssertionError(f"no [{name}] type={kind} in\n{text}")
+
+
+def test_udp_is_the_default_and_alone() -> None:
+    pjsip = render(settings())["pjsip.conf"]
+    assert re.findall(r"^protocol=(\w+)", pjsip, flags=re.M) == ["udp"]
+    assert "contact=sip:10.20.30.40:5060\n" in pjsip
+    assert "type=registration" not in pjsip and "from_user" not in pjsip
+
+
+@pytest.mark.parametrize(("kind", "port"), [("tcp", "5060"), ("tls", "5061")])
+def test_tcp_and_tls_get_a_transport_the_trunk_uses(kind: str, port: str) -> None:
+    extra: dict[str, object] = {"trunk_transport": kind}
+    if kind == "tls":
+        extra |= {"tls_cert_file": "/etc/asterisk/gw.pem", "tls_key_file": "/etc/asterisk/gw.key",
+                  "tls_ca_file": "/etc/asterisk/carrier-ca.pem"}  # fmt: skip
+    pjsip = render(settings(**extra))["pjsip.conf"]
+    transport = _section(pjsip, f"minyi-{kind}", "transport")
+    assert f"protocol={kind}" in transport and f"bind=127.0.0.1:{port}" in transport
+    trunk = pjsip.split("[minyi-trunk](minyi-endpoint)", 1)[1].split("\n[", 1)[0]
+    assert f"transport=minyi-{kind}" in trunk
+    assert f"contact=sip:10.20.30.40:5060;transport={kind}" in pjsip
+    assert "[minyi-udp]" in pjsip  # the agents' phones stay on UDP
+    if kind == "tls":
+        assert (
+            "verify_server=yes" in transport
+            and "ca_list_file=/etc/asterisk/carrier-ca.pem" in transport
+        )
+        assert "method=tlsv1_2" in transport
+
+
+def test_tls_needs_its_files_and_a_ca_to_verify() -> None:
+    with pytest.raises(AsteriskConfError, match="tls_cert_file and tls_key_file are required"):
+        render(settings(trunk_transport="tls"))
+    with pytest.raises(AsteriskConfError, match="tls_ca_file is required"):
+        render(settings(trunk_transport="tls", tls_cert_file="/a.pem", tls_key_file="/a.key"))
+    with pytest.raises(AsteriskConfError, match="tls_cert_file must go with"):
+        render(settings(tls_cert_file="/a.pem"))
+
+
+def test_registration_from_identity_and_nat() -> None:
+    pjsip = render(
+        settings(
+            trunk_username="gw-account",
+            trunk_password="pw-account",
+            trunk_register=True,
+            trunk_from_user="057188880000",
+            trunk_from_domain="ims.carrier.example",
+            external_signaling_address="203.0.113.7",
+            external_media_address="203.0.113.8",
+            local_net=("10.0.0.0/8", "192.168.1.0/24"),
+        )
+    )["pjsip.conf"]
+    reg = _section(pjsip, "minyi-trunk-reg", "registration")
+    assert "server_uri=sip:10.20.30.40:5060\n" in reg
+    assert "client_uri=sip:gw-account@ims.carrier.example\n" in reg
+    assert "outbound_auth=minyi-trunk-auth" in reg and "endpoint=minyi-trunk" in reg
+    trunk = pjsip.split("[minyi-trunk](minyi-endpoint)", 1)[1].split("\n[", 1)[0]
+    assert "from_user=057188880000" in trunk and "from_domain=ims.carrier.example" in trunk
+    udp = _section(pjsip, "minyi-udp", "transport")
+    assert "external_signaling_address=203.0.113.7" in udp
+    assert "external_media_address=203.0.113.8" in udp
+    assert "local_net=10.0.0.0/8" in udp and "local_net=192.168.1.0/24" in udp
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("trunk_from_user", "a;b", "trunk_from_user must match"),
+        ("trunk_from_domain", "x\ny", "trunk_from_domain must match"),
+        ("external_media_address", "carrier.example", "external_media_address must be an IP"),
+        ("local_net", ("10.0.0.0/33",), "local_net entries must be networks"),
+        ("trunk_transport", "sctp", "trunk_transport must be one of"),
+    ],
+)
+def test_trunk_options_are_checked(field: str, value: object, message: str) -> None:
+    with pytest.raises(AsteriskConfError, match=message):
+        render(settings(**{field: value}))
+
+
+def test_registration_needs_someone_to_register_as() -> None:
+    with pytest.raises(AsteriskConfError, match="trunk_register needs trunk_username"):
+        render(settings(trunk_register=True))

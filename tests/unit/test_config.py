@@ -215,6 +215,10 @@ ERRORS = [
     ("sms.signature", "[绍兴公安]", 'must be empty or a signature in 【】 like "【某某公安】"'),
     ("api.tokens[0].units", [], "must be a non-empty array of unit codes"),
     ("api.tokens[0].units", ["33*06"], 'must be a unit code "330602", a prefix "3306*" or "*"'),
+    # HTTPS on the API: both files, absolute paths
+    ("api.tls_cert", "/etc/minyi/api.pem", "api.tls_key: is required with tls_cert"),
+    ("api.tls_key", "/etc/minyi/api.key", "api.tls_cert: is required with tls_key"),
+    ("api.tls_cert", "api.pem", 'must be an absolute file path, got "api.pem"'),
     # times
     (
         "surveys.quiet_hours.start",
@@ -246,6 +250,8 @@ ERRORS = [
 NAMED_AT = {
     "workers": "workers[1]",
     "api.tokens[0].units": "api.tokens[0].units[0]",
+    "api.tls_cert": "api.tls_key",
+    "api.tls_key": "api.tls_cert",
     "sms.templates.default.text": "sms.templates.default",
     "sms.templates.default.colour": "sms.templates.default",
 }
@@ -256,6 +262,8 @@ def test_a_wrong_setting_is_named(path: str, value: object, reason: str) -> None
     e = error(with_(base(), path, value))
     if (isinstance(value, list) and value) or path.startswith("sms.templates.default."):
         path = NAMED_AT[path]
+    elif path.startswith("api.tls_") and reason.startswith(NAMED_AT[path]):
+        path, reason = NAMED_AT[path], reason.removeprefix(NAMED_AT[path] + ": ")
     assert e.path == path
     assert reason in e.reason
     assert str(e) == f"config error: {path}: {e.reason}"

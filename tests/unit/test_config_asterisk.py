@@ -24,7 +24,7 @@ from gateway.config import (
     redacted,
 )
 from gateway.dialer import cli as asterisk_cli
-from gateway.dialer.asterisk import render
+from gateway.dialer.asterisk import check_config, render
 from tests.unit.test_config import DELETE, EXAMPLE, EXAMPLE_ENV, base, with_
 
 AMI_SECRET = "s3cret-ami"
@@ -258,7 +258,12 @@ def test_secrets_stay_out_of_repr_and_redacted() -> None:
         assert secret not in text
     shown = redacted(settings)["dialer"]["asterisk"]
     assert shown["ami_secret"] == shown["trunk_password"] == "***"
-    assert shown["agents"][0] == {"name": "agent1", "password": "***", "contact": None}
+    assert shown["agents"][0] == {
+        "name": "agent1",
+        "password": "***",
+        "contact": None,
+        "interface": None,
+    }
 
 
 # --- what it renders ----------------------------------------------------------------------
@@ -440,3 +445,31 @@ def test_render_needs_out_or_check(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_example_still_loads_without_the_table() -> None:
     dialer = startup.load(EXAMPLE, EXAMPLE_ENV).settings.dialer
     assert dialer is not None and dialer.asterisk is None
+
+
+def test_the_trunk_options_asterisk_refuses_name_their_setting() -> None:
+    """What only the renderer can judge (gateway/dialer/trunk.py) is still reported with
+    the setting's path, at start and by `minyi config check`."""
+    base_table: dict[str, Any] = {
+        "trunk_host": "10.20.30.40",
+        "agents": [{"name": "agent1", "contact": "sip:agent1@10.20.30.6"}],
+        "units": {"330602": ["agent1"]},
+    }
+    cases = [
+        ({"trunk_transport": "tls"}, "dialer.asterisk.tls_cert_file"),
+        ({"trunk_register": True}, "dialer.asterisk.trunk_register"),
+        ({"local_net": ["10.0.0.0/33"]}, "dialer.asterisk.local_net"),
+        ({"external_media_address": "nat.example"}, "dialer.asterisk.external_media_address"),
+        ({"trunk_from_user": "a b"}, "dialer.asterisk.trunk_from_user"),
+    ]
+    for extra, path in cases:
+        dialer = {
+            "ami": {"secret": "s3cret-ami"},
+            "units": ["330602"],
+            "asterisk": base_table | extra,
+        }
+        settings = parse_settings(with_(base(), "dialer", dialer), {})
+        assert settings.dialer is not None and settings.dialer.asterisk is not None
+        with pytest.raises(ConfigError) as info:
+            check_config(settings.dialer.asterisk)
+        assert info.value.path == path, (extra, str(info.value))

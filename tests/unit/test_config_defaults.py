@@ -126,11 +126,19 @@ def test_the_asterisk_table_and_what_it_takes_from_the_dialer() -> None:
     assert_defaults(settings.dialer.asterisk.units[0], unit="330602", agents=("agent1",))
 
 
+def test_a_number_rule_and_what_it_leaves_out() -> None:
+    dialer = {"ami": {"secret": AMI_SECRET}, "number_rules": [{"match": "^1"}]}
+    settings = parse_settings({**MINIMAL, "dialer": dialer}, {})
+    assert settings.dialer is not None
+    assert_defaults(settings.dialer.number_rules[0], match="^1")
+
+
 def test_every_settings_dataclass_was_compared() -> None:
     """A new section (or a new dataclass in one) needs its line above."""
     test_the_root_and_every_section_without_a_table()
     test_dialer_asr_and_recordings()
     test_the_asterisk_table_and_what_it_takes_from_the_dialer()
+    test_a_number_rule_and_what_it_leaves_out()
     exported = {
         obj
         for obj in vars(config).values()
