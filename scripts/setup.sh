@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-dev gcc redis-server espeak-ng sox libsox-fmt-all debian-archive-keyring)
+APT_PACKAGES=(python3 python3-venv python3-dev gcc redis-server espeak-ng sox libsox-fmt-all debian-archive-keyring golang-go)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
