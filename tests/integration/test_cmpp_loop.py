@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+import redis.asyncio as aioredis
 
 from devstack.cmpp_peer import SRC_ID
+from gateway.store import keys
 from gateway.store.surveys import SendJob
+from smsc.simulator import SmscSimulator
 from tests.conftest import RedisServer, free_port
 from tests.integration.cmpp_harness import cmpp_loop
-from tests.integration.sms_harness import survey
+from tests.integration.sms_harness import SMPP_PASSWORD, SMPP_USER, SOURCE_ADDR, survey
 
 pytestmark = pytest.mark.integration
 VERSIONS = pytest.mark.parametrize("version", [2, 3], ids=["cmpp2", "cmpp3"])
@@ -187,3 +190,60 @@ async def test_link_drop_mid_batch_loses_nothing_and_reports_duplicates(
         assert {f"S{int(d[3:])}" for d in duplicated} <= resent  # every duplicate reported
         assert len(duplicated) <= 2 * 16  # at most a window per drop
         assert loop.receiver.out_of_order == 0
+
+
+async def test_mixed_protocols_routed_by_prefix_and_old_entries_still_read(
+    clean_redis: RedisServer,
+) -> None:
+    # an SMPP bind to an aggregator (the default) and a CMPP bind to China Mobile for
+    # its prefixes: each survey through its bind, receipts and replies of both on one
+    # feed; the inbound entries of SMPP keep their old format (no protocol field)
+    smsc = SmscSimulator({SMPP_USER: SMPP_PASSWORD})
+    await smsc.start()
+    agg = {
+        "name": "agg",
+        "host": "127.0.0.1",
+        "port": smsc.port,
+        "system_id": SMPP_USER,
+        "password": SMPP_PASSWORD,
+        "reconnect_initial_s": 0.2,
+        "reconnect_max_s": 1,
+    }
+    routes = [{"binds": ["cmcc"], "prefixes": ["139"]}]
+    try:
+        async with cmpp_loop(
+            clean_redis.url,
+            free_port(),
+            3,
+            extra_binds=[agg],
+            sms={"routes": routes, "default_binds": ["agg"]},
+        ) as loop:
+            await loop.post(batch(7000, 10, "139"))
+            await loop.post(batch(7100, 10, "138"))
+            sids = [f"S{i}" for i in (*range(7000, 7010), *range(7100, 7110))]
+            await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids))
+            assert {s["dest"][:3] for s in await loop.peer.submits()} == {"139"}
+            assert {s.dest[:3] for s in smsc.submits} == {"138"}
+            assert {s.source for s in smsc.submits} == {SOURCE_ADDR}  # [sms] source_addr
+            await loop.peer.mo("13900007000", SRC_ID, "1")
+            smsc.inject_mo("13800007100", SOURCE_ADDR, "1")
+            await loop.wait_for(lambda: "survey.closed" in loop.types("S7000"))
+            await loop.wait_for(lambda: "survey.closed" in loop.types("S7100"))
+            redis = aioredis.Redis.from_url(clean_redis.url, decode_responses=True)
+            try:
+                entries = await redis.xrange(keys.INBOUND)
+            finally:
+                await redis.aclose()
+            by_bind = {(f["bind"], f.get("proto")) for _, f in entries}
+            assert by_bind == {("agg", None), ("cmcc", "cmpp3")}
+            assert all(set(f) <= {"bind", "smsc", "pdu", "at", "proto"} for _, f in entries)
+    finally:
+        await smsc.stop()
+
+
+async def test_a_wrong_secret_is_refused_and_never_bound(clean_redis: RedisServer) -> None:
+    async with cmpp_loop(clean_redis.url, free_port(), 3, bind={"secret": "wrong"}) as loop:
+        client = loop.service.client
+        assert client is not None and not await client.wait_bound(1.0)
+        stats = await loop.peer.stats()
+        assert stats["refused_logins"] >= 1 and stats["logins"] == 0
