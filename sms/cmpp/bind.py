@@ -198,8 +198,8 @@ class CmppSession:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder = Decoder(self.version)
+        self._writer = writer  # before the login: what comes right behind it is answered
         await self._login(reader, writer, decoder)
-        self._writer = writer
         self._terminated.clear()
         self._last_rx = self._loop.time()
         self._tests_unanswered = 0
