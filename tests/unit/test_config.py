@@ -169,7 +169,12 @@ def test_docs_list_every_setting_of_the_example() -> None:
     keys = _keys(example) | {"token", "password", "secret"}  # shown commented out
     missing = sorted(k for k in keys if f"| `{k}` |" not in docs)
     assert missing == []
-    for var in ("MINYI_REDIS_URL", "MINYI_API_TOKEN_", "MINYI_SMPP_PASSWORD_", "MINYI_CMPP_SECRET_"):
+    for var in (
+        "MINYI_REDIS_URL",
+        "MINYI_API_TOKEN_",
+        "MINYI_SMPP_PASSWORD_",
+        "MINYI_CMPP_SECRET_",
+    ):
         assert var in docs
     assert "MINYI_WEBHOOK_SECRET_" in docs
 
