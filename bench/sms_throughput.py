@@ -1,7 +1,9 @@
 """SMS loop throughput: N surveys from POST to submit_sm to DLR to the webhook feed.
 
-Runs redis-server, the SMS center simulator and the gateway (`minyi run`) as separate
-processes on loopback, and the webhook receiver in this process. Posts N surveys in
+Runs redis-server, an SMS center and the gateway (`minyi run`) as separate processes
+on loopback, and the webhook receiver in this process. The SMS center is the project's
+simulator for SMPP (`--protocol smpp`, the default), or gocmpp's server side with the
+project's program for CMPP (`--protocol cmpp2` / `cmpp3`, devstack/cmpp_peer.py). Posts N surveys in
 batches as fast as the API takes them; one citizen in ten replies 「3 出警太慢」.
 
 Prints: submit_sm per second (first to last submit at the SMS center), POST→submit
@@ -10,7 +12,7 @@ deliver_sm→webhook latency (p50/p99: the SMS center sending a receipt or a rep
 the receiver has the resulting event), peak RSS of the gateway process, and how many
 surveys were lost; the last line is JSON.
 
-    .venv/bin/python bench/sms_throughput.py [--surveys 20000] [--window 100]
+    .venv/bin/python bench/sms_throughput.py [--surveys 20000] [--window 100] [--protocol cmpp3]
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devstack.cmpp_peer import SECRET as CMPP_SECRET
+from devstack.cmpp_peer import SP_ID, SRC_ID, CmppPeer
 from devstack.localstack import (
     SECRET,
     LocalStack,
@@ -73,6 +77,7 @@ def analyse(
     processes: int,
     batch_max: int,
     rate: float,
+    protocol: str = "smpp",
 ) -> dict[str, Any]:
     """The figures, from what the SMS center and the webhook receiver recorded."""
     repliers = {f"B{i:07d}" for i in range(n) if phone(i).endswith(REPLY_SUFFIX)}
@@ -134,6 +139,7 @@ def analyse(
         "gateway_processes": processes,
         "post_rate": rate,
         "webhook_batch_max": batch_max,
+        "protocol": protocol,
     }
     return result
 
@@ -142,10 +148,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     n = args.surveys
     stack = LocalStack()
     receiver = WebhookReceiver(SECRET)
+    peer = CmppPeer(int(args.protocol[-1])) if args.protocol != "smpp" else None
     try:
         stack.start_redis()
-        auto = {"by_suffix": {REPLY_SUFFIX: REPLY_TEXT}, "delay": 0.2}
-        stack.start_smsc("--auto-reply", json.dumps(auto, ensure_ascii=False))
+        bind = None
+        if peer is None:
+            auto = {"by_suffix": {REPLY_SUFFIX: REPLY_TEXT}, "delay": 0.2}
+            stack.start_smsc("--auto-reply", json.dumps(auto, ensure_ascii=False))
+        else:
+            peer.start()
+            await peer.behaviour(auto_reply={REPLY_SUFFIX: REPLY_TEXT}, auto_reply_delay_ms=200)
+            bind = cmpp_bind(peer, args.window, args.tps)
         await receiver.start(port=free_port())
         cfg = stack.gateway_config(
             receiver.url,
@@ -153,6 +166,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             tps=args.tps,
             webhook_concurrency=64,
             webhook_batch_max=args.webhook_batch,
+            bind=bind,
         )
         if args.processes == 1:
             stack.start_gateway(cfg)
@@ -160,7 +174,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for workers in ("api", "sms", "webhooks"):
                 stack.start_gateway(cfg, workers)
         print(
-            f"bench: {n} surveys, bind window {args.window}, tps cap {args.tps:.0f}, "
+            f"bench: {args.protocol}, {n} surveys, bind window {args.window}, "
+            f"tps cap {args.tps:.0f}, "
             f"gateway processes {args.processes}, webhook batch_max {args.webhook_batch}"
         )
         posted_at: dict[str, float] = {}
@@ -200,11 +215,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             while time.time() < deadline and not done():  # noqa: ASYNC110 - polling the receiver
                 await asyncio.sleep(0.5)
             elapsed = time.time() - t0
-            submits = await stack.smsc_all(http, "submits")
-            deliveries = await stack.smsc_all(http, "deliveries")
+            if peer is None:
+                submits = await stack.smsc_all(http, "submits")
+                deliveries = await stack.smsc_all(http, "deliveries")
+            else:
+                submits, deliveries = await peer.submits(), await peer.deliveries()
         rss = max(peak_rss_mb(pid) for pid in stack.gateway_pids().values())
     finally:
         stack.stop_all()
+        if peer is not None:
+            await peer.close()
+            peer.stop()
         await receiver.close()
 
     result = analyse(
@@ -218,6 +239,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         args.processes,
         args.webhook_batch,
         args.rate,
+        args.protocol,
     )
     print(
         f"submit_sm/s        {result['submit_per_s']:>10}\n"
@@ -230,6 +252,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         f"lost {result['lost']}, gateway peak RSS {result['peak_rss_mb']} MB"
     )
     return result
+
+
+def cmpp_bind(peer: CmppPeer, window: int, tps: float) -> str:
+    """The [[sms.binds]] table of a CMPP bind to the gocmpp peer."""
+    return f"""\
+[[sms.binds]]
+name = "cmcc-1"
+protocol = "{peer.protocol}"
+host = "127.0.0.1"
+port = {peer.port}
+sp_id = "{SP_ID}"
+secret = "{CMPP_SECRET}"
+src_id = "{SRC_ID}"
+window = {window}
+tps = {tps}
+reconnect_initial_s = 0.5
+reconnect_max_s = 5
+"""
 
 
 def main() -> int:
@@ -247,6 +287,12 @@ def main() -> int:
         help="1: all workers in one gateway process; 3: api, sms, webhooks apart",
     )
     parser.add_argument("--webhook-batch", type=int, default=1, help="webhook batch_max")
+    parser.add_argument(
+        "--protocol",
+        choices=("smpp", "cmpp2", "cmpp3"),
+        default="smpp",
+        help="the bind's protocol: the simulator (smpp) or the gocmpp peer (cmpp2/cmpp3)",
+    )
     parser.add_argument(
         "--rate",
         type=float,

@@ -174,9 +174,11 @@ class LocalStack:
         webhook_batch_max: int = 1,
         workers: tuple[str, ...] = ("api", "sms", "webhooks"),
         extra: str = "",
+        bind: str | None = None,
     ) -> Path:
         """Write the gateway's config file (quiet hours off: a demo runs at any hour);
-        ``extra`` is appended (more sections, e.g. ``[dialer]``)."""
+        ``extra`` is appended (more sections, e.g. ``[dialer]``). ``bind`` replaces the
+        SMPP bind to the simulator (a ``[[sms.binds]]`` table, e.g. a CMPP one)."""
         listed = ", ".join(f'"{w}"' for w in workers)
         text = (
             f"""\
@@ -208,16 +210,7 @@ signature = "【平安绍兴】"
 text = "{TEMPLATE}"
 max_parts = 1
 
-[[sms.binds]]
-name = "smsc-1"
-host = "127.0.0.1"
-port = {self.smpp_port}
-system_id = "{SMPP_USER}"
-password = "{SMPP_PASSWORD}"
-window = {window}
-tps = {tps}
-reconnect_initial_s = 0.5
-reconnect_max_s = 5
+{bind or self.smpp_bind(window, tps)}
 
 [[webhooks.endpoints]]
 name = "core"
@@ -232,6 +225,21 @@ backoff_initial_s = 0.5
         path = self.workdir / "minyi.toml"
         path.write_text(text, encoding="utf-8")
         return path
+
+    def smpp_bind(self, window: int, tps: float) -> str:
+        """The [[sms.binds]] table of the SMPP bind to the simulator."""
+        return f"""\
+[[sms.binds]]
+name = "smsc-1"
+host = "127.0.0.1"
+port = {self.smpp_port}
+system_id = "{SMPP_USER}"
+password = "{SMPP_PASSWORD}"
+window = {window}
+tps = {tps}
+reconnect_initial_s = 0.5
+reconnect_max_s = 5
+"""
 
     def start_gateway(self, config: Path, workers: str | None = None) -> None:
         """`minyi run` as its own process (all workers, or `workers`, e.g. "sms");

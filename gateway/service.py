@@ -44,15 +44,17 @@ from asr.pool import default_pool_size
 from asr.worker import AsrWorker, AsrWorkerSettings
 from gateway import lifecycle, logs, startup
 from gateway.api.app import Api
-from gateway.config import ConfigError, Settings
+from gateway.config import ConfigError, Settings, SmppBind
 from gateway.dialer.dialer import Dialer
 from gateway.store import keys, streams
 from gateway.store.surveys import Store
 from gateway.webhooks.worker import WebhookWorker
 from recordings import retention
+from sms.binds import SmsBind, SmsClient
+from sms.cmpp.bind import CmppSession
 from sms.inbound import Inbound, store_pdu
 from sms.sender import Sender
-from sms.smpp.client import SmppClient
+from sms.smpp.client import Bind as SmppSession
 
 log = logs.logger(__name__)
 
@@ -99,7 +101,7 @@ class Service:
         self.redis: aioredis.Redis | None = None
         self.store: Store | None = None
         self.api: Api | None = None
-        self.client: SmppClient | None = None
+        self.client: SmsClient | None = None
         self.sender: Sender | None = None
         self.inbound: Inbound | None = None
         self.webhooks: WebhookWorker | None = None
@@ -184,10 +186,19 @@ class Service:
             store = self.store
 
             async def sink(bind: str, pdu: bytes) -> None:
-                await store_pdu(store, bind, binds[bind].smsc, pdu)
+                b = binds[bind]
+                await store_pdu(store, bind, b.smsc, pdu, b.protocol)
 
-            self.client = SmppClient(s.sms.binds, sink)
-            await self.client.start()
+            self.client = client = SmsClient()
+            for b in s.sms.binds:
+                # one bind class per protocol (SGIP or SMGP would be one more line)
+                bind: SmsBind = (
+                    SmppSession(b, client, sink)
+                    if isinstance(b, SmppBind)
+                    else CmppSession(b, client, sink)
+                )
+                client.add(bind)
+            await client.start()
             self.sender = Sender(
                 self.redis, self.store, self.client, s, self.templates, consumer=self.instance
             )

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-dev gcc redis-server espeak-ng sox libsox-fmt-all debian-archive-keyring)
+APT_PACKAGES=(python3 python3-venv python3-dev gcc redis-server espeak-ng sox libsox-fmt-all debian-archive-keyring golang-go)
 # Install tests: the image is built with podman and run with buildah on a base made by
 # mmdebstrap; the offline bundle is installed in a network namespace (iproute2) and its
 # units checked with systemd-analyze (systemd); the API's TLS certificate by openssl.

@@ -1,10 +1,15 @@
-"""The inbound worker: deliver_sm PDUs, stored raw before they were acknowledged, are
-read here as delivery receipts or citizens' replies.
+"""The inbound worker: messages from the SMS center (SMPP deliver_sm, CMPP_DELIVER),
+stored raw before they were acknowledged, are read here as delivery receipts or
+citizens' replies.
 
-`store_pdu` is the ESME's sink: it runs before deliver_sm_resp is sent, so once the
-SMS center has its acknowledgement the PDU is in Redis. `Inbound.run` reads the
-stream, and an entry is acknowledged only after its effect is stored; a PDU that
-cannot be parsed is kept on the orphan stream and reported, never dropped.
+`store_pdu` is every bind's sink: it runs before the acknowledgement is sent, so once
+the SMS center has it the message is in Redis. An entry holds `bind`, `smsc`, `pdu`
+(hex) and `at`; a CMPP entry also `proto` ("cmpp2" / "cmpp3"). Entries without
+`proto` are SMPP: the format of entries stored before CMPP existed is unchanged.
+`Inbound.run` reads the stream, and an entry is acknowledged only after its effect is
+stored; a message that cannot be read is kept on the orphan stream and reported,
+never dropped. From the decoded receipt or reply on, the path is the same for every
+protocol.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -22,8 +27,9 @@ from gateway.config import Settings
 from gateway.privacy import mask_phone
 from gateway.store import keys, library, streams
 from gateway.store.surveys import Store
-from sms.dlr import normalise_message_id, parse_receipt, stored_form
-from sms.mo import assemble, decode_short_message
+from sms.cmpp.inbound import read_deliver
+from sms.dlr import Receipt, normalise_message_id, parse_receipt, stored_form
+from sms.mo import MoMessage, assemble, decode_short_message
 from sms.phone import from_smpp_address
 from sms.smpp.codec import decode_all
 from sms.smpp.constants import ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_TYPE_MASK
@@ -38,9 +44,14 @@ HELD_RECEIPT_TTL_S = 3600
 CLAIM_IDLE_MS = 60_000
 
 
-async def store_pdu(store: Store, bind: str, smsc: str, pdu: bytes) -> None:
-    """Store one raw deliver_sm (hex) on the inbound stream (pipelined with whatever
-    else this process sends to Redis in the same tick)."""
+#: The protocol of an entry without a `proto` field (every entry stored before CMPP).
+SMPP: Final = "smpp"
+
+
+async def store_pdu(store: Store, bind: str, smsc: str, pdu: bytes, protocol: str = SMPP) -> None:
+    """Store one raw inbound message (hex) on the inbound stream (pipelined with
+    whatever else this process sends to Redis in the same tick)."""
+    tagged: tuple[str, ...] = () if protocol == SMPP else ("proto", protocol)
     await store.commands.execute(
         "XADD",
         keys.INBOUND,
@@ -53,6 +64,7 @@ async def store_pdu(store: Store, bind: str, smsc: str, pdu: bytes) -> None:
         pdu.hex(),
         "at",
         f"{time.time():.3f}",
+        *tagged,
     )
 
 
@@ -147,29 +159,25 @@ class Inbound:
         self.counts[what] = self.counts.get(what, 0) + 1
 
     async def handle(self, fields: Mapping[str, str]) -> None:
-        """Handle one stored deliver_sm."""
+        """Handle one stored inbound message, of whatever protocol."""
         raw = bytes.fromhex(fields["pdu"])
         bind_name, smsc = fields["bind"], fields["smsc"]
-        decoded = decode_all(raw)[0].body
-        if not isinstance(decoded, DeliverSm):
-            raise ValueError(f"not a deliver_sm: {type(decoded).__name__}")
-        tlvs = dict(decoded.tlvs)
-        if decoded.esm_class & ESM_CLASS_TYPE_MASK == ESM_CLASS_DELIVERY_RECEIPT:
-            await self._receipt(bind_name, smsc, decoded, tlvs)
+        protocol = fields.get("proto", SMPP)
+        alphabet = self.settings.sms.default_alphabet
+        if protocol == SMPP:
+            decoded = self._read_deliver_sm(raw)
+        else:
+            decoded = read_deliver(raw, protocol, alphabet)
+        if isinstance(decoded, Receipt):
+            await self._receipt(bind_name, smsc, decoded, protocol)
             return
-        fragment = decode_short_message(
-            decoded.data_coding,
-            decoded.esm_class,
-            decoded.short_message,
-            tlvs,
-            default_alphabet=self.settings.sms.default_alphabet,
-        )
+        fragment = decoded.fragment
         meta: dict[str, Any] = {"bind": bind_name}
         if fragment.concat is not None and fragment.concat.total > 1:
             c = fragment.concat
             # Keyed by the normalised number (parts may come with and without "86") and
             # by the reference width (an 8-bit and a 16-bit ref 7 are different messages).
-            source = from_smpp_address(decoded.source_addr) or decoded.source_addr
+            source = from_smpp_address(decoded.source) or decoded.source
             key = keys.MO_PARTS.format(
                 smsc=smsc, source=source, ref=f"{c.ref_bits}-{c.ref}", total=c.total
             )
@@ -185,17 +193,33 @@ class Inbound:
                 meta["missing_parts"] = missing
         else:
             text = fragment.text
-        await self._reply(smsc, bind_name, decoded.source_addr, decoded.dest_addr, text, meta)
+        await self._reply(smsc, bind_name, decoded.source, decoded.dest, text, meta)
 
-    async def _receipt(
-        self, bind_name: str, smsc: str, d: DeliverSm, tlvs: dict[int, bytes]
-    ) -> None:
-        text = d.short_message.decode("latin-1")
-        receipt = parse_receipt(text, tlvs)
-        if receipt is None:
-            raise ValueError("delivery receipt without a message id")
+    def _read_deliver_sm(self, raw: bytes) -> Receipt | MoMessage:
+        decoded = decode_all(raw)[0].body
+        if not isinstance(decoded, DeliverSm):
+            raise ValueError(f"not a deliver_sm: {type(decoded).__name__}")
+        tlvs = dict(decoded.tlvs)
+        if decoded.esm_class & ESM_CLASS_TYPE_MASK == ESM_CLASS_DELIVERY_RECEIPT:
+            receipt = parse_receipt(decoded.short_message.decode("latin-1"), tlvs)
+            if receipt is None:
+                raise ValueError("delivery receipt without a message id")
+            return receipt
+        fragment = decode_short_message(
+            decoded.data_coding,
+            decoded.esm_class,
+            decoded.short_message,
+            tlvs,
+            default_alphabet=self.settings.sms.default_alphabet,
+        )
+        return MoMessage(decoded.source_addr, decoded.dest_addr, fragment)
+
+    async def _receipt(self, bind_name: str, smsc: str, receipt: Receipt, protocol: str) -> None:
         bind = self.binds.get(bind_name)
-        base = bind.dlr_id_base if bind is not None else "text"
+        if bind is not None:
+            base = bind.dlr_id_base
+        else:  # a bind since removed from the config: its protocol's own spelling
+            base = "text" if protocol == SMPP else "dec"
         key = normalise_message_id(receipt.message_id, base)
         outcome, _sid = await self.store.receipt(
             smsc, key, stored_form(receipt), HELD_RECEIPT_TTL_S
@@ -220,8 +244,9 @@ class Inbound:
             self._count("reply_unmatched")
             return
         ext = ""
-        if s.sms.extension_digits and dest.startswith(s.sms.source_addr):
-            ext = dest[len(s.sms.source_addr) :][: s.sms.extension_digits]
+        ours = s.sms.source_of(bind) if bind else s.sms.source_addr
+        if s.sms.extension_digits and dest.startswith(ours):
+            ext = dest[len(ours) :][: s.sms.extension_digits]
         sid, how = await self.store.find_open_survey(phone, ext, s.surveys.reply_window_s)
         rating = understanding.rating.value
         if sid is not None:

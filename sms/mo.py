@@ -105,6 +105,16 @@ class MoFragment:
     odd_length: bool = False  # UCS-2 with an odd trailing octet, which was dropped
 
 
+@dataclass(frozen=True, slots=True)
+class MoMessage:
+    """A citizen's message as any protocol delivers it: who wrote, to which of our
+    numbers (short code + extension), and the decoded fragment."""
+
+    source: str
+    dest: str
+    fragment: MoFragment
+
+
 def _concat(ref: int, total: int, seq: int, ref_bits: int) -> Concat | None:
     """A Concat, or None for one that TS 23.040 §9.2.3.24.1 says to ignore (or 1 of 1)."""
     if total < 1 or not 1 <= seq <= total:

@@ -1,5 +1,10 @@
-"""The sender worker: surveys from the send queue to SMPP submit_sm, and the answers
-back into the store.
+"""The sender worker: surveys from the send queue to their bind (SMPP submit_sm or
+CMPP_SUBMIT, `sms.binds`), and the answers back into the store.
+
+Each survey goes through one bind: the first of `[[sms.routes]]` that matches its
+number and unit names the candidates (else `default_binds`, else every sending bind),
+and `SmsClient.choose` takes the one with the most room. The sender number is that
+bind's (a CMPP bind's `src_id`, or `[sms] source_addr`) plus the extension code.
 
 A queue entry is acknowledged only when every part of its survey has a final answer
 stored (accepted with a message id, or refused for good). A crash in between leaves
@@ -31,9 +36,10 @@ from gateway.config import Settings
 from gateway.privacy import mask_phone
 from gateway.store import keys, library, streams
 from gateway.store.surveys import SendJob, Store
+from sms.binds import SmsClient, SubmitOutcome
 from sms.dlr import normalise_message_id
-from sms.smpp.client import SmppClient, SubmitOutcome
-from sms.smpp.constants import REGISTERED_DELIVERY_ALWAYS, REGISTERED_DELIVERY_NONE, status_name
+from sms.routing import candidates
+from sms.smpp.constants import REGISTERED_DELIVERY_ALWAYS, REGISTERED_DELIVERY_NONE
 from sms.smpp.window import Part
 from sms.templates import Template
 from sms.text import segment
@@ -47,13 +53,13 @@ MSGID_EXTRA_TTL_S = 86_400
 
 
 class Sender:
-    """Reads the send queue and drives the SMPP client."""
+    """Reads the send queue and drives the binds' client."""
 
     def __init__(
         self,
         redis: aioredis.Redis,
         store: Store,
-        client: SmppClient,
+        client: SmsClient,
         settings: Settings,
         templates: Mapping[str, Template],
         *,
@@ -70,7 +76,7 @@ class Sender:
         self._room = asyncio.Event()
         self._stopping = asyncio.Event()
         # Surveys being worked on (Redis round trips before and after their submit_sm);
-        # the SMPP window, not this, bounds what is outstanding at the SMS center.
+        # the binds' windows, not this, bound what is outstanding at the SMS center.
         self.max_inflight = max(1000, client.capacity() * 4)
         self.sent_surveys = 0
         self._retake = False  # our pending entries are to be taken again
@@ -186,8 +192,9 @@ class Sender:
         ref16 = bool(s.sms.ref16)
         ref = zlib.crc32(f"{sid}/{job.attempt}".encode()) & (0xFFFF if ref16 else 0xFF)
         segments = segment(text, ref, ref16=ref16)
-        source = s.sms.source_addr + job.ext
         phone = job.fields["phone"]
+        bind = self.client.choose(candidates(s.sms, phone, job.fields.get("unit_code", "")))
+        source = s.sms.source_of(bind) + job.ext
         parts = []
         for seg in segments:
             if f"p{seg.index}:mid" in job.fields:
@@ -220,12 +227,12 @@ class Sender:
                 job.attempt,
                 len(parts),
             )
-        await asyncio.gather(*(self._one_part(p) for p in parts))
+        await asyncio.gather(*(self._one_part(p, bind) for p in parts))
         await self.store.commands.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
         self.sent_surveys += 1
 
-    async def _one_part(self, part: Part) -> None:
-        outcome: SubmitOutcome = await self.client.submit(part)
+    async def _one_part(self, part: Part, bind: str) -> None:
+        outcome: SubmitOutcome = await self.client.submit(part, bind)
         try:
             await self._until_stored(part, outcome)
         finally:
@@ -266,10 +273,10 @@ class Sender:
                 msgid_ttl_s=s.surveys.dlr_timeout_s + MSGID_EXTRA_TTL_S,
                 dlr_timeout_s=s.surveys.dlr_timeout_s,
                 reply_window_s=s.surveys.reply_window_s,
-                resent=outcome.unanswered > 0 or part.out_before,
+                resent=outcome.resent or part.out_before,
             )
         else:
-            reason = status_name(outcome.status) if outcome.status >= 0 else "invalid_pdu"
+            reason = outcome.reason
             log.warning(
                 "sms refused survey=%s part=%d/%d status=%s",
                 part.survey_id,

@@ -150,12 +150,13 @@ def name(value: object, path: str) -> str:
 def ascii_field(
     value: object, path: str, max_len: int, section: str, *, empty: bool = False
 ) -> str:
-    """A C-Octet String field of an SMPP PDU: ASCII, with a length cap from the spec."""
+    """A protocol's text field: ASCII, with a length cap from the spec `section` cites
+    ("SMPP 3.4 §5.2.1", "CMPP 7.4.3.1")."""
     value = text(value, path, max_len=10_000, allow_empty=empty)
     if not value.isascii() or len(value) > max_len:
         raise ConfigError(
             path,
-            f"must be at most {max_len} ASCII characters (SMPP 3.4 {section}), got {show(value)}",
+            f"must be at most {max_len} ASCII characters ({section}), got {show(value)}",
         )
     return value
 
@@ -197,10 +198,11 @@ def pick(value: object, path: str, options: Sequence[_S]) -> _S:
 
 
 def code(value: object, path: str, allowed: Collection[int], section: str) -> int:
-    """An SMPP code point (TON, NPI) from the spec's table."""
+    """A protocol's code point (SMPP TON, NPI; CMPP Fee_UserType) from the table the
+    spec `section` cites."""
     if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
         listed = ", ".join(str(v) for v in sorted(allowed))
-        raise ConfigError(path, f"must be one of {listed} (SMPP 3.4 {section}), got {show(value)}")
+        raise ConfigError(path, f"must be one of {listed} ({section}), got {show(value)}")
     return value
 
 

@@ -11,7 +11,8 @@ Secrets may come from the environment instead of the file; the environment wins:
 
     MINYI_REDIS_URL                  redis_url
     MINYI_API_TOKEN_<NAME>           api.tokens[].token of the token named NAME
-    MINYI_SMPP_PASSWORD_<BIND>       sms.binds[].password of the bind named BIND
+    MINYI_SMPP_PASSWORD_<BIND>       sms.binds[].password of the SMPP bind named BIND
+    MINYI_CMPP_SECRET_<BIND>         sms.binds[].secret of the CMPP bind named BIND
     MINYI_WEBHOOK_SECRET_<ENDPOINT>  webhooks.endpoints[].secret
     MINYI_AMI_SECRET                 dialer.ami.secret
     MINYI_RECORDINGS_URL_SECRET      recordings.url_secret
@@ -35,12 +36,13 @@ from typing import Any, Final
 from gateway.config.api import ENV_API_TOKEN, ApiSettings, parse_api
 from gateway.config.asr import AsrSettings, parse_asr
 from gateway.config.asterisk import ENV_AGENT_PASSWORD
+from gateway.config.binds import ENV_CMPP_SECRET, ENV_SMPP_PASSWORD, CmppBind, SmppBind
 from gateway.config.dialer import DialerSettings, parse_dialer
 from gateway.config.log import LogSettings, parse_log
 from gateway.config.reader import ConfigError, Table, env_name, pick, show, suggest, text
 from gateway.config.recordings import RecordingsSettings, parse_recordings
 from gateway.config.redaction import redact_url
-from gateway.config.sms import ENV_SMPP_PASSWORD, SmsSettings, check_sms_worker, parse_sms
+from gateway.config.sms import SmsSettings, check_sms_worker, parse_sms
 from gateway.config.surveys import SurveySettings, parse_surveys
 from gateway.config.webhooks import ENV_WEBHOOK_SECRET, WebhookEndpoint, parse_webhooks
 
@@ -114,7 +116,14 @@ def _warnings(settings: Settings, env: Mapping[str, str]) -> tuple[str, ...]:
     asterisk = settings.dialer.asterisk if settings.dialer is not None else None
     expected = {
         ENV_API_TOKEN: ("api.tokens", [t.name for t in settings.api.tokens]),
-        ENV_SMPP_PASSWORD: ("sms.binds", [b.name for b in settings.sms.binds]),
+        ENV_SMPP_PASSWORD: (
+            "sms.binds",
+            [b.name for b in settings.sms.binds if isinstance(b, SmppBind)],
+        ),
+        ENV_CMPP_SECRET: (
+            "sms.binds",
+            [b.name for b in settings.sms.binds if isinstance(b, CmppBind)],
+        ),
         ENV_WEBHOOK_SECRET: ("webhooks.endpoints", [e.name for e in settings.webhooks]),
         ENV_AGENT_PASSWORD: (
             "dialer.asterisk.agents",

@@ -1,78 +1,58 @@
 """The ``[sms]`` section: sending the survey SMS and receiving the replies.
 
-Holds the SMPP binds (``[[sms.binds]]``; a password may come from
-``MINYI_SMPP_PASSWORD_<BIND>``) and the raw ``[sms.templates.NAME]`` tables. The
-templates' content (placeholders, worst-case length) is checked at start by
-``sms.templates.load_templates`` (see gateway/startup.py).
+Holds the binds (``[[sms.binds]]``, SMPP or CMPP: `gateway.config.binds`), the routes
+that choose a survey's bind (``[[sms.routes]]``, ``default_binds``) and the raw
+``[sms.templates.NAME]`` tables. The templates' content (placeholders, worst-case
+length) is checked at start by ``sms.templates.load_templates`` (gateway/startup.py).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from gateway.config.reader import (
-    MISSING,
-    ConfigError,
-    Table,
-    ascii_field,
-    code,
-    env_name,
-    host,
-    join,
-    name,
-    show,
-    text,
-    unique,
+from gateway.config.binds import (
+    ENV_SMPP_PASSWORD,
+    SRC_ID_MAX,
+    Bind,
+    CmppBind,
+    parse_bind,
 )
+from gateway.config.reader import ConfigError, Table, join, name, show, text, unique
 
-BindMode = Literal["transceiver", "transmitter", "receiver"]
-IdBase = Literal["text", "hex", "dec"]
 Alphabet = Literal["latin1", "gsm7"]
 
-ENV_SMPP_PASSWORD: Final = "MINYI_SMPP_PASSWORD_"
-
-# SMPP 3.4 field limits. The spec gives C-Octet String sizes including the NULL
-# terminator, so the usable length is one less.
-SYSTEM_ID_MAX: Final = 15  # §5.2.1 system_id: Var. max 16
-PASSWORD_MAX: Final = 8  # §5.2.2 password: Var. max 9
-SYSTEM_TYPE_MAX: Final = 12  # §5.2.3 system_type: Var. max 13
-SOURCE_ADDR_MAX: Final = 20  # §5.2.8 source_addr: Var. max 21 (extension included)
-TON_VALUES: Final = frozenset(range(7))  # §5.2.5 Unknown … Abbreviated
-NPI_VALUES: Final = frozenset({0, 1, 3, 4, 6, 8, 9, 10, 14, 18})  # §5.2.6
+# The sender number, before the extension: the tightest field it goes into.
+SOURCE_ADDR_MAX: Final = 20  # SMPP 3.4 §5.2.8 source_addr: Var. max 21 (extension included)
 EXTENSION_DIGITS_MAX: Final = 6
 # The carrier signature 【…】, as the config allows it; sms.templates sizes {signature} by it.
 SIGNATURE_MAX: Final = 20
 MINUTE: Final = 60.0
+# A number prefix of a route: 1 to 11 digits of the 11-digit mobile number.
+PREFIX_MAX: Final = 11
+_UNIT_PATTERN_RE: Final = re.compile(r"\*|[0-9A-Za-z]{1,32}\*?")
 
 
 @dataclass(frozen=True)
-class SmppBind:
-    """One SMPP 3.4 session to an SMS center."""
+class SmsRoute:
+    """``[[sms.routes]]``: surveys whose number starts with one of `prefixes` and
+    whose unit matches one of `units` go through one of `binds` (an empty list matches
+    everything; the first route that matches wins)."""
 
-    name: str
-    host: str
-    port: int
-    system_id: str
-    password: str = field(repr=False)  # never in a log line
-    system_type: str = ""
-    mode: BindMode = "transceiver"
-    window: int = 64
-    tps: float = 100.0
-    enquire_link_s: float = 30.0
-    response_timeout_s: float = 30.0
-    reconnect_initial_s: float = 1.0
-    reconnect_max_s: float = 60.0
-    smsc: str = "default"  # binds to the same SMS center share a message-id namespace
-    submit_id_base: IdBase = "text"
-    dlr_id_base: IdBase = "text"
-    source_ton: int = 0
-    source_npi: int = 0
-    dest_ton: int = 0
-    dest_npi: int = 1
+    binds: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()  # exact "330602", prefix "3306*", or "*"
+
+    def matches(self, phone: str, unit: str) -> bool:
+        """Whether a survey to `phone` (11 digits) for `unit` takes this route."""
+        if self.prefixes and not phone.startswith(self.prefixes):
+            return False
+        if not self.units:
+            return True
+        return any(unit.startswith(p[:-1]) if p.endswith("*") else unit == p for p in self.units)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,61 +69,24 @@ class SmsSettings:
     mo_reassembly_timeout_s: float = 600.0
     # raw [sms.templates.NAME] tables; sms.templates.load_templates checks them
     templates: Mapping[str, Mapping[str, Any]]
-    binds: tuple[SmppBind, ...] = ()
+    binds: tuple[Bind, ...] = ()
+    routes: tuple[SmsRoute, ...] = ()
+    #: The binds of a survey no route matches; () = every bind that can send.
+    default_binds: tuple[str, ...] = ()
+
+    def source_of(self, bind: str) -> str:
+        """The sender number (before the extension code) of the bind named `bind`."""
+        for b in self.binds:
+            if b.name == bind:
+                return b.source or self.source_addr
+        return self.source_addr
+
+    def senders(self) -> tuple[str, ...]:
+        """The names of the binds that can send (not receivers)."""
+        return tuple(b.name for b in self.binds if b.mode != "receiver")
 
 
-_BIND_KEYS: Final = tuple(f.name for f in dataclasses.fields(SmppBind))
-_MODES: Final[tuple[BindMode, ...]] = ("transceiver", "transmitter", "receiver")
-_ID_BASES: Final[tuple[IdBase, ...]] = ("text", "hex", "dec")
 _ALPHABETS: Final[tuple[Alphabet, ...]] = ("latin1", "gsm7")
-
-
-def _smpp_bind(data: object, path: str, env: Mapping[str, str]) -> SmppBind:
-    t = Table(data, path, _BIND_KEYS)
-    bind_name = name(t.get("name"), t.at("name"))
-    password, origin = t.secret("password", env, env_name(ENV_SMPP_PASSWORD, bind_name))
-    if not password.isascii() or len(password) > PASSWORD_MAX or not password.isprintable():
-        raise ConfigError(
-            t.at("password"),
-            f"must be at most {PASSWORD_MAX} ASCII characters (SMPP 3.4 §5.2.2), "
-            f"got {len(password)} characters{origin}",
-        )
-    d = SmppBind
-    reconnect_initial_s = t.number(
-        "reconnect_initial_s", d.reconnect_initial_s, 0, 3600, above=True
-    )
-    return SmppBind(
-        name=bind_name,
-        host=host(t.get("host"), t.at("host")),
-        port=t.integer("port", MISSING, 1, 65535),
-        system_id=ascii_field(t.get("system_id"), t.at("system_id"), SYSTEM_ID_MAX, "§5.2.1"),
-        password=password,
-        system_type=ascii_field(
-            t.get("system_type", d.system_type),
-            t.at("system_type"),
-            SYSTEM_TYPE_MAX,
-            "§5.2.3",
-            empty=True,
-        ),
-        mode=t.pick("mode", d.mode, _MODES),
-        window=t.integer("window", d.window, 1, 10_000),
-        tps=t.number("tps", d.tps, 0, 100_000, above=True),
-        enquire_link_s=t.number("enquire_link_s", d.enquire_link_s, 1, 3600),
-        response_timeout_s=t.number("response_timeout_s", d.response_timeout_s, 0, 600, above=True),
-        reconnect_initial_s=reconnect_initial_s,
-        reconnect_max_s=t.number("reconnect_max_s", d.reconnect_max_s, reconnect_initial_s, 86400),
-        smsc=name(t.get("smsc", d.smsc), t.at("smsc")),
-        submit_id_base=t.pick("submit_id_base", d.submit_id_base, _ID_BASES),
-        dlr_id_base=t.pick("dlr_id_base", d.dlr_id_base, _ID_BASES),
-        source_ton=code(
-            t.get("source_ton", d.source_ton), t.at("source_ton"), TON_VALUES, "§5.2.5"
-        ),
-        source_npi=code(
-            t.get("source_npi", d.source_npi), t.at("source_npi"), NPI_VALUES, "§5.2.6"
-        ),
-        dest_ton=code(t.get("dest_ton", d.dest_ton), t.at("dest_ton"), TON_VALUES, "§5.2.5"),
-        dest_npi=code(t.get("dest_npi", d.dest_npi), t.at("dest_npi"), NPI_VALUES, "§5.2.6"),
-    )
 
 
 def _templates(value: object, path: str) -> dict[str, dict[str, Any]]:
@@ -201,6 +144,8 @@ _KEYS: Final = (
     "mo_reassembly_timeout_minutes",
     "templates",
     "binds",
+    "routes",
+    "default_binds",
 )
 
 
@@ -222,9 +167,23 @@ def parse_sms(data: object, env: Mapping[str, str]) -> SmsSettings:
             f"source_addr ({len(source_addr)} digits) plus extension_digits must be at most "
             f"{SOURCE_ADDR_MAX} digits (SMPP 3.4 §5.2.8), got {extension_digits}",
         )
-    binds = tuple(_smpp_bind(item, path, env) for item, path in t.tables("binds"))
+    binds = tuple(parse_bind(item, path, env) for item, path in t.tables("binds"))
     unique([(b.name, f"sms.binds[{i}].name") for i, b in enumerate(binds)], ENV_SMPP_PASSWORD)
+    _same_protocol(binds)
     _same_id_bases(binds)
+    for i, bind in enumerate(binds):
+        own = bind.source if isinstance(bind, CmppBind) else ""
+        if own and len(own) + extension_digits > SRC_ID_MAX:
+            raise ConfigError(
+                f"sms.binds[{i}].src_id",
+                f"src_id ({len(own)} digits) plus extension_digits must be at most "
+                f"{SRC_ID_MAX} digits (CMPP 7.4.3.1 Src_Id)",
+            )
+    senders = {b.name for b in binds if b.mode != "receiver"}
+    routes = tuple(_route(item, path, senders) for item, path in t.tables("routes"))
+    default_binds = _bind_names(
+        t.get("default_binds", list(d.default_binds)), t.at("default_binds"), senders, empty=True
+    )
     return SmsSettings(
         source_addr=source_addr,
         extension_digits=extension_digits,
@@ -240,10 +199,81 @@ def parse_sms(data: object, env: Mapping[str, str]) -> SmsSettings:
         * MINUTE,
         templates=_templates(t.get("templates", {}), t.at("templates")),
         binds=binds,
+        routes=routes,
+        default_binds=default_binds,
     )
 
 
-def _same_id_bases(binds: Sequence[SmppBind]) -> None:
+def _bind_names(value: object, path: str, senders: set[str], *, empty: bool) -> tuple[str, ...]:
+    """A list of bind names that can send (a route's or the default's)."""
+    if not isinstance(value, list) or (not value and not empty):
+        raise ConfigError(
+            path, f'must be an array of bind names like ["cmcc-1"], got {show(value)}'
+        )
+    names = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or item not in senders:
+            known = ", ".join(f'"{n}"' for n in sorted(senders)) or "none"
+            raise ConfigError(
+                f"{path}[{i}]",
+                f"must name a [[sms.binds]] entry that can send (not a receiver); "
+                f"got {show(item)}, known: {known}",
+            )
+        if item in names:
+            raise ConfigError(f"{path}[{i}]", f'"{item}" is listed twice')
+        names.append(item)
+    return tuple(names)
+
+
+def _route(data: object, path: str, senders: set[str]) -> SmsRoute:
+    t = Table(data, path, ("binds", "prefixes", "units"))
+    binds = _bind_names(t.get("binds"), t.at("binds"), senders, empty=False)
+    prefixes = t.get("prefixes", [])
+    if not isinstance(prefixes, list):
+        raise ConfigError(
+            t.at("prefixes"), f'must be an array like ["134", "135"], got {show(prefixes)}'
+        )
+    for i, prefix in enumerate(prefixes):
+        if (
+            not isinstance(prefix, str)
+            or not prefix.isascii()
+            or not prefix.isdigit()
+            or not 1 <= len(prefix) <= PREFIX_MAX
+        ):
+            raise ConfigError(
+                f"{t.at('prefixes')}[{i}]",
+                f"must be 1 to {PREFIX_MAX} digits of the 11-digit mobile number "
+                f'like "139", got {show(prefix)}',
+            )
+    units = t.get("units", [])
+    if not isinstance(units, list):
+        raise ConfigError(t.at("units"), f'must be an array like ["3306*"], got {show(units)}')
+    for i, unit in enumerate(units):
+        if not isinstance(unit, str) or not _UNIT_PATTERN_RE.fullmatch(unit):
+            raise ConfigError(
+                f"{t.at('units')}[{i}]",
+                f'must be a unit code "330602", a prefix "3306*" or "*", got {show(unit)}',
+            )
+    if not prefixes and not units:
+        raise ConfigError(path, "needs prefixes or units (or both): it would match every survey")
+    return SmsRoute(binds=binds, prefixes=tuple(prefixes), units=tuple(units))
+
+
+def _same_protocol(binds: Sequence[Bind]) -> None:
+    """Binds to one SMS center speak one protocol family: their message ids share one
+    namespace, and a CMPP Msg_Id and an SMPP message_id are not the same thing."""
+    first: dict[str, Bind] = {}
+    for i, bind in enumerate(binds):
+        other = first.setdefault(bind.smsc, bind)
+        if other.family != bind.family:
+            raise ConfigError(
+                f"sms.binds[{i}].smsc",
+                f'bind "{bind.name}" speaks {bind.protocol} but "{other.name}" to the same '
+                f'SMS center "{bind.smsc}" speaks {other.protocol}; give each its own smsc',
+            )
+
+
+def _same_id_bases(binds: Sequence[Bind]) -> None:
     """Binds to one SMS center must read its message ids the same way.
 
     A receipt may arrive on another bind than the submit_sm_resp did; both ids are

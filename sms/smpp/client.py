@@ -1,34 +1,19 @@
-"""The SMPP client: several binds, a window of outstanding submit_sm per bind, TPS
-limits, and retries that never drop a message.
+"""An SMPP bind: one session on aiosmpplib, with a window of outstanding submit_sm and
+a TPS limit — the SMPP implementation of `sms.binds.SmsBind`.
 
 aiosmpplib has no window cap and never resends a failed or rejected message, so the
-client owns both. The rules (slots, throttling, retries, what a dropped connection
+bind owns both. The rules (slots, throttling, retries, what a dropped connection
 gives back) live in the pure `sms.smpp.window`; this module connects them to
-aiosmpplib: a bind hands the parts its window took to the ESME's queue, reports what
-went out and what came back, and carries out each `Decision` — finish the part, or
-put it back in the client's line. Only a permanent refusal ends a part.
-
-A part may be taken by a bind only once ``before_wire`` has cleared it (the sender
-records in Redis that it may reach the SMS center): after a crash, only a part so
-recorded may have, so only such a part is reported as possibly sent twice when it
-goes again. Clearing runs ahead of the dispatch, for the first parts of the line (up
-to twice the binds' total window), in overlapping batches, so that it adds no round
-trip to a part's way to the wire; a crash can thus leave at most that many cleared
-parts unsent (each then reported although it never went out), next to the window of
-those on the wire: at most three windows reported, of which the duplicates are a part
-(before, every survey in flight was: a thousand). While Redis is away nothing new is
-cleared: the parts cleared already still go out.
+aiosmpplib: the bind hands the parts its window took to the ESME's queue, reports what
+went out and what came back, and gives each `Decision` to the client
+(`sms.binds.SmsClient.decided`), which finishes the part or puts it back in line.
+Only a permanent refusal ends a part.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from aiosmpplib import (
     NPI,
@@ -43,8 +28,10 @@ from aiosmpplib import (
     SubmitSmResp,
 )
 
-from gateway import lifecycle, logs
+from gateway import logs
 from gateway.config import SmppBind
+from sms.binds import InboundSink, SmsClient
+from sms.smpp.constants import status_name
 from sms.smpp.esme import (
     GatewayESME,
     NoThrottle,
@@ -52,25 +39,9 @@ from sms.smpp.esme import (
     ReconnectTimer,
     SequenceCorrelator,
 )
-from sms.smpp.window import Decision, Part, SendRate, SubmitWindow, Verdict
+from sms.smpp.window import BUILD_FAILED, Decision, Part, SendRate, SubmitWindow
 
 log = logs.logger(__name__)
-
-
-@dataclass(frozen=True)
-class SubmitOutcome:
-    """The final answer for one part."""
-
-    bind: str
-    smsc: str
-    status: int  # 0 = accepted; window.BUILD_FAILED = the submit_sm could not be built
-    message_id: str
-    tries: int
-    # Times it went out on the wire (answered or not).
-    wire_sends: int
-    # Times it went out and no answer came (a dropped link, a timeout): the sender
-    # reports a part with any as a possible duplicate. A refusal is an answer.
-    unanswered: int = 0
 
 
 class _Broker(AbstractBroker):
@@ -119,8 +90,8 @@ class Bind:
     def __init__(
         self,
         settings: SmppBind,
-        client: SmppClient,
-        inbound_sink: Callable[[str, bytes], Awaitable[None]],
+        client: SmsClient,
+        inbound_sink: InboundSink,
     ) -> None:
         self.settings = settings
         self.name = settings.name
@@ -177,6 +148,27 @@ class Bind:
     def outstanding(self) -> int:
         """Window slots in use."""
         return self.window.outstanding
+
+    @property
+    def tps(self) -> float:
+        """The submit rate now."""
+        return self.rate.tps
+
+    def refusal(self, status: int) -> str:
+        """The command_status's name; "invalid_pdu" when the submit_sm was not built."""
+        return "invalid_pdu" if status == BUILD_FAILED else status_name(status)
+
+    async def run(self) -> None:
+        """Bind, and rebind after every drop (aiosmpplib's loop)."""
+        await self.esme.start()
+
+    async def wait_bound(self) -> None:
+        """Return once bound."""
+        await self.esme.bound_event.wait()
+
+    async def stop(self) -> None:
+        """Unbind and close."""
+        await self.esme.stop()
 
     def has_room(self) -> bool:
         """Whether this bind can take a part now."""
@@ -238,235 +230,4 @@ class Bind:
             self._carry_out(decision)
 
     def _carry_out(self, d: Decision) -> None:
-        part, client = d.part, self.client
-        if d.verdict is Verdict.RETRY:
-            if d.throttled:
-                client.throttled += 1
-            if d.resent:
-                client.resent += 1
-            client.retry(part, d.delay_s)
-        else:
-            outcome = SubmitOutcome(
-                self.name,
-                self.settings.smsc,
-                d.status,
-                d.message_id,
-                part.tries,
-                part.wire_sends,
-                part.unanswered,
-            )
-            client.finish(part, outcome)
-        if d.frees_slot:
-            client.room_available()
-
-
-class SmppClient:
-    """All binds, and the line of parts waiting for a window slot."""
-
-    def __init__(
-        self,
-        binds: Sequence[SmppBind],
-        inbound_sink: Callable[[str, bytes], Awaitable[None]],
-        before_wire: Callable[[Sequence[Part]], Awaitable[None]] | None = None,
-    ) -> None:
-        self.binds = [Bind(b, self, inbound_sink) for b in binds]
-        #: Awaited with parts before a bind may take them (see the module docstring).
-        self.before_wire = before_wire
-        self._line: deque[Part] = deque()
-        self._futures: dict[Part, asyncio.Future[SubmitOutcome]] = {}
-        self._wake = asyncio.Event()
-        self._to_clear = asyncio.Event()
-        self._clear_tasks: set[asyncio.Task[None]] = set()
-        self._clearing = lifecycle.Outage(
-            log, "smpp: recording parts before they go out", backoff=lifecycle.Backoff(0.2, 5.0)
-        )
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._rr = 0
-        self.throttled = 0
-        self.resent = 0
-        self.accepted = 0
-        self.refused = 0
-
-    @property
-    def senders(self) -> list[Bind]:
-        """The binds that can submit."""
-        return [b for b in self.binds if b.can_send]
-
-    def capacity(self) -> int:
-        """Total window of the binds that can send."""
-        return sum(b.settings.window for b in self.senders)
-
-    def outstanding(self) -> int:
-        """Parts taken by binds and not yet answered, plus those waiting in line."""
-        return sum(b.outstanding for b in self.binds) + len(self._line)
-
-    async def start(self) -> None:
-        """Connect every bind (in the background; they reconnect by themselves)."""
-        for b in self.binds:
-            self._tasks.append(asyncio.create_task(b.esme.start(), name=f"esme-{b.name}"))
-        self._tasks.append(asyncio.create_task(self._dispatch(), name="smpp-dispatch"))
-        self._tasks.append(asyncio.create_task(self._clear_ahead(), name="smpp-clear"))
-        self._tasks.append(asyncio.create_task(self._watch(), name="smpp-watch"))
-
-    async def wait_bound(self, within_s: float) -> bool:
-        """Wait until every bind is bound (tests, start-up readiness)."""
-        try:
-            async with asyncio.timeout(within_s):
-                for b in self.binds:
-                    await b.esme.bound_event.wait()
-            return True
-        except TimeoutError:
-            return False
-
-    async def stop(self) -> None:
-        """Unbind and close every session."""
-        for t in self._tasks[len(self.binds) :]:
-            t.cancel()
-        for b in self.binds:
-            try:
-                async with asyncio.timeout(5):
-                    await b.esme.stop()
-            except (TimeoutError, OSError) as exc:
-                log.warning("smpp bind=%s unbind failed: %r", b.name, exc)
-        for t in [*self._tasks, *self._clear_tasks]:
-            t.cancel()
-        await asyncio.gather(*self._tasks, *self._clear_tasks, return_exceptions=True)
-        self._tasks.clear()
-
-    def submit(self, part: Part) -> asyncio.Future[SubmitOutcome]:
-        """Queue a part; the future resolves with its final outcome."""
-        future: asyncio.Future[SubmitOutcome] = asyncio.get_running_loop().create_future()
-        self._futures[part] = future
-        self._line.append(part)
-        self._to_clear.set()
-        self._wake.set()
-        return future
-
-    def room_available(self) -> None:
-        """A window slot is free: wake the dispatcher (and the clearing, which keeps
-        ahead of it)."""
-        self._wake.set()
-        self._to_clear.set()
-
-    def retry(self, part: Part, delay: float) -> None:
-        """Put a part back at the head of the line, now or after `delay` seconds."""
-        if delay <= 0:
-            self._line.appendleft(part)
-            self._wake.set()
-        else:
-            asyncio.get_running_loop().call_later(delay, self._requeue, part)
-
-    def _requeue(self, part: Part) -> None:
-        self._line.appendleft(part)
-        self._wake.set()
-
-    def stored(self, part: Part) -> None:
-        """The caller has stored the part's outcome: an accepted part gives back its
-        window slot (until then a crash could make the SMSC get it twice)."""
-        window = part.holds_slot_of
-        if window is not None and window.stored(part):
-            self.room_available()
-
-    def finish(self, part: Part, outcome: SubmitOutcome) -> None:
-        """Resolve the part's future with its final outcome."""
-        if outcome.status == 0:
-            self.accepted += 1
-        else:
-            self.refused += 1
-        future = self._futures.pop(part, None)
-        if future is not None and not future.done():
-            future.set_result(outcome)
-
-    async def _dispatch(self) -> None:
-        senders = self.senders
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._line:
-                if self.before_wire is not None and not self._line[0].cleared:
-                    break  # _clear_ahead wakes us once it is
-                bind = self._pick(senders)
-                if bind is None:
-                    break
-                bind.take(self._line.popleft())
-
-    def lookahead(self) -> int:
-        """How many parts at the head of the line are cleared ahead of the dispatch:
-        twice the binds' total window, so that the dispatch does not wait for a
-        round trip when the window frees up all at once."""
-        return max(1, 2 * self.capacity())
-
-    async def _clear_ahead(self) -> None:
-        """Keep the first parts of the line cleared: each batch of parts not yet cleared
-        goes to ``before_wire`` in a task of its own (batches overlap: their records
-        share pipelines), which wakes the dispatch once it is done."""
-        while True:
-            await self._to_clear.wait()
-            self._to_clear.clear()
-            before_wire = self.before_wire
-            if before_wire is None:
-                continue
-            batch = [
-                p
-                for p in itertools.islice(self._line, self.lookahead())
-                if not (p.cleared or p.clearing)
-            ]
-            if not batch:
-                continue
-            for part in batch:
-                part.clearing = True
-            task = asyncio.create_task(self._clear(before_wire, batch))
-            self._clear_tasks.add(task)
-            task.add_done_callback(self._clear_tasks.discard)
-
-    async def _clear(
-        self, before_wire: Callable[[Sequence[Part]], Awaitable[None]], batch: list[Part]
-    ) -> None:
-        try:
-            await before_wire(batch)
-        except lifecycle.OUTAGES as exc:
-            for part in batch:
-                part.clearing = False
-            await self._clearing.wait(exc)  # then try again
-        else:
-            self._clearing.over()
-            for part in batch:
-                part.cleared, part.clearing = True, False
-            self._wake.set()
-        self._to_clear.set()
-
-    def _pick(self, senders: list[Bind]) -> Bind | None:
-        # Round robin over binds with room, so load spreads over all sessions.
-        n = len(senders)
-        for i in range(n):
-            b = senders[(self._rr + i) % n]
-            if b.has_room():
-                self._rr = (self._rr + i + 1) % n
-                return b
-        return None
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            now = asyncio.get_running_loop().time()
-            for b in self.binds:
-                b.expire(now)
-            self._wake.set()  # a bind may have bound meanwhile
-
-    def stats(self) -> dict[str, Any]:
-        """Counters and per-bind state for /metrics and the health page."""
-        return {
-            "accepted": self.accepted,
-            "refused": self.refused,
-            "throttled": self.throttled,
-            "resent": self.resent,
-            "waiting": len(self._line),
-            "binds": {
-                b.name: {
-                    "bound": b.bound,
-                    "outstanding": b.outstanding,
-                    "tps": round(b.rate.tps, 1),
-                }
-                for b in self.binds
-            },
-        }
+        self.client.decided(self, d)

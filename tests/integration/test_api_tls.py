@@ -21,7 +21,7 @@ from gateway.service import Service
 from tests.integration.sms_harness import config
 
 if TYPE_CHECKING:
-    from conftest import RedisServer
+    from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 

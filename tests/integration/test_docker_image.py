@@ -39,7 +39,7 @@ from smsc.simulator import SmscSimulator
 from tests.integration.sms_harness import survey
 
 if TYPE_CHECKING:
-    from conftest import RedisServer
+    from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 

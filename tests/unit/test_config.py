@@ -45,6 +45,7 @@ SECRET = "whsec_" + base64.b64encode(bytes(range(24))).decode()
 EXAMPLE_ENV = {
     "MINYI_API_TOKEN_CORE": TOKEN,
     "MINYI_SMPP_PASSWORD_CMCC_1": PASSWORD,
+    "MINYI_CMPP_SECRET_CMCC_CMPP": "cmpp-secret",
     "MINYI_WEBHOOK_SECRET_CORE": SECRET,
     "MINYI_AMI_SECRET": "ami-secret-1234",
 }
@@ -122,6 +123,12 @@ def test_example_shows_the_defaults() -> None:
     assert settings.surveys == SurveySettings(unit_names=settings.surveys.unit_names)
     bind = settings.sms.binds[0]
     assert bind == SmppBind(bind.name, bind.host, bind.port, bind.system_id, bind.password)
+    cmpp = settings.sms.binds[1]
+    assert isinstance(cmpp, config.CmppBind)
+    assert cmpp == config.CmppBind(
+        cmpp.name, cmpp.host, cmpp.port, cmpp.sp_id, cmpp.secret, protocol=cmpp.protocol
+    )
+    assert (settings.sms.routes, settings.sms.default_binds) == ((), ())
     hook = settings.webhooks[0]
     assert hook == WebhookEndpoint(hook.name, hook.url, hook.secret)
     defaults = Settings(sms=settings.sms)
@@ -162,7 +169,12 @@ def test_docs_list_every_setting_of_the_example() -> None:
     keys = _keys(example) | {"token", "password", "secret"}  # shown commented out
     missing = sorted(k for k in keys if f"| `{k}` |" not in docs)
     assert missing == []
-    for var in ("MINYI_REDIS_URL", "MINYI_API_TOKEN_", "MINYI_SMPP_PASSWORD_"):
+    for var in (
+        "MINYI_REDIS_URL",
+        "MINYI_API_TOKEN_",
+        "MINYI_SMPP_PASSWORD_",
+        "MINYI_CMPP_SECRET_",
+    ):
         assert var in docs
     assert "MINYI_WEBHOOK_SECRET_" in docs
 

@@ -133,12 +133,24 @@ def test_a_number_rule_and_what_it_leaves_out() -> None:
     assert_defaults(settings.dialer.number_rules[0], match="^1")
 
 
+def test_a_cmpp_bind_and_a_route() -> None:
+    cmpp = {"name": "cmcc", "protocol": "cmpp2", "host": "10.1.1.1", "port": 7890}
+    cmpp |= {"sp_id": "901234", "secret": "s3cret"}
+    route = {"binds": ["cmcc"], "prefixes": ["139"]}
+    sms = {**MINIMAL["sms"], "binds": [BIND, cmpp], "routes": [route]}
+    settings = parse_settings({**MINIMAL, "sms": sms}, {})
+    assert_defaults(settings.sms.binds[1], **cmpp)
+    assert_defaults(settings.sms.routes[0], binds=("cmcc",), prefixes=("139",))
+    assert settings.sms.default_binds == SmsSettings.default_binds
+
+
 def test_every_settings_dataclass_was_compared() -> None:
     """A new section (or a new dataclass in one) needs its line above."""
     test_the_root_and_every_section_without_a_table()
     test_dialer_asr_and_recordings()
     test_the_asterisk_table_and_what_it_takes_from_the_dialer()
     test_a_number_rule_and_what_it_leaves_out()
+    test_a_cmpp_bind_and_a_route()
     exported = {
         obj
         for obj in vars(config).values()
