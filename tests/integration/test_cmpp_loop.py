@@ -11,12 +11,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from devstack.cmpp_peer import SRC_ID
+from devstack.localstack import free_port
 from gateway.store import keys
 from gateway.store.surveys import SendJob
 from smsc.simulator import SmscSimulator
-from tests.conftest import RedisServer, free_port
 from tests.integration.cmpp_harness import cmpp_loop
 from tests.integration.sms_harness import SMPP_PASSWORD, SMPP_USER, SOURCE_ADDR, survey
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 VERSIONS = pytest.mark.parametrize("version", [2, 3], ids=["cmpp2", "cmpp3"])
