@@ -33,6 +33,7 @@ from gateway.api.recordings import RecordingsApi
 from gateway.api.responses import dumps, error
 from gateway.api.surveys import SurveyApi
 from gateway.config import ApiToken, Settings
+from gateway.store import tallies
 from gateway.store.surveys import Store
 
 log = logs.logger(__name__)
@@ -145,6 +146,8 @@ class Api:
         for name, value in sorted((await self.store.stats()).items()):
             metric = "minyi_" + re.sub(r"[^a-zA-Z0-9_]", "_", name) + "_total"
             lines.append(f"{metric} {value}")
+        # the per-unit counters the Lua keeps with the states (gateway/store/tallies.py)
+        lines += tallies.prometheus(await tallies.totals(self.store.redis))
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 

@@ -101,6 +101,17 @@ WEBHOOK_PARKED = PREFIX + "wh:{endpoint}:parked"
 # hash: counters for metrics (field -> integer)
 STATS = PREFIX + "stats"
 
+# --- per-unit figures (the `tally` of store/lua/store.lua; read by gateway/store/tallies.py)
+# Kept by the same functions that move the states, never by scanning surveys. Fields:
+# see gateway/store/tallies.py. A unit code is [A-Za-z0-9_], so "day"/"total" cannot clash.
+# hash: one unit's counters for one local day (YYYY-MM-DD in [surveys] timezone),
+# kept 400 days after its last write
+TALLY_DAY = PREFIX + "tally:day:{unit}:{day}"
+# hash: one unit's counters since the start (the labelled /metrics series)
+TALLY_TOTAL = PREFIX + "tally:total:{unit}"
+# set: the unit codes that have counters
+TALLY_UNITS = PREFIX + "tally:units"
+
 # --- callback dialer (store/lua/callbacks.lua, gateway/dialer/) ----------------------
 # zset: callbacks waiting for their (next) attempt, score = unix time due
 CB_WAIT = PREFIX + "cb:wait"

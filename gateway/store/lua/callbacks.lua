@@ -116,6 +116,8 @@ redis.register_function('minyi_cb_result', function(_, a)
   if redis.call('HDEL', CB_ACTIVE, cid) == 0 then return 'duplicate' end
   if a[10] == '1' then redis.call('HINCRBY', SURVEY(sid), 'cb_attempts', -1) end
   emit(sid, 'callback.attempt', now_iso, a[5])
+  local outcome = cjson.decode(a[5]).outcome
+  if type(outcome) == 'string' then tally(sid, now_iso, 'callback:' .. outcome) end
   if a[9] ~= '' then redis.call('HSET', SURVEY(sid), 'rating', a[9]) end
   if next_state == 'closed' and redis.call('HGET', SURVEY(sid), 'state') == 'calling' then
     transition(sid, 'called', now_iso, '{"callback_id":' .. cjson.encode(cid) .. '}')
@@ -149,6 +151,7 @@ redis.register_function('minyi_cb_disposition', function(_, a)
   if st ~= 'called' and st ~= 'transcribed' then return {'state', sid, st} end
   redis.call('HSET', sk, 'disposition_for', cid, 'disposition', payload)
   emit(sid, 'callback.disposition', now_iso, payload)
+  for _, tag in ipairs(reasons_of(payload)) do tally(sid, now_iso, 'dreason:' .. tag) end
   transition(sid, 'closed', now_iso, '{"reason":"disposition","callback_id":'
     .. cjson.encode(cid) .. '}')
   return {'stored', sid, 'closed'}

@@ -76,6 +76,47 @@ local function read_receipt(text)
   return r
 end
 
+-- Per-unit, per-day counters (keys TALLY_*, fields read by gateway/store/tallies.py),
+-- kept by the functions that move the states, so that the board and /metrics never
+-- scan surveys. The day and the hour are the event time's own: now_iso carries the
+-- site's UTC offset ("2026-12-02T16:05:00.000+08:00"), so its first ten characters
+-- are the local day. A day's hash lives 400 days after its last write; the totals
+-- (the /metrics series) only ever grow.
+local TALLY_DAY_TTL_S = 400 * 86400
+
+local function tally_at(unit, day, field, n)
+  local dk = TALLY_DAY(unit, day)
+  redis.call('HINCRBY', dk, field, n)
+  redis.call('EXPIRE', dk, TALLY_DAY_TTL_S)
+  if n > 0 then redis.call('HINCRBY', TALLY_TOTAL(unit), field, n) end
+  redis.call('SADD', TALLY_UNITS, unit)
+end
+
+-- The survey's unit code ('_' for a survey without one).
+local function unit_of(sid)
+  local u = redis.call('HGET', SURVEY(sid), 'unit_code')
+  if not u or u == '' then return '_' end
+  return u
+end
+
+local function tally(sid, now_iso, field)
+  tally_at(unit_of(sid), string.sub(now_iso, 1, 10), field, 1)
+end
+
+-- The reason tags of a reply's (or a disposition's) JSON payload, as a Lua list.
+local function reasons_of(payload)
+  local ok, p = pcall(cjson.decode, payload)
+  if not ok or type(p) ~= 'table' then return {} end
+  local r = p.reasons
+  if type(p.understanding) == 'table' then r = p.understanding.reasons end
+  if type(r) ~= 'table' then return {} end
+  local out = {}
+  for _, tag in ipairs(r) do
+    if type(tag) == 'string' then out[#out + 1] = tag end
+  end
+  return out
+end
+
 -- Append one event to the survey's history and to the outbox stream.
 local function emit(sid, etype, now_iso, payload)
   local seq = redis.call('HINCRBY', SURVEY(sid), 'seq', 1)
@@ -88,6 +129,7 @@ local function emit(sid, etype, now_iso, payload)
   redis.call('RPUSH', SURVEY_EVENTS(sid), ev)
   redis.call('XADD', EVENTS, '*', 'sid', sid, 'seq', tostring(seq), 'event', ev)
   redis.call('HINCRBY', STATS, 'event:' .. etype, 1)
+  if etype == 'citizen.opted_out' then tally(sid, now_iso, 'optout') end
   return seq
 end
 
@@ -115,6 +157,7 @@ local function transition(sid, to, now_iso, payload)
   end
   redis.call('HSET', sk, 'state', to, 'updated_at', now_iso)
   emit(sid, 'survey.' .. to, now_iso, with_from(from, payload))
+  tally(sid, now_iso, 'state:' .. to)
   return true
 end
 
@@ -152,6 +195,8 @@ redis.register_function('minyi_intake', function(_, a)
   redis.call('HSET', sk, 'state', 'accepted', 'created_at', now_iso, 'updated_at', now_iso,
     'seq', 0, 'id', sid, 'phone', phone, unpack(flat))
   emit(sid, 'survey.accepted', now_iso, a[8])
+  tally(sid, now_iso, 'surveys')
+  tally(sid, now_iso, 'hour:' .. string.sub(now_iso, 12, 13))
 
   local reason, extra = nil, ''
   if redis.call('SISMEMBER', OPTOUT, phone) == 1 then
@@ -297,6 +342,7 @@ local function apply_receipt(sid, idx, r, now_iso)
     -- came): the feed still learns how the SMS ended, for the delivery rates.
     emit(sid, 'sms.receipt', now_iso, cjson.encode({
       state = (#failed == 0) and 'delivered' or 'undeliverable', parts = total }))
+    if #failed == 0 then tally(sid, now_iso, 'state:delivered') end
   end
   return 'final'
 end
@@ -495,6 +541,11 @@ local function revise(sid, st, now_iso, payload, rating, opt_out, phone)
   end
   if not window_open(sid) then return nil end
   redis.call('HSET', sk, 'rating', rating, 'revised_at', now_iso)
+  -- The funnel of the day of the first reply shows the rating as it stands now.
+  local unit, day = unit_of(sid), string.sub(replied, 1, 10)
+  tally_at(unit, day, 'rating:' .. old, -1)
+  tally_at(unit, day, 'rating:' .. rating, 1)
+  tally(sid, now_iso, 'reply:' .. rating)
   redis.call('HINCRBY', sk, 'revisions', 1)
   redis.call('HINCRBY', sk, 'replies', 1)
   emit(sid, 'survey.revised', now_iso, '{"previous_rating":' .. cjson.encode(old)
@@ -543,6 +594,10 @@ redis.register_function('minyi_reply', function(_, a)
   redis.call('HINCRBY', sk, 'replies', 1)
   redis.call('HSET', sk, 'rating', rating, 'replied_at', now_iso)
   transition(sid, 'replied', now_iso, payload)
+  tally(sid, now_iso, 'rating:' .. rating)
+  tally(sid, now_iso, 'reply:' .. rating)
+  tally(sid, now_iso, 'rhour:' .. string.sub(now_iso, 12, 13))
+  for _, tag in ipairs(reasons_of(payload)) do tally(sid, now_iso, 'reason:' .. tag) end
   if opt_out == '1' then
     if redis.call('SADD', OPTOUT, phone) == 1 then
       emit(sid, 'citizen.opted_out', now_iso, '{"source":"sms_reply"}')
