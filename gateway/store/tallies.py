@@ -168,17 +168,13 @@ def prometheus(by_unit: Mapping[str, Counts]) -> list[str]:
     ``minyi_surveys_total{unit,state}`` (state ``accepted`` is the intake count),
     ``minyi_replies_total{unit,rating}``, ``minyi_callbacks_total{unit,outcome}``."""
     families = (
-        ("minyi_surveys_total", "state", "Surveys that reached each state, per unit.", "state:"),
-        ("minyi_replies_total", "rating", "Rated SMS replies, per unit and rating.", "reply:"),
-        (
-            "minyi_callbacks_total",
-            "outcome",
-            "Callback attempts by outcome, per unit.",
-            "callback:",
-        ),
+        ("surveys", "state", "Surveys that reached each state, per unit.", "state:"),
+        ("replies", "rating", "Rated SMS replies, per unit and rating.", "reply:"),
+        ("callbacks", "outcome", "Callback attempts by outcome, per unit.", "callback:"),
     )
     lines: list[str] = []
-    for name, label, help_text, prefix in families:
+    for family, label, help_text, prefix in families:
+        name = f"minyi_{family}_total"
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
         for unit in sorted(by_unit):
             counts = by_unit[unit]

@@ -125,6 +125,7 @@ async def test_a_subtree_adds_its_units_up(store: Store) -> None:
 async def test_a_revised_rating_moves_the_count_of_its_day(store: Store) -> None:
     await intake(store, "R1", STATION, "13800000009")
     await store.reply("R1", reply("satisfied", text="1"), "satisfied", False, "13800000009")
+    await store.redis.zadd(keys.REPLY_DUE, {"R1": 4e9})  # the reply window is open
     out, _ = await store.reply("R1", reply("unsatisfied"), "unsatisfied", False, "13800000009")
     assert out == "revised:callback_pending"
     (c,) = (await tallies.day_counts(store.redis, [STATION], today(store))).values()
