@@ -5,6 +5,7 @@ minyi config check --config FILE
 minyi parse TEXT [--json] | minyi parse --json -
 minyi webhooks replay|dead --config FILE [--endpoint NAME]
 minyi asterisk render --config FILE --out DIR [--force] | --check
+minyi desk hash-pin [--stdin]         the stored form of a desk or board PIN
 minyi smsc [--port 2775 ...]          the SMS center simulator (tests, demo)
 minyi webhook-receiver [--port ...]   a reference webhook receiver (demo)
 """
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.dialer.cli import main as asterisk_main
 
         return int(asterisk_main(rest))
+    if command == "desk":
+        from gateway.desk.cli import main as desk_main
+
+        return int(desk_main(rest))
     if command == "smsc":
         try:
             from smsc.cli import main as smsc_main

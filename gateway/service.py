@@ -30,7 +30,7 @@ import asyncio
 import dataclasses
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -45,6 +45,9 @@ from asr.worker import AsrWorker, AsrWorkerSettings
 from gateway import lifecycle, logs, startup
 from gateway.api.app import Api
 from gateway.config import ConfigError, Settings, SmppBind
+from gateway.desk import Desk
+from gateway.desk import mount as mount_desk
+from gateway.desk.actions import AmiActions, agent_interfaces
 from gateway.dialer.dialer import Dialer
 from gateway.store import keys, streams
 from gateway.store.surveys import Store
@@ -53,7 +56,7 @@ from recordings import retention
 from sms.binds import SmsBind, SmsClient
 from sms.cmpp.bind import CmppSession
 from sms.inbound import Inbound, store_pdu
-from sms.sender import Sender
+from sms.sender import Sender, Unrenderable, survey_text
 from sms.smpp.client import Bind as SmppSession
 
 log = logs.logger(__name__)
@@ -101,6 +104,7 @@ class Service:
         self.redis: aioredis.Redis | None = None
         self.store: Store | None = None
         self.api: Api | None = None
+        self.desk: Desk | None = None
         self.client: SmsClient | None = None
         self.sender: Sender | None = None
         self.inbound: Inbound | None = None
@@ -144,6 +148,12 @@ class Service:
         s = self.settings
         assert self.store is not None
         self.api = Api(s, self.store, self.templates)
+        if s.api.desk.users:
+            actions = None
+            if s.dialer is not None:
+                actions = AmiActions(s.dialer.ami, agent_interfaces(s.dialer))
+            self.desk, routes = mount_desk(s, self.store, actions=actions, sms_text=self._sms_text)
+            self.api.mounts.append(routes)
         self._runner = web.AppRunner(
             self.api.app(),
             access_log=None,
@@ -158,6 +168,13 @@ class Service:
         self.api_port = int(self._runner.addresses[0][1])
         scheme = "https" if self.tls is not None else "http"
         log.info("api listening on %s://%s:%s", scheme, s.api.host, self.api_port)
+
+    def _sms_text(self, fields: Mapping[str, str]) -> str | None:
+        """A survey's SMS text as it was sent (the desk shows it); None if unrenderable."""
+        try:
+            return survey_text(fields, self.settings, self.templates)
+        except Unrenderable:
+            return None
 
     async def run(self) -> int:
         """Run until request_stop(), then drain; the process's exit code.
@@ -270,6 +287,8 @@ class Service:
         log.info("draining (grace %.0fs)", grace)
         if self.api is not None:
             self.api.accepting = False
+        if self.desk is not None:
+            await self.desk.close()  # open desk streams end, or they would hold the close
         if self._runner is not None:
             await self._runner.cleanup()
         for name in DRAIN_ORDER:

@@ -10,6 +10,10 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc redis-server espeak-ng sox li
 # mmdebstrap; the offline bundle is installed in a network namespace (iproute2) and its
 # units checked with systemd-analyze (systemd); the API's TLS certificate by openssl.
 APT_PACKAGES+=(podman buildah mmdebstrap iproute2 systemd openssl)
+# The desk and board browser test: Debian's headless Chromium and its WebDriver, driven
+# by Selenium (requirements-test.txt) — nothing downloads a browser; a CJK font so the
+# screenshots show the Chinese text.
+APT_PACKAGES+=(chromium chromium-driver fonts-wqy-microhei)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

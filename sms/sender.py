@@ -291,27 +291,32 @@ class Sender:
     def _render(self, job: SendJob) -> str:
         """The survey's SMS text, or Unrenderable with the reason (the survey then
         becomes undeliverable with it)."""
-        f = job.fields
-        template = self.templates.get(f.get("template", "default"))
-        if template is None:
-            raise Unrenderable("template_missing")
-        s = self.settings.surveys
-        try:
-            # Converting to local time overflows for a date at the end of the calendar
-            # ("9999-12-31T23:59:59-12:00"); the API refuses such dates since, but a
-            # survey stored before must not be retried forever.
-            when = datetime.fromisoformat(f.get("occurred_at", "")).astimezone(s.timezone)
-        except (ValueError, OverflowError):
-            raise Unrenderable("occurred_at_unusable") from None
-        values = {
-            "signature": self.settings.sms.signature,
-            "service": s.service_names.get(f.get("service_type", ""), f.get("service_type", "")),
-            "unit_name": s.unit_names.get(f.get("unit_code", ""), ""),
-            "date": f"{when.month}月{when.day}日",
-            "time": f"{when.hour:02d}:{when.minute:02d}",
-            "officer": f.get("officer_id", ""),
-        }
-        return template.render(values)
+        return survey_text(job.fields, self.settings, self.templates)
+
+
+def survey_text(f: Mapping[str, str], settings: Settings, templates: Mapping[str, Template]) -> str:
+    """The SMS text of a survey (its record's fields), or Unrenderable with the reason;
+    also what the agent's desk shows as the SMS that was sent."""
+    template = templates.get(f.get("template", "default"))
+    if template is None:
+        raise Unrenderable("template_missing")
+    s = settings.surveys
+    try:
+        # Converting to local time overflows for a date at the end of the calendar
+        # ("9999-12-31T23:59:59-12:00"); the API refuses such dates since, but a
+        # survey stored before must not be retried forever.
+        when = datetime.fromisoformat(f.get("occurred_at", "")).astimezone(s.timezone)
+    except (ValueError, OverflowError):
+        raise Unrenderable("occurred_at_unusable") from None
+    values = {
+        "signature": settings.sms.signature,
+        "service": s.service_names.get(f.get("service_type", ""), f.get("service_type", "")),
+        "unit_name": s.unit_names.get(f.get("unit_code", ""), ""),
+        "date": f"{when.month}月{when.day}日",
+        "time": f"{when.hour:02d}:{when.minute:02d}",
+        "officer": f.get("officer_id", ""),
+    }
+    return template.render(values)
 
 
 class Unrenderable(Exception):

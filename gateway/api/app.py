@@ -63,6 +63,9 @@ class Api:
         # routes whose requests carry their own credential (signed recording URLs)
         self._no_token: set[web.AbstractResource] = set()
         self._away_logged_at = -AWAY_LOG_EVERY_S
+        # Pages served beside the API with their own credential (the desk's session
+        # cookie, gateway/desk/): each adds its routes and returns them, no bearer token.
+        self.mounts: list[Callable[[web.Application], set[web.AbstractResource]]] = []
 
     def app(self) -> web.Application:
         """The aiohttp application with its routes and middlewares."""
@@ -73,6 +76,8 @@ class Api:
         SurveyApi(self.settings, self.store, self.templates, TOKEN_KEY, self).routes(app)
         CallbackApi(self.store, self.settings.dialer, TOKEN_KEY).routes(app)
         self._no_token = RecordingsApi(self.settings, self.store, TOKEN_KEY).routes(app)
+        for mount in self.mounts:
+            self._no_token |= mount(app)
         app.router.add_get("/healthz", self.health)
         app.router.add_get("/metrics", self.metrics)
         return app

@@ -9,7 +9,7 @@ Import the names from here.
 """
 
 from gateway.config.ami import AmiSettings
-from gateway.config.api import ApiSettings, ApiToken
+from gateway.config.api import ApiSettings, ApiToken, DeskSettings, DeskUser
 from gateway.config.asr import AsrSettings, ModelChoice
 from gateway.config.asterisk import AgentPhone, AsteriskSettings, UnitQueue
 from gateway.config.binds import CmppBind, SmppBind
@@ -33,6 +33,8 @@ __all__ = [
     "CallingHours",
     "CmppBind",
     "ConfigError",
+    "DeskSettings",
+    "DeskUser",
     "DialerSettings",
     "LogSettings",
     "ModelChoice",

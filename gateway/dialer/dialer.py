@@ -336,6 +336,9 @@ class Dialer:
             return
         if name == "AgentConnect" and call.agent_interface:
             self.board.busy(call.agent_interface)
+        if name == "AgentConnect" and call.agent:
+            # the agent's screen pop (gateway/desk/): within a second of the answer
+            self._spawn(self._tell_desk("pop", call.channel_id, call.agent), "desk-pop")
         active = self.active.get(call.channel_id)
         if active is None or active.finishing:
             return
@@ -442,6 +445,8 @@ class Dialer:
         self.stats.outcomes[r.outcome.value] = self.stats.outcomes.get(r.outcome.value, 0) + 1
         if r.outcome is CallOutcome.CONNECTED:
             self.stats.connected += 1
+            if call.agent:
+                await self._tell_desk("ended", claim.callback_id, call.agent)
         if r.outcome is CallOutcome.LOST:
             self.stats.lost += 1
         log.info(
@@ -454,6 +459,13 @@ class Dialer:
             status,
         )
         self._wake.set()
+
+    async def _tell_desk(self, kind: str, callback_id: str, agent: str) -> None:
+        """The agent's desk learns of the call; a failure costs the pop, never the call."""
+        try:
+            await self.callbacks.desk_call(kind, callback_id, agent)
+        except Exception as exc:
+            log.warning("callback %s: the desk of %s was not told (%s)", callback_id, agent, exc)
 
     async def _finish_later(self, active: ActiveCall, detail: str, uncount: bool) -> None:
         """Store a result again after Redis failed us (it is never dropped)."""

@@ -13,6 +13,8 @@ from gateway.store.surveys import Store, iso, json_text
 
 # A callback id stays resolvable (for the agent's disposition) this long.
 CALLBACK_ID_TTL_S = 30 * 86400
+# An agent's desk shows their last call (after a reload) this long.
+DESK_CALL_TTL_S = 12 * 3600
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,16 @@ class CallbackStore:
         )
         status, state = (text(v) for v in r)
         return status, state
+
+    async def desk_call(self, kind: str, callback_id: str, agent: str) -> str:
+        """Tell the agent's desk that they took the callback (``kind`` "pop", on
+        AgentConnect) or that its call ended ("ended"); the survey id, "" if the
+        callback is unknown. See minyi_desk_call."""
+        _ts, now_iso = self._now()
+        r = await self.store.commands.fcall(
+            "minyi_desk_call", kind, callback_id, agent, now_iso, DESK_CALL_TTL_S
+        )
+        return text(r)
 
     async def active(self) -> dict[str, dict[str, Any]]:
         """Calls being dialled or talked right now: callback id -> claim record."""

@@ -126,6 +126,19 @@ DIALER_OWNER = PREFIX + "dialer:owner:{owner}"
 # string with TTL: the dialer that dials on one Asterisk ("host:port") now
 DIALER_LEASE = PREFIX + "dialer:lease:{pbx}"
 
+# --- the agents' desk and the supervisors' board (gateway/desk/, store/lua/desk.lua) -------
+# hash with TTL (the idle limit): one login session, by the SHA-256 of its cookie;
+# fields user, role, csrf, login_at (unix), cred (fingerprint of the PIN hash it was
+# opened with: a changed PIN ends it)
+DESK_SESSION = PREFIX + "desk:session:{digest}"
+# string with TTL: the agent's call now or last, JSON {callback_id, survey_id, at,
+# ended_at}; what a desk shows after a reload
+DESK_CALL = PREFIX + "desk:call:{agent}"
+# pub/sub channel: {"kind": "pop" | "ended", "agent", "callback_id", "survey_id", "at"}
+DESK_CHANNEL = PREFIX + "desk:pops"
+# counter: the seq of the feed's desk events (desk.login...; they belong to no survey)
+DESK_SEQ = PREFIX + "desk:seq"
+
 # --- ASR (asr/jobs.py, asr/worker.py, store/lua/transcripts.lua) ---------------------
 # stream: finished recordings to transcribe; field "job" = JSON (asr/jobs.py).
 # Consumer group ASR_GROUP.

@@ -50,7 +50,7 @@ def _ints(raw: Mapping[str, str] | Mapping[bytes, bytes]) -> Counts:
 
 async def units(redis: aioredis.Redis) -> list[str]:
     """Every unit code that has counters, sorted."""
-    raw = await redis.smembers(keys.TALLY_UNITS)  # type: ignore[misc]  # redis-py's union
+    raw = await redis.smembers(keys.TALLY_UNITS)
     return sorted(u.decode() if isinstance(u, bytes) else str(u) for u in raw)
 
 

@@ -144,6 +144,16 @@ def test_a_cmpp_bind_and_a_route() -> None:
     assert settings.sms.default_binds == SmsSettings.default_binds
 
 
+PIN_HASH = "scrypt$16384$8$1$c2FsdHNhbHQ=$" + "A" * 43 + "="
+
+
+def test_a_desk_user() -> None:
+    desk = {"agents": [{"id": "agent1", "pin_hash": PIN_HASH}]}
+    settings = parse_settings({**MINIMAL, "api": {"desk": desk}}, {})
+    assert_defaults(settings.api.desk, users=settings.api.desk.users)
+    assert_defaults(settings.api.desk.users[0], id="agent1", pin_hash=PIN_HASH, role="agent")
+
+
 def test_every_settings_dataclass_was_compared() -> None:
     """A new section (or a new dataclass in one) needs its line above."""
     test_the_root_and_every_section_without_a_table()
@@ -151,6 +161,7 @@ def test_every_settings_dataclass_was_compared() -> None:
     test_the_asterisk_table_and_what_it_takes_from_the_dialer()
     test_a_number_rule_and_what_it_leaves_out()
     test_a_cmpp_bind_and_a_route()
+    test_a_desk_user()
     exported = {
         obj
         for obj in vars(config).values()

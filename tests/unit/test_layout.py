@@ -25,6 +25,7 @@ DOMAINS = (
     "gateway.api",
     "gateway.webhooks",
     "gateway.dialer",
+    "gateway.desk",
 )
 DOMAIN_EDGES = {
     # a transcript's citizen leg is read by the same reader as an SMS reply
@@ -35,6 +36,12 @@ DOMAIN_EDGES = {
     ("gateway.api", "sms"): {"sms.phone", "sms.understand"},
     # the callback routes check dispositions against the dialer's store
     ("gateway.api", "gateway.dialer"): {"gateway.dialer.store"},
+    # the desk stores dispositions and asks for pause through the dialer's store and AMI
+    ("gateway.desk", "gateway.dialer"): {"gateway.dialer.store", "gateway.dialer.ami"},
+    # the desk checks a note as the API checks text fields
+    ("gateway.desk", "gateway.api"): {"gateway.api.body"},
+    # the desk shows the reason labels of the taxonomy (the SMS text comes from the top)
+    ("gateway.desk", "sms"): {"sms.understand"},
     # recordings are served by the API with their signed URLs
     ("gateway.api", "recordings"): {"recordings.access", "recordings.index", "recordings.naming"},
 }
