@@ -71,8 +71,9 @@ class Board:
         return day
 
     async def figures(self, scope: Iterable[str], day: str) -> list[tuple[str, str, Counts]]:
-        """Rows (kind "total" | "unit", unit, counts): each scope unit's subtree, then
-        its units that have counters."""
+        """Rows (kind "top" | "total" | "unit", unit, counts): each scope unit's subtree, then
+        its units that have counters, each unit with units below it preceded by its
+        own subtree's total (市 > 县 > 所)."""
         every = await tallies.units(self.store.redis)
         scope = list(scope)
         wanted = sorted({u for u in every if any(tallies.in_subtree(u, top) for top in scope)})
@@ -80,8 +81,12 @@ class Board:
         rows: list[tuple[str, str, Counts]] = []
         for top in scope:
             below = [u for u in wanted if tallies.in_subtree(u, top)]
-            rows.append(("total", top, tallies.add(counts[u] for u in below)))
-            rows += [("unit", u, counts[u]) for u in below]
+            rows.append(("top", top, tallies.add(counts[u] for u in below)))
+            for unit in below:  # in code order: each unit right after the one above it
+                kids = [v for v in below if v != unit and tallies.in_subtree(v, unit)]
+                if kids and unit != top:
+                    rows.append(("total", unit, tallies.add(counts[v] for v in [unit, *kids])))
+                rows.append(("unit", unit, counts[unit]))
         return rows
 
     # --- live -----------------------------------------------------------------------
@@ -164,13 +169,13 @@ class Board:
         rows = await self.figures(scope, day)
         table = "".join(
             pages.funnel_row(
-                self.name(u) + (" 合计" if kind == "total" else ""),
+                self.name(u) + (" 合计" if kind != "unit" else ""),
                 tallies.funnel(c),
-                total=kind == "total",
+                total=kind != "unit",
             )
             for kind, u, c in rows
         )
-        whole = tallies.add(c for kind, _u, c in rows if kind == "total")
+        whole = tallies.add(c for kind, _u, c in rows if kind == "top")
         f = tallies.funnel(whole)
         stages = [
             ("调查短信", f.surveys),
@@ -215,7 +220,7 @@ class Board:
             f = tallies.funnel(c)
             top = ";".join(f"{self.desk.labels.get(t, t)}:{n}" for t, n in tallies.ranked(c)[:3])
             w.writerow(
-                [day, unit, self.names.get(unit, ""), "合计" if kind == "total" else "本单位",
+                [day, unit, self.names.get(unit, ""), "本单位" if kind == "unit" else "合计",
                  f.surveys, f.delivered, _pct(f.delivered_pct), f.replied, _pct(f.replied_pct),
                  f.ratings["satisfied"], f.ratings["basically_satisfied"],
                  f.ratings["unsatisfied"], _pct(f.rating_pct("satisfied")), f.optouts,
