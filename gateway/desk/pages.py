@@ -158,9 +158,10 @@ def _disposition_form(c: Card, labels: Mapping[str, str], csrf: str) -> str:
         '<label><input type="radio" name="upheld" value="1" required id="upheld-yes">属实</label>'
         '<label><input type="radio" name="upheld" value="0" id="upheld-no">不属实</label>'
         f"</fieldset><fieldset><legend>原因</legend>{checks}</fieldset>"
-        '<label>核实后的评价<select name="rating" id="rating-select">'
+        '<label class="block">核实后的评价 <select name="rating" id="rating-select">'
         f'<option value="">不修改</option>{ratings}</select></label>'
-        '<label>备注<textarea name="note" rows="3" maxlength="2000" id="note"></textarea></label>'
+        '<label class="block">备注<textarea name="note" rows="2" maxlength="2000" id="note">'
+        "</textarea></label>"
         f'<button type="submit" id="submit-disposition"{"" if ready else " disabled"}>'
         f"提交处理结果</button>{hint}</form>"
     )
