@@ -8,12 +8,17 @@ answers (some never answer, some numbers are unreachable), calls every unsatisfi
 citizen back through Asterisk to a free agent of the unit (recorded), plays the agents'
 dispositions through the API, and prints what happened — the tables a supervisor
 would want.
+
+It prints the agent's desk and the supervisor's board with a demo login (agent1 or
+lead, PIN 1234); the stack stops when the demo ends, unless MINYI_DEMO_HOLD gives the
+seconds to keep it up for a look (``MINYI_DEMO_HOLD=600 make demo``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -25,6 +30,7 @@ import aiohttp
 from devstack.asterisk import AsteriskInfo, AsteriskProcess, asterisk_home, provision
 from devstack.localstack import SECRET, TOKEN, LocalStack, free_port, recent_service_time
 from gateway.config import UnitQueue
+from gateway.desk.auth import hash_pin
 from gateway.privacy import mask_phone
 from gateway.webhooks.receiver import WebhookReceiver
 
@@ -47,6 +53,7 @@ SETTLED = {"survey.replied", "survey.undeliverable", "survey.no_reply"}
 UNITS = ("330600", "330601", "330602")
 AGENTS = 10
 CALLBACK_END = {"survey.closed", "survey.unreachable"}
+DEMO_PIN = "1234"  # the demo's desk and board logins; a real site hashes its own
 
 
 def _phone(i: int) -> str:
@@ -73,6 +80,25 @@ host = "{info.host}"
 port = {info.ami_port}
 username = "{info.ami_username}"
 secret = "{info.ami_secret}"
+"""
+
+
+def _desk_toml() -> str:
+    """The demo's logins: agent1 (unit 330600's queue) and lead (the city 3306)."""
+    pin = hash_pin(DEMO_PIN)
+    return f"""
+[api.desk]
+session_idle_minutes = 60
+
+[[api.desk.agents]]
+id = "agent1"
+pin_hash = "{pin}"
+units = ["{UNITS[0]}"]
+
+[[api.desk.supervisors]]
+id = "lead"
+pin_hash = "{pin}"
+units = ["3306"]
 """
 
 
@@ -140,12 +166,15 @@ async def run_demo(workdir: Path | None = None) -> int:
         )
         await receiver.start(port=free_port())
         workers = ("api", "sms", "webhooks", "dialer")
-        config = stack.gateway_config(receiver.url, workers=workers, extra=_dialer_toml(info))
+        extra = _dialer_toml(info) + _desk_toml()
+        config = stack.gateway_config(receiver.url, workers=workers, extra=extra)
         stack.start_gateway(config)
         print(
             f"demo: redis, SMS center, gateway and webhook receiver up "
             f"({time.monotonic() - t0:.1f}s); posting {SURVEYS} surveys"
         )
+        print(f"demo: agent's desk   {stack.api}/desk/   (login agent1, PIN {DEMO_PIN})")
+        print(f"demo: supervisor's board {stack.api}/board/  (login lead, PIN {DEMO_PIN})")
         async with aiohttp.ClientSession() as http:
             status, body = await stack.post(http, {"surveys": [_survey(i) for i in range(SURVEYS)]})
             if status != 200:
@@ -180,6 +209,12 @@ async def run_demo(workdir: Path | None = None) -> int:
             await asyncio.sleep(0.5)  # the last events of the feed
             print(_report(receiver, time.monotonic() - t0))
             print(_callback_report(receiver, info))
+            print(f"demo: desk {stack.api}/desk/ (agent1 / PIN {DEMO_PIN})")
+            print(f"demo: board {stack.api}/board/ (lead / PIN {DEMO_PIN})")
+            hold = float(os.environ.get("MINYI_DEMO_HOLD", "0") or 0)
+            if hold > 0:
+                print(f"demo: the stack stays up {hold:.0f}s (MINYI_DEMO_HOLD)")
+                await asyncio.sleep(hold)
         return 0 if receiver.rejected == 0 and receiver.out_of_order == 0 else 1
     finally:
         stack.stop_all()
@@ -305,7 +340,10 @@ def _report(receiver: WebhookReceiver, elapsed: float) -> str:
                 ("out of order", receiver.out_of_order),
                 ("bad signatures", receiver.rejected),
                 ("opted out", opted_out),
-                ("unmatched replies", len(receiver.events.get("", []))),
+                (
+                    "unmatched replies",
+                    sum(e["type"] == "reply.unmatched" for e in receiver.events.get("", [])),
+                ),
             ],
             "webhook feed",
         ),
