@@ -38,8 +38,8 @@ KEY_BYTES: Final = 32
 # hashlib.scrypt's default maxmem is 32 MiB; allow up to N = 2^16 with r = 8.
 _MAXMEM: Final = 128 * 1024 * 1024 + 1024 * 1024
 
-SESSION_COOKIE: Final = "minyi_desk"
-LOGIN_CSRF_COOKIE: Final = "minyi_login"
+SESSION_COOKIE: Final = "minyi-desk"
+LOGIN_CSRF_COOKIE: Final = "minyi-desk-login"
 
 
 def _b64(raw: bytes) -> str:

@@ -15,6 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from asr import jobs
+from gateway.config import DeskSettings, DeskUser
+from gateway.desk.auth import Sessions
 from gateway.dialer.store import CallbackStore
 from gateway.store import keys, library, streams
 from gateway.store.surveys import Store
@@ -32,7 +34,8 @@ ENDPOINT = "core"
 
 # Families the flow below must reach (the SCAN would prove little on a thin keyspace).
 # Not reached: ASR_LAST_ERROR (the ASR worker's retry note, a plain HSET in Python).
-EXPECTED = set(families()) - {"ASR_LAST_ERROR"}
+# DESK_CHANNEL is a pub/sub channel: it never is a key.
+EXPECTED = set(families()) - {"ASR_LAST_ERROR", "DESK_CHANNEL"}
 
 
 async def intake(store: Store, sid: str, phone: str, **kw: object) -> str:
@@ -124,6 +127,11 @@ async def callback_flow(store: Store) -> None:
     await cb.heartbeat("dialer-1", 60)
     assert await cb.lease("127.0.0.1:5038", "dialer-1", 60)
     assert second.callback_id == "cb-2"  # in cb:active: a call in progress
+    # agent1 took it: their desk's call; a login session and its event on the feed
+    assert await cb.desk_call("pop", "cb-2", "agent1") == "K-2"
+    user = DeskUser(id="agent1", pin_hash="scrypt$1$1$1$x$y", role="agent")
+    await Sessions(store.redis, DeskSettings(users=(user,))).open(user)
+    await library.fcall(store.redis, "minyi_desk_event", "desk.login", "t", '{"user":"agent1"}')
 
 
 async def asr_and_recordings(store: Store) -> None:

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from gateway.dialer.store import CallbackStore
 from gateway.store import keys, tallies
 from gateway.store.surveys import Store
+from tests.integration.api_harness import api_client
 
 pytestmark = pytest.mark.integration
 
@@ -144,3 +145,13 @@ async def test_prometheus_series_have_labels_and_types(store: Store) -> None:
     assert f'minyi_surveys_total{{unit="{STATION}",state="closed"}} 2' in lines
     assert f'minyi_replies_total{{unit="{STATION}",rating="unsatisfied"}} 1' in lines
     assert f'minyi_callbacks_total{{unit="{STATION}",outcome="connected"}} 1' in lines
+
+
+async def test_metrics_serves_the_labelled_series(store: Store) -> None:
+    await a_day(store)
+    async with api_client(store) as client:
+        text = await (await client.get("/metrics")).text()
+    lines = text.splitlines()
+    assert "# TYPE minyi_surveys_total counter" in lines
+    assert f'minyi_callbacks_total{{unit="{STATION}",outcome="connected"}} 1' in lines
+    assert f'minyi_surveys_total{{unit="{OTHER}",state="accepted"}} 1' in lines

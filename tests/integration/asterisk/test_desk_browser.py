@@ -24,6 +24,7 @@ import pytest
 
 from devstack.asterisk import AsteriskInfo
 from devstack.localstack import SOURCE_ADDR, free_port
+from gateway.desk.auth import SESSION_COOKIE
 from tests.integration.desk_harness import PINS, desk_table
 from tests.integration.sms_harness import Loop, running_loop, survey
 from tests.servers import RedisServer
@@ -246,8 +247,8 @@ async def test_pop_disposition_and_board_in_a_real_browser(
             assert cells["surveys"] == str(want["surveys"])
             assert cells["closed"] == f"{100 * want['closed'] / want['surveys']:.1f}%"
             assert cells["connected"] == f"{100 * want['connected'] / want['attempts']:.1f}%"
-            cookie = await do(driver.get_cookie, "minyi_desk")
-            async with aiohttp.ClientSession(cookies={"minyi_desk": cookie["value"]}) as http:
+            cookie = await do(driver.get_cookie, SESSION_COOKIE)
+            async with aiohttp.ClientSession(cookies={SESSION_COOKIE: cookie["value"]}) as http:
                 async with http.get(loop.api + "/board/export.csv") as r:
                     rows = list(csv.DictReader(io.StringIO((await r.read()).decode("utf-8-sig"))))
             (row,) = [r for r in rows if r["范围"] == "本单位"]
