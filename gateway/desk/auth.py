@@ -9,6 +9,9 @@
   it was opened with (a changed PIN or a removed user ends it). It ends after
   ``session_idle_s`` without a request (the key's TTL, renewed on use) and
   ``session_max_s`` after the login whatever happens.
+- A user id with ``LOGIN_FAILS_MAX`` wrong PINs in ``LOGIN_FAILS_WINDOW_S`` is
+  refused until the window ends (``keys.DESK_LOGIN_FAILS``): a 4-digit PIN is not
+  guessed through the form.
 - Every form post carries the session's CSRF token (a hidden field, compared in
   constant time); the cookie is ``HttpOnly`` and ``SameSite=Strict``. The login form,
   before any session, uses a double-submit token (a cookie and the same field).
@@ -37,6 +40,11 @@ SALT_BYTES: Final = 16
 KEY_BYTES: Final = 32
 # hashlib.scrypt's default maxmem is 32 MiB; allow up to N = 2^16 with r = 8.
 _MAXMEM: Final = 128 * 1024 * 1024 + 1024 * 1024
+
+# Guessing PINs: after this many wrong ones for an id within the window, the id is
+# refused (even with the right PIN) until the window, counted from the first, ends.
+LOGIN_FAILS_MAX: Final = 5
+LOGIN_FAILS_WINDOW_S: Final = 15 * 60
 
 SESSION_COOKIE: Final = "minyi-desk"
 LOGIN_CSRF_COOKIE: Final = "minyi-desk-login"
@@ -156,6 +164,19 @@ class Sessions:
             return None
         await self.redis.expire(key, max(1, round(self.settings.session_idle_s)))
         return Session(user, f.get("csrf", ""), login_at, cookie)
+
+    async def locked(self, user_id: str) -> bool:
+        """Whether ``user_id`` had too many wrong PINs in the current window."""
+        n = await self.redis.get(keys.DESK_LOGIN_FAILS.format(user=user_id))
+        return n is not None and int(n) >= LOGIN_FAILS_MAX
+
+    async def failed(self, user_id: str) -> None:
+        """Count a wrong PIN (or an unknown id) against ``user_id``."""
+        key = keys.DESK_LOGIN_FAILS.format(user=user_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, LOGIN_FAILS_WINDOW_S, nx=True)
+            await pipe.execute()
 
     async def close(self, cookie: str) -> None:
         """End the session (logout)."""

@@ -179,14 +179,23 @@ class Desk:
             return _html(pages.message_page("登录", "页面已过期，请重新登录"), 403)
         user = self.desk.user(user_id)
         pin = str(form.get("pin", ""))[:256]
-        # scrypt is slow on purpose: off the event loop
-        ok = user is not None and await asyncio.to_thread(verify_pin, pin, user.pin_hash)
         peer = request.remote or ""
+        locked = await self.sessions.locked(user_id)
+        # scrypt is slow on purpose: off the event loop
+        ok = (
+            not locked
+            and user is not None
+            and await asyncio.to_thread(verify_pin, pin, user.pin_hash)
+        )
         if user is None or not ok:
-            log.warning("desk login refused user=%s peer=%s", user_id or "-", peer)
-            await self.feed("desk.login_refused", {"user": user_id, "peer": peer})
+            reason = "locked" if locked else "wrong_credentials"
+            if not locked:
+                await self.sessions.failed(user_id)
+            log.warning("desk login refused user=%s peer=%s (%s)", user_id or "-", peer, reason)
+            await self.feed("desk.login_refused", {"user": user_id, "peer": peer, "reason": reason})
             token = secrets.token_urlsafe(24)
-            resp = _html(pages.login_page(token, "工号或密码错误", user_id), 401)
+            message = "错误次数过多，请15分钟后再试" if locked else "工号或密码错误"
+            resp = _html(pages.login_page(token, message, user_id), 401)
             resp.set_cookie(
                 LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", path="/desk/login"
             )

@@ -131,6 +131,9 @@ DIALER_LEASE = PREFIX + "dialer:lease:{pbx}"
 # fields user, role, csrf, login_at (unix), cred (fingerprint of the PIN hash it was
 # opened with: a changed PIN ends it)
 DESK_SESSION = PREFIX + "desk:session:{digest}"
+# counter with TTL: failed logins of one user id in the current window (a wrong PIN
+# more than LOGIN_FAILS_MAX times locks the id until the window ends)
+DESK_LOGIN_FAILS = PREFIX + "desk:fails:{user}"
 # string with TTL: the agent's call now or last, JSON {callback_id, survey_id, at,
 # ended_at}; what a desk shows after a reload
 DESK_CALL = PREFIX + "desk:call:{agent}"

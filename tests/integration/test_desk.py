@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.desk.auth import SESSION_COOKIE, Sessions
+from gateway.desk.auth import LOGIN_FAILS_MAX, SESSION_COOKIE, Sessions
 from gateway.dialer.store import CallbackStore
 from gateway.store import keys
 from gateway.store.surveys import Store
@@ -253,3 +253,16 @@ async def test_the_board_shows_the_counters_of_its_supervisors_units(store: Stor
         assert (await city.get("/board/?day=nonsense")).status == 400
         old = await (await city.get("/board/?day=2001-01-01")).text()
         assert 'data-stage="调查短信" data-n="0"' in old
+
+
+async def test_too_many_wrong_pins_lock_the_id_for_a_while(store: Store) -> None:
+    async with desk_client(store) as client:
+        for _ in range(LOGIN_FAILS_MAX):
+            assert (await login(client, "agent2", "wrong")).status == 401
+        r = await login(client, "agent2")  # the right PIN, too late
+        assert r.status == 401 and "错误次数过多" in await r.text()
+        assert (await login(client, "agent1")).status == 303  # another id is not locked
+        await store.redis.delete(keys.DESK_LOGIN_FAILS.format(user="agent2"))  # window over
+        assert (await login(client, "agent2")).status == 303
+    refused = [e["payload"] for e in await feed(store) if e["type"] == "desk.login_refused"]
+    assert [p["reason"] for p in refused] == ["wrong_credentials"] * LOGIN_FAILS_MAX + ["locked"]

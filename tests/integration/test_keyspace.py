@@ -130,7 +130,9 @@ async def callback_flow(store: Store) -> None:
     # agent1 took it: their desk's call; a login session and its event on the feed
     assert await cb.desk_call("pop", "cb-2", "agent1") == "K-2"
     user = DeskUser(id="agent1", pin_hash="scrypt$1$1$1$x$y", role="agent")
-    await Sessions(store.redis, DeskSettings(users=(user,))).open(user)
+    sessions = Sessions(store.redis, DeskSettings(users=(user,)))
+    await sessions.open(user)
+    await sessions.failed("agent2")
     await library.fcall(store.redis, "minyi_desk_event", "desk.login", "t", '{"user":"agent1"}')
 
 
