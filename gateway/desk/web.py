@@ -35,6 +35,7 @@ from gateway import logs
 from gateway.api.body import text_problem
 from gateway.config import Settings
 from gateway.config.api import DeskUser
+from gateway.config.reader import NAME_RE
 from gateway.desk import pages
 from gateway.desk.actions import AgentActions, agent_interfaces, interface_of
 from gateway.desk.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, same, verify_pin
@@ -174,13 +175,15 @@ class Desk:
 
     async def login(self, request: web.Request) -> web.Response:
         form = await request.post()
-        user_id = str(form.get("user", ""))[:64]
+        user_id = str(form.get("user", "")).strip()
+        if not NAME_RE.fullmatch(user_id):
+            user_id = ""  # no configured id looks like this: never a key or a log line
         if not same(str(form.get("csrf", "")), request.cookies.get(LOGIN_CSRF_COOKIE, "")):
             return _html(pages.message_page("登录", "页面已过期，请重新登录"), 403)
         user = self.desk.user(user_id)
         pin = str(form.get("pin", ""))[:256]
         peer = request.remote or ""
-        locked = await self.sessions.locked(user_id)
+        locked = await self.sessions.locked(user_id or "-")
         # scrypt is slow on purpose: off the event loop
         ok = (
             not locked
@@ -190,7 +193,7 @@ class Desk:
         if user is None or not ok:
             reason = "locked" if locked else "wrong_credentials"
             if not locked:
-                await self.sessions.failed(user_id)
+                await self.sessions.failed(user_id or "-")
             log.warning("desk login refused user=%s peer=%s (%s)", user_id or "-", peer, reason)
             await self.feed("desk.login_refused", {"user": user_id, "peer": peer, "reason": reason})
             token = secrets.token_urlsafe(24)

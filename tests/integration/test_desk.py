@@ -94,13 +94,17 @@ async def test_logins_are_on_the_feed_and_the_pin_nowhere(store: Store) -> None:
         assert cookie["httponly"] and cookie["samesite"] == "Strict"
         r = await login(client, "sup1")
         assert r.headers["Location"] == "/board/"
+        r = await login(client, "x:y\n13800138000", "pin")  # no id looks like this
+        assert r.status == 401
     events = await feed(store)
     assert [(e["type"], e["payload"]["user"]) for e in events] == [
         ("desk.login_refused", "agent1"),
         ("desk.login", "agent1"),
         ("desk.login", "sup1"),
+        ("desk.login_refused", ""),
     ]
-    assert [e["seq"] for e in events] == [1, 2, 3] and {e["survey_id"] for e in events} == {""}
+    assert [e["seq"] for e in events] == [1, 2, 3, 4] and {e["survey_id"] for e in events} == {""}
+    assert "13800138000" not in json.dumps(events)
     raw = json.dumps(events) + str(await store.redis.keys("*"))
     assert all(pin not in raw for pin in PINS.values())
 
