@@ -13,11 +13,14 @@ Fields of the hashes:
   after a recheck, twice);
 - ``rating:<rating>``: first replies by rating (a revision moves the count on the day
   of the first reply: the day's funnel shows the rating as it stands);
-  ``reply:<rating>``: every rated reply, revisions included (only grows: /metrics);
+  ``reply:<rating>``: every rated reply, revisions included (totals only: /metrics);
   ``rhour:HH``: replies in local hour HH; ``reason:<tag>``: reply reasons;
 - ``optout``: citizens who opted out (TD/退订);
 - ``callback:<outcome>``: callback attempts by outcome (connected, no_answer, ...);
 - ``dreason:<tag>``: reasons the agents gave in their dispositions.
+
+The totals keep only what /metrics shows (``surveys``, ``state:``, ``reply:``,
+``callback:``); the day's hashes all but ``reply:``.
 
 Units are codes whose prefixes are the units above them (市 3306 > 县 330602 > 所
 330602510000): a unit's subtree is every unit code that starts with it.

@@ -151,7 +151,9 @@ redis.register_function('minyi_cb_disposition', function(_, a)
   if st ~= 'called' and st ~= 'transcribed' then return {'state', sid, st} end
   redis.call('HSET', sk, 'disposition_for', cid, 'disposition', payload)
   emit(sid, 'callback.disposition', now_iso, payload)
-  for _, tag in ipairs(reasons_of(payload)) do tally(sid, now_iso, 'dreason:' .. tag) end
+  local counted = {}
+  for _, tag in ipairs(reasons_of(payload)) do counted[#counted + 1] = 'dreason:' .. tag end
+  tally(sid, now_iso, unpack(counted))
   transition(sid, 'closed', now_iso, '{"reason":"disposition","callback_id":'
     .. cjson.encode(cid) .. '}')
   return {'stored', sid, 'closed'}

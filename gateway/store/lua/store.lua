@@ -84,23 +84,40 @@ end
 -- (the /metrics series) only ever grow.
 local TALLY_DAY_TTL_S = 400 * 86400
 
+-- Which fields (by their kind, before the colon) the day's hash and the totals keep:
+-- the totals only what /metrics shows, the day's hash all the board shows.
+local TALLY_TOTAL_KINDS = {surveys = true, state = true, reply = true, callback = true}
+local TALLY_DAY_SKIP = {reply = true}
+
+-- Counting a field costs one or two commands (the day's, the total's) and, only when
+-- the field is new (once per field and day or unit), the day's TTL or the unit's entry
+-- in the set of units.
 local function tally_at(unit, day, field, n)
-  local dk = TALLY_DAY(unit, day)
-  redis.call('HINCRBY', dk, field, n)
-  redis.call('EXPIRE', dk, TALLY_DAY_TTL_S)
-  if n > 0 then redis.call('HINCRBY', TALLY_TOTAL(unit), field, n) end
-  redis.call('SADD', TALLY_UNITS, unit)
+  local kind = string.match(field, '^[a-z]+')
+  if not TALLY_DAY_SKIP[kind] then
+    local dk = TALLY_DAY(unit, day)
+    if redis.call('HINCRBY', dk, field, n) == n then redis.call('EXPIRE', dk, TALLY_DAY_TTL_S) end
+  end
+  if n > 0 and TALLY_TOTAL_KINDS[kind]
+      and redis.call('HINCRBY', TALLY_TOTAL(unit), field, n) == n then
+    redis.call('SADD', TALLY_UNITS, unit)
+  end
 end
 
--- The survey's unit code ('_' for a survey without one).
-local function unit_of(sid)
-  local u = redis.call('HGET', SURVEY(sid), 'unit_code')
+-- A unit code as counted ('_' for a survey without one).
+local function unit_name(u)
   if not u or u == '' then return '_' end
   return u
 end
 
-local function tally(sid, now_iso, field)
-  tally_at(unit_of(sid), string.sub(now_iso, 1, 10), field, 1)
+local function unit_of(sid)
+  return unit_name(redis.call('HGET', SURVEY(sid), 'unit_code'))
+end
+
+-- Count several fields of one survey's unit at once (one read of its unit).
+local function tally(sid, now_iso, ...)
+  local unit, day = unit_of(sid), string.sub(now_iso, 1, 10)
+  for _, field in ipairs({...}) do tally_at(unit, day, field, 1) end
 end
 
 -- The reason tags of a reply's (or a disposition's) JSON payload, as a Lua list.
@@ -151,13 +168,13 @@ end
 -- otherwise.
 local function transition(sid, to, now_iso, payload)
   local sk = SURVEY(sid)
-  local from = redis.call('HGET', sk, 'state')
+  local from, unit = unpack(redis.call('HMGET', sk, 'state', 'unit_code'))
   if not from or not allowed(from, to) then
     return false
   end
   redis.call('HSET', sk, 'state', to, 'updated_at', now_iso)
   emit(sid, 'survey.' .. to, now_iso, with_from(from, payload))
-  tally(sid, now_iso, 'state:' .. to)
+  tally_at(unit_name(unit), string.sub(now_iso, 1, 10), 'state:' .. to, 1)
   return true
 end
 
@@ -195,8 +212,7 @@ redis.register_function('minyi_intake', function(_, a)
   redis.call('HSET', sk, 'state', 'accepted', 'created_at', now_iso, 'updated_at', now_iso,
     'seq', 0, 'id', sid, 'phone', phone, unpack(flat))
   emit(sid, 'survey.accepted', now_iso, a[8])
-  tally(sid, now_iso, 'surveys')
-  tally(sid, now_iso, 'hour:' .. string.sub(now_iso, 12, 13))
+  tally(sid, now_iso, 'surveys', 'hour:' .. string.sub(now_iso, 12, 13))
 
   local reason, extra = nil, ''
   if redis.call('SISMEMBER', OPTOUT, phone) == 1 then
@@ -594,10 +610,9 @@ redis.register_function('minyi_reply', function(_, a)
   redis.call('HINCRBY', sk, 'replies', 1)
   redis.call('HSET', sk, 'rating', rating, 'replied_at', now_iso)
   transition(sid, 'replied', now_iso, payload)
-  tally(sid, now_iso, 'rating:' .. rating)
-  tally(sid, now_iso, 'reply:' .. rating)
-  tally(sid, now_iso, 'rhour:' .. string.sub(now_iso, 12, 13))
-  for _, tag in ipairs(reasons_of(payload)) do tally(sid, now_iso, 'reason:' .. tag) end
+  local counted = {'rating:' .. rating, 'reply:' .. rating, 'rhour:' .. string.sub(now_iso, 12, 13)}
+  for _, tag in ipairs(reasons_of(payload)) do counted[#counted + 1] = 'reason:' .. tag end
+  tally(sid, now_iso, unpack(counted))
   if opt_out == '1' then
     if redis.call('SADD', OPTOUT, phone) == 1 then
       emit(sid, 'citizen.opted_out', now_iso, '{"source":"sms_reply"}')
