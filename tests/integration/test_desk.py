@@ -11,10 +11,14 @@ import io
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 
+from devstack.localstack import free_port
+from gateway.config import parse_settings
 from gateway.desk.auth import LOGIN_FAILS_MAX, SESSION_COOKIE, Sessions
 from gateway.dialer.store import CallbackStore
+from gateway.service import Service
 from gateway.store import keys
 from gateway.store.surveys import Store
 from tests.integration.desk_harness import (
@@ -22,9 +26,12 @@ from tests.integration.desk_harness import (
     Client,
     desk_client,
     desk_settings,
+    desk_table,
     hidden,
     login,
 )
+from tests.integration.sms_harness import config
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -270,3 +277,30 @@ async def test_too_many_wrong_pins_lock_the_id_for_a_while(store: Store) -> None
         assert (await login(client, "agent2")).status == 303
     refused = [e["payload"] for e in await feed(store) if e["type"] == "desk.login_refused"]
     assert [p["reason"] for p in refused] == ["wrong_credentials"] * LOGIN_FAILS_MAX + ["locked"]
+
+
+async def test_an_open_desk_stream_does_not_hold_the_drain(clean_redis: Any) -> None:
+    """The service ends the desks' event streams when it drains: an agent's open page
+    would otherwise hold the API's close for its whole shutdown timeout (60 s)."""
+    cfg = config(clean_redis.url, free_port(), "http://127.0.0.1:9/", free_port())
+    cfg["webhooks"] = {}
+    cfg["api"]["desk"] = desk_table()
+    service = Service(parse_settings(cfg), ("api",), instance="desk-drain")
+    task = asyncio.create_task(service.run())
+    await asyncio.wait_for(service.ready.wait(), 20)
+    base = f"http://127.0.0.1:{service.api_port}"
+    # unsafe: the cookie jar keeps cookies of an IP address (the loopback) too
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        page = await (await http.get(base + "/desk/login")).text()
+        form = {"user": "agent1", "pin": PINS["agent1"], "csrf": hidden(page, "csrf")}
+        await http.post(base + "/desk/login", data=form)
+        stream = await http.get(base + "/desk/events")
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        await stream.content.readline()
+        assert service.desk is not None
+        desk = service.desk
+        await eventually(lambda: desk.hub.subscribed.is_set(), "the desk hub subscribed")
+        service.request_stop()
+        # the stream ends (not cut by the 60 s shutdown timeout) and the process with it
+        assert await asyncio.wait_for(task, 20) == 0
+        assert await stream.content.read() is not None
