@@ -10,6 +10,7 @@ agent-actions API of the dialer (log in, log out, pause, unpause, each an
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -23,6 +24,8 @@ log = logs.logger(__name__)
 
 # How long the board waits for AMI before it shows the live panel as unavailable.
 CONNECT_WAIT_S = 1.0
+# Queue members read this recently are shown again rather than asked for.
+MEMBERS_FRESH_S = 1.0
 
 # Queue member Status (enum ast_device_state, Asterisk's devicestate.h) as the board
 # names it; paused and wrap-up are decided before this.
@@ -71,6 +74,8 @@ class AmiActions:
     def __init__(self, settings: AmiSettings, interfaces: Mapping[str, str]) -> None:
         self.interfaces = dict(interfaces)
         self.ami = AmiClient(settings, lambda _event: None)
+        self._members: list[Mapping[str, Any]] | None = None
+        self._members_at = 0.0
 
     async def _ready(self) -> bool:
         await self.ami.start()
@@ -93,14 +98,21 @@ class AmiActions:
         await self.ami.action(fields)
 
     async def members(self) -> list[Mapping[str, Any]] | None:
+        # Every open board asks every few seconds: one QueueStatus a second serves all.
+        now = time.monotonic()
+        if self._members is not None and now - self._members_at < MEMBERS_FRESH_S:
+            return self._members
         if not await self._ready():
             return None
         try:
-            _channels, queues = await self.ami.snapshot()
+            queues = await self.ami.action({"Action": "QueueStatus"})
         except (TimeoutError, AmiError) as exc:
             log.warning("board: queue status unavailable (%s)", exc)
             return None
-        return [q for q in queues if q.get("Event") == "QueueMember"]
+        found = queues if isinstance(queues, list) else [queues]
+        self._members = [q for q in found if q.get("Event") == "QueueMember"]
+        self._members_at = now
+        return self._members
 
     async def close(self) -> None:
         await self.ami.stop()

@@ -303,6 +303,11 @@ class Desk:
             }
         )
         await resp.prepare(request)
+        with contextlib.suppress(ConnectionResetError):  # the page was closed
+            await self._stream(s, resp)
+        return resp
+
+    async def _stream(self, s: Session, resp: web.StreamResponse) -> None:
         async with self.hub.listen(s.user.id) as queue:
             await resp.write(b"retry: 2000\n: connected\n\n")
             while True:
@@ -321,7 +326,6 @@ class Desk:
                 html = await self.card_html(s, call)
                 data = "".join(f"data: {line}\n" for line in html.splitlines() or [""])
                 await resp.write(f"event: card\n{data}\n".encode())
-        return resp
 
     async def disposition(self, request: web.Request) -> web.Response:
         s, form = await self.posted(request, "agent")
