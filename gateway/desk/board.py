@@ -197,6 +197,7 @@ class Board:
                 live=await self.live_html(scope),
                 rows=table,
                 reasons=tallies.ranked(whole),
+                verified=tallies.ranked(whole, "dreason:"),
                 charts=charts,
                 labels=self.desk.labels,
             )

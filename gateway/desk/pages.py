@@ -269,17 +269,22 @@ def board_page(
     live: str,
     rows: str,
     reasons: Sequence[tuple[str, int]],
+    verified: Sequence[tuple[str, int]],
     charts: str,
     labels: Mapping[str, str],
 ) -> str:
-    """The supervisor's board."""
-    ranked = (
-        "".join(
-            f'<li><span>{e(labels.get(tag, tag))}</span><b data-reason="{e(tag)}">{n}</b></li>'
-            for tag, n in reasons
+    """The supervisor's board: reasons from the citizens' SMS and those the agents
+    verified on the callbacks, each ranked."""
+
+    def ranked(items: Sequence[tuple[str, int]], attr: str) -> str:
+        return (
+            "".join(
+                f'<li><span>{e(labels.get(tag, tag))}</span><b data-{attr}="{e(tag)}">{n}</b></li>'
+                for tag, n in items
+            )
+            or '<li class="muted">无</li>'
         )
-        or '<li class="muted">无</li>'
-    )
+
     body = (
         '<section class="bar"><form method="get" action="/board/" class="inline">'
         f'<label>日期 <input type="date" name="day" value="{e(day)}" id="day"></label>'
@@ -289,8 +294,10 @@ def board_page(
         f'<section><h2>{e(day)} 各单位</h2><table class="grid funnel" id="funnel">'
         f"{FUNNEL_HEAD}{rows}</table></section>"
         f'<div class="cols"><section><h2>图表</h2>{charts}</section>'
-        f'<section><h2>不满意原因排行</h2><ol class="reasons" id="reasons">{ranked}</ol>'
-        "</section></div>"
+        '<section><h2>不满意原因排行（市民短信）</h2><ol class="reasons" id="reasons">'
+        f"{ranked(reasons, 'reason')}</ol>"
+        '<h2>回访核实原因</h2><ol class="reasons" id="verified">'
+        f"{ranked(verified, 'verified')}</ol></section></div>"
     )
     return layout("督导看板", body, user=user, csrf=csrf, page="board", refresh="/board/live")
 

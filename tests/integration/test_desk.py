@@ -248,6 +248,7 @@ async def test_the_board_shows_the_counters_of_its_supervisors_units(store: Stor
         table = page[page.index('id="funnel"') :]
         assert table.index("3306 合计") < table.index("330602 合计") < table.index("330602510000")
         assert '<b data-reason="slow_response">3</b>' in page
+        assert '<ol class="reasons" id="verified"><li class="muted">无</li>' in page
         assert PHONE not in page and "138****8000" in page  # calls in progress, masked
         assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart funnel"' in page
         assert 'data-stage="调查短信" data-n="3"' in page

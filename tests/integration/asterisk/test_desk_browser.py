@@ -230,6 +230,10 @@ async def test_pop_disposition_and_board_in_a_real_browser(
             await eventually(lambda: _in_page(driver, "agent3"), "agent3 on the live panel")
             page = await do(lambda: driver.page_source)
             assert PHONE not in page
+            # the reasons ranked: the citizen's two, the agent's one, as on the feed
+            assert '<b data-reason="slow_response">1</b>' in page
+            assert '<b data-reason="attitude">1</b>' in page
+            assert '<b data-verified="slow_response">1</b>' in page
             await do(driver.save_screenshot, str(out / "board.png"))
             await do(driver.execute_script, "window.scrollTo(0, document.body.scrollHeight)")
             await do(driver.save_screenshot, str(out / "board-charts.png"))
