@@ -18,6 +18,37 @@ from gateway.desk.pop import OUTCOME_NAMES, RATING_NAMES, STATE_NAMES, Card
 from gateway.store.tallies import Funnel
 
 STATIC = "/desk/static"
+# The kinds of evidence of a reply's reading (sms/understand/cues.py), as agents read
+# them; an id not listed shows as it is.
+CUE_NAMES = {
+    "digit": "选项数字",
+    "rating_word": "评价用语",
+    "opinion_word": "好坏评语",
+    "emoji": "表情",
+    "complaint": "投诉内容",
+    "praise": "表扬感谢",
+    "negation": "否定",
+    "rhetorical": "反问",
+    "degree": "程度词",
+    "sarcasm": "反讽",
+    "contrast": "转折",
+    "later": "前后对比",
+    "summary": "总结",
+    "self_correction": "自我更正",
+    "correction": "更正前次回复",
+    "homophone": "同音错字",
+    "other_party": "针对他人",
+    "question": "提问",
+    "undecided": "未做选择",
+    "several_digits": "多个数字",
+    "not_a_rating": "非评价",
+    "opt_out": "退订",
+    "acknowledgement": "仅表示收到",
+    "non_answer": "答非所问",
+    "encoding": "编码错误",
+    "complaint_beside_praise": "表扬中带投诉",
+    "mixed": "褒贬混杂",
+}
 
 
 def e(value: object) -> str:
@@ -100,7 +131,7 @@ def card_html(
             f' · 原因：<span id="reasons">{e(_reasons(r.reasons, labels))}</span>'
             f' · <span class="muted">{e(r.at)}</span></p>'
             f'<details open><summary>判断依据</summary><ul class="why">{why}</ul>'
-            f'<p class="muted">线索：{e("、".join(r.cues) or "—")}'
+            f'<p class="muted">线索：{e("、".join(CUE_NAMES.get(c, c) for c in r.cues) or "—")}'
             f"{'；提示：' + e(r.hint) if r.hint else ''}</p></details>"
         )
     attempts = "".join(

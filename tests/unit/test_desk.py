@@ -16,9 +16,10 @@ from gateway.desk import cli
 from gateway.desk.actions import member_state
 from gateway.desk.auth import hash_pin, verify_pin
 from gateway.desk.chart import funnel_svg, hourly_svg
-from gateway.desk.pages import card_html
+from gateway.desk.pages import CUE_NAMES, card_html
 from gateway.desk.pop import card
 from gateway.store.events import Event
+from sms.understand import cues
 from tests.unit.test_config_defaults import MINIMAL, PIN_HASH
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -163,6 +164,7 @@ def test_the_card_page_escapes_and_closes_the_form_until_the_call_ends() -> None
     html = card_html(pop(), labels={"attitude": "态度差"}, csrf="tok", wrapup_s=30, ended_ts=1.0)
     assert "已整改 &lt;b&gt;" in html and '<b>"' not in html
     assert 'id="wrapup" data-ended="1.000" data-wrapup="30"' in html
+    assert "线索：选项数字" in html  # the kinds of evidence in Chinese
     assert 'id="submit-disposition">' in html  # open: the call is over
     calling = pop()
     object.__setattr__(calling, "state", "calling")
@@ -191,3 +193,8 @@ def test_the_charts_are_svg_with_their_numbers() -> None:
     assert "&lt;x&gt;" in svg
     hourly = hourly_svg([0] * 9 + [5] + [0] * 14, [1] * 24)
     assert hourly.count("<rect") == 2 + 48 and "<title>09时 5</title>" in hourly
+
+
+def test_every_kind_of_evidence_has_its_chinese_name() -> None:
+    kinds = {v for k, v in vars(cues).items() if k.isupper() and isinstance(v, str)}
+    assert kinds and kinds <= set(CUE_NAMES), kinds - set(CUE_NAMES)
