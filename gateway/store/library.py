@@ -33,7 +33,7 @@ from gateway.store.states import TRANSITIONS
 
 LIBRARY_NAME = "minyi"
 # Concatenated in this order: callbacks, transcripts and webhooks use store.lua's helpers.
-LIBRARY_PARTS = ("store.lua", "callbacks.lua", "transcripts.lua", "webhooks.lua")
+LIBRARY_PARTS = ("store.lua", "clarify.lua", "callbacks.lua", "transcripts.lua", "webhooks.lua")
 LUA_DIR = Path(__file__).parent / "lua"
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
