@@ -345,11 +345,12 @@ class _Maintenance:
         assert store is not None and redis is not None
         dialer = self.service.settings.dialer
         no_reply_ivr = dialer is not None and dialer.no_reply_ivr
+        unclear_callback = "unclear" in self.service.settings.surveys.callback_on
         rounds = 0
 
         async def one_round() -> None:
             await store.release_due()
-            await store.sweep(no_reply_ivr=no_reply_ivr)
+            await store.sweep(no_reply_ivr=no_reply_ivr, unclear_callback=unclear_callback)
             if rounds % TRIM_EVERY == 0:
                 # consumed work and delivered events (each survey keeps its own
                 # history; the streams only carry work between workers)
