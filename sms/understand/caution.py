@@ -46,6 +46,9 @@ _INNOCENT: Final = "innocent"
 _READ: Final = frozenset((_INNOCENT, NARRATION, _POLICE))
 # An unread clause is quoted in the explanation by up to this many of its characters.
 _QUOTE: Final = 16
+# Characters in no [caution] list and never a letter: spaces and the punctuation
+# `text.normalize` leaves (not "?": a question is a doubt).
+_SILENT: Final = frozenset(" \t\n,.!;:~-…、\"'()[]")
 
 
 def find(
@@ -73,22 +76,14 @@ def find(
     else:
         wanted = (COMPLAINT,)
     norm = out.norm
+    read = _explained(norm, covered, explained, parties, starts)
+    if _all_read(norm, read, out):
+        return  # nothing left to doubt: no hit can be unexplained, no clause unread
     hits = [
         (m.start(), m.end(), m.group(), str(m.lastgroup)) for m in caution.pattern.finditer(norm)
     ]
-    spans = [(s, e) for s, e, entry in covered if entry.kind is not Kind.NEUTRAL]
-    spans += explained
-    police = {c for _, c, party in parties if party == "police"}
-    for _, clause, party in parties:
-        # A clause about another party (「吵架的那家人很烦」), not the police, is read. Not
-        # one about a culprit: that one is still at large is the police's business.
-        if party == "other" and clause not in police:
-            spans.append(_clause_span(clause, starts, len(norm)))
     came_in = [_clause_of(start, starts) for start, _, _, kind in hits if kind == _POLICE]
     story = starts[min(came_in)] if came_in else 0
-    read = bytearray(len(norm))  # 1: explained
-    for a, b in spans:
-        read[a:b] = b"\x01" * (b - a)
     for start, end, word, kind in hits:
         if kind not in wanted or (kind == DOUBT and start < story):
             continue
@@ -99,6 +94,46 @@ def find(
             if kind in _READ:
                 read[start:end] = b"\x01" * (end - start)
         _unread(out, caution, read, starts, story)
+
+
+def _explained(
+    norm: str,
+    covered: Sequence[tuple[int, int, Entry]],
+    explained: list[tuple[int, int]],
+    parties: Sequence[tuple[int, int, str]],
+    starts: Sequence[int],
+) -> bytearray:
+    """One byte per character of `norm`: 1 where the reader explained it."""
+    read = bytearray(len(norm))
+    for start, end, entry in covered:
+        if entry.kind is not Kind.NEUTRAL:
+            read[start:end] = b"\x01" * (end - start)
+    for start, end in explained:
+        read[start:end] = b"\x01" * (end - start)
+    police = {c for _, c, party in parties if party == "police"}
+    for _, clause, party in parties:
+        # A clause about another party (「吵架的那家人很烦」), not the police, is read. Not
+        # one about a culprit: that one is still at large is the police's business.
+        if party == "other" and clause not in police:
+            start, end = _clause_span(clause, starts, len(norm))
+            read[start:end] = b"\x01" * (end - start)
+    return read
+
+
+def _all_read(norm: str, read: bytearray, out: Scan) -> bool:
+    """Whether every character is explained, a scheme digit read as a vote, or
+    punctuation that is in no [caution] list: then the net has nothing to find (a hit
+    needs an unexplained character, an unread clause a letter) and its regex is skipped
+    — the common short reply (「1」「很满意，民警态度很好」) costs nothing more."""
+    at = read.find(0)
+    if at < 0:
+        return True
+    votes = {s.pos for s in out.signals if s.digit is not None}
+    while at >= 0:
+        if norm[at] not in _SILENT and at not in votes:
+            return False
+        at = read.find(0, at + 1)
+    return True
 
 
 def settle(found: Scan, d: Decision) -> None:
