@@ -16,16 +16,30 @@ import pytest
 
 from asr.textnorm import normalize_utterance
 from sms.understand import understand
-from tests.labelled_replies import CORPUS, HELDOUT, HELDOUT_V2, SETS, TUNING, Row, read_rows, score
+from tests.labelled_replies import (
+    CORPUS,
+    HELDOUT,
+    HELDOUT_V2,
+    HELDOUT_V3,
+    SETS,
+    TUNING,
+    Row,
+    read_rows,
+    score,
+)
 
 TUNING_ROWS = read_rows(TUNING)
 V1_ROWS = read_rows(HELDOUT)
 V2_ROWS = read_rows(HELDOUT_V2)
+V3_ROWS = read_rows(HELDOUT_V3)
+# Never tuned on: a failure names how many, never which (reading a held-out set's misses
+# burns it; tests/data/README.md).
+HELD_OUT = (HELDOUT_V2, HELDOUT_V3)
 # The issue's accuracy target, measured on replies the rules were not tuned on.
 TARGET_ACCURACY = 0.95
 # Floors against regressions: what the reader reaches now (the safety net costs some of
 # it: a reply it cannot read around a positive word is asked again, not counted right).
-FLOORS = {TUNING: 0.965, HELDOUT: 0.92, HELDOUT_V2: 0.75}
+FLOORS = {TUNING: 0.965, HELDOUT: 0.92, HELDOUT_V2: 0.75, HELDOUT_V3: 0.75}
 MIN_LABELLED = 1500  # main corpus and tuning sets together
 KINDS = {
     "sarcasm", "negation", "contrast", "other_party", "self_correction", "homophone",
@@ -36,13 +50,17 @@ _HAN_PAIR = re.compile("([\u3400-\u9fff])(?=[\u3400-\u9fff])")
 
 
 def _dangerous(rows: list[Row]) -> list[str]:
-    return [f"{row.id} {row.text}: {r.rating} {r.explanation}" for row, r in score(rows).dangerous]
+    found = score(rows).dangerous
+    if rows and rows[0].path in HELD_OUT:
+        return [f"{len(found)} held-out replies (not named: that would burn them)"] * bool(found)
+    return [f"{row.id} {row.text}: {r.rating} {r.explanation}" for row, r in found]
 
 
 def test_the_labelled_corpus_has_1500_replies_and_every_kind_is_held_out() -> None:
     assert len(read_rows(CORPUS)) + len(TUNING_ROWS) + len(V1_ROWS) >= MIN_LABELLED
     assert KINDS <= {row.kind for row in V2_ROWS}
-    assert len(V2_ROWS) >= 400
+    assert KINDS <= {row.kind for row in V3_ROWS}
+    assert len(V2_ROWS) >= 400 and len(V3_ROWS) >= 170
 
 
 def test_no_held_out_text_is_in_the_data_tuned_on() -> None:
@@ -50,7 +68,8 @@ def test_no_held_out_text_is_in_the_data_tuned_on() -> None:
         return re.sub(r"[\s,.!?，。！？、…~～\-]+", "", text).lower()
 
     tuned = {bare(row.text) for path in (CORPUS, TUNING, HELDOUT) for row in read_rows(path)}
-    assert not {bare(row.text) for row in V2_ROWS} & tuned
+    v2, v3 = {bare(row.text) for row in V2_ROWS}, {bare(row.text) for row in V3_ROWS}
+    assert not v2 & tuned and not v3 & tuned and not v2 & v3
 
 
 @pytest.mark.parametrize("path", SETS, ids=lambda p: p.stem)
@@ -61,10 +80,10 @@ def test_no_unsatisfied_reply_is_read_as_satisfied(path: object) -> None:
 @pytest.mark.parametrize("path", list(FLOORS), ids=lambda p: p.stem)
 def test_each_set_stays_above_its_floor(path: object, capsys: pytest.CaptureFixture[str]) -> None:
     result = score(read_rows(path))  # type: ignore[arg-type]
-    if path == HELDOUT_V2:
+    if path in HELD_OUT:
         with capsys.disabled():  # shown on every run: the honest figure
             met = "met" if result.accuracy >= TARGET_ACCURACY else "NOT met"
-            print("\n" + result.table("held-out v2 (never tuned on)"))
+            print("\n" + result.table(f"{path.name} (held out, never tuned on)"))  # type: ignore[attr-defined]
             print(f"  issue 11 target {TARGET_ACCURACY:.0%}: {met} (the floor below is asserted)")
     assert result.accuracy >= FLOORS[path], result.table(str(path))  # type: ignore[index]
     assert result.opt_out_wrong == [] or path == HELDOUT_V2
@@ -83,7 +102,7 @@ def test_spaces_between_chinese_characters_change_nothing() -> None:
 
 @pytest.mark.parametrize(
     "row",
-    [row for row in TUNING_ROWS + V1_ROWS + V2_ROWS if row.kind == "transcript"],
+    [row for row in TUNING_ROWS + V1_ROWS + V2_ROWS + V3_ROWS if row.kind == "transcript"],
     ids=lambda row: row.id,
 )
 def test_a_vosk_transcript_reads_the_same_through_the_asr_normaliser(row: Row) -> None:
