@@ -46,6 +46,9 @@ _INNOCENT: Final = "innocent"
 _READ: Final = frozenset((_INNOCENT, NARRATION, _POLICE))
 # An unread clause is quoted in the explanation by up to this many of its characters.
 _QUOTE: Final = 16
+# 「小偷都替我谢谢你们」: "even" (都, 也, 替) a few characters after the culprit word.
+_EVEN: Final = frozenset("都也替")
+_EVEN_GAP: Final = 4
 # Characters in no [caution] list and never a letter: spaces and the punctuation
 # `text.normalize` leaves (not "?": a question is a doubt).
 _SILENT: Final = frozenset(" \t\n,.!;:~-…、\"'()[]")
@@ -76,6 +79,8 @@ def find(
     else:
         wanted = (COMPLAINT,)
     norm = out.norm
+    if out.signals:
+        _culprit_voiced(out, covered, parties, starts)
     read = _explained(norm, covered, explained, parties, starts)
     if _all_read(norm, read, out):
         return  # nothing left to doubt: no hit can be unexplained, no clause unread
@@ -94,6 +99,28 @@ def find(
             if kind in _READ:
                 read[start:end] = b"\x01" * (end - start)
         _unread(out, caution, read, starts, story)
+
+
+def _culprit_voiced(
+    out: Scan,
+    covered: Sequence[tuple[int, int, Entry]],
+    parties: Sequence[tuple[int, int, str]],
+    starts: Sequence[int],
+) -> None:
+    """Thanks voiced by the culprit is a sneer: 「小偷都替我谢谢你们」「骗子也得感谢你们」 —
+    "even the thief thanks you". A clause that opens with a culprit word (骗子, 小偷)
+    followed within a few characters by 都/也/替 and then thanks or praise; not 「小偷抓住了，
+    谢谢」 nor 「谢谢你们抓到骗子」."""
+    norm = out.norm
+    for start, clause, party in parties:
+        if party != "culprit" or start != starts[clause]:
+            continue
+        end = next(b for a, b, _ in covered if a == start)
+        for s in out.signals:
+            gap = norm[end : s.pos]
+            if s.courtesy and 0 < len(gap) <= _EVEN_GAP and not _EVEN.isdisjoint(gap):
+                out.doubts.append((start, norm[start:end], SNEER))
+                return
 
 
 def _explained(
