@@ -2,10 +2,10 @@
 
 The main corpus's own tests are in test_understand_corpus.py. Here every set is held to
 the asymmetric rule — no unsatisfied reply read as satisfied or basically satisfied, on
-every set, the held-out one included — and to an accuracy floor. Held-out v2
-(tests/data/replies_heldout_v2.tsv, written before round 2 changed any rule and never
-tuned on) is what the reader does on new text; held-out v1 is tuning data since round 2
-(tests/data/README.md).
+every set, the held-out ones included — and to an accuracy floor. Held-out v2 and v4
+(tests/data/replies_heldout_v2.tsv, _v4.tsv: written before the rules they measure,
+never tuned on) are what the reader does on new text; v1 and v3 were measured once and
+then read, and are tuning data since (tests/data/README.md).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tests.labelled_replies import (
     HELDOUT,
     HELDOUT_V2,
     HELDOUT_V3,
+    HELDOUT_V4,
     SETS,
     TUNING,
     Row,
@@ -31,15 +32,16 @@ from tests.labelled_replies import (
 TUNING_ROWS = read_rows(TUNING)
 V1_ROWS = read_rows(HELDOUT)
 V2_ROWS = read_rows(HELDOUT_V2)
-V3_ROWS = read_rows(HELDOUT_V3)
+V3_ROWS = read_rows(HELDOUT_V3)  # measured once (75.1 %, 2 dangerous), tuning data since
+V4_ROWS = read_rows(HELDOUT_V4)
 # Never tuned on: a failure names how many, never which (reading a held-out set's misses
 # burns it; tests/data/README.md).
-HELD_OUT = (HELDOUT_V2, HELDOUT_V3)
+HELD_OUT = (HELDOUT_V2, HELDOUT_V4)
 # The issue's accuracy target, measured on replies the rules were not tuned on.
 TARGET_ACCURACY = 0.95
 # Floors against regressions: what the reader reaches now (the safety net costs some of
 # it: a reply it cannot read around a positive word is asked again, not counted right).
-FLOORS = {TUNING: 0.965, HELDOUT: 0.92, HELDOUT_V2: 0.75, HELDOUT_V3: 0.75}
+FLOORS = {TUNING: 0.965, HELDOUT: 0.92, HELDOUT_V3: 0.84, HELDOUT_V2: 0.76, HELDOUT_V4: 0.72}
 MIN_LABELLED = 1500  # main corpus and tuning sets together
 KINDS = {
     "sarcasm", "negation", "contrast", "other_party", "self_correction", "homophone",
@@ -57,19 +59,20 @@ def _dangerous(rows: list[Row]) -> list[str]:
 
 
 def test_the_labelled_corpus_has_1500_replies_and_every_kind_is_held_out() -> None:
-    assert len(read_rows(CORPUS)) + len(TUNING_ROWS) + len(V1_ROWS) >= MIN_LABELLED
+    assert len(read_rows(CORPUS)) + len(TUNING_ROWS) + len(V1_ROWS) + len(V3_ROWS) >= MIN_LABELLED
     assert KINDS <= {row.kind for row in V2_ROWS}
-    assert KINDS <= {row.kind for row in V3_ROWS}
-    assert len(V2_ROWS) >= 400 and len(V3_ROWS) >= 170
+    assert KINDS <= {row.kind for row in V4_ROWS}
+    assert len(V2_ROWS) >= 400 and len(V4_ROWS) >= 170
 
 
 def test_no_held_out_text_is_in_the_data_tuned_on() -> None:
     def bare(text: str) -> str:
         return re.sub(r"[\s,.!?，。！？、…~～\-]+", "", text).lower()
 
-    tuned = {bare(row.text) for path in (CORPUS, TUNING, HELDOUT) for row in read_rows(path)}
-    v2, v3 = {bare(row.text) for row in V2_ROWS}, {bare(row.text) for row in V3_ROWS}
-    assert not v2 & tuned and not v3 & tuned and not v2 & v3
+    tuned_on = (CORPUS, TUNING, HELDOUT, HELDOUT_V3)
+    tuned = {bare(row.text) for path in tuned_on for row in read_rows(path)}
+    v2, v4 = {bare(row.text) for row in V2_ROWS}, {bare(row.text) for row in V4_ROWS}
+    assert not v2 & tuned and not v4 & tuned and not v2 & v4
 
 
 @pytest.mark.parametrize("path", SETS, ids=lambda p: p.stem)
@@ -102,7 +105,11 @@ def test_spaces_between_chinese_characters_change_nothing() -> None:
 
 @pytest.mark.parametrize(
     "row",
-    [row for row in TUNING_ROWS + V1_ROWS + V2_ROWS + V3_ROWS if row.kind == "transcript"],
+    [
+        row
+        for row in TUNING_ROWS + V1_ROWS + V3_ROWS + V2_ROWS + V4_ROWS
+        if row.kind == "transcript"
+    ],
     ids=lambda row: row.id,
 )
 def test_a_vosk_transcript_reads_the_same_through_the_asr_normaliser(row: Row) -> None:
