@@ -142,3 +142,24 @@ async def test_an_acknowledgement_is_not_asked_about_and_callback_on_is_the_conf
 async def _server_time(redis: Any) -> float:
     seconds, micros = await redis.time()
     return float(seconds) + micros / 1e6
+
+
+async def test_a_refused_clarifying_sms_sends_the_survey_to_a_person(
+    clean_redis: RedisServer,
+) -> None:
+    async with running_loop(clean_redis.url, free_port()) as loop:
+        phone = "13800000048"
+        assert (await loop.post(survey(48, phone)))[0] == 201
+        await eventually(lambda: "survey.delivered" in loop.types("S48"))
+        # The SMS center now refuses every message to this number for good.
+        loop.smsc.set_behaviour(rejects=[{"pattern": f"^{phone}$"}])
+        loop.smsc.inject_mo(phone, SOURCE_ADDR, UNREADABLE)
+        await eventually(lambda: "survey.callback_pending" in loop.types("S48"), "callback")
+        assert "sms.clarify_failed" in loop.types("S48")
+        assert "survey.clarify_sent" not in loop.types("S48")
+        assert _event(loop, "S48", "survey.callback_pending")["payload"]["reason"] == "unclear"
+        store = loop.service.store
+        assert store is not None
+        record = await store.get_survey("S48")
+        assert record is not None and record["clarify"] == "failed"
+        assert "p1:err" not in record  # the survey's own part is untouched
