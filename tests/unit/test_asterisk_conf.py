@@ -72,8 +72,9 @@ def test_trunk_auth_is_rendered_only_when_configured() -> None:
         render(settings(trunk_username="gw"))
 
 
-def test_one_queue_per_unit_with_its_agents() -> None:
-    queues = render(settings())["queues.conf"]
+def test_one_queue_per_unit_with_its_agents_as_static_members() -> None:
+    queues = render(settings(agents_log_in=False))["queues.conf"]
+    assert "persistentmembers=no" in queues
     assert "[minyi-unit-330602](minyi-queue)" in queues
     assert "member => PJSIP/agent1,0,agent1,PJSIP/agent1" in queues
     unit_b = queues.split("[minyi-unit-330603](minyi-queue)")[1]
@@ -218,20 +219,25 @@ def test_include_mode_renders_only_contexts_queues_and_the_ami_user() -> None:
     assert sections == {
         "minyi-sub-setup",
         "minyi-callback",
+        "minyi-agent-predial",
+        "minyi-agent-codes",
+        "minyi-sub-agent-code",
+        "minyi-sub-agent-of",
         "minyi-ivr",
         "minyi-queue",
         "minyi-unit-330602",
         "minyi",
     }
     # the agents are the site's extensions
-    queues = files["queues_minyi.conf"]
+    queues = render(include(agents_log_in=False))["queues_minyi.conf"]
     assert "member => PJSIP/1001,0,1001,PJSIP/1001" in queues
     assert "member => PJSIP/1002,0,1002,PJSIP/1002" in queues  # default interface
     assert "write=call,agent,user,originate,reporting" in files["manager_minyi.conf"]
 
 
 def test_own_mode_holds_the_include_files_inside_its_whole_files() -> None:
-    own, inc = render(settings()), render(include())
+    same_agents = (AgentPhone("agent1", interface="PJSIP/agent1"), AgentPhone("agent2"))
+    own, inc = render(settings()), render(include(agents=same_agents, units=settings().units))
     assert set(own) == set(OWN_FILES)
     contexts = inc["extensions_minyi.conf"].split("[minyi-sub-setup]", 1)[1]
     assert contexts in own["extensions.conf"]

@@ -292,7 +292,7 @@ def test_rendered_pjsip_has_the_agents_and_the_trunk() -> None:
 
 
 def test_rendered_queues_have_the_unit_queues_and_members() -> None:
-    files = render(parse(config({"wrapup_s": 9.0})))
+    files = render(parse(config({"wrapup_s": 9.0}, agents_log_in=False)))
     queues = files["queues.conf"]
     unit_a = _section(queues, "minyi-unit-330602")
     assert "member => PJSIP/agent1,0,agent1,PJSIP/agent1" in unit_a
@@ -344,6 +344,7 @@ def test_a_config_can_drive_the_local_asterisk(tmp_path: Path) -> None:
         ivr_digit_timeout_s=want.ivr_digit_timeout_s,
         reason_max_s=want.reason_max_s,
         reason_silence_s=want.reason_silence_s,
+        agents_log_in=want.agents_log_in,
     )
     got = parse(data)
     assert got == want
