@@ -417,4 +417,4 @@ def test_the_agent_leg_carries_the_ids_and_the_caller_name() -> None:
     predial = ext.split("[minyi-agent-predial]\n", 1)[1].split("\n\n", 1)[0]
     assert "Set(PJSIP_HEADER(add,X-Minyi-Callback-Id)=${MINYI_AGENT_CID})" in predial
     assert "Set(PJSIP_HEADER(add,X-Minyi-Survey-Id)=${MINYI_AGENT_SID})" in predial
-    assert "CALLERID(name)=${MINYI_CALLER_NAME}" in predial
+    assert "CONNECTEDLINE(name,i)=${MINYI_CALLER_NAME}" in predial

@@ -269,17 +269,18 @@ async def test_agent_phone_codes_callback_headers_and_sigkill(
             e for e in observer.events if e.get("Event") == "Newchannel" and e.get("Exten") == late
         ]
 
-        # --- the desk's actions on the same agent (gateway.dialer.agents) --------------
+        # --- the desk's actions on the same agent, over its own AMI connection ---------
         directory = agents.AgentDirectory.from_settings(pbx[0].settings())
-        out = await agents.logout(dialer.ami, directory, AGENT)
-        assert out.ok, out
-        await eventually(lambda: _now(loop) == "logged_out", "logged out by desk")
-        assert await _members(observer) == {}
-        back = await agents.login(dialer.ami, directory, AGENT)
-        assert back.ok, back
-        # logged in, but the phone is still dead: unreachable, never free
-        await eventually(lambda: _now(loop) == "unreachable", "back, unreachable")
-        assert (await _members(observer))[QUEUE_A]["Status"] == "5"  # AST_DEVICE_UNAVAILABLE
-        refused = await agents.pause(dialer.ami, directory, "nobody")
-        assert not refused.ok and refused.detail == "no such agent"
-        await agents.logout(dialer.ami, directory, AGENT)
+        async with agents.agent_ami(loop.service.settings.dialer.ami) as desk:
+            out = await agents.logout(desk, directory, AGENT)
+            assert out.ok, out
+            await eventually(lambda: _now(loop) == "logged_out", "logged out by the desk")
+            assert await _members(observer) == {}
+            back = await agents.login(desk, directory, AGENT)
+            assert back.ok, back
+            # logged in, but the phone is still dead: unreachable, never free
+            await eventually(lambda: _now(loop) == "unreachable", "back, unreachable")
+            assert (await _members(observer))[QUEUE_A]["Status"] == "5"  # AST_DEVICE_UNAVAILABLE
+            refused = await agents.pause(desk, directory, "nobody")
+            assert not refused.ok and refused.detail == "no such agent"
+            assert (await agents.logout(desk, directory, AGENT)).ok
