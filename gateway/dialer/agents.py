@@ -31,7 +31,14 @@ from gateway.dialer.ami import AmiClient, AmiError
 from gateway.dialer.calls import DEVICE_NOT_INUSE, Member, QueueBoard
 
 __all__ = [
+    "FREE",
+    "LOGGED_OUT",
+    "ON_CALL",
+    "PAUSED",
+    "RINGING",
     "STATES",
+    "UNREACHABLE",
+    "WRAPUP",
     "ActionResult",
     "AgentAmi",
     "AgentDirectory",

@@ -41,7 +41,7 @@ from redis.exceptions import RedisError
 
 from gateway import lifecycle, logs
 from gateway.config.dialer import DialerSettings, rewrite
-from gateway.dialer.agents import AgentDirectory, agent_states
+from gateway.dialer.agents import ON_CALL, AgentDirectory, agent_states
 from gateway.dialer.ami import (
     AmiClient,
     AmiConnectionLost,
@@ -151,6 +151,7 @@ class Dialer:
         self.directory = AgentDirectory.from_settings(settings.asterisk)
         self._agents_known: set[str] = set(self.directory.agents)
         self.agents: dict[str, str] = {}
+        self._agent_calls: dict[str, str | None] = {}
 
     # --- life cycle -------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -224,6 +225,7 @@ class Dialer:
         self.active.clear()
         self.tracker = CallTracker()
         self.agents.clear()  # the next leader publishes from what it sees
+        self._agent_calls.clear()
         await self.callbacks.forget_owner(self.owner)
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -282,14 +284,22 @@ class Dialer:
         the feed). From the board the pacing uses, so ``free`` means "would be dialled
         for"; wrap-up ending is seen here, by time, the rest arrives as AMI events."""
         self._agents_known.update(m.name for m in self.board.members.values())
+        # The callback each agent took (AgentConnect): named on its on_call state, so the
+        # desk knows whose call it is as soon as the agent answers.
+        taken = {a.call.agent: a for a in self.active.values() if a.call.agent and not a.call.ended}
         for agent, (state, payload) in agent_states(
             self.board, self._agents_known, time.time()
         ).items():
-            if self.agents.get(agent) == state:
+            call = taken.get(agent) if state == ON_CALL else None
+            if call is not None:
+                payload["callback_id"] = call.claim.callback_id
+                payload["survey_id"] = call.claim.survey_id
+            now = (state, payload.get("callback_id"))
+            if self.agents.get(agent) == state and self._agent_calls.get(agent) == now[1]:
                 continue
             await self.callbacks.agent_state(agent, state, payload)
-            self.agents[agent] = state
-            log.info("agent %s %s", agent, state)
+            self.agents[agent], self._agent_calls[agent] = now
+            log.info("agent %s %s %s", agent, state, now[1] or "")
 
     async def _claim_and_dial(self, queue: str, room: int) -> None:
         ids = [new_callback_id() for _ in range(room)]

@@ -187,3 +187,9 @@ async def test_agent_states_are_stored_once_per_change_and_go_on_the_feed(
         "reason": "desk",
     }
     assert all(fields["sid"] == "" for _id, fields in entries)
+    # on a call, then on the call of one of our callbacks: a change; the same again: none
+    assert await cb.agent_state("agent1", "on_call", {}) == 4
+    call = {"callback_id": "cb-1", "survey_id": "S1"}
+    assert await cb.agent_state("agent1", "on_call", call) == 5
+    assert await cb.agent_state("agent1", "on_call", call) == 0
+    assert (await cb.agent_states())["agent1"]["from"] == "on_call"

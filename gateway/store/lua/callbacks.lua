@@ -205,8 +205,10 @@ end)
 -- change and put on the feed as agent.state; it belongs to no survey, so it has its own
 -- sequence (like reply.unmatched) and the id "agent:<seq>".
 -- ARGV: agent, now_iso, state, payload_json (an object; "agent", "state", "from" (the
--- previous state, null the first time) and "since" are put in front here).
--- Returns the event's seq, or 0 when the agent was already in that state.
+-- previous state, null the first time) and "since" are put in front here; on_call may
+-- name the callback the agent took: "callback_id", "survey_id").
+-- Returns the event's seq, or 0 when the agent was already in that state (on the same
+-- callback).
 redis.register_function('minyi_agent_state', function(_, a)
   local fn = 'minyi_agent_state'
   need(fn, a, 4)
@@ -217,7 +219,8 @@ redis.register_function('minyi_agent_state', function(_, a)
   if old then
     local ok, rec = pcall(cjson.decode, old)
     if ok and type(rec) == 'table' and type(rec.state) == 'string' then
-      if rec.state == state then return 0 end
+      local call = text_of(cjson.decode(payload).callback_id)
+      if rec.state == state and text_of(rec.callback_id) == call then return 0 end
       from = cjson.encode(rec.state)
     end
   end

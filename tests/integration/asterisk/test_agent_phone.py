@@ -110,9 +110,14 @@ def _agent_events(loop: Loop) -> list[dict[str, Any]]:
     return [e["payload"] for e in loop.receiver.events.get("", []) if e["type"] == "agent.state"]
 
 
+def _mine(loop: Loop) -> list[dict[str, Any]]:
+    """agent1's agent.state payloads on the feed, in order."""
+    return [p for p in _agent_events(loop) if p["agent"] == AGENT]
+
+
 def _states(loop: Loop) -> list[str]:
     """agent1's states on the feed, in order."""
-    return [p["state"] for p in _agent_events(loop) if p["agent"] == AGENT]
+    return [p["state"] for p in _mine(loop)]
 
 
 def _now(loop: Loop) -> str | None:
@@ -217,7 +222,7 @@ async def test_agent_phone_codes_callback_headers_and_sigkill(
             "paused",
             "free",
         ], _states(loop)
-        paused = next(p for p in _agent_events(loop) if p["state"] == "paused")
+        paused = next(p for p in _mine(loop) if p["state"] == "paused")
         assert paused["reason"] == "phone" and paused["units"] == [UNIT_A]
         assert paused["from"] == "on_call"  # paused while on the call to *47
 
@@ -243,6 +248,10 @@ async def test_agent_phone_codes_callback_headers_and_sigkill(
         ]
         cid = attempt["callback_id"]
         assert attempt["agent"] == AGENT and cid == attempts_cid.group(1)
+        # the desk learnt whose call it was as the agent answered: on_call, named
+        took = [p for p in _mine(loop)[calls:] if p.get("callback_id")]
+        assert took and took[0]["state"] == "on_call", _mine(loop)[calls:]
+        assert (took[0]["callback_id"], took[0]["survey_id"]) == (cid, "S8601")
 
         # --- only the agent who took the call gives its disposition ---------------------
         status, body = await _disposition(loop, cid, "agent2")
