@@ -294,12 +294,12 @@ class Dialer:
             if call is not None:
                 payload["callback_id"] = call.claim.callback_id
                 payload["survey_id"] = call.claim.survey_id
-            now = (state, payload.get("callback_id"))
-            if self.agents.get(agent) == state and self._agent_calls.get(agent) == now[1]:
+            cid = payload.get("callback_id")
+            if self.agents.get(agent) == state and self._agent_calls.get(agent) == cid:
                 continue
             await self.callbacks.agent_state(agent, state, payload)
-            self.agents[agent], self._agent_calls[agent] = now
-            log.info("agent %s %s %s", agent, state, now[1] or "")
+            self.agents[agent], self._agent_calls[agent] = state, cid
+            log.info("agent %s %s %s", agent, state, cid or "")
 
     async def _claim_and_dial(self, queue: str, room: int) -> None:
         ids = [new_callback_id() for _ in range(room)]
