@@ -115,6 +115,14 @@ DIALER_OWNER = PREFIX + "dialer:owner:{owner}"
 # string with TTL: the dialer that dials on one Asterisk ("host:port") now
 DIALER_LEASE = PREFIX + "dialer:lease:{pbx}"
 
+# --- agents' presence (store/lua/callbacks.lua minyi_agent_state, gateway/dialer/agents.py)
+# hash: agent name -> JSON {agent, state, from, since, units, interface, reason}: each
+# agent's last state as the dialer read it from AMI (free, ringing, on_call, wrapup,
+# paused, unreachable, logged_out)
+AGENTS = PREFIX + "agents"
+# counter: the seq of the feed's agent.state events (they belong to no survey)
+AGENT_EVENTS_SEQ = PREFIX + "agents:seq"
+
 # --- ASR (asr/jobs.py, asr/worker.py, store/lua/transcripts.lua) ---------------------
 # stream: finished recordings to transcribe; field "job" = JSON (asr/jobs.py).
 # Consumer group ASR_GROUP.

@@ -124,6 +124,8 @@ async def callback_flow(store: Store) -> None:
     await cb.heartbeat("dialer-1", 60)
     assert await cb.lease("127.0.0.1:5038", "dialer-1", 60)
     assert second.callback_id == "cb-2"  # in cb:active: a call in progress
+    # the agents' presence, as the dialer publishes it
+    assert await cb.agent_state("agent1", "free", {"units": [UNIT]}) == 1
 
 
 async def asr_and_recordings(store: Store) -> None:
