@@ -168,8 +168,8 @@ async def test_metrics_pass_promtool_on_real_scrapes_with_redis_up_and_down(
                 'minyi_webhook_backlog_events{endpoint="core"} ',
                 "minyi_redis_up 1",
             ):
-                assert any(l.startswith(line) for l in lines), line
-            assert not [l for l in lines if "_queued_total" in l]
+                assert any(seen.startswith(line) for seen in lines), line
+            assert not [seen for seen in lines if "_queued_total" in seen]
 
             server.stop()  # Redis is down: answer what can be read, never a 500
             status, _, page = await scrape(loop.http, loop.api)
