@@ -61,10 +61,10 @@ _WEBHOOK: Final = {
         "Events the endpoint took (2xx), counted once per event, batched or not.",
     ),
     "failed": (
-        "minyi_webhook_failed_attempts_total",
+        "minyi_webhook_failed_requests_total",
         "counter",
-        "Failed delivery attempts, counted per survey: a failed request that carried "
-        "the events of n surveys (batch_max > 1) counts n.",
+        "Failed delivery requests (no answer, or not 2xx), counted once per request, "
+        "whatever number of events or surveys it carried.",
     ),
     "dead": (
         "minyi_webhook_dead_lettered_total",
