@@ -186,3 +186,50 @@ async def test_metrics_pass_promtool_on_real_scrapes_with_redis_up_and_down(
             server.start()
     finally:
         server.stop()
+
+
+async def test_healthz_and_metrics_show_the_webhook_backlog_and_its_oldest_age(
+    clean_redis: RedisServer, tmp_path: Path
+) -> None:
+    async with running_loop(clean_redis.url, free_port()) as loop:
+        loop.receiver.fail(503)  # the core system is down: the feed waits
+        assert (await loop.post(survey(1)))[0] == 201
+
+        async def waiting() -> dict[str, Any] | None:
+            status, body = await health(loop.http, loop.api)
+            core = body["webhooks"]["core"]
+            return core if status == 200 and core["backlog"] and core["queued"] else None
+
+        core = await eventually(waiting, "events waiting on /healthz")
+        assert core is not None and core["surveys_due"] >= 1
+        await eventually(
+            lambda: loop.receiver.refused >= 2, "two failed requests: a retry has been made"
+        )
+
+        async def aged() -> dict[str, Any] | None:
+            _, body = await health(loop.http, loop.api)
+            core = body["webhooks"]["core"]
+            return core if core["oldest_undelivered_age_s"] > 0 else None
+
+        await eventually(aged, "the oldest undelivered event's age")
+        _, _, page = await scrape(loop.http, loop.api)
+        lines = page.splitlines()
+        age = next(x for x in lines if x.startswith("minyi_webhook_oldest_undelivered_age_seconds"))
+        assert age.startswith('minyi_webhook_oldest_undelivered_age_seconds{endpoint="core"} ')
+        assert float(age.rsplit(" ", 1)[1]) > 0
+        failed = next(x for x in lines if x.startswith("minyi_webhook_failed_requests_total"))
+        assert float(failed.rsplit(" ", 1)[1]) >= 2
+        # the webhook worker's own gauges, per process
+        assert 'minyi_webhook_in_flight_surveys{endpoint="core",instance="test"} ' in page
+        assert "# TYPE minyi_webhook_lost_leases_total counter" in lines
+        checked = promtool(page, tmp_path)
+        assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + page
+
+        loop.receiver.ok()  # back: the backlog drains, the age is 0 again
+
+        async def drained() -> bool:
+            _, body = await health(loop.http, loop.api)
+            core = body["webhooks"]["core"]
+            return core["backlog"] == 0 and core["oldest_undelivered_age_s"] == 0
+
+        await eventually(drained, "the backlog drained")
