@@ -27,12 +27,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devstack.localstack import SECRET, SMPP_PASSWORD, SMPP_USER, TOKEN, free_port
-from gateway.config import parse_settings
+from gateway.config import WebhookEndpoint, parse_settings
 from gateway.service import Service
+from gateway.store import keys
+from gateway.webhooks.worker import WebhookWorker
 from smsc.simulator import SmscSimulator
 from tests.integration.sms_harness import config, survey
 from tests.servers import RedisServer
@@ -233,3 +236,51 @@ async def test_a_failed_batch_goes_again_with_its_id_and_bytes_from_any_process(
     # counted once per request, not per survey or event in it
     assert failed == 4
     assert_each_survey_in_order(receiver, ids)
+
+
+async def test_a_batch_refused_in_one_process_is_delivered_by_another_as_it_was(
+    redis: aioredis.Redis, receiver: StandardReceiver
+) -> None:
+    # w1 sends while the receiver refuses everything, then stops; w2, a process that never
+    # saw those batches, delivers them: each under the id and with the bytes w1 used.
+    from tests.integration.test_webhooks import interleaved, publish
+
+    ep = WebhookEndpoint(
+        name="core",
+        url=receiver.url,
+        secret=SECRET,
+        timeout_s=2.0,
+        backoff_initial_s=0.05,
+        backoff_max_s=0.3,
+        batch_max=4,
+        concurrency=16,
+    )
+    receiver.fail_next = 10**6
+    stop1 = asyncio.Event()
+    w1 = WebhookWorker(redis, [ep], consumer="w1", stats_interval_s=0.1, grace_s=2.0)
+    run1 = asyncio.create_task(w1.run(stop1))
+    await publish(redis, interleaved(12, range(1, 4), prefix="X."))
+    await eventually(lambda: len(receiver.requests) >= 8, "w1's batches refused")
+    stop1.set()
+    await run1
+    refused = {i for i, _, _ in receiver.requests}
+    assert refused and all(i.startswith("batch_") for i in refused)
+    receiver.fail_next = 0
+    stop2 = asyncio.Event()
+    w2 = WebhookWorker(redis, [ep], consumer="w2", stats_interval_s=0.1, grace_s=2.0)
+    run2 = asyncio.create_task(w2.run(stop2))
+    try:
+        await eventually(
+            lambda: all(len(receiver.events.get(f"X.{i}", [])) == 3 for i in range(12)),
+            "w2 delivered everything",
+        )
+    finally:
+        stop2.set()
+        await run2
+    assert receiver.unverified == []
+    assert refused <= receiver.seen_ids  # every batch w1 made, delivered under its id
+    assert all(len(bodies) == 1 for bodies in receiver.ids_and_bodies().values())
+    assert_each_survey_in_order(receiver, [f"X.{i}" for i in range(12)])
+    # nothing left behind: no pin, no stored batch
+    assert not await redis.exists(keys.WEBHOOK_BATCHES.format(endpoint="core"))
+    assert not await redis.exists(keys.WEBHOOK_BATCH_OF.format(endpoint="core"))
