@@ -233,3 +233,38 @@ async def test_healthz_and_metrics_show_the_webhook_backlog_and_its_oldest_age(
             return core["backlog"] == 0 and core["oldest_undelivered_age_s"] == 0
 
         await eventually(drained, "the backlog drained")
+
+
+@pytest.mark.parametrize("version", [2, 3], ids=["cmpp2", "cmpp3"])
+async def test_healthz_reports_a_cmpp_bind_and_says_503_when_its_sms_center_is_gone(
+    clean_redis: RedisServer, tmp_path: Path, version: int
+) -> None:
+    # the SMS center here is gocmpp, a peer the project did not write
+    from tests.integration.cmpp_harness import cmpp_loop
+
+    protocol = f"cmpp{version}"
+    async with cmpp_loop(clean_redis.url, free_port(), version) as loop:
+        status, body = await health(loop.http, loop.api)
+        assert status == 200, body
+        (bind,) = body["binds"]
+        assert (bind["name"], bind["protocol"], bind["bound"]) == ("cmcc", protocol, True)
+        up = f'minyi_sms_bind_up{{bind="cmcc",protocol="{protocol}",instance="test"}}'
+        _, _, page = await scrape(loop.http, loop.api)
+        assert up + " 1" in page.splitlines()
+
+        loop.peer.stop()  # the SMS center's process is gone: the link drops, logins fail
+
+        async def down() -> dict[str, Any] | None:
+            status, body = await health(loop.http, loop.api)
+            return body if status == 503 else None
+
+        body = await eventually(down, "503 from /healthz")
+        assert body is not None
+        (problem,) = body["problems"]
+        assert problem.startswith(f"sms: no {protocol} bind is bound (cmcc: ")
+        (bind,) = body["binds"]
+        assert bind["bound"] is False and bind["last_error"] and bind["since"] > 0
+        _, _, page = await scrape(loop.http, loop.api)
+        assert up + " 0" in page.splitlines()
+        checked = promtool(page, tmp_path)
+        assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + page
