@@ -12,6 +12,8 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc redis-server espeak-ng sox li
 APT_PACKAGES+=(podman buildah mmdebstrap iproute2 systemd openssl)
 # The agents' phone in the Asterisk tests: a SIP softphone the project did not write.
 APT_PACKAGES+=(baresip-core)
+# /metrics is checked by Prometheus' own `promtool check metrics` (Debian's prometheus).
+APT_PACKAGES+=(prometheus)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
