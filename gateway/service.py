@@ -42,7 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from asr.pool import default_pool_size
 from asr.worker import AsrWorker, AsrWorkerSettings
-from gateway import lifecycle, logs, startup
+from gateway import lifecycle, logs, startup, status
 from gateway.api.app import Api
 from gateway.config import ConfigError, Settings, SmppBind
 from gateway.dialer.dialer import Dialer
@@ -220,10 +220,11 @@ class Service:
         if "asr" in self.workers:
             self.asr = AsrWorker(self.redis, self._asr_settings())
             self._start("asr", self.asr)
+        if self.client is not None or self.dialer is not None or self.webhooks is not None:
+            # what only this process knows, for every API process's pages
+            self._start("status", status.Reporter(self))
         if self.api is not None:
-            self.api.health_extra = {"workers": list(self.workers), "instance": self.instance}
-            if self.dialer is not None:
-                self.api.health_probes["dialer"] = self.dialer.health
+            status.register(self)
         self.ready.set()
         log.info("minyi running workers=%s instance=%s", ",".join(self.workers), self.instance)
 
@@ -306,6 +307,7 @@ DRAIN_ORDER: Final = (
     "asr",
     "retention",
     "webhooks",
+    "status",
 )
 
 
@@ -319,7 +321,7 @@ def _drain_limit(name: str, grace: float) -> float:
         return 5.0  # calls go on in Asterisk and are adopted after the restart
     if name == "webhooks":
         return min(grace, 10.0) + 5.0
-    return 2.0  # maintenance, retention: cut between two steps, the next run finishes
+    return 2.0  # maintenance, retention, status: cut between two steps, the next run finishes
 
 
 def drain_bound_s(grace: float) -> float:

@@ -10,6 +10,10 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc redis-server espeak-ng sox li
 # mmdebstrap; the offline bundle is installed in a network namespace (iproute2) and its
 # units checked with systemd-analyze (systemd); the API's TLS certificate by openssl.
 APT_PACKAGES+=(podman buildah mmdebstrap iproute2 systemd openssl)
+# The agents' phone in the Asterisk tests: a SIP softphone the project did not write.
+APT_PACKAGES+=(baresip-core)
+# /metrics is checked by Prometheus' own `promtool check metrics` (Debian's prometheus).
+APT_PACKAGES+=(prometheus)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -51,6 +51,9 @@ REPLY_UNMATCHED = "reply.unmatched"
 # The ASR worker (asr/worker.py): a call's transcript, or why there is none.
 TRANSCRIPT = "transcript"
 TRANSCRIPT_FAILED = "transcript.failed"
+# An agent's presence changed (gateway/dialer/agents.py): belongs to no survey
+# (survey_id "", id "agent:<seq>"); payload {agent, state, from, since, units, ...}.
+AGENT_STATE = "agent.state"
 # Recording retention (recordings/retention.py) deleted a call's recording.
 RECORDING_DELETED = "recording.deleted"
 

@@ -96,10 +96,22 @@ WEBHOOK_DEAD = PREFIX + "wh:{endpoint}:dead"
 # hash: survey id -> seq of its dead letter: the survey's later events wait behind it
 # (per-survey order) until the dead letter is replayed
 WEBHOOK_PARKED = PREFIX + "wh:{endpoint}:parked"
+# hash: survey id -> "<batch id> <last seq>": the stored batch its head run went out in
+# (batch_max > 1) and where that run ends, until the batch is delivered; a retry, by
+# any process, sends the same batch again (store/lua/webhooks.lua, minyi_wh_fail's pin,
+# minyi_wh_batch_done)
+WEBHOOK_BATCH_OF = PREFIX + "wh:{endpoint}:batchof"
+# hash: batch id -> JSON [[survey id, first seq, last seq], ...] (its members, in
+# order), and "<batch id>:body" -> the bytes it first went out with
+WEBHOOK_BATCHES = PREFIX + "wh:{endpoint}:batches"
 
 # --- operations ----------------------------------------------------------------------
 # hash: counters for metrics (field -> integer)
 STATS = PREFIX + "stats"
+# hash: instance name -> JSON report of that process's live parts (its binds, its
+# dialer), rewritten every few seconds (gateway/store/status.py): what /healthz and
+# /metrics of any API process show of the processes that have no page of their own
+STATUS = PREFIX + "status"
 
 # --- callback dialer (store/lua/callbacks.lua, gateway/dialer/) ----------------------
 # zset: callbacks waiting for their (next) attempt, score = unix time due
@@ -114,6 +126,14 @@ CB_ID = PREFIX + "cb:id:{callback_id}"
 DIALER_OWNER = PREFIX + "dialer:owner:{owner}"
 # string with TTL: the dialer that dials on one Asterisk ("host:port") now
 DIALER_LEASE = PREFIX + "dialer:lease:{pbx}"
+
+# --- agents' presence (store/lua/callbacks.lua minyi_agent_state, gateway/dialer/agents.py)
+# hash: agent name -> JSON {agent, state, from, since, units, interface, reason}: each
+# agent's last state as the dialer read it from AMI (free, ringing, on_call, wrapup,
+# paused, unreachable, logged_out)
+AGENTS = PREFIX + "agents"
+# counter: the seq of the feed's agent.state events (they belong to no survey)
+AGENT_EVENTS_SEQ = PREFIX + "agents:seq"
 
 # --- ASR (asr/jobs.py, asr/worker.py, store/lua/transcripts.lua) ---------------------
 # stream: finished recordings to transcribe; field "job" = JSON (asr/jobs.py).

@@ -5,8 +5,7 @@ on loopback. The loop's other parts are `sms_harness`'s."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -76,14 +75,6 @@ class CmppLoop:
     def event(self, sid: str, kind: str) -> dict[str, Any]:
         """The first event of `kind` of a survey."""
         return next(e for e in self.receiver.events[sid] if e["type"] == kind)
-
-    async def wait_for(self, predicate: Callable[[], bool], within_s: float = 30.0) -> None:
-        """Poll until `predicate()` holds; fail with a clear message after `within_s`."""
-        deadline = time.monotonic() + within_s
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {within_s}s")
-            await asyncio.sleep(0.05)
 
 
 @asynccontextmanager

@@ -16,8 +16,15 @@ from gateway.store import keys
 from gateway.store.surveys import SendJob
 from smsc.simulator import SmscSimulator
 from tests.integration.cmpp_harness import cmpp_loop
-from tests.integration.sms_harness import SMPP_PASSWORD, SMPP_USER, SOURCE_ADDR, survey
+from tests.integration.sms_harness import (
+    SMPP_PASSWORD,
+    SMPP_USER,
+    SOURCE_ADDR,
+    survey,
+    widest_recent_date,
+)
 from tests.servers import RedisServer
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 VERSIONS = pytest.mark.parametrize("version", [2, 3], ids=["cmpp2", "cmpp3"])
@@ -35,7 +42,9 @@ async def test_200_surveys_end_to_end(clean_redis: RedisServer, version: int) ->
         status, body = await loop.post(batch(1000, 200))
         assert status == 200 and body["counts"] == {"created": 200}
         sids = [f"S{i}" for i in range(1000, 1200)]
-        await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids), 60)
+        await eventually(
+            lambda: all("survey.delivered" in loop.types(s) for s in sids), within_s=60
+        )
         submits = await loop.peer.submits()
         assert Counter(s["dest"] for s in submits) == {f"138{i:08d}": 1 for i in range(1000, 1200)}
         first = submits[0]
@@ -54,7 +63,7 @@ async def test_200_surveys_end_to_end(clean_redis: RedisServer, version: int) ->
         assert peer_ids["13800001000"] in str(submitted["payload"])
         for i in range(1000, 1020):
             await loop.peer.mo(f"86138{i:08d}", SRC_ID, "1" if i % 2 else "3 态度很差")
-        await loop.wait_for(
+        await eventually(
             lambda: all("survey.replied" in loop.types(f"S{i}") for i in range(1000, 1020))
         )
         assert "survey.closed" in loop.types("S1001")
@@ -72,7 +81,7 @@ async def test_receipts_delivered_undeliverable_expired(
         await loop.peer.behaviour(stat_by_suffix={"1": "UNDELIV", "2": "EXPIRED", "3": "MK:0005"})
         await loop.post(batch(2000, 4, "139"))
         sids = [f"S{i}" for i in range(2000, 2004)]
-        await loop.wait_for(lambda: all(FINAL & set(loop.types(s)) for s in sids))
+        await eventually(lambda: all(FINAL & set(loop.types(s)) for s in sids))
         assert "survey.delivered" in loop.types("S2000")
         for sid, state, error in (
             ("S2001", "undeliverable", "UNDELIV"),
@@ -91,9 +100,9 @@ async def test_long_survey_is_reassembled_exactly_by_the_peer(
     for n, ref16 in ((3000, False), (3001, True)):  # 8-bit and 16-bit UDH references
         async with cmpp_loop(clean_redis.url, free_port(), version, sms={"ref16": ref16}) as loop:
             sid = f"S{n}"
-            body = survey(n, f"139{n:08d}", template="long")
+            body = survey(n, f"139{n:08d}", template="long", occurred_at=widest_recent_date())
             await loop.post(body)
-            await loop.wait_for(lambda sid=sid: "survey.delivered" in loop.types(sid))
+            await eventually(lambda sid=sid: "survey.delivered" in loop.types(sid))
             submits = await loop.peer.submits()
             assert len(submits) >= 3 and {s["pk_total"] for s in submits} == {len(submits)}
             assert sorted(s["pk_number"] for s in submits) == list(range(1, len(submits) + 1))
@@ -118,16 +127,16 @@ async def test_replies_matched_by_extension_code_in_ucs2_and_gbk(
     ) as loop:
         for n in (4000, 4001):  # the same citizen, two surveys
             await loop.post(survey(n, "13400004000"))
-            await loop.wait_for(lambda n=n: "survey.delivered" in loop.types(f"S{n}"))
+            await eventually(lambda n=n: "survey.delivered" in loop.types(f"S{n}"))
         await loop.post(batch(4010, 3, "135"))
-        await loop.wait_for(
+        await eventually(
             lambda: all("survey.delivered" in loop.types(f"S{i}") for i in range(4010, 4013))
         )
         srcs = {s["dest"]: s["src_id"] for s in await loop.peer.submits()}
         first = next(s for s in await loop.peer.submits() if s["dest"] == "13400004000")["src_id"]
         assert first.startswith(SRC_ID) and len(first) == len(SRC_ID) + 3
         await loop.peer.mo("13400004000", first, "3", encoding="gbk")  # answers the FIRST survey
-        await loop.wait_for(lambda: "survey.replied" in loop.types("S4000"))
+        await eventually(lambda: "survey.replied" in loop.types("S4000"))
         assert loop.event("S4000", "survey.replied")["payload"]["matched_by"] == "extension_code"
         assert "survey.replied" not in loop.types("S4001")
         long_reply = "3 不满意。" + "出警太慢，等了一个多小时才来人，" * 6 + "态度也很差"
@@ -141,7 +150,7 @@ async def test_replies_matched_by_extension_code_in_ucs2_and_gbk(
             await loop.peer.mo(phone, srcs[phone], text, **how)
         for i, phone in zip(range(4010, 4013), cases, strict=True):
             sid = f"S{i}"
-            await loop.wait_for(lambda sid=sid: "survey.replied" in loop.types(sid))
+            await eventually(lambda sid=sid: "survey.replied" in loop.types(sid))
             replied = loop.event(sid, "survey.replied")["payload"]
             parts = cases[phone]["parts"]
             assert replied["text"] == (long_reply if parts > 1 else "不满意，态度很差")
@@ -159,7 +168,9 @@ async def test_flow_control_slows_down_and_is_no_resend(
         await loop.peer.behaviour(result8_every=4)
         await loop.post(batch(5000, 120, "137"))
         sids = [f"S{i}" for i in range(5000, 5120)]
-        await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids), 90)
+        await eventually(
+            lambda: all("survey.delivered" in loop.types(s) for s in sids), within_s=90
+        )
         submits = await loop.peer.submits()
         assert sum(1 for s in submits if s["status"] == 8) >= 120 // 4
         accepted = Counter(s["dest"] for s in submits if s["status"] == 0)
@@ -176,10 +187,17 @@ async def test_link_drop_mid_batch_loses_nothing_and_reports_duplicates(
     async with cmpp_loop(clean_redis.url, free_port(), version) as loop:
         await loop.peer.drop(after=60)
         await loop.post(batch(6000, 300, "136"))
-        await loop.wait_for(lambda: "survey.delivered" in loop.types("S6150"), 60)
+        await eventually(lambda: "survey.delivered" in loop.types("S6150"), within_s=60)
         await loop.peer.drop()  # and once more, now, with parts in flight
         sids = [f"S{i}" for i in range(6000, 6300)]
-        await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids), 120)
+
+        async def logged_in_again() -> bool:
+            return int((await loop.peer.stats())["logins"]) >= 3
+
+        await eventually(logged_in_again, "the login after the second drop")
+        await eventually(
+            lambda: all("survey.delivered" in loop.types(s) for s in sids), within_s=120
+        )
         stats = await loop.peer.stats()
         assert stats["drops"] >= 2 and stats["logins"] >= 3
         submits = await loop.peer.submits()
@@ -222,14 +240,14 @@ async def test_mixed_protocols_routed_by_prefix_and_old_entries_still_read(
             await loop.post(batch(7000, 10, "139"))
             await loop.post(batch(7100, 10, "138"))
             sids = [f"S{i}" for i in (*range(7000, 7010), *range(7100, 7110))]
-            await loop.wait_for(lambda: all("survey.delivered" in loop.types(s) for s in sids))
+            await eventually(lambda: all("survey.delivered" in loop.types(s) for s in sids))
             assert {s["dest"][:3] for s in await loop.peer.submits()} == {"139"}
             assert {s.dest[:3] for s in smsc.submits} == {"138"}
             assert {s.source for s in smsc.submits} == {SOURCE_ADDR}  # [sms] source_addr
             await loop.peer.mo("13900007000", SRC_ID, "1")
             smsc.inject_mo("13800007100", SOURCE_ADDR, "1")
-            await loop.wait_for(lambda: "survey.closed" in loop.types("S7000"))
-            await loop.wait_for(lambda: "survey.closed" in loop.types("S7100"))
+            await eventually(lambda: "survey.closed" in loop.types("S7000"))
+            await eventually(lambda: "survey.closed" in loop.types("S7100"))
             redis = aioredis.Redis.from_url(clean_redis.url, decode_responses=True)
             try:
                 entries = await redis.xrange(keys.INBOUND)

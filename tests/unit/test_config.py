@@ -366,7 +366,13 @@ def test_an_empty_token_or_webhook_secret_is_unset_but_an_empty_password_is_null
         ("sms.binds[0].password", 12345678, "must be a string in quotes, got a number"),
         ("webhooks.endpoints[0].secret", "not-whsec-" + "a" * 30, 'must be "whsec_" followed'),
         ("webhooks.endpoints[0].secret", "whsec_!!!notbase64!!!", 'must be "whsec_" followed'),
-        ("webhooks.endpoints[0].secret", "whsec_" + "QUJD", "at least 16 random bytes"),
+        ("webhooks.endpoints[0].secret", "whsec_" + "QUJD", "at least 24 random bytes"),
+        # 23 bytes: enough for the old floor (16), one short of the new one
+        (
+            "webhooks.endpoints[0].secret",
+            "whsec_" + "UfWwg3Uc2vyttVVRCwMSkfLY6Q5VSMw=",
+            "at least 24",
+        ),
     ],
 )
 def test_a_bad_secret_is_named_but_never_shown(path: str, value: object, reason: str) -> None:
