@@ -205,6 +205,9 @@ class AsteriskProcess:
             ivr_digit_timeout_s=6,
             reason_max_s=30,
             reason_silence_s=0,
+            # The test agents are always members (the phone-less world answers for
+            # them); tests of logging in and out tune this on.
+            agents_log_in=False,
         )
 
     def _world(self, settings: AsteriskSettings) -> tuple[str, str]:
@@ -450,6 +453,7 @@ class SitePbx(AsteriskProcess):
             agent_ring_s=8,
             queue_timeout_s=30,
             reason_silence_s=0,
+            agents_log_in=False,  # extension 1001 is always unit A's member
         )
 
     def rendered(self) -> dict[str, str]:

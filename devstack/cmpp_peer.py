@@ -2,11 +2,11 @@
 project's small program on top (tests/peers/cmpp_smsc/main.go), for the CMPP tests
 and the CMPP bench.
 
-`build()` copies gocmpp (``../shared/peers/gocmpp`` beside the repository, or
-``$MINYI_GOCMPP``) and the program into ``var/``, and builds it offline with Debian's
-``golang-go`` (``GOFLAGS=-mod=vendor GOPROXY=off``: every dependency is vendored in
-gocmpp). A second call reuses the binary while the program is unchanged.
-`CmppPeer` runs it and speaks its HTTP control API.
+`build()` copies gocmpp (``../shared/peers/gocmpp`` beside the repository or beside
+the one it was cloned from, or ``$MINYI_GOCMPP``) and the program into ``var/``, and
+builds it offline with Debian's ``golang-go`` (``GOFLAGS=-mod=vendor GOPROXY=off``:
+every dependency is vendored in gocmpp). A second call reuses the binary while the
+program is unchanged. `CmppPeer` runs it and speaks its HTTP control API.
 """
 
 from __future__ import annotations
@@ -30,9 +30,34 @@ SRC_ID = "1065730001"
 
 
 def gocmpp_source() -> Path:
-    """Where the gocmpp copy is (ORIGIN.md there says what it is)."""
-    default = ROOT.parent / "shared" / "peers" / "gocmpp"
-    return Path(os.environ.get("MINYI_GOCMPP", default))
+    """Where the gocmpp copy is (ORIGIN.md there says what it is): ``$MINYI_GOCMPP``,
+    else ``../shared/peers/gocmpp`` beside this checkout, else beside the checkout this
+    one was cloned from (a clean clone made elsewhere, as CI and release checks do)."""
+    if "MINYI_GOCMPP" in os.environ:
+        return Path(os.environ["MINYI_GOCMPP"])
+    candidates = [ROOT.parent / "shared" / "peers" / "gocmpp"]
+    origin = _local_origin()
+    if origin is not None:
+        candidates.append(origin.parent / "shared" / "peers" / "gocmpp")
+    for candidate in candidates:
+        if (candidate / "go.mod").is_file():
+            return candidate
+    return candidates[0]
+
+
+def _local_origin() -> Path | None:
+    """The folder this checkout was cloned from, when that is a local path."""
+    try:
+        url = subprocess.run(
+            ["git", "-C", str(ROOT), "remote", "get-url", "origin"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = Path(url.removeprefix("file://"))
+    return path.resolve() if path.is_absolute() and path.is_dir() else None
 
 
 def build() -> Path:

@@ -42,7 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from asr.pool import default_pool_size
 from asr.worker import AsrWorker, AsrWorkerSettings
-from gateway import lifecycle, logs, startup
+from gateway import lifecycle, logs, startup, status
 from gateway.api.app import Api
 from gateway.config import ConfigError, Settings, SmppBind
 from gateway.desk import Desk
@@ -237,10 +237,11 @@ class Service:
         if "asr" in self.workers:
             self.asr = AsrWorker(self.redis, self._asr_settings())
             self._start("asr", self.asr)
+        if self.client is not None or self.dialer is not None or self.webhooks is not None:
+            # what only this process knows, for every API process's pages
+            self._start("status", status.Reporter(self))
         if self.api is not None:
-            self.api.health_extra = {"workers": list(self.workers), "instance": self.instance}
-            if self.dialer is not None:
-                self.api.health_probes["dialer"] = self.dialer.health
+            status.register(self)
         self.ready.set()
         log.info("minyi running workers=%s instance=%s", ",".join(self.workers), self.instance)
 
@@ -325,6 +326,7 @@ DRAIN_ORDER: Final = (
     "asr",
     "retention",
     "webhooks",
+    "status",
 )
 
 
@@ -338,7 +340,7 @@ def _drain_limit(name: str, grace: float) -> float:
         return 5.0  # calls go on in Asterisk and are adopted after the restart
     if name == "webhooks":
         return min(grace, 10.0) + 5.0
-    return 2.0  # maintenance, retention: cut between two steps, the next run finishes
+    return 2.0  # maintenance, retention, status: cut between two steps, the next run finishes
 
 
 def drain_bound_s(grace: float) -> float:
@@ -364,11 +366,12 @@ class _Maintenance:
         assert store is not None and redis is not None
         dialer = self.service.settings.dialer
         no_reply_ivr = dialer is not None and dialer.no_reply_ivr
+        unclear_callback = "unclear" in self.service.settings.surveys.callback_on
         rounds = 0
 
         async def one_round() -> None:
             await store.release_due()
-            await store.sweep(no_reply_ivr=no_reply_ivr)
+            await store.sweep(no_reply_ivr=no_reply_ivr, unclear_callback=unclear_callback)
             if rounds % TRIM_EVERY == 0:
                 # consumed work and delivered events (each survey keeps its own
                 # history; the streams only carry work between workers)

@@ -79,6 +79,12 @@ def check(settings: Settings, workers: Sequence[str] | None = None) -> Checked:
     Raises ConfigError naming the first wrong setting.
     """
     templates = load_templates(settings.sms)
+    clarify = settings.surveys.clarify_template
+    if clarify and clarify not in templates:
+        raise ConfigError(
+            "surveys.clarify_template",
+            f'names no template: define [sms.templates.{clarify}] or set "" (no clarifying SMS)',
+        )
     dialer = settings.dialer
     if dialer is not None and dialer.asterisk is not None:
         check_config(dialer.asterisk)

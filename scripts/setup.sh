@@ -14,6 +14,10 @@ APT_PACKAGES+=(podman buildah mmdebstrap iproute2 systemd openssl)
 # by Selenium (requirements-test.txt) — nothing downloads a browser; a CJK font so the
 # screenshots show the Chinese text.
 APT_PACKAGES+=(chromium chromium-driver fonts-wqy-microhei)
+# The agents' phone in the Asterisk tests: a SIP softphone the project did not write.
+APT_PACKAGES+=(baresip-core)
+# /metrics is checked by Prometheus' own `promtool check metrics` (Debian's prometheus).
+APT_PACKAGES+=(prometheus)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -10,7 +10,8 @@ The sender and the inbound worker know nothing of SMPP or CMPP. They use this:
 * every bind hands each inbound message (a receipt or a reply), raw, to the sink it
   was built with, before it acknowledges it; `sms.inbound` decodes it by the
   protocol stored with it;
-* `bound`, `stats()` for health and metrics.
+* `bound`, `link` (up or down, since when, the last error) and `stats()` for health
+  and metrics.
 
 A protocol is one codec and one bind class implementing `SmsBind`; the pure window
 (`sms.smpp.window`: slots, throttling, retries, what a lost link gives back) is the
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +68,39 @@ class SubmitOutcome:
     resent: bool = False
 
 
+class LinkState:
+    """Whether a bind's session is up, since when, and why it last went down: what
+    /healthz says of each bind (a bind reports, it never decides from this)."""
+
+    def __init__(self) -> None:
+        self.bound = False
+        self.since = time.time()  # unix time of the last change (or of the start)
+        self.last_error = ""  # why the link last failed or dropped ("" = never)
+        self.last_error_at: float | None = None
+
+    def up(self) -> None:
+        """Logged in."""
+        if not self.bound:
+            self.bound, self.since = True, time.time()
+
+    def down(self, error: str = "") -> None:
+        """Not logged in (any more); ``error`` says why ("" for our own logout)."""
+        now = time.time()
+        if error:
+            self.last_error, self.last_error_at = error, now
+        if self.bound:
+            self.bound, self.since = False, now
+
+    def report(self) -> dict[str, Any]:
+        """For the status report: bound, since, last_error, last_error_at."""
+        return {
+            "bound": self.bound,
+            "since": round(self.since, 3),
+            "last_error": self.last_error,
+            "last_error_at": None if self.last_error_at is None else round(self.last_error_at, 3),
+        }
+
+
 class SmsBind(Protocol):
     """One session to an SMS center, in some protocol (SMPP: `sms.smpp.client.Bind`;
     CMPP: `sms.cmpp.bind.CmppBind`)."""
@@ -83,6 +118,10 @@ class SmsBind(Protocol):
     @property
     def bound(self) -> bool:
         """Whether the session is up and logged in now."""
+
+    @property
+    def link(self) -> LinkState:
+        """Up or down since when, and the last error (for /healthz)."""
 
     @property
     def outstanding(self) -> int:
@@ -354,7 +393,10 @@ class SmsClient:
             "binds": {
                 b.name: {
                     "protocol": b.settings.protocol,
-                    "bound": b.bound,
+                    "smsc": b.settings.smsc,
+                    "can_send": b.can_send,
+                    "can_receive": b.settings.mode != "transmitter",
+                    **b.link.report(),
                     "outstanding": b.outstanding,
                     "tps": round(b.tps, 1),
                 }

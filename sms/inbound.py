@@ -23,10 +23,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from gateway import lifecycle, logs
-from gateway.config import Settings
+from gateway.config import Settings, SurveySettings
 from gateway.privacy import mask_phone
 from gateway.store import keys, library, streams
-from gateway.store.surveys import Store
+from gateway.store.surveys import ReplyCourse, Store
 from sms.cmpp.inbound import read_deliver
 from sms.dlr import Receipt, normalise_message_id, parse_receipt, stored_form
 from sms.mo import MoMessage, assemble, decode_short_message
@@ -34,7 +34,7 @@ from sms.phone import from_smpp_address
 from sms.smpp.codec import decode_all
 from sms.smpp.constants import ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_TYPE_MASK
 from sms.smpp.pdu import DeliverSm
-from sms.understand import understand
+from sms.understand import Confidence, Rating, Understanding, understand
 
 log = logs.logger(__name__)
 
@@ -252,7 +252,7 @@ class Inbound:
         if sid is not None:
             payload["matched_by"] = how
             outcome, _prev = await self.store.reply(
-                sid, payload, rating, understanding.opt_out, phone
+                sid, payload, rating, understanding.opt_out, phone, course(understanding, s.surveys)
             )
             if outcome != "late":
                 log.info(
@@ -270,3 +270,27 @@ class Inbound:
         await self.store.unmatched(payload, phone, understanding.opt_out)
         log.info("sms reply unmatched from=%s rating=%s", mask_phone(phone), rating)
         self._count("reply_unmatched")
+
+
+def course(reading: Understanding, surveys: SurveySettings) -> ReplyCourse:
+    """How a reply moves its survey on ([surveys] callback_on, clarify_template).
+
+    A satisfied or basically satisfied reading the reader is unsure of (`unclear`) is
+    no rating yet: like an unknown one it is worth the one clarifying SMS
+    (`Understanding.clarify`) rather than closing the survey. An unsatisfied reading
+    always counts: its callback is what a doubt would ask for anyway.
+    """
+    positive_unsure = (
+        reading.rating in (Rating.SATISFIED, Rating.BASICALLY_SATISFIED)
+        and reading.confidence is Confidence.UNCLEAR
+    )
+    if reading.rating is Rating.UNKNOWN or positive_unsure:
+        kind = "unclear" if reading.clarify else "none"
+    else:
+        kind = "rated"
+    return ReplyCourse(
+        course=kind,
+        callback=reading.rating.value in surveys.callback_on,
+        clarify_window_s=surveys.clarify_window_s if surveys.clarify_template else 0.0,
+        unclear_callback="unclear" in surveys.callback_on,
+    )

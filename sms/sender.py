@@ -50,6 +50,10 @@ log = logs.logger(__name__)
 CLAIM_IDLE_MS = 60_000
 # Message-id mappings outlive the longest receipt wait by a day.
 MSGID_EXTRA_TTL_S = 86_400
+# A send queue entry's kind for the clarifying SMS (store.lua, minyi_reply), and what
+# its parts' id carries after the survey id.
+CLARIFY = "clarify"
+CLARIFY_SUFFIX = "#clarify"
 
 
 class Sender:
@@ -142,7 +146,7 @@ class Sender:
         if not fields:  # trimmed or deleted meanwhile
             await self.store.commands.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
             return
-        self._spawn(entry_id, str(fields["sid"]))
+        self._spawn(entry_id, str(fields["sid"]), str(fields.get("kind", "survey")))
 
     async def _claim_abandoned(self) -> None:
         for entry_id, fields in await streams.claim_abandoned(
@@ -152,8 +156,9 @@ class Sender:
                 log.warning("sms took over abandoned survey=%s", fields["sid"])
             await self._take(entry_id, fields)
 
-    def _spawn(self, entry_id: str, sid: str) -> None:
-        task = asyncio.create_task(self._send_survey(entry_id, sid), name=entry_id)
+    def _spawn(self, entry_id: str, sid: str, kind: str = "survey") -> None:
+        send = self._send_clarify if kind == CLARIFY else self._send_survey
+        task = asyncio.create_task(send(entry_id, sid), name=entry_id)
         self._inflight[entry_id] = task
         task.add_done_callback(self._done)
 
@@ -231,6 +236,73 @@ class Sender:
         await self.store.commands.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
         self.sent_surveys += 1
 
+    async def _send_clarify(self, entry_id: str, sid: str) -> None:
+        """The one clarifying SMS of a survey whose reply could not be read (queued by
+        the store's minyi_reply, kind "clarify"): the [surveys] clarify_template, from
+        the survey's sender number and extension code so that the answer finds it. No
+        receipt is asked for: the survey's own parts keep their receipts. A crash
+        before its answer is stored sends it again (at most twice in all)."""
+        s = self.settings
+        job = await self.store.clarify_begin(sid)
+        unclear_callback = "unclear" in s.surveys.callback_on
+        if job is None:
+            await self.store.commands.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
+            return
+        try:
+            text = self._render(job, s.surveys.clarify_template)
+        except Unrenderable as exc:
+            log.error("sms cannot render the clarifying sms survey=%s: %s", sid, exc.reason)
+            await self.store.clarify_failed(sid, exc.reason, unclear_callback)
+            await self.store.commands.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
+            return
+        ref16 = bool(s.sms.ref16)
+        ref = zlib.crc32(f"{sid}/clarify/{job.attempt}".encode()) & (0xFFFF if ref16 else 0xFF)
+        phone = job.fields["phone"]
+        bind = self.client.choose(candidates(s.sms, phone, job.fields.get("unit_code", "")))
+        source = s.sms.source_of(bind) + job.ext
+        parts = [
+            Part(
+                # Its own id: the survey's parts (p<n>:out, receipts) are not touched.
+                survey_id=sid + CLARIFY_SUFFIX,
+                index=seg.index,
+                total=seg.total,
+                source=source,
+                dest=phone,
+                short_message=seg.short_message,
+                esm_class=seg.esm_class,
+                data_coding=seg.data_coding,
+                text=seg.text,
+                registered_delivery=REGISTERED_DELIVERY_NONE,
+            )
+            for seg in segment(text, ref, ref16=ref16)
+        ]
+        outcomes = await asyncio.gather(*(self.client.submit(p, bind) for p in parts))
+        try:
+            refused = [o for o in outcomes if o.status != 0]
+            while True:
+                try:
+                    if refused:
+                        log.warning(
+                            "sms clarifying sms refused survey=%s status=%s",
+                            sid,
+                            refused[0].reason,
+                        )
+                        await self.store.clarify_failed(sid, refused[0].reason, unclear_callback)
+                    else:
+                        await self.store.clarify_sent(
+                            sid, len(parts), outcomes[0].bind, [o.message_id for o in outcomes]
+                        )
+                except lifecycle.OUTAGES as exc:
+                    await self._storing.wait(exc)
+                else:
+                    self._storing.over()
+                    break
+        finally:
+            for p in parts:
+                self.client.stored(p)
+        log.info("sms clarifying sms survey=%s to=%s", sid, mask_phone(phone))
+        await self.store.commands.execute("XACK", keys.SMS_QUEUE, keys.SMS_GROUP, entry_id)
+
     async def _one_part(self, part: Part, bind: str) -> None:
         outcome: SubmitOutcome = await self.client.submit(part, bind)
         try:
@@ -239,7 +311,9 @@ class Sender:
             self.client.stored(part)
 
     async def _going_out(self, parts: Sequence[Part]) -> None:
-        await self.store.parts_going_out([(p.survey_id, p.index) for p in parts])
+        marked = [(p.survey_id, p.index) for p in parts if not p.survey_id.endswith(CLARIFY_SUFFIX)]
+        if marked:
+            await self.store.parts_going_out(marked)
 
     async def _until_stored(self, part: Part, outcome: SubmitOutcome) -> None:
         """Store the SMS center's answer, trying again while Redis is away: it is the
@@ -288,16 +362,22 @@ class Sender:
                 part.survey_id, part.index, part.total, reason, outcome.status
             )
 
-    def _render(self, job: SendJob) -> str:
-        """The survey's SMS text, or Unrenderable with the reason (the survey then
-        becomes undeliverable with it)."""
-        return survey_text(job.fields, self.settings, self.templates)
+    def _render(self, job: SendJob, template_name: str | None = None) -> str:
+        """The survey's SMS text (its own template, or `template_name`), or
+        Unrenderable with the reason (the survey then becomes undeliverable with it)."""
+        return survey_text(job.fields, self.settings, self.templates, template_name)
 
 
-def survey_text(f: Mapping[str, str], settings: Settings, templates: Mapping[str, Template]) -> str:
-    """The SMS text of a survey (its record's fields), or Unrenderable with the reason;
-    also what the agent's desk shows as the SMS that was sent."""
-    template = templates.get(f.get("template", "default"))
+def survey_text(
+    f: Mapping[str, str],
+    settings: Settings,
+    templates: Mapping[str, Template],
+    template_name: str | None = None,
+) -> str:
+    """The SMS text of a survey (its record's fields) with its own template or
+    ``template_name``, or Unrenderable with the reason; also what the agent's desk
+    shows as the SMS that was sent."""
+    template = templates.get(template_name or f.get("template", "default"))
     if template is None:
         raise Unrenderable("template_missing")
     s = settings.surveys

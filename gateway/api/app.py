@@ -17,7 +17,6 @@ dressed up as an answer.
 from __future__ import annotations
 
 import hmac
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -29,11 +28,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway import lifecycle, logs
 from gateway.api.callbacks import CallbackApi
+from gateway.api.health import Health
 from gateway.api.recordings import RecordingsApi
 from gateway.api.responses import dumps, error
 from gateway.api.surveys import SurveyApi
 from gateway.config import ApiToken, Settings
+from gateway.metrics import CONTENT_TYPE, Exposition
 from gateway.store import tallies
+from gateway.store.counters import write_counters
 from gateway.store.surveys import Store
 
 log = logs.logger(__name__)
@@ -57,9 +59,11 @@ class Api:
         self.store = store
         self.templates = templates
         self.accepting = True
-        self.health_extra: dict[str, Any] = {}
-        # Live parts of /healthz, asked on every request (e.g. the dialer's state).
-        self.health_probes: dict[str, Callable[[], Any]] = {}
+        # The parts of /healthz and /metrics (gateway/api/health.py): the service
+        # registers what its process has (binds, dialer, webhook backlog, ...).
+        self.checks = Health(store.redis.ping)
+        self.checks.sources["stats"] = self._stats
+        self.checks.sources["tallies"] = self._tallies
         # routes whose requests carry their own credential (signed recording URLs)
         self._no_token: set[web.AbstractResource] = set()
         self._away_logged_at = -AWAY_LOG_EVERY_S
@@ -125,35 +129,32 @@ class Api:
 
     # --- operations -----------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
-        """Liveness and readiness: Redis reachable, binds bound."""
-        t0 = time.perf_counter()
-        try:
-            await self.store.redis.ping()
-            redis_ok = True
-        except Exception:
-            redis_ok = False
-        body = {
-            "status": "ok" if redis_ok else "degraded",
-            "redis": {"ok": redis_ok, "ms": round((time.perf_counter() - t0) * 1000, 2)},
-            "accepting": self.accepting,
-            **self.health_extra,
-            **{name: probe() for name, probe in self.health_probes.items()},
-        }
-        if not redis_ok:
+        """Liveness and readiness: ``200`` when the gateway can do its job, ``503`` (with
+        ``Retry-After``) and the reasons in ``problems`` when it cannot: Redis away, or
+        no bind of a protocol up (see gateway/status.py); each part's state either way."""
+        check = await self.checks.check(self.accepting)
+        body = {**check.body, "problems": list(check.problems)}
+        if not check.ok:
             resp = web.json_response(body, status=503, dumps=dumps)
             resp.headers["Retry-After"] = str(RETRY_AFTER_S)
             return resp
         return web.json_response(body, dumps=dumps)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        """Counters in the Prometheus text format."""
-        lines = []
-        for name, value in sorted((await self.store.stats()).items()):
-            metric = "minyi_" + re.sub(r"[^a-zA-Z0-9_]", "_", name) + "_total"
-            lines.append(f"{metric} {value}")
-        # the per-unit counters the Lua keeps with the states (gateway/store/tallies.py)
-        lines += tallies.prometheus(await tallies.totals(self.store.redis))
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+        """The Prometheus text format (gateway/metrics.py): what can be read now, with
+        ``minyi_redis_up 0`` while Redis is away (never a 500)."""
+        exp = await self.checks.exposition()
+        return web.Response(body=exp.render().encode(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def _stats(self, exp: Exposition, redis_up: bool) -> None:
+        """The counters the Lua library keeps (gateway/store/counters.py)."""
+        if redis_up:
+            write_counters(exp, await self.store.stats())
+
+    async def _tallies(self, exp: Exposition, redis_up: bool) -> None:
+        """The per-unit counters the Lua keeps with the states (gateway/store/tallies.py)."""
+        if redis_up:
+            tallies.write_tallies(exp, await tallies.totals(self.store.redis))
 
 
 def unavailable() -> web.Response:

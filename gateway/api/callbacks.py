@@ -10,7 +10,8 @@
 the citizen's rating as the agent heard it. The survey closes; the feed gets
 ``callback.disposition`` then ``survey.closed``. Answers: 200 stored (or already
 stored: idempotent), 404 unknown callback, 409 not the survey's latest connected
-attempt, 422 invalid body.
+attempt or ``agent`` names someone other than the agent who took the call (code
+``agent``), 422 invalid body. Without ``agent`` the disposition is the core system's.
 
 ``POST /v1/surveys/{survey_id}/recheck`` (a closed or unreachable survey)::
 
@@ -89,6 +90,13 @@ class CallbackApi:
             )
         if status == "unknown":
             return error(404, "not_found", "no such callback")
+        if status == "agent":  # ``state`` is then the agent who took the call
+            return error(
+                409,
+                "agent",
+                f"callback {cid} was taken by another agent; only that agent gives its disposition",
+                survey_id=sid,
+            )
         message = {
             "stale": "a later callback attempt exists for this survey",
             "state": f"the survey is {state}, not waiting for a disposition",

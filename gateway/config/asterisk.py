@@ -121,6 +121,23 @@ class AsteriskSettings:
     ivr_digit_timeout_s: int = 6
     reason_max_s: int = 60
     reason_silence_s: int = 4
+    # Presence: each agent phone is sent OPTIONS every agent_qualify_s (0 = off, mode
+    # "own"); one that stops answering is unavailable, never counted free.
+    agent_qualify_s: int = 10
+    # Agents log in and out (dynamic queue members, kept across an Asterisk restart);
+    # false: every agent of a unit is always its member, only pause/unpause work.
+    agents_log_in: bool = True
+    # Feature codes an agent dials from the own phone (context minyi-agent-codes).
+    login_code: str = "*45"
+    logout_code: str = "*46"
+    pause_code: str = "*47"
+    unpause_code: str = "*48"
+    # Their answers: sounds of Debian's asterisk-core-sounds-en.
+    login_prompt: str = "agent-loginok"
+    logout_prompt: str = "agent-loggedoff"
+    pause_prompt: str = "dictate/paused"
+    unpause_prompt: str = "activated"
+    code_refused_prompt: str = "feature-not-avail-line"
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -138,6 +155,17 @@ PROMPTS: Final = (
     "ivr_reason_prompt",
     "ivr_thanks_prompt",
 )
+# The answers to the agents' feature codes.
+AGENT_PROMPTS: Final = (
+    "login_prompt",
+    "logout_prompt",
+    "pause_prompt",
+    "unpause_prompt",
+    "code_refused_prompt",
+)
+FEATURE_CODES: Final = ("login_code", "logout_code", "pause_code", "unpause_code")
+# What an agent dials: digits, * and #, 2 to 8 of them.
+_CODE_RE: Final = re.compile(r"[*#0-9]{2,8}")
 _SECONDS: Final = (
     "agent_ring_s",
     "queue_timeout_s",
@@ -168,6 +196,7 @@ OWN_KEYS: Final = (
     "tls_ca_file",
     "tls_verify_server",
     "codecs",
+    "agent_qualify_s",
 )
 KEYS: Final = (
     "mode",
@@ -176,6 +205,9 @@ KEYS: Final = (
     "ami_permit",
     *_SECONDS,
     *PROMPTS,
+    *AGENT_PROMPTS,
+    *FEATURE_CODES,
+    "agents_log_in",
     "agents",
     "units",
 )
@@ -242,6 +274,20 @@ def _agent(data: object, path: str, env: Mapping[str, str], mode: str) -> AgentP
         )
     password, origin = t.secret("password", env, var)
     return AgentPhone(name, _secret(password, t.at("password"), origin), contact)
+
+
+def _codes(t: Table) -> dict[str, Any]:
+    """The feature codes (distinct, digits * #) and whether agents log in and out."""
+    codes: dict[str, Any] = {}
+    for key in FEATURE_CODES:
+        code = text(t.get(key, getattr(AsteriskSettings, key)), t.at(key), max_len=8)
+        if not _CODE_RE.fullmatch(code):
+            raise ConfigError(t.at(key), f"must be 2 to 8 of the keys 0-9 * #, got {show(code)}")
+        if code in codes.values():
+            raise ConfigError(t.at(key), f"{show(code)} is already another feature code")
+        codes[key] = code
+    codes["agents_log_in"] = t.boolean("agents_log_in", AsteriskSettings.agents_log_in)
+    return codes
 
 
 def _units(
@@ -327,6 +373,7 @@ def parse_asterisk(
 
     media_address = optional("media_address")
     d = AsteriskSettings
+    agent_prompts: dict[str, Any] = {key: value(key, getattr(d, key)) for key in AGENT_PROMPTS}
     return AsteriskSettings(
         ami_username=ami.username,
         ami_secret=ami.secret,
@@ -374,6 +421,9 @@ def parse_asterisk(
         ivr_invalid_prompt=value("ivr_invalid_prompt", d.ivr_invalid_prompt),
         ivr_reason_prompt=value("ivr_reason_prompt", d.ivr_reason_prompt),
         ivr_thanks_prompt=value("ivr_thanks_prompt", d.ivr_thanks_prompt),
+        agent_qualify_s=t.integer("agent_qualify_s", d.agent_qualify_s, 0, 3600),
+        **agent_prompts,
+        **_codes(t),
     )
 
 
@@ -436,5 +486,5 @@ def _include(
         reason_max_s=seconds("reason_max_s", d.reason_max_s),
         reason_silence_s=seconds("reason_silence_s", d.reason_silence_s),
     )
-    prompts: dict[str, Any] = {key: value(key, getattr(d, key)) for key in PROMPTS}
-    return dataclasses.replace(settings, **prompts)
+    prompts: dict[str, Any] = {key: value(key, getattr(d, key)) for key in PROMPTS + AGENT_PROMPTS}
+    return dataclasses.replace(settings, **prompts, **_codes(t))

@@ -23,6 +23,9 @@ _UNIT_RE: Final = re.compile(r"[A-Za-z0-9_]{1,32}")
 _UNIT_OR_EMPTY: Final = re.compile(r"|[A-Za-z0-9_]{1,32}")
 _TRUNK_RE: Final = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_]{0,63}")
 _CALLER_ID_RE: Final = re.compile(r"[^\r\n,;]{0,80}")
+# The agent phone's caller name: no comma (Originate variables split on it), no quote,
+# backslash, bracket or control character; {number} at most once, no other brace.
+_CALLER_NAME_RE: Final = re.compile(r'(?:[^\x00-\x1f\x7f,;"\\(){}\[\]^]|\{number\}){0,40}')
 KINDS: Final = ("agent", "ivr")
 
 
@@ -99,6 +102,9 @@ class DialerSettings:
     # The Originate's channel, with ${NUMBER} (after number_rules); None: PJSIP/${NUMBER}@trunk
     dial_string: str | None = None
     number_rules: tuple[NumberRule, ...] = ()
+    # What an agent's phone shows as the caller of a callback; {number} is the
+    # citizen's number masked (138****8000). Empty: the survey centre's caller id.
+    agent_caller_name: str = "回访 {number}"
 
     def channel(self, number: str) -> str:
         """The channel an Originate dials for ``number`` (already rewritten)."""
@@ -129,6 +135,7 @@ _KEYS: Final = (
     "no_reply_ivr",
     "dial_string",
     "number_rules",
+    "agent_caller_name",
     "asterisk",
 )
 
@@ -170,6 +177,18 @@ def _dial_string(value: object, path: str) -> str:
         )
     if "$" in found.replace(NUMBER, ""):
         raise ConfigError(path, f"must use no variable but {NUMBER}, got {show(found)}")
+    return found
+
+
+def _caller_name(t: Table) -> str:
+    key = "agent_caller_name"
+    found = text(t.get(key, DialerSettings.agent_caller_name), t.at(key), allow_empty=True)
+    if not _CALLER_NAME_RE.fullmatch(found) or found.count("{number}") > 1:
+        raise ConfigError(
+            t.at(key),
+            'must be at most 40 characters without , ; " \\ ( ) [ ] ^ or control '
+            f'characters, with {{number}} at most once (e.g. "回访 {{number}}"), got {show(found)}',
+        )
     return found
 
 
@@ -246,6 +265,7 @@ def parse_dialer(data: object, env: Mapping[str, str]) -> DialerSettings:
         no_reply_ivr=t.boolean("no_reply_ivr", d.no_reply_ivr),
         dial_string=dial_string,
         number_rules=_number_rules(t),
+        agent_caller_name=_caller_name(t),
         # [dialer.asterisk] renders Asterisk's side of what is read above
         asterisk=parse_asterisk(
             t.get("asterisk"),

@@ -107,14 +107,22 @@ def _templates(value: object, path: str) -> dict[str, dict[str, Any]]:
     return templates
 
 
+# The clarifying SMS (issue 11): sent once when a reply cannot be read as a rating
+# ([surveys] clarify_template names it); a config's own [sms.templates.clarify] wins.
+CLARIFY_TEMPLATE: Final = "clarify"
+CLARIFY_TEXT: Final = "{signature}抱歉没能看懂您的评价，请回复数字：1满意 2基本满意 3不满意"
+
+
 def template_specs(sms: SmsSettings) -> dict[str, dict[str, Any]]:
-    """Each [sms.templates.NAME] table with the [sms] settings it inherits.
+    """Each [sms.templates.NAME] table with the [sms] settings it inherits, and the
+    built-in `clarify` template unless the config defines its own.
 
     A template's own ``signature``, ``reserve_units`` or ``ref16`` wins; otherwise the
     [sms] value applies, so the load-time length check sees what the sender sends.
     """
     specs: dict[str, dict[str, Any]] = {}
-    for key, raw in sms.templates.items():
+    builtin = {CLARIFY_TEMPLATE: {"text": CLARIFY_TEXT}}
+    for key, raw in {**builtin, **sms.templates}.items():
         spec = dict(raw)
         spec.setdefault("signature", sms.signature)
         spec.setdefault("reserve_units", sms.reserve_units)

@@ -23,6 +23,9 @@ DEFAULT_SERVICE_NAMES: Final[Mapping[str, str]] = {
     "scene": "现场勘查",
 }
 DEFAULT_TIMEZONE: Final = zoneinfo.ZoneInfo("Asia/Shanghai")
+# What `callback_on` may name: a rating read from a reply (with any confidence), or
+# `unclear` — a reply still without a rating after the clarifying SMS (or none to it).
+CALLBACK_ON: Final = ("unsatisfied", "basically_satisfied", "satisfied", "unclear")
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,14 @@ class SurveySettings:
     service_names: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SERVICE_NAMES))
     # unit code -> unit name
     unit_names: Mapping[str, str] = field(default_factory=dict)
+    # The [sms.templates] entry sent once when a reply cannot be read as a rating
+    # (unknown, or unclear); "" sends none. sms.templates provides "clarify" unless the
+    # config defines it.
+    clarify_template: str = "clarify"
+    # How long the answer to the clarifying SMS is awaited (the reply window reopens).
+    clarify_window_s: float = 24 * HOUR
+    # Which readings send the survey to the callback queue (CALLBACK_ON).
+    callback_on: tuple[str, ...] = ("unsatisfied", "unclear")
 
 
 def _quiet_hours(data: object, path: str) -> QuietHours:
@@ -124,7 +135,26 @@ _KEYS: Final = (
     "quiet_hours",
     "service_names",
     "unit_names",
+    "clarify_template",
+    "clarify_window_hours",
+    "callback_on",
 )
+
+
+def _callback_on(value: object, path: str) -> tuple[str, ...]:
+    """The list of CALLBACK_ON names, each once."""
+    if not isinstance(value, list | tuple):
+        raise ConfigError(path, f"must be a list of {', '.join(CALLBACK_ON)}, got {show(value)}")
+    seen: list[str] = []
+    for i, item in enumerate(value):
+        where = f"{path}[{i}]"
+        if not isinstance(item, str) or item not in CALLBACK_ON:
+            hint = suggest(item, CALLBACK_ON) if isinstance(item, str) else ""
+            raise ConfigError(where, f"must be one of {', '.join(CALLBACK_ON)}{hint}")
+        if item in seen:
+            raise ConfigError(where, f"{show(item)} is listed twice")
+        seen.append(item)
+    return tuple(seen)
 
 
 def parse_surveys(data: object) -> SurveySettings:
@@ -148,6 +178,17 @@ def parse_surveys(data: object) -> SurveySettings:
         quiet_hours=_quiet_hours(t.get("quiet_hours", {}), t.at("quiet_hours")),
         service_names=service_names,
         unit_names=_names(t.get("unit_names", {}), t.at("unit_names"), max_len=64),
+        clarify_template=text(
+            t.get("clarify_template", d.clarify_template),
+            t.at("clarify_template"),
+            max_len=32,
+            allow_empty=True,
+        ),
+        clarify_window_s=t.number(
+            "clarify_window_hours", d.clarify_window_s / HOUR, 0, 720, above=True
+        )
+        * HOUR,
+        callback_on=_callback_on(t.get("callback_on", list(d.callback_on)), t.at("callback_on")),
     )
     # A reply or receipt must still find its survey record when it arrives.
     if settings.retention_s < max(settings.reply_window_s, settings.dlr_timeout_s):

@@ -29,7 +29,7 @@ from gateway.config.redaction import redact_url
 
 ENV_WEBHOOK_SECRET: Final = "MINYI_WEBHOOK_SECRET_"
 SECRET_PREFIX: Final = "whsec_"
-SECRET_MIN_BYTES: Final = 16
+SECRET_MIN_BYTES: Final = 24
 HOUR: Final = 3600.0
 # The core system must get every result even after a long outage on its side: the
 # feed retries for at least three days (DESIGN.md, "Nothing lost").

@@ -48,6 +48,8 @@ CUE_NAMES = {
     "encoding": "编码错误",
     "complaint_beside_praise": "表扬中带投诉",
     "mixed": "褒贬混杂",
+    "concession": "让步（虽然…）",
+    "unexplained": "含未解释的词，需人工核实",
 }
 
 

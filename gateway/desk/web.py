@@ -369,6 +369,7 @@ class Desk:
             "state": "通话结束后才能提交处理结果",
             "stale": "该市民已有更新的回访",
             "unknown": "没有这通回访",
+            "agent": "这通电话不是您接听的",
         }.get(status, status)
         return _html(pages.message_page("处理结果", message, "/desk/"), 409)
 

@@ -17,6 +17,10 @@ What panoramisk does on its own, and what this module does instead:
   pending action, never to event handlers. :meth:`AmiClient.originate` returns as soon
   as Asterisk has *accepted* the Originate, and the final OriginateResponse is handed
   to the event handler like any other event.
+- It guesses from a reply's message whether more replies follow (``Action.multi``):
+  QueueAdd's "Added interface to queue" reads as the start of an event list, so its
+  future would never resolve. Actions known to have one reply are sent with
+  ``as_list=False`` (:data:`_ONE_REPLY`).
 - The caller sets ``ChannelId``: the citizen's channel then has ``Uniqueid`` =
   ``Linkedid`` = that id and every other channel of the call (the agent's) carries the
   same ``Linkedid``; :class:`CallTracker` correlates events with calls by those two.
@@ -65,6 +69,8 @@ _NUMBER_RE: Final = re.compile(r"\+?[0-9]{3,20}")
 # Originate Variable values are split on commas by Asterisk ("Variable: a=1,b=2").
 _VAR_VALUE_RE: Final = re.compile(r"[^,\r\n]{0,200}")
 _VAR_NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# Actions with one reply that panoramisk's heuristic would wait on for more.
+_ONE_REPLY: Final = frozenset({"queueadd"})
 
 
 class AmiError(Exception):
@@ -226,8 +232,10 @@ class AmiClient:
         if no reply comes within the limit or Asterisk answers with an error.
         """
         manager = self._require()
-        future = manager.send_action(dict(fields))
-        return await self._await(future, fields.get("Action", "?"), limit_s)
+        name = str(fields.get("Action", "?"))
+        one = False if name.lower() in _ONE_REPLY else None
+        future = manager.send_action(dict(fields), as_list=one)
+        return await self._await(future, name, limit_s)
 
     async def originate(self, request: OriginateRequest) -> None:
         """Send an Async Originate; return once Asterisk has accepted it.

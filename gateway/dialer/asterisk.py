@@ -48,10 +48,12 @@ __all__ = [
     "OWN_FILES",
     "QUEUE_PREFIX",
     "VAR_ATTEMPT_ID",
+    "VAR_CALLER_NAME",
     "VAR_REC_BASENAME",
     "VAR_SURVEY_ID",
     "VAR_UNIT",
     "AsteriskConfError",
+    "agent_endpoint",
     "check",
     "check_config",
     "is_safe_rec_basename",
@@ -76,6 +78,9 @@ VAR_SURVEY_ID: Final = "MINYI_SURVEY_ID"
 VAR_ATTEMPT_ID: Final = "MINYI_ATTEMPT_ID"
 VAR_REC_BASENAME: Final = "MINYI_REC_BASENAME"
 VAR_UNIT: Final = "MINYI_UNIT"
+# The caller name the agent's phone shows (minyi-agent-predial). Set on Originate with
+# the "__" prefix: inherited by every channel of the call, the agent's leg among them.
+VAR_CALLER_NAME: Final = "MINYI_CALLER_NAME"
 
 EVENT_CALLBACK_ANSWERED: Final = "MinyiCallbackAnswered"
 EVENT_CALLBACK_QUEUED: Final = "MinyiCallbackQueued"
@@ -100,6 +105,10 @@ _UNIT_RE: Final = re.compile(r"[A-Za-z0-9_]{1,32}")
 _PROMPT_RE: Final = re.compile(r"/?[A-Za-z0-9_][-A-Za-z0-9_./]{0,200}")
 _SECRET_RE: Final = re.compile(r"[!-~]{1,128}")  # printable ASCII, no space
 _PATH_RE: Final = re.compile(r"/[-A-Za-z0-9_./]{0,200}")
+# Feature codes an agent dials: digits, * and #.
+_CODE_RE: Final = re.compile(r"[*#0-9]{2,8}")
+# An include-mode interface whose endpoint the feature codes recognise: PJSIP/<endpoint>.
+_PJSIP_ENDPOINT_RE: Final = re.compile(r"PJSIP/([A-Za-z0-9][-A-Za-z0-9_.]{0,63})")
 _CODECS: Final = frozenset({"alaw", "ulaw", "gsm", "g722", "slin"})
 _INTERFACE_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}/[-A-Za-z0-9_.@/+]{1,180}")
 
@@ -210,7 +219,36 @@ def _interface(agent: AgentPhone, mode: str) -> str:
     )
 
 
-def _agent_values(agent: AgentPhone) -> dict[str, str]:
+def agent_endpoint(agent: AgentPhone, mode: str) -> str | None:
+    """The PJSIP endpoint an agent's phone calls from (its feature codes are recognised
+    by it): the agent's name in mode "own", ``PJSIP/<endpoint>`` interfaces in mode
+    "include"; None for any other device (no feature codes; the desk still works)."""
+    if mode == "own":
+        return agent.name
+    found = _PJSIP_ENDPOINT_RE.fullmatch(agent.interface or f"PJSIP/{agent.name}")
+    return found.group(1) if found else None
+
+
+def _agent_lookup(settings: AsteriskSettings) -> str:
+    """minyi-sub-agent-of's lines: the calling endpoint -> agent, device, unit queues."""
+    gotos, blocks = [], []
+    for i, agent in enumerate(settings.agents, 1):
+        endpoint = agent_endpoint(agent, settings.mode)
+        if endpoint is None:
+            continue
+        device = _interface(agent, settings.mode)
+        queues = "&".join(queue_name(u.unit) for u in settings.units if agent.name in u.agents)
+        gotos.append(f' same => n,GotoIf($["${{MINYI_EP}}" = "{endpoint}"]?agent_{i})')
+        blocks += [
+            f" same => n(agent_{i}),Set(MINYI_AGENT={agent.name})",
+            f" same => n,Set(MINYI_IF={device})",
+            f" same => n,Set(MINYI_QUEUES={queues if settings.agents_log_in else ''})",
+            " same => n,Return()",
+        ]
+    return "\n".join([*gotos, " same => n,Return()", *blocks])
+
+
+def _agent_values(agent: AgentPhone, qualify_s: int) -> dict[str, str]:
     name = _check(agent.name, _NAME_RE, "agent name")
     if agent.contact is None and agent.password is None:
         raise AsteriskConfError(f"agent {name}: needs a password (to register) or a contact")
@@ -222,7 +260,11 @@ def _agent_values(agent: AgentPhone) -> dict[str, str]:
         aor = f"contact={_check_sip_uri(agent.contact, f'agent {name} contact')}"
     else:
         aor = "max_contacts=1\nremove_existing=yes"
-    return {"name": name, "auth": auth, "aor": aor}
+    # qualify: OPTIONS every qualify_s; a phone that does not answer (killed, unplugged,
+    # gone from the network) makes the device unavailable, so app_queue and the dialer
+    # stop counting it free before its registration would expire.
+    qualify = f"qualify_frequency={qualify_s}" if qualify_s else "qualify_frequency=0"
+    return {"name": name, "auth": auth, "aor": aor, "qualify": qualify}
 
 
 def _trunk_values(s: AsteriskSettings) -> dict[str, str]:
@@ -284,8 +326,23 @@ def _values(s: AsteriskSettings) -> dict[str, str]:
         "ivr_invalid_prompt": s.ivr_invalid_prompt,
         "ivr_reason_prompt": s.ivr_reason_prompt,
         "ivr_thanks_prompt": s.ivr_thanks_prompt,
+        "login_prompt": s.login_prompt,
+        "logout_prompt": s.logout_prompt,
+        "pause_prompt": s.pause_prompt,
+        "unpause_prompt": s.unpause_prompt,
+        "code_refused_prompt": s.code_refused_prompt,
     }
     values = {k: _check(v, _PROMPT_RE, k) for k, v in prompts.items()}
+    codes = {
+        "login_code": s.login_code,
+        "logout_code": s.logout_code,
+        "pause_code": s.pause_code,
+        "unpause_code": s.unpause_code,
+    }
+    if len(set(codes.values())) != len(codes):
+        raise AsteriskConfError("feature codes must differ from each other")
+    values.update({k: _check(v, _CODE_RE, k) for k, v in codes.items()})
+    values["persistent_members"] = "yes" if s.agents_log_in else "no"
     values.update(
         {
             "ami_username": _check(s.ami_username, _NAME_RE, "ami_username"),
@@ -304,6 +361,7 @@ def _values(s: AsteriskSettings) -> dict[str, str]:
             ),
             "reason_max_s": _check_seconds(s.reason_max_s, "reason_max_s", 5, 600),
             "reason_silence_s": _check_seconds(s.reason_silence_s, "reason_silence_s", 0, 60),
+            "agent_qualify_s": _check_seconds(s.agent_qualify_s, "agent_qualify_s", 0, 3600),
         }
     )
     if s.mode == "own":
@@ -323,7 +381,7 @@ def check(settings: AsteriskSettings) -> None:
     for agent in settings.agents:
         _interface(agent, settings.mode)
         if settings.mode == "own":
-            _agent_values(agent)
+            _agent_values(agent, settings.agent_qualify_s)
     for unit in settings.units:
         queue_name(unit.unit)
     for k, v in settings.extra.items():
@@ -390,7 +448,10 @@ def render(settings: AsteriskSettings, template_dir: Path = DEFAULT_TEMPLATE_DIR
             {
                 "queue": queue_name(u.unit),
                 "unit": u.unit,
-                "members": "\n".join(
+                # Agents who log in are dynamic members (AddQueueMember), none here.
+                "members": ""
+                if settings.agents_log_in
+                else "\n".join(
                     f"member => {dev},0,{name},{dev}"
                     for name in u.agents
                     for dev in [_interface(agents[name], settings.mode)]
@@ -399,6 +460,9 @@ def render(settings: AsteriskSettings, template_dir: Path = DEFAULT_TEMPLATE_DIR
         )
         for u in settings.units
     )
+    for agent in settings.agents:  # every device is checked, member lines or not
+        _interface(agent, settings.mode)
+    values["agent_lookup"] = _agent_lookup(settings)
     included = {
         name: render_template(_read(template_dir, f"{name}.tmpl"), values) for name in INCLUDE_FILES
     }
@@ -406,7 +470,8 @@ def render(settings: AsteriskSettings, template_dir: Path = DEFAULT_TEMPLATE_DIR
         return included
     agent_tmpl = _read(template_dir, "pjsip_agent.conf.tmpl")
     values["agent_endpoints"] = "\n".join(
-        render_template(agent_tmpl, _agent_values(a)) for a in settings.agents
+        render_template(agent_tmpl, _agent_values(a, settings.agent_qualify_s))
+        for a in settings.agents
     )
     values["contexts"] = included["extensions_minyi.conf"]
     values["queues"] = included["queues_minyi.conf"]

@@ -235,6 +235,7 @@ class Member:
     paused: bool
     in_call: bool
     last_call: float  # unix time the member's last queue call ended, 0 = never
+    paused_reason: str = ""
 
 
 class QueueBoard:
@@ -269,16 +270,21 @@ class QueueBoard:
                 member.status = DEVICE_INUSE
                 member.in_call = True
 
+    def is_free(self, member: Member, now: float) -> bool:
+        """The member could take a call right now: its device is reachable and idle
+        ("Not in use": an unregistered or unqualified phone is unavailable), not
+        paused, not in a call, and its wrap-up time is over."""
+        return (
+            member.status == DEVICE_NOT_INUSE
+            and not member.paused
+            and not member.in_call
+            and now - member.last_call >= self.wrapup_s
+        )
+
     def free(self, queue: str, now: float) -> set[str]:
         """Interfaces of the queue's members that could take a call right now."""
         return {
-            m.interface
-            for m in self.members.values()
-            if m.queue == queue
-            and m.status == DEVICE_NOT_INUSE
-            and not m.paused
-            and not m.in_call
-            and now - m.last_call >= self.wrapup_s
+            m.interface for m in self.members.values() if m.queue == queue and self.is_free(m, now)
         }
 
     def queues(self) -> set[str]:
@@ -301,6 +307,7 @@ class QueueBoard:
             paused=str(event.get("Paused", "0")) == "1",
             in_call=str(event.get("InCall", "0")) == "1",
             last_call=last_call,
+            paused_reason=str(event.get("PausedReason") or ""),
         )
 
 

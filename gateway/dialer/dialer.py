@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import os
 import re
@@ -40,6 +41,7 @@ from redis.exceptions import RedisError
 
 from gateway import lifecycle, logs
 from gateway.config.dialer import DialerSettings, rewrite
+from gateway.dialer.agents import ON_CALL, AgentDirectory, agent_states
 from gateway.dialer.ami import (
     AmiClient,
     AmiConnectionLost,
@@ -51,6 +53,7 @@ from gateway.dialer.asterisk import (
     CALLBACK_CONTEXT,
     IVR_CONTEXT,
     VAR_ATTEMPT_ID,
+    VAR_CALLER_NAME,
     VAR_REC_BASENAME,
     VAR_SURVEY_ID,
     VAR_UNIT,
@@ -143,6 +146,12 @@ class Dialer:
         self._pbx = f"{settings.ami.host}:{settings.ami.port}"
         self.leading = False
         self._lease_checked = 0.0
+        # Presence: every configured agent (and any member seen) has a state; each change
+        # is stored and goes on the feed as agent.state. Last published state per agent.
+        self.directory = AgentDirectory.from_settings(settings.asterisk)
+        self._agents_known: set[str] = set(self.directory.agents)
+        self.agents: dict[str, str] = {}
+        self._agent_calls: dict[str, str | None] = {}
 
     # --- life cycle -------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -215,6 +224,8 @@ class Dialer:
         await self.ami.stop()
         self.active.clear()
         self.tracker = CallTracker()
+        self.agents.clear()  # the next leader publishes from what it sees
+        self._agent_calls.clear()
         await self.callbacks.forget_owner(self.owner)
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -231,6 +242,7 @@ class Dialer:
             "ami_connects": self.ami.connects,
             "calls_in_progress": len(self.active),
             "free_agents": {q: len(self.board.free(q, now)) for q in sorted(self.board.queues())},
+            "agents": dict(sorted(self.agents.items())),
             "calling_hours_open": self.calling_hours_open(),
             "originated": self.stats.originated,
             "outcomes": dict(self.stats.outcomes),
@@ -251,6 +263,8 @@ class Dialer:
     async def _tick(self) -> None:
         s = self.settings
         await self.callbacks.promote(s.units, s.default_unit)
+        if self.ami.connected:
+            await self._publish_agents()
         if not self.ami.connected or not self.calling_hours_open():
             return
         now = time.time()
@@ -264,6 +278,28 @@ class Dialer:
         ivr_active = sum(1 for a in self.active.values() if a.queue == IVR_QUEUE)
         if s.ivr_max_calls - ivr_active > 0:
             await self._claim_and_dial(IVR_QUEUE, s.ivr_max_calls - ivr_active)
+
+    async def _publish_agents(self) -> None:
+        """Store each agent whose state changed since the last tick (``agent.state`` on
+        the feed). From the board the pacing uses, so ``free`` means "would be dialled
+        for"; wrap-up ending is seen here, by time, the rest arrives as AMI events."""
+        self._agents_known.update(m.name for m in self.board.members.values())
+        # The callback each agent took (AgentConnect): named on its on_call state, so the
+        # desk knows whose call it is as soon as the agent answers.
+        taken = {a.call.agent: a for a in self.active.values() if a.call.agent and not a.call.ended}
+        for agent, (state, payload) in agent_states(
+            self.board, self._agents_known, time.time()
+        ).items():
+            call = taken.get(agent) if state == ON_CALL else None
+            if call is not None:
+                payload["callback_id"] = call.claim.callback_id
+                payload["survey_id"] = call.claim.survey_id
+            cid = payload.get("callback_id")
+            if self.agents.get(agent) == state and self._agent_calls.get(agent) == cid:
+                continue
+            await self.callbacks.agent_state(agent, state, payload)
+            self.agents[agent], self._agent_calls[agent] = state, cid
+            log.info("agent %s %s %s", agent, state, cid or "")
 
     async def _claim_and_dial(self, queue: str, room: int) -> None:
         ids = [new_callback_id() for _ in range(room)]
@@ -298,6 +334,12 @@ class Dialer:
             ring_timeout_s=s.ring_timeout_s,
             caller_id=s.caller_id,
         )
+        if claim.kind != "ivr" and s.agent_caller_name and claim.phone:
+            # "__": inherited by the agent's leg, whose INVITE shows it (minyi-agent-predial)
+            name = s.agent_caller_name.replace("{number}", mask_phone(claim.phone))
+            request = dataclasses.replace(
+                request, variables={**request.variables, "__" + VAR_CALLER_NAME: name}
+            )
         try:
             request.fields()
         except ValueError as exc:

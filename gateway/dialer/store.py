@@ -125,6 +125,27 @@ class CallbackStore:
         )
         return text(r)
 
+    async def agent_state(self, agent: str, state: str, payload: dict[str, Any]) -> int:
+        """Record an agent's new state and put ``agent.state`` on the feed; the event's
+        seq, or 0 when the agent was already in that state (see minyi_agent_state)."""
+        _ts, now_iso = self._now()
+        r = await self.store.commands.fcall(
+            "minyi_agent_state", agent, now_iso, state, json_text(payload)
+        )
+        return int(r)
+
+    async def agent_states(self) -> dict[str, dict[str, Any]]:
+        """Every agent's last recorded state: name -> {agent, state, from, since, units,
+        interface, reason} (what the last ``agent.state`` event of each said)."""
+        raw = await self.redis.hgetall(keys.AGENTS)
+        out = {}
+        for k, v in raw.items():
+            try:
+                out[text(k)] = json.loads(v)
+            except ValueError:
+                continue
+        return out
+
     async def active(self) -> dict[str, dict[str, Any]]:
         """Calls being dialled or talked right now: callback id -> claim record."""
         raw = await self.redis.hgetall(keys.CB_ACTIVE)

@@ -33,6 +33,12 @@ SURVEY_CLOSED = "survey.closed"
 # A later reply inside the reply window changed the citizen's rating (not a transition
 # by itself: survey.callback_pending or survey.closed follows when the course changes).
 SURVEY_REVISED = "survey.revised"
+# A reply that could not be read as a rating was answered by the one clarifying SMS
+# ([surveys] clarify_template); its answer comes back as a reply. sms.clarify_failed:
+# the SMS center refused it (the survey is called back, reason "unclear", when
+# [surveys] callback_on lists unclear).
+SURVEY_CLARIFY_SENT = "survey.clarify_sent"
+SMS_CLARIFY_FAILED = "sms.clarify_failed"
 # A callback waiting for its first call was cancelled (the citizen revised to satisfied).
 CALLBACK_CANCELLED = "callback.cancelled"
 # Facts that are not transitions but belong on the feed.
@@ -45,6 +51,9 @@ REPLY_UNMATCHED = "reply.unmatched"
 # The ASR worker (asr/worker.py): a call's transcript, or why there is none.
 TRANSCRIPT = "transcript"
 TRANSCRIPT_FAILED = "transcript.failed"
+# An agent's presence changed (gateway/dialer/agents.py): belongs to no survey
+# (survey_id "", id "agent:<seq>"); payload {agent, state, from, since, units, ...}.
+AGENT_STATE = "agent.state"
 # Recording retention (recordings/retention.py) deleted a call's recording.
 RECORDING_DELETED = "recording.deleted"
 

@@ -96,10 +96,22 @@ WEBHOOK_DEAD = PREFIX + "wh:{endpoint}:dead"
 # hash: survey id -> seq of its dead letter: the survey's later events wait behind it
 # (per-survey order) until the dead letter is replayed
 WEBHOOK_PARKED = PREFIX + "wh:{endpoint}:parked"
+# hash: survey id -> "<batch id> <last seq>": the stored batch its head run went out in
+# (batch_max > 1) and where that run ends, until the batch is delivered; a retry, by
+# any process, sends the same batch again (store/lua/webhooks.lua, minyi_wh_fail's pin,
+# minyi_wh_batch_done)
+WEBHOOK_BATCH_OF = PREFIX + "wh:{endpoint}:batchof"
+# hash: batch id -> JSON [[survey id, first seq, last seq], ...] (its members, in
+# order), and "<batch id>:body" -> the bytes it first went out with
+WEBHOOK_BATCHES = PREFIX + "wh:{endpoint}:batches"
 
 # --- operations ----------------------------------------------------------------------
 # hash: counters for metrics (field -> integer)
 STATS = PREFIX + "stats"
+# hash: instance name -> JSON report of that process's live parts (its binds, its
+# dialer), rewritten every few seconds (gateway/store/status.py): what /healthz and
+# /metrics of any API process show of the processes that have no page of their own
+STATUS = PREFIX + "status"
 
 # --- per-unit figures (the `tally` of store/lua/store.lua; read by gateway/store/tallies.py)
 # Kept by the same functions that move the states, never by scanning surveys. Fields:
@@ -141,6 +153,14 @@ DESK_CALL = PREFIX + "desk:call:{agent}"
 DESK_CHANNEL = PREFIX + "desk:pops"
 # counter: the seq of the feed's desk events (desk.login...; they belong to no survey)
 DESK_SEQ = PREFIX + "desk:seq"
+
+# --- agents' presence (store/lua/callbacks.lua minyi_agent_state, gateway/dialer/agents.py)
+# hash: agent name -> JSON {agent, state, from, since, units, interface, reason}: each
+# agent's last state as the dialer read it from AMI (free, ringing, on_call, wrapup,
+# paused, unreachable, logged_out)
+AGENTS = PREFIX + "agents"
+# counter: the seq of the feed's agent.state events (they belong to no survey)
+AGENT_EVENTS_SEQ = PREFIX + "agents:seq"
 
 # --- ASR (asr/jobs.py, asr/worker.py, store/lua/transcripts.lua) ---------------------
 # stream: finished recordings to transcribe; field "job" = JSON (asr/jobs.py).

@@ -32,9 +32,16 @@ from gateway.store import keys
 from gateway.store.states import TRANSITIONS
 
 LIBRARY_NAME = "minyi"
-# Concatenated in this order: callbacks, transcripts, webhooks and desk use store.lua's
-# helpers.
-LIBRARY_PARTS = ("store.lua", "callbacks.lua", "transcripts.lua", "webhooks.lua", "desk.lua")
+# Concatenated in this order: clarify, callbacks, transcripts, webhooks and desk use
+# store.lua's helpers.
+LIBRARY_PARTS = (
+    "store.lua",
+    "clarify.lua",
+    "callbacks.lua",
+    "transcripts.lua",
+    "webhooks.lua",
+    "desk.lua",
+)
 LUA_DIR = Path(__file__).parent / "lua"
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

@@ -39,6 +39,17 @@ class IntakeResult:
 
 
 @dataclass(frozen=True)
+class ReplyCourse:
+    """How `Store.reply` moves a survey on (sms/inbound.py decides it from the reading
+    and [surveys] callback_on / clarify_template)."""
+
+    course: str  # "rated": the rating decides; "unclear": worth one clarifying SMS; "none"
+    callback: bool  # a rated reply goes to the callback queue (else the survey closes)
+    clarify_window_s: float  # how long the answer to a clarifying SMS is awaited; 0: none
+    unclear_callback: bool  # still no rating after the clarifying SMS: called back
+
+
+@dataclass(frozen=True)
 class SendJob:
     """A survey the sender may send now."""
 
@@ -250,13 +261,29 @@ class Store:
         return None, ""
 
     async def reply(
-        self, survey_id: str, payload: dict[str, Any], rating: str, opt_out: bool, phone: str
+        self,
+        survey_id: str,
+        payload: dict[str, Any],
+        rating: str,
+        opt_out: bool,
+        phone: str,
+        course: ReplyCourse | None = None,
     ) -> tuple[str, str]:
         """Attach an understood reply; moves the survey on by its rating. Returns the
-        outcome and the state before: "replied", "callback_pending", "closed", "late"
-        (the survey takes no reply now: the caller keeps it as unmatched) or, for a
-        correction inside the reply window, "revised:<state now>"."""
+        outcome and the state before: "replied", "callback_pending", "closed",
+        "clarify" (a clarifying SMS was queued), "late" (the survey takes no reply now:
+        the caller keeps it as unmatched) or, for a correction inside the reply window,
+        "revised:<state now>". Without `course` a rating decides and only unsatisfied
+        calls back."""
         _, now_iso = self._now()
+        extra: tuple[str, ...] = ()
+        if course is not None:
+            extra = (
+                course.course,
+                "1" if course.callback else "0",
+                f"{course.clarify_window_s:.0f}",
+                "1" if course.unclear_callback else "0",
+            )
         r = await self._fcall(
             "minyi_reply",
             survey_id,
@@ -265,8 +292,41 @@ class Store:
             rating,
             "1" if opt_out else "0",
             phone,
+            *extra,
         )
         return str(r[0]), str(r[1])
+
+    async def clarify_begin(self, survey_id: str) -> SendJob | None:
+        """Take a queued clarifying SMS for sending; None when the survey moved on (a
+        rating came meanwhile) or it went already."""
+        _, now_iso = self._now()
+        r = await self._fcall("minyi_clarify_begin", survey_id, now_iso)
+        if r[0] != "send":
+            return None
+        flat = r[3:]
+        fields = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+        return SendJob(survey_id=survey_id, attempt=int(r[1]), ext=r[2], fields=fields)
+
+    async def clarify_sent(
+        self, survey_id: str, parts: int, bind: str, message_ids: Sequence[str]
+    ) -> str:
+        """The SMS center took every part of the clarifying SMS: survey.clarify_sent."""
+        _, now_iso = self._now()
+        return str(
+            await self._fcall(
+                "minyi_clarify_sent", survey_id, now_iso, parts, bind, json_text(list(message_ids))
+            )
+        )
+
+    async def clarify_failed(self, survey_id: str, reason: str, unclear_callback: bool) -> str:
+        """The clarifying SMS cannot go out; with `unclear_callback` the survey is called
+        back, reason "unclear"."""
+        _, now_iso = self._now()
+        return str(
+            await self._fcall(
+                "minyi_clarify_failed", survey_id, now_iso, reason, "1" if unclear_callback else "0"
+            )
+        )
 
     async def unmatched(self, payload: dict[str, Any], phone: str, opt_out: bool) -> int:
         """Keep and report a reply that matched no survey."""
@@ -278,12 +338,18 @@ class Store:
         )
 
     async def sweep(
-        self, limit: int = 500, orphan_after_s: float = 1800.0, *, no_reply_ivr: bool = False
+        self,
+        limit: int = 500,
+        orphan_after_s: float = 1800.0,
+        *,
+        no_reply_ivr: bool = False,
+        unclear_callback: bool = False,
     ) -> int:
         """Close reply windows and receipt deadlines that have passed; move receipts
         held longer than `orphan_after_s` (their submit_sm_resp never came) to the
         orphan stream. With `no_reply_ivr`, a survey left without a reply is queued for
-        the automated IVR survey call."""
+        the automated IVR survey call; with `unclear_callback`, one asked again by a
+        clarifying SMS and still without a rating is called back (reason "unclear")."""
         now_ts, now_iso = self._now()
         return int(
             await self._fcall(
@@ -293,6 +359,7 @@ class Store:
                 limit,
                 f"{now_ts - orphan_after_s:.3f}",
                 "1" if no_reply_ivr else "0",
+                "1" if unclear_callback else "0",
             )
         )
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from gateway.metrics import Exposition
 from gateway.store import keys
 
 Counts = dict[str, int]
@@ -160,30 +161,21 @@ def hourly(c: Mapping[str, int], prefix: str = "hour:") -> list[int]:
     return [c.get(f"{prefix}{h:02d}", 0) for h in range(24)]
 
 
-def _label(value: str) -> str:
-    # Prometheus text format: a label value escapes backslash, quote and newline.
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def prometheus(by_unit: Mapping[str, Counts]) -> list[str]:
-    """The labelled series of the counters, in the Prometheus text format (0.0.4),
-    each family with its ``# HELP`` and ``# TYPE`` lines:
-    ``minyi_surveys_total{unit,state}`` (state ``accepted`` is the intake count),
-    ``minyi_replies_total{unit,rating}``, ``minyi_callbacks_total{unit,outcome}``."""
+def write_tallies(exp: Exposition, by_unit: Mapping[str, Counts]) -> None:
+    """The labelled series of the counters: ``minyi_surveys_total{unit,state}`` (state
+    ``accepted`` is the intake count), ``minyi_replies_total{unit,rating}``,
+    ``minyi_callbacks_total{unit,outcome}``."""
     families = (
         ("surveys", "state", "Surveys that reached each state, per unit.", "state:"),
         ("replies", "rating", "Rated SMS replies, per unit and rating.", "reply:"),
         ("callbacks", "outcome", "Callback attempts by outcome, per unit.", "callback:"),
     )
-    lines: list[str] = []
     for family, label, help_text, prefix in families:
-        name = f"minyi_{family}_total"
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+        series = exp.counter(f"minyi_{family}_total", help_text, ("unit", label))
         for unit in sorted(by_unit):
             counts = by_unit[unit]
-            series = {k[len(prefix) :]: v for k, v in counts.items() if k.startswith(prefix)}
+            values = {k[len(prefix) :]: v for k, v in counts.items() if k.startswith(prefix)}
             if prefix == "state:":
-                series["accepted"] = counts.get("surveys", 0)
-            for value, n in sorted(series.items()):
-                lines.append(f'{name}{{unit="{_label(unit)}",{label}="{_label(value)}"}} {n}')
-    return lines
+                values["accepted"] = counts.get("surveys", 0)
+            for value, n in sorted(values.items()):
+                series.add(n, unit=unit, **{label: value})

@@ -17,7 +17,10 @@ consistent state. Per endpoint (keys in gateway/store/keys.py):
   dead-lettered), the retry hash the failure state of the survey's head event, the
   dead stream keeps events that failed for ``max_age``, and the parked hash the surveys
   whose later events wait behind such a dead letter until it is replayed (so that a
-  survey's events reach the receiver in order, replay or not).
+  survey's events reach the receiver in order, replay or not);
+- with batching, a batch that failed is stored (its id, body and members) and each
+  member survey pinned to it: a retry of any member sends that batch again, the same
+  id and bytes, and its delivery records every member still pinned to it.
 
 All times come from Redis' TIME, so leases and backoff mean the same on every host
 whatever their clocks say.
@@ -46,6 +49,7 @@ from gateway import lifecycle, logs
 from gateway.store import keys, streams
 from gateway.store.coalesce import Coalescer
 from gateway.store.streams import text
+from gateway.webhooks.sender import FreshBatch
 
 log = logs.logger(__name__)
 
@@ -96,6 +100,7 @@ class Head:
     seqs: tuple[int, ...]
     delivered: int  # the survey's high-water mark before these events
     attempts: int  # failed attempts of the head event so far
+    batch: str = ""  # the stored batch these events are pinned to ("" = none)
 
     @property
     def event(self) -> bytes:
@@ -131,10 +136,10 @@ class FailResult:
 
 
 def _head(sid: object, row: Sequence[object]) -> Head:
-    """Parse {token, delivered, retry state, event1, seq1, event2, seq2, ...}."""
-    token, delivered, retry_state = row[0], row[1], row[2]
-    events = [raw(e) for e in row[3::2]]
-    seqs = [int(float(text(s))) for s in row[4::2]]
+    """Parse {token, delivered, retry state, batch pin, event1, seq1, event2, ...}."""
+    token, delivered, retry_state, pin = row[0], row[1], row[2], text(row[3])
+    events = [raw(e) for e in row[4::2]]
+    seqs = [int(float(text(s))) for s in row[5::2]]
     survey = text(sid)
     run = 1
     # only a consecutive run goes out together; events without a survey have no order
@@ -145,6 +150,10 @@ def _head(sid: object, row: Sequence[object]) -> Head:
         state = json.loads(text(retry_state))
         if int(state.get("seq", -1)) == seqs[0]:
             attempts = int(state.get("attempts", 0))
+    batch, _, last = pin.partition(" ")
+    if batch:
+        # the run as it went out in its batch (later events wait for the next request)
+        run = next((i + 1 for i, s in enumerate(seqs[:run]) if s == int(last)), run)
     return Head(
         sid=survey,
         token=text(token),
@@ -152,6 +161,7 @@ def _head(sid: object, row: Sequence[object]) -> Head:
         seqs=tuple(seqs[:run]),
         delivered=int(float(text(delivered))),
         attempts=attempts,
+        batch=batch,
     )
 
 
@@ -182,6 +192,8 @@ class EndpointQueue:
         self.dead = keys.WEBHOOK_DEAD.format(endpoint=endpoint)
         self.leases = keys.WEBHOOK_LEASE.format(endpoint=endpoint)
         self.parked = keys.WEBHOOK_PARKED.format(endpoint=endpoint)
+        self.batch_of = keys.WEBHOOK_BATCH_OF.format(endpoint=endpoint)
+        self.batches = keys.WEBHOOK_BATCHES.format(endpoint=endpoint)
         self.stats_prefix = f"webhook:{endpoint}:"
         # Function calls of concurrent deliveries share pipelines (one round trip a tick).
         self.commands = Coalescer(redis)
@@ -295,11 +307,26 @@ class EndpointQueue:
         return _step(head.sid, reply)
 
     async def fail(
-        self, head: Head, error: str, delay_s: float, max_age_s: float, lease_s: float
+        self,
+        head: Head,
+        error: str,
+        delay_s: float,
+        max_age_s: float,
+        lease_s: float,
+        *,
+        count: bool = True,
+        pin: FreshBatch | None = None,
     ) -> FailResult:
         """Record a failed attempt of the head event: back off, or dead-letter it after
         ``max_age_s`` and park the survey (the events behind it have not failed: they
-        wait for the replay, so that the survey's events arrive in order)."""
+        wait for the replay, so that the survey's events arrive in order). ``count``:
+        this call counts the failed request (once per request, whatever it carried);
+        ``pin``: a batch that failed at its first sending, stored and its members
+        pinned to it, so that every retry sends it again as it was."""
+        batch: list[str | bytes] = ["", "", ""]
+        if pin is not None:
+            members = [[sid, first, last] for sid, first, last in pin.members]
+            batch = [pin.id, pin.body, json.dumps(members, separators=(",", ":"))]
         reply = await self.commands.fcall(
             "minyi_wh_fail",
             self.endpoint,
@@ -313,6 +340,8 @@ class EndpointQueue:
             max_age_s,
             lease_s,
             self.run,
+            1 if count else 0,
+            *batch,
             keys=[
                 self.due,
                 self.delivered,
@@ -321,12 +350,47 @@ class EndpointQueue:
                 self.dead,
                 self.leases,
                 self.parked,
+                self.batch_of,
+                self.batches,
             ],
         )
         kind, attempts = text(reply[0]), int(reply[1])
         if kind == "dead":
             return FailResult(attempts, True, _step(head.sid, reply[2]))
         return FailResult(attempts, False, Step(None, lost=kind == "lost"))
+
+    async def batch_body(self, batch_id: str) -> bytes | None:
+        """The body a stored batch first went out with (None: it is gone, delivered or
+        given up by all its members)."""
+        body = await self.redis.hget(self.batches, batch_id + ":body")
+        return None if body is None else raw(body)
+
+    async def batch_done(self, head: Head, lease_s: float, wake: int) -> tuple[int, Step]:
+        """Record the delivery of ``head``'s stored batch: every member still pinned to
+        it is delivered up to its run's end. Returns how many queued events that
+        recorded (0 when another process recorded the batch first) and the next step
+        for ``head``'s survey."""
+        reply = await self.commands.fcall(
+            "minyi_wh_batch_done",
+            self.endpoint,
+            self.stats_prefix,
+            head.sid,
+            head.token,
+            head.batch,
+            lease_s,
+            wake,
+            self.run,
+            keys=[
+                self.due,
+                self.delivered,
+                self.retry,
+                keys.STATS,
+                self.leases,
+                self.batch_of,
+                self.batches,
+            ],
+        )
+        return int(reply[0]), _step(head.sid, reply[1])
 
     async def release(self, sid: str, token: str, delay_s: float = 0.0) -> bool:
         """Give a held survey back, due in ``delay_s``; False if no longer ours."""

@@ -4,30 +4,33 @@ One aiohttp session per endpoint (keep-alive, at most ``concurrency`` connection
 Every request carries the Standard Webhooks headers (gateway/webhooks/signing.py).
 
 With ``batch_max`` = 1 (the default, the Standard Webhooks norm) a request is one event
-and ``webhook-id`` is the event's id, the same on every retry. An id that cannot stand
-in a header (a control character: RFC 9110 §5.5; anything but visible ASCII) makes a
-request that can never be built: that outcome is ``permanent``, and the worker
-dead-letters the event at once instead of retrying it for days. With ``batch_max`` > 1,
-the events of surveys that are ready at the same moment (within ``BATCH_LINGER_S``) go
-out together as
+and ``webhook-id`` is made from the event's id (`signing.webhook_id`: ``.`` escaped),
+the same on every retry. An id that cannot stand in a header (a control character:
+RFC 9110 §5.5; anything but visible ASCII) makes a request that can never be built:
+that outcome is ``permanent``, and the worker dead-letters the event at once instead
+of retrying it for days. With ``batch_max`` > 1, the events of surveys that are ready
+at the same moment (within ``BATCH_LINGER_S``) go out together as
 
     {"type": "batch", "id": "batch_<32 hex>", "events": [<event>, <event>, ...]}
 
 signed once, with ``webhook-id`` = the batch id. A batch holds whole runs of one
-survey's consecutive events, in seq order; it is made afresh on every attempt, so its
-id is new each time and receivers must drop duplicates by each event's ``id``. The
-batch succeeds or fails as a whole.
+survey's consecutive events, in seq order, and succeeds or fails as a whole. A batch
+that failed keeps its identity: the worker stores it (`FreshBatch`: its id, its body,
+its members) and every retry, by any process, sends the same id and the same bytes
+(`Poster.resend`) until it is delivered — so a receiver may drop duplicates by
+``webhook-id``, as the Standard Webhooks spec intends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 
@@ -36,6 +39,7 @@ from gateway.webhooks.signing import (
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
     signature_with_key,
+    webhook_id,
 )
 
 USER_AGENT = "minyi-gateway-webhooks/1"
@@ -56,10 +60,33 @@ class Delivery:
     error: str  # for logs and dead letters: never the URL, never a secret
     retry_after_s: float | None = None
     permanent: bool = False  # the request cannot be built: a retry would fail the same way
+    # One request, several callers (a batch): only the first (``lead``) counts it, and,
+    # for a batch sent for the first time, stores it (``batch``) when it failed.
+    lead: bool = True
+    batch: FreshBatch | None = None
+    # the same backoff jitter for every run of a failed batch: its members come due
+    # together, and one claim takes them back together (None: the caller draws its own)
+    jitter: float | None = None
 
 
-# one survey's consecutive events, and the caller waiting for the request's outcome
-_Run = tuple[Sequence[bytes], "asyncio.Future[Delivery]"]
+@dataclass(frozen=True)
+class FreshBatch:
+    """A batch as it first went out: what every retry must send again."""
+
+    id: str
+    body: bytes
+    members: tuple[tuple[str, int, int], ...]  # (survey id, first seq, last seq), in order
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One survey's consecutive events, and the caller waiting for the outcome."""
+
+    events: Sequence[bytes]
+    sid: str
+    first: int
+    last: int
+    fut: asyncio.Future[Delivery]
 
 
 class Poster:
@@ -78,6 +105,8 @@ class Poster:
         self._waiting_events = 0
         self._timer: asyncio.TimerHandle | None = None
         self._batches: set[asyncio.Task[None]] = set()
+        # stored batches being sent again: their other members' callers join the request
+        self._resending: dict[str, asyncio.Future[Delivery]] = {}
 
     async def open(self) -> None:
         """Create the HTTP session (inside the running loop)."""
@@ -94,20 +123,22 @@ class Poster:
         for task in self._batches:
             task.cancel()
         await asyncio.gather(*self._batches, return_exceptions=True)
-        for _, fut in self._waiting:
+        for run in self._waiting:
+            run.fut.cancel()
+        for fut in self._resending.values():
             fut.cancel()
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, events: Sequence[bytes], sid: str, seq: int) -> Delivery:
-        """Deliver a run of one survey's events (``sid``/``seq`` name the first one if
-        it has no readable id)."""
+    async def send(self, events: Sequence[bytes], sid: str, seqs: Sequence[int]) -> Delivery:
+        """Deliver a run of one survey's events (``seqs`` theirs, in order; ``sid`` and
+        the first seq name the first one if it has no readable id)."""
         if self.batch_max == 1:
-            return await self._post(_event_id(events[0], sid, seq), events[0])
+            return await self._post(webhook_id(_event_id(events[0], sid, seqs[0])), events[0])
         fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
         if self._waiting_events + len(events) > self.batch_max:
             self._flush()
-        self._waiting.append((events, fut))
+        self._waiting.append(_Run(events, sid, seqs[0], seqs[-1], fut))
         self._waiting_events += len(events)
         if self._waiting_events >= self.batch_max:
             self._flush()
@@ -115,34 +146,54 @@ class Poster:
             self._timer = asyncio.get_running_loop().call_later(BATCH_LINGER_S, self._flush)
         return await fut
 
+    async def resend(self, batch_id: str, body: bytes) -> Delivery:
+        """Send a stored batch again, as it first went out. Callers for its other
+        members that ask while it is in flight share its outcome (``lead`` False)."""
+        current = self._resending.get(batch_id)
+        if current is not None:
+            return replace(await asyncio.shield(current), lead=False)
+        fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+        self._resending[batch_id] = fut
+        try:
+            outcome = replace(await self._post(batch_id, body), jitter=random.random())
+            fut.set_result(outcome)
+            return outcome
+        finally:
+            del self._resending[batch_id]
+            if not fut.done():
+                fut.cancel()
+
     def _flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         runs, self._waiting, self._waiting_events = self._waiting, [], 0
-        runs = [(events, fut) for events, fut in runs if not fut.done()]  # callers gone
+        runs = [run for run in runs if not run.fut.done()]  # callers gone
         if runs:
             task = asyncio.create_task(self._send_batch(runs))
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
 
-    async def _send_batch(
-        self, runs: list[tuple[Sequence[bytes], asyncio.Future[Delivery]]]
-    ) -> None:
+    async def _send_batch(self, runs: list[_Run]) -> None:
         batch_id = "batch_" + uuid.uuid4().hex
         body = b"".join(
             [
                 b'{"type":"batch","id":"',
                 batch_id.encode(),
                 b'","events":[',
-                b",".join(e for events, _ in runs for e in events),
+                b",".join(e for run in runs for e in run.events),
                 b"]}",
             ]
         )
         outcome = await self._post(batch_id, body)
-        for _, fut in runs:
-            if not fut.done():
-                fut.set_result(outcome)
+        if not outcome.ok:
+            members = tuple((run.sid, run.first, run.last) for run in runs)
+            outcome = replace(
+                outcome, batch=FreshBatch(batch_id, body, members), jitter=random.random()
+            )
+        waiting = [run for run in runs if not run.fut.done()]
+        for i, run in enumerate(waiting):
+            run.fut.set_result(replace(outcome, lead=i == 0))
 
     async def _post(self, msg_id: str, body: bytes) -> Delivery:
         assert self._session is not None, "Poster.open() first"

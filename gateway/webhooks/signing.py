@@ -37,6 +37,18 @@ HEADER_TIMESTAMP = "webhook-timestamp"
 HEADER_SIGNATURE = "webhook-signature"
 
 
+def webhook_id(event_id: str) -> str:
+    """The ``webhook-id`` of an event: its id with ``%`` and ``.`` percent-encoded.
+
+    The signed content is ``id.timestamp.body`` joined by full stops, so the spec
+    ("Signature scheme") advises against a full stop in the id; an event id is built
+    from the core system's survey id, which may hold one (``S.1:3``). The encoding is
+    one-to-one (``%`` is encoded too) and stable, so a retry keeps the id; the event's
+    own ``id`` in the body is unchanged.
+    """
+    return event_id.replace("%", "%25").replace(".", "%2E")
+
+
 class InvalidSignature(Exception):
     """The request is not signed by a holder of the secret, or is too old/new.
 

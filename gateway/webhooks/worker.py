@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -52,7 +53,7 @@ from gateway.webhooks.queue import (
     backoff_delay,
     redis_outage,
 )
-from gateway.webhooks.sender import Delivery, Poster
+from gateway.webhooks.sender import Poster
 from gateway.webhooks.signing import InvalidSignature, decode_secret, sign, verify
 
 __all__ = [
@@ -94,7 +95,7 @@ class _Feed:
     gap_since: dict[str, float] = field(default_factory=dict)
     counters: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
-            ("delivered", "failed_attempts", "dead_lettered", "out_of_order", "lost_leases"), 0
+            ("delivered", "failed_requests", "dead_lettered", "out_of_order", "lost_leases"), 0
         )
     )
     gauges: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(GAUGES))
@@ -246,7 +247,7 @@ class WebhookWorker:
         log.info("webhook worker %s stopped", self._consumer)
 
     def stats(self) -> dict[str, object]:
-        """Per endpoint: this process's counters (delivered, failed_attempts,
+        """Per endpoint: this process's counters (delivered, failed_requests,
         dead_lettered, out_of_order, lost_leases, in_flight) and shared gauges from
         Redis, refreshed every ``stats_interval_s`` (queued events, surveys_due,
         stream_lag, stream_pending, backlog = queued + lag, oldest_undelivered_age_s,
@@ -376,13 +377,28 @@ class WebhookWorker:
         return current
 
     async def _attempt(self, feed: _Feed, head: Head) -> Head | None:
-        """POST the head (with the events following it, when batching), record the
-        outcome; the survey's next head to deliver, or None."""
+        """POST the head (with the events following it, when batching; its stored batch
+        again, when it is pinned to one), record the outcome; the survey's next head to
+        deliver, or None."""
         ep, q = feed.endpoint, feed.queue
-        outcome: Delivery = await feed.poster.send(head.events, head.sid, head.seq)
+        body = await self._persist(feed, q.batch_body, head.batch) if head.batch else None
+        if head.batch and body is None:
+            # The batch is gone: delivered by another member's retry since our claim
+            # (read the survey again: its events are recorded), or a pin left behind.
+            step = await self._persist(feed, q.reread, head, feed.lease_s)
+            if step.head is None:
+                feed.counters["lost_leases"] += step.lost
+                return None
+            head = step.head
+            body = await self._persist(feed, q.batch_body, head.batch) if head.batch else None
+            if body is None:
+                head = dataclasses.replace(head, batch="")
+        if body is not None:
+            outcome = await feed.poster.resend(head.batch, body)
+        else:
+            outcome = await feed.poster.send(head.events, head.sid, head.seqs)
         attempt = head.attempts + 1
         if outcome.ok:
-            feed.counters["delivered"] += len(head.events)
             for seq in head.seqs:
                 log.debug(
                     "webhook %s: delivered survey %s seq %d (HTTP %s, attempt %d)",
@@ -395,19 +411,34 @@ class WebhookWorker:
             # The first success after failures: the receiver is back.
             wake = self._wake_on_recovery if head.attempts or feed.failing else 0
             feed.failing = False
-            step = await self._persist(feed, q.done, head, feed.lease_s, wake)
+            if head.batch:
+                recorded, step = await self._persist(feed, q.batch_done, head, feed.lease_s, wake)
+                feed.counters["delivered"] += recorded
+            else:
+                step = await self._persist(feed, q.done, head, feed.lease_s, wake)
+                feed.counters["delivered"] += len(head.events)
             feed.counters["lost_leases"] += step.lost
             return step.head
-        feed.counters["failed_attempts"] += 1
+        if outcome.lead:
+            feed.counters["failed_requests"] += 1
         feed.failing = True
-        delay = backoff_delay(attempt, ep.backoff_initial_s, ep.backoff_max_s, random.random())
+        jitter = random.random() if outcome.jitter is None else outcome.jitter
+        delay = backoff_delay(attempt, ep.backoff_initial_s, ep.backoff_max_s, jitter)
         if outcome.retry_after_s is not None:
             delay = max(delay, min(outcome.retry_after_s, ep.backoff_max_s))
         # A request that can never be built is dead-lettered at its first attempt (a
         # max age of 0): retrying it for days would hold the survey's later events.
         max_age_s = 0.0 if outcome.permanent else ep.max_age_s
         result = await self._persist(
-            feed, q.fail, head, outcome.error, delay, max_age_s, feed.lease_s
+            feed,
+            q.fail,
+            head,
+            outcome.error,
+            delay,
+            max_age_s,
+            feed.lease_s,
+            count=outcome.lead,
+            pin=outcome.batch if outcome.lead else None,
         )
         if result.dead:
             feed.counters["dead_lettered"] += 1

@@ -29,7 +29,7 @@ from datetime import datetime
 
 from gateway import lifecycle, logs
 from gateway.config import CmppBind
-from sms.binds import InboundSink, SmsClient
+from sms.binds import InboundSink, LinkState, SmsClient
 from sms.cmpp.codec import Decoder, MalformedMessage, encode
 from sms.cmpp.constants import (
     ACTIVE_TEST_TRIES,
@@ -94,6 +94,7 @@ class CmppSession:
         self.window = SubmitWindow(settings.window, settings.response_timeout_s, self.rate, POLICY)
         self.backoff = lifecycle.Backoff(settings.reconnect_initial_s, settings.reconnect_max_s)
         self._bound = asyncio.Event()
+        self._link = LinkState()
         self._queue: asyncio.Queue[tuple[str, Part]] = asyncio.Queue()
         self._writer: asyncio.StreamWriter | None = None
         self._seq = 0
@@ -121,6 +122,11 @@ class CmppSession:
     def bound(self) -> bool:
         """Whether the connection is up and logged in."""
         return self._bound.is_set()
+
+    @property
+    def link(self) -> LinkState:
+        """Up or down since when, and the last error."""
+        return self._link
 
     @property
     def outstanding(self) -> int:
@@ -166,16 +172,22 @@ class CmppSession:
                 log.warning(
                     "cmpp bind=%s connect to %s:%s failed: %r", self.name, s.host, s.port, exc
                 )
+                why = "timed out" if isinstance(exc, TimeoutError) else lifecycle.describe(exc)
+                self._link.down(f"connect to {s.host}:{s.port} failed: {why}")
                 await asyncio.sleep(self.backoff.next_delay())
                 continue
+            why = "the link ended"
             try:
                 await self._serve(reader, writer)
             except LoginRefused as exc:
                 log.error("cmpp bind=%s login refused: %s", self.name, exc)
+                why = f"login refused: {exc}"
             except (OSError, EOFError, TimeoutError, RemoteCmppError) as exc:
                 if not self._stopping:
                     log.warning("cmpp bind=%s link lost: %r", self.name, exc)
+                why = lifecycle.describe(exc)
             finally:
+                self._link.down("" if self._stopping else why)
                 self._lost(writer)
             if not self._stopping:
                 await asyncio.sleep(self.backoff.next_delay())
@@ -185,8 +197,10 @@ class CmppSession:
         self._stopping = True
         writer = self._writer
         if writer is None or not self.bound:
+            self._link.down()
             return
         self._bound.clear()
+        self._link.down()
         try:
             self._send(writer, Terminate())
             await asyncio.wait_for(self._terminated.wait(), _LOGOUT_S)
@@ -204,6 +218,7 @@ class CmppSession:
         self._last_rx = self._loop.time()
         self._tests_unanswered = 0
         self.backoff.reset()
+        self._link.up()
         self._bound.set()
         s = self._settings
         log.info("cmpp bind=%s logged in to %s:%s (%s)", self.name, s.host, s.port, s.protocol)

@@ -30,7 +30,7 @@ from aiosmpplib import (
 
 from gateway import logs
 from gateway.config import SmppBind
-from sms.binds import InboundSink, SmsClient
+from sms.binds import InboundSink, LinkState, SmsClient
 from sms.smpp.constants import status_name
 from sms.smpp.esme import (
     GatewayESME,
@@ -145,6 +145,11 @@ class Bind:
         return self.esme.bound_event.is_set()
 
     @property
+    def link(self) -> LinkState:
+        """Up or down since when, and the last error."""
+        return self.esme.link
+
+    @property
     def outstanding(self) -> int:
         """Window slots in use."""
         return self.window.outstanding
@@ -169,6 +174,8 @@ class Bind:
     async def stop(self) -> None:
         """Unbind and close."""
         await self.esme.stop()
+        self.esme.bound_event.clear()
+        self.esme.link.down()
 
     def has_room(self) -> bool:
         """Whether this bind can take a part now."""

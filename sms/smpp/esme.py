@@ -51,6 +51,7 @@ from aiosmpplib import (
 )
 
 from gateway import lifecycle, logs
+from sms.binds import LinkState
 from sms.smpp.constants import (
     BIND_RESPONSES,
     HEADER_LENGTH,
@@ -67,6 +68,16 @@ _KNOWN_COMMANDS = frozenset(c.value for c in SmppCommand)
 _KNOWN_STATUSES = frozenset(s.value for s in SmppCommandStatus)
 
 InboundSink = Callable[[bytes], Awaitable[None]]
+
+
+def _why(exc: BaseException) -> str:
+    """A link error for /healthz and the logs (never a password: aiosmpplib's errors
+    name commands and statuses)."""
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return "the SMS center closed the connection"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return lifecycle.describe(exc)
 
 
 class RateLimiter(AbstractRateLimiter):
@@ -109,8 +120,12 @@ class ReconnectTimer(AbstractRetryTimer):
 
     def __init__(self, initial_s: float, max_s: float) -> None:
         self.backoff = lifecycle.Backoff(initial_s, max_s)
+        #: Called as each connection cycle ends, before the pause (the link is down).
+        self.cycle_ended: Callable[[], None] | None = None
 
     async def wait(self) -> None:
+        if self.cycle_ended is not None:
+            self.cycle_ended()
         await asyncio.sleep(self.backoff.next_delay())
 
     def reset(self) -> None:
@@ -185,6 +200,12 @@ class GatewayESME(_ESME):
             backoff=lifecycle.Backoff(0.2, 5.0),
         )
         self.bound_event = asyncio.Event()
+        self.link = LinkState()
+        # Why the current connection ended: the first cause seen (aiosmpplib's loop
+        # swallows the errors of its tasks; its ending is told by the retry timer).
+        self._lost = ""
+        if isinstance(self.retry_timer, ReconnectTimer):
+            self.retry_timer.cycle_ended = self._cycle_ended
 
     async def connect(self) -> None:
         """Every (re)connect first tells the client, which re-queues what the dead
@@ -194,9 +215,42 @@ class GatewayESME(_ESME):
         # leaked socket per reconnect).
         await self._close_writer()
         self._on_connect()
-        await super().connect()
+        try:
+            await super().connect()
+        except Exception as exc:  # refused, timed out, bind refused: told, then raised
+            self._note_lost(f"connect to {self.smsc_host}:{self.smsc_port} failed: {_why(exc)}")
+            raise
+        self._lost = ""
         log.info("smpp bind=%s bound host=%s:%s", self.bind_name, self.smsc_host, self.smsc_port)
+        self.link.up()
         self.bound_event.set()
+
+    def _note_lost(self, why: str) -> None:
+        if not self._lost:
+            self._lost = why
+
+    def _cycle_ended(self) -> None:
+        """The connection is gone (the retry timer is about to wait): not bound from
+        now, not from the next connect."""
+        self.bound_event.clear()
+        self.link.down(self._lost or "the link ended")
+        self._lost = ""
+
+    async def _receive_data(self) -> bytes | None:
+        try:
+            result: bytes | None = await super()._receive_data()
+        except (ConnectionError, asyncio.IncompleteReadError, OSError, ValueError) as exc:
+            self._note_lost(_why(exc))
+            raise
+        if not self._is_shutting_down:
+            self._note_lost("the SMS center unbound")
+        return result
+
+    async def _connection_keeper(self) -> None:
+        await super()._connection_keeper()
+        # it returns by itself on a broken session, and when enquire_link went unanswered
+        if not self._is_shutting_down and self._session_state == self.bind_mode.session_state:
+            self._note_lost(f"no answer to enquire_link within {self.socket_timeout:g}s")
 
     async def _close_writer(self) -> None:
         writer = self._writer

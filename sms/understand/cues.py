@@ -23,6 +23,7 @@ DEGREE: Final = "degree"  # 基本满意, 还算满意
 SARCASM: Final = "sarcasm"  # 满意个屁, or praise beside a complaint it cannot mean
 CONTRAST: Final = "contrast"  # 但是, 可是, 就是, 只是, 不过: the later clause weighs more
 LATER: Final = "later"  # 之前…现在: what is true now decides
+CONCESSION: Final = "concession"  # 虽然…: the complaint is conceded and still stands
 SUMMARY: Final = "summary"  # 总之, 总的来说: the summary decides
 SELF_CORRECTION: Final = "self_correction"  # 2，哦不，3: the last answer counts
 CORRECTION: Final = "correction"  # 更正一下，给3: this reply corrects an earlier one
@@ -39,3 +40,6 @@ ENCODING: Final = "encoding"  # the text is mis-decoded bytes (GBK read as somet
 # Praise and a complaint in one reply: the asymmetric rule reads the less satisfied.
 COMPLAINT_BESIDE_PRAISE: Final = "complaint_beside_praise"
 MIXED: Final = "mixed"  # words of one strength that disagree: the less satisfied wins
+# The safety net: a positive reading beside a word the reader could not explain (a
+# negator, a question, 才, 呵呵): never left satisfied (understanding.toml, [caution]).
+UNEXPLAINED: Final = "unexplained"

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import bisect
 
-from sms.understand import cues
+from sms.understand import caution, cues
 from sms.understand.findings import TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
 from sms.understand.rules import Confidence, Rating
 
@@ -79,6 +79,13 @@ _RANK = {Confidence.CERTAIN: 0, Confidence.LIKELY: 1, Confidence.UNCLEAR: 2}
 
 def decide(found: Scan) -> Decision:
     """The rating from the scanned signals, with its confidence and explanation."""
+    d = _decide(found)
+    if found.doubts:
+        caution.settle(found, d)  # step 7, the safety net
+    return d
+
+
+def _decide(found: Scan) -> Decision:
     d = Decision(correction=found.earlier_reply)
     signals = found.signals
     if len(signals) < 2 and not (found.boundaries or found.undecided or found.earlier_reply):
@@ -106,8 +113,31 @@ def decide(found: Scan) -> Decision:
         return _unknown(d, _unknown_confidence(found, d))
     if min(s.tier for s in signals) == TIER_PHRASE:
         d.doubt(Confidence.LIKELY)  # phrases alone: no digit, rating or opinion word
+    if boundaries:
+        boundaries = _later_times(signals, boundaries)
     d.rating = _weigh(signals, boundaries, d)
     return d
+
+
+def _later_times(signals: list[Signal], boundaries: list[Boundary]) -> list[Boundary]:
+    """A later time (后来, 最后, 现在) decides only when the clause before it was said to
+    be the past (之前, 一开始) or what follows settles the matter: a rating (满意, a
+    digit) or a good outcome of the work (解决了, 找到了, 很及时) — not kind words alone.
+    Otherwise it weighs no more than a contrast: in 「等了两个小时才来，后来态度挺好」 the
+    wait is not made past by the manners."""
+    out = []
+    for b in boundaries:
+        if b.later and not b.past and b.kind == cues.LATER:
+            settled = any(
+                s.pos > b.pos
+                and s.rating is not Rating.UNSATISFIED
+                and (s.tier == TIER_RATING or (s.tier == TIER_PHRASE and not s.courtesy))
+                for s in signals
+            )
+            if not settled:
+                b = b._replace(later=False)
+        out.append(b)
+    return out
 
 
 def _one(found: Scan, signal: Signal, d: Decision) -> Decision:
@@ -223,23 +253,34 @@ def _asymmetric(
     satisfied, and turns it unsatisfied unless it was weighed or said as a small one."""
     if rating is Rating.UNSATISFIED or rating is Rating.UNKNOWN:
         return rating
-    beside, weighed = [], []
+    beside, weighed, conceded = [], [], []
     for s, seg in placed:
         if s.rating is not Rating.UNSATISFIED or seg > top:
             continue  # complaints after the deciding clause were weighed as its tail
         if seg == top:
             beside.append(s)
+        elif boundaries[seg].kind == cues.CONCESSION:
+            conceded.append(s)  # 「虽然等了挺久，但是最后处理得很好」: conceded, it stands
         elif not any(b.later for b in boundaries[seg:top]):
             weighed.append(s)
     praise = [s for s, seg in placed if seg == top and s.rating is not Rating.UNSATISFIED]
     sarcastic = any(s.overall and not s.courtesy for s in praise)
     if not praise:
         beside = []  # the deciding clause only complains: weighed by _after_praise
+    conduct = [s for s in weighed if s.reason != "result"]
+    if conduct and praise and all(s.courtesy for s in praise) and not _small(conduct, praise):
+        # 「到现在没人管，不过民警态度很好」: manners do not outweigh how the work was done,
+        # before the contrast or after it. An outcome the police may not command is
+        # another matter: 「钱没追回来，不过民警态度很好」 is basically satisfied.
+        d.notes.append("only praise of manners after a complaint about the work → unsatisfied")
+        d.cues.append(cues.COMPLAINT_BESIDE_PRAISE)
+        return Rating.UNSATISFIED
     if beside and not all(s.softened for s in beside) and (sarcastic or not _small(beside, praise)):
         d.notes.append("praise beside a complaint it cannot mean → unsatisfied")
         d.cues.append(cues.COMPLAINT_BESIDE_PRAISE)
         d.doubt(Confidence.UNCLEAR)
         return Rating.UNSATISFIED
+    weighed += conceded
     if (beside or weighed) and rating is Rating.SATISFIED:
         how = "a small complaint beside it" if beside else "a complaint weighed before it"
         d.notes.append(f"satisfied with {how} → basically_satisfied")

@@ -46,6 +46,7 @@ class Boundary(NamedTuple):
     later: bool  # time (之前…现在) rather than contrast (但是)
     word: str
     kind: str = cues.CONTRAST
+    past: bool = False  # the clause before it was said to be the past (之前, 一开始)
 
 
 class Scan:
@@ -60,6 +61,7 @@ class Scan:
         "cues",
         "digit_hints",
         "digit_votes",
+        "doubts",
         "earlier_reply",
         "non_answer_hints",
         "norm",
@@ -91,6 +93,8 @@ class Scan:
         self.questioning = False  # it ends as a question, or says 请问
         self.undecided: str | None = None  # 「1还是2」: the choices not made
         self.earlier_reply = False  # it speaks of an earlier reply (刚才, 上条)
+        # The safety net's words left unexplained: (position, word, its [caution] list).
+        self.doubts: list[tuple[int, str, str]] = []
 
     def cue(self, cue: str) -> None:
         """Record that a kind of evidence was used."""

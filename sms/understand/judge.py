@@ -13,7 +13,8 @@ from typing import Final, NamedTuple
 from sms.understand import cues
 from sms.understand.rules import Entry, Mod, Rating
 
-NEGATING: Final = frozenset((Mod.NEGATION, Mod.HEDGED, Mod.RHETORICAL))
+NEGATING: Final = frozenset((Mod.NEGATION, Mod.HEDGED, Mod.NOT_QUITE, Mod.RHETORICAL))
+HEDGING: Final = frozenset((Mod.HEDGED, Mod.NOT_QUITE))
 
 
 class Mods(NamedTuple):
@@ -32,14 +33,14 @@ class Mods(NamedTuple):
         count = sum(k in NEGATING for k in kinds)
         if Mod.RHETORICAL in kinds:
             farther = kinds[kinds.index(Mod.RHETORICAL) + 1 :]
-            if Mod.NEGATION in farther or Mod.HEDGED in farther:
+            if Mod.NEGATION in farther or not HEDGING.isdisjoint(farther):
                 count -= 1
         return count
 
     @property
     def hedged(self) -> bool:
         """A softening negation among them (不是, 谈不上, 不太)."""
-        return Mod.HEDGED in self.kinds
+        return not HEDGING.isdisjoint(self.kinds)
 
     @property
     def basic(self) -> bool:
@@ -55,6 +56,7 @@ class Ending(NamedTuple):
     question: bool = False  # 「满意吗」「找到了没有」
     negated: str | None = None  # 「满意是不可能的」「满意不起来」
     hedged: str | None = None  # 「不满意谈不上」
+    end: int = 0  # where it ends in the reply (0: nothing follows)
 
 
 NO_ENDING: Final = Ending()

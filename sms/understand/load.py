@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from sms.understand.match import build_matcher, trie_regex
-from sms.understand.rules import DEFAULT_RULES_PATH, HAN, Entry, Kind, Mod, Rating, Rules
+from sms.understand.rules import DEFAULT_RULES_PATH, HAN, Caution, Entry, Kind, Mod, Rating, Rules
 from sms.understand.spelling import load_fold, load_homophones, load_numerals, load_romanised
 from sms.understand.table import Table
 
@@ -34,7 +34,7 @@ _SECTIONS: Final = (
     "version", "scheme", "numerals", "digits", "reasons", "aspects", "words", "emoji",
     "praise", "positive", "clears", "opt_out", "non_answers", "acknowledgements", "markers",
     "corrections", "neutral", "modifiers", "pinyin", "english", "traditional", "variants",
-    "homophones",
+    "homophones", "caution",
 )  # fmt: skip
 _MARKERS: Final = (
     Kind.CONTRAST,
@@ -230,7 +230,7 @@ def _load_modifiers(root: Table) -> tuple[dict[str, Mod], re.Pattern[str], froze
     endings = ("question_endings", "final_question_endings", "sarcasm_endings")
     after = ("negation_after", "hedged_after")
     t.only(*(m.value for m in Mod), *endings, *after)
-    optional = (Mod.BASIC_ADJACENT, Mod.SOFTENER, Mod.CANNOT, Mod.EMPHATIC)
+    optional = (Mod.BASIC_ADJACENT, Mod.SOFTENER, Mod.CANNOT, Mod.EMPHATIC, Mod.NOT_QUITE)
     modifiers: dict[str, Mod] = {}
     for mod in Mod:
         for word in t.strings(mod.value, required=mod not in optional):
@@ -269,6 +269,46 @@ def _undecided_words(words: Mapping[str, Entry]) -> re.Pattern[str]:
     rating = [w for w, e in words.items() if e.kind is Kind.RATING and len(w) <= 3]
     word = f"(?:基本)?(?:{_alternation(tuple(rating))})" if rating else "(?!)"
     return re.compile(f"({word})(?:还是|或者|或是|或)({word})")
+
+
+def _load_caution(root: Table) -> Caution | None:
+    """The safety net's words as one regex: groups innocent, complaint, sneer, doubt,
+    police (in that order at one position; see `Rules.caution`)."""
+    if "caution" not in root.data:
+        return None
+    t = root.table("caution")
+    t.only(
+        "complaint", "sneer", "doubt", "doubt_patterns", "innocent", "innocent_patterns",
+        "narration", "police_come_in", "fillers", "unread_chars",
+    )  # fmt: skip
+    names = ("innocent", "complaint", "sneer", "doubt", "narration", "police_come_in")
+    lists = {key: t.strings(key, required=key in names[1:4]) for key in names}
+    seen: dict[str, str] = {}
+    for key, words in lists.items():
+        for word in words:
+            if word in seen:
+                raise t.fail(key, f"{word!r} is also listed in {t.path(seen[word])}")
+            seen[word] = key
+    alternatives = {key: [trie_regex(words)] if words else [] for key, words in lists.items()}
+    for key in ("innocent", "doubt"):
+        for i, pattern in enumerate(t.strings(f"{key}_patterns", required=False, lower=False)):
+            where = f"{key}_patterns[{i}]"
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise t.fail(where, f"bad regex: {exc}") from None
+            if compiled.groupindex or compiled.fullmatch(""):
+                raise t.fail(where, "named groups and patterns that match empty text are refused")
+            alternatives[key].insert(0, pattern)
+    branches = [f"(?P<{key}>{'|'.join(alternatives[key]) or '(?!)'})" for key in names[:-1]]
+    branches.append(f"(?P<police>{trie_regex(lists['police_come_in'])})")
+    fillers = t.data.get("fillers", "")
+    if not isinstance(fillers, str):
+        raise t.fail("fillers", "must be a string of characters")
+    unread = t.data.get("unread_chars", 0)
+    if not isinstance(unread, int) or isinstance(unread, bool) or unread < 0:
+        raise t.fail("unread_chars", "must be a whole number, 0 or more (0: off)")
+    return Caution(re.compile("|".join(branches)), frozenset(fillers), unread)
 
 
 def parse_rules(data: Mapping[str, object], source: str) -> Rules:
@@ -335,6 +375,7 @@ def parse_rules(data: Mapping[str, object], source: str) -> Rules:
         undecided_words=_undecided_words(b.words),
         earlier_reply=earlier_reply,
         homophones=load_homophones(root, tuple(numeral_digits)),
+        caution=_load_caution(root),
     )
 
 

@@ -74,6 +74,10 @@ class Mod(enum.StrEnum):
 
     NEGATION = "negation"
     HEDGED = "hedged_negation"
+    # 不太, 不够, 不怎么: "not quite", a hedged negation that only grades a plain word. It
+    # cannot govern a word that carries its own negation: in 「金额不够不予立案」 不够 ends
+    # one predicate (the amount is not enough) and 不予立案 starts the next.
+    NOT_QUITE = "not_quite"
     BASIC = "basic"
     BASIC_ADJACENT = "basic_adjacent"
     DEGREE = "degree"
@@ -151,3 +155,17 @@ class Rules:
     # Words that point at an earlier reply (刚才按错了, 上条, 更正).
     earlier_reply: re.Pattern[str]
     homophones: Homophones | None  # None: the rules file lists no homophone targets
+    caution: Caution | None = None  # the safety net; None: the file has no [caution]
+
+
+@dataclass(frozen=True, slots=True)
+class Caution:
+    """The safety net's rules ([caution]; how they are used: `sms.understand.caution`)."""
+
+    # One regex, tried left to right: group "innocent" (没想到, 刚才: nothing wrong),
+    # "complaint" (到现在, 还没, 自己), "sneer" (呵呵, 说了算), "doubt" (不, 没, ?, 如果),
+    # "narration" (赶到, 调了监控: the service told, neither praise nor complaint), "police"
+    # (报警, 110: where the police come into a story).
+    pattern: re.Pattern[str]
+    fillers: frozenset[str]  # characters that say nothing on their own (的, 了, 我)
+    unread_chars: int  # a clause with this many unexplained characters is unread; 0: off

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
-from sms.understand import cues
+from sms.understand import caution, cues
 from sms.understand.digits import read_digits
 from sms.understand.findings import TIER_OPINION, TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
 from sms.understand.judge import NO_ENDING, Ending, Mods, judge
@@ -42,6 +42,8 @@ _SOFT_AFTER: Final = ("了点", "了一点", "一点", "点儿", "了些", "了�
 # 「不满意的是对方」: the judgment names its target after it.
 _TARGET_AFTER: Final = re.compile("的(?:是|就是|主要是)")
 _DIGIT: Final = re.compile("[0-9]")
+# Characters that start a word carrying its own negation (不予立案, 没人管, 无人理).
+_NEGATORS: Final = frozenset("不没无未别")
 
 
 class _Aspect(NamedTuple):
@@ -95,6 +97,7 @@ class _Reader:
         "consumed",
         "core",
         "covered",
+        "explained",
         "last_clears_end",
         "last_rating_end",
         "last_signal_end",
@@ -116,6 +119,9 @@ class _Reader:
         self.aspects: list[_Aspect] = []
         self.parties: list[tuple[int, int, str]] = []  # (start, clause, party)
         self.covered = covered
+        # Spans read besides the words themselves: modifiers, endings, whole clauses read
+        # as a complaint or as about someone else (for the safety net, `unexplained`).
+        self.explained: list[tuple[int, int]] = []
         self.last_signal_end = 0
         self.last_rating_end = -2  # end of the last rating word (「满意，不对，…」)
         self.consumed = 0  # end of a negation read after a word (「是不可能的」)
@@ -152,11 +158,18 @@ class _Reader:
             self.out.earlier_reply = True
         if norm.rstrip().endswith(("?", "吗", "呢")) or "请问" in norm:
             self.out.questioning = True
+        caution.find(self.out, self.rules, self.covered, self.explained, self.parties, self.starts)
 
     # -- helpers -----------------------------------------------------------------------
 
     def clause(self, pos: int) -> int:
         return bisect.bisect_right(self.starts, pos) - 1
+
+    def explain_clause(self, pos: int) -> None:
+        """The whole clause around `pos` was read (as a complaint, or about someone else)."""
+        clause = self.clause(pos)
+        end = self.starts[clause + 1] if clause + 1 < len(self.starts) else len(self.norm)
+        self.explained.append((self.starts[clause], end))
 
     def note(self, pos: int, text: str) -> None:
         self.out.notes.append((pos, text))
@@ -180,7 +193,11 @@ class _Reader:
             m = match(backwards, at, stop)
             if m is None:
                 break
-            kinds.append(table[m.group()[::-1]])
+            kind = table[m.group()[::-1]]
+            if not kinds and kind is Mod.NOT_QUITE and self.norm[pos] in _NEGATORS:
+                # 「金额不够不予立案」: 不够 ends the predicate before; the word stands alone.
+                break
+            kinds.append(kind)
             at = m.end()
         return Mods(n - at, tuple(kinds))
 
@@ -200,6 +217,7 @@ class _Reader:
             m.group("question") is not None,
             m.group("negated"),
             m.group("hedged"),
+            m.end(),
         )
 
     def aspects_before(self, before: int) -> list[_Aspect]:
@@ -242,6 +260,7 @@ class _Reader:
             return False
         self.note(start, f"{span!r} is about another party, not the police: not counted")
         self.out.cue(cues.OTHER_PARTY)
+        self.explain_clause(start)
         return True
 
     def complaint_signal(
@@ -256,6 +275,7 @@ class _Reader:
         softened = softened or start >= self.conceded
         rating = Rating.UNSATISFIED
         small = mild or softened
+        self.explain_clause(start)
         self.out.signals.append(
             Signal(start, tier, rating, False, None, small, softened, reason=reason)
         )
@@ -278,6 +298,10 @@ class _Reader:
             # 「满意？开什么玩笑」「满意吗？不满意！」: the survey's question echoed back.
             if Mod.RHETORICAL_IF_QUESTION not in mods.kinds and not mods.negations:
                 self.note(start, f"{span!r} echoes the question: ignored")
+                echo = after.end
+                while echo < len(self.norm) and self.norm[echo] == "?":
+                    echo += 1  # 「满意吗？满意」: the question mark is the echo's
+                self.explained.append((mods.start, echo))
                 return
         rating, how = judge(entry, mods, after)
         if how:
@@ -285,6 +309,7 @@ class _Reader:
         detail = "".join(f", {h}" for h in how[1:])
         self.note(start, f"{span!r} → {rating} ({entry.kind} word{detail})")
         aspects = self.aspects_before(mods.start)
+        self.explained.append((mods.start, max(end, after.end)))
         if rating is Rating.UNSATISFIED:
             if self.other_party(start, end, span):
                 return
@@ -296,6 +321,7 @@ class _Reader:
             self.last_rating_end = end
         tier = _TIERS[entry.kind]
         if rating is Rating.UNSATISFIED:
+            self.explain_clause(start)
             softened = mods.hedged or Mod.SOFTENER in mods.kinds or start >= self.conceded
             signal = Signal(start, tier, rating, not aspects, None, softened, softened)
             self.out.signals.append(signal)
@@ -334,6 +360,7 @@ class _Reader:
         mods = self.modifiers(start)
         span = self.norm[mods.start : end]
         after = self.ending(end)
+        self.explained.append((mods.start, max(end, after.end)))
         # 「这不是推诿吗」 asks a question that affirms the complaint; 「也不能不管啊」
         # demands what was not done.
         negations = mods.negations + (after.negated is not None)
@@ -359,6 +386,7 @@ class _Reader:
         word = self.norm[start:end]
         what = str(entry.kind)
         after = self.ending(end)
+        self.explained.append((mods.start, max(end, after.end)))
         if after.question and not mods.negations:
             # 「人找到了没有？」「解决了吗」 asks about the case; it is not praise.
             self.note(start, f"{self.norm[start:end]!r} asks about the case")
@@ -437,7 +465,9 @@ class _Reader:
             self.out.boundaries.append(Boundary(start, True, word, cues.SELF_CORRECTION))
             return
         if entry.kind in (Kind.EARLIER, Kind.CONCESSIVE):
-            # 「之前不满意，…」: what follows this clause overrules it.
+            # 「之前不满意，…」: what follows this clause overrules it; it was read as the
+            # past or as conceded.
+            self.explain_clause(start)
             clause = self.clause(start)
             if clause + 1 >= len(self.starts):
                 if entry.kind is Kind.CONCESSIVE:
@@ -448,7 +478,10 @@ class _Reader:
         kind = cues.LATER if later else cues.CONTRAST
         if entry.kind is Kind.SUMMARY:
             kind = cues.SUMMARY
-        self.out.boundaries.append(Boundary(start, later, word, kind))
+        elif entry.kind is Kind.CONCESSIVE:
+            kind = cues.CONCESSION
+        past = entry.kind is Kind.EARLIER
+        self.out.boundaries.append(Boundary(start, later, word, kind, past))
 
     def lone_answers(self) -> None:
         """「2，不，3」「3 不 1」: a clause of only 不 between answers corrects the first;
@@ -461,6 +494,7 @@ class _Reader:
             if any(s.pos < start for s in signals) and any(s.pos > start for s in signals):
                 word = m.group()
                 self.out.boundaries.append(Boundary(start, True, word, cues.SELF_CORRECTION))
+                self.explained.append((start, m.end()))
         for m in _IS_ANSWER.finditer(norm) if self.out.digit_votes else ():
             start = m.start()
             if any(s.digit is not None and s.pos < start for s in signals):

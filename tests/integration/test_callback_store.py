@@ -11,6 +11,7 @@ import pytest
 
 from gateway.dialer.store import CallbackStore
 from gateway.store import keys
+from gateway.store.events import Event
 from gateway.store.surveys import Store
 
 pytestmark = pytest.mark.integration
@@ -139,3 +140,56 @@ async def test_one_dialer_holds_the_lease_of_an_asterisk(cb: CallbackStore) -> N
     assert not await cb.lease("pbx:5038", "b", 15)
     await cb.release_lease("pbx:5038", "a")
     assert await cb.lease("pbx:5038", "b", 15)
+
+
+async def test_only_the_agent_who_took_the_call_gives_its_disposition(cb: CallbackStore) -> None:
+    await unsatisfied(cb, "S1")
+    await cb.promote(("330602",), "")
+    (claim,) = await cb.claim("unit:330602", ["cb-1"], "o")
+    attempt = {"callback_id": "cb-1", "outcome": "connected", "agent": "agent1"}
+    await cb.result(claim, "called", attempt, {})
+    assert await cb.disposition("cb-1", {"upheld": True, "agent": "agent2"}) == (
+        "agent",
+        "S1",
+        "agent1",
+    )
+    assert (await types(cb, "S1"))[-1] == "survey.called"  # nothing stored
+    assert await cb.disposition("cb-1", {"upheld": True, "agent": "agent1"}) == (
+        "stored",
+        "S1",
+        "closed",
+    )
+
+
+async def test_agent_states_are_stored_once_per_change_and_go_on_the_feed(
+    cb: CallbackStore,
+) -> None:
+    assert await cb.agent_state("agent1", "free", {"units": ["330602"]}) == 1
+    assert await cb.agent_state("agent1", "free", {"units": ["330602"]}) == 0  # no change
+    assert await cb.agent_state("agent2", "logged_out", {}) == 2
+    assert await cb.agent_state("agent1", "paused", {"units": ["330602"], "reason": "desk"}) == 3
+    states = await cb.agent_states()
+    assert states["agent1"]["state"] == "paused" and states["agent1"]["from"] == "free"
+    assert states["agent1"]["reason"] == "desk" and states["agent2"]["from"] is None
+    entries = await cb.redis.xrange(keys.EVENTS)
+    events = [Event.from_json(fields["event"]) for _id, fields in entries]
+    assert [(e.id, e.type, e.survey_id, e.seq) for e in events] == [
+        ("agent:1", "agent.state", "", 1),
+        ("agent:2", "agent.state", "", 2),
+        ("agent:3", "agent.state", "", 3),
+    ]
+    assert events[2].payload == {
+        "agent": "agent1",
+        "state": "paused",
+        "from": "free",
+        "since": events[2].time,
+        "units": ["330602"],
+        "reason": "desk",
+    }
+    assert all(fields["sid"] == "" for _id, fields in entries)
+    # on a call, then on the call of one of our callbacks: a change; the same again: none
+    assert await cb.agent_state("agent1", "on_call", {}) == 4
+    call = {"callback_id": "cb-1", "survey_id": "S1"}
+    assert await cb.agent_state("agent1", "on_call", call) == 5
+    assert await cb.agent_state("agent1", "on_call", call) == 0
+    assert (await cb.agent_states())["agent1"]["from"] == "on_call"

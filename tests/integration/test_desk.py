@@ -215,7 +215,8 @@ async def test_the_disposition_is_the_logged_in_agents_and_only_theirs(store: St
     await a_call(store)
     cb = CallbackStore(store)
     await cb.desk_call("pop", CID, "agent1")
-    await cb.result(await _claim_of(store, "S1"), "called", {"outcome": "connected"}, {})
+    attempt = {"outcome": "connected", "agent": "agent1"}  # as the dialer stores it
+    await cb.result(await _claim_of(store, "S1"), "called", attempt, {})
     async with desk_client(store) as one, desk_client(store) as two:
         await login(one, "agent1")
         await login(two, "agent2")

@@ -18,10 +18,11 @@ from asr import jobs
 from gateway.config import DeskSettings, DeskUser
 from gateway.desk.auth import Sessions
 from gateway.dialer.store import CallbackStore
-from gateway.store import keys, library, streams
+from gateway.store import keys, library, status, streams
 from gateway.store.surveys import Store
 from gateway.webhooks.intake import parse_entry
 from gateway.webhooks.queue import EndpointQueue
+from gateway.webhooks.sender import FreshBatch
 from recordings.index import index_recording
 from sms.inbound import store_pdu
 from tests.keyspace import families, family
@@ -127,6 +128,8 @@ async def callback_flow(store: Store) -> None:
     await cb.heartbeat("dialer-1", 60)
     assert await cb.lease("127.0.0.1:5038", "dialer-1", 60)
     assert second.callback_id == "cb-2"  # in cb:active: a call in progress
+    # the agents' presence, as the dialer publishes it
+    assert await cb.agent_state("agent1", "free", {"units": [UNIT]}) == 1
     # agent1 took it: their desk's call; a login session and its event on the feed
     assert await cb.desk_call("pop", "cb-2", "agent1") == "K-2"
     user = DeskUser(id="agent1", pin_hash="scrypt$1$1$1$x$y", role="agent")
@@ -176,13 +179,18 @@ async def webhook_flow(redis: aioredis.Redis) -> None:
     step = await q.done(by_sid["K-2"], 30.0, 0)
     while step.head is not None:
         step = await q.done(step.head, 30.0, 0)
-    assert not (await q.fail(by_sid["K-FREQ"], "HTTP 503", 60.0, 3600.0, 30.0)).dead
+    # K-FREQ went out in a batch that failed: stored, K-FREQ pinned to it for the retry
+    freq = by_sid["K-FREQ"]
+    batch = FreshBatch("batch_k", b'{"type":"batch"}', (("K-FREQ", freq.seq, freq.seqs[-1]),))
+    assert not (await q.fail(freq, "HTTP 503", 60.0, 3600.0, 30.0, pin=batch)).dead
     assert (await q.reread(by_sid["K-OPT"], 30.0)).head is not None
     assert await q.release(by_sid["K-DEF"].sid, by_sid["K-DEF"].token, 60.0)
     dead_ids = [streams.text(e[0]) for e in await redis.xrange(q.dead)]
     assert await q.replay_ids(dead_ids) == 1
     await q.fail(by_sid["K-1"], "HTTP 500", 0.0, 0.0, 30.0)  # dead again: the stream stays
     assert (await q.prune("0"))[0] == "0"
+    # a process's status report (gateway/store/status.py)
+    await status.publish(redis, "gw-1", {"binds": {"b1": {"bound": True}}})
 
 
 async def function_libraries(redis: aioredis.Redis) -> list[str]:

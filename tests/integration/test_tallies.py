@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.dialer.store import CallbackStore
+from gateway.metrics import Exposition
 from gateway.store import keys, tallies
 from gateway.store.surveys import Store
 from tests.integration.api_harness import api_client
@@ -137,7 +138,9 @@ async def test_a_revised_rating_moves_the_count_of_its_day(store: Store) -> None
 
 async def test_prometheus_series_have_labels_and_types(store: Store) -> None:
     await a_day(store)
-    lines = tallies.prometheus(await tallies.totals(store.redis))
+    exp = Exposition()
+    tallies.write_tallies(exp, await tallies.totals(store.redis))
+    lines = exp.render().splitlines()
     assert "# TYPE minyi_surveys_total counter" in lines
     assert "# TYPE minyi_replies_total counter" in lines
     assert "# TYPE minyi_callbacks_total counter" in lines

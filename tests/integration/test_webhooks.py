@@ -149,7 +149,7 @@ async def test_happy_path_all_events_once_in_order(
     assert receiver.duplicates == 0
     stats: dict[str, Any] = w.stats()["core"]  # type: ignore[assignment]
     assert stats["delivered"] == 40 * 6 + 2
-    assert stats["failed_attempts"] == 0
+    assert stats["failed_requests"] == 0
     assert stats["backlog"] == 0
     assert int(await redis.hget(keys.STATS, "webhook:core:delivered") or 0) == 40 * 6 + 2
     assert await webhook_keys_left(redis) == []  # wait sets, due set and retry state gone
@@ -173,7 +173,7 @@ async def test_receiver_down_then_back_loses_nothing(
         receiver.ok()
         await eventually(lambda: complete(receiver, 20, 5), "all events after recovery")
     assert_in_order(receiver, 20, 5)
-    assert w.stats()["core"]["failed_attempts"] >= 60  # type: ignore[index]
+    assert w.stats()["core"]["failed_requests"] >= 60  # type: ignore[index]
     assert await redis.xlen(keys.WEBHOOK_DEAD.format(endpoint="core")) == 0
 
 
@@ -186,7 +186,7 @@ async def test_hanging_receiver_times_out_and_is_retried(
         await publish(redis, interleaved(5, range(1, 4)))
         await eventually(lambda: complete(receiver, 5, 3), "all events after the hang")
     assert_in_order(receiver, 5, 3)
-    assert w.stats()["core"]["failed_attempts"] >= 5  # type: ignore[index]
+    assert w.stats()["core"]["failed_requests"] >= 5  # type: ignore[index]
 
 
 async def test_dead_letter_after_max_age_then_replay_in_order(
@@ -686,7 +686,7 @@ async def test_an_event_whose_id_cannot_be_a_header_is_dead_lettered_at_once(
 
         await eventually(parked, "the survey parked")
     stats: dict[str, Any] = w.stats()["core"]  # type: ignore[assignment]
-    assert stats["failed_attempts"] == 1  # one attempt, counted
+    assert stats["failed_requests"] == 1  # one attempt, counted
     (dead,) = await list_dead(redis, "core")
     assert dead["sid"] == "S9\n" and int(dead["seq"]) == 1 and int(dead["attempts"]) == 1
     assert "cannot be a header" in dead["error"] and "\\n" in dead["error"]

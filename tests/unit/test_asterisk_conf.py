@@ -72,8 +72,9 @@ def test_trunk_auth_is_rendered_only_when_configured() -> None:
         render(settings(trunk_username="gw"))
 
 
-def test_one_queue_per_unit_with_its_agents() -> None:
-    queues = render(settings())["queues.conf"]
+def test_one_queue_per_unit_with_its_agents_as_static_members() -> None:
+    queues = render(settings(agents_log_in=False))["queues.conf"]
+    assert "persistentmembers=no" in queues
     assert "[minyi-unit-330602](minyi-queue)" in queues
     assert "member => PJSIP/agent1,0,agent1,PJSIP/agent1" in queues
     unit_b = queues.split("[minyi-unit-330603](minyi-queue)")[1]
@@ -218,20 +219,25 @@ def test_include_mode_renders_only_contexts_queues_and_the_ami_user() -> None:
     assert sections == {
         "minyi-sub-setup",
         "minyi-callback",
+        "minyi-agent-predial",
+        "minyi-agent-codes",
+        "minyi-sub-agent-code",
+        "minyi-sub-agent-of",
         "minyi-ivr",
         "minyi-queue",
         "minyi-unit-330602",
         "minyi",
     }
     # the agents are the site's extensions
-    queues = files["queues_minyi.conf"]
+    queues = render(include(agents_log_in=False))["queues_minyi.conf"]
     assert "member => PJSIP/1001,0,1001,PJSIP/1001" in queues
     assert "member => PJSIP/1002,0,1002,PJSIP/1002" in queues  # default interface
     assert "write=call,agent,user,originate,reporting" in files["manager_minyi.conf"]
 
 
 def test_own_mode_holds_the_include_files_inside_its_whole_files() -> None:
-    own, inc = render(settings()), render(include())
+    same_agents = (AgentPhone("agent1", interface="PJSIP/agent1"), AgentPhone("agent2"))
+    own, inc = render(settings()), render(include(agents=same_agents, units=settings().units))
     assert set(own) == set(OWN_FILES)
     contexts = inc["extensions_minyi.conf"].split("[minyi-sub-setup]", 1)[1]
     assert contexts in own["extensions.conf"]
@@ -347,3 +353,68 @@ def test_trunk_options_are_checked(field: str, value: object, message: str) -> N
 def test_registration_needs_someone_to_register_as() -> None:
     with pytest.raises(AsteriskConfError, match="trunk_register needs trunk_username"):
         render(settings(trunk_register=True))
+
+
+# --- the agents' phones: presence, feature codes, what the agent leg carries --------------
+def test_agent_phones_are_qualified_so_a_dead_phone_is_unavailable() -> None:
+    pjsip = render(settings())["pjsip.conf"]
+    for agent in ("agent1", "agent2"):  # registering, and with a fixed contact
+        assert "qualify_frequency=10" in _section(pjsip, agent, "aor")
+    assert "qualify_frequency=3" in render(settings(agent_qualify_s=3))["pjsip.conf"]
+    with pytest.raises(AsteriskConfError, match="agent_qualify_s"):
+        render(settings(agent_qualify_s=5000))
+
+
+def test_agents_who_log_in_are_dynamic_members_kept_across_a_restart() -> None:
+    queues = render(settings())["queues.conf"]
+    assert "persistentmembers=yes" in queues
+    assert "member =>" not in queues
+
+
+def test_feature_codes_are_configurable_and_find_the_calling_agent() -> None:
+    ext = render(settings())["extensions.conf"]
+    for code, action in (("*45", "login"), ("*46", "logout"), ("*47", "pause"), ("*48", "unpause")):
+        assert f"exten => {code},1,Gosub(minyi-sub-agent-code,s,1({action}))" in ext
+    # own mode: the phones' context searches the codes before refusing everything else
+    agents_ctx = ext.split("[minyi-agents]\n", 1)[1].split("\n\n", 1)[0]
+    assert agents_ctx.splitlines()[:2] == [
+        "include => minyi-agent-codes",
+        "include => minyi-agents-refused",
+    ]
+    assert ' same => n,GotoIf($["${MINYI_EP}" = "agent2"]?agent_2)' in ext
+    assert "Set(MINYI_QUEUES=minyi-unit-330602&minyi-unit-330603)" in ext  # agent2's units
+    custom = render(settings(login_code="#71", pause_code="*9", login_prompt="custom/in"))
+    assert "exten => #71,1,Gosub(minyi-sub-agent-code,s,1(login))" in custom["extensions.conf"]
+    assert "Set(MINYI_PROMPT=custom/in)" in custom["extensions.conf"]
+    with pytest.raises(AsteriskConfError, match="differ"):
+        render(settings(pause_code="*45"))
+    with pytest.raises(AsteriskConfError, match="logout_code"):
+        render(settings(logout_code="*4,6"))
+    # static members: the phone can pause, not log in or out (no queues to join)
+    static = render(settings(agents_log_in=False))["extensions.conf"]
+    assert "Set(MINYI_QUEUES=)" in static and "MINYI_QUEUES=minyi" not in static
+
+
+def test_include_mode_codes_know_pjsip_interfaces_only() -> None:
+    files = render(
+        include(
+            agents=(
+                AgentPhone("1001", interface="PJSIP/1001"),
+                AgentPhone("cc7", interface="Local/7@from-queue/n"),
+            ),
+            units=(UnitQueue("330602", ("1001", "cc7")),),
+        )
+    )
+    ext = files["extensions_minyi.conf"]
+    assert '"${MINYI_EP}" = "1001"' in ext and "Set(MINYI_IF=PJSIP/1001)" in ext
+    assert "cc7" not in ext  # no endpoint to recognise: the desk still works for it
+
+
+def test_the_agent_leg_carries_the_ids_and_the_caller_name() -> None:
+    ext = render(settings())["extensions.conf"]
+    assert "Queue(${MINYI_QUEUE},rb(minyi-agent-predial^s^1),,,${MINYI_QUEUE_TIMEOUT})" in ext
+    assert "Set(__MINYI_AGENT_CID=${MINYI_AID})" in ext  # inherited by the agent's leg
+    predial = ext.split("[minyi-agent-predial]\n", 1)[1].split("\n\n", 1)[0]
+    assert "Set(PJSIP_HEADER(add,X-Minyi-Callback-Id)=${MINYI_AGENT_CID})" in predial
+    assert "Set(PJSIP_HEADER(add,X-Minyi-Survey-Id)=${MINYI_AGENT_SID})" in predial
+    assert "CONNECTEDLINE(name,i)=${MINYI_CALLER_NAME}" in predial

@@ -34,6 +34,7 @@ from gateway.config import (
     parse_settings,
     redacted,
 )
+from gateway.config.sms import CLARIFY_TEXT
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "minyi.example.toml"
@@ -253,6 +254,12 @@ ERRORS = [
     ("sms.templates.default", "请评价", "must be a table, written [sms.templates.default]"),
     ("sms.templates.default.text", "请评价", "template 'default': text offers no reply digit 1"),
     ("sms.templates.default.colour", "red", "template 'default': unknown keys ['colour']"),
+    # the clarifying SMS and the callbacks (issue 11)
+    ("surveys.callback_on", ["unsatisfied", "unclaer"], 'unclear; did you mean "unclear"?'),
+    ("surveys.callback_on", ["unclear", "unclear"], '"unclear" is listed twice'),
+    ("surveys.callback_on", "unsatisfied", "must be a list of unsatisfied, basically_satisfied"),
+    ("surveys.clarify_template", "ask", "names no template: define [sms.templates.ask]"),
+    ("surveys.clarify_window_hours", 0, "must be a number greater than 0 and at most 720"),
     # webhook retries
     ("webhooks.endpoints[0].max_age_hours", 1, "must be at least 72, so results survive"),
 ]
@@ -266,6 +273,7 @@ NAMED_AT = {
     "api.tls_key": "api.tls_cert",
     "sms.templates.default.text": "sms.templates.default",
     "sms.templates.default.colour": "sms.templates.default",
+    "surveys.callback_on": "surveys.callback_on[1]",
 }
 
 
@@ -358,7 +366,13 @@ def test_an_empty_token_or_webhook_secret_is_unset_but_an_empty_password_is_null
         ("sms.binds[0].password", 12345678, "must be a string in quotes, got a number"),
         ("webhooks.endpoints[0].secret", "not-whsec-" + "a" * 30, 'must be "whsec_" followed'),
         ("webhooks.endpoints[0].secret", "whsec_!!!notbase64!!!", 'must be "whsec_" followed'),
-        ("webhooks.endpoints[0].secret", "whsec_" + "QUJD", "at least 16 random bytes"),
+        ("webhooks.endpoints[0].secret", "whsec_" + "QUJD", "at least 24 random bytes"),
+        # 23 bytes: enough for the old floor (16), one short of the new one
+        (
+            "webhooks.endpoints[0].secret",
+            "whsec_" + "UfWwg3Uc2vyttVVRCwMSkfLY6Q5VSMw=",
+            "at least 24",
+        ),
     ],
 )
 def test_a_bad_secret_is_named_but_never_shown(path: str, value: object, reason: str) -> None:
@@ -842,3 +856,16 @@ def test_config_check_prints_warnings(
 def test_config_check_without_a_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert startup.main(["check"]) == 2
     assert "--config" in capsys.readouterr().err
+
+
+def test_the_clarifying_sms_is_built_in_and_a_configs_own_wins() -> None:
+    checked = startup.check(parse_settings(base(), {}))
+    clarify = checked.templates["clarify"]
+    assert clarify.render({"signature": ""}) == CLARIFY_TEXT.format(signature="")
+    own = with_(base(), "sms.templates.clarify", {"text": "请回复1满意2基本满意3不满意"})
+    assert startup.check(parse_settings(own, {})).templates["clarify"].text == (
+        "请回复1满意2基本满意3不满意"
+    )
+    # "" sends none: no template needed
+    none = with_(base(), "surveys.clarify_template", "")
+    assert startup.check(parse_settings(none, {})).settings.surveys.clarify_template == ""

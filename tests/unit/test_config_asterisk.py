@@ -292,7 +292,7 @@ def test_rendered_pjsip_has_the_agents_and_the_trunk() -> None:
 
 
 def test_rendered_queues_have_the_unit_queues_and_members() -> None:
-    files = render(parse(config({"wrapup_s": 9.0})))
+    files = render(parse(config({"wrapup_s": 9.0}, agents_log_in=False)))
     queues = files["queues.conf"]
     unit_a = _section(queues, "minyi-unit-330602")
     assert "member => PJSIP/agent1,0,agent1,PJSIP/agent1" in unit_a
@@ -344,6 +344,7 @@ def test_a_config_can_drive_the_local_asterisk(tmp_path: Path) -> None:
         ivr_digit_timeout_s=want.ivr_digit_timeout_s,
         reason_max_s=want.reason_max_s,
         reason_silence_s=want.reason_silence_s,
+        agents_log_in=want.agents_log_in,
     )
     got = parse(data)
     assert got == want
@@ -473,3 +474,27 @@ def test_the_trunk_options_asterisk_refuses_name_their_setting() -> None:
         with pytest.raises(ConfigError) as info:
             check_config(settings.dialer.asterisk)
         assert info.value.path == path, (extra, str(info.value))
+
+
+def test_feature_codes_and_agent_settings_are_read_and_checked() -> None:
+    s = parse(config(login_code="#71", agents_log_in=False, agent_qualify_s=2))
+    assert (s.login_code, s.logout_code, s.agents_log_in, s.agent_qualify_s) == (
+        "#71",
+        "*46",
+        False,
+        2,
+    )
+    with pytest.raises(ConfigError, match=r"dialer\.asterisk\.pause_code.*another feature code"):
+        parse(config(pause_code="*45"))
+    with pytest.raises(ConfigError, match=r"dialer\.asterisk\.login_code.*0-9 \* #"):
+        parse(config(login_code="*4 5"))
+
+
+def test_agent_caller_name_is_checked() -> None:
+    base_cfg = config()
+    assert startup.parse(base_cfg, {}).settings.dialer.agent_caller_name == "回访 {number}"
+    for bad in ('回访 "{number}"', "a,b", "{number}{number}", "{name}"):
+        with pytest.raises(ConfigError, match=r"dialer\.agent_caller_name"):
+            startup.parse(config({"agent_caller_name": bad}), {})
+    ok = startup.parse(config({"agent_caller_name": ""}), {})
+    assert ok.settings.dialer.agent_caller_name == ""

@@ -193,7 +193,11 @@ def test_every_function_the_python_calls_is_registered() -> None:
     called: set[str] = set()
     for package in ("gateway", "sms", "asr", "recordings"):
         for path in (REPO / package).rglob("*.py"):
-            called |= set(re.findall(r"[\"'](minyi_[a-z_]+)[\"']", path.read_text("utf-8")))
+            source = path.read_text("utf-8")
+            # a module that calls a function says fcall; metric families (minyi_*_total,
+            # gateway/metrics.py) are named in modules that never do
+            if "fcall" in source:
+                called |= set(re.findall(r"[\"'](minyi_[a-z_]+)[\"']", source))
     assert called, "no FCALL found: the pattern above is stale"
     assert called <= registered, called - registered
     assert {n for n in registered if n.startswith("minyi_wh_")} >= {

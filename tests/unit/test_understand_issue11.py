@@ -226,3 +226,26 @@ def test_pinyin_tables_come_from_the_wheel_without_the_whole_package() -> None:
     # network); the package itself (and its 50 MB phrase dictionary) is not imported.
     understand("满衣")
     assert "pypinyin" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    ("text", "rating"),
+    [
+        # The safety net: what the reader does not explain beside a positive word.
+        ("好好好，你们说了算", U),  # a sneer
+        ("好好好，都是我的问题行了吧", U),  # resigned exasperation
+        ("非常满意，小偷都替我谢谢你们", U),  # thanks voiced by the culprit
+        ("骗子也得感谢你们", U),
+        ("小偷抓住了，谢谢你们", S),  # the culprit is what was done, not who thanks
+        ("谢谢你们把骗子抓了", S),
+        ("满意，认定书还没出来", U),  # a complaint word it did not explain
+        ("满意，要是早点来就好了", X),  # a condition it did not read: asked again
+    ],
+)
+def test_the_safety_net_never_leaves_an_unexplained_reply_satisfied(
+    text: str, rating: Rating
+) -> None:
+    reading = understand(text)
+    assert reading.rating is rating, reading.explanation
+    if rating is not S:
+        assert reading.confidence is Confidence.UNCLEAR

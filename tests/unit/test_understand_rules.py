@@ -173,6 +173,18 @@ def test_path_may_be_a_string(tmp_path: Path) -> None:
         ("phone_min_length = 7", "phone_min_length = 0", "digits.phone_min_length"),
         ('"一" = "1"', '"一" = "one"', "numerals.digits.一"),
         ('hint = "citizen says wrong number"\n', "", "non_answers[0].hint"),
+        # The safety net's lists: a typo, a word in two lists, a bad regex, a bad number.
+        ("unread_chars = 3", "unread_chars = 3\nunread = 1", "caution.unread"),
+        ("sneer = [\n", 'sneer = [\n  "到现在",\n', "caution.sneer"),
+        ("doubt_patterns = [\n", "doubt_patterns = [\n  '(分钟',\n", "caution.doubt_patterns[0]"),
+        (
+            "doubt_patterns = [\n",
+            "doubt_patterns = [\n  '(?P<x>a)',\n",
+            "caution.doubt_patterns[0]",
+        ),
+        ("unread_chars = 3", "unread_chars = -1", "caution.unread_chars"),
+        ("unread_chars = 3", 'unread_chars = "3"', "caution.unread_chars"),
+        ("not_quite = [", 'not_quite = ["不是", ', "modifiers.not_quite"),
     ],
 )
 def test_a_bad_edit_names_its_key(tmp_path: Path, old: str, new: str, key: str | None) -> None:
@@ -208,3 +220,15 @@ def test_not_utf8_is_a_value_error(tmp_path: Path) -> None:
     path.write_bytes(DEFAULT_TEXT.encode("gbk", "replace"))
     with pytest.raises(ValueError, match="UTF-8"):
         load_rules(path)
+
+
+def test_without_a_caution_section_there_is_no_safety_net(tmp_path: Path) -> None:
+    start = DEFAULT_TEXT.index("[caution]")
+    end = DEFAULT_TEXT.index("# ----", start)
+    path = tmp_path / "rules.toml"
+    path.write_text(DEFAULT_TEXT[:start] + DEFAULT_TEXT[end:], encoding="utf-8")
+    rules = load_rules(path)
+    assert rules.caution is None
+    # The reader as it was before the net: the sneer goes unnoticed.
+    assert understand("好好好，你们说了算", rules).rating is Rating.SATISFIED
+    assert understand("好好好，你们说了算").rating is Rating.UNSATISFIED

@@ -69,8 +69,8 @@ def test_reply_entries_reads_resp2_and_resp3_replies() -> None:
     assert reply_entries(None) == [] and reply_entries([]) == []
 
 
-def row(delivered: int, retry: str, *seqs: int, sid: str = "S") -> list[object]:
-    flat: list[object] = [b"123.5", str(delivered).encode(), retry.encode()]
+def row(delivered: int, retry: str, *seqs: int, sid: str = "S", pin: str = "") -> list[object]:
+    flat: list[object] = [b"123.5", str(delivered).encode(), retry.encode(), pin.encode()]
     for s in seqs:
         flat += [event(sid, s), str(s).encode()]
     return flat
@@ -80,6 +80,13 @@ def test_head_takes_only_a_consecutive_run() -> None:
     h = _head(b"S", row(2, "", 3, 4, 5, 7, 8))
     assert h.seqs == (3, 4, 5) and len(h.events) == 3
     assert h.token == "123.5" and h.delivered == 2 and not h.gap and h.attempts == 0
+
+
+def test_a_head_pinned_to_a_stored_batch_is_the_run_that_went_out_in_it() -> None:
+    # seq 3-4 went out in batch_ab and failed; 5 arrived since: the retry sends 3-4 only
+    h = _head(b"S", row(2, "", 3, 4, 5, pin="batch_ab 4"))
+    assert h.batch == "batch_ab" and h.seqs == (3, 4) and len(h.events) == 2
+    assert _head(b"S", row(2, "", 3, 4, 5)).batch == ""
 
 
 def test_head_without_survey_has_no_order_and_no_gap() -> None:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gateway.webhooks.signing import InvalidSignature, decode_secret, sign, verify
+from gateway.webhooks.signing import InvalidSignature, decode_secret, sign, verify, webhook_id
 
 # The reference vector of the Standard Webhooks libraries: standard-webhooks/
 # standard-webhooks, libraries/python/tests/test_webhooks.py, test_sign_function
@@ -129,3 +129,11 @@ def test_signature_covers_the_body_bytes_exactly() -> None:
     verify(VECTOR_SECRET, h, body)
     with pytest.raises(InvalidSignature):
         verify(VECTOR_SECRET, h, body + b" ")
+
+
+def test_a_webhook_id_has_no_full_stop_and_names_one_event_only() -> None:
+    assert webhook_id("S.1:3") == "S%2E1:3" and "." not in webhook_id("a.b.c:1")
+    assert webhook_id("S1:3") == "S1:3"  # ids without a full stop are unchanged
+    # one-to-one: "%" is encoded too, so no two event ids share a webhook-id
+    ids = ["S.1:3", "S%2E1:3", "S%1:3", "S%251:3"]
+    assert len({webhook_id(i) for i in ids}) == len(ids)

@@ -119,6 +119,10 @@ redis.register_function('minyi_cb_result', function(_, a)
   local outcome = cjson.decode(a[5]).outcome
   if type(outcome) == 'string' then tally(sid, now_iso, 'callback:' .. outcome) end
   if a[9] ~= '' then redis.call('HSET', SURVEY(sid), 'rating', a[9]) end
+  -- who took the call: only that agent may give its disposition
+  local ok, attempt = pcall(cjson.decode, a[5])
+  redis.call('HSET', SURVEY(sid), 'cb_agent_for', cid, 'cb_agent',
+    ok and type(attempt) == 'table' and text_of(attempt.agent) or '')
   if next_state == 'closed' and redis.call('HGET', SURVEY(sid), 'state') == 'calling' then
     transition(sid, 'called', now_iso, '{"callback_id":' .. cjson.encode(cid) .. '}')
   end
@@ -136,7 +140,9 @@ end)
 -- disposition: the agent's verdict on a connected callback; closes the survey.
 -- ARGV: callback id, now_iso, payload_json
 -- Returns {status, sid, state}: stored | unknown | stale (a later attempt exists) |
--- state (the survey is not waiting for a disposition) | exists (already given).
+-- state (the survey is not waiting for a disposition) | exists (already given) |
+-- agent (the payload names an agent other than the one who took the call; the third
+-- value is then that agent).
 redis.register_function('minyi_cb_disposition', function(_, a)
   need('minyi_cb_disposition', a, 3)
   local cid, now_iso = a[1], a[2]
@@ -149,6 +155,11 @@ redis.register_function('minyi_cb_disposition', function(_, a)
   if given == cid then return {'exists', sid, st} end
   if last ~= cid then return {'stale', sid, st} end
   if st ~= 'called' and st ~= 'transcribed' then return {'state', sid, st} end
+  local took_for, took = unpack(redis.call('HMGET', sk, 'cb_agent_for', 'cb_agent'))
+  local by = text_of(cjson.decode(payload).agent)
+  if by ~= '' and took_for == cid and took and took ~= '' and took ~= by then
+    return {'agent', sid, took}
+  end
   redis.call('HSET', sk, 'disposition_for', cid, 'disposition', payload)
   emit(sid, 'callback.disposition', now_iso, payload)
   local counted = {}
@@ -192,4 +203,45 @@ redis.register_function('minyi_dialer_lease', function(_, a)
   if holder and holder ~= owner then return 0 end
   redis.call('SET', key, owner, 'EX', ttl)
   return 1
+end)
+
+-- agent state: an agent's presence changed, as the dialer reads it from AMI (queue
+-- membership, pause, the phone's device state: gateway/dialer/agents.py). Stored once per
+-- change and put on the feed as agent.state; it belongs to no survey, so it has its own
+-- sequence (like reply.unmatched) and the id "agent:<seq>".
+-- ARGV: agent, now_iso, state, payload_json (an object; "agent", "state", "from" (the
+-- previous state, null the first time) and "since" are put in front here; on_call may
+-- name the callback the agent took: "callback_id", "survey_id").
+-- Returns the event's seq, or 0 when the agent was already in that state (on the same
+-- callback).
+redis.register_function('minyi_agent_state', function(_, a)
+  local fn = 'minyi_agent_state'
+  need(fn, a, 4)
+  local agent, now_iso, state = a[1], a[2], a[3]
+  local payload = object_text(fn, 'payload', a[4])
+  local from = 'null'
+  local old = redis.call('HGET', AGENTS, agent)
+  if old then
+    local ok, rec = pcall(cjson.decode, old)
+    if ok and type(rec) == 'table' and type(rec.state) == 'string' then
+      local call = text_of(cjson.decode(payload).callback_id)
+      if rec.state == state and text_of(rec.callback_id) == call then return 0 end
+      from = cjson.encode(rec.state)
+    end
+  end
+  local body = '{"agent":' .. cjson.encode(agent) .. ',"state":' .. cjson.encode(state)
+    .. ',"from":' .. from .. ',"since":' .. cjson.encode(now_iso)
+  if string.match(payload, '^{%s*}$') then
+    body = body .. '}'
+  else
+    body = body .. ',' .. string.sub(payload, 2)
+  end
+  redis.call('HSET', AGENTS, agent, body)
+  local seq = redis.call('INCR', AGENT_EVENTS_SEQ)
+  local ev = '{"id":' .. cjson.encode('agent:' .. seq) .. ',"type":"agent.state"'
+    .. ',"survey_id":"","seq":' .. seq .. ',"time":' .. cjson.encode(now_iso)
+    .. ',"payload":' .. body .. '}'
+  redis.call('XADD', EVENTS, '*', 'sid', '', 'seq', tostring(seq), 'event', ev)
+  redis.call('HINCRBY', STATS, 'event:agent.state', 1)
+  return seq
 end)

@@ -10,13 +10,43 @@
 -- call after a lost reply (Redis restarted under it) still recognises its lease; a
 -- claim by anyone else writes a new token, and the old holder stops.
 
--- a survey's first n queued events: {delivered, retry state, event1, seq1, event2, ...}
+-- a survey's first n queued events: {delivered, retry state, batch pin, event1, seq1,
+-- event2, ...}; the pin ("<batch id> <last seq>", or '') names the stored batch its
+-- head run went out in (batching: a retry sends that batch again)
 local function head_of(endpoint, delivered, retry, sid, n)
   local h = redis.call('ZRANGE', WEBHOOK_WAIT(endpoint, sid), 0, n - 1, 'WITHSCORES')
   if #h == 0 then return nil end
+  table.insert(h, 1, redis.call('HGET', WEBHOOK_BATCH_OF(endpoint), sid) or '')
   table.insert(h, 1, redis.call('HGET', retry, sid) or '')
   table.insert(h, 1, redis.call('HGET', delivered, sid) or '0')
   return h
+end
+
+-- the batch id of a pin ("<batch id> <last seq>")
+local function pin_batch(pin)
+  if not pin then return nil end
+  return string.match(pin, '^(%S+)')
+end
+
+-- a stored batch's members {{sid, first seq, last seq}, ...} (empty if it is gone)
+local function batch_members(batches, id)
+  local m = redis.call('HGET', batches, id)
+  if not m then return {} end
+  local ok, members = pcall(cjson.decode, m)
+  if not ok or type(members) ~= 'table' then return {} end
+  return members
+end
+
+-- unpin a survey from its stored batch; the batch is forgotten once no member is
+-- pinned to it any more
+local function unpin(batch_of, batches, sid)
+  local id = pin_batch(redis.call('HGET', batch_of, sid))
+  if not id then return end
+  redis.call('HDEL', batch_of, sid)
+  for _, m in ipairs(batch_members(batches, id)) do
+    if pin_batch(redis.call('HGET', batch_of, m[1])) == id then return end
+  end
+  redis.call('HDEL', batches, id, id .. ':body')
 end
 
 -- a survey's retry state (JSON written by minyi_wh_fail), or nil when there is none
@@ -57,6 +87,16 @@ local function step(endpoint, due, delivered, retry, leases, sid, token, t, leas
   end
   redis.call('ZADD', due, t + lease_s, sid)
   return cons('next', cons(token, h))
+end
+
+-- the receiver is back (the caller saw failures before): surveys sleeping in a long
+-- backoff may try now. Scores beyond two leases are backoffs, not leases, so nobody's
+-- claim is stolen.
+local function wake_late(due, t, lease_s, wake)
+  if wake <= 0 then return end
+  local late = redis.call('ZRANGEBYSCORE', due, '(' .. (t + 2 * lease_s), '+inf',
+                          'LIMIT', 0, wake)
+  for _, other in ipairs(late) do redis.call('ZADD', due, 'XX', t, other) end
 end
 
 local function advance(delivered, sid, seq)
@@ -164,29 +204,74 @@ redis.register_function('minyi_wh_done', function(k, a)
   advance(delivered, sid, last)
   local r = retry_state(retry, sid)
   if r and tonumber(r.seq) == first then redis.call('HDEL', retry, sid) end
-  -- the receiver is back (the caller saw failures before): surveys sleeping in a long
-  -- backoff may try now. Scores beyond two leases are backoffs, not leases, so nobody's
-  -- claim is stolen.
-  if wake > 0 then
-    local late = redis.call('ZRANGEBYSCORE', due, '(' .. (t + 2 * lease_s), '+inf',
-                            'LIMIT', 0, wake)
-    for _, other in ipairs(late) do redis.call('ZADD', due, 'XX', t, other) end
-  end
+  -- a pin whose batch is gone (a lost write) must not hold the survey's next run
+  unpin(WEBHOOK_BATCH_OF(endpoint), WEBHOOK_BATCHES(endpoint), sid)
+  wake_late(due, t, lease_s, wake)
   return step(endpoint, due, delivered, retry, leases, sid, token, t, lease_s, n)
+end)
+
+-- batch done: the receiver took a stored batch (sent again by minyi_wh_fail's pin).
+-- Every member still pinned to it is delivered up to its run's last seq and unpinned;
+-- the batch is forgotten. A member unpinned meanwhile (dead-lettered) is left as it is.
+-- KEYS: due, delivered, retry, stats, leases, batch_of, batches. ARGV: endpoint, stats
+-- prefix, sid, token, batch id, lease_s, wake (as minyi_wh_done), run length.
+-- Returns {events recorded as delivered, the caller's survey's next step}.
+redis.register_function('minyi_wh_batch_done', function(k, a)
+  local fn = 'minyi_wh_batch_done'
+  need(fn, a, 8)
+  local due, delivered, retry, stats, leases = k[1], k[2], k[3], k[4], k[5]
+  local batch_of, batches = k[6], k[7]
+  local endpoint, sp, sid, token, id = a[1], a[2], a[3], a[4], a[5]
+  local lease_s, wake = num(fn, 'lease_s', a[6]), num(fn, 'wake', a[7])
+  local n = num(fn, 'run length', a[8])
+  local t = server_time()
+  local removed = 0
+  for _, m in ipairs(batch_members(batches, id)) do
+    local msid, first, last = tostring(m[1]), tonumber(m[2]), tonumber(m[3])
+    if first and last and pin_batch(redis.call('HGET', batch_of, msid)) == id then
+      removed = removed + redis.call('ZREMRANGEBYSCORE', WEBHOOK_WAIT(endpoint, msid),
+                                     first, last)
+      advance(delivered, msid, last)
+      local r = retry_state(retry, msid)
+      if r and tonumber(r.seq) == first then redis.call('HDEL', retry, msid) end
+      redis.call('HDEL', batch_of, msid)
+    end
+  end
+  redis.call('HDEL', batches, id, id .. ':body')
+  if removed > 0 then
+    redis.call('HINCRBY', stats, sp .. 'queued', -removed)
+    redis.call('HINCRBY', stats, sp .. 'delivered', removed)
+  end
+  wake_late(due, t, lease_s, wake)
+  return {removed, step(endpoint, due, delivered, retry, leases, sid, token, t, lease_s, n)}
 end)
 
 -- fail: a failed attempt of a survey's head event: back off, or dead-letter it after
 -- max_age and park the survey: its later events wait behind the dead letter (the feed
 -- is ordered per survey) until `minyi webhooks replay` puts it back in front of them.
--- KEYS: due, delivered, retry, stats, dead, leases, parked. ARGV: endpoint, stats
--- prefix, sid, token, head event, its seq, error, backoff delay, max age, lease_s, run
--- length.
+-- The failed-requests counter counts requests: a batch's members all fail, the first
+-- one counts it. A batch failing at its first sending is stored by its first member's
+-- call (its id, body and members) and every member pinned to it: any member's retry
+-- sends it again, the same id and bytes (minyi_wh_batch_done records it).
+-- KEYS: due, delivered, retry, stats, dead, leases, parked, batch_of, batches. ARGV:
+-- endpoint, stats prefix, sid, token, head event, its seq, error, backoff delay, max
+-- age, lease_s, run length, count the request (1/0), then batch id, body, members JSON
+-- [[sid, first seq, last seq], ...] ('', '', '' for none).
 -- Returns {'retry', attempts} | {'lost', attempts} | {'dead', attempts, {'parked'}}.
 redis.register_function('minyi_wh_fail', function(k, a)
   local fn = 'minyi_wh_fail'
-  need(fn, a, 11)
+  need(fn, a, 15)
   local due, delivered, retry, stats, dead, leases = k[1], k[2], k[3], k[4], k[5], k[6]
-  local parked = k[7]
+  local parked, batch_of, batches = k[7], k[8], k[9]
+  if num(fn, 'count', a[12]) > 0 then redis.call('HINCRBY', stats, a[2] .. 'failed', 1) end
+  if a[13] ~= '' then
+    local ok, members = pcall(cjson.decode, a[15])
+    if not ok or type(members) ~= 'table' then refuse(fn, 'members must be a JSON list') end
+    redis.call('HSET', batches, a[13], a[15], a[13] .. ':body', a[14])
+    for _, m in ipairs(members) do
+      redis.call('HSET', batch_of, tostring(m[1]), a[13] .. ' ' .. tostring(m[3]))
+    end
+  end
   local endpoint, sp, sid, token, member, err = a[1], a[2], a[3], a[4], a[5], a[7]
   local seq, delay = num(fn, 'seq', a[6]), num(fn, 'delay', a[8])
   local max_age, lease_s, n = num(fn, 'max_age', a[9]), num(fn, 'lease_s', a[10]),
@@ -197,7 +282,6 @@ redis.register_function('minyi_wh_fail', function(k, a)
              or tonumber(st.first_failed_at) == nil) then
     st = nil
   end
-  redis.call('HINCRBY', stats, sp .. 'failed', 1)
   if st == nil then st = {seq = seq, attempts = 0, first_failed_at = t} end
   st.attempts = st.attempts + 1
   st.last_error = err
@@ -219,6 +303,7 @@ redis.register_function('minyi_wh_fail', function(k, a)
   advance(delivered, sid, seq)
   redis.call('HDEL', retry, sid)
   redis.call('HSET', parked, sid, seq)
+  unpin(batch_of, batches, sid)
   local holder = redis.call('HGET', leases, sid)
   if not holder or holder == token then
     redis.call('ZREM', due, sid)

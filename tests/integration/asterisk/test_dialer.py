@@ -436,3 +436,44 @@ async def test_one_dialer_dials_and_a_standby_takes_over_the_live_call(
         finally:
             standby.request_stop()
             await asyncio.wait_for(task, 30)
+
+
+async def test_healthz_and_metrics_report_the_dialers_ami_up_then_down(
+    clean_redis: RedisServer, asterisk: AsteriskInfo, tmp_path: Path
+) -> None:
+    # Issue 13, item 8: /healthz reports AMI, /metrics has minyi_dialer_ami_up, and the
+    # page stays promtool-clean with AMI up and down.
+    from tests.integration.test_health_metrics import health, promtool, scrape
+
+    proxy = TcpProxy(asterisk.host, asterisk.ami_port)
+    await proxy.start()
+    closed = False
+    try:
+        cfg = dialer_config(asterisk)
+        async with _loop(clean_redis, asterisk, ami={**cfg["ami"], "port": proxy.port}) as loop:
+
+            async def ami_is(up: bool) -> dict[str, Any] | None:
+                _, body = await health(loop.http, loop.api)
+                fit = body["dialer"]["ami_connected"] is up and [
+                    (d["instance"], d["ami_connected"]) for d in body["dialers"]
+                ] == [("test", up)]
+                return body if fit else None
+
+            body = await eventually(lambda: ami_is(True), "AMI up on /healthz")
+            assert body is not None and body["dialer"]["leading"] is True
+            _, _, page = await scrape(loop.http, loop.api)
+            assert 'minyi_dialer_ami_up{instance="test"} 1' in page.splitlines()
+            assert 'minyi_dialer_leading{instance="test"} 1' in page.splitlines()
+            checked = promtool(page, tmp_path)
+            assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + page
+
+            await proxy.close()  # Asterisk's AMI is gone: the connection drops, reconnects fail
+            closed = True
+            await eventually(lambda: ami_is(False), "AMI down on /healthz")
+            _, _, page = await scrape(loop.http, loop.api)
+            assert 'minyi_dialer_ami_up{instance="test"} 0' in page.splitlines()
+            checked = promtool(page, tmp_path)
+            assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + page
+    finally:
+        if not closed:
+            await proxy.close()
