@@ -47,7 +47,7 @@ from gateway.api.app import Api
 from gateway.config import ConfigError, Settings, SmppBind
 from gateway.desk import Desk
 from gateway.desk import mount as mount_desk
-from gateway.desk.actions import AmiActions, agent_interfaces
+from gateway.desk.actions import AmiActions, desk_directory
 from gateway.dialer.dialer import Dialer
 from gateway.store import keys, streams
 from gateway.store.surveys import Store
@@ -151,7 +151,7 @@ class Service:
         if s.api.desk.users:
             actions = None
             if s.dialer is not None:
-                actions = AmiActions(s.dialer.ami, agent_interfaces(s.dialer))
+                actions = AmiActions(s.dialer.ami, desk_directory(s))
             self.desk, routes = mount_desk(s, self.store, actions=actions, sms_text=self._sms_text)
             self.api.mounts.append(routes)
         self._runner = web.AppRunner(

@@ -1,134 +1,94 @@
-"""What the desk asks of Asterisk: pause and unpause an agent, and the queue members'
-state for the board.
+"""What the desk asks of Asterisk: an agent's log in, log out, pause and unpause, through
+the dialer's agent actions (gateway/dialer/agents.py: the AMI twins of the feature
+codes *45-*48) on an AMI session of the desk's own, opened on the first click.
 
-:class:`AgentActions` is the seam: the desk calls only it. :class:`AmiActions` is
-the one here, on its own AMI session (``QueuePause`` with no ``Queue`` pauses the
-member in every queue: the Asterisk manager action reference, "QueuePause"). The
-agent-actions API of the dialer (log in, log out, pause, unpause, each an
-``agent.state`` event) replaces it when it lands; its signature is this one.
+:class:`AgentActions` is the seam the desk calls (a test or another PBX may stand in).
+The agents' states the desk and the board show are not asked of Asterisk here: the
+dialer stores each change (``agent.state``, ``keys.AGENTS``) from the same queue
+board its pacing uses, and the pages read that.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Final, Protocol
 
 from gateway import logs
+from gateway.config import Settings
 from gateway.config.ami import AmiSettings
 from gateway.config.api import DeskUser
-from gateway.config.dialer import DialerSettings
+from gateway.dialer import agents
+from gateway.dialer.agents import ActionResult, AgentDirectory, AgentInfo
 from gateway.dialer.ami import AmiClient, AmiError
 
 log = logs.logger(__name__)
 
-# How long the board waits for AMI before it shows the live panel as unavailable.
-CONNECT_WAIT_S = 1.0
-# Queue members read this recently are shown again rather than asked for.
-MEMBERS_FRESH_S = 1.0
+# How long a click waits for AMI before it says the PBX is not there.
+CONNECT_WAIT_S: Final = 3.0
+ACTIONS: Final = ("login", "logout", "pause", "unpause")
+QUEUE_PREFIX: Final = "minyi-unit-"
 
-# Queue member Status (enum ast_device_state, Asterisk's devicestate.h) as the board
-# names it; paused and wrap-up are decided before this.
-DEVICE_STATES = {
-    "0": "未知",
-    "1": "空闲",
-    "2": "通话中",
-    "3": "通话中",
-    "4": "不可达",
-    "5": "不可达",
-    "6": "振铃",
-    "7": "通话中",
-    "8": "保持",
+# The dialer's agent states (gateway/dialer/agents.py STATES) as the pages name them.
+STATE_NAMES: Final = {
+    agents.FREE: "空闲",
+    agents.RINGING: "振铃",
+    agents.ON_CALL: "通话中",
+    agents.WRAPUP: "话后整理",
+    agents.PAUSED: "暂停",
+    agents.UNREACHABLE: "不可达",
+    agents.LOGGED_OUT: "未签入",
 }
 
 
 class AgentActions(Protocol):
     """Agent actions the desk needs from the PBX."""
 
-    async def pause(self, agent: DeskUser, paused: bool, reason: str = "") -> None:
-        """Pause (``paused``) or unpause the agent in all their queues."""
-
-    async def members(self) -> list[Mapping[str, Any]] | None:
-        """The QueueMember entries of QueueStatus; None when the PBX cannot be asked."""
+    async def act(self, agent: DeskUser, action: str) -> ActionResult:
+        """Do ``action`` (one of ACTIONS) for the agent; AmiError when the PBX is away."""
 
     async def close(self) -> None:
         """Let go of the connection."""
 
 
-def agent_interfaces(dialer: DialerSettings | None) -> dict[str, str]:
-    """Each agent phone's queue member interface, as ``[dialer.asterisk]`` renders it."""
-    if dialer is None or dialer.asterisk is None:
-        return {}
-    return {a.name: a.interface or f"PJSIP/{a.name}" for a in dialer.asterisk.agents}
-
-
-def interface_of(agent: DeskUser, configured: Mapping[str, str]) -> str:
-    """The agent's queue member interface: the desk entry's own, the one of
-    ``[dialer.asterisk.agents]``, else ``PJSIP/<id>`` (how the queues are rendered)."""
-    return agent.interface or configured.get(agent.id) or f"PJSIP/{agent.id}"
+def desk_directory(settings: Settings) -> AgentDirectory:
+    """The agents the desk may act for: those of ``[dialer.asterisk]``, and the desk's
+    agents it does not render (a site's PBX, the tests' own Asterisk), each with its
+    ``interface`` (default ``PJSIP/<id>``) and its units' queues."""
+    d = settings.dialer
+    base = AgentDirectory.from_settings(d.asterisk if d is not None else None)
+    found = dict(base.agents)
+    for user in settings.api.desk.users:
+        if user.role == "agent" and user.id not in found:
+            found[user.id] = AgentInfo(
+                user.id,
+                user.interface or f"PJSIP/{user.id}",
+                tuple(QUEUE_PREFIX + u for u in user.units),
+            )
+    log_in = d.asterisk.agents_log_in if d is not None and d.asterisk is not None else True
+    return AgentDirectory(found, log_in=log_in)
 
 
 class AmiActions:
-    """AgentActions on an AMI session of its own, opened on first use."""
+    """AgentActions through gateway/dialer/agents.py on an AMI session of its own."""
 
-    def __init__(self, settings: AmiSettings, interfaces: Mapping[str, str]) -> None:
-        self.interfaces = dict(interfaces)
+    def __init__(self, settings: AmiSettings, directory: AgentDirectory) -> None:
+        self.directory = directory
         self.ami = AmiClient(settings, lambda _event: None)
-        self._members: list[Mapping[str, Any]] | None = None
-        self._members_at = 0.0
 
-    async def _ready(self) -> bool:
+    async def act(self, agent: DeskUser, action: str) -> ActionResult:
         await self.ami.start()
         try:
             await self.ami.wait_connected(CONNECT_WAIT_S)
         except TimeoutError:
-            return False
-        return True
-
-    async def pause(self, agent: DeskUser, paused: bool, reason: str = "") -> None:
-        if not await self._ready():
-            raise AmiError("not connected to Asterisk")
-        fields = {
-            "Action": "QueuePause",
-            "Interface": interface_of(agent, self.interfaces),
-            "Paused": "true" if paused else "false",
-        }
-        if reason:
-            fields["Reason"] = reason
-        await self.ami.action(fields)
-
-    async def members(self) -> list[Mapping[str, Any]] | None:
-        # Every open board asks every few seconds: one QueueStatus a second serves all.
-        now = time.monotonic()
-        if self._members is not None and now - self._members_at < MEMBERS_FRESH_S:
-            return self._members
-        if not await self._ready():
-            return None
-        try:
-            queues = await self.ami.action({"Action": "QueueStatus"})
-        except (TimeoutError, AmiError) as exc:
-            log.warning("board: queue status unavailable (%s)", exc)
-            return None
-        found = queues if isinstance(queues, list) else [queues]
-        self._members = [q for q in found if q.get("Event") == "QueueMember"]
-        self._members_at = now
-        return self._members
+            raise AmiError("not connected to Asterisk") from None
+        if action == "login":
+            return await agents.login(self.ami, self.directory, agent.id)
+        if action == "logout":
+            return await agents.logout(self.ami, self.directory, agent.id)
+        if action == "pause":
+            return await agents.pause(self.ami, self.directory, agent.id, "desk")
+        if action == "unpause":
+            return await agents.unpause(self.ami, self.directory, agent.id, "desk")
+        raise ValueError(f"unknown agent action {action!r}")
 
     async def close(self) -> None:
         await self.ami.stop()
-
-
-def member_state(member: Mapping[str, Any], now: float, wrapup_s: float) -> str:
-    """The board's word for one queue member: 暂停, 话后整理, or its device state."""
-    if str(member.get("Paused", "0")) == "1":
-        return "暂停"
-    status = str(member.get("Status", "0"))
-    if str(member.get("InCall", "0")) == "1" and status not in ("4", "5"):
-        return "通话中"
-    try:
-        last = float(member.get("LastCall") or 0)
-    except ValueError:
-        last = 0.0
-    if status == "1" and last > 0 and now - last < wrapup_s:
-        return "话后整理"
-    return DEVICE_STATES.get(status, "未知")

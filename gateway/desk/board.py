@@ -25,7 +25,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from gateway.desk import pages
-from gateway.desk.actions import member_state
+from gateway.desk.actions import STATE_NAMES
 from gateway.desk.chart import funnel_svg, hourly_svg
 from gateway.desk.web import Desk, _html
 from gateway.privacy import mask_phone
@@ -97,20 +97,19 @@ class Board:
         def covered(unit: str) -> bool:
             return any(tallies.in_subtree(unit, top) for top in scope)
 
-        agents: list[tuple[str, str, str]] | None = None
-        if self.desk.actions is not None:
-            members = await self.desk.actions.members()
-            if members is not None:
-                agents = sorted(
-                    (
-                        str(m.get("Queue", "")).removeprefix(QUEUE_PREFIX),
-                        str(m.get("MemberName") or m.get("Name") or ""),
-                        member_state(m, now, self.desk.wrapup_s),
-                    )
-                    for m in members
-                    if str(m.get("Queue", "")).startswith(QUEUE_PREFIX)
-                    and covered(str(m.get("Queue", "")).removeprefix(QUEUE_PREFIX))
-                )
+        # the agents' states as the dialer stores them (agent.state), by unit; an agent
+        # logged out of every queue counts under the units of its desk login
+        agents: list[tuple[str, str, str]] = []
+        for name, entry in (await self.desk.callbacks.agent_states()).items():
+            user = self.desk.desk.user(name)
+            units = [str(u) for u in entry.get("units") or ()] or (
+                list(self.desk.units_of(user)) if user is not None else []
+            )
+            state = str(entry.get("state", ""))
+            agents += [
+                (self.name(u), name, STATE_NAMES.get(state, state)) for u in units if covered(u)
+            ]
+        agents.sort()
         redis = self.store.redis
         calls = 0
         for raw in (await redis.hgetall(keys.CB_ACTIVE)).values():

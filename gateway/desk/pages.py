@@ -206,24 +206,28 @@ def desk_page(
     csrf: str,
     units: Sequence[str],
     card: str,
-    paused: bool | None,
+    state: str | None,
     message: str = "",
 ) -> str:
-    """The agent's desk: status and pause buttons, the pop (live over SSE)."""
+    """The agent's desk: state and the agent's actions, the pop (live over SSE)."""
     flash = f'<p class="flash" id="flash">{e(message)}</p>' if message else ""
-    state = {None: "未知", True: "暂停中", False: "可接听"}[paused]
     buttons = "".join(
-        f'<form method="post" action="/desk/{action}" class="inline">'
+        f'<form method="post" action="/desk/agent/{action}" class="inline">'
         f'<input type="hidden" name="csrf" value="{e(csrf)}">'
-        f'<button type="submit" id="{action}">{label}</button></form>'
-        for action, label in (("pause", "暂停接听"), ("unpause", "恢复接听"))
+        f'<button type="submit" id="act-{action}">{label}</button></form>'
+        for action, label in (
+            ("login", "签入"),
+            ("pause", "暂停接听"),
+            ("unpause", "恢复接听"),
+            ("logout", "签出"),
+        )
     )
     waiting = '<p class="waiting" id="waiting">等待来电……</p>'
     return layout(
         "坐席工作台",
         f'<section class="bar"><span>坐席 <b id="agent">{e(user)}</b></span>'
         f"<span>队列：{e('、'.join(units) or '—')}</span>"
-        f'<span>状态：<b id="agent-state">{state}</b></span>{buttons}'
+        f'<span>状态：<b id="agent-state">{e(state or "未知")}</b></span>{buttons}'
         f'<span class="live" id="live">实时连接中</span></section>{flash}'
         f'<div id="pop">{card or waiting}</div>',
         user=user,
@@ -262,22 +266,19 @@ FUNNEL_HEAD = (
 
 
 def live_html(
-    agents: Sequence[tuple[str, str, str]] | None,
+    agents: Sequence[tuple[str, str, str]],
     calls: int,
     waiting: Sequence[tuple[str, int, str]],
 ) -> str:
     """The live panel: agents (unit, agent, state), calls in progress, callbacks waiting
     per unit queue with the oldest wait."""
-    if agents is None:
-        rows = '<tr><td colspan="3" class="muted">未连接到 Asterisk，坐席状态暂不可用</td></tr>'
-    else:
-        rows = (
-            "".join(
-                f'<tr><td>{e(u)}</td><td>{e(a)}</td><td class="st {e(s)}">{e(s)}</td></tr>'
-                for u, a, s in agents
-            )
-            or '<tr><td colspan="3" class="muted">无坐席</td></tr>'
+    rows = (
+        "".join(
+            f'<tr><td>{e(u)}</td><td>{e(a)}</td><td class="st">{e(s)}</td></tr>'
+            for u, a, s in agents
         )
+        or '<tr><td colspan="3" class="muted">无坐席</td></tr>'
+    )
     queue_rows = (
         "".join(
             f'<tr><td>{e(u)}</td><td data-k="waiting">{n}</td><td>{e(age)}</td></tr>'

@@ -13,7 +13,8 @@ session cookie is their credential, gateway/desk/auth.py):
 - ``POST /desk/disposition``: the agent's verdict, stored by the same function as the
   API's (``minyi_cb_disposition``) with the logged-in agent as ``agent``; refused
   (409) for a call that another agent took;
-- ``POST /desk/pause``, ``POST /desk/unpause``: through :mod:`gateway.desk.actions`;
+- ``POST /desk/agent/{login,logout,pause,unpause}``: the agent's queue membership and
+  pause, through the dialer's agent actions (:mod:`gateway.desk.actions`);
 - ``GET /desk/static/{name}``: the pages' CSS and JavaScript, from this package.
 """
 
@@ -37,7 +38,7 @@ from gateway.config import Settings
 from gateway.config.api import DeskUser
 from gateway.config.reader import NAME_RE
 from gateway.desk import pages
-from gateway.desk.actions import AgentActions, agent_interfaces, interface_of
+from gateway.desk.actions import ACTIONS, STATE_NAMES, AgentActions
 from gateway.desk.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, same, verify_pin
 from gateway.desk.hub import Hub
 from gateway.desk.pop import card
@@ -101,8 +102,6 @@ class Desk:
                 for agent in q.agents:
                     queues.setdefault(agent, []).append(q.unit)
         self._queues = queues
-        # the queue member interface of each agent phone the gateway renders
-        self.interfaces = agent_interfaces(d)
 
     def routes(self, app: web.Application) -> set[web.AbstractResource]:
         """Add the desk's routes; the resources that take no bearer token (all)."""
@@ -114,8 +113,7 @@ class Desk:
             r.add_get("/desk/", self.page),
             r.add_get("/desk/events", self.events),
             r.add_post("/desk/disposition", self.disposition),
-            r.add_post("/desk/pause", self.pause),
-            r.add_post("/desk/unpause", self.unpause),
+            r.add_post("/desk/agent/{action}", self.agent_action),
             r.add_get("/desk/static/{name}", self.static),
         ]
         return {route.resource for route in found if route.resource is not None}
@@ -262,15 +260,13 @@ class Desk:
             c, labels=self.labels, csrf=s.csrf, wrapup_s=self.wrapup_s, ended_ts=ended
         )
 
-    async def _paused(self, user: DeskUser) -> bool | None:
-        if self.actions is None:
+    async def agent_state(self, user: DeskUser) -> str | None:
+        """The agent's state as the dialer last stored it (``agent.state``), in words."""
+        found = (await self.callbacks.agent_states()).get(user.id)
+        if not found:
             return None
-        members = await self.actions.members()
-        if members is None:
-            return None
-        iface = interface_of(user, self.interfaces)
-        mine = [m for m in members if m.get("StateInterface") == iface or m.get("Name") == user.id]
-        return any(str(m.get("Paused", "0")) == "1" for m in mine) if mine else None
+        state = str(found.get("state", ""))
+        return STATE_NAMES.get(state, state)
 
     async def page(self, request: web.Request) -> web.Response:
         s = await self.session(request, "agent")
@@ -278,8 +274,10 @@ class Desk:
         html = await self.card_html(s, call) if call else ""
         messages = {
             "done": "处理结果已提交，问卷已办结",
-            "paused": "已暂停接听",
-            "unpaused": "已恢复接听",
+            "login": "已签入队列",
+            "logout": "已签出队列",
+            "pause": "已暂停接听",
+            "unpause": "已恢复接听",
         }
         return _html(
             pages.desk_page(
@@ -287,7 +285,7 @@ class Desk:
                 csrf=s.csrf,
                 units=self.units_of(s.user),
                 card=html,
-                paused=await self._paused(s.user),
+                state=await self.agent_state(s.user),
                 message=messages.get(request.query.get("m", ""), ""),
             )
         )
@@ -373,23 +371,23 @@ class Desk:
         }.get(status, status)
         return _html(pages.message_page("处理结果", message, "/desk/"), 409)
 
-    async def _pause(self, request: web.Request, paused: bool) -> web.Response:
+    async def agent_action(self, request: web.Request) -> web.Response:
+        """Log in, log out, pause or unpause the agent (the feature codes' twins)."""
+        action = request.match_info["action"]
+        if action not in ACTIONS:
+            raise web.HTTPNotFound()
         s, _form = await self.posted(request, "agent")
         if self.actions is None:
-            return _html(pages.message_page("暂停", "未配置 Asterisk", "/desk/"), 503)
+            return _html(pages.message_page("坐席", "未配置 Asterisk", "/desk/"), 503)
         try:
-            await self.actions.pause(s.user, paused, "desk")
-        except Exception as exc:  # the PBX refused or is away: say so, keep the desk
-            log.warning("desk pause=%s agent=%s failed: %s", paused, s.user.id, exc)
-            return _html(pages.message_page("暂停", "操作失败，请稍后再试", "/desk/"), 502)
-        log.info("desk pause=%s agent=%s", paused, s.user.id)
-        return _redirect("/desk/?m=" + ("paused" if paused else "unpaused"))
-
-    async def pause(self, request: web.Request) -> web.Response:
-        return await self._pause(request, True)
-
-    async def unpause(self, request: web.Request) -> web.Response:
-        return await self._pause(request, False)
+            result = await self.actions.act(s.user, action)
+        except Exception as exc:  # the PBX is away or refused: say so, keep the desk
+            log.warning("desk %s agent=%s failed: %s", action, s.user.id, exc)
+            return _html(pages.message_page("坐席", "操作失败，请稍后再试", "/desk/"), 502)
+        log.info("desk %s agent=%s ok=%s %s", action, s.user.id, result.ok, result.detail)
+        if not result.ok:
+            return _html(pages.message_page("坐席", f"未能完成：{result.detail}", "/desk/"), 409)
+        return _redirect("/desk/?m=" + action)
 
     async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

@@ -153,15 +153,15 @@ async def test_form_posts_need_the_sessions_csrf_token_and_our_origin(store: Sto
     async with desk_client(store) as client:
         await login(client, "agent1")
         csrf = hidden(await (await client.get("/desk/")).text(), "csrf")
-        r = await client.post("/desk/pause", data={})
+        r = await client.post("/desk/agent/pause", data={})
         assert r.status == 403
-        r = await client.post("/desk/pause", data={"csrf": "x" + csrf})
+        r = await client.post("/desk/agent/pause", data={"csrf": "x" + csrf})
         assert r.status == 403
         r = await client.post(
-            "/desk/pause", data={"csrf": csrf}, headers={"Origin": "http://evil.example"}
+            "/desk/agent/pause", data={"csrf": csrf}, headers={"Origin": "http://evil.example"}
         )
         assert r.status == 403
-        r = await client.post("/desk/pause", data={"csrf": csrf})
+        r = await client.post("/desk/agent/pause", data={"csrf": csrf})
         assert r.status == 503  # through the form, but no PBX is configured here
         # the login form's own token (double submit)
         r = await client.post(
@@ -306,3 +306,24 @@ async def test_an_open_desk_stream_does_not_hold_the_drain(clean_redis: Any) -> 
         # the stream ends (not cut by the 60 s shutdown timeout) and the process with it
         assert await asyncio.wait_for(task, 20) == 0
         assert await stream.content.read() is not None
+
+
+async def test_agents_states_are_the_dialers_on_the_desk_and_the_board(store: Store) -> None:
+    cb = CallbackStore(store)
+    await cb.agent_state("agent3", "paused", {"units": ["330603"], "reason": "desk"})
+    await cb.agent_state("agent1", "on_call", {"units": ["330602"]})
+    await cb.agent_state("agent2", "logged_out", {"units": []})  # counts under its login's
+    async with desk_client(store) as desk, desk_client(store) as board:
+        await login(desk, "agent3")
+        assert '<b id="agent-state">暂停</b>' in await (await desk.get("/desk/")).text()
+        await login(board, "sup1")
+        live = await (await board.get("/board/live")).text()
+        assert '<td>agent3</td><td class="st">暂停</td>' in live
+        assert '<td>agent1</td><td class="st">通话中</td>' in live
+        assert '<td>agent2</td><td class="st">未签入</td>' in live
+        await board.post(
+            "/desk/logout", data={"csrf": hidden(await (await board.get("/board/")).text(), "csrf")}
+        )
+        await login(board, "sup2")  # the county 330603 only
+        live = await (await board.get("/board/live")).text()
+        assert "agent3" in live and "agent1" not in live and "agent2" not in live

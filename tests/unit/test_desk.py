@@ -13,11 +13,12 @@ import pytest
 
 from gateway.config import ConfigError, parse_settings
 from gateway.desk import cli
-from gateway.desk.actions import member_state
+from gateway.desk.actions import STATE_NAMES, desk_directory
 from gateway.desk.auth import hash_pin, verify_pin
 from gateway.desk.chart import funnel_svg, hourly_svg
 from gateway.desk.pages import CUE_NAMES, card_html
 from gateway.desk.pop import card
+from gateway.dialer import agents
 from gateway.store.events import Event
 from sms.understand import cues
 from tests.unit.test_config_defaults import MINIMAL, PIN_HASH
@@ -172,19 +173,21 @@ def test_the_card_page_escapes_and_closes_the_form_until_the_call_ends() -> None
     assert 'id="submit-disposition" disabled' in html and 'id="wrapup"' not in html
 
 
-@pytest.mark.parametrize(
-    ("member", "state"),
-    [
-        ({"Paused": "1", "Status": "1"}, "暂停"),
-        ({"Status": "2", "InCall": "1"}, "通话中"),
-        ({"Status": "6"}, "振铃"),
-        ({"Status": "5"}, "不可达"),
-        ({"Status": "1", "LastCall": "995"}, "话后整理"),
-        ({"Status": "1", "LastCall": "900"}, "空闲"),
-    ],
-)
-def test_the_board_names_each_agent_state(member: dict[str, str], state: str) -> None:
-    assert member_state(member, now=1000.0, wrapup_s=30) == state
+def test_every_agent_state_has_its_chinese_name() -> None:
+    assert set(STATE_NAMES) == set(agents.STATES)
+
+
+def test_the_desk_acts_for_its_agents_and_the_rendered_ones() -> None:
+    table = {
+        "agents": [
+            {"id": "agent1", "pin_hash": PIN_HASH, "units": ["330602"]},
+            {"id": "a9", "pin_hash": PIN_HASH, "units": ["330603"], "interface": "PJSIP/1009"},
+        ]
+    }
+    settings = parse_settings(desk(**table), {})
+    d = desk_directory(settings)
+    assert d.get("agent1") == agents.AgentInfo("agent1", "PJSIP/agent1", ("minyi-unit-330602",))
+    assert d.get("a9").interface == "PJSIP/1009" and d.log_in
 
 
 def test_the_charts_are_svg_with_their_numbers() -> None:

@@ -43,8 +43,13 @@ DOMAIN_EDGES = {
     ("gateway.api", "sms"): {"sms.phone", "sms.understand"},
     # the callback routes check dispositions against the dialer's store
     ("gateway.api", "gateway.dialer"): {"gateway.dialer.store"},
-    # the desk stores dispositions and asks for pause through the dialer's store and AMI
-    ("gateway.desk", "gateway.dialer"): {"gateway.dialer.store", "gateway.dialer.ami"},
+    # the desk stores dispositions through the dialer's store, reads the agents' states
+    # there, and logs agents in and out and pauses them with the dialer's agent actions
+    ("gateway.desk", "gateway.dialer"): {
+        "gateway.dialer.store",
+        "gateway.dialer.ami",
+        "gateway.dialer.agents",
+    },
     # the desk checks a note as the API checks text fields
     ("gateway.desk", "gateway.api"): {"gateway.api.body"},
     # the desk shows the reason labels of the taxonomy (the SMS text comes from the top)

@@ -218,9 +218,9 @@ async def test_pop_disposition_and_board_in_a_real_browser(
             await do(driver.save_screenshot, str(out / "desk-done.png"))
 
             # --- pause and unpause from the desk, seen by Asterisk -----------------------
-            await do((await shown(driver, "#pause", "pause")).click)
+            await do((await shown(driver, "#act-pause", "pause")).click)
             await eventually(lambda: _is(paused(ami, "PJSIP/agent3"), "1"), "agent3 paused")
-            await do((await shown(driver, "#unpause", "unpause")).click)
+            await do((await shown(driver, "#act-unpause", "unpause")).click)
             await eventually(lambda: _is(paused(ami, "PJSIP/agent3"), "0"), "agent3 unpaused")
 
             # --- the supervisor's board --------------------------------------------------
@@ -265,8 +265,19 @@ async def test_pop_disposition_and_board_in_a_real_browser(
                 "connected": int(row["回访接通"]),
                 "closed": int(row["办结"]),
             } == want
-            logins = [e["payload"]["user"] for e in loop.receiver.events.get("", [])]
-            assert "agent3" in logins and "sup2" in logins  # every login on the feed
+            logins = [
+                e["payload"]["user"]
+                for e in loop.receiver.events.get("", [])
+                if e["type"] == "desk.login"
+            ]
+            assert logins == ["agent3", "sup2"]  # every login on the feed, by its user
+            # the desk's pause and unpause reached the feed as the dialer saw them
+            states = [
+                (e["payload"]["state"], e["payload"].get("reason"))
+                for e in loop.receiver.events.get("", [])
+                if e["type"] == "agent.state" and e["payload"].get("agent") == "agent3"
+            ]
+            assert ("paused", "desk") in states
         finally:
             await do(driver.quit)
 
