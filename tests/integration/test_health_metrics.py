@@ -167,6 +167,12 @@ async def test_metrics_pass_promtool_on_real_scrapes_with_redis_up_and_down(
                 'minyi_sms_bind_up{bind="b1",protocol="smpp",instance="test"} 1',
                 'minyi_webhook_backlog_events{endpoint="core"} ',
                 "minyi_redis_up 1",
+                # the per-unit counters the Lua keeps with the states (tallies.py)
+                "# TYPE minyi_surveys_total counter",
+                'minyi_surveys_total{unit="330602",state="accepted"} 3',
+                'minyi_surveys_total{unit="330602",state="delivered"} 3',
+                "# TYPE minyi_replies_total counter",
+                "# TYPE minyi_callbacks_total counter",
             ):
                 assert any(seen.startswith(line) for seen in lines), line
             assert not [seen for seen in lines if "_queued_total" in seen]
