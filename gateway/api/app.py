@@ -33,6 +33,7 @@ from gateway.api.recordings import RecordingsApi
 from gateway.api.responses import dumps, error
 from gateway.api.surveys import SurveyApi
 from gateway.config import ApiToken, Settings
+from gateway.store import connection, replication
 from gateway.store.surveys import Store
 
 log = logs.logger(__name__)
@@ -79,6 +80,9 @@ class Api:
     # --- errors ---------------------------------------------------------------------------
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        # A request answers now: a write not on the replicas in time is a 503 at once
+        # (gateway/store/replication.py), the core system posts again.
+        replication.FAIL_FAST.set(True)
         try:
             resp: web.StreamResponse = await handler(request)
             return resp
@@ -119,16 +123,13 @@ class Api:
 
     # --- operations -----------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
-        """Liveness and readiness: Redis reachable, binds bound."""
-        t0 = time.perf_counter()
-        try:
-            await self.store.redis.ping()
-            redis_ok = True
-        except Exception:
-            redis_ok = False
+        """Liveness and readiness: Redis writable (the master reached, with the replicas
+        writes wait for), binds bound."""
+        redis = await connection.health(self.store.redis, self.settings.redis.replicas)
+        redis_ok = bool(redis["ok"])
         body = {
             "status": "ok" if redis_ok else "degraded",
-            "redis": {"ok": redis_ok, "ms": round((time.perf_counter() - t0) * 1000, 2)},
+            "redis": redis,
             "accepting": self.accepting,
             **self.health_extra,
             **{name: probe() for name, probe in self.health_probes.items()},

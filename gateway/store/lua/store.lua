@@ -76,10 +76,50 @@ local function read_receipt(text)
   return r
 end
 
+-- The era of the master serving now (keys.ERA): a tag of its run id (new at every
+-- start) and its replication id (new when a replica is promoted). Set by every gateway
+-- connection when it connects (minyi_era); made here from INFO when it is missing (a
+-- new or emptied Redis, a client that is not the gateway's).
+local function era_tag(run_id, replid)
+  return string.sub(redis.sha1hex(run_id .. ':' .. replid), 1, 8)
+end
+
+local function era()
+  local e = redis.call('GET', ERA)
+  if not e then
+    local server = redis.call('INFO', 'server')
+    local replication = redis.call('INFO', 'replication')
+    e = era_tag(string.match(server, 'run_id:(%x+)') or '',
+                string.match(replication, 'master_replid:(%x+)') or '')
+    redis.call('SET', ERA, e)
+  end
+  return e
+end
+
+-- era: a gateway connection, on connect, gives the run id and replication id it read
+-- from the master (INFO); the era key is written when it changed (a restart, a
+-- failover). ARGV: run_id, master_replid. Returns the era.
+redis.register_function('minyi_era', function(_, a)
+  need('minyi_era', a, 2)
+  local e = era_tag(a[1], a[2])
+  if redis.call('GET', ERA) ~= e then redis.call('SET', ERA, e) end
+  return e
+end)
+
+-- An event id: "<survey id>:<seq>@<tag>" (gateway/store/events.py). The tag names the
+-- survey record's life (its created_at) and the era it is written in, so an id is never
+-- given to two events: after a failover that lost the survey's last events, or its
+-- record, the seqs that come again come with another tag. ("@" is no character of a
+-- survey id.) Events written before tags existed keep the ids they were sent with.
+local function event_id(sid, seq, life)
+  return sid .. ':' .. seq .. '@' .. string.sub(redis.sha1hex(era() .. '/' .. life), 1, 10)
+end
+
 -- Append one event to the survey's history and to the outbox stream.
 local function emit(sid, etype, now_iso, payload)
-  local seq = redis.call('HINCRBY', SURVEY(sid), 'seq', 1)
-  local ev = '{"id":' .. cjson.encode(sid .. ':' .. seq)
+  local sk = SURVEY(sid)
+  local seq = redis.call('HINCRBY', sk, 'seq', 1)
+  local ev = '{"id":' .. cjson.encode(event_id(sid, seq, redis.call('HGET', sk, 'created_at') or ''))
     .. ',"type":' .. cjson.encode(etype)
     .. ',"survey_id":' .. cjson.encode(sid)
     .. ',"seq":' .. seq
@@ -136,6 +176,10 @@ redis.register_function('minyi_intake', function(_, a)
   object_text(fn, 'accepted payload', a[8])
   local sk = SURVEY(sid)
   if redis.call('EXISTS', sk) == 1 then
+    -- A write even here: the caller's WAIT (gateway/store/replication.py) then covers
+    -- the survey's creation too, which may have been another connection's write whose
+    -- WAIT came back short (the core system posts again after a 503).
+    redis.call('HINCRBY', STATS, 'intake:existing', 1)
     return {'existing', redis.call('HGET', sk, 'state') or ''}
   end
   local flat = {}
@@ -575,7 +619,7 @@ redis.register_function('minyi_unmatched', function(_, a)
   redis.call('XADD', UNMATCHED_REPLIES, 'MAXLEN', '~', 1000000, '*', 'reply', a[2], 'at', a[1])
   if a[4] == '1' then redis.call('SADD', OPTOUT, a[3]) end
   local seq = redis.call('INCR', UNMATCHED_REPLIES_SEQ)
-  local ev = '{"id":' .. cjson.encode('unmatched:' .. seq) .. ',"type":"reply.unmatched"'
+  local ev = '{"id":' .. cjson.encode(event_id('unmatched', seq, '')) .. ',"type":"reply.unmatched"'
     .. ',"survey_id":"","seq":' .. seq .. ',"time":' .. cjson.encode(a[1])
     .. ',"payload":' .. a[2] .. '}'
   redis.call('XADD', EVENTS, '*', 'sid', '', 'seq', tostring(seq), 'event', ev)
