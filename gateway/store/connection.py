@@ -78,6 +78,11 @@ SENTINEL_TIMEOUT_S: Final = 1.0
 CONNECT_TIMEOUT_S: Final = 5.0
 
 
+# A replica acknowledges the master's stream every second (REPLCONF ACK): one silent
+# longer than this is not keeping up (hung, or cut off), whatever its state says.
+REPLICA_SILENT_S: Final = 5
+
+
 class NotMaster(RedisConnectionError):
     """The node reached is not (or no longer) the master: nothing is written to it."""
 
@@ -154,6 +159,13 @@ class SentinelBlockingPool(SentinelConnectionPool, BlockingConnectionPool):
         ):
             await connection.disconnect()
         await super().ensure_connection(connection)
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        """Close the connections; a full close (the client's) also closes the clients
+        to the sentinels (redis-py leaves them open)."""
+        await super().disconnect(inuse_connections)
+        if inuse_connections:
+            await self.sentinel_manager.aclose()
 
 
 async def rediscover(redis: aioredis.Redis) -> None:
@@ -292,12 +304,17 @@ async def health(redis: aioredis.Redis, wait_replicas: int) -> dict[str, Any]:
                 }
             )
     out["replicas"] = replicas
-    online = sum(1 for r in replicas if r["state"] == "online")
+    online = sum(
+        1
+        for r in replicas
+        if r["state"] == "online" and int(r["last_ack_s"] or 0) <= REPLICA_SILENT_S
+    )
     if out["role"] != "master":
         out["error"] = f"the node is a {out['role']}, not the master"
     elif online < wait_replicas:
         out["error"] = (
-            f"{online} replica(s) online, writes wait for {wait_replicas}: they would fail"
+            f"{online} replica(s) online and acknowledging, writes wait for {wait_replicas}: "
+            "they would fail"
         )
     else:
         out["ok"] = True
