@@ -274,3 +274,38 @@ async def test_event_ids_never_name_two_events_across_a_failover_that_lost_event
     # every event the receiver kept is there once: seq 3 and 4 twice, each with its id
     assert all(receiver.seqs(s) == [1, 2, 3, 4, 3, 4] for s in sids)
     print("IDS " + json.dumps({"surveys": len(sids), "lost_then_reused_seqs": len(lost_ids)}))
+
+
+async def test_an_api_pointed_at_a_master_that_is_demoted_answers_503_with_its_role(
+    replicated: ReplicatedRedis,
+) -> None:
+    # The case: redis_url names the master's address, not the sentinels; after a
+    # failover that address is a read-only replica. /healthz must say so (503) and a
+    # POST must get a JSON 503, not a plain-text 500 (ReadOnlyError).
+    old = replicated.master()
+    api_port = free_port()
+    url = f"redis://:{PASSWORD}@127.0.0.1:{old.port}/0"
+    cfg = config(url, free_port(), "http://127.0.0.1:9/", api_port)
+    cfg["workers"] = ["api"]
+    service = Service(parse_settings(cfg, {}), ("api",), instance="pinned-api")
+    task = asyncio.create_task(service.run())
+    api = f"http://127.0.0.1:{api_port}"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        await asyncio.wait_for(service.ready.wait(), 30)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(api + "/healthz") as r:
+                assert r.status == 200 and (await r.json())["redis"]["role"] == "master"
+            await asyncio.to_thread(replicated.failover)
+            await eventually(lambda: old.role() == "slave", "the old master demoted", 60)
+            async with http.get(api + "/healthz") as r:
+                health = await r.json()
+                assert r.status == 503, health
+                assert "is a slave, not the master" in health["redis"]["error"]
+            async with http.post(api + "/v1/surveys", json=survey(1), headers=headers) as r:
+                assert r.status == 503 and r.headers["Retry-After"] == "5"
+                assert r.content_type == "application/json", await r.text()
+        assert old.ask("EXISTS", keys.SURVEY.format(survey_id="S1")) == "0"
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(task, 60)
