@@ -367,14 +367,25 @@ redis.register_function('minyi_part_submitted', function(_, a)
   local held, held_err = nil, nil
   if held_text then held, held_err = read_receipt(held_text) end
   local fld = 'p' .. idx .. ':mid'
-  local seen = redis.call('HEXISTS', sk, fld) == 1
+  local before = redis.call('HGET', sk, fld)
+  local seen = before ~= false
   redis.call('HSET', sk, fld, mid, 'p' .. idx .. ':bind', a[6], 'parts', total)
   redis.call('SET', mkey, sid .. '|' .. idx, 'EX', math.ceil(msgid_ttl))
-  -- `seen`: the same answer stored again (a retry after a reply lost with a Redis
-  -- restart): reported once.
-  if a[13] == '1' and not seen then
+  -- `seen` with the same id: the same answer stored again (a retry after a reply lost
+  -- with a Redis restart). `seen` with another id: the SMS center accepted the part
+  -- twice — two processes sent it, the owner held up (a Redis outage or failover
+  -- longer than claim_idle_s kept it from renewing) while another took it over:
+  -- certainly a duplicate, reported even though neither sender knew. A part is
+  -- reported once (p<n>:resent), whichever of its answers is stored first.
+  local why = nil
+  if seen and before ~= mid then
+    why = 'accepted_twice'
+  elseif a[13] == '1' and not seen then
+    why = 'sent_before_without_answer'
+  end
+  if why and redis.call('HSETNX', sk, 'p' .. idx .. ':resent', 1) == 1 then
     redis.call('HINCRBY', STATS, 'sms:resent', 1)
-    emit(sid, 'sms.resent', now_iso, '{"part":' .. idx .. ',"reason":"sent_before_without_answer"}')
+    emit(sid, 'sms.resent', now_iso, '{"part":' .. idx .. ',"reason":"' .. why .. '"}')
   end
   local ok
   if seen then
