@@ -34,7 +34,7 @@ from gateway.config import parse_settings
 from gateway.service import Service
 from gateway.store import connection, keys
 from gateway.store.connection import NotMaster
-from gateway.store.replication import FAIL_FAST, NotReplicated, Replication
+from gateway.store.replication import FAIL_FAST, UNCONFIRMED_STAT, NotReplicated, Replication
 from gateway.store.surveys import IntakeResult, Store
 from gateway.webhooks.receiver import WebhookReceiver
 from gateway.webhooks.worker import WebhookWorker
@@ -160,7 +160,8 @@ async def test_a_replica_is_never_written_to(replicated: ReplicatedRedis) -> Non
 async def test_writes_wait_for_the_replica_and_the_api_answers_503_without_it(
     replicated: ReplicatedRedis, client: aioredis.Redis, tmp_path: Path
 ) -> None:
-    store = Store(client, TZ, replication=Replication(client, 1, 300))
+    replication = Replication(client, 1, 300)
+    store = Store(client, TZ, replication=replication)
     await store.load()
     replica = replicated.replica()
     assert replica.proc is not None
@@ -169,7 +170,18 @@ async def test_writes_wait_for_the_replica_and_the_api_answers_503_without_it(
         with pytest.raises(NotReplicated):
             await as_the_api(intake(store, "W1"))  # the API's caller: told at once
         worker_call = asyncio.create_task(intake(store, "W2"))  # a worker: waits
-        await asyncio.sleep(1.0)
+
+        async def rounds() -> int:
+            return int(await client.hget(keys.STATS, UNCONFIRMED_STAT) or 0)
+
+        # confirmation rounds come back short, one after the other: the call waits
+        await eventually(lambda: replication.short_waits >= 1, "the worker's write waiting")
+        first = await rounds()
+
+        async def two_more() -> bool:
+            return await rounds() >= first + 2
+
+        await eventually(two_more, "two more confirmation rounds")
         assert not worker_call.done()
     finally:
         os.kill(replica.proc.pid, signal.SIGCONT)
