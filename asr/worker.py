@@ -197,7 +197,7 @@ class AsrWorker:
     async def _reclaim(self, count: int) -> None:
         idle_ms = int(self.settings.claim_idle_s * 1000)
         claimed = await streams.claim_abandoned(
-            self.redis, jobs.JOBS, jobs.GROUP, self.consumer, idle_ms, count=count
+            self.redis, jobs.JOBS, jobs.GROUP, self.consumer, idle_ms, count=count, limit=count
         )
         claimed = [(e, f) for e, f in claimed if e not in self._inflight]
         if claimed:

@@ -175,17 +175,19 @@ class LocalStack:
         workers: tuple[str, ...] = ("api", "sms", "webhooks"),
         extra: str = "",
         bind: str | None = None,
+        root: str = "",
     ) -> Path:
         """Write the gateway's config file (quiet hours off: a demo runs at any hour);
-        ``extra`` is appended (more sections, e.g. ``[dialer]``). ``bind`` replaces the
-        SMPP bind to the simulator (a ``[[sms.binds]]`` table, e.g. a CMPP one)."""
+        ``extra`` is appended (more sections, e.g. ``[dialer]``), ``root`` added to the
+        root table (e.g. ``claim_idle_s = 5``). ``bind`` replaces the SMPP bind to the
+        simulator (a ``[[sms.binds]]`` table, e.g. a CMPP one)."""
         listed = ", ".join(f'"{w}"' for w in workers)
         text = (
             f"""\
 redis_url = "{self.redis_url}"
 workers = [{listed}]
 shutdown_grace_s = 10
-
+{root}
 [log]
 level = "{self.log_level}"
 
@@ -241,10 +243,15 @@ reconnect_initial_s = 0.5
 reconnect_max_s = 5
 """
 
-    def start_gateway(self, config: Path, workers: str | None = None) -> None:
+    def start_gateway(
+        self, config: Path, workers: str | None = None, *, name: str | None = None
+    ) -> None:
         """`minyi run` as its own process (all workers, or `workers`, e.g. "sms");
-        returns once it runs (the API answers, or it is still up after a second)."""
-        name = "gateway" if workers is None else f"gateway-{workers.replace(',', '-')}"
+        returns once it runs (the API answers, or it is still up after a second).
+        ``name`` (default from the workers) names the process here and, prefixed with
+        ``local-``, its instance (its consumer name in Redis)."""
+        if name is None:
+            name = "gateway" if workers is None else f"gateway-{workers.replace(',', '-')}"
         argv = [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)]
         argv += ["--instance", f"local-{name}"]
         if workers is not None:

@@ -35,10 +35,6 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from asr.pool import default_pool_size
 from asr.worker import AsrWorker, AsrWorkerSettings
@@ -49,7 +45,8 @@ from gateway.desk import Desk
 from gateway.desk import mount as mount_desk
 from gateway.desk.actions import AmiActions, desk_directory
 from gateway.dialer.dialer import Dialer
-from gateway.store import keys, streams
+from gateway.store import connection, keys, streams
+from gateway.store.replication import Replication
 from gateway.store.surveys import Store
 from gateway.webhooks.worker import WebhookWorker
 from recordings import retention
@@ -64,15 +61,6 @@ log = logs.logger(__name__)
 KNOWN_WORKERS = ("api", "sms", "webhooks", "dialer", "asr")
 MAINTENANCE_INTERVAL_S = 1.0
 TRIM_EVERY = 60  # maintenance rounds
-# Per process; blocking reads hold one each (sender, inbound, webhooks per endpoint).
-REDIS_CONNECTIONS = 64
-# A command whose connection failed is sent again on a new one, this many times, after
-# 0.05, 0.1, 0.2, 0.4 s: a stale connection costs nothing, a restart of Redis that
-# takes a second is bridged, a longer outage fails the command (the API answers 503,
-# the workers wait it out).
-REDIS_RETRIES = 4
-REDIS_RETRY_BASE_S = 0.025
-REDIS_RETRY_CAP_S = 0.5
 # The exit code when a worker ended by itself (EX_SOFTWARE, sysexits.h): not 0, so a
 # supervisor restarts the process.
 EXIT_WORKER_FAILED = 70
@@ -102,6 +90,7 @@ class Service:
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.redis: aioredis.Redis | None = None
+        self.replication: Replication | None = None
         self.store: Store | None = None
         self.api: Api | None = None
         self.desk: Desk | None = None
@@ -120,27 +109,9 @@ class Service:
         self.stopping.set()
 
     def _connect_redis(self) -> aioredis.Redis:
-        """The process's Redis client (no connection is made yet)."""
-        # A blocking pool: a burst of concurrent work waits for a free connection
-        # instead of failing with MaxConnectionsError. A connection that fails is
-        # released back to the pool (redis-py does it on every error), so an outage
-        # never leaks connections and the waiters go on once Redis is back.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self.settings.redis_url,
-            decode_responses=True,
-            health_check_interval=10,
-            max_connections=REDIS_CONNECTIONS,
-            timeout=None,
-            # After a Redis restart every pooled connection is dead, and the first
-            # command on each would fail ("Connection closed by server"): a failed
-            # connection is reconnected and the command sent again, a few times.
-            retry=Retry(
-                ExponentialBackoff(cap=REDIS_RETRY_CAP_S, base=REDIS_RETRY_BASE_S),
-                REDIS_RETRIES,
-            ),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
-        return aioredis.Redis.from_pool(pool)
+        """The process's Redis client (no connection is made yet): the standalone server
+        or Sentinel's master, only ever a master (gateway/store/connection.py)."""
+        return connection.connect(self.settings.redis_url, self.settings.redis)
 
     async def _start_api(self) -> None:
         """Listen at once: while Redis is away the API answers 503 (with Retry-After),
@@ -187,7 +158,10 @@ class Service:
         """
         s = self.settings
         self.redis = self._connect_redis()
-        self.store = Store(self.redis, s.surveys.timezone)
+        if s.redis.replicas > 0:
+            # Nothing is acknowledged before its write is on a replica (WAIT).
+            self.replication = Replication(self.redis, s.redis.replicas, s.redis.wait_timeout_ms)
+        self.store = Store(self.redis, s.surveys.timezone, replication=self.replication)
         if "api" in self.workers:
             await self._start_api()
         loaded = await lifecycle.outlast(
@@ -225,7 +199,12 @@ class Service:
             self._start("maintenance", _Maintenance(self))
         if "webhooks" in self.workers and s.webhooks:
             self.webhooks = WebhookWorker(
-                self.redis, s.webhooks, consumer=self.instance, grace_s=min(s.shutdown_grace_s, 10)
+                self.redis,
+                s.webhooks,
+                consumer=self.instance,
+                grace_s=min(s.shutdown_grace_s, 10),
+                claim_idle_s=s.claim_idle_s,
+                replication=self.replication,
             )
             self._start("webhooks", self.webhooks)
         if "dialer" in self.workers:

@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc redis-server espeak-ng sox libsox-fmt-all debian-archive-keyring golang-go)
+# Redis Sentinel for the high-availability tests and bench/ha.py: a master, a replica
+# and three sentinels on loopback (tests/servers.py).
+APT_PACKAGES+=(redis-sentinel)
 # Install tests: the image is built with podman and run with buildah on a base made by
 # mmdebstrap; the offline bundle is installed in a network namespace (iproute2) and its
 # units checked with systemd-analyze (systemd); the API's TLS certificate by openssl.
@@ -35,7 +38,7 @@ if ((${#missing[@]})); then
 fi
 
 # Redis is started by the tests and the demo on a free loopback port; the packaged
-# service on 6379 is not needed (and must not be what a test talks to).
+# services on 6379 and 26379 are not needed (and must not be what a test talks to).
 
 # Node.js for the tests' second SMS center, one the project did not write (the npm
 # `smpp` package, tests/peers/smpp_smsc). A node already installed (e.g. from

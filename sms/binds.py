@@ -22,7 +22,7 @@ A part may be taken by a bind only once ``before_wire`` has cleared it (the send
 records in Redis that it may reach the SMS center): after a crash, only a part so
 recorded may have, so only such a part is reported as possibly sent twice when it
 goes again. Clearing runs ahead of the dispatch, for the first parts of each bind's
-line (up to twice the binds' total window), in overlapping batches, so that it adds
+line (up to the binds' total window), in overlapping batches, so that it adds
 no round trip to a part's way to the wire; a crash can thus leave at most that many
 cleared parts unsent (each then reported although it never went out), next to the
 window of those on the wire. While Redis is away nothing new is cleared: the parts
@@ -332,9 +332,11 @@ class SmsClient:
 
     def lookahead(self) -> int:
         """How many parts at the head of each line are cleared ahead of the dispatch:
-        twice the binds' total window, so that the dispatch does not wait for a round
-        trip when the window frees up all at once."""
-        return max(1, 2 * self.capacity())
+        the binds' total window — enough to refill it when it frees up all at once,
+        while the next ones are cleared (one Redis round trip, against the SMS
+        center's). Every part cleared and not sent is reported after a crash although
+        it never went out: no more of them than the window."""
+        return max(1, self.capacity())
 
     async def _clear_ahead(self) -> None:
         """Keep the first parts of each line cleared: each batch of parts not yet

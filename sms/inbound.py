@@ -41,7 +41,6 @@ log = logs.logger(__name__)
 # Receipts waiting for their submit_sm_resp are held this long before they count as
 # orphans (a resp is normally stored within milliseconds).
 HELD_RECEIPT_TTL_S = 3600
-CLAIM_IDLE_MS = 60_000
 
 
 #: The protocol of an entry without a `proto` field (every entry stored before CMPP).
@@ -93,15 +92,19 @@ class Inbound:
         await self._handle_batch(
             await streams.pending(self.redis, keys.INBOUND, keys.INBOUND_GROUP, self.consumer)
         )
-        loops = 0
+        # Claims run on a timer (streams.claim_every_s): a dead process's entries are
+        # taken over within claim_idle_s and a few seconds, however many there are.
+        loop = asyncio.get_running_loop()
+        every = streams.claim_every_s(self.settings.claim_idle_s)
+        next_claim = loop.time() + every
         while not self._stopping.is_set():
             await self._handle_batch(
                 await streams.read(
                     self.redis, keys.INBOUND, keys.INBOUND_GROUP, self.consumer, count=200
                 )
             )
-            loops += 1
-            if loops % 20 == 0:
+            if loop.time() >= next_claim:
+                next_claim = loop.time() + every
                 await self._maintenance()
 
     async def _handle_batch(self, entries: list[streams.Entry]) -> None:
@@ -115,7 +118,11 @@ class Inbound:
     async def _maintenance(self) -> None:
         await self._handle_batch(
             await streams.claim_abandoned(
-                self.redis, keys.INBOUND, keys.INBOUND_GROUP, self.consumer, CLAIM_IDLE_MS
+                self.redis,
+                keys.INBOUND,
+                keys.INBOUND_GROUP,
+                self.consumer,
+                int(self.settings.claim_idle_s * 1000),
             )
         )
         timeout = self.settings.sms.mo_reassembly_timeout_s

@@ -46,8 +46,6 @@ from sms.text import segment
 
 log = logs.logger(__name__)
 
-# Pending entries idle this long belong to a consumer that died; take them over.
-CLAIM_IDLE_MS = 60_000
 # Message-id mappings outlive the longest receipt wait by a day.
 MSGID_EXTRA_TTL_S = 86_400
 # A send queue entry's kind for the clarifying SMS (store.lua, minyi_reply), and what
@@ -97,15 +95,37 @@ class Sender:
         outages are waited out (what is in flight is re-taken from the pending list
         afterwards)."""
         self._stopping = stop
-        await lifecycle.outlast(self._run_once, stop, what="sms sender", log=log)
-        if self._inflight:
-            await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        claims = asyncio.create_task(self._claims(stop), name="sms-claims")
+        try:
+            await lifecycle.outlast(self._run_once, stop, what="sms sender", log=log)
+            if self._inflight:
+                await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        finally:
+            claims.cancel()
+            await asyncio.gather(claims, return_exceptions=True)
+
+    async def _claims(self, stop: asyncio.Event) -> None:
+        """On a timer, whatever the reader is doing: renew the entries of the surveys in
+        flight here (a survey held up by a slow SMS center is not abandoned: another
+        process must not send it too), and take over those another process left
+        pending for ``claim_idle_s`` (it died): every one of them, page by page."""
+        every = streams.claim_every_s(self.settings.claim_idle_s)
+        outage = lifecycle.Outage(log, "sms sender: claims")
+        while not await lifecycle.sleep_or_stop(stop, every):
+            try:
+                await streams.renew(
+                    self.redis, keys.SMS_QUEUE, keys.SMS_GROUP, self.consumer, list(self._inflight)
+                )
+                await self._claim_abandoned()
+            except lifecycle.OUTAGES as exc:
+                await outage.wait(exc, stop)
+            else:
+                outage.over()
 
     async def _run_once(self) -> None:
         await streams.ensure_group(self.redis, keys.SMS_QUEUE, keys.SMS_GROUP)
         # Our own unacknowledged entries first (a restart after a crash).
         self._retake = True
-        loops = 0
         while not self._stopping.is_set():
             if self._retake:
                 # Also after surveys whose Redis calls failed in an outage (before
@@ -120,9 +140,6 @@ class Sender:
                 await self._wait_room()
                 continue
             await self._read()
-            loops += 1
-            if loops % 50 == 0:
-                await self._claim_abandoned()
 
     async def _wait_room(self) -> None:
         stop = asyncio.create_task(self._stopping.wait())
@@ -149,11 +166,17 @@ class Sender:
         self._spawn(entry_id, str(fields["sid"]), str(fields.get("kind", "survey")))
 
     async def _claim_abandoned(self) -> None:
-        for entry_id, fields in await streams.claim_abandoned(
-            self.redis, keys.SMS_QUEUE, keys.SMS_GROUP, self.consumer, CLAIM_IDLE_MS
-        ):
-            if fields:
-                log.warning("sms took over abandoned survey=%s", fields["sid"])
+        idle_ms = int(self.settings.claim_idle_s * 1000)
+        claimed = await streams.claim_abandoned(
+            self.redis, keys.SMS_QUEUE, keys.SMS_GROUP, self.consumer, idle_ms
+        )
+        if claimed:
+            log.warning(
+                "sms took over %d surveys another process left pending for %gs",
+                len(claimed),
+                self.settings.claim_idle_s,
+            )
+        for entry_id, fields in claimed:
             await self._take(entry_id, fields)
 
     def _spawn(self, entry_id: str, sid: str, kind: str = "survey") -> None:

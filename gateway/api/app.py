@@ -34,7 +34,7 @@ from gateway.api.responses import dumps, error
 from gateway.api.surveys import SurveyApi
 from gateway.config import ApiToken, Settings
 from gateway.metrics import CONTENT_TYPE, Exposition
-from gateway.store import tallies
+from gateway.store import connection, replication, tallies
 from gateway.store.counters import write_counters
 from gateway.store.surveys import Store
 
@@ -61,7 +61,10 @@ class Api:
         self.accepting = True
         # The parts of /healthz and /metrics (gateway/api/health.py): the service
         # registers what its process has (binds, dialer, webhook backlog, ...).
-        self.checks = Health(store.redis.ping)
+        self.checks = Health(
+            store.redis.ping,
+            lambda: connection.health(store.redis, settings.redis.replicas),
+        )
         self.checks.sources["stats"] = self._stats
         self.checks.sources["tallies"] = self._tallies
         # routes whose requests carry their own credential (signed recording URLs)
@@ -89,6 +92,9 @@ class Api:
     # --- errors ---------------------------------------------------------------------------
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        # A request answers now: a write not on the replicas in time is a 503 at once
+        # (gateway/store/replication.py), the core system posts again.
+        replication.FAIL_FAST.set(True)
         try:
             resp: web.StreamResponse = await handler(request)
             return resp
@@ -130,8 +136,9 @@ class Api:
     # --- operations -----------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
         """Liveness and readiness: ``200`` when the gateway can do its job, ``503`` (with
-        ``Retry-After``) and the reasons in ``problems`` when it cannot: Redis away, or
-        no bind of a protocol up (see gateway/status.py); each part's state either way."""
+        ``Retry-After``) and the reasons in ``problems`` when it cannot: Redis away or not
+        writable (not the master, or short of the replicas writes wait for), or no bind
+        of a protocol up (see gateway/status.py); each part's state either way."""
         check = await self.checks.check(self.accepting)
         body = {**check.body, "problems": list(check.problems)}
         if not check.ok:

@@ -74,8 +74,17 @@ class Check:
 class Health:
     """The registered parts of one process and the PING that comes first."""
 
-    def __init__(self, ping: Callable[[], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        ping: Callable[[], Awaitable[object]],
+        writable: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    ) -> None:
+        """``ping`` decides ``redis_up`` for /metrics; ``writable`` (when given) is what
+        /healthz says of Redis: a dict with ``ok`` (writes would succeed: the master,
+        with its replicas), ``error`` when not, and ``role`` when the node answered
+        (gateway/store/connection.py ``health``)."""
         self._ping = ping
+        self._writable = writable
         self.probes: dict[str, HealthProbe] = {}
         self.sources: dict[str, MetricsSource] = {}
         self.extra: dict[str, Any] = {}  # fixed facts (workers, instance)
@@ -95,12 +104,22 @@ class Health:
 
     async def check(self, accepting: bool) -> Check:
         """Every part, asked at once; problems in the order of the parts."""
-        redis_up, ms, error = await self.redis()
-        redis_body: dict[str, Any] = {"ok": redis_up, "ms": ms}
         problems: list[str] = []
-        if not redis_up:
-            redis_body["error"] = error
-            problems.append(f"redis: {error}")
+        if self._writable is not None:
+            try:
+                async with asyncio.timeout(PING_TIMEOUT_S):
+                    redis_body = await self._writable()
+            except TimeoutError:
+                redis_body = {"ok": False, "error": f"no answer within {PING_TIMEOUT_S:g}s"}
+            redis_up = "role" in redis_body  # it answered, though maybe not as master
+            if not redis_body.get("ok"):
+                problems.append(f"redis: {redis_body.get('error', 'not writable')}")
+        else:
+            redis_up, ms, error = await self.redis()
+            redis_body = {"ok": redis_up, "ms": ms}
+            if not redis_up:
+                redis_body["error"] = error
+                problems.append(f"redis: {error}")
         names = list(self.probes)
         parts = await asyncio.gather(*(self._ask(n, redis_up) for n in names))
         body: dict[str, Any] = {"redis": redis_body, "accepting": accepting, **self.extra}

@@ -18,7 +18,13 @@ from gateway.config.log import LogSettings
 from gateway.config.reader import ConfigError, env_name
 from gateway.config.recordings import RecordingsSettings
 from gateway.config.redaction import plain, redact_url, redacted
-from gateway.config.settings import Settings, load_settings, parse_settings
+from gateway.config.settings import (
+    RedisSettings,
+    Settings,
+    load_settings,
+    parse_settings,
+    sentinel_url,
+)
 from gateway.config.sms import SmsRoute, SmsSettings, template_specs
 from gateway.config.surveys import QuietHours, SurveySettings
 from gateway.config.webhooks import WebhookEndpoint
@@ -41,6 +47,7 @@ __all__ = [
     "NumberRule",
     "QuietHours",
     "RecordingsSettings",
+    "RedisSettings",
     "Settings",
     "SmppBind",
     "SmsRoute",
@@ -55,5 +62,6 @@ __all__ = [
     "redact_url",
     "redacted",
     "rewrite",
+    "sentinel_url",
     "template_specs",
 ]

@@ -17,7 +17,15 @@ from typing import Any, Final
 
 REDACTED: Final = "***"
 SECRET_FIELDS: Final = frozenset(
-    {"token", "password", "secret", "url_secret", "ami_secret", "trunk_password"}
+    {
+        "token",
+        "password",
+        "secret",
+        "url_secret",
+        "ami_secret",
+        "trunk_password",
+        "sentinel_password",
+    }
 )
 # query parameters whose value is hidden in a URL
 _SECRETISH: Final = ("password", "secret", "token", "key")

@@ -10,6 +10,8 @@ gateway/startup.py, and in `minyi config check`.
 Secrets may come from the environment instead of the file; the environment wins:
 
     MINYI_REDIS_URL                  redis_url
+    MINYI_REDIS_PASSWORD             redis.password (the data nodes found through Sentinel)
+    MINYI_REDIS_SENTINEL_PASSWORD    redis.sentinel_password
     MINYI_API_TOKEN_<NAME>           api.tokens[].token of the token named NAME
     MINYI_SMPP_PASSWORD_<BIND>       sms.binds[].password of the SMPP bind named BIND
     MINYI_CMPP_SECRET_<BIND>         sms.binds[].secret of the CMPP bind named BIND
@@ -39,7 +41,16 @@ from gateway.config.asterisk import ENV_AGENT_PASSWORD
 from gateway.config.binds import ENV_CMPP_SECRET, ENV_SMPP_PASSWORD, CmppBind, SmppBind
 from gateway.config.dialer import DialerSettings, parse_dialer
 from gateway.config.log import LogSettings, parse_log
-from gateway.config.reader import ConfigError, Table, env_name, pick, show, suggest, text
+from gateway.config.reader import (
+    ConfigError,
+    Table,
+    env_name,
+    host,
+    pick,
+    show,
+    suggest,
+    text,
+)
 from gateway.config.recordings import RecordingsSettings, parse_recordings
 from gateway.config.redaction import redact_url
 from gateway.config.sms import SmsSettings, check_sms_worker, parse_sms
@@ -48,6 +59,56 @@ from gateway.config.webhooks import ENV_WEBHOOK_SECRET, WebhookEndpoint, parse_w
 
 WORKERS: Final = ("api", "sms", "webhooks", "dialer", "asr")
 ENV_REDIS_URL: Final = "MINYI_REDIS_URL"
+ENV_REDIS_PASSWORD: Final = "MINYI_REDIS_PASSWORD"
+ENV_REDIS_SENTINEL_PASSWORD: Final = "MINYI_REDIS_SENTINEL_PASSWORD"
+SENTINEL_SCHEMES: Final = ("redis+sentinel", "rediss+sentinel")
+# Redis Sentinel's own port (redis.io, "High availability with Redis Sentinel").
+SENTINEL_PORT: Final = 26379
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisSettings:
+    """How the gateway reaches Redis besides ``redis_url``: through Sentinel (the
+    ``[redis]`` section, or a ``redis+sentinel://`` URL), and how many replicas must
+    hold a write before the gateway acknowledges anything that rests on it.
+
+    ``sentinels`` empty: ``redis_url`` names the server (standalone). Otherwise the
+    gateway asks the sentinels for ``master_name``'s master and follows its failovers;
+    ``db``, ``username``, ``password`` and the TLS files are then those of the master
+    and replicas (a standalone server takes them from ``redis_url``), the sentinel
+    credentials those of the sentinels.
+    """
+
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master_name: str = "mymaster"
+    db: int = 0
+    username: str = ""
+    password: str = field(default="", repr=False)
+    sentinel_username: str = ""
+    sentinel_password: str = field(default="", repr=False)
+    tls: bool = False
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # Replicas a write must reach (Redis WAIT) before the gateway answers 201, answers a
+    # deliver_sm, puts a part on the wire or POSTs an event; None: 1 under Sentinel, 0
+    # for a standalone server (which has no replica to wait for).
+    wait_replicas: int | None = None
+    # How long one WAIT waits; the API answers 503 when a write is not on enough
+    # replicas by then (the workers keep waiting, and say so).
+    wait_timeout_ms: int = 1000
+
+    @property
+    def sentinel(self) -> bool:
+        """Whether Redis is found through Sentinel."""
+        return bool(self.sentinels)
+
+    @property
+    def replicas(self) -> int:
+        """The replicas every acknowledged write waits for (``wait_replicas`` resolved)."""
+        if self.wait_replicas is not None:
+            return self.wait_replicas
+        return 1 if self.sentinel else 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,8 +120,12 @@ class Settings:
     """
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis: RedisSettings = field(default_factory=RedisSettings)
     workers: tuple[str, ...] = ("api", "sms", "webhooks")
     shutdown_grace_s: float = 30.0
+    # A stream entry (a survey to send, a stored deliver_sm, an event for the feed) left
+    # pending this long by a process that does not renew it is taken over by another.
+    claim_idle_s: float = 60.0
     api: ApiSettings = field(default_factory=ApiSettings)
     surveys: SurveySettings = field(default_factory=SurveySettings)
     sms: SmsSettings
@@ -80,7 +145,10 @@ def _redis_url(root: Table, env: Mapping[str, str]) -> str:
         value, origin = env[ENV_REDIS_URL], f" (value from environment variable {ENV_REDIS_URL})"
     path = root.at("redis_url")
     url = text(value, path, max_len=2000)
-    expected = 'must look like "redis://host:6379/0", "rediss://…" or "unix:///path"'
+    expected = (
+        'must look like "redis://host:6379/0", "rediss://…", "unix:///path" or '
+        '"redis+sentinel://host:26379,host:26379/master_name/0"'
+    )
     try:
         parts = urllib.parse.urlsplit(url)
         db = parts.path.strip("/")
@@ -88,11 +156,147 @@ def _redis_url(root: Table, env: Mapping[str, str]) -> str:
         if parts.scheme in ("redis", "rediss"):
             ok = bool(parts.hostname) and (not db or db.isdigit())
             _ = parts.port  # raises ValueError on a bad port
+        if parts.scheme in SENTINEL_SCHEMES:
+            sentinel_url(url)
+            ok = True
     except ValueError:
         ok = False
     if not ok:
         raise ConfigError(path, f"{expected}, got {show(redact_url(url))}{origin}")
     return url
+
+
+def sentinel_url(url: str) -> dict[str, Any]:
+    """The parts of ``redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/
+    master_name[/db]`` (``rediss+sentinel://``: TLS) as keyword arguments of
+    :class:`RedisSettings`; ValueError when it is not one. The password is the
+    master's (and its replicas'); a sentinel that wants one of its own gets
+    ``[redis] sentinel_password``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in SENTINEL_SCHEMES:
+        raise ValueError("not a sentinel URL")
+    netloc, _, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    username, _, password = userinfo.partition(":") if at else ("", "", "")
+    sentinels = []
+    for item in hosts.split(","):
+        name, port = item, SENTINEL_PORT
+        if item.startswith("["):  # [IPv6]:port
+            name, _, tail = item[1:].partition("]")
+            if tail:
+                port = int(tail.removeprefix(":"))
+        elif ":" in item:
+            name, _, digits = item.rpartition(":")
+            port = int(digits)
+        if not name or not 0 < port < 65536:
+            raise ValueError(f"bad sentinel address {item!r}")
+        sentinels.append((urllib.parse.unquote(name), port))
+    master, _, db = path.strip("/").partition("/")
+    if not master or not (db == "" or db.isdigit()):
+        raise ValueError("the path must be /master_name or /master_name/db")
+    return {
+        "sentinels": tuple(sentinels),
+        "master_name": urllib.parse.unquote(master),
+        "db": int(db or 0),
+        "username": urllib.parse.unquote(username),
+        "password": urllib.parse.unquote(password),
+        "tls": scheme == "rediss+sentinel",
+    }
+
+
+_REDIS_KEYS: Final = (
+    "sentinels",
+    "master_name",
+    "db",
+    "username",
+    "password",
+    "sentinel_username",
+    "sentinel_password",
+    "tls",
+    "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
+    "wait_replicas",
+    "wait_timeout_ms",
+)
+
+
+def _sentinel_address(value: object, path: str) -> tuple[str, int]:
+    raw = text(value, path, max_len=300)
+    name, sep, digits = raw.rpartition(":") if not raw.endswith("]") else (raw, "", "")
+    if not sep:
+        name, digits = raw, str(SENTINEL_PORT)
+    name = name.removeprefix("[").removesuffix("]")
+    if not digits.isdigit() or not 0 < int(digits) < 65536:
+        raise ConfigError(path, f'must be "host:port" (port 1-65535), got {show(raw)}')
+    return host(name, path), int(digits)
+
+
+def parse_redis(data: object, url: str, env: Mapping[str, str]) -> RedisSettings:
+    """Check the ``[redis]`` table, together with ``redis_url`` (a
+    ``redis+sentinel://`` URL fills the same settings: one or the other)."""
+    t = Table(data, "redis", _REDIS_KEYS)
+    d = RedisSettings()
+    values: dict[str, Any] = {}
+    if url.partition("://")[0] in SENTINEL_SCHEMES:
+        values = sentinel_url(url)
+        for key in ("sentinels", "master_name", "db", "username", "password"):
+            if key in t.data:
+                raise ConfigError(
+                    t.at(key),
+                    "is given by redis_url (a redis+sentinel:// URL): set one or the other",
+                )
+    elif "sentinels" in t.data:
+        raw = t.get("sentinels")
+        if not isinstance(raw, list) or not raw:
+            raise ConfigError(
+                t.at("sentinels"), f'must be a non-empty array of "host:port", got {show(raw)}'
+            )
+        values["sentinels"] = tuple(
+            _sentinel_address(v, f"{t.at('sentinels')}[{i}]") for i, v in enumerate(raw)
+        )
+        values["master_name"] = text(t.get("master_name", d.master_name), t.at("master_name"))
+        values["db"] = t.integer("db", d.db, 0, 1_000_000)
+        values["username"] = text(t.get("username", d.username), t.at("username"), allow_empty=True)
+        values["password"] = _optional_secret(t, "password", env, ENV_REDIS_PASSWORD)
+    else:
+        for key in (
+            "master_name",
+            "db",
+            "username",
+            "password",
+            "sentinel_username",
+            "sentinel_password",
+        ):
+            if key in t.data:
+                raise ConfigError(t.at(key), "applies to Sentinel only: set redis.sentinels")
+    if values:
+        values["sentinel_username"] = text(
+            t.get("sentinel_username", d.sentinel_username),
+            t.at("sentinel_username"),
+            allow_empty=True,
+        )
+        values["sentinel_password"] = _optional_secret(
+            t, "sentinel_password", env, ENV_REDIS_SENTINEL_PASSWORD
+        )
+        if values.get("password") == "" and env.get(ENV_REDIS_PASSWORD):
+            values["password"] = env[ENV_REDIS_PASSWORD]
+    values["tls"] = t.boolean("tls", values.get("tls", d.tls))
+    for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+        values[key] = text(t.get(key, getattr(d, key)), t.at(key), max_len=4096, allow_empty=True)
+    if bool(values["tls_cert_file"]) != bool(values["tls_key_file"]):
+        raise ConfigError(t.at("tls_key_file"), "tls_cert_file and tls_key_file go together")
+    if "wait_replicas" in t.data:
+        values["wait_replicas"] = t.integer("wait_replicas", d.wait_replicas, 0, 16)
+    values["wait_timeout_ms"] = t.integer("wait_timeout_ms", d.wait_timeout_ms, 10, 60_000)
+    return RedisSettings(**values)
+
+
+def _optional_secret(t: Table, key: str, env: Mapping[str, str], var: str) -> str:
+    """A password that may be absent (a Redis without AUTH): from ``var`` or the file."""
+    if env.get(var):
+        return env[var]
+    return text(t.get(key, ""), t.at(key), max_len=512, allow_empty=True)
 
 
 def _workers(root: Table) -> tuple[str, ...]:
@@ -154,8 +358,10 @@ def _warnings(settings: Settings, env: Mapping[str, str]) -> tuple[str, ...]:
 
 _ROOT_KEYS: Final = (
     "redis_url",
+    "redis",
     "workers",
     "shutdown_grace_s",
+    "claim_idle_s",
     "log",
     "api",
     "surveys",
@@ -194,8 +400,10 @@ def parse_settings(
     env = os.environ if env is None else env
     root = Table(data, "", _ROOT_KEYS)
     redis_url = _redis_url(root, env)
+    redis = parse_redis(root.get("redis", {}), redis_url, env)
     workers = _workers(root)
     shutdown_grace_s = root.number("shutdown_grace_s", Settings.shutdown_grace_s, 0, 3600)
+    claim_idle_s = root.number("claim_idle_s", Settings.claim_idle_s, 1, 3600)
     log = parse_log(root.get("log", {}))
     api = parse_api(root.get("api", {}), env)
     surveys = parse_surveys(root.get("surveys", {}))
@@ -206,8 +414,10 @@ def parse_settings(
     dialer = _dialer(root, workers, env)
     settings = Settings(
         redis_url=redis_url,
+        redis=redis,
         workers=workers,
         shutdown_grace_s=shutdown_grace_s,
+        claim_idle_s=claim_idle_s,
         log=log,
         api=api,
         surveys=surveys,

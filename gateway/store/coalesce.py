@@ -13,6 +13,11 @@ command fails only its own caller:
   wrong type) goes to that caller only;
 - only a failed connection fails the whole batch (every caller learns it and waits
   out the outage as it would alone).
+
+With a :class:`~gateway.store.replication.Replication` (``[redis] wait_replicas`` > 0),
+a batch that holds a write ends with WAIT on the same connection, and its callers get
+their results only once the writes are on enough replicas (see
+gateway/store/replication.py: a caller with ``FAIL_FAST`` set is told at once).
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import DataError, ResponseError
 
 from gateway.store import library
+from gateway.store.replication import FAIL_FAST, READS, NotReplicated, Replication
 
-_Call = tuple[str, tuple[Any, ...], "asyncio.Future[Any]"]
+# (command name, encoded arguments, the caller's future, whether it fails fast)
+_Call = tuple[str, tuple[Any, ...], "asyncio.Future[Any]", bool]
 
 
 class UnsendableCommand(ValueError):
@@ -43,9 +50,16 @@ class Coalescer:
     Each command stays atomic on its own, and a pipeline keeps their order.
     """
 
-    def __init__(self, redis: aioredis.Redis, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        max_batch: int = 512,
+        *,
+        replication: Replication | None = None,
+    ) -> None:
         self.redis = redis
         self.max_batch = max_batch
+        self.replication = replication
         self._pending: list[_Call] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -71,7 +85,7 @@ class Coalescer:
         args = self._encoded(command)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((str(command[0]), args, fut))
+        self._pending.append((str(command[0]), args, fut, FAIL_FAST.get()))
         if len(self._pending) >= self.max_batch:
             self._flush_now()
         elif not self._scheduled:
@@ -98,25 +112,56 @@ class Coalescer:
 
     async def _execute(self, batch: list[_Call]) -> None:
         try:
-            if len(batch) == 1:
-                name, args, fut = batch[0]
-                results: list[Any] = [await self.redis.execute_command(name, *args)]  # type: ignore[no-untyped-call]
-            else:
-                pipe = self.redis.pipeline(transaction=False)
-                for name, args, _ in batch:
-                    pipe.execute_command(name, *args)
-                results = await pipe.execute(raise_on_error=False)
+            results = await self._send(batch)
         except BaseException as exc:  # the connection failed: every caller learns it
-            for _, _, fut in batch:
+            for _, _, fut, _ in batch:
                 if not fut.done():
                     fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, _, fut), result in zip(batch, results, strict=True):
+        for (_, _, fut, _), result in zip(batch, results, strict=True):
             if fut.done():
                 continue
             if isinstance(result, Exception):
                 fut.set_exception(result)
             else:
                 fut.set_result(result)
+
+    async def _send(self, batch: list[_Call]) -> list[Any]:
+        """One round trip: the batch's results (an error reply as its exception), once
+        its writes are on enough replicas when that is asked for."""
+        rep = self.replication
+        if rep is None or all(name.upper() in READS for name, *_ in batch):
+            if len(batch) == 1:
+                name, args, _, _ = batch[0]
+                return [await self.redis.execute_command(name, *args)]  # type: ignore[no-untyped-call]
+            rep = None
+        pipe = self.redis.pipeline(transaction=False)
+        for name, args, _, _ in batch:
+            pipe.execute_command(name, *args)
+        if rep is not None:
+            for command in rep.tail():
+                pipe.execute_command(*command)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        if rep is not None:
+            era = results.pop()
+            acked = results.pop()
+            if isinstance(acked, Exception):
+                raise acked
+            if not rep.enough(acked):
+                await self._confirm(rep, batch, era)
+        return results
+
+    @staticmethod
+    async def _confirm(rep: Replication, batch: list[_Call], era: object) -> None:
+        """The batch's writes are not on enough replicas yet: callers that fail fast
+        learn it now; the others wait until they are (or the master changed)."""
+        for _, _, fut, fail_fast in batch:
+            if fail_fast and not fut.done():
+                fut.set_exception(
+                    NotReplicated(f"not on {rep.replicas} replica(s) within {rep.timeout_ms} ms")
+                )
+        if all(fut.done() for _, _, fut, _ in batch):
+            return
+        await rep.confirm(era)

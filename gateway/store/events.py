@@ -5,11 +5,17 @@ transition by the store's Lua script (gateway/store/surveys.py), so the JSON is 
 there; this module names the types and parses an event back.
 
 Event JSON:
-    {"id": "<survey_id>:<seq>", "type": "survey.delivered", "survey_id": "...",
+    {"id": "<survey_id>:<seq>@<tag>", "type": "survey.delivered", "survey_id": "...",
      "seq": 4, "time": "2026-11-23T10:00:00.123+08:00", "payload": {...}}
 
-`id` is stable (the same event re-sent keeps its id), `seq` increases by one per
-survey, so the core system can order and de-duplicate.
+`id` names one event forever: the same event re-sent keeps its id, and no other event
+ever gets it. `seq` increases by one per survey, so the core system can order and
+de-duplicate. The tag (store/lua/store.lua's ``event_id``) is a hash of the survey
+record's creation time and of the era of the Redis master it was written on
+(keys.ERA): a failover that loses a survey's last events (or its record) makes the
+survey's seqs come again, and they come with another tag. Events written before the
+tag existed keep their ``<survey_id>:<seq>``; ``reply.unmatched`` events (no survey)
+are ``unmatched:<n>@<tag>``.
 """
 
 from __future__ import annotations

@@ -124,6 +124,13 @@ TALLY_TOTAL = PREFIX + "tally:total:{unit}"
 # set: the unit codes that have counters
 TALLY_UNITS = PREFIX + "tally:units"
 
+# string: the era of the master serving now, a tag of its run id and replication id
+# (minyi_era in store/lua/store.lua). A restarted master, or a replica promoted by a
+# failover, has a new one: writes the old one lost cannot come back under it, and
+# every event id names the era it was written in (gateway/store/events.py). Set by
+# every gateway connection when it connects (gateway/store/connection.py).
+ERA = PREFIX + "era"
+
 # --- callback dialer (store/lua/callbacks.lua, gateway/dialer/) ----------------------
 # zset: callbacks waiting for their (next) attempt, score = unix time due
 CB_WAIT = PREFIX + "cb:wait"

@@ -7,6 +7,7 @@ then read new ones; entries a dead consumer left pending are claimed after a whi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -80,12 +81,67 @@ async def pending(
         last = batch[-1][0]
 
 
+# A claim lands at most this long after an entry turned idle enough: the longest pause
+# between two claims (and between two renewals, which must come well before an entry
+# looks abandoned).
+CLAIM_EVERY_MAX_S = 5.0
+
+
+def claim_every_s(claim_idle_s: float) -> float:
+    """How often a worker claims the entries others abandoned, and renews its own: a
+    quarter of ``claim_idle_s``, at most CLAIM_EVERY_MAX_S. An entry is then taken over
+    within ``claim_idle_s`` + this of its owner's death, however many there are."""
+    return max(0.05, min(CLAIM_EVERY_MAX_S, claim_idle_s / 4))
+
+
 async def claim_abandoned(
-    redis: aioredis.Redis, stream: str, group: str, consumer: str, idle_ms: int, count: int = 100
+    redis: aioredis.Redis,
+    stream: str,
+    group: str,
+    consumer: str,
+    idle_ms: int,
+    count: int = 100,
+    *,
+    limit: int | None = None,
 ) -> list[Entry]:
-    """Take over entries another consumer has left pending for `idle_ms`."""
-    resp = cast(Any, await redis.xautoclaim(stream, group, consumer, idle_ms, "0-0", count=count))
-    return _entries(resp[1])
+    """Take over every entry other consumers have left pending for `idle_ms` (XAUTOCLAIM
+    page by page of `count`, until the pending list is scanned, or `limit` are taken).
+    An entry deleted from the stream while pending comes back with empty fields."""
+    out: list[Entry] = []
+    cursor = "0-0"
+    while limit is None or len(out) < limit:
+        page = count if limit is None else min(count, limit - len(out))
+        resp = cast(
+            Any, await redis.xautoclaim(stream, group, consumer, idle_ms, cursor, count=page)
+        )
+        out.extend(_entries(resp[1]))
+        # Redis 7 also names entries that were deleted: they are no longer pending.
+        for gone in resp[2] if len(resp) > 2 else []:
+            out.append((text(gone), {}))
+        cursor = text(resp[0])
+        if cursor == "0-0":
+            break
+    return out
+
+
+async def renew(
+    redis: aioredis.Redis, stream: str, group: str, consumer: str, entry_ids: Iterable[str]
+) -> int:
+    """Reset the idle time of entries this consumer is still working on (XCLAIM JUSTID,
+    which leaves their delivery count alone), so that no other consumer takes them over
+    as abandoned. Only entries still pending under ``consumer`` are renewed (one that
+    another consumer took meanwhile stays his). Returns how many were renewed."""
+    wanted = set(entry_ids)
+    if not wanted:
+        return 0
+    rows = await redis.xpending_range(
+        stream, group, min="-", max="+", count=len(wanted) + 1000, consumername=consumer
+    )
+    mine = [i for i in (text(r["message_id"]) for r in rows) if i in wanted]
+    if not mine:
+        return 0
+    await redis.xclaim(stream, group, consumer, 0, list[Any](mine), justid=True)
+    return len(mine)
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:

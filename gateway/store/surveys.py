@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from gateway.store import keys, library
 from gateway.store.coalesce import Coalescer
 from gateway.store.events import Event
+from gateway.store.replication import Replication
 
 
 def iso(ts: float, tz: ZoneInfo) -> str:
@@ -62,10 +63,14 @@ class SendJob:
 class Store:
     """Typed access to the Redis function library and the survey records."""
 
-    def __init__(self, redis: aioredis.Redis, tz: ZoneInfo) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, tz: ZoneInfo, *, replication: Replication | None = None
+    ) -> None:
+        """``replication``: every write waits for replicas before its caller goes on
+        (gateway/store/replication.py); None: it does not."""
         self.redis = redis
         self.tz = tz
-        self.commands = Coalescer(redis)
+        self.commands = Coalescer(redis, replication=replication)
 
     async def load(self) -> None:
         """Load (or replace) the function library; call once at start."""

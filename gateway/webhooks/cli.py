@@ -28,7 +28,8 @@ from typing import TextIO
 
 import redis.asyncio as aioredis
 
-from gateway.config import ConfigError, WebhookEndpoint, load_settings
+from gateway.config import ConfigError, RedisSettings, WebhookEndpoint, load_settings
+from gateway.store import connection
 from gateway.webhooks.dead import count_dead
 from gateway.webhooks.worker import list_dead, replay
 
@@ -56,11 +57,12 @@ async def replay_command(
     since: str | None = None,
     limit: int | None = None,
     out: TextIO = sys.stdout,
+    options: RedisSettings | None = None,
 ) -> int:
     """Replay the dead letters of ``endpoint`` (default: every endpoint); prints one line
     per endpoint and returns how many were replayed in all."""
     names = _names(endpoints, endpoint)
-    client = aioredis.Redis.from_url(redis_url)
+    client = connection.connect(redis_url, options, decode_responses=False)
     total = 0
     try:
         for name in names:
@@ -84,6 +86,7 @@ async def dead_command(
     as_json: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    options: RedisSettings | None = None,
 ) -> int:
     """Print the dead letters (oldest first, at most ``limit`` per endpoint, None: all)
     and, per endpoint, how many there are and how many surveys wait behind them (on
@@ -92,7 +95,7 @@ async def dead_command(
     out = out or sys.stdout  # looked up now: a test (or caller) may have replaced them
     err = err or sys.stderr
     names = _names(endpoints, endpoint)
-    client = aioredis.Redis.from_url(redis_url)
+    client = connection.connect(redis_url, options, decode_responses=False)
     shown = 0
     try:
         for name in names:
@@ -153,6 +156,7 @@ def main(
         args = _parser().parse_args(argv)
     except SystemExit as e:  # --help, or a wrong command line (already explained)
         return e.code if isinstance(e.code, int) else EXIT_USAGE
+    options = None
     if endpoints is None or redis_url is None:
         if not args.config:
             print("minyi webhooks: --config FILE is required", file=sys.stderr)
@@ -165,11 +169,17 @@ def main(
             return EXIT_USAGE
         endpoints = settings.webhooks if endpoints is None else endpoints
         redis_url = settings.redis_url if redis_url is None else redis_url
+        options = settings.redis
     try:
         if args.command == "replay":
             asyncio.run(
                 replay_command(
-                    redis_url, endpoints, endpoint=args.endpoint, since=args.since, limit=args.limit
+                    redis_url,
+                    endpoints,
+                    endpoint=args.endpoint,
+                    since=args.since,
+                    limit=args.limit,
+                    options=options,
                 )
             )
         else:
@@ -180,6 +190,7 @@ def main(
                     endpoint=args.endpoint,
                     limit=None if args.all else args.limit,
                     as_json=args.json,
+                    options=options,
                 )
             )
     except LookupError as e:

@@ -2,10 +2,15 @@
 
 Each endpoint has its own consumer group on the stream. A batch of entries is queued
 and XACKed by one function call (EndpointQueue.intake), so an entry is always either
-pending in the group or queued — a crash between the two cannot lose it. After a restart a
-consumer first re-reads its own pending entries (same consumer name: at once); the
-entries of consumers that died for good are XAUTOCLAIMed once idle for
-``claim_idle_s``. Malformed entries are dead-lettered, never dropped in silence.
+pending in the group or queued — a crash between the two cannot lose it; and it is
+queued by the call that acknowledges it, so a call made twice cannot queue it twice.
+After a restart a consumer first re-reads its own pending entries (same consumer name:
+at once); the entries of consumers that died for good are claimed by :meth:`Intake.claims`,
+a loop of its own on a timer (streams.claim_every_s), every page of them, once idle for
+``claim_idle_s``. The gap wait of the worker is tied to that cadence
+(:func:`gap_wait_s`). Malformed entries are dead-lettered, and events queued after a
+later event of their survey went out are delivered and logged as errors: never dropped
+in silence.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
@@ -30,6 +35,28 @@ from gateway.webhooks.queue import (
 )
 
 log = logs.logger(__name__)
+
+# Beyond the latest moment a claim can land: the time a claim takes, a loop's latency.
+GAP_MARGIN_S: Final = 5.0
+
+
+def gap_wait_s(claim_idle_s: float) -> float:
+    """How long a survey's missing event is waited for by default: the entry that holds
+    it may sit with a dead consumer, and is claimed at most ``claim_idle_s`` +
+    streams.claim_every_s after that consumer read it — which was before the gap was
+    seen (the group hands out entries in stream order, and an event's entry comes before
+    its successor's). 70 s for the default 60 s."""
+    return claim_idle_s + streams.claim_every_s(claim_idle_s) + GAP_MARGIN_S
+
+
+def check_gap_wait(gap_wait: float, claim_idle_s: float) -> None:
+    """Refuse a gap wait that could give up before the claim of the missing entry."""
+    least = claim_idle_s + streams.claim_every_s(claim_idle_s)
+    if gap_wait < least:
+        raise ValueError(
+            f"gap_timeout_s {gap_wait:g} is shorter than claim_idle_s {claim_idle_s:g} and "
+            f"the claim cadence ({least:g}s): a gap would give up before its event is claimed"
+        )
 
 
 class Intake:
@@ -69,19 +96,14 @@ class Intake:
     async def run(self) -> None:
         """Read and queue until cancelled (a cancel at any point loses nothing)."""
         q = self.queue
-        loop = asyncio.get_running_loop()
         pause = redis_outage(q.endpoint, "intake")
         ready = False
-        next_autoclaim = 0.0
         while True:
             try:
                 if not ready:
                     await q.ensure_group()
                     await self._read_own_pending()
                     ready = True
-                if loop.time() >= next_autoclaim:
-                    await self._autoclaim()
-                    next_autoclaim = loop.time() + max(0.1, self.claim_idle_s / 2)
                 await self.queue_entries(
                     await streams.read(
                         self.redis,
@@ -98,6 +120,21 @@ class Intake:
                 # its data?) and re-read our own pending entries.
                 ready = False
                 await pause.wait(exc)
+
+    async def claims(self) -> None:
+        """Until cancelled, every streams.claim_every_s: take over (and queue) every
+        entry another consumer has left pending for ``claim_idle_s``."""
+        q = self.queue
+        pause = redis_outage(q.endpoint, "claims")
+        every = streams.claim_every_s(self.claim_idle_s)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self._autoclaim()
+            except lifecycle.OUTAGES as exc:
+                await pause.wait(exc)
+            else:
+                pause.over()
 
     async def _read_own_pending(self) -> None:
         q = self.queue
@@ -124,7 +161,8 @@ class Intake:
                 len(entries),
                 self.claim_idle_s,
             )
-            await self.queue_entries(entries)
+            for start in range(0, len(entries), self.read_count):
+                await self.queue_entries(entries[start : start + self.read_count])
 
     async def queue_entries(self, entries: Sequence[StreamEntry]) -> None:
         """Queue (and XACK) stream entries; dead-letter the malformed ones."""
@@ -148,17 +186,27 @@ class Intake:
         try:
             call = asyncio.ensure_future(q.intake(good, slots, self.lease_s))
             try:
-                scheduled, heads = await asyncio.shield(call)
+                scheduled, heads, late = await asyncio.shield(call)
             except asyncio.CancelledError:
                 # Stopping: surveys the intake call leased to us go back to the due set, or
                 # they would wait for their lease to expire.
                 with contextlib.suppress(Exception):
-                    _, leased = await asyncio.wait_for(call, 5.0)
+                    _, leased, _ = await asyncio.wait_for(call, 5.0)
                     for head in leased:
                         await q.release(head.sid, head.token)
                 raise
         finally:
             self.start(slots, heads)
+        for event in late:
+            log.error(
+                "webhook %s: survey %s seq %d reached the feed after seq %d was delivered: "
+                "it is sent now, out of order (a gap wait gave up on it too early, or it "
+                "was written late) — a bug, please report it",
+                q.endpoint,
+                event.sid,
+                event.seq,
+                event.delivered,
+            )
         if scheduled > len(heads):
             self.on_scheduled()
 

@@ -48,6 +48,7 @@ from redis.typing import EncodableT, FieldT
 from gateway import lifecycle, logs
 from gateway.store import keys, streams
 from gateway.store.coalesce import Coalescer
+from gateway.store.replication import Replication
 from gateway.store.streams import text
 from gateway.webhooks.sender import FreshBatch
 
@@ -119,6 +120,17 @@ class Head:
 
 
 @dataclass(frozen=True)
+class Late:
+    """An event queued after a later event of its survey was delivered: the gap wait
+    gave up on it, or something wrote it late. It is delivered (out of order), and
+    logged as the bug it is."""
+
+    sid: str
+    seq: int
+    delivered: int  # the survey's delivered mark when it was queued
+
+
+@dataclass(frozen=True)
 class Step:
     """What the holder of a survey does next: serve ``head``, or stop."""
 
@@ -176,10 +188,18 @@ class EndpointQueue:
     """One endpoint's queues in Redis; every method is one round trip."""
 
     def __init__(
-        self, redis: aioredis.Redis, endpoint: str, *, run: int = 1, owner: str = ""
+        self,
+        redis: aioredis.Redis,
+        endpoint: str,
+        *,
+        run: int = 1,
+        owner: str = "",
+        replication: Replication | None = None,
     ) -> None:
         """``run``: how many consecutive events of a survey a head may carry (batching);
-        ``owner``: the consumer name, the prefix of this process's lease tokens."""
+        ``owner``: the consumer name, the prefix of this process's lease tokens;
+        ``replication``: no head is handed out (so no event POSTed) before the writes
+        behind it are on the replicas (gateway/store/replication.py)."""
         self.redis = redis
         self.endpoint = endpoint
         self.run = run
@@ -196,7 +216,7 @@ class EndpointQueue:
         self.batches = keys.WEBHOOK_BATCHES.format(endpoint=endpoint)
         self.stats_prefix = f"webhook:{endpoint}:"
         # Function calls of concurrent deliveries share pipelines (one round trip a tick).
-        self.commands = Coalescer(redis)
+        self.commands = Coalescer(redis, replication=replication)
 
     def _token(self) -> str:
         # A new token per claim: another claim of the same survey never reuses it.
@@ -226,15 +246,17 @@ class EndpointQueue:
 
     async def intake(
         self, entries: Sequence[tuple[str, str, int, bytes]], take: int, lease_s: float
-    ) -> tuple[int, list[Head]]:
-        """Queue well-formed entries (id, survey id, seq, event) and XACK them.
+    ) -> tuple[int, list[Head], list[Late]]:
+        """Queue well-formed entries (id, survey id, seq, event) and XACK them; an entry
+        is queued by the call that acknowledges it, and only by that one.
 
-        Returns how many surveys this call scheduled (they were not due yet), and the
-        heads of up to ``take`` of them, leased to the caller: the fast path, which
-        saves a claim round trip between an event's arrival and its request.
+        Returns how many surveys this call scheduled (they were not due yet), the heads
+        of up to ``take`` of them, leased to the caller (the fast path, which saves a
+        claim round trip between an event's arrival and its request), and the events
+        queued although a later one of their survey was delivered already (:class:`Late`).
         """
         if not entries:
-            return 0, []
+            return 0, [], []
         args: list[str | int | float | bytes] = [self.endpoint, self.stats_prefix]
         args += [take, lease_s, self._token(), self.run]
         for entry_id, sid, seq, event in entries:
@@ -249,7 +271,11 @@ class EndpointQueue:
             self.parked,
         ]
         reply = await self.commands.fcall("minyi_wh_intake", *args, keys=keys_)
-        return int(reply[0]), [_head(row[0], row[1:]) for row in reply[1:]]
+        flat = reply[1]
+        late = [
+            Late(text(flat[i]), int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)
+        ]
+        return int(reply[0]), [_head(row[0], row[1:]) for row in reply[2:]], late
 
     async def reject(self, entry_id: str, fields: dict[str, bytes], error: str) -> None:
         """Dead-letter a malformed stream entry (kept for humans, not replayable) and XACK it."""

@@ -4,7 +4,8 @@ core system's developers.
 It does what a real receiver must do — verify the Standard Webhooks signature and
 timestamp on the raw body, drop duplicates by ``webhook-id`` (delivery is at least
 once), keep each survey's events in ``seq`` order — and counts what it sees
-(duplicates, out-of-order events, bad signatures). For tests it can be told to fail
+(duplicates, ids that came again with other content, out-of-order events, bad
+signatures). For tests it can be told to fail
 (``fail()``, ``hang()``, or ``POST /_control``).
 
 Run it: ``python -m gateway.webhooks.receiver --port 8099 --secret whsec_...``.
@@ -63,10 +64,14 @@ class WebhookReceiver:
         self.events: dict[str, list[dict[str, Any]]] = {}  # survey id -> events, arrival order
         self.arrivals: dict[str, float] = {}  # event id -> unix time of first arrival
         self._seen_ids: set[str] = set()
+        self._content: dict[str, str] = {}  # event id -> the event as first received
         self._last_seq: dict[str, int] = {}
         self.requests = 0
         self.received = 0  # distinct events
         self.duplicates = 0
+        # an id received again with other content: a receiver that de-duplicates on id
+        # (as it should) has dropped a real event — the gateway must never do this
+        self.conflicts = 0
         self.out_of_order = 0  # an event older than one already received for its survey
         self.rejected = 0  # bad signature or timestamp
         self.refused = 0  # answered with an injected failure
@@ -85,6 +90,7 @@ class WebhookReceiver:
             "requests": self.requests,
             "received": self.received,
             "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
             "out_of_order": self.out_of_order,
             "rejected": self.rejected,
             "refused": self.refused,
@@ -165,10 +171,12 @@ class WebhookReceiver:
             log.warning("rejected a request from %s: %s", request.remote, exc)
             return web.Response(status=401, text="bad signature\n")
         msg_id = request.headers[HEADER_ID]
+        doc = json.loads(body)
         if msg_id in self._seen_ids:  # a retry of something we already have
             self.duplicates += 1
+            if doc.get("type") != "batch":
+                self._same_content(doc)
             return web.Response(status=200, text="duplicate\n")
-        doc = json.loads(body)
         for event in doc["events"] if doc.get("type") == "batch" else [doc]:
             self._record(event)
         self._seen_ids.add(msg_id)
@@ -178,8 +186,10 @@ class WebhookReceiver:
         event_id = str(event["id"])
         if event_id in self._seen_ids:  # inside a batch: the id of a single event
             self.duplicates += 1
+            self._same_content(event)
             return
         self._seen_ids.add(event_id)
+        self._content[event_id] = _content(event)
         self.arrivals[event_id] = time.time()
         sid, seq = str(event.get("survey_id") or ""), int(event["seq"])
         if sid:  # events without a survey have no order
@@ -190,6 +200,13 @@ class WebhookReceiver:
         self.events.setdefault(sid, []).append(event)
         self.received += 1
         log.debug("event %s survey %s seq %d", event.get("type"), sid, seq)
+
+    def _same_content(self, event: dict[str, Any]) -> None:
+        """A duplicate id: the same event again (fine), or another one (a conflict)."""
+        first = self._content.get(str(event.get("id")))
+        if first is not None and first != _content(event):
+            self.conflicts += 1
+            log.error("event id %s came again with other content", event.get("id"))
 
     async def _control(self, request: web.Request) -> web.Response:
         """``{"action": "fail", "status": 503, "seconds": 30}``, ``{"action": "hang",
@@ -217,6 +234,11 @@ class WebhookReceiver:
             arrivals=request.query.get("arrivals") == "1",
         )
         return web.json_response(summary, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+def _content(event: dict[str, Any]) -> str:
+    """An event's content, for comparing two events of one id."""
+    return json.dumps(event, sort_keys=True, ensure_ascii=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,13 @@ gateway/webhooks/queue.py, so any number of processes may run them side by side)
 
 A missing predecessor (seq > delivered + 1) is waited for while any stream entry is
 still pending in the group (it may be that predecessor, in another consumer's hands),
-up to ``gap_timeout_s``; then the event is delivered anyway and the gap logged.
+up to ``gap_timeout_s`` — by default ``claim_idle_s`` + the claim cadence + 5 s
+(intake.gap_wait_s), so a dead consumer's entry is claimed before the wait ends. When
+nothing is pending any more, the survey's head is read again before anything is sent:
+another process may have queued the predecessor in between (its intake acknowledges
+and queues in one call). Only if it is still missing is the event sent, and the gap
+logged. A predecessor that comes after all is delivered late, and logged as an error
+(intake.py), never dropped.
 """
 
 from __future__ import annotations
@@ -44,8 +50,9 @@ import redis.asyncio as aioredis
 
 from gateway import lifecycle, logs
 from gateway.config import WebhookEndpoint
+from gateway.store.replication import Replication
 from gateway.webhooks.dead import list_dead, replay
-from gateway.webhooks.intake import Intake
+from gateway.webhooks.intake import Intake, check_gap_wait, gap_wait_s
 from gateway.webhooks.queue import (
     GAUGES,
     EndpointQueue,
@@ -120,13 +127,15 @@ class WebhookWorker:
         wake_on_recovery: int = 1000,
         prune_interval_s: float = 3600.0,
         grace_s: float = 10.0,
+        replication: Replication | None = None,
     ) -> None:
         """``consumer`` names this process in the consumer groups: keep it stable across
         restarts (e.g. host name + worker index) so a restart resumes its own pending
         entries at once instead of after ``claim_idle_s``. The lease is stretched to
         outlast one request (1.5 × timeout + 1 s) if needed. ``gap_timeout_s`` defaults
-        to ``claim_idle_s`` + 10 s: long enough for a dead consumer's entries to be
-        claimed, so a crash elsewhere does not reorder a survey's events. Every
+        to ``claim_idle_s`` + the claim cadence + 5 s (intake.gap_wait_s; 70 s): long
+        enough for a dead consumer's entries to be claimed, so a crash elsewhere does
+        not reorder a survey's events (a shorter one is refused). Every
         ``stats_interval_s`` (and at start) leases in this consumer's name that no task
         serves are given back. Every
         ``prune_interval_s`` the delivered marks of surveys whose record has expired
@@ -141,14 +150,17 @@ class WebhookWorker:
         self._block_ms = block_ms
         self._read_count = read_count
         self._claim_idle_s = claim_idle_s
-        self._gap_timeout_s = claim_idle_s + 10.0 if gap_timeout_s is None else gap_timeout_s
+        self._gap_timeout_s = gap_wait_s(claim_idle_s) if gap_timeout_s is None else gap_timeout_s
+        check_gap_wait(self._gap_timeout_s, claim_idle_s)
         self._stats_interval_s = stats_interval_s
         self._wake_on_recovery = wake_on_recovery
         self._prune_interval_s = prune_interval_s
         self._feeds = [
             _Feed(
                 endpoint=e,
-                queue=EndpointQueue(redis, e.name, run=e.batch_max, owner=consumer),
+                queue=EndpointQueue(
+                    redis, e.name, run=e.batch_max, owner=consumer, replication=replication
+                ),
                 poster=Poster(
                     e.url,
                     decode_secret(e.secret),
@@ -194,6 +206,7 @@ class WebhookWorker:
                 name = feed.endpoint.name
                 loops += [
                     self._supervised(f"intake:{name}", intake.run),
+                    self._supervised(f"claims:{name}", intake.claims),
                     self._supervised(f"send:{name}", functools.partial(self._dispatch_loop, feed)),
                     self._supervised(f"stats:{name}", functools.partial(self._gauge_loop, feed)),
                 ]
@@ -343,10 +356,15 @@ class WebhookWorker:
         loop = asyncio.get_running_loop()
         first = feed.gap_since.setdefault(head.sid, loop.time())
         hold_until = loop.time() + GAP_HOLD_S
-        current = head
-        while current.gap:
+        current: Head | None = head
+        why = ""
+        while current is not None and current.gap:
             if await self._persist(feed, feed.queue.pending_count) == 0:
-                why = "no stream entry is in flight (trimmed or never written)"
+                # Nothing in flight now, but the head was read before this check: the
+                # predecessor may have been queued in between. Read it again.
+                current = await self._reread(feed, current)
+                if current is not None and current.gap:
+                    why = "no stream entry is in flight (trimmed or never written)"
                 break
             if loop.time() - first >= self._gap_timeout_s:
                 why = f"waited {self._gap_timeout_s:g}s"
@@ -357,14 +375,10 @@ class WebhookWorker:
                 )
                 return None
             await asyncio.sleep(GAP_POLL_S)
-            step = await self._persist(feed, feed.queue.reread, current, feed.lease_s)
-            if step.head is None:
-                return None
-            current = step.head
-        else:
-            feed.gap_since.pop(head.sid, None)
-            return current
+            current = await self._reread(feed, current)
         feed.gap_since.pop(head.sid, None)
+        if current is None or not why:
+            return current
         feed.counters["out_of_order"] += 1
         log.warning(
             "webhook %s: survey %s seq %d sent before seq %d: %s",
@@ -375,6 +389,11 @@ class WebhookWorker:
             why,
         )
         return current
+
+    async def _reread(self, feed: _Feed, head: Head) -> Head | None:
+        """A held survey's head read again (None: it is no longer ours, or empty)."""
+        step = await self._persist(feed, feed.queue.reread, head, feed.lease_s)
+        return step.head
 
     async def _attempt(self, feed: _Feed, head: Head) -> Head | None:
         """POST the head (with the events following it, when batching; its stored batch

@@ -168,8 +168,8 @@ async def webhook_flow(redis: aioredis.Redis) -> None:
         parsed = parse_entry(fields)
         assert not isinstance(parsed, str), parsed
         entries.append((entry_id, *parsed))
-    scheduled, _ = await q.intake(entries, 0, 30.0)
-    assert scheduled >= 5
+    scheduled, _, late = await q.intake(entries, 0, 30.0)
+    assert scheduled >= 5 and late == []
     heads = await q.claim(100, 30.0)
     # K-1's head dead-letters (max age 0), K-2 is delivered, K-FREQ is retried later,
     # K-OPT stays leased; the dead letter is replayed, the marks pruned.

@@ -164,3 +164,29 @@ async def test_reply_before_the_submit_resp_is_stored(store: Store) -> None:
     assert survey["p1:mid"] == "m" and survey["p1:dlr"] == "delivered"
     # the number's survey stays open for a correction until its window ends
     assert (await store.find_open_survey("13800138000", "", 60))[0] == "S1"
+
+
+async def test_a_part_accepted_twice_is_reported_once_whoever_stores_first(store: Store) -> None:
+    # Two processes sent the same part (the owner was held up past claim_idle_s while
+    # another took its survey over): the SMS center accepted it twice, with two message
+    # ids. Neither sender knew — the second answer stored says so, once per part.
+    common = dict(smsc="default", bind="b1", msgid_ttl_s=3600, dlr_timeout_s=60, reply_window_s=60)
+
+    def resent(events: list) -> list[dict]:
+        return [e.payload for e in events if e.type == "sms.resent"]
+
+    await intake(store, "A1", phone="13800000001")
+    await store.send_begin("A1", 0, 3600, 3600)
+    await store.part_submitted("A1", 1, 1, message_id_key="m1", message_id="m1", **common)
+    await store.part_submitted("A1", 1, 1, message_id_key="m1", message_id="m1", **common)
+    assert resent(await store.events("A1")) == []  # the same answer stored again
+    await store.part_submitted("A1", 1, 1, message_id_key="m2", message_id="m2", **common)
+    assert resent(await store.events("A1")) == [{"part": 1, "reason": "accepted_twice"}]
+    # the one that knew it resent stores first, then the owner: still one report
+    await intake(store, "A2", phone="13800000002")
+    await store.send_begin("A2", 0, 3600, 3600)
+    await store.part_submitted(
+        "A2", 1, 1, message_id_key="n2", message_id="n2", resent=True, **common
+    )
+    await store.part_submitted("A2", 1, 1, message_id_key="n1", message_id="n1", **common)
+    assert resent(await store.events("A2")) == [{"part": 1, "reason": "sent_before_without_answer"}]

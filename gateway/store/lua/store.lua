@@ -132,12 +132,51 @@ local function reasons_of(payload)
     if type(tag) == 'string' then out[#out + 1] = tag end
   end
   return out
+
+-- The era of the master serving now (keys.ERA): a tag of its run id (new at every
+-- start) and its replication id (new when a replica is promoted). Set by every gateway
+-- connection when it connects (minyi_era); made here from INFO when it is missing (a
+-- new or emptied Redis, a client that is not the gateway's).
+local function era_tag(run_id, replid)
+  return string.sub(redis.sha1hex(run_id .. ':' .. replid), 1, 8)
+end
+
+local function era()
+  local e = redis.call('GET', ERA)
+  if not e then
+    local server = redis.call('INFO', 'server')
+    local replication = redis.call('INFO', 'replication')
+    e = era_tag(string.match(server, 'run_id:(%x+)') or '',
+                string.match(replication, 'master_replid:(%x+)') or '')
+    redis.call('SET', ERA, e)
+  end
+  return e
+end
+
+-- era: a gateway connection, on connect, gives the run id and replication id it read
+-- from the master (INFO); the era key is written when it changed (a restart, a
+-- failover). ARGV: run_id, master_replid. Returns the era.
+redis.register_function('minyi_era', function(_, a)
+  need('minyi_era', a, 2)
+  local e = era_tag(a[1], a[2])
+  if redis.call('GET', ERA) ~= e then redis.call('SET', ERA, e) end
+  return e
+end)
+
+-- An event id: "<survey id>:<seq>@<tag>" (gateway/store/events.py). The tag names the
+-- survey record's life (its created_at) and the era it is written in, so an id is never
+-- given to two events: after a failover that lost the survey's last events, or its
+-- record, the seqs that come again come with another tag. ("@" is no character of a
+-- survey id.) Events written before tags existed keep the ids they were sent with.
+local function event_id(sid, seq, life)
+  return sid .. ':' .. seq .. '@' .. string.sub(redis.sha1hex(era() .. '/' .. life), 1, 10)
 end
 
 -- Append one event to the survey's history and to the outbox stream.
 local function emit(sid, etype, now_iso, payload)
-  local seq = redis.call('HINCRBY', SURVEY(sid), 'seq', 1)
-  local ev = '{"id":' .. cjson.encode(sid .. ':' .. seq)
+  local sk = SURVEY(sid)
+  local seq = redis.call('HINCRBY', sk, 'seq', 1)
+  local ev = '{"id":' .. cjson.encode(event_id(sid, seq, redis.call('HGET', sk, 'created_at') or ''))
     .. ',"type":' .. cjson.encode(etype)
     .. ',"survey_id":' .. cjson.encode(sid)
     .. ',"seq":' .. seq
@@ -196,6 +235,10 @@ redis.register_function('minyi_intake', function(_, a)
   object_text(fn, 'accepted payload', a[8])
   local sk = SURVEY(sid)
   if redis.call('EXISTS', sk) == 1 then
+    -- A write even here: the caller's WAIT (gateway/store/replication.py) then covers
+    -- the survey's creation too, which may have been another connection's write whose
+    -- WAIT came back short (the core system posts again after a 503).
+    redis.call('HINCRBY', STATS, 'intake:existing', 1)
     return {'existing', redis.call('HGET', sk, 'state') or ''}
   end
   local flat = {}
@@ -385,14 +428,25 @@ redis.register_function('minyi_part_submitted', function(_, a)
   local held, held_err = nil, nil
   if held_text then held, held_err = read_receipt(held_text) end
   local fld = 'p' .. idx .. ':mid'
-  local seen = redis.call('HEXISTS', sk, fld) == 1
+  local before = redis.call('HGET', sk, fld)
+  local seen = before ~= false
   redis.call('HSET', sk, fld, mid, 'p' .. idx .. ':bind', a[6], 'parts', total)
   redis.call('SET', mkey, sid .. '|' .. idx, 'EX', math.ceil(msgid_ttl))
-  -- `seen`: the same answer stored again (a retry after a reply lost with a Redis
-  -- restart): reported once.
-  if a[13] == '1' and not seen then
+  -- `seen` with the same id: the same answer stored again (a retry after a reply lost
+  -- with a Redis restart). `seen` with another id: the SMS center accepted the part
+  -- twice — two processes sent it, the owner held up (a Redis outage or failover
+  -- longer than claim_idle_s kept it from renewing) while another took it over:
+  -- certainly a duplicate, reported even though neither sender knew. A part is
+  -- reported once (p<n>:resent), whichever of its answers is stored first.
+  local why = nil
+  if seen and before ~= mid then
+    why = 'accepted_twice'
+  elseif a[13] == '1' and not seen then
+    why = 'sent_before_without_answer'
+  end
+  if why and redis.call('HSETNX', sk, 'p' .. idx .. ':resent', 1) == 1 then
     redis.call('HINCRBY', STATS, 'sms:resent', 1)
-    emit(sid, 'sms.resent', now_iso, '{"part":' .. idx .. ',"reason":"sent_before_without_answer"}')
+    emit(sid, 'sms.resent', now_iso, '{"part":' .. idx .. ',"reason":"' .. why .. '"}')
   end
   local ok
   if seen then
@@ -712,7 +766,7 @@ redis.register_function('minyi_unmatched', function(_, a)
   redis.call('XADD', UNMATCHED_REPLIES, 'MAXLEN', '~', 1000000, '*', 'reply', a[2], 'at', a[1])
   if a[4] == '1' then redis.call('SADD', OPTOUT, a[3]) end
   local seq = redis.call('INCR', UNMATCHED_REPLIES_SEQ)
-  local ev = '{"id":' .. cjson.encode('unmatched:' .. seq) .. ',"type":"reply.unmatched"'
+  local ev = '{"id":' .. cjson.encode(event_id('unmatched', seq, '')) .. ',"type":"reply.unmatched"'
     .. ',"survey_id":"","seq":' .. seq .. ',"time":' .. cjson.encode(a[1])
     .. ',"payload":' .. a[2] .. '}'
   redis.call('XADD', EVENTS, '*', 'sid', '', 'seq', tostring(seq), 'event', ev)

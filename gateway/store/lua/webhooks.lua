@@ -106,14 +106,22 @@ local function advance(delivered, sid, seq)
 end
 
 -- intake: queue stream entries in their surveys' wait zsets, schedule the surveys, XACK.
+-- An entry is queued by the call whose XACK takes it out of the group's pending list,
+-- and only by that one: a call made again after its reply was lost (or by a process
+-- that claimed the entry meanwhile) finds it acknowledged and queues nothing, so an
+-- event delivered since is not queued again. An entry that is acknowledged here for the
+-- first time was never queued, so never delivered: it is queued even when its seq is at
+-- or below the survey's delivered mark (a later event went first, after a gap wait
+-- gave up), and reported back as late — never dropped.
 -- A survey parked behind a dead letter gets its events queued, not scheduled: they wait
 -- for the replay, which keeps them in order behind it.
 -- KEYS: events stream, due, delivered, stats, retry, leases, parked.
 -- ARGV: endpoint, stats prefix, how many newly scheduled surveys to lease to the caller
 --       at once (the fast path), lease_s, owner token, run length, then
 --       (entry id, survey id, seq, event JSON) per entry.
--- Returns {number of newly scheduled surveys, {sid, token, delivered, retry state,
--- event1, seq1, ...} per survey leased to the caller}.
+-- Returns {number of newly scheduled surveys, {late sid, seq, delivered mark, ...},
+-- {sid, token, delivered, retry state, event1, seq1, ...} per survey leased to the
+-- caller}.
 redis.register_function('minyi_wh_intake', function(k, a)
   local fn = 'minyi_wh_intake'
   need(fn, a, 6)
@@ -125,21 +133,27 @@ redis.register_function('minyi_wh_intake', function(k, a)
   if (#a - 6) % 4 ~= 0 then refuse(fn, 'entries come as (id, survey id, seq, event)') end
   for i = 7, #a, 4 do num(fn, 'seq', a[i + 2]) end
   local t = server_time()
-  local scheduled = {}
+  local scheduled, late = {}, {}
   local queued = 0
   for i = 7, #a, 4 do
     local sid, seq = a[i + 1], tonumber(a[i + 2])
-    -- events without a survey have no order to keep, and are never skipped
-    if sid == '' or seq > tonumber(redis.call('HGET', delivered, sid) or '0') then
+    if redis.call('XACK', stream, WEBHOOK_GROUP(endpoint), a[i]) == 1 then
+      local mark = tonumber(redis.call('HGET', delivered, sid) or '0')
+      -- events without a survey have no order to keep
+      if sid ~= '' and seq <= mark then
+        late[#late + 1] = sid
+        late[#late + 1] = seq
+        late[#late + 1] = mark
+      end
       queued = queued + redis.call('ZADD', WEBHOOK_WAIT(endpoint, sid), seq, a[i + 3])
       if redis.call('HEXISTS', parked, sid) == 0 and redis.call('ZADD', due, 'NX', t, sid) == 1 then
         scheduled[#scheduled + 1] = sid
       end
     end
-    redis.call('XACK', stream, WEBHOOK_GROUP(endpoint), a[i])
   end
   if queued > 0 then redis.call('HINCRBY', stats, sp .. 'queued', queued) end
-  local out = {#scheduled}
+  if #late > 0 then redis.call('HINCRBY', stats, sp .. 'late', #late / 3) end
+  local out = {#scheduled, late}
   for i = 1, math.min(#scheduled, take_n) do
     local sid = scheduled[i]
     local h = head_of(endpoint, delivered, retry, sid, n)
