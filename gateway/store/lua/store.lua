@@ -132,6 +132,7 @@ local function reasons_of(payload)
     if type(tag) == 'string' then out[#out + 1] = tag end
   end
   return out
+end
 
 -- The era of the master serving now (keys.ERA): a tag of its run id (new at every
 -- start) and its replication id (new when a replica is promoted). Set by every gateway
