@@ -14,31 +14,21 @@ agent on the same Asterisk.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devstack.asterisk import (
-    GATEWAY_IP,
-    UNIT_A,
-    UNIT_B,
-    AsteriskHarnessError,
-    AsteriskInfo,
-    AsteriskProcess,
-    asterisk_home,
-    provision,
-)
+from devstack.asterisk import UNIT_A, UNIT_B, AsteriskInfo, AsteriskProcess
 from devstack.baresip import Baresip
 from devstack.localstack import SOURCE_ADDR, TOKEN, free_port
-from gateway.config import AgentPhone, UnitQueue
 from gateway.dialer import agents
 from tests.integration.sms_harness import Loop, running_loop, survey
 from tests.servers import RedisServer
 from tests.waiting import eventually
 
 from .amitools import AmiClient
+from .conftest import PhoneAgent
 from .test_dialer import dialer_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -49,61 +39,11 @@ QUEUE_A = "minyi-unit-" + UNIT_A
 
 
 @pytest.fixture(scope="module")
-def pbx() -> Iterator[tuple[AsteriskProcess, AsteriskInfo]]:
-    """An Asterisk whose unit A has one agent, agent1, a phone that registers and logs
-    in with the feature codes (agents_log_in), qualified every second. Unit B has no
-    agent: its callbacks are never dialled (the tests use it to see a tick go by)."""
-    try:
-        version = provision()
-        proc = AsteriskProcess(
-            asterisk_home() / "root",
-            version["asterisk"],
-            tune={
-                "agents": (AgentPhone(AGENT, password=PASSWORD),),
-                "units": (UnitQueue(UNIT_A, (AGENT,)), UnitQueue(UNIT_B, ())),
-                "agents_log_in": True,
-                "agent_qualify_s": 1,
-            },
-        )
-        info = proc.start()
-    except AsteriskHarnessError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield proc, info
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
-async def observer(pbx: tuple[AsteriskProcess, AsteriskInfo]) -> AsyncIterator[AmiClient]:
-    client = AmiClient(pbx[1])
-    await client.connect()
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-async def phone(
-    pbx: tuple[AsteriskProcess, AsteriskInfo], observer: AmiClient, tmp_path: Path
-) -> AsyncIterator[Baresip]:
-    """baresip registered as agent1 (Asterisk has qualified it: Reachable)."""
-    info = pbx[1]
-    softphone = Baresip(tmp_path, AGENT, PASSWORD, f"{GATEWAY_IP}:{info.sip_port}")
-    await softphone.start()
-    try:
-        await observer.wait_for(
-            lambda e: (
-                e.get("Event") == "ContactStatus"
-                and e.get("AOR") == AGENT
-                and e.get("ContactStatus") == "Reachable"
-            ),
-            "the phone registered and answering OPTIONS",
-        )
-        yield softphone
-    finally:
-        await softphone.stop()
+def phone_agent() -> PhoneAgent:
+    """Unit A has one agent, agent1, whose phone is baresip (conftest: ``pbx``,
+    ``phone``). Unit B has no agent: its callbacks are never dialled (the test uses it
+    to see a tick go by)."""
+    return PhoneAgent(AGENT, PASSWORD, UNIT_A, UNIT_B)
 
 
 def _agent_events(loop: Loop) -> list[dict[str, Any]]:

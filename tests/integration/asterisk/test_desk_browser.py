@@ -3,9 +3,10 @@ Chromium (driven by Selenium through Debian's chromium-driver; nothing downloads
 browser) against the gateway service (API with the desk, SMS, webhooks, dialer) on
 redis-server, the SMSC simulator, the webhook receiver and Asterisk 22 making the call.
 
-The agent's phone is the test Asterisk's own auto-answering endpoint (agent3, the one
-agent of unit 330603); the baresip softphone comes with the agent-presence work.
-Screenshots of the desk and the board are saved under the directory the test prints
+The agent's phone is baresip (Debian's, conftest ``phone``): registered as agent3, the
+one agent of unit 330603, it answers by itself; agent3 signs in from the desk, the
+callback rings the phone, and the agent hangs up from the phone. Screenshots of the
+desk and the board are saved under the directory the test prints
 (``MINYI_TEST_ARTIFACTS``, default ``var/test-artifacts/desk``)."""
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
-from devstack.asterisk import AsteriskInfo
+from devstack.asterisk import UNIT_A, AsteriskInfo, AsteriskProcess
+from devstack.baresip import Baresip
 from devstack.localstack import SOURCE_ADDR, free_port
 from gateway.desk.auth import SESSION_COOKIE
 from tests.integration.desk_harness import PINS, desk_table
@@ -31,7 +33,8 @@ from tests.servers import RedisServer
 from tests.waiting import eventually
 
 from .amitools import AmiClient as Observer
-from .amitools import hang_up_agent
+from .conftest import PhoneAgent
+from .test_dialer import dialer_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -43,8 +46,15 @@ ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 UNIT = "330603"  # one agent: agent3
+AGENT = "agent3"
 PHONE = "13800008501"
 T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def phone_agent() -> PhoneAgent:
+    """agent3's phone is baresip (conftest ``pbx``, ``phone``); unit A has no agent."""
+    return PhoneAgent(AGENT, "pw-agent3-baresip", UNIT, UNIT_A)
 
 
 class TimedEvents(list[Any]):
@@ -134,26 +144,25 @@ def feed_counts(loop: Loop, sids: list[str]) -> dict[str, int]:
     }
 
 
-@pytest.mark.usefixtures("talkative_agents")
+def agent_states(loop: Loop) -> list[tuple[str, str | None]]:
+    """agent3's (state, reason) on the feed, in order."""
+    return [
+        (e["payload"]["state"], e["payload"].get("reason"))
+        for e in loop.receiver.events.get("", [])
+        if e["type"] == "agent.state" and e["payload"].get("agent") == AGENT
+    ]
+
+
 async def test_pop_disposition_and_board_in_a_real_browser(
-    clean_redis: RedisServer, asterisk: AsteriskInfo, ami: Observer
+    clean_redis: RedisServer,
+    pbx: tuple[AsteriskProcess, AsteriskInfo],
+    observer: Observer,
+    phone: Baresip,
 ) -> None:
     out = artifacts()
+    ami = observer
     ami.events = TimedEvents(ami.events)
-    dialer = {
-        "ami": {
-            "host": asterisk.host,
-            "port": asterisk.ami_port,
-            "username": asterisk.ami_username,
-            "secret": asterisk.ami_secret,
-        },
-        "trunk": asterisk.trunk,
-        "units": ["330602", UNIT],
-        "recordings_dir": str(asterisk.recordings_dir),
-        "calling_hours": {"start": "00:00", "end": "23:59:59"},
-        "ring_timeout_s": 5,
-        "wrapup_s": 30,
-    }
+    dialer = dialer_config(pbx[1], units=[UNIT_A, UNIT], ring_timeout_s=5, wrapup_s=30)
     async with running_loop(
         clean_redis.url,
         free_port(),
@@ -166,8 +175,10 @@ async def test_pop_disposition_and_board_in_a_real_browser(
         assert service_desk is not None
         driver = await do(browser)
         try:
-            # --- the agent logs in; the desk listens ------------------------------------
-            await log_in(driver, loop.api, "agent3")
+            # --- the agent logs in and signs in to the queue; the desk listens -----------
+            await log_in(driver, loop.api, AGENT)
+            await do((await shown(driver, "#act-login", "sign in")).click)
+            await eventually(lambda: "free" in dict(agent_states(loop)), "agent3 signed in, free")
             await shown(driver, "#live.on", "the desk's live connection")
             await eventually(lambda: service_desk.hub.subscribed.is_set(), "the hub subscribed")
             await do(driver.save_screenshot, str(out / "desk-waiting.png"))
@@ -176,11 +187,16 @@ async def test_pop_disposition_and_board_in_a_real_browser(
             status, body = await loop.post(survey("501", PHONE, unit_code=UNIT))
             assert status == 201, body
             await eventually(lambda: "survey.submitted" in loop.types("S501"))
+            rang = len(phone.events)
             loop.smsc.inject_mo(PHONE, SOURCE_ADDR, "3 出警太慢，态度也不好")
             connect = await ami.wait_for(
-                lambda e: e.get("Event") == "AgentConnect" and e.get("MemberName") == "agent3",
+                lambda e: e.get("Event") == "AgentConnect" and e.get("MemberName") == AGENT,
                 "agent3 answered",
                 limit_s=90,
+            )
+            # the softphone itself took the call (auto-answer), not some other endpoint
+            await phone.wait_event(
+                lambda e: e.get("type") == "CALL_ESTABLISHED", "the call answered", since=rang
             )
             answered_at = ami.events.times[ami.events.index(connect)]
             card = await shown(driver, "#card", "the screen pop", within_s=10)
@@ -196,8 +212,8 @@ async def test_pop_disposition_and_board_in_a_real_browser(
                 assert text in page, text
             await do(driver.save_screenshot, str(out / "desk-pop.png"))
 
-            # --- the call ends: wrap-up, the form opens ----------------------------------
-            await hang_up_agent(ami, "agent3")
+            # --- the agent hangs up on the phone: wrap-up, the form opens ----------------
+            await phone.command("hangup")
             await eventually(lambda: "survey.called" in loop.types("S501"), within_s=60)
             await shown(driver, "#wrapup", "the wrap-up countdown")
             await shown(driver, "#submit-disposition:not([disabled])", "the form open")
@@ -272,12 +288,7 @@ async def test_pop_disposition_and_board_in_a_real_browser(
             ]
             assert logins == ["agent3", "sup2"]  # every login on the feed, by its user
             # the desk's pause and unpause reached the feed as the dialer saw them
-            states = [
-                (e["payload"]["state"], e["payload"].get("reason"))
-                for e in loop.receiver.events.get("", [])
-                if e["type"] == "agent.state" and e["payload"].get("agent") == "agent3"
-            ]
-            assert ("paused", "desk") in states
+            assert ("paused", "desk") in agent_states(loop)
         finally:
             await do(driver.quit)
 
