@@ -107,10 +107,10 @@ class Health:
         problems: list[str] = []
         if self._writable is not None:
             try:
-                async with asyncio.timeout(PING_TIMEOUT_S):
+                async with asyncio.timeout(PART_TIMEOUT_S):
                     redis_body = await self._writable()
             except TimeoutError:
-                redis_body = {"ok": False, "error": f"no answer within {PING_TIMEOUT_S:g}s"}
+                redis_body = {"ok": False, "error": f"no answer within {PART_TIMEOUT_S:g}s"}
             redis_up = "role" in redis_body  # it answered, though maybe not as master
             if not redis_body.get("ok"):
                 problems.append(f"redis: {redis_body.get('error', 'not writable')}")

@@ -192,7 +192,10 @@ async def test_writes_wait_for_the_replica_and_the_api_answers_503_without_it(
     # The whole API: the replica down is a 503 with the reason on /healthz, then 201.
     api_port = free_port()
     cfg = config(replicated.url, free_port(), "http://127.0.0.1:9/", api_port)
+    # the API alone with no SMS side configured: binds no process runs are a 503 of their
+    # own (tests/integration/test_health_metrics.py), not what this test is about
     cfg["workers"] = ["api"]
+    cfg["sms"]["binds"] = []
     cfg["redis"] = {"wait_timeout_ms": 300}
     service = Service(parse_settings(cfg, {}), ("api",), instance="sentinel-api")
     assert service.settings.redis.replicas == 1  # the default under Sentinel
@@ -213,7 +216,7 @@ async def test_writes_wait_for_the_replica_and_the_api_answers_503_without_it(
             await asyncio.to_thread(replica.start)
             await asyncio.to_thread(replicated.wait_in_sync)
             async with http.get(api + "/healthz") as r:
-                assert r.status == 200
+                assert r.status == 200, (await r.json())["problems"]
             async with http.post(api + "/v1/surveys", json=survey(1), headers=headers) as r:
                 # the first post is on the master (not confirmed then): confirmed now
                 assert r.status in (200, 201), await r.text()
@@ -299,6 +302,7 @@ async def test_an_api_pointed_at_a_master_that_is_demoted_answers_503_with_its_r
     url = f"redis://:{PASSWORD}@127.0.0.1:{old.port}/0"
     cfg = config(url, free_port(), "http://127.0.0.1:9/", api_port)
     cfg["workers"] = ["api"]
+    cfg["sms"]["binds"] = []  # no SMS side: /healthz is about Redis alone here
     service = Service(parse_settings(cfg, {}), ("api",), instance="pinned-api")
     task = asyncio.create_task(service.run())
     api = f"http://127.0.0.1:{api_port}"
@@ -307,7 +311,9 @@ async def test_an_api_pointed_at_a_master_that_is_demoted_answers_503_with_its_r
         await asyncio.wait_for(service.ready.wait(), 30)
         async with aiohttp.ClientSession() as http:
             async with http.get(api + "/healthz") as r:
-                assert r.status == 200 and (await r.json())["redis"]["role"] == "master"
+                health = await r.json()
+                assert r.status == 200, health["problems"]
+                assert health["redis"]["role"] == "master"
             await asyncio.to_thread(replicated.failover)
             await eventually(lambda: old.role() == "slave", "the old master demoted", 60)
             async with http.get(api + "/healthz") as r:
