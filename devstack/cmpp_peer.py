@@ -21,6 +21,8 @@ from typing import Any
 
 import aiohttp
 
+from devstack.localstack import end_process
+
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "tests" / "peers" / "cmpp_smsc" / "main.go"
 VAR = ROOT / "var" / "cmpp-peer"
@@ -141,12 +143,7 @@ class CmppPeer:
     def stop(self) -> None:
         """Stop the process."""
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            end_process(self.proc)
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
             self.proc = None

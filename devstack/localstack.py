@@ -44,6 +44,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def end_process(proc: subprocess.Popen[Any], grace_s: float = 10) -> None:
+    """SIGTERM a helper process and reap it; SIGKILL it if it is not gone in ``grace_s``."""
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def recent_service_time() -> str:
     """An ``occurred_at`` the API takes: an hour ago, in the site's time zone (the API
     refuses times more than a year old or in the future)."""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
-from devstack.localstack import free_port, redis_command
+from devstack.localstack import end_process, free_port, redis_command
 
 T = TypeVar("T")
 
@@ -113,12 +113,7 @@ class Node:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            end_process(self.proc)
             self.proc = None
         if self.log is not None:
             self.log.close()

@@ -137,20 +137,17 @@ class CallbackStore:
     async def agent_states(self) -> dict[str, dict[str, Any]]:
         """Every agent's last recorded state: name -> {agent, state, from, since, units,
         interface, reason} (what the last ``agent.state`` event of each said)."""
-        raw = await self.redis.hgetall(keys.AGENTS)
-        out = {}
-        for k, v in raw.items():
-            try:
-                out[text(k)] = json.loads(v)
-            except ValueError:
-                continue
-        return out
+        return await self._json_hash(keys.AGENTS)
 
     async def active(self) -> dict[str, dict[str, Any]]:
         """Calls being dialled or talked right now: callback id -> claim record."""
-        raw = await self.redis.hgetall(keys.CB_ACTIVE)
+        return await self._json_hash(keys.CB_ACTIVE)
+
+    async def _json_hash(self, key: str) -> dict[str, dict[str, Any]]:
+        """A hash of JSON records, field -> decoded record (one that does not decode is
+        left out: a reader never fails on a bad record)."""
         out = {}
-        for k, v in raw.items():
+        for k, v in (await self.redis.hgetall(key)).items():
             try:
                 out[text(k)] = json.loads(v)
             except ValueError:
