@@ -345,6 +345,7 @@ def test_a_config_can_drive_the_local_asterisk(tmp_path: Path) -> None:
         reason_max_s=want.reason_max_s,
         reason_silence_s=want.reason_silence_s,
         agents_log_in=want.agents_log_in,
+        agent_qualify_s=want.agent_qualify_s,
     )
     got = parse(data)
     assert got == want
