@@ -14,11 +14,11 @@ from gateway.config.asr import AsrSettings, ModelChoice
 from gateway.config.asterisk import AgentPhone, AsteriskSettings, UnitQueue
 from gateway.config.binds import CmppBind, SmppBind
 from gateway.config.dialer import CallingHours, DialerSettings, NumberRule, rewrite
-from gateway.config.log import LogSettings
 from gateway.config.reader import ConfigError, env_name
 from gateway.config.recordings import RecordingsSettings
 from gateway.config.redaction import plain, redact_url, redacted
 from gateway.config.settings import (
+    LogSettings,
     RedisSettings,
     Settings,
     load_settings,

@@ -33,14 +33,13 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from gateway.config.api import ENV_API_TOKEN, ApiSettings, parse_api
 from gateway.config.asr import AsrSettings, parse_asr
 from gateway.config.asterisk import ENV_AGENT_PASSWORD
 from gateway.config.binds import ENV_CMPP_SECRET, ENV_SMPP_PASSWORD, CmppBind, SmppBind
 from gateway.config.dialer import DialerSettings, parse_dialer
-from gateway.config.log import LogSettings, parse_log
 from gateway.config.reader import (
     ConfigError,
     Table,
@@ -56,6 +55,28 @@ from gateway.config.redaction import redact_url
 from gateway.config.sms import SmsSettings, check_sms_worker, parse_sms
 from gateway.config.surveys import SurveySettings, parse_surveys
 from gateway.config.webhooks import ENV_WEBHOOK_SECRET, WebhookEndpoint, parse_webhooks
+
+# --- [log]: logging, configured once at the entry point
+LogFormat = Literal["text", "json"]
+LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FORMATS: Final[tuple[LogFormat, ...]] = ("text", "json")
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Logging, configured once at the entry point."""
+
+    level: str = "INFO"
+    format: LogFormat = "text"
+
+
+def parse_log(data: object) -> LogSettings:
+    """Check the ``[log]`` table; the level is case-insensitive."""
+    t = Table(data, "log", ("level", "format"))
+    level = t.get("level", LogSettings.level)
+    level = pick(level.upper() if isinstance(level, str) else level, t.at("level"), LEVELS)
+    return LogSettings(level=level, format=t.pick("format", LogSettings.format, FORMATS))
+
 
 WORKERS: Final = ("api", "sms", "webhooks", "dialer", "asr")
 ENV_REDIS_URL: Final = "MINYI_REDIS_URL"

@@ -4,7 +4,7 @@
 every key is checked — an unknown key is a typo, a word listed twice is ambiguous, a
 regex must compile and must not match empty text — so a bad file fails at load time
 with a message naming the key, never in the middle of reading a reply. The spelling
-tables (traditional, pinyin, English, numerals, homophones) are `sms.understand.spelling`'s.
+tables (traditional, pinyin, English, numerals, homophones) are `sms.understand.table`'s.
 """
 
 from __future__ import annotations
@@ -18,8 +18,13 @@ from typing import Final
 
 from sms.understand.match import build_matcher, trie_regex
 from sms.understand.rules import DEFAULT_RULES_PATH, HAN, Caution, Entry, Kind, Mod, Rating, Rules
-from sms.understand.spelling import load_fold, load_homophones, load_numerals, load_romanised
-from sms.understand.table import Table
+from sms.understand.table import (
+    Table,
+    load_fold,
+    load_homophones,
+    load_numerals,
+    load_romanised,
+)
 
 SUPPORTED_VERSION: Final = 1
 # Particles and punctuation that may come between a word and its sarcasm or question
