@@ -100,7 +100,7 @@ def understand(text: str, rules: Rules | None = None) -> Understanding:
             cues=(cue_ids.ENCODING,),
         )
     found = scan(normalize(text, rules), rules)
-    decision = decide(found)
+    decision = decide(found, rules.weigher)
     rating = decision.rating
     tags = found.reasons
     if rating is Rating.UNSATISFIED and found.other_reasons:

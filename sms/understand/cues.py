@@ -43,3 +43,5 @@ MIXED: Final = "mixed"  # words of one strength that disagree: the less satisfie
 # The safety net: a positive reading beside a word the reader could not explain (a
 # negator, a question, 才, 呵呵): never left satisfied (understanding.toml, [caution]).
 UNEXPLAINED: Final = "unexplained"
+# The learned weigher read a reply the rules left unclear (sms.understand.learned).
+WEIGHED: Final = "weighed"

@@ -27,15 +27,24 @@ In order:
    `likely` when a rule weighed it (contrast, negation, a typo, phrases only), `unclear`
    when caution chose (mixed words, praise beside a complaint) or the reply may hold a
    rating that could not be read.
+7. The safety net (`sms.understand.caution`): a positive reading beside a word the
+   reader could not explain is not trusted.
+8. The weigher (`sms.understand.learned`): a reading still `unclear` is weighed by a
+   model of the words and of the rules' evidence, within the asymmetric limits of
+   `Weigher.verdict`; its answer carries the cue `weighed` and the features that drove
+   it.
 """
 
 from __future__ import annotations
 
 import bisect
+import re
 
 from sms.understand import caution, cues
 from sms.understand.findings import TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
-from sms.understand.rules import Confidence, Rating
+from sms.understand.learned import Weigher, features_of
+from sms.understand.learned.features import findings
+from sms.understand.rules import HAN, Confidence, Rating
 
 # Less satisfied first: when signals of equal strength disagree, the lower one wins so
 # the citizen is called back by a person rather than silently counted as satisfied.
@@ -58,7 +67,7 @@ class Decision:
     """The rating, how sure, and the steps that explain it."""
 
     # A plain slotted class: one is made per reply (see findings.Scan).
-    __slots__ = ("confidence", "correction", "cues", "hint", "notes", "rating")
+    __slots__ = ("confidence", "correction", "cues", "hint", "no_answer", "notes", "rating")
 
     def __init__(self, correction: bool = False) -> None:
         self.rating = Rating.UNKNOWN
@@ -67,6 +76,8 @@ class Decision:
         self.cues: list[str] = []
         self.correction = correction  # the reply corrects an earlier reply
         self.hint: str | None = None  # why it is unknown, when the scan alone cannot say
+        # The reply holds no answer to weigh: one taken back, a choice not made.
+        self.no_answer = False
 
     def doubt(self, confidence: Confidence) -> None:
         """Lower the confidence to `confidence` (never raise it)."""
@@ -74,15 +85,69 @@ class Decision:
             self.confidence = confidence
 
 
+_WORDS = re.compile(f"[a-z{HAN}]")
+_POSITIVE = frozenset((Rating.SATISFIED, Rating.BASICALLY_SATISFIED))
+# Characters a reply may have and still be only an answer: 「1」「满意」「非常满意」.
+_BARE_ANSWER = 4
+
 _RANK = {Confidence.CERTAIN: 0, Confidence.LIKELY: 1, Confidence.UNCLEAR: 2}
 
 
-def decide(found: Scan) -> Decision:
-    """The rating from the scanned signals, with its confidence and explanation."""
+def decide(found: Scan, weigher: Weigher | None = None) -> Decision:
+    """The rating from the scanned signals, with its confidence and explanation;
+    `weigher` (step 8) weighs what the rules leave unclear."""
     d = _decide(found)
     if found.doubts:
         caution.settle(found, d)  # step 7, the safety net
+    # A reply the rules know to hold no answer (an answer taken back, a choice not made)
+    # is asked again rather than guessed at; a certain reading is only ever vetoed, and
+    # a bare answer (「1」「满意」「很满意」) has no words a veto could rest on.
+    if weigher is not None and not d.no_answer:
+        if d.confidence is not Confidence.CERTAIN or (
+            d.rating in _POSITIVE and len(found.norm) > _BARE_ANSWER
+        ):
+            if not (d.rating is Rating.UNKNOWN and _said_no_answer(found)):
+                reweigh(found, d, weigher)
     return d
+
+
+def _said_no_answer(found: Scan) -> bool:
+    """Read as giving no answer, with nothing else to weigh: for a reason the rules name
+    (a wrong number, an opt-out or an acknowledgement alone, a digit outside the scheme
+    or a phone number), or with no words at all (「3.5」「3:30」: numbers, not votes)."""
+    if found.signals:
+        return False
+    named = found.digit_hints or found.non_answer_hints or found.opt_out
+    return bool(named or found.acknowledgement is not None) or not _WORDS.search(found.norm)
+
+
+def rules_features(found: Scan, d: Decision) -> list[str]:
+    """The weigher's features of a reply the rules have decided (`d`)."""
+    evidence = findings(found, d.rating.value, d.confidence.value, tuple(found.cues + d.cues))
+    return features_of(found.norm, evidence)
+
+
+def reweigh(found: Scan, d: Decision, weigher: Weigher) -> None:
+    """Step 8: the weigher's reading replaces the rules' within its limits
+    (`Weigher.verdict`)."""
+    # Contested: an unsatisfied reading, a complaint the rules found, or a word the
+    # safety net could not explain beside the praise (it withheld a positive reading).
+    complained = (
+        d.rating is Rating.UNSATISFIED
+        or bool(found.doubts)
+        or any(s.rating is Rating.UNSATISFIED for s in found.signals)
+    )
+    verdict = weigher.verdict(rules_features(found, d), d.rating, d.confidence, complained)
+    if verdict.rating is None:
+        return
+    if verdict.rating is d.rating:
+        return  # agreeing changes nothing, not even how sure: the rules' doubt stands
+    d.cues.append(cues.WEIGHED)
+    drivers = ", ".join(repr(f) for f in verdict.drivers) or "the reply as a whole"
+    d.notes.append(f"weigher: {verdict.rating} ({verdict.probability:.2f}) from {drivers}")
+    d.rating = verdict.rating
+    d.hint = None
+    d.confidence = Confidence.LIKELY if verdict.sure else Confidence.UNCLEAR
 
 
 def _decide(found: Scan) -> Decision:
@@ -178,6 +243,7 @@ def _after_corrections(found: Scan, d: Decision) -> tuple[list[Signal], list[Bou
     if not corrections:
         if found.undecided is not None:
             d.hint = f"undecided between {found.undecided}: ask which one"
+            d.no_answer = True
         return signals, boundaries
     answered = [b for b in corrections if any(s.pos > b.pos for s in signals)]
     if not answered:
@@ -185,6 +251,7 @@ def _after_corrections(found: Scan, d: Decision) -> tuple[list[Signal], list[Bou
         d.cues.append(cues.CORRECTION)
         d.notes.append(f"{corrections[-1].word!r} takes an answer back and gives no new one")
         d.hint = "citizen says an answer was a mistake and gives no new one: ask again"
+        d.no_answer = True
         return signals, boundaries
     last = answered[-1]
     before = [s for s in signals if s.pos < last.pos]
@@ -401,7 +468,9 @@ def _without_conflicting_digits(found: Scan, signals: list[Signal], d: Decision)
     d.notes.append(f"different digits {', '.join(digits)} → digits ignored")
     d.cues.append(cues.SEVERAL_DIGITS)
     d.doubt(Confidence.UNCLEAR)
-    return [s for s in signals if s.digit is None]
+    words = [s for s in signals if s.digit is None]
+    d.no_answer = not words  # 「1 3」: which one is for the citizen to say, not a guess
+    return words
 
 
 def _only_politeness(signals: list[Signal]) -> bool:

@@ -107,6 +107,26 @@ class Homophones:
             found.sort(key=_start)
         return found
 
+    def negator_before(self, norm: str, start: int, end: int) -> Correction | None:
+        """A negator typed as a sound-alike right before a word (「步满意」「埠满意」 are
+        不满意): the word itself is read, so the span-wide search above never sees it.
+        Taken only when the negated word is a target too, the character is not the
+        target's own, and no ignored word (全部, 部分) covers it."""
+        if start == 0:
+            return None
+        word = norm[start:end]
+        for target in self.targets:
+            if len(target) == len(word) + 1 and target.endswith(word):
+                ch = norm[start - 1]
+                if ch == target[0] or ch not in self.alike[target][0]:
+                    return None
+                if self.ignore is not None:
+                    for hit in self.ignore.finditer(norm, max(0, start - 3), end):
+                        if hit.start() < start <= hit.end():
+                            return None
+                return Correction(start - 1, ch + word, target)
+        return None
+
     def _blocked(self, norm: str, known: Iterable[tuple[int, int]]) -> bytearray:
         """Characters that belong to a known word of 2+ characters or an ignored word."""
         blocked = bytearray(len(norm))

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from sms.understand.learned import WEIGHTS_PATH, Weigher, default_model, load_model
 from sms.understand.match import build_matcher, trie_regex
 from sms.understand.rules import DEFAULT_RULES_PATH, HAN, Caution, Entry, Kind, Mod, Rating, Rules
 from sms.understand.table import (
@@ -39,7 +40,7 @@ _SECTIONS: Final = (
     "version", "scheme", "numerals", "digits", "reasons", "aspects", "words", "emoji",
     "praise", "positive", "clears", "opt_out", "non_answers", "acknowledgements", "markers",
     "corrections", "neutral", "modifiers", "pinyin", "english", "traditional", "variants",
-    "homophones", "caution",
+    "homophones", "caution", "weigher",
 )  # fmt: skip
 _MARKERS: Final = (
     Kind.CONTRAST,
@@ -316,8 +317,9 @@ def _load_caution(root: Table) -> Caution | None:
     return Caution(re.compile("|".join(branches)), frozenset(fillers), unread)
 
 
-def parse_rules(data: Mapping[str, object], source: str) -> Rules:
-    """Check and compile rules already read from TOML; `source` names them in errors."""
+def parse_rules(data: Mapping[str, object], source: str, *, weigher: bool = True) -> Rules:
+    """Check and compile rules already read from TOML; `source` names them in errors.
+    `weigher` False reads by the rules alone (the trainer: the weights are its output)."""
     root = Table(dict(data), "", source)
     root.only(*_SECTIONS)
     if root.data.get("version") != SUPPORTED_VERSION:
@@ -381,10 +383,32 @@ def parse_rules(data: Mapping[str, object], source: str) -> Rules:
         earlier_reply=earlier_reply,
         homophones=load_homophones(root, tuple(numeral_digits)),
         caution=_load_caution(root),
+        weigher=_load_weigher(root) if weigher else None,
     )
 
 
-def load_rules(path: str | Path | None = None) -> Rules:
+def _load_weigher(root: Table) -> Weigher | None:
+    """The learned weigher ([weigher]): its weight file, looked up beside the rules file
+    and then in the package, and the probabilities at which its answer is taken."""
+    if "weigher" not in root.data:
+        return None
+    t = root.table("weigher")
+    t.only("weights", "override", "lift", "veto", "danger_cost", "sure")
+    name = t.string("weights")
+    beside = Path(root.source).parent / name
+    path = beside if beside.exists() else DEFAULT_RULES_PATH.parent / name
+    try:
+        model = default_model() if path == WEIGHTS_PATH else load_model(path)
+    except (OSError, ValueError) as exc:
+        raise t.fail("weights", str(exc)) from None
+    override, lift, veto, sure = (t.share(k) for k in ("override", "lift", "veto", "sure"))
+    cost = t.data.get("danger_cost")
+    if not isinstance(cost, int | float) or isinstance(cost, bool) or cost < 1:
+        raise t.fail("danger_cost", "must be a number of at least 1")
+    return Weigher(model, override, lift, veto, float(cost), sure)
+
+
+def load_rules(path: str | Path | None = None, *, weigher: bool = True) -> Rules:
     """Read and check a rules file; None means the one shipped in the package.
 
     Raises ValueError naming the bad key when the file is malformed, OSError when it
@@ -396,7 +420,7 @@ def load_rules(path: str | Path | None = None) -> Rules:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{file}: not valid UTF-8 TOML: {exc}") from None
-    return parse_rules(data, str(file))
+    return parse_rules(data, str(file), weigher=weigher)
 
 
 @functools.cache

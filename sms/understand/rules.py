@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from sms.understand.homophone import Homophones
+    from sms.understand.learned import Weigher
     from sms.understand.match import Matcher
 
 DEFAULT_RULES_PATH: Final = Path(__file__).parent / "understanding.toml"
@@ -156,6 +157,7 @@ class Rules:
     earlier_reply: re.Pattern[str]
     homophones: Homophones | None  # None: the rules file lists no homophone targets
     caution: Caution | None = None  # the safety net; None: the file has no [caution]
+    weigher: Weigher | None = None  # where the rules are unsure; None: no [weigher]
 
 
 @dataclass(frozen=True, slots=True)

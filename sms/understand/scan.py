@@ -71,15 +71,21 @@ def scan(norm: str, rules: Rules) -> Scan:
     covered = rules.matcher.find(norm)
     typos = []
     # Typos matter when the answer word itself is garbled: a reply that already has one
-    # of the scheme's own words (满意, 不满意) is read as it is.
-    if rules.homophones is not None and not any(e.kind is Kind.RATING for _, _, e in covered):
+    # of the scheme's own words (满意, 不满意) is read as it is, but for a sound-alike
+    # negator right before it.
+    ratings = [(s, e) for s, e, entry in covered if entry.kind is Kind.RATING]
+    if rules.homophones is not None and not ratings:
         typos = rules.homophones.find(norm, core, ((s, e) for s, e, _ in covered))
-        if typos:
-            for typo in typos:
-                end = typo.start + len(typo.typed)
-                norm = norm[: typo.start] + typo.target + norm[end:]
-            covered = rules.matcher.find(norm)
-            core = core_of(norm)
+    elif rules.homophones is not None:
+        # The scheme's own word is there: only a sound-alike negator before it (「步满意」).
+        before = (rules.homophones.negator_before(norm, s, e) for s, e in ratings)
+        typos = [typo for typo in before if typo is not None]
+    if typos:
+        for typo in reversed(typos):  # from the right: earlier starts stay where they are
+            end = typo.start + len(typo.typed)
+            norm = norm[: typo.start] + typo.target + norm[end:]
+        covered = rules.matcher.find(norm)
+        core = core_of(norm)
     out = Scan(norm)
     for typo in typos:
         out.notes.append((typo.start, f"{typo.typed!r} sounds like {typo.target!r}: a typo"))

@@ -85,6 +85,13 @@ class Table:
             raise self.fail(key, "must be a positive integer")
         return value
 
+    def share(self, key: str) -> float:
+        """A number from 0 to 1 (a probability)."""
+        value = self.data.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+            raise self.fail(key, "must be a number from 0 to 1")
+        return float(value)
+
     def flag(self, key: str) -> bool:
         """true or false; missing is false."""
         value = self.data.get(key, False)

@@ -1,0 +1,90 @@
+"""What the learned weigher sees of a reply: its characters and what the rules found.
+
+Two kinds of feature, both plain strings so a weight file can name them:
+
+- character n-grams (1 to 3) of the normalised, typo-corrected text, with clause breaks
+  folded to one mark and long digit runs to one (a phone number is not a rating), and
+  the text's start and end marked (「^满意」 and 「满意$」 differ from a 满意 mid-story);
+- the rules' findings: the rating and confidence `decide` reached, every cue, each
+  signal's strength and rating (and whether it was the last one, small, of manners),
+  boundaries, doubts of the safety net, questions, opt-outs and non-answers.
+
+So the weigher learns how much the rules' evidence is worth beside words the rules do
+not list, and the rules stay the readable part: it never sees anything they cannot.
+"""
+
+from __future__ import annotations
+
+import re
+from operator import add
+from typing import Final
+
+from sms.understand.findings import TIER_OPINION, TIER_PHRASE, TIER_RATING, Scan
+from sms.understand.rules import Rating
+from sms.understand.text import CLAUSE_BREAKS
+
+_BREAK: Final = "|"
+_FOLD_BREAKS: Final = re.compile(
+    "[" + "".join(re.escape(ch) for ch in sorted(CLAUSE_BREAKS | {"?", "？"})) + "]+"
+)
+_DIGIT_RUN: Final = re.compile("[0-9]{3,}")
+# A long story's n-grams beyond this many characters add little and cost time.
+MAX_CHARS: Final = 240
+
+
+def text_of(norm: str) -> str:
+    """The text the n-grams are taken from: breaks folded, a question mark kept apart
+    (「？」 is a question, which changes what the words around it mean)."""
+    s = _DIGIT_RUN.sub("#", norm[:MAX_CHARS])
+    s = s.replace("?", "？")
+    s = _FOLD_BREAKS.sub(lambda m: "？" if "？" in m.group(0) else _BREAK, s)
+    return "^" + s.strip(_BREAK) + "$"
+
+
+def ngrams(norm: str) -> list[str]:
+    """Character 1- to 3-grams of the folded text (a repeated one counts again)."""
+    s = text_of(norm)
+    pairs = list(map(add, s, s[1:]))  # map over the characters: the loop runs in C
+    return [*s, *pairs, *map(add, pairs, s[2:])]
+
+
+# The findings' feature names, made once (building them per reply was half its cost).
+_TIERS: Final = (TIER_RATING, TIER_OPINION, TIER_PHRASE)
+_SIGNAL: Final = {(t, r): f"s={t}/{r.value}" for t in _TIERS for r in Rating}
+_LAST: Final = {(t, r): f"sl={t}/{r.value}" for t in _TIERS for r in Rating}
+_FIRST: Final = {(t, r): f"sf={t}/{r.value}" for t in _TIERS for r in Rating}
+_SMALL: Final = {r: f"sm={r.value}" for r in Rating}
+_COUNT: Final = tuple(f"sn={n}" for n in range(5))
+
+
+def findings(found: Scan, rating: str, confidence: str, cues: tuple[str, ...]) -> list[str]:
+    """The rules' evidence as feature names (prefixed so no n-gram collides: they
+    start with an ASCII letter and ``=``, a clause break in the folded text)."""
+    out = [f"r={rating}", f"c={confidence}", f"rc={rating}/{confidence}"]
+    out += ["q=" + cue for cue in cues]
+    signals = found.signals
+    for s in signals:
+        out.append(_SIGNAL[s.tier, s.rating])
+        if s.mild or s.softened:
+            out.append(_SMALL[s.rating])
+        if s.courtesy:
+            out.append("sc=courtesy")
+    if signals:
+        out.append(_LAST[signals[-1].tier, signals[-1].rating])
+        out.append(_FIRST[signals[0].tier, signals[0].rating])
+    out.append(_COUNT[min(len(signals), 4)])
+    out += ["b=" + b.kind for b in found.boundaries]
+    out += ["d=" + kind for _, _, kind in found.doubts]
+    if found.asks is not None or found.questioning:
+        out.append("x=asks")
+    if found.opt_out:
+        out.append("x=opt_out")
+    if found.non_answer_hints:
+        out.append("x=non_answer")
+    if found.acknowledgement is not None:
+        out.append("x=ack")
+    if found.undecided is not None:
+        out.append("x=undecided")
+    if found.other_reasons:
+        out.append("x=other_party")
+    return list(dict.fromkeys(out))

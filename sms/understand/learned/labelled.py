@@ -1,0 +1,110 @@
+"""The labelled reply sets: their one file format, and which may be learned from.
+
+Tab-separated, ``#`` starts a comment, ``## `` names a section. Columns: text, rating,
+reasons, opt_out, praise, then (tuning and held-out sets) kind and note; the main corpus
+has a note only, its kind is the section the row sits in. tests/data/README.md tells
+each set's story. The held-out sets are never trained or tuned on: `HELD_OUT` names
+them so the trainer can refuse them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from sms.understand.rules import Rating
+
+# The sets live with the tests of a checkout (an installed package has none).
+DATA: Final = Path(__file__).resolve().parents[3] / "tests" / "data"
+CORPUS: Final = DATA / "replies_corpus.tsv"
+TUNING: Final = DATA / "replies_tuning.tsv"
+TUNING_R3: Final = DATA / "replies_tuning_r3.tsv"
+HELDOUT: Final = DATA / "replies_heldout.tsv"  # v1: tuning data since round 2
+HELDOUT_V2: Final = DATA / "replies_heldout_v2.tsv"
+HELDOUT_V3: Final = DATA / "replies_heldout_v3.tsv"  # measured once, then tuning data
+HELDOUT_V4: Final = DATA / "replies_heldout_v4.tsv"
+HELDOUT_V5: Final = DATA / "replies_heldout_v5.tsv"
+HELDOUT_V6: Final = DATA / "replies_heldout_v6.tsv"
+# What the rules were written and tuned on, and the weigher is trained on.
+TRAINING: Final = (CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3)
+# Never tuned on, never trained on: what the reader is measured on.
+HELD_OUT: Final = frozenset(p.name for p in (HELDOUT_V2, HELDOUT_V4, HELDOUT_V5, HELDOUT_V6))
+
+
+_NOT_TEXT: Final = re.compile(r"[\s,.!?;:~\-，。！？；：、…～·]+")
+
+
+def bare(text: str) -> str:
+    """A reply without spaces, punctuation and case: two replies that differ only in
+    those are the same reply (for keeping held-out text out of what is learned from)."""
+    return _NOT_TEXT.sub("", text).lower()
+
+
+def held_out_texts() -> frozenset[str]:
+    """The bare text of every reply of every held-out set present."""
+    paths = (DATA / name for name in sorted(HELD_OUT))
+    return frozenset(bare(row.text) for path in paths if path.exists() for row in read_rows(path))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One labelled reply."""
+
+    path: Path
+    line: int
+    text: str
+    rating: Rating
+    reasons: tuple[str, ...] | None  # None: not checked
+    opt_out: bool
+    praise: bool | None  # None: not checked
+    kind: str
+
+    @property
+    def id(self) -> str:
+        """A short test id: the file's stem and the line."""
+        return f"{self.path.stem.removeprefix('replies_')}:{self.line}"
+
+
+def _flag(value: str, where: str) -> bool | None:
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{where}: flag {value!r} is not 0, 1 or empty")
+    return None if value == "" else value == "1"
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Every labelled row of one file, with its line number for test ids and messages."""
+    rows = []
+    section = ""
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if raw.startswith("## "):
+            section = raw[3:].strip()
+        if raw.startswith("#") or not raw:
+            continue
+        fields = raw.split("\t")
+        where = f"{path.name}:{number}"
+        if len(fields) == 6:
+            text, rating, reasons, opt_out, praise, _note = fields
+            kind = section
+        elif len(fields) == 7:
+            text, rating, reasons, opt_out, praise, kind, _note = fields
+        else:
+            raise ValueError(f"{where}: expected 6 or 7 tab-separated columns")
+        rows.append(
+            Row(
+                path=path,
+                line=number,
+                text=text.replace("\\n", "\n").replace("\\t", "\t"),
+                rating=Rating(rating),
+                reasons=None
+                if reasons == ""
+                else ()
+                if reasons == "-"
+                else tuple(reasons.split(",")),
+                opt_out=bool(_flag(opt_out, where)),
+                praise=_flag(praise, where),
+                kind=kind,
+            )
+        )
+    return rows

@@ -1,0 +1,155 @@
+"""Training the learned weigher: a multinomial logistic regression over
+`sms.understand.learned.features`, fitted by averaged stochastic gradient descent.
+
+Deterministic: the examples are visited in an order drawn from a fixed seed, every sum
+is taken in one order, and the weights are written rounded; the same data give the
+same file byte for byte (tests/unit/test_understand_learned.py checks it).
+
+    .venv/bin/python -m sms.understand.learned.train          # writes weights.tsv
+
+It reads the labelled sets the rules may be tuned on (never a held-out set: those are
+named in `sms.understand.learned.labelled.HELD_OUT` and refused here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import math
+import random
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Final
+
+from sms.understand.decide import decide, rules_features
+from sms.understand.learned import CLASSES, WEIGHTS_PATH, Model
+from sms.understand.learned.labelled import (
+    HELD_OUT,
+    TRAINING,
+    Row,
+    bare,
+    held_out_texts,
+    read_rows,
+)
+from sms.understand.load import load_rules
+from sms.understand.rules import Rules
+from sms.understand.scan import scan
+from sms.understand.text import normalize
+
+SEED: Final = 20261202
+EPOCHS: Final = 12
+RATE: Final = 0.2
+L2: Final = 1e-5
+# A feature in fewer examples than this is not learned from (noise, and file size).
+MIN_COUNT: Final = 2
+DIGITS: Final = 4  # decimals written
+
+
+def fit(examples: Sequence[tuple[list[str], int]]) -> Model:
+    """A model fitted to (features, class index) examples."""
+    counts: Counter[str] = Counter(f for feats, _ in examples for f in set(feats))
+    kept = [([f for f in feats if counts[f] >= MIN_COUNT], y) for feats, y in examples]
+    k = len(CLASSES)
+    w: dict[str, list[float]] = {}
+    u: dict[str, list[float]] = {}  # for averaging: the sum of step * update
+    bias, ubias = [0.0] * k, [0.0] * k
+    order = list(range(len(kept)))
+    rng = random.Random(SEED)
+    step = 1
+    for epoch in range(EPOCHS):
+        rng.shuffle(order)
+        rate = RATE / (1 + epoch)
+        for i in order:
+            feats, y = kept[i]
+            z = list(bias)
+            for f in feats:
+                wf = w.get(f)
+                if wf is not None:
+                    for c in range(k):
+                        z[c] += wf[c]
+            top = max(z)
+            e = [math.exp(v - top) for v in z]
+            total = sum(e)
+            g = [v / total for v in e]
+            g[y] -= 1.0
+            for c in range(k):
+                bias[c] -= rate * g[c]
+                ubias[c] -= step * rate * g[c]
+            for f in feats:
+                wf = w.get(f)
+                if wf is None:
+                    wf = w[f] = [0.0] * k
+                    u[f] = [0.0] * k
+                uf = u[f]
+                for c in range(k):
+                    d = rate * (g[c] + L2 * wf[c])
+                    wf[c] -= d
+                    uf[c] -= step * d
+            step += 1
+    weights = {
+        f: tuple(round(wf[c] - u[f][c] / step, DIGITS) for c in range(k)) for f, wf in w.items()
+    }
+    weights = {f: v for f, v in weights.items() if any(v)}
+    b = tuple(round(bias[c] - ubias[c] / step, DIGITS) for c in range(k))
+    return Model(b, weights, "")
+
+
+@functools.cache
+def rules_alone() -> Rules:
+    """The packaged rules without the weigher (whose weights are being made)."""
+    return load_rules(None, weigher=False)
+
+
+def example(text: str, label: int) -> tuple[list[str], int]:
+    """One training example: `text` read by the rules, and its features."""
+    rules = rules_alone()
+    found = scan(normalize(text, rules), rules)
+    return rules_features(found, decide(found)), label
+
+
+def digest(paths: Iterable[Path]) -> str:
+    """What the weights were trained on: a hash of the training files' bytes."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def learnable(paths: Sequence[Path]) -> list[Row]:
+    """The rows of `paths` the weigher may learn from.
+
+    A held-out set is refused, and a reply that is also in a held-out set is left out:
+    the held-out figures must be of text the weigher never saw (short replies recur
+    across sets: 「蛮意」「一般般啦」)."""
+    for path in paths:
+        if path.name in HELD_OUT:
+            raise ValueError(f"{path.name} is a held-out set: never trained on")
+    held_out = held_out_texts()
+    return [row for p in paths for row in read_rows(p) if bare(row.text) not in held_out]
+
+
+def train(paths: Sequence[Path]) -> Model:
+    """Fit on the learnable rows of `paths`."""
+    rows = learnable(paths)
+    model = fit([example(row.text, CLASSES.index(row.rating)) for row in rows])
+    return Model(model.bias, model.weights, digest(paths))
+
+
+def main(argv: list[str]) -> int:
+    """Train on the tuning sets and write the weight file."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
+    parser.add_argument("files", type=Path, nargs="*", default=list(TRAINING))
+    args = parser.parse_args(argv)
+    model = train(args.files)
+    args.out.write_text(model.dumps(), encoding="utf-8")
+    print(f"{len(model.weights)} features, data {model.data} → {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

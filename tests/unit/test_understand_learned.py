@@ -1,0 +1,187 @@
+"""The learned weigher (sms.understand.learned): its file, its training, its limits.
+
+Issue 11 allows a small learned model if a script in the repo trains it on the repo's
+data, deterministically, with nothing fetched at run time, and if it is measured on the
+held-out sets before it is kept (tests/data/README.md has the figures).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sms.understand import Confidence, Rating, load_rules, understand
+from sms.understand import cues as cue_ids
+from sms.understand.learned import CLASSES, WEIGHTS_PATH, Model, Weigher, default_model
+from sms.understand.learned.features import ngrams, text_of
+from sms.understand.learned.labelled import HELD_OUT, TRAINING, bare, held_out_texts
+from sms.understand.learned.train import digest, fit, learnable, train
+from sms.understand.rules import DEFAULT_RULES_PATH
+
+DEFAULT_TEXT = DEFAULT_RULES_PATH.read_text(encoding="utf-8")
+
+
+def _model(weights: dict[str, tuple[float, ...]]) -> Model:
+    return Model((0.0, 0.0, 0.0, 0.0), weights, "test")
+
+
+def test_a_weight_file_reads_back_as_written() -> None:
+    model = _model({"满意": (1.5, 0.0, -2.25, 0.0), "a\tb\\c\nd": (0.0, 0.5, 0.0, -0.5)})
+    again = Model.loads(model.dumps())
+    assert again == model
+    assert again.dumps() == model.dumps()
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("hello\n", "not a reply weigher file"),
+        ("# minyi reply weigher; data x\n@bias\t0\t0\t0\t0\nx\t1\t2\n", ":3: expected 5 columns"),
+        ("# minyi reply weigher; data x\n@bias\t0\t0\t0\t0\nx\t1\t2\tz\t4\n", "not a number"),
+        ("# minyi reply weigher; data x\nx\t1\t2\t3\t4\n", "no @bias line"),
+    ],
+)
+def test_a_malformed_weight_file_is_refused_with_its_line(text: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Model.loads(text)
+
+
+def test_ngrams_fold_breaks_and_long_numbers() -> None:
+    assert text_of("满意,谢谢!!") == "^满意|谢谢$"  # normalised text
+    assert text_of("8394720156 是 2") == "^#|是|2$"  # a phone number is not a rating
+    assert text_of("满意吗?") == "^满意吗？$"  # a question stays a question
+    grams = ngrams("好")
+    assert grams == ["^", "好", "$", "^好", "好$", "^好$"]
+
+
+def test_fitting_is_deterministic_and_learns() -> None:
+    data = [
+        (["满意", "谢谢"], 0),
+        (["还行"], 1),
+        (["太慢", "没人管"], 2),
+        (["几点", "？"], 3),
+    ] * 5
+    first, second = fit(data), fit(data)
+    assert first.dumps() == second.dumps()
+    for features, label in data[:4]:
+        p = first.probabilities(features)
+        assert max(range(4), key=p.__getitem__) == label, features
+
+
+def test_the_packaged_weights_are_trained_on_the_current_data() -> None:
+    # Change a labelled set or a rule → retrain: python -m sms.understand.learned.train
+    assert default_model().data == digest([p for p in TRAINING if p.exists()])
+
+
+def test_retraining_gives_the_packaged_file_byte_for_byte() -> None:
+    model = train([p for p in TRAINING if p.exists()])
+    assert model.dumps() == WEIGHTS_PATH.read_text(encoding="utf-8")
+
+
+def test_the_trainer_refuses_a_held_out_set_and_held_out_text(tmp_path: Path) -> None:
+    held = sorted(held_out_texts())
+    assert held and {p.name for p in TRAINING}.isdisjoint(HELD_OUT)
+    with pytest.raises(ValueError, match="held-out set"):
+        learnable([TRAINING[0].parent / sorted(HELD_OUT)[0]])
+    mixed = tmp_path / "mixed.tsv"
+    mixed.write_text(f"{held[0]}\tunsatisfied\t\t\t\tnegation\t\n新的一条\tsatisfied\t\t\t\tx\t\n")
+    assert [row.text for row in learnable([mixed])] == ["新的一条"]
+    learned = learnable([p for p in TRAINING if p.exists()])
+    assert not {bare(row.text) for row in learned} & set(held)
+
+
+def _weigher(weights: dict[str, tuple[float, ...]], danger_cost: float = 1.0) -> Weigher:
+    return Weigher(
+        _model(weights), override=0.9, lift=0.97, veto=0.5, danger_cost=danger_cost, sure=0.9
+    )
+
+
+def test_a_certain_reading_is_only_ever_vetoed() -> None:
+    w = _weigher({"x": (9.0, 0.0, 0.0, 0.0), "y": (0.0, 0.0, 1.0, 0.0)})
+    assert w.verdict(["x"], Rating.UNSATISFIED, Confidence.CERTAIN, False).rating is None
+    assert w.verdict(["x"], Rating.UNKNOWN, Confidence.CERTAIN, False).rating is None
+    # p(unsatisfied) ≈ 0.48: below the veto, the certain satisfied reading stands
+    assert w.verdict(["y"], Rating.SATISFIED, Confidence.CERTAIN, False).rating is None
+    vetoed = w.verdict(["y", "y"], Rating.SATISFIED, Confidence.CERTAIN, False)  # ≈ 0.71
+    assert vetoed.rating is Rating.UNSATISFIED and not vetoed.sure
+
+
+def test_a_lift_needs_more_and_is_never_sure() -> None:
+    w = _weigher({"x": (3.7, 0.0, 0.0, 0.0)})  # p(satisfied) ≈ 0.95
+    plain = w.verdict(["x"], Rating.UNKNOWN, Confidence.UNCLEAR, False)
+    assert plain.rating is Rating.SATISFIED and plain.sure
+    assert w.verdict(["x"], Rating.UNKNOWN, Confidence.UNCLEAR, True).rating is None
+    strong = _weigher({"x": (6.0, 0.0, 0.0, 0.0)})  # ≈ 0.99
+    lifted = strong.verdict(["x"], Rating.UNSATISFIED, Confidence.UNCLEAR, True)
+    assert lifted.rating is Rating.SATISFIED and not lifted.sure
+
+
+def test_the_danger_cost_turns_a_close_call_away_from_satisfied() -> None:
+    # p ≈ (0.58, 0, 0.42, 0): the likelier satisfied, but reading an unsatisfied citizen
+    # as satisfied costs more than any other error.
+    weights = {"x": (1.0, -9.0, 0.7, -9.0)}
+    assert _weigher(weights).verdict(["x"], Rating.UNKNOWN, Confidence.UNCLEAR, False).rating is (
+        Rating.SATISFIED
+    )
+    costly = _weigher(weights, danger_cost=3.0)
+    assert costly.verdict(["x"], Rating.UNKNOWN, Confidence.UNCLEAR, False).rating is (
+        Rating.UNSATISFIED
+    )
+
+
+def test_a_likely_reading_is_replaced_only_above_override() -> None:
+    w = _weigher({"x": (0.0, 0.0, 2.0, 0.0)})  # p(unsatisfied) ≈ 0.71
+    assert w.verdict(["x"], Rating.UNKNOWN, Confidence.UNCLEAR, False).rating is Rating.UNSATISFIED
+    assert w.verdict(["x"], Rating.UNKNOWN, Confidence.LIKELY, False).rating is None
+    w = _weigher({"x": (0.0, 0.0, 4.0, 0.0)})  # ≈ 0.95
+    assert w.verdict(["x"], Rating.SATISFIED, Confidence.LIKELY, False).rating is Rating.UNSATISFIED
+
+
+def test_a_reply_the_rules_leave_unclear_is_weighed_with_its_cue_and_why() -> None:
+    reading = understand("满意，太满意了，下次遇事我直接找村口大爷")
+    assert reading.rating is Rating.UNSATISFIED
+    assert cue_ids.WEIGHED in reading.cues
+    assert any(line.startswith("weigher: unsatisfied (") for line in reading.explanation)
+    assert understand("满意，太满意了，下次遇事我直接找村口大爷") == reading
+
+
+@pytest.mark.parametrize("text", ["上次给的满意，现在收回", "1 3", "3.5", "8394720156", "打错了"])
+def test_a_reply_the_rules_know_holds_no_answer_is_not_guessed_at(text: str) -> None:
+    reading = understand(text)
+    assert reading.rating is Rating.UNKNOWN
+    assert cue_ids.WEIGHED not in reading.cues
+
+
+def test_the_rules_file_can_turn_the_weigher_off_and_tune_it(tmp_path: Path) -> None:
+    start = DEFAULT_TEXT.index("[weigher]")
+    off = tmp_path / "off.toml"
+    off.write_text(DEFAULT_TEXT[:start], encoding="utf-8")
+    assert load_rules(off).weigher is None
+    reading = understand("满意，太满意了，下次遇事我直接找村口大爷", load_rules(off))
+    assert cue_ids.WEIGHED not in reading.cues
+    rules = load_rules()
+    assert rules.weigher is not None and rules.weigher.model is default_model()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ('weights = "learned/weights.tsv"', 'weights = "nowhere.tsv"', "weigher.weights"),
+        ("veto = 0.5", "veto = 1.5", "weigher.veto: must be a number from 0 to 1"),
+        ("danger_cost = 50", "danger_cost = 0.5", "weigher.danger_cost: must be a number of"),
+        ("sure = 0.9", "sure = 0.9\ncolour = 1", "weigher.colour: unknown key"),
+    ],
+)
+def test_a_bad_weigher_section_names_its_key(
+    tmp_path: Path, old: str, new: str, problem: str
+) -> None:
+    path = tmp_path / "rules.toml"
+    assert DEFAULT_TEXT.count(old) == 1
+    path.write_text(DEFAULT_TEXT.replace(old, new), encoding="utf-8")
+    with pytest.raises(ValueError, match=problem):
+        load_rules(path)
+
+
+def test_classes_are_the_four_ratings() -> None:
+    assert set(CLASSES) == set(Rating)
