@@ -1,7 +1,6 @@
-"""The labelled reply sets of sms.understand, read one way, and the figures kept on them.
-
-Six files, one format (tab-separated, ``#`` starts a comment, ``## `` names a section;
-tests/data/README.md tells their story):
+"""The labelled reply sets of sms.understand and the figures kept on them (the sets and
+their format are sms.understand.learned.labelled's; tests/data/README.md tells their
+story):
 
 - ``tests/data/replies_corpus.tsv``: the main corpus; the rules were written against it.
 - ``tests/data/replies_tuning.tsv``: more replies of the hard kinds of issue 11; the rules
@@ -14,9 +13,11 @@ tests/data/README.md tells their story):
   (75.1 %, 2 dangerous), then its misses were read: tuning data since.
 - ``tests/data/replies_heldout_v4.tsv``: held-out v4, written before v3's misses were read
   and rules changed for them; never tuned on.
-
-Columns: text, rating, reasons, opt_out, praise, then (tuning and held-out) kind and note;
-the main corpus has a note only, its kind is the section the row sits in.
+- ``tests/data/replies_tuning_r3.tsv``: round 3's tuning set (4,104 replies by six writers),
+  what the learned weigher is trained on with the four sets above.
+- ``tests/data/replies_heldout_v5.tsv``, ``_v6.tsv``: held-out v5 and v6, written for round 3
+  before any of its changes by writers who read neither the rules nor another set; never
+  tuned or trained on.
 
     .venv/bin/python -m tests.labelled_replies [FILE ...]   # per-kind table of each set
 """
@@ -29,80 +30,39 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sms.understand import Rating, Understanding, understand
+from sms.understand.learned.labelled import (
+    CORPUS,
+    HELDOUT,
+    HELDOUT_V2,
+    HELDOUT_V3,
+    HELDOUT_V4,
+    HELDOUT_V5,
+    HELDOUT_V6,
+    TUNING,
+    TUNING_R3,
+    Row,
+    read_rows,
+)
 
-DATA = Path(__file__).resolve().parent / "data"
-CORPUS = DATA / "replies_corpus.tsv"
-TUNING = DATA / "replies_tuning.tsv"
-HELDOUT = DATA / "replies_heldout.tsv"  # v1: tuning data since round 2
-HELDOUT_V2 = DATA / "replies_heldout_v2.tsv"
-HELDOUT_V3 = DATA / "replies_heldout_v3.tsv"  # held out until measured once, then tuning data
-HELDOUT_V4 = DATA / "replies_heldout_v4.tsv"
-SETS = (CORPUS, TUNING, HELDOUT, HELDOUT_V3, HELDOUT_V2, HELDOUT_V4)
+__all__ = [
+    "CORPUS", "DANGEROUS", "HELDOUT", "HELDOUT_V2", "HELDOUT_V3", "HELDOUT_V4", "HELDOUT_V5",
+    "HELDOUT_V6", "SETS", "TUNING", "TUNING_R3", "Row", "Score", "read_rows", "score",
+]  # fmt: skip
+
+SETS = (
+    CORPUS,
+    TUNING,
+    HELDOUT,
+    HELDOUT_V3,
+    TUNING_R3,
+    HELDOUT_V2,
+    HELDOUT_V4,
+    HELDOUT_V5,
+    HELDOUT_V6,
+)
 # The error that closes a survey nobody calls back: an unsatisfied citizen read as
 # satisfied or basically satisfied.
 DANGEROUS = frozenset({Rating.SATISFIED, Rating.BASICALLY_SATISFIED})
-
-
-@dataclass(frozen=True)
-class Row:
-    """One labelled reply."""
-
-    path: Path
-    line: int
-    text: str
-    rating: Rating
-    reasons: tuple[str, ...] | None  # None: not checked
-    opt_out: bool
-    praise: bool | None  # None: not checked
-    kind: str
-
-    @property
-    def id(self) -> str:
-        """A short test id: the file's stem and the line."""
-        return f"{self.path.stem.removeprefix('replies_')}:{self.line}"
-
-
-def _flag(value: str, where: str) -> bool | None:
-    if value not in ("", "0", "1"):
-        raise ValueError(f"{where}: flag {value!r} is not 0, 1 or empty")
-    return None if value == "" else value == "1"
-
-
-def read_rows(path: Path) -> list[Row]:
-    """Every labelled row of one file, with its line number for test ids and messages."""
-    rows = []
-    section = ""
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if raw.startswith("## "):
-            section = raw[3:].strip()
-        if raw.startswith("#") or not raw:
-            continue
-        fields = raw.split("\t")
-        where = f"{path.name}:{number}"
-        if len(fields) == 6:
-            text, rating, reasons, opt_out, praise, _note = fields
-            kind = section
-        elif len(fields) == 7:
-            text, rating, reasons, opt_out, praise, kind, _note = fields
-        else:
-            raise ValueError(f"{where}: expected 6 or 7 tab-separated columns")
-        rows.append(
-            Row(
-                path=path,
-                line=number,
-                text=text.replace("\\n", "\n").replace("\\t", "\t"),
-                rating=Rating(rating),
-                reasons=None
-                if reasons == ""
-                else ()
-                if reasons == "-"
-                else tuple(reasons.split(",")),
-                opt_out=bool(_flag(opt_out, where)),
-                praise=_flag(praise, where),
-                kind=kind,
-            )
-        )
-    return rows
 
 
 @dataclass

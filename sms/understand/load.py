@@ -191,8 +191,9 @@ def _load_opt_out(
     root: Table, b: _Builder
 ) -> tuple[frozenset[str], re.Pattern[str], re.Pattern[str]]:
     opt_out = root.table("opt_out")
-    opt_out.only("words", "whole_reply", "negated_by", "question_words")
+    opt_out.only("words", "patterns", "whole_reply", "negated_by", "question_words")
     b.add_words(opt_out, "words", Entry(Kind.OPT_OUT, opt_out.path("words")))
+    b.add_patterns(opt_out, "patterns", Entry(Kind.OPT_OUT, opt_out.path("patterns")))
     negators = opt_out.strings("negated_by", required=False) or ("不",)
     questions = opt_out.strings("question_words", required=False) or ("?",)
     return (
