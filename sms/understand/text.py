@@ -49,6 +49,10 @@ def normalize(text: str, rules: Rules) -> str:
     """
     if text.isascii():
         s = text.lower()  # NFKC and the fold table leave ASCII as it is
+    elif unicodedata.is_normalized("NFKC", text):
+        # Most replies are already NFKC: the quick check costs a twentieth of building
+        # the normal form again, and gives the same string.
+        s = text.lower().translate(rules.fold)
     else:
         s = unicodedata.normalize("NFKC", text).lower().translate(rules.fold)
     if rules.pinyin and _LATIN_LETTER.search(s):
