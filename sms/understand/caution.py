@@ -84,9 +84,7 @@ def find(
     read = _explained(norm, covered, explained, parties, starts)
     if _all_read(norm, read, out):
         return  # nothing left to doubt: no hit can be unexplained, no clause unread
-    hits = [
-        (m.start(), m.end(), m.group(), str(m.lastgroup)) for m in caution.pattern.finditer(norm)
-    ]
+    hits = [(m.start(), m.end(), m.group(), str(m.lastgroup)) for m in caution.finditer(norm)]
     came_in = [_clause_of(start, starts) for start, _, _, kind in hits if kind == _POLICE]
     story = starts[min(came_in)] if came_in else 0
     for start, end, word, kind in hits:
