@@ -49,6 +49,10 @@ _QUOTE: Final = 16
 # 「小偷都替我谢谢你们」: "even" (都, 也, 替) a few characters after the culprit word.
 _EVEN: Final = frozenset("都也替")
 _EVEN_GAP: Final = 4
+# Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
+# slow path (~0.2 µs), and these are read for every reply.
+_UNSATISFIED: Final = Rating.UNSATISFIED
+_NEUTRAL: Final = Kind.NEUTRAL
 # Characters in no [caution] list and never a letter: spaces and the punctuation
 # `text.normalize` leaves (not "?": a question is a doubt).
 _SILENT: Final = frozenset(" \t\n,.!;:~-…、\"'()[]")
@@ -71,7 +75,7 @@ def find(
     if caution is None:
         return
     if out.signals:
-        if all(s.rating is Rating.UNSATISFIED for s in out.signals):
+        if all(s.rating is _UNSATISFIED for s in out.signals):
             return
         wanted: tuple[str, ...] = (COMPLAINT, SNEER, DOUBT)
     elif out.opt_out or out.non_answer_hints or out.undecided:
@@ -84,9 +88,7 @@ def find(
     read = _explained(norm, covered, explained, parties, starts)
     if _all_read(norm, read, out):
         return  # nothing left to doubt: no hit can be unexplained, no clause unread
-    hits = [
-        (m.start(), m.end(), m.group(), str(m.lastgroup)) for m in caution.pattern.finditer(norm)
-    ]
+    hits = [(m.start(), m.end(), m.group(), str(m.lastgroup)) for m in caution.finditer(norm)]
     came_in = [_clause_of(start, starts) for start, _, _, kind in hits if kind == _POLICE]
     story = starts[min(came_in)] if came_in else 0
     for start, end, word, kind in hits:
@@ -133,7 +135,7 @@ def _explained(
     """One byte per character of `norm`: 1 where the reader explained it."""
     read = bytearray(len(norm))
     for start, end, entry in covered:
-        if entry.kind is not Kind.NEUTRAL:
+        if entry.kind is not _NEUTRAL:
             read[start:end] = b"\x01" * (end - start)
     for start, end in explained:
         read[start:end] = b"\x01" * (end - start)

@@ -63,6 +63,12 @@ _WEIGHING = frozenset(
 )
 
 
+# Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
+# slow path (~0.2 µs), and a Decision is made for every reply.
+_UNKNOWN = Rating.UNKNOWN
+_CERTAIN = Confidence.CERTAIN
+
+
 class Decision:
     """The rating, how sure, and the steps that explain it."""
 
@@ -70,8 +76,8 @@ class Decision:
     __slots__ = ("confidence", "correction", "cues", "hint", "no_answer", "notes", "rating")
 
     def __init__(self, correction: bool = False) -> None:
-        self.rating = Rating.UNKNOWN
-        self.confidence = Confidence.CERTAIN
+        self.rating = _UNKNOWN
+        self.confidence = _CERTAIN
         self.notes: list[str] = []
         self.cues: list[str] = []
         self.correction = correction  # the reply corrects an earlier reply

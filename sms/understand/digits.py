@@ -8,13 +8,11 @@ buried among letters or other digits (「asd3kdj」「8394720156」).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from sms.understand import cues
+from sms.understand.findings import TIER_RATING, Scan, Signal
 from sms.understand.rules import Entry, Rules
-
-if TYPE_CHECKING:
-    from sms.understand.findings import Scan, Signal
 
 _DIGIT_RUN: Final = re.compile(r"[0-9]+")
 # Separators that make a digit part of a bigger number: 3.5, 3:30, 2-3, 1/2.
@@ -23,8 +21,6 @@ _NUMBER_JOINERS: Final = frozenset(".:-/~")
 
 def read_digits(out: Scan, rules: Rules, core: str, covered: list[tuple[int, int, Entry]]) -> None:
     """Add a signal for every scheme digit of `out.norm`, and hints for the others."""
-    from sms.understand.findings import TIER_RATING, Signal
-
     norm = out.norm
     for m in _DIGIT_RUN.finditer(norm):
         start, end = m.span()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from sms.understand.learned import WEIGHTS_PATH, Weigher, default_model, load_model
-from sms.understand.match import build_matcher, trie_regex
+from sms.understand.match import build_matcher, first_characters, trie_regex
 from sms.understand.rules import DEFAULT_RULES_PATH, HAN, Caution, Entry, Kind, Mod, Rating, Rules
 from sms.understand.table import (
     Table,
@@ -315,7 +315,12 @@ def _load_caution(root: Table) -> Caution | None:
     unread = t.data.get("unread_chars", 0)
     if not isinstance(unread, int) or isinstance(unread, bool) or unread < 0:
         raise t.fail("unread_chars", "must be a whole number, 0 or more (0: off)")
-    return Caution(re.compile("|".join(branches)), frozenset(fillers), unread)
+    pattern = "|".join(branches)
+    firsts = first_characters(pattern)
+    trigger = None
+    if firsts:
+        trigger = re.compile("[" + "".join(re.escape(ch) for ch in sorted(firsts)) + "]")
+    return Caution(re.compile(pattern), frozenset(fillers), unread, trigger)
 
 
 def parse_rules(data: Mapping[str, object], source: str, *, weigher: bool = True) -> Rules:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from sms.understand.rules import Entry
@@ -38,6 +38,11 @@ class Matcher:
     trigger: re.Pattern[str] | None  # one character that can start some pattern
     by_first: Mapping[str, tuple[int, ...]]  # character → patterns that can start with it
     anywhere: tuple[int, ...]  # patterns whose first character cannot be known
+    # character → its patterns as one regex `(p1)|(p2)|…` in file order and the entry of
+    # each group: one match call where a trigger character stands, not one per pattern.
+    # The alternation tries the branches in order, as the loop over patterns would; a
+    # character whose patterns cannot be joined (groups of their own) is not listed.
+    joined: Mapping[str, tuple[re.Pattern[str], tuple[Entry, ...]]] = field(default_factory=dict)
 
     def find(self, text: str) -> list[tuple[int, int, Entry]]:
         """(start, end, entry) for each match in `text`, left to right, no overlaps."""
@@ -65,10 +70,18 @@ class Matcher:
         if self.anywhere:
             return self._pattern_anywhere(text, pos)
         assert self.trigger is not None
-        patterns, by_first = self.patterns, self.by_first
+        patterns, by_first, joined = self.patterns, self.by_first, self.joined
         for hit in self.trigger.finditer(text, pos):
             start = hit.start()
-            for index in by_first[text[start]]:
+            ch = text[start]
+            if ch in joined:
+                regex, entries = joined[ch]
+                m = regex.match(text, start)
+                if m is None:
+                    continue
+                if m.end() > start:  # else (never so far) the loop below skips it
+                    return start, m.end(), entries[m.lastindex - 1]  # type: ignore[operator]
+            for index in by_first[ch]:
                 regex, entry = patterns[index]
                 m = regex.match(text, start)
                 if m is not None and m.end() > start:
@@ -101,14 +114,35 @@ def build_matcher(words: Mapping[str, Entry], patterns: Sequence[tuple[str, Entr
     trigger = None
     if by_first:
         trigger = re.compile("[" + "".join(re.escape(ch) for ch in sorted(by_first)) + "]")
+    compiled = tuple((re.compile(p), entry) for p, entry in patterns)
     return Matcher(
         words=re.compile(bucketed_trie_regex(words)) if words else None,
         entries=dict(words),
-        patterns=tuple((re.compile(p), entry) for p, entry in patterns),
+        patterns=compiled,
         trigger=trigger,
         by_first={ch: tuple(indexes) for ch, indexes in by_first.items()},
         anywhere=tuple(anywhere),
+        joined=_joined(compiled, by_first),
     )
+
+
+def _joined(
+    compiled: Sequence[tuple[re.Pattern[str], Entry]], by_first: Mapping[str, list[int]]
+) -> dict[str, tuple[re.Pattern[str], tuple[Entry, ...]]]:
+    """Each trigger character's patterns as one alternation, one group per pattern, when
+    none has flags or groups of its own (a group would shift the numbers that say which
+    pattern matched); the others are tried one by one."""
+    joined = {}
+    for ch, indexes in by_first.items():
+        regexes = [compiled[i][0] for i in indexes]
+        if any(r.groups or r.flags != re.UNICODE for r in regexes):
+            continue
+        try:
+            regex = re.compile("|".join(f"({r.pattern})" for r in regexes))
+        except re.error:
+            continue
+        joined[ch] = (regex, tuple(compiled[i][1] for i in indexes))
+    return joined
 
 
 def trie_regex(words: Iterable[str]) -> str:

@@ -36,6 +36,17 @@ _MAX_WORDS_PER_PHRASE: Final = 5
 _LATIN1_HIGH: Final = re.compile("[\u00a1-\u00ff]")
 _UTF16_GARBAGE: Final = re.compile("[\uac00-\ud7a3\ud800-\udfff\ue000-\uf8ff]")
 _REPLACEMENT: Final = "\ufffd"
+# Characters whose NFKC form is ASCII (full-width 「，！３」, ①, 「…」, the ideographic
+# space), from the blocks replies take them from. Replacing one by its NFKC form leaves
+# the NFKC form of the whole text as it was (its compatibility decomposition is that
+# ASCII, which neither reorders nor composes), so `normalize` can map them first and
+# then skip NFKC for a text the quick check finds normal.
+_TO_ASCII: Final = {
+    code: nfkc
+    for first, last in ((0x80, 0xFF), (0x2000, 0x24FF), (0x3000, 0x303F), (0xFF00, 0xFFEF))
+    for code in range(first, last + 1)
+    if (nfkc := unicodedata.normalize("NFKC", chr(code))) != chr(code) and nfkc.isascii()
+}
 _SUSPECT: Final = re.compile("[\ufffd\u00a1-\u00ff\uac00-\ud7a3\ud800-\udfff\ue000-\uf8ff]")
 
 
@@ -50,7 +61,14 @@ def normalize(text: str, rules: Rules) -> str:
     if text.isascii():
         s = text.lower()  # NFKC and the fold table leave ASCII as it is
     else:
-        s = unicodedata.normalize("NFKC", text).lower().translate(rules.fold)
+        # Most replies are NFKC, or are once their full-width punctuation is ASCII: the
+        # quick check costs a twentieth of building the normal form again.
+        s = text
+        if not unicodedata.is_normalized("NFKC", s):
+            s = s.translate(_TO_ASCII)  # 「，」→「,」: NFKC would give the same
+            if not unicodedata.is_normalized("NFKC", s):
+                s = unicodedata.normalize("NFKC", s)
+        s = s.lower().translate(rules.fold)
     if rules.pinyin and _LATIN_LETTER.search(s):
         s = _LATIN_RUN.sub(lambda m: _romanised(m.group(0), rules), s)
     if _WHITESPACE.search(s):
