@@ -49,6 +49,8 @@ class Correction:
 # compared with a target's spelling. Candidate spans are found around the target's own
 # characters (one regex search), so a reply without any of them costs almost nothing.
 _FIRST_CODE: Final = 0xF0000
+# Degree words that may stand between a negator and the word it negates (不太满意).
+_DEGREE: Final = frozenset("太很大够怎么咋是那")
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,19 +114,23 @@ class Homophones:
         不满意): the word itself is read, so the span-wide search above never sees it.
         Taken only when the negated word is a target too, the character is not the
         target's own, and no ignored word (全部, 部分) covers it."""
-        if start == 0:
-            return None
         word = norm[start:end]
+        at = start - 1
+        while at > 0 and norm[at] in _DEGREE:
+            at -= 1  # 「布太满意」: a degree word may stand between (不太满意)
+        if at < 0:
+            return None
         for target in self.targets:
             if len(target) == len(word) + 1 and target.endswith(word):
-                ch = norm[start - 1]
+                ch = norm[at]
                 if ch == target[0] or ch not in self.alike[target][0]:
                     return None
                 if self.ignore is not None:
-                    for hit in self.ignore.finditer(norm, max(0, start - 3), end):
-                        if hit.start() < start <= hit.end():
+                    for hit in self.ignore.finditer(norm, max(0, at - 2), at + 2):
+                        if hit.start() <= at < hit.end():
                             return None
-                return Correction(start - 1, ch + word, target)
+                typed = norm[at:end]
+                return Correction(at, typed, target[0] + typed[1:])
         return None
 
     def _blocked(self, norm: str, known: Iterable[tuple[int, int]]) -> bytearray:

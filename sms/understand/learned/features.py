@@ -20,25 +20,30 @@ from operator import add
 from typing import Final
 
 from sms.understand.findings import TIER_OPINION, TIER_PHRASE, TIER_RATING, Scan
-from sms.understand.rules import Rating
+from sms.understand.rules import Confidence, Rating
 from sms.understand.text import CLAUSE_BREAKS
 
 _BREAK: Final = "|"
-_FOLD_BREAKS: Final = re.compile(
-    "[" + "".join(re.escape(ch) for ch in sorted(CLAUSE_BREAKS | {"?", "？"})) + "]+"
-)
+# Every clause break becomes one mark and a question mark 「？」 (a question changes what
+# the words around it mean); runs of marks become one, by a regex with no callback.
+_FOLD: Final = str.maketrans({**dict.fromkeys(CLAUSE_BREAKS, _BREAK), "?": "？"})
+_RUNS: Final = re.compile(r"\|*？[|？]*|\|{2,}")
 _DIGIT_RUN: Final = re.compile("[0-9]{3,}")
 # A long story's n-grams beyond this many characters add little and cost time.
 MAX_CHARS: Final = 240
 
 
 def text_of(norm: str) -> str:
-    """The text the n-grams are taken from: breaks folded, a question mark kept apart
-    (「？」 is a question, which changes what the words around it mean)."""
-    s = _DIGIT_RUN.sub("#", norm[:MAX_CHARS])
-    s = s.replace("?", "？")
-    s = _FOLD_BREAKS.sub(lambda m: "？" if "？" in m.group(0) else _BREAK, s)
-    return "^" + s.strip(_BREAK) + "$"
+    """The text the n-grams are taken from: breaks folded, a question mark kept apart,
+    a long number one mark (a phone number is not a rating), the ends marked."""
+    s = norm[:MAX_CHARS].translate(_FOLD)
+    if _BREAK in s or "？" in s:
+        s = _RUNS.sub(_run, s)
+    return "^" + _DIGIT_RUN.sub("#", s).strip(_BREAK) + "$"
+
+
+def _run(m: re.Match[str]) -> str:
+    return "？" if "？" in m.group() else _BREAK
 
 
 def ngrams(norm: str) -> list[str]:
@@ -58,13 +63,17 @@ _LAST: Final = {(t, r): f"sl={t}/{r.value}" for t in _TIERS for r in Rating}
 _FIRST: Final = {(t, r): f"sf={t}/{r.value}" for t in _TIERS for r in Rating}
 _SMALL: Final = {r: f"sm={r.value}" for r in Rating}
 _COUNT: Final = tuple(f"sn={n}" for n in range(5))
+_HEAD: Final = {
+    (r.value, c.value): (f"r={r.value}", f"c={c.value}", f"rc={r.value}/{c.value}")
+    for r in Rating
+    for c in Confidence
+}
 
 
 def findings(found: Scan, rating: str, confidence: str, cues: tuple[str, ...]) -> list[str]:
     """The rules' evidence as feature names (prefixed so no n-gram collides: they
     start with an ASCII letter and ``=``, a clause break in the folded text)."""
-    out = [f"r={rating}", f"c={confidence}", f"rc={rating}/{confidence}"]
-    out += ["q=" + cue for cue in cues]
+    out = [*_HEAD[rating, confidence], *["q=" + cue for cue in cues]]
     signals = found.signals
     for s in signals:
         out.append(_SIGNAL[s.tier, s.rating])
