@@ -226,9 +226,10 @@ def test_without_a_caution_section_there_is_no_safety_net(tmp_path: Path) -> Non
     start = DEFAULT_TEXT.index("[caution]")
     end = DEFAULT_TEXT.index("# ----", start)
     path = tmp_path / "rules.toml"
-    path.write_text(DEFAULT_TEXT[:start] + DEFAULT_TEXT[end:], encoding="utf-8")
+    weigher = DEFAULT_TEXT.index("[weigher]")
+    path.write_text(DEFAULT_TEXT[:start] + DEFAULT_TEXT[end:weigher], encoding="utf-8")
     rules = load_rules(path)
-    assert rules.caution is None
-    # The reader as it was before the net: the sneer goes unnoticed.
+    assert rules.caution is None and rules.weigher is None
+    # The reader as it was before the net (and the weigher): the sneer goes unnoticed.
     assert understand("好好好，你们说了算", rules).rating is Rating.SATISFIED
     assert understand("好好好，你们说了算").rating is Rating.UNSATISFIED
