@@ -8,63 +8,18 @@ and a tab.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from sms.understand import Rating, load_rules, understand
+from sms.understand.learned.labelled import CORPUS, Row, read_rows
 
-CORPUS = Path(__file__).resolve().parent.parent / "data" / "replies_corpus.tsv"
 MIN_ROWS = 400
 MIN_ROWS_PER_CLASS = 40
 MIN_ACCURACY = 0.98
 
 
-@dataclass(frozen=True)
-class Row:
-    line: int
-    text: str
-    rating: Rating
-    reasons: tuple[str, ...] | None
-    opt_out: bool
-    praise: bool | None
-
-
-def _flag(value: str, line: int) -> bool | None:
-    if value not in ("", "0", "1"):
-        raise ValueError(f"{CORPUS.name}:{line}: flag {value!r} is not 0, 1 or empty")
-    return None if value == "" else value == "1"
-
-
-def read_corpus() -> list[Row]:
-    """Every labelled row, with its line number for test ids and messages."""
-    rows = []
-    for number, raw in enumerate(CORPUS.read_text(encoding="utf-8").splitlines(), 1):
-        if raw.startswith("#"):
-            continue
-        fields = raw.split("\t")
-        if len(fields) != 6:
-            raise ValueError(f"{CORPUS.name}:{number}: expected 6 tab-separated columns")
-        text, rating, reasons, opt_out, praise, _note = fields
-        rows.append(
-            Row(
-                line=number,
-                text=text.replace("\\n", "\n").replace("\\t", "\t"),
-                rating=Rating(rating),
-                reasons=None
-                if reasons == ""
-                else ()
-                if reasons == "-"
-                else tuple(reasons.split(",")),
-                opt_out=bool(_flag(opt_out, number)),
-                praise=_flag(praise, number),
-            )
-        )
-    return rows
-
-
-ROWS = read_corpus()
+ROWS = read_rows(CORPUS)
 
 
 def test_corpus_is_big_and_covers_every_class() -> None:
