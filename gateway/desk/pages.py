@@ -50,6 +50,7 @@ CUE_NAMES = {
     "mixed": "褒贬混杂",
     "concession": "让步（虽然…）",
     "unexplained": "含未解释的词，需人工核实",
+    "weighed": "规则未能确定，由模型判断",
 }
 
 

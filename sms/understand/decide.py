@@ -93,7 +93,7 @@ class Decision:
 
 _WORDS = re.compile(f"[a-z{HAN}]")
 _POSITIVE = frozenset((Rating.SATISFIED, Rating.BASICALLY_SATISFIED))
-# Characters a reply may have and still be only an answer: 「1」「满意」「非常满意」.
+# Letters a reply may have and still be only an answer: 「1」「满意」「非常满意!!」.
 _BARE_ANSWER = 4
 
 _RANK = {Confidence.CERTAIN: 0, Confidence.LIKELY: 1, Confidence.UNCLEAR: 2}
@@ -110,11 +110,16 @@ def decide(found: Scan, weigher: Weigher | None = None) -> Decision:
     # a bare answer (「1」「满意」「很满意」) has no words a veto could rest on.
     if weigher is not None and not d.no_answer:
         if d.confidence is not Confidence.CERTAIN or (
-            d.rating in _POSITIVE and len(found.norm) > _BARE_ANSWER
+            d.rating in _POSITIVE and _letters(found.norm) > _BARE_ANSWER
         ):
             if not (d.rating is Rating.UNKNOWN and _said_no_answer(found)):
                 reweigh(found, d, weigher)
     return d
+
+
+def _letters(norm: str) -> int:
+    """Characters that say something: letters, digits, Chinese (not spaces or 「!!」)."""
+    return sum(map(str.isalnum, norm))
 
 
 def _said_no_answer(found: Scan) -> bool:

@@ -399,7 +399,7 @@ def _load_weigher(root: Table) -> Weigher | None:
     if "weigher" not in root.data:
         return None
     t = root.table("weigher")
-    t.only("weights", "override", "lift", "veto", "danger_cost", "sure")
+    t.only("weights", "take", "override", "lift", "veto", "danger_cost", "sure")
     name = t.string("weights")
     beside = Path(root.source).parent / name
     path = beside if beside.exists() else DEFAULT_RULES_PATH.parent / name
@@ -407,11 +407,13 @@ def _load_weigher(root: Table) -> Weigher | None:
         model = default_model() if path == WEIGHTS_PATH else load_model(path)
     except (OSError, ValueError) as exc:
         raise t.fail("weights", str(exc)) from None
-    override, lift, veto, sure = (t.share(k) for k in ("override", "lift", "veto", "sure"))
+    take, override, lift, veto, sure = (
+        t.share(k) for k in ("take", "override", "lift", "veto", "sure")
+    )
     cost = t.data.get("danger_cost")
     if not isinstance(cost, int | float) or isinstance(cost, bool) or cost < 1:
         raise t.fail("danger_cost", "must be a number of at least 1")
-    return Weigher(model, override, lift, veto, float(cost), sure)
+    return Weigher(model, take, override, lift, veto, float(cost), sure)
 
 
 def load_rules(path: str | Path | None = None, *, weigher: bool = True) -> Rules:

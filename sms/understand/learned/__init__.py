@@ -178,15 +178,17 @@ class Weigher:
 
     Its reading is the rating of least expected cost, where reading an unsatisfied
     citizen as (basically) satisfied costs `danger_cost` times any other error — the
-    asymmetric rule, in the model's terms. It replaces an `unclear` reading of the rules
-    always, a `likely` one when at least `override` sure, a `certain` one never — but a
-    `certain` (basically) satisfied reading is made unsatisfied (and `unclear`) when the
-    model gives unsatisfied at least `veto`. A reading it lifts to (basically) satisfied
-    over a complaint the rules found needs `lift`, and stays `unclear` (the citizen is
-    asked again); any other needs no clarifying SMS when at least `sure`.
+    asymmetric rule, in the model's terms. It replaces an `unclear` reading of the
+    rules when at least `take` sure, a `likely` one when at least `override` sure, a
+    `certain` one never — but a `certain` (basically) satisfied reading is made
+    unsatisfied (and `unclear`) when the model gives unsatisfied at least `veto`. A
+    reading it lifts to (basically) satisfied over a complaint the rules found needs
+    `lift`, and stays `unclear` (the citizen is asked again); any other needs no
+    clarifying SMS when at least `sure`.
     """
 
     model: Model
+    take: float
     override: float
     lift: float
     veto: float
@@ -215,7 +217,7 @@ class Weigher:
         best = min(range(len(CLASSES)), key=lambda c: 1 - p[c] + extra * (CLASSES[c] in _POSITIVE))
         rating, prob = CLASSES[best], p[best]
         lifted = rating in _POSITIVE and complained
-        need = self.override if rules_confidence is Confidence.LIKELY else 0.0
+        need = self.override if rules_confidence is Confidence.LIKELY else self.take
         if lifted:
             need = max(need, self.lift)
         if prob < need:
