@@ -93,7 +93,13 @@ def test_the_trainer_refuses_a_held_out_set_and_held_out_text(tmp_path: Path) ->
 
 def _weigher(weights: dict[str, tuple[float, ...]], danger_cost: float = 1.0) -> Weigher:
     return Weigher(
-        _model(weights), override=0.9, lift=0.97, veto=0.5, danger_cost=danger_cost, sure=0.9
+        _model(weights),
+        take=0.0,
+        override=0.9,
+        lift=0.97,
+        veto=0.5,
+        danger_cost=danger_cost,
+        sure=0.9,
     )
 
 
