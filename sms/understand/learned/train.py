@@ -64,12 +64,17 @@ def fit(examples: Sequence[tuple[list[str], int]]) -> Model:
         rate = RATE / (1 + epoch)
         for i in order:
             feats, y = kept[i]
-            z = list(bias)
+            # The class loops are written out: the same additions in the same order as
+            # a loop over classes (so the same weights), in half the time.
+            z0, z1, z2, z3 = bias
             for f in feats:
                 wf = w.get(f)
                 if wf is not None:
-                    for c in range(k):
-                        z[c] += wf[c]
+                    z0 += wf[0]
+                    z1 += wf[1]
+                    z2 += wf[2]
+                    z3 += wf[3]
+            z = [z0, z1, z2, z3]
             top = max(z)
             e = [math.exp(v - top) for v in z]
             total = sum(e)
@@ -78,16 +83,25 @@ def fit(examples: Sequence[tuple[list[str], int]]) -> Model:
             for c in range(k):
                 bias[c] -= rate * g[c]
                 ubias[c] -= step * rate * g[c]
+            g0, g1, g2, g3 = g
             for f in feats:
                 wf = w.get(f)
                 if wf is None:
                     wf = w[f] = [0.0] * k
                     u[f] = [0.0] * k
                 uf = u[f]
-                for c in range(k):
-                    d = rate * (g[c] + L2 * wf[c])
-                    wf[c] -= d
-                    uf[c] -= step * d
+                d = rate * (g0 + L2 * wf[0])
+                wf[0] -= d
+                uf[0] -= step * d
+                d = rate * (g1 + L2 * wf[1])
+                wf[1] -= d
+                uf[1] -= step * d
+                d = rate * (g2 + L2 * wf[2])
+                wf[2] -= d
+                uf[2] -= step * d
+                d = rate * (g3 + L2 * wf[3])
+                wf[3] -= d
+                uf[3] -= step * d
             step += 1
     weights = {
         f: tuple(round(wf[c] - u[f][c] / step, DIGITS) for c in range(k)) for f, wf in w.items()
