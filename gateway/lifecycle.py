@@ -31,6 +31,16 @@ T = TypeVar("T")
 OUTAGES: Final = (RedisError, OSError)
 
 
+def still_wanted() -> None:
+    """Raise CancelledError if the running task was cancelled while a library turned that
+    cancellation into an outage (a connection error, a timeout) that the caller is about
+    to wait out: a loop that swallowed its cancel would keep a draining service waiting
+    (once for 30 s, in a Sentinel failover)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Worker(Protocol):
     """A unit of work the service runs: ``run(stop)`` until ``stop`` is set."""
 
@@ -99,6 +109,7 @@ class Outage:
 
     async def wait(self, exc: BaseException, stop: asyncio.Event | None = None) -> bool:
         """Log (if due) and sleep before the next try; True when ``stop`` was set."""
+        still_wanted()
         delay = self.backoff.next_delay()
         now = time.monotonic()
         if self.failures == 0 or now - self._logged_at >= self.repeat_log_s:

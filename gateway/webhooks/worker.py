@@ -542,8 +542,11 @@ class WebhookWorker:
                 feed.gauges = await feed.queue.gauges()
             except lifecycle.OUTAGES as exc:  # e.g. no group yet: try later
                 log.debug("webhook %s: gauges unavailable: %s", feed.endpoint.name, exc)
+                lifecycle.still_wanted()
             # forget gaps of surveys another process took over
             stale = loop.time() - 2 * self._gap_timeout_s
             for sid in [s for s, t in feed.gap_since.items() if t < stale]:
                 del feed.gap_since[sid]
+            if self._stopping:  # stopped during the Redis calls above: no last sleep
+                return
             await asyncio.sleep(self._stats_interval_s)

@@ -84,6 +84,40 @@ async def test_outlast_gives_up_when_stopped_during_an_outage() -> None:
     )
 
 
+async def test_a_cancel_a_library_turned_into_an_outage_still_cancels() -> None:
+    # A client library that catches the task's CancelledError and raises a connection
+    # error instead: outlast must not wait it out and retry, or a draining service waits
+    # for a loop that no longer hears its cancel.
+    tries = 0
+    entered, stop = asyncio.Event(), asyncio.Event()
+
+    async def step() -> None:
+        nonlocal tries
+        tries += 1
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RedisConnectionError("Connection closed by server") from None
+
+    task = asyncio.create_task(
+        lifecycle.outlast(
+            step,
+            stop,
+            what="x",
+            log=logging.getLogger("minyi.test"),
+            backoff=lifecycle.Backoff(*FAST),
+        )
+    )
+    await entered.wait()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    if not done:  # the bug: it retried; end it for good before failing
+        stop.set()
+        await asyncio.wait({task}, timeout=5)
+    assert task in done and task.cancelled() and tries == 1
+
+
 async def test_outlast_lets_a_bug_through() -> None:
     async def step() -> None:
         raise KeyError("a bug is not an outage")
