@@ -184,7 +184,7 @@ def _decide(found: Scan) -> Decision:
             d.notes.append("no rating word, digit or known phrase")
         return _unknown(d, _unknown_confidence(found, d))
     asking = found.asks is not None or found.questioning
-    if (found.non_answer_hints or asking or found.opt_out) and _only_politeness(signals):
+    if _no_verdict_beside_opt_out(found, asking, signals):
         d.notes.append("non-answer, question or opt-out with only polite words → unknown")
         return _unknown(d, _unknown_confidence(found, d))
     if min(s.tier for s in signals) == TIER_PHRASE:
@@ -487,3 +487,13 @@ def _without_conflicting_digits(found: Scan, signals: list[Signal], d: Decision)
 def _only_politeness(signals: list[Signal]) -> bool:
     """Only kind words (谢谢, 好): no scheme digit or rating word, nothing negative."""
     return all(s.tier != TIER_RATING and s.rating is not Rating.UNSATISFIED for s in signals)
+
+
+def _no_verdict_beside_opt_out(found: Scan, asking: bool, signals: list[Signal]) -> bool:
+    """Nothing but kind words beside a non-answer, a question or an opt-out. Beside an
+    opt-out alone a middling word is a verdict too (「还行，退订谢谢」 rates and opts out)."""
+    if found.non_answer_hints or asking:
+        return _only_politeness(signals)
+    return bool(found.opt_out) and all(
+        s.tier != TIER_RATING and s.rating is Rating.SATISFIED for s in signals
+    )

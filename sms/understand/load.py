@@ -191,9 +191,16 @@ def _load_opt_out(
     root: Table, b: _Builder
 ) -> tuple[frozenset[str], re.Pattern[str], re.Pattern[str]]:
     opt_out = root.table("opt_out")
-    opt_out.only("words", "patterns", "whole_reply", "negated_by", "question_words")
+    opt_out.only(
+        "words", "patterns", "requests", "request_patterns", "whole_reply", "negated_by",
+        "question_words",
+    )  # fmt: skip
     b.add_words(opt_out, "words", Entry(Kind.OPT_OUT, opt_out.path("words")))
     b.add_patterns(opt_out, "patterns", Entry(Kind.OPT_OUT, opt_out.path("patterns")))
+    request = Entry(Kind.OPT_OUT, opt_out.path("requests"), request=True)
+    b.add_words(opt_out, "requests", request, required=False)
+    request = Entry(Kind.OPT_OUT, opt_out.path("request_patterns"), request=True)
+    b.add_patterns(opt_out, "request_patterns", request)
     negators = opt_out.strings("negated_by", required=False) or ("不",)
     questions = opt_out.strings("question_words", required=False) or ("?",)
     return (

@@ -106,6 +106,9 @@ class Entry:
     # Praise of manners rather than of the work (热情, 辛苦了, 谢谢): it does not outweigh
     # a complaint about the work.
     courtesy: bool = False
+    # An opt-out said as a request (「别发了」「不要再打扰」): a softener such as 行吗 or
+    # 能不能 after or before it makes it no question about how to opt out.
+    request: bool = False
     # Who a party word names: "police" (民警, 你们), "other" (对方, 邻居), "culprit" (骗子,
     # 小偷); None for a word that names no one.
     party: str | None = None

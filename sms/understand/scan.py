@@ -98,6 +98,10 @@ def scan(norm: str, rules: Rules) -> Scan:
     return out
 
 
+# The first characters of an opt-out that is a "don't" itself (别发了, 不要再发, 勿扰).
+_DONT: Final = frozenset("别不勿甭莫表")
+
+
 class _Reader:
     """One pass over one reply; keeps the clause layout and the aspects seen so far."""
 
@@ -440,14 +444,17 @@ class _Reader:
             self.parties.append((start, self.clause(start), entry.party))
 
     def opt_out(self, entry: Entry, start: int, end: int) -> None:
+        # A request is never a question (「别发了行吗」 asks softly); one that starts with
+        # "don't" is no negation either (「不需要，别发了」).
         word = self.norm[start:end]
         clause = self.clause(start)
         lo = self.starts[clause]
-        hi = self.starts[clause + 1] if clause + 1 < len(self.starts) else len(self.norm)
-        if self.rules.opt_out_negated.search(self.norm, lo, start):
+        # its clause and the next: 「不想收了，咋个退」 asks how
+        hi = self.starts[clause + 2] if clause + 2 < len(self.starts) else len(self.norm)
+        if word[:1] not in _DONT and self.rules.opt_out_negated.search(self.norm, lo, start):
             self.note(start, f"{word!r} is negated: not an opt-out")
             return
-        if self.rules.opt_out_question.search(self.norm, lo, hi):
+        if not entry.request and self.rules.opt_out_question.search(self.norm, lo, hi):
             self.note(start, f"{word!r} in a question: not an opt-out")
             self.out.asks = "citizen asks how to opt out: tell them (reply TD)"
             return

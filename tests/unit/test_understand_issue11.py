@@ -101,6 +101,33 @@ def test_opt_out_precision(text: str, opt_out: bool) -> None:
     assert understand(text).opt_out is opt_out
 
 
+@pytest.mark.parametrize(
+    ("text", "opt_out"),
+    [
+        # a request said softly is still a request
+        ("别发了行吗", True), ("能不能别发了", True), ("退订好吗", True), ("能帮我退订吗", True),
+        # an opt-out said again, after the last one was not honoured
+        ("我回TD了你们咋还发", True), ("上次退了怎么还发", True),
+        # off the list, these SMS not wanted, 退 alone after a rating, a sound-alike
+        ("把我从名单里移除", True), ("过得去吧，短信就免了", True), ("2，退", True),
+        ("退丁", True), ("不需要，别发了", True), ("再发我就拉黑", True),
+        # asking how, in the next clause too; negated; someone else's block list
+        ("不想收了，咋个退", False), ("退订回复哪个", False), ("不要帮我退订", False),
+        ("骗子把我拉黑了", False), ("怎么取消这个短信", False),
+        ("police didn't do anything", False), ("事故责任推定对方全责", False),
+    ],
+)  # fmt: skip
+def test_opt_out_requests_and_questions(text: str, opt_out: bool) -> None:
+    assert understand(text).opt_out is opt_out
+
+
+def test_a_rating_beside_an_opt_out_still_counts() -> None:
+    # 「还行，退订谢谢」 rates and opts out; kind words alone beside an opt-out do not rate
+    reading = understand("还行，退订谢谢")
+    assert reading.opt_out and reading.rating is B
+    assert understand("好的，退订").rating is X
+
+
 def test_asking_how_to_opt_out_has_its_hint() -> None:
     reading = understand("退订怎么弄")
     assert reading.rating is X

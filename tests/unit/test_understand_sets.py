@@ -60,7 +60,7 @@ FLOORS = {
     HELDOUT_V3: 0.97,
     TUNING_R3: 0.93,
     HELDOUT_V2: 0.92,
-    HELDOUT_V4: 0.93,
+    HELDOUT_V4: 0.92,
     HELDOUT_V5: 0.89,
     HELDOUT_V6: 0.89,
 }
@@ -72,7 +72,7 @@ DANGEROUS_HELD_OUT = {HELDOUT_V2: 3, HELDOUT_V4: 0, HELDOUT_V5: 3, HELDOUT_V6: 2
 KNOWN_DANGEROUS = {TUNING_R3: 1}
 # Opt-outs read wrong where the rules were not written for them (as measured; not to grow).
 OPT_OUT_WRONG = {
-    TUNING_R3: 79,
+    TUNING_R3: 9,
     HELDOUT_V2: 1,
     HELDOUT_V4: 0,
     HELDOUT_V5: 1,
