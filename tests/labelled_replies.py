@@ -18,6 +18,10 @@ story):
 - ``tests/data/replies_heldout_v5.tsv``, ``_v6.tsv``: held-out v5 and v6, written for round 3
   before any of its changes by writers who read neither the rules nor another set; never
   tuned or trained on.
+- ``tests/data/replies_tuning_r4.tsv``: round 4's tuning set (6,759 replies by ten writers),
+  trained on with the sets above.
+- ``tests/data/replies_heldout_v7.tsv``, ``_v8.tsv``: held-out v7 and v8, written for round 4
+  the same way, before any of its changes; never tuned or trained on.
 
     .venv/bin/python -m tests.labelled_replies [FILE ...]   # per-kind table of each set
 """
@@ -38,15 +42,19 @@ from sms.understand.learned.labelled import (
     HELDOUT_V4,
     HELDOUT_V5,
     HELDOUT_V6,
+    HELDOUT_V7,
+    HELDOUT_V8,
     TUNING,
     TUNING_R3,
+    TUNING_R4,
     Row,
     read_rows,
 )
 
 __all__ = [
     "CORPUS", "DANGEROUS", "HELDOUT", "HELDOUT_V2", "HELDOUT_V3", "HELDOUT_V4", "HELDOUT_V5",
-    "HELDOUT_V6", "SETS", "TUNING", "TUNING_R3", "Row", "Score", "read_rows", "score",
+    "HELDOUT_V6", "HELDOUT_V7", "HELDOUT_V8", "SETS", "TUNING", "TUNING_R3", "TUNING_R4", "Row",
+    "Score", "read_rows", "score",
 ]  # fmt: skip
 
 SETS = (
@@ -55,10 +63,13 @@ SETS = (
     HELDOUT,
     HELDOUT_V3,
     TUNING_R3,
+    TUNING_R4,
     HELDOUT_V2,
     HELDOUT_V4,
     HELDOUT_V5,
     HELDOUT_V6,
+    HELDOUT_V7,
+    HELDOUT_V8,
 )
 # The error that closes a survey nobody calls back: an unsatisfied citizen read as
 # satisfied or basically satisfied.

@@ -476,6 +476,13 @@ def _without_conflicting_digits(found: Scan, signals: list[Signal], d: Decision)
     digits = sorted({s.digit for s in signals if s.digit is not None})
     if len(digits) < 2:
         return signals
+    # 「1改3」「2→1」: a change of mind, unless the reply still asks (「1还是2呢？」)
+    if found.digit_change is not None and not found.questioning:
+        last, word = found.digit_change
+        d.notes.append(f"{word!r} between digits: the last digit is the answer")
+        d.cues.append(cues.SELF_CORRECTION)
+        d.doubt(Confidence.LIKELY)
+        return [s for s in signals if s.digit is None or s.pos >= last]
     d.notes.append(f"different digits {', '.join(digits)} → digits ignored")
     d.cues.append(cues.SEVERAL_DIGITS)
     d.doubt(Confidence.UNCLEAR)

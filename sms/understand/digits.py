@@ -52,6 +52,20 @@ def read_digits(out: Scan, rules: Rules, core: str, covered: list[tuple[int, int
         out.cue(cues.DIGIT)
         out.digit_votes += 1
     out.signals.sort(key=_position)
+    if out.digit_votes > 1:
+        out.digit_change = _changed(out, rules)
+
+
+def _changed(out: Scan, rules: Rules) -> tuple[int, str] | None:
+    """The last scheme digit's position and the word before it that replaces an earlier,
+    different digit (「1改3」「2→1」「1吧 算了2」), or None."""
+    votes = [s for s in out.signals if s.digit is not None]
+    last = votes[-1]
+    before = next((s for s in reversed(votes) if s.digit != last.digit), None)
+    if before is None:
+        return None
+    m = rules.digit_change.search(out.norm, before.pos + 1, last.pos)
+    return None if m is None else (last.pos, m.group())
 
 
 def _position(signal: Signal) -> int:

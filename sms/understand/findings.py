@@ -59,6 +59,7 @@ class Scan:
         "asks",
         "boundaries",
         "cues",
+        "digit_change",
         "digit_hints",
         "digit_votes",
         "doubts",
@@ -89,6 +90,9 @@ class Scan:
         self.notes: list[tuple[int, str]] = []  # (position, explanation)
         self.cues: list[str] = []  # cue ids, in the order they were seen
         self.digit_votes = 0  # scheme digits among the signals
+        # 「1改3」: where the last scheme digit stands and the word before it that replaces
+        # an earlier, different digit
+        self.digit_change: tuple[int, str] | None = None
         self.asks: str | None = None  # the hint when it asks about the case or opting out
         self.questioning = False  # it ends as a question, or says 请问
         self.undecided: str | None = None  # 「1还是2」: the choices not made

@@ -211,7 +211,9 @@ def _load_opt_out(
     )
 
 
-def _load_answers(root: Table, b: _Builder) -> tuple[frozenset[str], str, re.Pattern[str]]:
+def _load_answers(
+    root: Table, b: _Builder
+) -> tuple[frozenset[str], str, re.Pattern[str], re.Pattern[str]]:
     for t in root.tables("non_answers"):
         t.only("hint", "words", "patterns")
         entry = Entry(Kind.NON_ANSWER, t.where, hint=t.string("hint"))
@@ -224,10 +226,11 @@ def _load_answers(root: Table, b: _Builder) -> tuple[frozenset[str], str, re.Pat
     for kind in _MARKERS:
         b.add_words(markers, kind.value, Entry(kind, markers.path(kind.value)), required=False)
     corrections = root.optional_table("corrections")
-    corrections.only("anywhere", "clause_start", "earlier_reply")
+    corrections.only("anywhere", "clause_start", "earlier_reply", "between_digits")
     for key, kind in (("anywhere", Kind.CORRECTION), ("clause_start", Kind.CORRECTION_START)):
         b.add_words(corrections, key, Entry(kind, corrections.path(key)), required=False)
     earlier = corrections.strings("earlier_reply", required=False)
+    between = corrections.strings("between_digits", required=False)
     neutral = root.table("neutral")
     neutral.only("words")
     b.add_words(neutral, "words", Entry(Kind.NEUTRAL, neutral.path("words")))
@@ -235,6 +238,7 @@ def _load_answers(root: Table, b: _Builder) -> tuple[frozenset[str], str, re.Pat
         frozenset(ack.strings("whole_reply")),
         ack.string("hint"),
         re.compile(_alternation(earlier) if earlier else "(?!)"),
+        re.compile(_alternation(between) if between else "(?!)"),
     )
 
 
@@ -354,7 +358,7 @@ def parse_rules(data: Mapping[str, object], source: str, *, weigher: bool = True
     _load_aspects(root, b, labels)
     _load_judgments(root, b, labels)
     opt_out_whole, opt_out_negated, opt_out_question = _load_opt_out(root, b)
-    ack_whole, ack_hint, earlier_reply = _load_answers(root, b)
+    ack_whole, ack_hint, earlier_reply, digit_change = _load_answers(root, b)
     modifiers, ending, ending_first = _load_modifiers(root)
     romanised = load_romanised(root)
     numeral_digits, numeral_lone, numeral_chosen, numeral_choice = load_numerals(root)
@@ -394,6 +398,7 @@ def parse_rules(data: Mapping[str, object], source: str, *, weigher: bool = True
         ),
         undecided_words=_undecided_words(b.words),
         earlier_reply=earlier_reply,
+        digit_change=digit_change,
         homophones=load_homophones(root, tuple(numeral_digits)),
         caution=_load_caution(root),
         weigher=_load_weigher(root) if weigher else None,

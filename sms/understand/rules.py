@@ -158,6 +158,8 @@ class Rules:
     undecided_words: re.Pattern[str]
     # Words that point at an earlier reply (刚才按错了, 上条, 更正).
     earlier_reply: re.Pattern[str]
+    # Between two different scheme digits: the later one is the answer (「1改3」「2→1」).
+    digit_change: re.Pattern[str]
     homophones: Homophones | None  # None: the rules file lists no homophone targets
     caution: Caution | None = None  # the safety net; None: the file has no [caution]
     weigher: Weigher | None = None  # where the rules are unsure; None: no [weigher]

@@ -51,6 +51,12 @@ KNOWN_CUES = {v for k, v in vars(cue_ids).items() if k.isupper() and isinstance(
         ("1吧……算了还是2", B),
         ("一还是二呢", X),
         ("1 3", X),
+        ("1改3", U),  # a word between two digits that changes the answer
+        ("2→1", S),
+        ("3 no 1", S),
+        ("1吧 算了2", B),
+        ("1，还是2吧", B),
+        ("1还是2呢", X),
         # Homophones and typos through pinyin.
         ("满衣", S),
         ("馒意", S),

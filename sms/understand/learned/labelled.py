@@ -21,16 +21,21 @@ DATA: Final = Path(__file__).resolve().parents[3] / "tests" / "data"
 CORPUS: Final = DATA / "replies_corpus.tsv"
 TUNING: Final = DATA / "replies_tuning.tsv"
 TUNING_R3: Final = DATA / "replies_tuning_r3.tsv"
+TUNING_R4: Final = DATA / "replies_tuning_r4.tsv"
 HELDOUT: Final = DATA / "replies_heldout.tsv"  # v1: tuning data since round 2
 HELDOUT_V2: Final = DATA / "replies_heldout_v2.tsv"
 HELDOUT_V3: Final = DATA / "replies_heldout_v3.tsv"  # measured once, then tuning data
 HELDOUT_V4: Final = DATA / "replies_heldout_v4.tsv"
 HELDOUT_V5: Final = DATA / "replies_heldout_v5.tsv"
 HELDOUT_V6: Final = DATA / "replies_heldout_v6.tsv"
+HELDOUT_V7: Final = DATA / "replies_heldout_v7.tsv"
+HELDOUT_V8: Final = DATA / "replies_heldout_v8.tsv"
 # What the rules were written and tuned on, and the weigher is trained on.
-TRAINING: Final = (CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3)
+TRAINING: Final = (CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4)
 # Never tuned on, never trained on: what the reader is measured on.
-HELD_OUT: Final = frozenset(p.name for p in (HELDOUT_V2, HELDOUT_V4, HELDOUT_V5, HELDOUT_V6))
+HELD_OUT: Final = frozenset(
+    p.name for p in (HELDOUT_V2, HELDOUT_V4, HELDOUT_V5, HELDOUT_V6, HELDOUT_V7, HELDOUT_V8)
+)
 
 
 _NOT_TEXT: Final = re.compile(r"[\s,.!?;:~\-，。！？；：、…～·]+")
