@@ -1,9 +1,15 @@
 """Shared fixtures: a real redis-server on a free loopback port, the survey store on
-it, and the ASR speech files and decoder pool."""
+it, the ASR speech files and decoder pool, and the weigher retrained in the background."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,6 +19,55 @@ from asr.pool import AsrPool
 from gateway.store.surveys import Store
 from tests.asr_fixtures import SpeechFiles, korean_model, make_speech_files
 from tests.servers import RedisServer
+
+REPO = Path(__file__).resolve().parent.parent
+# The unit test that retrains the reply weigher and compares its file byte for byte.
+RETRAIN_TEST = "test_retraining_gives_the_packaged_file_byte_for_byte"
+_RETRAINING = pytest.StashKey[tuple[subprocess.Popen[bytes], Path]]()
+
+
+def _retrain() -> tuple[subprocess.Popen[bytes], Path]:
+    out = Path(tempfile.mkdtemp(prefix="minyi-retrain-")) / "weights"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sms.understand.learned.train", "--out", str(out)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: os.nice(10),  # the tests running meanwhile come first
+    )
+    return proc, out
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start retraining the weigher as soon as the run is known to check it: a minute of
+    CPU that overlaps the integration tests' waits instead of adding to the suite's time.
+    The check itself (`retrained` below) is in tests/unit/test_understand_learned.py."""
+    if any(item.name == RETRAIN_TEST for item in session.items):
+        session.config.stash[_RETRAINING] = _retrain()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A retraining still running when the run ends (-x, ^C) is stopped."""
+    started = session.config.stash.get(_RETRAINING, None)
+    if started is not None:
+        proc, out = started
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        shutil.rmtree(out.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def retrained(pytestconfig: pytest.Config) -> Path:
+    """The weight file `python -m sms.understand.learned.train` writes from the repo's
+    data now (started at collection; started here if it was not)."""
+    started = pytestconfig.stash.get(_RETRAINING, None)
+    if started is None:
+        started = pytestconfig.stash[_RETRAINING] = _retrain()
+    proc, out = started
+    output, _ = proc.communicate(timeout=1200)
+    assert proc.returncode == 0, output.decode(errors="replace")[-2000:]
+    return out
 
 
 @pytest.fixture(scope="session")
