@@ -22,6 +22,8 @@ story):
   trained on with the sets above.
 - ``tests/data/replies_heldout_v7.tsv``, ``_v8.tsv``: held-out v7 and v8, written for round 4
   the same way, before any of its changes; never tuned or trained on.
+- ``tests/data/replies_heldout_v9.tsv``, ``_v10.tsv``: held-out v9 and v10, written after round
+  4's first changes and before its later ones; never tuned or trained on.
 
     .venv/bin/python -m tests.labelled_replies [FILE ...]   # per-kind table of each set
 """
@@ -44,6 +46,8 @@ from sms.understand.learned.labelled import (
     HELDOUT_V6,
     HELDOUT_V7,
     HELDOUT_V8,
+    HELDOUT_V9,
+    HELDOUT_V10,
     TUNING,
     TUNING_R3,
     TUNING_R4,
@@ -53,7 +57,8 @@ from sms.understand.learned.labelled import (
 
 __all__ = [
     "CORPUS", "DANGEROUS", "HELDOUT", "HELDOUT_V2", "HELDOUT_V3", "HELDOUT_V4", "HELDOUT_V5",
-    "HELDOUT_V6", "HELDOUT_V7", "HELDOUT_V8", "SETS", "TUNING", "TUNING_R3", "TUNING_R4", "Row",
+    "HELDOUT_V6", "HELDOUT_V7", "HELDOUT_V8", "HELDOUT_V9",
+    "HELDOUT_V10", "SETS", "TUNING", "TUNING_R3", "TUNING_R4", "Row",
     "Score", "read_rows", "score",
 ]  # fmt: skip
 
@@ -70,6 +75,8 @@ SETS = (
     HELDOUT_V6,
     HELDOUT_V7,
     HELDOUT_V8,
+    HELDOUT_V9,
+    HELDOUT_V10,
 )
 # The error that closes a survey nobody calls back: an unsatisfied citizen read as
 # satisfied or basically satisfied.

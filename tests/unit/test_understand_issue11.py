@@ -57,6 +57,12 @@ KNOWN_CUES = {v for k, v in vars(cue_ids).items() if k.isupper() and isinstance(
         ("1吧 算了2", B),
         ("1，还是2吧", B),
         ("1还是2呢", X),
+        ("二。改三。", U),
+        # rhetorical: nothing to be satisfied with; part satisfied
+        ("有啥满意的", U),
+        ("我不觉得有什么值得满意的", U),
+        ("哪有什么满意的", U),
+        ("部分满意", B),
         # Homophones and typos through pinyin.
         ("满衣", S),
         ("馒意", S),

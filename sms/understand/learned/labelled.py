@@ -30,12 +30,18 @@ HELDOUT_V5: Final = DATA / "replies_heldout_v5.tsv"
 HELDOUT_V6: Final = DATA / "replies_heldout_v6.tsv"
 HELDOUT_V7: Final = DATA / "replies_heldout_v7.tsv"
 HELDOUT_V8: Final = DATA / "replies_heldout_v8.tsv"
+HELDOUT_V9: Final = DATA / "replies_heldout_v9.tsv"
+HELDOUT_V10: Final = DATA / "replies_heldout_v10.tsv"
 # What the rules were written and tuned on, and the weigher is trained on.
 TRAINING: Final = (CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4)
 # Never tuned on, never trained on: what the reader is measured on.
 HELD_OUT: Final = frozenset(
-    p.name for p in (HELDOUT_V2, HELDOUT_V4, HELDOUT_V5, HELDOUT_V6, HELDOUT_V7, HELDOUT_V8)
-)
+    p.name
+    for p in (
+        HELDOUT_V2, HELDOUT_V4, HELDOUT_V5, HELDOUT_V6, HELDOUT_V7, HELDOUT_V8, HELDOUT_V9,
+        HELDOUT_V10,
+    )
+)  # fmt: skip
 
 
 _NOT_TEXT: Final = re.compile(r"[\s,.!?;:~\-，。！？；：、…～·]+")
