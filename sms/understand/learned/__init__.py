@@ -225,16 +225,19 @@ class Weigher:
         police in it, or the safety net a word it could not explain beside the praise.
         """
         p = self.model.probabilities(features)
-        if rules_confidence is Confidence.CERTAIN:
+        if rules_confidence is _CERTAIN:
             if rules_rating in _POSITIVE and p[_UNSATISFIED] >= self.veto:
-                drivers = tuple(self.model.strongest(features, Rating.UNSATISFIED))
-                return Verdict(Rating.UNSATISFIED, p[_UNSATISFIED], False, drivers)
+                drivers = tuple(self.model.strongest(features, _UNSATISFIED_RATING))
+                return Verdict(_UNSATISFIED_RATING, p[_UNSATISFIED], False, drivers)
             return _LEFT
         extra = (self.danger_cost - 1) * p[_UNSATISFIED]
-        best = min(range(len(CLASSES)), key=lambda c: 1 - p[c] + extra * (CLASSES[c] in _POSITIVE))
+        # The expected cost of each reading (a positive one also risks the danger); the
+        # first of the cheapest, as min() over the classes in order gives it.
+        costs = [1 - p[c] + extra * positive for c, positive in enumerate(_IS_POSITIVE)]
+        best = costs.index(min(costs))
         rating, prob = CLASSES[best], p[best]
         lifted = rating in _POSITIVE and complained
-        need = self.override if rules_confidence is Confidence.LIKELY else self.take
+        need = self.override if rules_confidence is _LIKELY else self.take
         if lifted:
             need = max(need, self.lift)
         if prob < need:
@@ -247,4 +250,10 @@ class Weigher:
 
 
 _UNSATISFIED: Final = CLASSES.index(Rating.UNSATISFIED)
+_IS_POSITIVE: Final = tuple(c in _POSITIVE for c in CLASSES)
+# Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
+# slow path (~0.2 µs).
+_UNSATISFIED_RATING: Final = Rating.UNSATISFIED
+_CERTAIN: Final = Confidence.CERTAIN
+_LIKELY: Final = Confidence.LIKELY
 _LEFT: Final = Verdict(None, 0.0, False, ())
