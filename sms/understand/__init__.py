@@ -20,6 +20,7 @@ pinyin and English words, 选三 → 3); `sms.understand.scan` corrects sound-al
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Final
 
 from sms.understand import cues as cue_ids
@@ -140,11 +141,14 @@ def _bounded(found: list[tuple[int, str]], decision: list[str]) -> tuple[str, ..
     """At most MAX_EXPLANATION steps: the decision's steps are kept, the findings are
     cut with a last line that says how many were left out."""
     if len(found) + len(decision) <= MAX_EXPLANATION:
-        return tuple([note for _, note in found] + decision)
+        return (*map(_note, found), *decision)
     room = max(0, MAX_EXPLANATION - len(decision[: MAX_EXPLANATION - 1]) - 1)
     left = len(found) - room
     kept = [note for _, note in found[:room]]
     return tuple([*kept, f"… {left} more findings", *decision][:MAX_EXPLANATION])
+
+
+_note: Final = itemgetter(1)  # the text of a (position, text) finding
 
 
 def _hint(found: Scan) -> str:

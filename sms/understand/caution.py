@@ -78,7 +78,10 @@ def find(
     if caution is None:
         return
     if out.signals:
-        if all(s.rating is _UNSATISFIED for s in out.signals):
+        for s in out.signals:  # a loop, not all(…): no generator made per reply
+            if s.rating is not _UNSATISFIED:
+                break
+        else:
             return
         wanted: tuple[str, ...] = (COMPLAINT, SNEER, DOUBT)
     elif out.opt_out or out.non_answer_hints or out.undecided:
@@ -142,7 +145,7 @@ def _explained(
             read[start:end] = b"\x01" * (end - start)
     for start, end in explained:
         read[start:end] = b"\x01" * (end - start)
-    police = {c for _, c, party in parties if party == "police"}
+    police = {c for _, c, party in parties if party == "police"} if parties else set()
     for _, clause, party in parties:
         # A clause about another party (「吵架的那家人很烦」), not the police, is read. Not
         # one about a culprit: that one is still at large is the police's business.

@@ -103,13 +103,21 @@ def scan(norm: str, rules: Rules) -> Scan:
     # Typos matter when the answer word itself is garbled: a reply that already has one
     # of the scheme's own words (满意, 不满意) is read as it is, but for a sound-alike
     # negator right before it.
-    ratings = [(s, e) for s, e, entry in covered if entry.kind is _RATING_WORD]
-    if rules.homophones is not None and not ratings:
-        typos = rules.homophones.find(norm, core, ((s, e) for s, e, _ in covered))
-    elif rules.homophones is not None:
+    # Plain loops, not comprehensions: on Python 3.11 each comprehension is a function
+    # made and called, a visible share of reading a short reply.
+    ratings = []
+    for s, e, entry in covered:
+        if entry.kind is _RATING_WORD:
+            ratings.append((s, e))
+    homophones = rules.homophones
+    if homophones is not None and not ratings:
+        typos = homophones.find(norm, core, ((s, e) for s, e, _ in covered))
+    elif homophones is not None:
         # The scheme's own word is there: only a sound-alike negator before it (「步满意」).
-        before = (rules.homophones.negator_before(norm, s, e) for s, e in ratings)
-        typos = [typo for typo in before if typo is not None]
+        for s, e in ratings:
+            typo = homophones.negator_before(norm, s, e)
+            if typo is not None:
+                typos.append(typo)
     if typos:
         for typo in reversed(typos):  # from the right: earlier starts stay where they are
             end = typo.start + len(typo.typed)
@@ -342,7 +350,7 @@ class _Reader:
         rating, how = judge(entry, mods, after)
         if how:
             self.out.cue(how[0])
-        detail = "".join(f", {h}" for h in how[1:])
+        detail = "".join([f", {h}" for h in how[1:]]) if len(how) > 1 else ""
         self.note(start, f"{span!r} → {rating} ({entry.kind} word{detail})")
         aspects = self.aspects_before(mods.start)
         self.explained.append((mods.start, max(end, after.end)))

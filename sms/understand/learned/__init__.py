@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
+from math import exp
 from pathlib import Path
 from typing import Final
 
@@ -59,11 +59,13 @@ class Model:
 
     def probabilities(self, features: Sequence[str]) -> list[float]:
         """The probability of each class (softmax of the scores)."""
-        z = self.scores(features)
+        z0, z1, z2, z3 = z = self.scores(features)
         top = max(z)
-        e = [math.exp(v - top) for v in z]
-        total = sum(e)
-        return [v / total for v in e]
+        # Written out for the four classes (no comprehension made per call), the same
+        # operations in the same order as sum() and a loop over them.
+        e0, e1, e2, e3 = exp(z0 - top), exp(z1 - top), exp(z2 - top), exp(z3 - top)
+        total = e0 + e1 + e2 + e3
+        return [e0 / total, e1 / total, e2 / total, e3 / total]
 
     def strongest(self, features: Sequence[str], rating: Rating, n: int = 3) -> list[str]:
         """The features that pushed hardest toward `rating` (for the explanation)."""
@@ -233,7 +235,9 @@ class Weigher:
         extra = (self.danger_cost - 1) * p[_UNSATISFIED]
         # The expected cost of each reading (a positive one also risks the danger); the
         # first of the cheapest, as min() over the classes in order gives it.
-        costs = [1 - p[c] + extra * positive for c, positive in enumerate(_IS_POSITIVE)]
+        p0, p1, p2, p3 = p
+        a0, a1, a2, a3 = _IS_POSITIVE
+        costs = [1 - p0 + extra * a0, 1 - p1 + extra * a1, 1 - p2 + extra * a2, 1 - p3 + extra * a3]
         best = costs.index(min(costs))
         rating, prob = CLASSES[best], p[best]
         lifted = rating in _POSITIVE and complained

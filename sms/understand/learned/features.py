@@ -62,6 +62,7 @@ _SIGNAL: Final = {(t, r): f"s={t}/{r.value}" for t in _TIERS for r in Rating}
 _LAST: Final = {(t, r): f"sl={t}/{r.value}" for t in _TIERS for r in Rating}
 _FIRST: Final = {(t, r): f"sf={t}/{r.value}" for t in _TIERS for r in Rating}
 _SMALL: Final = {r: f"sm={r.value}" for r in Rating}
+_CUE: Final = "q="
 _COUNT: Final = tuple(f"sn={n}" for n in range(5))
 _HEAD: Final = {
     (r.value, c.value): (f"r={r.value}", f"c={c.value}", f"rc={r.value}/{c.value}")
@@ -73,7 +74,9 @@ _HEAD: Final = {
 def findings(found: Scan, rating: str, confidence: str, cues: tuple[str, ...]) -> list[str]:
     """The rules' evidence as feature names (prefixed so no n-gram collides: they
     start with an ASCII letter and ``=``, a clause break in the folded text)."""
-    out = [*_HEAD[rating, confidence], *["q=" + cue for cue in cues]]
+    # map() and guarded comprehensions: on Python 3.11 a comprehension is a function
+    # made and called each time, even over an empty list.
+    out = [*_HEAD[rating, confidence], *map(_CUE.__add__, cues)]
     signals = found.signals
     for s in signals:
         out.append(_SIGNAL[s.tier, s.rating])
@@ -85,8 +88,10 @@ def findings(found: Scan, rating: str, confidence: str, cues: tuple[str, ...]) -
         out.append(_LAST[signals[-1].tier, signals[-1].rating])
         out.append(_FIRST[signals[0].tier, signals[0].rating])
     out.append(_COUNT[min(len(signals), 4)])
-    out += ["b=" + b.kind for b in found.boundaries]
-    out += ["d=" + kind for _, _, kind in found.doubts]
+    if found.boundaries:
+        out += ["b=" + b.kind for b in found.boundaries]
+    if found.doubts:
+        out += ["d=" + kind for _, _, kind in found.doubts]
     if found.asks is not None or found.questioning:
         out.append("x=asks")
     if found.opt_out:
