@@ -89,7 +89,7 @@ def find(
     else:
         wanted = (COMPLAINT,)
     norm = out.norm
-    if out.signals:
+    if out.signals and parties:
         _culprit_voiced(out, covered, parties, starts)
     read = _explained(norm, covered, explained, parties, starts)
     if _all_read(norm, read, out):

@@ -196,8 +196,8 @@ class _Reader:
             m = rules.undecided.search(norm) or rules.undecided_words.search(norm)
             if m is not None:
                 self.out.undecided = f"{m.group(1)} and {m.group(2)}"
-                self.note(m.start(), f"{m.group()!r} asks which: no choice made")
-                self.out.cue(cues.UNDECIDED)
+                self.out.notes.append((m.start(), f"{m.group()!r} asks which: no choice made"))
+                self.out.cues.append(cues.UNDECIDED)
         if len(self.core) > 1 and self.rules.earlier_reply.search(self.core):
             self.out.earlier_reply = True
         if norm.rstrip().endswith(("?", "吗", "呢")) or "请问" in norm:
@@ -214,9 +214,6 @@ class _Reader:
         clause = self.clause(pos)
         end = self.starts[clause + 1] if clause + 1 < len(self.starts) else len(self.norm)
         self.explained.append((self.starts[clause], end))
-
-    def note(self, pos: int, text: str) -> None:
-        self.out.notes.append((pos, text))
 
     def signal(self, pos: int, end: int, tier: int, rating: Rating, overall: bool) -> None:
         self.out.signals.append(Signal(pos, tier, rating, overall))
@@ -302,8 +299,10 @@ class _Reader:
         party = self.party_of(start, end)
         if party != "other" and not (party == "culprit" and judgment):
             return False
-        self.note(start, f"{span!r} is about another party, not the police: not counted")
-        self.out.cue(cues.OTHER_PARTY)
+        self.out.notes.append(
+            (start, f"{span!r} is about another party, not the police: not counted")
+        )
+        self.out.cues.append(cues.OTHER_PARTY)
         self.explain_clause(start)
         return True
 
@@ -341,7 +340,7 @@ class _Reader:
         if after.question and after.sarcasm is None and after.negated is None:
             # 「满意？开什么玩笑」「满意吗？不满意！」: the survey's question echoed back.
             if _MOD_RHETORICAL_IF_QUESTION not in mods.kinds and not mods.negations:
-                self.note(start, f"{span!r} echoes the question: ignored")
+                self.out.notes.append((start, f"{span!r} echoes the question: ignored"))
                 echo = after.end
                 while echo < len(self.norm) and self.norm[echo] == "?":
                     echo += 1  # 「满意吗？满意」: the question mark is the echo's
@@ -349,18 +348,20 @@ class _Reader:
                 return
         rating, how = judge(entry, mods, after)
         if how:
-            self.out.cue(how[0])
+            self.out.cues.append(how[0])
         detail = "".join([f", {h}" for h in how[1:]]) if len(how) > 1 else ""
-        self.note(start, f"{span!r} → {rating} ({entry.kind} word{detail})")
-        aspects = self.aspects_before(mods.start)
+        self.out.notes.append((start, f"{span!r} → {rating} ({entry.kind} word{detail})"))
+        aspects = self.aspects_before(mods.start) if self.aspects else []
         self.explained.append((mods.start, max(end, after.end)))
         if rating is _UNSATISFIED:
             if self.other_party(start, end, span):
                 return
             if self.last_clears_end == mods.start:
-                self.note(start, f"{span!r} is what the citizen says they are not: not counted")
+                self.out.notes.append(
+                    (start, f"{span!r} is what the citizen says they are not: not counted")
+                )
                 return
-        self.out.cue(cues.RATING_WORD if entry.kind is _RATING_WORD else cues.OPINION)
+        self.out.cues.append(cues.RATING_WORD if entry.kind is _RATING_WORD else cues.OPINION)
         if entry.kind is _RATING_WORD:
             self.last_rating_end = end
         tier = _TIERS[entry.kind]
@@ -384,7 +385,7 @@ class _Reader:
             if praised is not None:
                 about = self.norm[praised.start : end]
                 self.out.praise_words.append(about)
-                self.note(start, f"{about!r} → praise")
+                self.out.notes.append((start, f"{about!r} → praise"))
 
     def aspect_reason(self, aspects: list[_Aspect], start: int, end: int) -> None:
         """「结果不满意」「态度很差」: the nearest aspect with a reason gives the reason."""
@@ -392,12 +393,12 @@ class _Reader:
         if aspect is not None and aspect.entry.reason is not None:
             self.out.reasons.append(aspect.entry.reason)
             about = self.norm[aspect.start : end]
-            self.note(start, f"{about!r} → reason {aspect.entry.reason}")
+            self.out.notes.append((start, f"{about!r} → reason {aspect.entry.reason}"))
 
     def emoji(self, entry: Entry, start: int, end: int) -> None:
         assert entry.rating is not None
-        self.note(start, f"{self.norm[start:end]!r} → {entry.rating} (emoji)")
-        self.out.cue(cues.EMOJI)
+        self.out.notes.append((start, f"{self.norm[start:end]!r} → {entry.rating} (emoji)"))
+        self.out.cues.append(cues.EMOJI)
         self.signal(start, end, TIER_OPINION, entry.rating, True)
 
     def complaint(self, entry: Entry, start: int, end: int) -> None:
@@ -409,8 +410,8 @@ class _Reader:
         # demands what was not done.
         negations = mods.negations + (after.negated is not None)
         if negations % 2 and not after.question and _MOD_CANNOT not in mods.kinds:
-            self.note(start, f"{span!r} → satisfied (negated complaint)")
-            self.out.cue(cues.NEGATION)
+            self.out.notes.append((start, f"{span!r} → satisfied (negated complaint)"))
+            self.out.cues.append(cues.NEGATION)
             self.signal(start, end, TIER_PHRASE, _SATISFIED, False)
             return
         assert entry.reason is not None
@@ -421,8 +422,8 @@ class _Reader:
         self.out.reasons.append(entry.reason)
         softened = entry.small or self.softened(mods, start, end)
         small = ", a small one" if softened or entry.mild or start >= self.conceded else ""
-        self.note(start, f"{span!r} → unsatisfied (complaint: {entry.reason}{small})")
-        self.out.cue(cues.COMPLAINT)
+        self.out.notes.append((start, f"{span!r} → unsatisfied (complaint: {entry.reason}{small})"))
+        self.out.cues.append(cues.COMPLAINT)
         self.complaint_signal(start, end, entry.mild, softened, reason=entry.reason)
 
     def praise(self, entry: Entry, start: int, end: int) -> None:
@@ -433,8 +434,8 @@ class _Reader:
         self.explained.append((mods.start, max(end, after.end)))
         if after.question and not mods.negations:
             # 「人找到了没有？」「解决了吗」 asks about the case; it is not praise.
-            self.note(start, f"{self.norm[start:end]!r} asks about the case")
-            self.out.cue(cues.QUESTION)
+            self.out.notes.append((start, f"{self.norm[start:end]!r} asks about the case"))
+            self.out.cues.append(cues.QUESTION)
             self.out.asks = "citizen asks about the case: call back"
             return
         negations = mods.negations + (after.negated is not None)
@@ -443,8 +444,8 @@ class _Reader:
             if self.other_party(start, end, span):
                 return
             reason = f": {entry.reason}" if entry.reason else ""
-            self.note(start, f"{span!r} → unsatisfied (negated {what}{reason})")
-            self.out.cue(cues.NEGATION)
+            self.out.notes.append((start, f"{span!r} → unsatisfied (negated {what}{reason})"))
+            self.out.cues.append(cues.NEGATION)
             if entry.reason:
                 self.out.reasons.append(entry.reason)
             softened = mods.hedged or _MOD_SOFTENER in mods.kinds
@@ -454,8 +455,8 @@ class _Reader:
         if entry.kind is _KIND_PRAISE:
             self.out.praise_words.append(word)
         rating = _BASICALLY_SATISFIED if mods.basic else _SATISFIED
-        self.note(start, f"{self.norm[mods.start : end]!r} → {rating} ({what})")
-        self.out.cue(cues.PRAISE)
+        self.out.notes.append((start, f"{self.norm[mods.start : end]!r} → {rating} ({what})"))
+        self.out.cues.append(cues.PRAISE)
         self.out.signals.append(
             Signal(start, TIER_PHRASE, rating, False, courtesy=entry.courtesy, reason=entry.reason)
         )
@@ -463,8 +464,10 @@ class _Reader:
 
     def clears(self, entry: Entry, start: int, end: int) -> None:
         """「跟交警没关系」「不是你们的问题」: the police are not the ones complained of."""
-        self.note(start, f"{self.norm[start:end]!r} → satisfied (the police are not blamed)")
-        self.out.cue(cues.OTHER_PARTY)
+        self.out.notes.append(
+            (start, f"{self.norm[start:end]!r} → satisfied (the police are not blamed)")
+        )
+        self.out.cues.append(cues.OTHER_PARTY)
         self.signal(start, end, TIER_PHRASE, _SATISFIED, False)
         self.last_clears_end = end
 
@@ -479,21 +482,21 @@ class _Reader:
         lo = self.starts[clause]
         hi = self.starts[clause + 1] if clause + 1 < len(self.starts) else len(self.norm)
         if self.rules.opt_out_negated.search(self.norm, lo, start):
-            self.note(start, f"{word!r} is negated: not an opt-out")
+            self.out.notes.append((start, f"{word!r} is negated: not an opt-out"))
             return
         if self.rules.opt_out_question.search(self.norm, lo, hi):
-            self.note(start, f"{word!r} in a question: not an opt-out")
+            self.out.notes.append((start, f"{word!r} in a question: not an opt-out"))
             self.out.asks = "citizen asks how to opt out: tell them (reply TD)"
             return
         self.out.opt_out.append(word)
-        self.out.cue(cues.OPT_OUT)
-        self.note(start, f"{word!r} → opt-out")
+        self.out.cues.append(cues.OPT_OUT)
+        self.out.notes.append((start, f"{word!r} → opt-out"))
 
     def non_answer(self, entry: Entry, start: int, end: int) -> None:
         assert entry.hint is not None
         self.out.non_answer_hints.append(entry.hint)
-        self.out.cue(cues.NON_ANSWER)
-        self.note(start, f"{self.norm[start:end]!r} → non-answer ({entry.hint})")
+        self.out.cues.append(cues.NON_ANSWER)
+        self.out.notes.append((start, f"{self.norm[start:end]!r} → non-answer ({entry.hint})"))
 
     def marker(self, entry: Entry, start: int, end: int) -> None:
         word = self.norm[start:end]
