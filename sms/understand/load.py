@@ -370,6 +370,7 @@ def parse_rules(data: Mapping[str, object], source: str, *, weigher: bool = True
     romanised = load_romanised(root)
     numeral_digits, numeral_lone, numeral_chosen, numeral_choice = load_numerals(root)
     scheme_digits = "".join(sorted(scheme))
+    fold = load_fold(root)
     return Rules(
         source=source,
         scheme=scheme,
@@ -386,7 +387,10 @@ def parse_rules(data: Mapping[str, object], source: str, *, weigher: bool = True
         units_after=digit_rules.strings("units_after"),
         units_before=digit_rules.strings("units_before"),
         phone_min_length=digit_rules.integer("phone_min_length"),
-        fold=load_fold(root),
+        fold=fold,
+        fold_chars=re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(fold)) + "]")
+        if fold
+        else re.compile("(?!)"),
         pinyin=romanised,
         pinyin_max=max(map(len, romanised), default=0),
         numeral_digits=numeral_digits,

@@ -26,7 +26,9 @@ from sms.understand.text import CLAUSE_BREAKS
 _BREAK: Final = "|"
 # Every clause break becomes one mark and a question mark 「？」 (a question changes what
 # the words around it mean); runs of marks become one, by a regex with no callback.
-_FOLD: Final = str.maketrans({**dict.fromkeys(CLAUSE_BREAKS, _BREAK), "?": "？"})
+_BREAKS: Final = re.compile(
+    "[" + "".join(re.escape(ch) for ch in sorted(CLAUSE_BREAKS - {"?"})) + "]"
+)
 _RUNS: Final = re.compile(r"\|*？[|？]*|\|{2,}")
 _DIGIT_RUN: Final = re.compile("[0-9]{3,}")
 # A long story's n-grams beyond this many characters add little and cost time.
@@ -36,7 +38,10 @@ MAX_CHARS: Final = 240
 def text_of(norm: str) -> str:
     """The text the n-grams are taken from: breaks folded, a question mark kept apart,
     a long number one mark (a phone number is not a rating), the ends marked."""
-    s = norm[:MAX_CHARS].translate(_FOLD)
+    # A regex and a replace, not str.translate: translate looks every character up in
+    # its table, and a Chinese one is missing from it (a KeyError raised and cleared per
+    # character). The same text: every break but "?" → "|", then "?" → "？".
+    s = _BREAKS.sub(_BREAK, norm[:MAX_CHARS]).replace("?", "？")
     if _BREAK in s or "？" in s:
         s = _RUNS.sub(_run, s)
     return "^" + _DIGIT_RUN.sub("#", s).strip(_BREAK) + "$"
