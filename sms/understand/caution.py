@@ -31,6 +31,11 @@ from sms.understand import cues
 from sms.understand.findings import Scan
 from sms.understand.rules import Caution, Confidence, Entry, Kind, Rating, Rules
 
+# Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
+# slow path (~0.2 µs), and these are read for every reply or word.
+_UNCLEAR: Final = Confidence.UNCLEAR
+_UNKNOWN: Final = Rating.UNKNOWN
+
 if TYPE_CHECKING:
     from sms.understand.decide import Decision
 
@@ -49,8 +54,6 @@ _QUOTE: Final = 16
 # 「小偷都替我谢谢你们」: "even" (都, 也, 替) a few characters after the culprit word.
 _EVEN: Final = frozenset("都也替")
 _EVEN_GAP: Final = 4
-# Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
-# slow path (~0.2 µs), and these are read for every reply.
 _UNSATISFIED: Final = Rating.UNSATISFIED
 _NEUTRAL: Final = Kind.NEUTRAL
 # Characters in no [caution] list and never a letter: spaces and the punctuation
@@ -75,7 +78,10 @@ def find(
     if caution is None:
         return
     if out.signals:
-        if all(s.rating is _UNSATISFIED for s in out.signals):
+        for s in out.signals:  # a loop, not all(…): no generator made per reply
+            if s.rating is not _UNSATISFIED:
+                break
+        else:
             return
         wanted: tuple[str, ...] = (COMPLAINT, SNEER, DOUBT)
     elif out.opt_out or out.non_answer_hints or out.undecided:
@@ -83,7 +89,7 @@ def find(
     else:
         wanted = (COMPLAINT,)
     norm = out.norm
-    if out.signals:
+    if out.signals and parties:
         _culprit_voiced(out, covered, parties, starts)
     read = _explained(norm, covered, explained, parties, starts)
     if _all_read(norm, read, out):
@@ -139,7 +145,7 @@ def _explained(
             read[start:end] = b"\x01" * (end - start)
     for start, end in explained:
         read[start:end] = b"\x01" * (end - start)
-    police = {c for _, c, party in parties if party == "police"}
+    police = {c for _, c, party in parties if party == "police"} if parties else set()
     for _, clause, party in parties:
         # A clause about another party (「吵架的那家人很烦」), not the police, is read. Not
         # one about a culprit: that one is still at large is the police's business.
@@ -167,27 +173,27 @@ def _all_read(norm: str, read: bytearray, out: Scan) -> bool:
 
 def settle(found: Scan, d: Decision) -> None:
     """Make the decision what the safety net says (module docstring)."""
-    if d.rating is Rating.UNSATISFIED:
+    if d.rating is _UNSATISFIED:
         return
-    if d.rating is Rating.UNKNOWN and (d.correction or d.hint is not None):
+    if d.rating is _UNKNOWN and (d.correction or d.hint is not None):
         return  # a correction with no answer, a choice not made: asked again anyway
     complaints = [hit for hit in found.doubts if hit[2] in (COMPLAINT, SNEER)]
-    if d.rating is Rating.UNKNOWN and not complaints:
+    if d.rating is _UNKNOWN and not complaints:
         return
     _, word, kind = (complaints or found.doubts)[0]
     was = d.rating
     d.cues.append(cues.UNEXPLAINED)
-    d.confidence = Confidence.UNCLEAR
+    d.confidence = _UNCLEAR
     what = f"unread {word!r}" if kind == UNREAD else repr(word)
     if complaints:
-        d.rating = Rating.UNSATISFIED
+        d.rating = _UNSATISFIED
         d.hint = None
-        if was is Rating.UNKNOWN:
+        if was is _UNKNOWN:
             d.notes.append(f"{what} says something went wrong → unsatisfied (safety net)")
         else:
             d.notes.append(f"{what} is not explained beside {was} → unsatisfied (safety net)")
         return
-    d.rating = Rating.UNKNOWN
+    d.rating = _UNKNOWN
     d.hint = f"unclear: {what} beside {was} was not understood: ask for 1, 2 or 3"
     d.notes.append(f"{what} is not explained beside {was} → unknown (safety net)")
 
@@ -208,7 +214,7 @@ def _unread(
             and ch not in fillers
         )  # fmt: skip
 
-    praised = min((s.pos for s in out.signals if s.rating is not Rating.UNSATISFIED), default=-1)
+    praised = min((s.pos for s in out.signals if s.rating is not _UNSATISFIED), default=-1)
     cuts = [b.pos for b in out.boundaries] + [len(norm)]
     for i, b in enumerate(out.boundaries):
         if b.kind != cues.CONTRAST or b.pos < praised or praised < 0:

@@ -39,12 +39,21 @@ from __future__ import annotations
 
 import bisect
 import re
+from typing import Final
 
 from sms.understand import caution, cues
 from sms.understand.findings import TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
 from sms.understand.learned import Weigher, features_of
 from sms.understand.learned.features import findings
 from sms.understand.rules import HAN, Confidence, Rating
+
+# Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
+# slow path (~0.2 µs), and these are read for every reply or word.
+_BASICALLY_SATISFIED: Final = Rating.BASICALLY_SATISFIED
+_LIKELY: Final = Confidence.LIKELY
+_SATISFIED: Final = Rating.SATISFIED
+_UNCLEAR: Final = Confidence.UNCLEAR
+_UNSATISFIED: Final = Rating.UNSATISFIED
 
 # Less satisfied first: when signals of equal strength disagree, the lower one wins so
 # the citizen is called back by a person rather than silently counted as satisfied.
@@ -63,8 +72,6 @@ _WEIGHING = frozenset(
 )
 
 
-# Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
-# slow path (~0.2 µs), and a Decision is made for every reply.
 _UNKNOWN = Rating.UNKNOWN
 _CERTAIN = Confidence.CERTAIN
 
@@ -109,10 +116,10 @@ def decide(found: Scan, weigher: Weigher | None = None) -> Decision:
     # is asked again rather than guessed at; a certain reading is only ever vetoed, and
     # a bare answer (「1」「满意」「很满意」) has no words a veto could rest on.
     if weigher is not None and not d.no_answer:
-        if d.confidence is not Confidence.CERTAIN or (
+        if d.confidence is not _CERTAIN or (
             d.rating in _POSITIVE and _letters(found.norm) > _BARE_ANSWER
         ):
-            if not (d.rating is Rating.UNKNOWN and _said_no_answer(found)):
+            if not (d.rating is _UNKNOWN and _said_no_answer(found)):
                 reweigh(found, d, weigher)
     return d
 
@@ -134,7 +141,9 @@ def _said_no_answer(found: Scan) -> bool:
 
 def rules_features(found: Scan, d: Decision) -> list[str]:
     """The weigher's features of a reply the rules have decided (`d`)."""
-    evidence = findings(found, d.rating.value, d.confidence.value, tuple(found.cues + d.cues))
+    # The members themselves, not `.value` (a slow property on 3.11): a StrEnum member
+    # is the string it stands for.
+    evidence = findings(found, d.rating, d.confidence, tuple(found.cues + d.cues))
     return features_of(found.norm, evidence)
 
 
@@ -144,9 +153,9 @@ def reweigh(found: Scan, d: Decision, weigher: Weigher) -> None:
     # Contested: an unsatisfied reading, a complaint the rules found, or a word the
     # safety net could not explain beside the praise (it withheld a positive reading).
     complained = (
-        d.rating is Rating.UNSATISFIED
+        d.rating is _UNSATISFIED
         or bool(found.doubts)
-        or any(s.rating is Rating.UNSATISFIED for s in found.signals)
+        or any(s.rating is _UNSATISFIED for s in found.signals)
     )
     verdict = weigher.verdict(rules_features(found, d), d.rating, d.confidence, complained)
     if verdict.rating is None:
@@ -158,7 +167,7 @@ def reweigh(found: Scan, d: Decision, weigher: Weigher) -> None:
     d.notes.append(f"weigher: {verdict.rating} ({verdict.probability:.2f}) from {drivers}")
     d.rating = verdict.rating
     d.hint = None
-    d.confidence = Confidence.LIKELY if verdict.sure else Confidence.UNCLEAR
+    d.confidence = _LIKELY if verdict.sure else _UNCLEAR
 
 
 def _decide(found: Scan) -> Decision:
@@ -173,10 +182,10 @@ def _decide(found: Scan) -> Decision:
     if found.earlier_reply:
         d.cues.append(cues.CORRECTION)
     if not _WEIGHING.isdisjoint(found.cues):
-        d.doubt(Confidence.LIKELY)
+        d.doubt(_LIKELY)
     signals, boundaries = _after_corrections(found, d)
     if d.hint is not None:
-        return _unknown(d, Confidence.UNCLEAR)
+        return _unknown(d, _UNCLEAR)
     if found.digit_votes > 1:
         signals = _without_conflicting_digits(found, signals, d)
     if not signals:
@@ -188,7 +197,7 @@ def _decide(found: Scan) -> Decision:
         d.notes.append("non-answer, question or opt-out with only polite words → unknown")
         return _unknown(d, _unknown_confidence(found, d))
     if min(s.tier for s in signals) == TIER_PHRASE:
-        d.doubt(Confidence.LIKELY)  # phrases alone: no digit, rating or opinion word
+        d.doubt(_LIKELY)  # phrases alone: no digit, rating or opinion word
     if boundaries:
         boundaries = _later_times(signals, boundaries)
     d.rating = _weigh(signals, boundaries, d)
@@ -206,7 +215,7 @@ def _later_times(signals: list[Signal], boundaries: list[Boundary]) -> list[Boun
         if b.later and not b.past and b.kind == cues.LATER:
             settled = any(
                 s.pos > b.pos
-                and s.rating is not Rating.UNSATISFIED
+                and s.rating is not _UNSATISFIED
                 and (s.tier == TIER_RATING or (s.tier == TIER_PHRASE and not s.courtesy))
                 for s in signals
             )
@@ -219,18 +228,18 @@ def _later_times(signals: list[Signal], boundaries: list[Boundary]) -> list[Boun
 def _one(found: Scan, signal: Signal, d: Decision) -> Decision:
     """A reply with one signal and nothing to weigh: what `decide` would give, fast."""
     asking = found.asks is not None or found.questioning
-    polite = signal.tier != TIER_RATING and signal.rating is not Rating.UNSATISFIED
+    polite = signal.tier != TIER_RATING and signal.rating is not _UNSATISFIED
     if (found.non_answer_hints or asking or found.opt_out) and polite:
         d.notes.append("non-answer, question or opt-out with only polite words → unknown")
         return _unknown(d, _unknown_confidence(found, d))
     if signal.tier == TIER_PHRASE or not _WEIGHING.isdisjoint(found.cues):
-        d.confidence = Confidence.LIKELY
+        d.confidence = _LIKELY
     d.rating = signal.rating
     return d
 
 
 def _unknown(d: Decision, confidence: Confidence) -> Decision:
-    d.rating = Rating.UNKNOWN
+    d.rating = _UNKNOWN
     d.confidence = confidence
     return d
 
@@ -239,11 +248,11 @@ def _unknown_confidence(found: Scan, d: Decision) -> Confidence:
     """Certain when the reply plainly gives no rating (TD, 好的, 打错了, nothing);
     unclear when it may hold one that could not be read."""
     if d.correction or found.asks is not None or found.digit_hints or found.undecided:
-        return Confidence.UNCLEAR
+        return _UNCLEAR
     plain = found.opt_out or found.acknowledgement or found.non_answer_hints
     if plain or not found.norm.strip():
-        return Confidence.CERTAIN
-    return Confidence.UNCLEAR
+        return _CERTAIN
+    return _UNCLEAR
 
 
 def _after_corrections(found: Scan, d: Decision) -> tuple[list[Signal], list[Boundary]]:
@@ -273,7 +282,7 @@ def _after_corrections(found: Scan, d: Decision) -> tuple[list[Signal], list[Bou
         d.correction = True
         d.cues.append(cues.CORRECTION)
         d.notes.append(f"{last.word!r}: corrects an earlier reply")
-    d.doubt(Confidence.LIKELY)
+    d.doubt(_LIKELY)
     signals = [s for s in signals if s.pos > last.pos]
     boundaries = [b for b in boundaries if b.pos > last.pos and b.kind != cues.SELF_CORRECTION]
     return signals, boundaries
@@ -285,24 +294,24 @@ def _weigh(signals: list[Signal], boundaries: list[Boundary], d: Decision) -> Ra
     first = signals[0].rating
     if all(s.rating is first for s in signals):
         return first  # nothing to weigh: every rule below needs a disagreement
-    d.doubt(Confidence.LIKELY)
+    d.doubt(_LIKELY)
     cuts = [b.pos for b in boundaries]
     placed = [(s, bisect.bisect_right(cuts, s.pos)) for s in signals]
     tier = min(s.tier for s in signals)
     top = max(seg for s, seg in placed if s.tier == tier)
     deciding = [s for s, seg in placed if s.tier == tier and seg == top]
     rating = _combine(deciding, d)
-    if rating is Rating.UNSATISFIED and any(s.rating is not rating for s in deciding):
+    if rating is _UNSATISFIED and any(s.rating is not rating for s in deciding):
         rating = _beside(deciding, d)
     if any(s.rating is not rating and seg < top for s, seg in placed):
         boundary = boundaries[top - 1]
         notes.append(f"{boundary.word!r}: the later clause decides")
         d.cues.append(boundary.kind)
-        if rating is Rating.UNSATISFIED and not boundary.later:
+        if rating is _UNSATISFIED and not boundary.later:
             rating = _after_praise(deciding, placed, boundaries, top, d)
     if any(s.tier > tier and s.rating is not rating and seg == top for s, seg in placed):
         notes.append(f"{_TIER_NAMES[tier]} outrank weaker words")
-    if rating is Rating.SATISFIED and not all(s.overall for s in deciding):
+    if rating is _SATISFIED and not all(s.overall for s in deciding):
         rating = _after_complaint(placed, boundaries, top, notes)
     after = [(s, seg) for s, seg in placed if seg > top]
     if after:
@@ -312,10 +321,10 @@ def _weigh(signals: list[Signal], boundaries: list[Boundary], d: Decision) -> Ra
         tail_signals = [s for s in tail if s.tier == tail_tier]
         tail_rating = _combine(tail_signals, d)
         later = any(b.later for b in boundaries[top:last])
-        complaints = [s for s in tail_signals if s.rating is Rating.UNSATISFIED]
+        complaints = [s for s in tail_signals if s.rating is _UNSATISFIED]
         small = _small(complaints, [s for s, seg in placed if seg == top])
         rating = _before_tail(rating, tail_rating, later=later, small=small, notes=notes)
-        if later or rating is Rating.UNSATISFIED:
+        if later or rating is _UNSATISFIED:
             return rating
     return _asymmetric(rating, placed, boundaries, top, d)
 
@@ -329,11 +338,11 @@ def _asymmetric(
 ) -> Rating:
     """Step 5: a complaint beside a (basically) satisfied reading never leaves it
     satisfied, and turns it unsatisfied unless it was weighed or said as a small one."""
-    if rating is Rating.UNSATISFIED or rating is Rating.UNKNOWN:
+    if rating is _UNSATISFIED or rating is _UNKNOWN:
         return rating
     beside, weighed, conceded = [], [], []
     for s, seg in placed:
-        if s.rating is not Rating.UNSATISFIED or seg > top:
+        if s.rating is not _UNSATISFIED or seg > top:
             continue  # complaints after the deciding clause were weighed as its tail
         if seg == top:
             beside.append(s)
@@ -341,7 +350,7 @@ def _asymmetric(
             conceded.append(s)  # 「虽然等了挺久，但是最后处理得很好」: conceded, it stands
         elif not any(b.later for b in boundaries[seg:top]):
             weighed.append(s)
-    praise = [s for s, seg in placed if seg == top and s.rating is not Rating.UNSATISFIED]
+    praise = [s for s, seg in placed if seg == top and s.rating is not _UNSATISFIED]
     sarcastic = any(s.overall and not s.courtesy for s in praise)
     if not praise:
         beside = []  # the deciding clause only complains: weighed by _after_praise
@@ -352,18 +361,18 @@ def _asymmetric(
         # another matter: 「钱没追回来，不过民警态度很好」 is basically satisfied.
         d.notes.append("only praise of manners after a complaint about the work → unsatisfied")
         d.cues.append(cues.COMPLAINT_BESIDE_PRAISE)
-        return Rating.UNSATISFIED
+        return _UNSATISFIED
     if beside and not all(s.softened for s in beside) and (sarcastic or not _small(beside, praise)):
         d.notes.append("praise beside a complaint it cannot mean → unsatisfied")
         d.cues.append(cues.COMPLAINT_BESIDE_PRAISE)
-        d.doubt(Confidence.UNCLEAR)
-        return Rating.UNSATISFIED
+        d.doubt(_UNCLEAR)
+        return _UNSATISFIED
     weighed += conceded
-    if (beside or weighed) and rating is Rating.SATISFIED:
+    if (beside or weighed) and rating is _SATISFIED:
         how = "a small complaint beside it" if beside else "a complaint weighed before it"
         d.notes.append(f"satisfied with {how} → basically_satisfied")
         d.cues.append(cues.COMPLAINT_BESIDE_PRAISE)
-        return Rating.BASICALLY_SATISFIED
+        return _BASICALLY_SATISFIED
     return rating
 
 
@@ -371,23 +380,21 @@ def _beside(deciding: list[Signal], d: Decision) -> Rating:
     """Praise and complaint of one strength in one clause: unsatisfied (sarcasm, or a
     complaint that praise of manners cannot outweigh) unless every complaint is a small
     one (「民警尽力了，虽然钱没追回」「结果还行，过程太折腾」)."""
-    complaints = [s for s in deciding if s.rating is Rating.UNSATISFIED]
-    praise = [s for s in deciding if s.rating is not Rating.UNSATISFIED]
+    complaints = [s for s in deciding if s.rating is _UNSATISFIED]
+    praise = [s for s in deciding if s.rating is not _UNSATISFIED]
     softened = all(s.softened for s in complaints)
     sarcastic = any(s.overall and not s.courtesy for s in praise)
     small = not sarcastic and _small(complaints, praise)
     if small or (softened and not _denied(complaints, praise)):
         d.notes.append("only small complaints beside the praise → basically_satisfied")
         d.cues.append(cues.COMPLAINT_BESIDE_PRAISE)
-        return Rating.BASICALLY_SATISFIED
-    return Rating.UNSATISFIED
+        return _BASICALLY_SATISFIED
+    return _UNSATISFIED
 
 
 def _denied(complaints: list[Signal], praise: list[Signal]) -> bool:
     """A complaint about the very thing praised (及时 and 第二天才到)."""
-    denied = {
-        p.reason for p in praise if p.reason is not None and p.rating is not Rating.UNSATISFIED
-    }
+    denied = {p.reason for p in praise if p.reason is not None and p.rating is not _UNSATISFIED}
     return any(c.reason in denied for c in complaints)
 
 
@@ -397,7 +404,7 @@ def _small(complaints: list[Signal], praise: list[Signal]) -> bool:
     the whole — not beside praise of manners only (「态度很好，但是出警太慢」)."""
     if _denied(complaints, praise):
         return False  # 「真及时，小偷早跑没影了」: praise and complaint of one thing
-    of_the_work = any(not p.courtesy for p in praise if p.rating is not Rating.UNSATISFIED)
+    of_the_work = any(not p.courtesy for p in praise if p.rating is not _UNSATISFIED)
     return all(c.softened or (c.mild and of_the_work) for c in complaints)
 
 
@@ -410,20 +417,20 @@ def _after_praise(
 ) -> Rating:
     """A contrast whose later clause only complains, after praise of the same strength:
     「办好了，就是跑了两趟」 is basically satisfied when the complaints are small ones."""
-    complaints = [s for s in deciding if s.rating is Rating.UNSATISFIED]
+    complaints = [s for s in deciding if s.rating is _UNSATISFIED]
     praise = [
         s
         for s, seg in placed
         if seg < top
-        and s.rating is not Rating.UNSATISFIED
+        and s.rating is not _UNSATISFIED
         and s.tier == deciding[0].tier
         and not any(b.later for b in boundaries[seg:top])
     ]
     if not praise or not _small(complaints, praise):
-        return Rating.UNSATISFIED
+        return _UNSATISFIED
     d.notes.append("only a small complaint after the praise → basically_satisfied")
     d.cues.append(cues.COMPLAINT_BESIDE_PRAISE)
-    return Rating.BASICALLY_SATISFIED
+    return _BASICALLY_SATISFIED
 
 
 def _after_complaint(
@@ -431,11 +438,11 @@ def _after_complaint(
 ) -> Rating:
     """Praise of one aspect after a contrasted complaint: 「出警有点慢，但是态度很好」 is
     basically_satisfied; after a later time (「上次没人管，这次很及时」) it stays satisfied."""
-    complained = [seg for s, seg in placed if seg < top and s.rating is Rating.UNSATISFIED]
+    complained = [seg for s, seg in placed if seg < top and s.rating is _UNSATISFIED]
     if not complained or any(b.later for b in boundaries[max(complained) : top]):
-        return Rating.SATISFIED
+        return _SATISFIED
     notes.append("praise after a contrasted complaint → basically_satisfied")
-    return Rating.BASICALLY_SATISFIED
+    return _BASICALLY_SATISFIED
 
 
 def _before_tail(
@@ -449,14 +456,14 @@ def _before_tail(
     # A contrast never lifts a rating: kind words after a complaint do not undo it. A
     # small complaint after it lowers satisfied one step (「满意，但是出警慢」); any other
     # outweighs the praise (「态度很好，但是出警太慢」「满意，但是到现在没人管」).
-    if tail is not Rating.UNSATISFIED or rating is Rating.UNSATISFIED:
+    if tail is not _UNSATISFIED or rating is _UNSATISFIED:
         return rating
     if not small:
         notes.append("a complaint after the contrast that is not a small one → unsatisfied")
-        return Rating.UNSATISFIED
-    if rating is Rating.SATISFIED:
+        return _UNSATISFIED
+    if rating is _SATISFIED:
         notes.append("satisfied, but a small complaint follows the contrast → basically")
-        return Rating.BASICALLY_SATISFIED
+        return _BASICALLY_SATISFIED
     return rating
 
 
@@ -467,7 +474,7 @@ def _combine(signals: list[Signal], d: Decision) -> Rating:
         mixed = " and ".join(r.value for r in reversed(ratings))
         d.notes.append(f"mixed {mixed} → the less satisfied, {ratings[0]}")
         d.cues.append(cues.MIXED)
-        d.doubt(Confidence.UNCLEAR)
+        d.doubt(_UNCLEAR)
     return ratings[0]
 
 
@@ -481,11 +488,11 @@ def _without_conflicting_digits(found: Scan, signals: list[Signal], d: Decision)
         last, word = found.digit_change
         d.notes.append(f"{word!r} between digits: the last digit is the answer")
         d.cues.append(cues.SELF_CORRECTION)
-        d.doubt(Confidence.LIKELY)
+        d.doubt(_LIKELY)
         return [s for s in signals if s.digit is None or s.pos >= last]
     d.notes.append(f"different digits {', '.join(digits)} → digits ignored")
     d.cues.append(cues.SEVERAL_DIGITS)
-    d.doubt(Confidence.UNCLEAR)
+    d.doubt(_UNCLEAR)
     words = [s for s in signals if s.digit is None]
     d.no_answer = not words  # 「1 3」: which one is for the citizen to say, not a guess
     return words
@@ -493,7 +500,7 @@ def _without_conflicting_digits(found: Scan, signals: list[Signal], d: Decision)
 
 def _only_politeness(signals: list[Signal]) -> bool:
     """Only kind words (谢谢, 好): no scheme digit or rating word, nothing negative."""
-    return all(s.tier != TIER_RATING and s.rating is not Rating.UNSATISFIED for s in signals)
+    return all(s.tier != TIER_RATING and s.rating is not _UNSATISFIED for s in signals)
 
 
 def _no_verdict_beside_opt_out(found: Scan, asking: bool, signals: list[Signal]) -> bool:
@@ -502,5 +509,5 @@ def _no_verdict_beside_opt_out(found: Scan, asking: bool, signals: list[Signal])
     if found.non_answer_hints or asking:
         return _only_politeness(signals)
     return bool(found.opt_out) and all(
-        s.tier != TIER_RATING and s.rating is Rating.SATISFIED for s in signals
+        s.tier != TIER_RATING and s.rating is _SATISFIED for s in signals
     )

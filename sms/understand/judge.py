@@ -13,6 +13,19 @@ from typing import Final, NamedTuple
 from sms.understand import cues
 from sms.understand.rules import Entry, Mod, Rating
 
+# Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
+# slow path (~0.2 µs), and these are read for every reply or word.
+_BASICALLY_SATISFIED: Final = Rating.BASICALLY_SATISFIED
+_MOD_BASIC: Final = Mod.BASIC
+_MOD_BASIC_ADJACENT: Final = Mod.BASIC_ADJACENT
+_MOD_CANNOT: Final = Mod.CANNOT
+_MOD_EMPHATIC: Final = Mod.EMPHATIC
+_MOD_NEGATION: Final = Mod.NEGATION
+_MOD_RHETORICAL: Final = Mod.RHETORICAL
+_MOD_RHETORICAL_IF_QUESTION: Final = Mod.RHETORICAL_IF_QUESTION
+_SATISFIED: Final = Rating.SATISFIED
+_UNSATISFIED: Final = Rating.UNSATISFIED
+
 NEGATING: Final = frozenset((Mod.NEGATION, Mod.HEDGED, Mod.NOT_QUITE, Mod.RHETORICAL))
 HEDGING: Final = frozenset((Mod.HEDGED, Mod.NOT_QUITE))
 
@@ -31,9 +44,9 @@ class Mods(NamedTuple):
         if not kinds:
             return 0
         count = sum(k in NEGATING for k in kinds)
-        if Mod.RHETORICAL in kinds:
-            farther = kinds[kinds.index(Mod.RHETORICAL) + 1 :]
-            if Mod.NEGATION in farther or not HEDGING.isdisjoint(farther):
+        if _MOD_RHETORICAL in kinds:
+            farther = kinds[kinds.index(_MOD_RHETORICAL) + 1 :]
+            if _MOD_NEGATION in farther or not HEDGING.isdisjoint(farther):
                 count -= 1
         return count
 
@@ -45,8 +58,8 @@ class Mods(NamedTuple):
     @property
     def basic(self) -> bool:
         """A degree word that makes satisfied basically satisfied (基本, 还算, 还…)."""
-        adjacent = bool(self.kinds) and self.kinds[0] is Mod.BASIC_ADJACENT
-        return adjacent or Mod.BASIC in self.kinds
+        adjacent = bool(self.kinds) and self.kinds[0] is _MOD_BASIC_ADJACENT
+        return adjacent or _MOD_BASIC in self.kinds
 
 
 class Ending(NamedTuple):
@@ -69,7 +82,7 @@ def judge(entry: Entry, mods: Mods, after: Ending) -> tuple[Rating, tuple[str, .
     if not mods.kinds and after is NO_ENDING:
         return entry.rating, ()
     if after.sarcasm is not None:
-        return Rating.UNSATISFIED, (cues.SARCASM, f"sarcasm {after.sarcasm!r}")
+        return _UNSATISFIED, (cues.SARCASM, f"sarcasm {after.sarcasm!r}")
     negations, hedged, how = _negations(mods, after)
     rating = entry.rating
     if negations % 2:
@@ -77,10 +90,10 @@ def judge(entry: Entry, mods: Mods, after: Ending) -> tuple[Rating, tuple[str, .
         rating = _negated(entry, mods, hedged)
     elif negations:
         how.insert(0, "double negation")
-        if hedged and entry.rating is not Rating.UNSATISFIED:
-            rating = Rating.BASICALLY_SATISFIED  # 「不是不好」 is a hedge
-    if rating is Rating.SATISFIED and mods.basic:
-        rating = Rating.BASICALLY_SATISFIED
+        if hedged and entry.rating is not _UNSATISFIED:
+            rating = _BASICALLY_SATISFIED  # 「不是不好」 is a hedge
+    if rating is _SATISFIED and mods.basic:
+        rating = _BASICALLY_SATISFIED
         how.append("degree")
     if not how:
         return rating, ()
@@ -94,12 +107,12 @@ def _negations(mods: Mods, after: Ending) -> tuple[int, bool, list[str]]:
     """How many times the word is negated, whether softly, and how (for the explanation)."""
     negations = mods.negations
     how: list[str] = []
-    if after.question and Mod.RHETORICAL_IF_QUESTION in mods.kinds:
+    if after.question and _MOD_RHETORICAL_IF_QUESTION in mods.kinds:
         negations += 1  # 「能满意吗」 means it cannot
         how.append("rhetorical question")
-    if Mod.RHETORICAL in mods.kinds:
+    if _MOD_RHETORICAL in mods.kinds:
         how.append("rhetorical")
-    if Mod.CANNOT in mods.kinds:
+    if _MOD_CANNOT in mods.kinds:
         negations += 1
     hedged = mods.hedged
     if after.negated is not None:
@@ -113,9 +126,9 @@ def _negations(mods: Mods, after: Ending) -> tuple[int, bool, list[str]]:
 
 
 def _negated(entry: Entry, mods: Mods, hedged: bool) -> Rating:
-    if entry.rating is not Rating.UNSATISFIED:
-        return Rating.UNSATISFIED
+    if entry.rating is not _UNSATISFIED:
+        return _UNSATISFIED
     if entry.negated is not None:
         # 「不差」 is basically satisfied, 「一点都不差」 more than that.
-        return Rating.SATISFIED if Mod.EMPHATIC in mods.kinds else entry.negated
-    return Rating.BASICALLY_SATISFIED if hedged else Rating.SATISFIED
+        return _SATISFIED if _MOD_EMPHATIC in mods.kinds else entry.negated
+    return _BASICALLY_SATISFIED if hedged else _SATISFIED

@@ -163,6 +163,9 @@ class Rules:
     homophones: Homophones | None  # None: the rules file lists no homophone targets
     caution: Caution | None = None  # the safety net; None: the file has no [caution]
     weigher: Weigher | None = None  # where the rules are unsure; None: no [weigher]
+    # Any character `fold` maps: most replies have none, and str.translate looks up every
+    # character (a KeyError raised and cleared for each Chinese one). None: always fold.
+    fold_chars: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

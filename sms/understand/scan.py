@@ -24,8 +24,34 @@ from sms.understand.judge import NO_ENDING, Ending, Mods, judge
 from sms.understand.rules import Entry, Kind, Mod, Rating, Rules
 from sms.understand.text import CLAUSE_BREAKS, clause_starts, core_of
 
-# Enum members read once where every reply or word reads them: on Python 3.11 `Kind.X`
-# goes through EnumType.__getattr__'s slow path (~0.2 µs).
+# Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
+# slow path (~0.2 µs), and these are read for every reply or word.
+_BASICALLY_SATISFIED: Final = Rating.BASICALLY_SATISFIED
+_KIND_ASPECT: Final = Kind.ASPECT
+_KIND_CLEARS: Final = Kind.CLEARS
+_KIND_COMPLAINT: Final = Kind.COMPLAINT
+_KIND_CONCESSIVE: Final = Kind.CONCESSIVE
+_KIND_CONTRAST: Final = Kind.CONTRAST
+_KIND_CONTRAST_START: Final = Kind.CONTRAST_START
+_KIND_CORRECTION: Final = Kind.CORRECTION
+_KIND_CORRECTION_START: Final = Kind.CORRECTION_START
+_KIND_EARLIER: Final = Kind.EARLIER
+_KIND_EMOJI: Final = Kind.EMOJI
+_KIND_LATER: Final = Kind.LATER
+_KIND_NEUTRAL: Final = Kind.NEUTRAL
+_KIND_NON_ANSWER: Final = Kind.NON_ANSWER
+_KIND_OPINION: Final = Kind.OPINION
+_KIND_OPT_OUT: Final = Kind.OPT_OUT
+_KIND_POSITIVE: Final = Kind.POSITIVE
+_KIND_PRAISE: Final = Kind.PRAISE
+_KIND_RATING: Final = Kind.RATING
+_KIND_SUMMARY: Final = Kind.SUMMARY
+_MOD_CANNOT: Final = Mod.CANNOT
+_MOD_NOT_QUITE: Final = Mod.NOT_QUITE
+_MOD_RHETORICAL_IF_QUESTION: Final = Mod.RHETORICAL_IF_QUESTION
+_MOD_SOFTENER: Final = Mod.SOFTENER
+_SATISFIED: Final = Rating.SATISFIED
+
 _RATING_WORD: Final = Kind.RATING
 _UNSATISFIED: Final = Rating.UNSATISFIED
 _TIERS: Final = {Kind.RATING: TIER_RATING, Kind.OPINION: TIER_OPINION, Kind.EMOJI: TIER_OPINION}
@@ -77,13 +103,21 @@ def scan(norm: str, rules: Rules) -> Scan:
     # Typos matter when the answer word itself is garbled: a reply that already has one
     # of the scheme's own words (满意, 不满意) is read as it is, but for a sound-alike
     # negator right before it.
-    ratings = [(s, e) for s, e, entry in covered if entry.kind is _RATING_WORD]
-    if rules.homophones is not None and not ratings:
-        typos = rules.homophones.find(norm, core, ((s, e) for s, e, _ in covered))
-    elif rules.homophones is not None:
+    # Plain loops, not comprehensions: on Python 3.11 each comprehension is a function
+    # made and called, a visible share of reading a short reply.
+    ratings = []
+    for s, e, entry in covered:
+        if entry.kind is _RATING_WORD:
+            ratings.append((s, e))
+    homophones = rules.homophones
+    if homophones is not None and not ratings:
+        typos = homophones.find(norm, core, ((s, e) for s, e, _ in covered))
+    elif homophones is not None:
         # The scheme's own word is there: only a sound-alike negator before it (「步满意」).
-        before = (rules.homophones.negator_before(norm, s, e) for s, e in ratings)
-        typos = [typo for typo in before if typo is not None]
+        for s, e in ratings:
+            typo = homophones.negator_before(norm, s, e)
+            if typo is not None:
+                typos.append(typo)
     if typos:
         for typo in reversed(typos):  # from the right: earlier starts stay where they are
             end = typo.start + len(typo.typed)
@@ -166,8 +200,8 @@ class _Reader:
             m = rules.undecided.search(norm) or rules.undecided_words.search(norm)
             if m is not None:
                 self.out.undecided = f"{m.group(1)} and {m.group(2)}"
-                self.note(m.start(), f"{m.group()!r} asks which: no choice made")
-                self.out.cue(cues.UNDECIDED)
+                self.out.notes.append((m.start(), f"{m.group()!r} asks which: no choice made"))
+                self.out.cues.append(cues.UNDECIDED)
         if len(self.core) > 1 and self.rules.earlier_reply.search(self.core):
             self.out.earlier_reply = True
         if norm.rstrip().endswith(("?", "吗", "呢")) or "请问" in norm:
@@ -184,9 +218,6 @@ class _Reader:
         clause = self.clause(pos)
         end = self.starts[clause + 1] if clause + 1 < len(self.starts) else len(self.norm)
         self.explained.append((self.starts[clause], end))
-
-    def note(self, pos: int, text: str) -> None:
-        self.out.notes.append((pos, text))
 
     def signal(self, pos: int, end: int, tier: int, rating: Rating, overall: bool) -> None:
         self.out.signals.append(Signal(pos, tier, rating, overall))
@@ -208,7 +239,7 @@ class _Reader:
             if m is None:
                 break
             kind = table[m.group()[::-1]]
-            if not kinds and kind is Mod.NOT_QUITE and self.norm[pos] in _NEGATORS:
+            if not kinds and kind is _MOD_NOT_QUITE and self.norm[pos] in _NEGATORS:
                 # 「金额不够不予立案」: 不够 ends the predicate before; the word stands alone.
                 break
             kinds.append(kind)
@@ -272,8 +303,10 @@ class _Reader:
         party = self.party_of(start, end)
         if party != "other" and not (party == "culprit" and judgment):
             return False
-        self.note(start, f"{span!r} is about another party, not the police: not counted")
-        self.out.cue(cues.OTHER_PARTY)
+        self.out.notes.append(
+            (start, f"{span!r} is about another party, not the police: not counted")
+        )
+        self.out.cues.append(cues.OTHER_PARTY)
         self.explain_clause(start)
         return True
 
@@ -297,7 +330,7 @@ class _Reader:
 
     def softened(self, mods: Mods, start: int, end: int) -> bool:
         """「有点慢」「慢了点」「时间有点长」: a complaint said as a small one."""
-        if Mod.SOFTENER in mods.kinds or self.norm.startswith(_SOFT_AFTER, end):
+        if _MOD_SOFTENER in mods.kinds or self.norm.startswith(_SOFT_AFTER, end):
             return True
         return self.rules.softened_inside.search(self.norm, start, end) is not None
 
@@ -310,8 +343,8 @@ class _Reader:
         span = self.norm[mods.start : end]
         if after.question and after.sarcasm is None and after.negated is None:
             # 「满意？开什么玩笑」「满意吗？不满意！」: the survey's question echoed back.
-            if Mod.RHETORICAL_IF_QUESTION not in mods.kinds and not mods.negations:
-                self.note(start, f"{span!r} echoes the question: ignored")
+            if _MOD_RHETORICAL_IF_QUESTION not in mods.kinds and not mods.negations:
+                self.out.notes.append((start, f"{span!r} echoes the question: ignored"))
                 echo = after.end
                 while echo < len(self.norm) and self.norm[echo] == "?":
                     echo += 1  # 「满意吗？满意」: the question mark is the echo's
@@ -319,24 +352,26 @@ class _Reader:
                 return
         rating, how = judge(entry, mods, after)
         if how:
-            self.out.cue(how[0])
-        detail = "".join(f", {h}" for h in how[1:])
-        self.note(start, f"{span!r} → {rating} ({entry.kind} word{detail})")
-        aspects = self.aspects_before(mods.start)
+            self.out.cues.append(how[0])
+        detail = "".join([f", {h}" for h in how[1:]]) if len(how) > 1 else ""
+        self.out.notes.append((start, f"{span!r} → {rating} ({entry.kind} word{detail})"))
+        aspects = self.aspects_before(mods.start) if self.aspects else []
         self.explained.append((mods.start, max(end, after.end)))
         if rating is _UNSATISFIED:
             if self.other_party(start, end, span):
                 return
             if self.last_clears_end == mods.start:
-                self.note(start, f"{span!r} is what the citizen says they are not: not counted")
+                self.out.notes.append(
+                    (start, f"{span!r} is what the citizen says they are not: not counted")
+                )
                 return
-        self.out.cue(cues.RATING_WORD if entry.kind is _RATING_WORD else cues.OPINION)
+        self.out.cues.append(cues.RATING_WORD if entry.kind is _RATING_WORD else cues.OPINION)
         if entry.kind is _RATING_WORD:
             self.last_rating_end = end
         tier = _TIERS[entry.kind]
         if rating is _UNSATISFIED:
             self.explain_clause(start)
-            softened = mods.hedged or Mod.SOFTENER in mods.kinds or start >= self.conceded
+            softened = mods.hedged or _MOD_SOFTENER in mods.kinds or start >= self.conceded
             signal = Signal(start, tier, rating, not aspects, None, softened, softened)
             self.out.signals.append(signal)
             self.last_signal_end = end
@@ -349,12 +384,12 @@ class _Reader:
             Signal(start, tier, rating, not aspects, None, False, False, courtesy)
         )
         self.last_signal_end = end
-        if rating is Rating.SATISFIED and entry.kind is Kind.OPINION:
+        if rating is _SATISFIED and entry.kind is _KIND_OPINION:
             praised = next((a for a in aspects if a.entry.praise), None)
             if praised is not None:
                 about = self.norm[praised.start : end]
                 self.out.praise_words.append(about)
-                self.note(start, f"{about!r} → praise")
+                self.out.notes.append((start, f"{about!r} → praise"))
 
     def aspect_reason(self, aspects: list[_Aspect], start: int, end: int) -> None:
         """「结果不满意」「态度很差」: the nearest aspect with a reason gives the reason."""
@@ -362,12 +397,12 @@ class _Reader:
         if aspect is not None and aspect.entry.reason is not None:
             self.out.reasons.append(aspect.entry.reason)
             about = self.norm[aspect.start : end]
-            self.note(start, f"{about!r} → reason {aspect.entry.reason}")
+            self.out.notes.append((start, f"{about!r} → reason {aspect.entry.reason}"))
 
     def emoji(self, entry: Entry, start: int, end: int) -> None:
         assert entry.rating is not None
-        self.note(start, f"{self.norm[start:end]!r} → {entry.rating} (emoji)")
-        self.out.cue(cues.EMOJI)
+        self.out.notes.append((start, f"{self.norm[start:end]!r} → {entry.rating} (emoji)"))
+        self.out.cues.append(cues.EMOJI)
         self.signal(start, end, TIER_OPINION, entry.rating, True)
 
     def complaint(self, entry: Entry, start: int, end: int) -> None:
@@ -378,10 +413,10 @@ class _Reader:
         # 「这不是推诿吗」 asks a question that affirms the complaint; 「也不能不管啊」
         # demands what was not done.
         negations = mods.negations + (after.negated is not None)
-        if negations % 2 and not after.question and Mod.CANNOT not in mods.kinds:
-            self.note(start, f"{span!r} → satisfied (negated complaint)")
-            self.out.cue(cues.NEGATION)
-            self.signal(start, end, TIER_PHRASE, Rating.SATISFIED, False)
+        if negations % 2 and not after.question and _MOD_CANNOT not in mods.kinds:
+            self.out.notes.append((start, f"{span!r} → satisfied (negated complaint)"))
+            self.out.cues.append(cues.NEGATION)
+            self.signal(start, end, TIER_PHRASE, _SATISFIED, False)
             return
         assert entry.reason is not None
         if not entry.about_police and self.other_party(start, end, span, judgment=False):
@@ -391,8 +426,8 @@ class _Reader:
         self.out.reasons.append(entry.reason)
         softened = entry.small or self.softened(mods, start, end)
         small = ", a small one" if softened or entry.mild or start >= self.conceded else ""
-        self.note(start, f"{span!r} → unsatisfied (complaint: {entry.reason}{small})")
-        self.out.cue(cues.COMPLAINT)
+        self.out.notes.append((start, f"{span!r} → unsatisfied (complaint: {entry.reason}{small})"))
+        self.out.cues.append(cues.COMPLAINT)
         self.complaint_signal(start, end, entry.mild, softened, reason=entry.reason)
 
     def praise(self, entry: Entry, start: int, end: int) -> None:
@@ -403,29 +438,29 @@ class _Reader:
         self.explained.append((mods.start, max(end, after.end)))
         if after.question and not mods.negations:
             # 「人找到了没有？」「解决了吗」 asks about the case; it is not praise.
-            self.note(start, f"{self.norm[start:end]!r} asks about the case")
-            self.out.cue(cues.QUESTION)
+            self.out.notes.append((start, f"{self.norm[start:end]!r} asks about the case"))
+            self.out.cues.append(cues.QUESTION)
             self.out.asks = "citizen asks about the case: call back"
             return
         negations = mods.negations + (after.negated is not None)
-        if negations % 2 or Mod.CANNOT in mods.kinds:
+        if negations % 2 or _MOD_CANNOT in mods.kinds:
             span = self.norm[mods.start : end]
             if self.other_party(start, end, span):
                 return
             reason = f": {entry.reason}" if entry.reason else ""
-            self.note(start, f"{span!r} → unsatisfied (negated {what}{reason})")
-            self.out.cue(cues.NEGATION)
+            self.out.notes.append((start, f"{span!r} → unsatisfied (negated {what}{reason})"))
+            self.out.cues.append(cues.NEGATION)
             if entry.reason:
                 self.out.reasons.append(entry.reason)
-            softened = mods.hedged or Mod.SOFTENER in mods.kinds
+            softened = mods.hedged or _MOD_SOFTENER in mods.kinds
             mild = entry.reason == "slow_response"
             self.complaint_signal(start, end, mild, softened, reason=entry.reason)
             return
-        if entry.kind is Kind.PRAISE:
+        if entry.kind is _KIND_PRAISE:
             self.out.praise_words.append(word)
-        rating = Rating.BASICALLY_SATISFIED if mods.basic else Rating.SATISFIED
-        self.note(start, f"{self.norm[mods.start : end]!r} → {rating} ({what})")
-        self.out.cue(cues.PRAISE)
+        rating = _BASICALLY_SATISFIED if mods.basic else _SATISFIED
+        self.out.notes.append((start, f"{self.norm[mods.start : end]!r} → {rating} ({what})"))
+        self.out.cues.append(cues.PRAISE)
         self.out.signals.append(
             Signal(start, TIER_PHRASE, rating, False, courtesy=entry.courtesy, reason=entry.reason)
         )
@@ -433,9 +468,11 @@ class _Reader:
 
     def clears(self, entry: Entry, start: int, end: int) -> None:
         """「跟交警没关系」「不是你们的问题」: the police are not the ones complained of."""
-        self.note(start, f"{self.norm[start:end]!r} → satisfied (the police are not blamed)")
-        self.out.cue(cues.OTHER_PARTY)
-        self.signal(start, end, TIER_PHRASE, Rating.SATISFIED, False)
+        self.out.notes.append(
+            (start, f"{self.norm[start:end]!r} → satisfied (the police are not blamed)")
+        )
+        self.out.cues.append(cues.OTHER_PARTY)
+        self.signal(start, end, TIER_PHRASE, _SATISFIED, False)
         self.last_clears_end = end
 
     def aspect(self, entry: Entry, start: int, end: int) -> None:
@@ -452,52 +489,52 @@ class _Reader:
         # its clause and the next: 「不想收了，咋个退」 asks how
         hi = self.starts[clause + 2] if clause + 2 < len(self.starts) else len(self.norm)
         if word[:1] not in _DONT and self.rules.opt_out_negated.search(self.norm, lo, start):
-            self.note(start, f"{word!r} is negated: not an opt-out")
+            self.out.notes.append((start, f"{word!r} is negated: not an opt-out"))
             return
         if not entry.request and self.rules.opt_out_question.search(self.norm, lo, hi):
-            self.note(start, f"{word!r} in a question: not an opt-out")
+            self.out.notes.append((start, f"{word!r} in a question: not an opt-out"))
             self.out.asks = "citizen asks how to opt out: tell them (reply TD)"
             return
         self.out.opt_out.append(word)
-        self.out.cue(cues.OPT_OUT)
-        self.note(start, f"{word!r} → opt-out")
+        self.out.cues.append(cues.OPT_OUT)
+        self.out.notes.append((start, f"{word!r} → opt-out"))
 
     def non_answer(self, entry: Entry, start: int, end: int) -> None:
         assert entry.hint is not None
         self.out.non_answer_hints.append(entry.hint)
-        self.out.cue(cues.NON_ANSWER)
-        self.note(start, f"{self.norm[start:end]!r} → non-answer ({entry.hint})")
+        self.out.cues.append(cues.NON_ANSWER)
+        self.out.notes.append((start, f"{self.norm[start:end]!r} → non-answer ({entry.hint})"))
 
     def marker(self, entry: Entry, start: int, end: int) -> None:
         word = self.norm[start:end]
         clause_start = self.starts[self.clause(start)]
-        if entry.kind is Kind.CONTRAST_START and start != clause_start:
+        if entry.kind is _KIND_CONTRAST_START and start != clause_start:
             return  # 「就是不满意」: emphasis, not 「…，就是慢了点」
-        if entry.kind is Kind.CORRECTION_START:
+        if entry.kind is _KIND_CORRECTION_START:
             # 「3，不对，2」「2不对1」 but not 「处理得不对」.
             before = self.norm[clause_start:start].strip()
             if before and not before[-1].isdigit() and self.last_rating_end < start - 1:
                 return
-        if entry.kind in (Kind.CORRECTION, Kind.CORRECTION_START):
+        if entry.kind in (_KIND_CORRECTION, _KIND_CORRECTION_START):
             self.out.boundaries.append(Boundary(start, True, word, cues.SELF_CORRECTION))
             return
-        if entry.kind in (Kind.EARLIER, Kind.CONCESSIVE):
+        if entry.kind in (_KIND_EARLIER, _KIND_CONCESSIVE):
             # 「之前不满意，…」: what follows this clause overrules it; it was read as the
             # past or as conceded.
             self.explain_clause(start)
             clause = self.clause(start)
             if clause + 1 >= len(self.starts):
-                if entry.kind is Kind.CONCESSIVE:
+                if entry.kind is _KIND_CONCESSIVE:
                     self.conceded = start  # 「民警尽力了，虽然钱没追回」: conceded
                 return
             start = self.starts[clause + 1]
-        later = entry.kind in (Kind.LATER, Kind.EARLIER)
+        later = entry.kind in (_KIND_LATER, _KIND_EARLIER)
         kind = cues.LATER if later else cues.CONTRAST
-        if entry.kind is Kind.SUMMARY:
+        if entry.kind is _KIND_SUMMARY:
             kind = cues.SUMMARY
-        elif entry.kind is Kind.CONCESSIVE:
+        elif entry.kind is _KIND_CONCESSIVE:
             kind = cues.CONCESSION
-        past = entry.kind is Kind.EARLIER
+        past = entry.kind is _KIND_EARLIER
         self.out.boundaries.append(Boundary(start, later, word, kind, past))
 
     def lone_answers(self) -> None:
@@ -532,23 +569,23 @@ def _neutral(reader: _Reader, entry: Entry, start: int, end: int) -> None:
 
 # One handler per kind of word; a table rather than a chain of ifs keeps `read` flat.
 _HANDLERS: Final[dict[Kind, Callable[[_Reader, Entry, int, int], None]]] = {
-    Kind.RATING: _Reader.judgment,
-    Kind.OPINION: _Reader.judgment,
-    Kind.EMOJI: _Reader.emoji,
-    Kind.COMPLAINT: _Reader.complaint,
-    Kind.PRAISE: _Reader.praise,
-    Kind.POSITIVE: _Reader.praise,
-    Kind.CLEARS: _Reader.clears,
-    Kind.ASPECT: _Reader.aspect,
-    Kind.OPT_OUT: _Reader.opt_out,
-    Kind.NON_ANSWER: _Reader.non_answer,
-    Kind.CONTRAST: _Reader.marker,
-    Kind.CONTRAST_START: _Reader.marker,
-    Kind.LATER: _Reader.marker,
-    Kind.EARLIER: _Reader.marker,
-    Kind.CONCESSIVE: _Reader.marker,
-    Kind.SUMMARY: _Reader.marker,
-    Kind.CORRECTION: _Reader.marker,
-    Kind.CORRECTION_START: _Reader.marker,
-    Kind.NEUTRAL: _neutral,
+    _KIND_RATING: _Reader.judgment,
+    _KIND_OPINION: _Reader.judgment,
+    _KIND_EMOJI: _Reader.emoji,
+    _KIND_COMPLAINT: _Reader.complaint,
+    _KIND_PRAISE: _Reader.praise,
+    _KIND_POSITIVE: _Reader.praise,
+    _KIND_CLEARS: _Reader.clears,
+    _KIND_ASPECT: _Reader.aspect,
+    _KIND_OPT_OUT: _Reader.opt_out,
+    _KIND_NON_ANSWER: _Reader.non_answer,
+    _KIND_CONTRAST: _Reader.marker,
+    _KIND_CONTRAST_START: _Reader.marker,
+    _KIND_LATER: _Reader.marker,
+    _KIND_EARLIER: _Reader.marker,
+    _KIND_CONCESSIVE: _Reader.marker,
+    _KIND_SUMMARY: _Reader.marker,
+    _KIND_CORRECTION: _Reader.marker,
+    _KIND_CORRECTION_START: _Reader.marker,
+    _KIND_NEUTRAL: _neutral,
 }

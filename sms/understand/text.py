@@ -68,7 +68,9 @@ def normalize(text: str, rules: Rules) -> str:
             s = s.translate(_TO_ASCII)  # 「，」→「,」: NFKC would give the same
             if not unicodedata.is_normalized("NFKC", s):
                 s = unicodedata.normalize("NFKC", s)
-        s = s.lower().translate(rules.fold)
+        s = s.lower()
+        if rules.fold_chars is None or rules.fold_chars.search(s):
+            s = s.translate(rules.fold)
     if rules.pinyin and _LATIN_LETTER.search(s):
         s = _LATIN_RUN.sub(lambda m: _romanised(m.group(0), rules), s)
     if _WHITESPACE.search(s):

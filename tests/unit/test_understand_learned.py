@@ -33,16 +33,27 @@ def test_a_weight_file_reads_back_as_written() -> None:
     assert again.dumps() == model.dumps()
 
 
+_HEAD = (
+    '{"format": "minyi reply weigher", "data": "x", '
+    '"classes": ["satisfied", "basically_satisfied", "unsatisfied", "unknown"], '
+)
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
         ("hello\n", "not a reply weigher file"),
-        ("# minyi reply weigher; data x\n@bias\t0\t0\t0\t0\nx\t1\t2\n", ":3: expected 5 columns"),
-        ("# minyi reply weigher; data x\n@bias\t0\t0\t0\t0\nx\t1\t2\tz\t4\n", "not a number"),
-        ("# minyi reply weigher; data x\nx\t1\t2\t3\t4\n", "no @bias line"),
+        ('{"format": "something else"}', "not a reply weigher file"),
+        (_HEAD.replace("unknown", "maybe") + '"bias": [0, 0, 0, 0], "weights": {}}', "classes"),
+        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 2]}}', "'x': expected 4 weights"),
+        (_HEAD + '"bias": [0, 0, 0], "weights": {"x": [1, 2, 3, 4]}}', "'bias': expected 4"),
+        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 2, "z", 4]}}', "not a number"),
+        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 2, true, 4]}}', "not a number"),
+        (_HEAD + '"weights": {"x": [1, 2, 3, 4]}}', "no bias"),
+        (_HEAD + '"bias": [0, 0, 0, 0]}', "no weights"),
     ],
 )
-def test_a_malformed_weight_file_is_refused_with_its_line(text: str, problem: str) -> None:
+def test_a_malformed_weight_file_is_refused_saying_why(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         Model.loads(text)
 
@@ -174,7 +185,7 @@ def test_the_rules_file_can_turn_the_weigher_off_and_tune_it(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("old", "new", "problem"),
     [
-        ('weights = "learned/weights.tsv"', 'weights = "nowhere.tsv"', "weigher.weights"),
+        ('weights = "learned/weights.json"', 'weights = "nowhere.tsv"', "weigher.weights"),
         ("veto = 0.5", "veto = 1.5", "weigher.veto: must be a number from 0 to 1"),
         ("danger_cost = 50", "danger_cost = 0.5", "weigher.danger_cost: must be a number of"),
         ("sure = 0.9", "sure = 0.9\ncolour = 1", "weigher.colour: unknown key"),

@@ -26,7 +26,9 @@ from sms.understand.text import CLAUSE_BREAKS
 _BREAK: Final = "|"
 # Every clause break becomes one mark and a question mark 「？」 (a question changes what
 # the words around it mean); runs of marks become one, by a regex with no callback.
-_FOLD: Final = str.maketrans({**dict.fromkeys(CLAUSE_BREAKS, _BREAK), "?": "？"})
+_BREAKS: Final = re.compile(
+    "[" + "".join(re.escape(ch) for ch in sorted(CLAUSE_BREAKS - {"?"})) + "]"
+)
 _RUNS: Final = re.compile(r"\|*？[|？]*|\|{2,}")
 _DIGIT_RUN: Final = re.compile("[0-9]{3,}")
 # A long story's n-grams beyond this many characters add little and cost time.
@@ -36,7 +38,10 @@ MAX_CHARS: Final = 240
 def text_of(norm: str) -> str:
     """The text the n-grams are taken from: breaks folded, a question mark kept apart,
     a long number one mark (a phone number is not a rating), the ends marked."""
-    s = norm[:MAX_CHARS].translate(_FOLD)
+    # A regex and a replace, not str.translate: translate looks every character up in
+    # its table, and a Chinese one is missing from it (a KeyError raised and cleared per
+    # character). The same text: every break but "?" → "|", then "?" → "？".
+    s = _BREAKS.sub(_BREAK, norm[:MAX_CHARS]).replace("?", "？")
     if _BREAK in s or "？" in s:
         s = _RUNS.sub(_run, s)
     return "^" + _DIGIT_RUN.sub("#", s).strip(_BREAK) + "$"
@@ -62,6 +67,7 @@ _SIGNAL: Final = {(t, r): f"s={t}/{r.value}" for t in _TIERS for r in Rating}
 _LAST: Final = {(t, r): f"sl={t}/{r.value}" for t in _TIERS for r in Rating}
 _FIRST: Final = {(t, r): f"sf={t}/{r.value}" for t in _TIERS for r in Rating}
 _SMALL: Final = {r: f"sm={r.value}" for r in Rating}
+_CUE: Final = "q="
 _COUNT: Final = tuple(f"sn={n}" for n in range(5))
 _HEAD: Final = {
     (r.value, c.value): (f"r={r.value}", f"c={c.value}", f"rc={r.value}/{c.value}")
@@ -73,7 +79,9 @@ _HEAD: Final = {
 def findings(found: Scan, rating: str, confidence: str, cues: tuple[str, ...]) -> list[str]:
     """The rules' evidence as feature names (prefixed so no n-gram collides: they
     start with an ASCII letter and ``=``, a clause break in the folded text)."""
-    out = [*_HEAD[rating, confidence], *["q=" + cue for cue in cues]]
+    # map() and guarded comprehensions: on Python 3.11 a comprehension is a function
+    # made and called each time, even over an empty list.
+    out = [*_HEAD[rating, confidence], *map(_CUE.__add__, cues)]
     signals = found.signals
     for s in signals:
         out.append(_SIGNAL[s.tier, s.rating])
@@ -85,8 +93,10 @@ def findings(found: Scan, rating: str, confidence: str, cues: tuple[str, ...]) -
         out.append(_LAST[signals[-1].tier, signals[-1].rating])
         out.append(_FIRST[signals[0].tier, signals[0].rating])
     out.append(_COUNT[min(len(signals), 4)])
-    out += ["b=" + b.kind for b in found.boundaries]
-    out += ["d=" + kind for _, _, kind in found.doubts]
+    if found.boundaries:
+        out += ["b=" + b.kind for b in found.boundaries]
+    if found.doubts:
+        out += ["d=" + kind for _, _, kind in found.doubts]
     if found.asks is not None or found.questioning:
         out.append("x=asks")
     if found.opt_out:

@@ -5,7 +5,7 @@ Deterministic: the examples are visited in an order drawn from a fixed seed, eve
 is taken in one order, and the weights are written rounded; the same data give the
 same file byte for byte (tests/unit/test_understand_learned.py checks it).
 
-    .venv/bin/python -m sms.understand.learned.train          # writes weights.tsv
+    .venv/bin/python -m sms.understand.learned.train          # writes weights.json
 
 It reads the labelled sets the rules may be tuned on (never a held-out set: those are
 named in `sms.understand.learned.labelled.HELD_OUT` and refused here).
