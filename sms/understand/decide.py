@@ -158,16 +158,19 @@ def reweigh(found: Scan, d: Decision, weigher: Weigher) -> None:
         or any(s.rating is _UNSATISFIED for s in found.signals)
     )
     verdict = weigher.verdict(rules_features(found, d), d.rating, d.confidence, complained)
-    if verdict.rating is None:
-        return
-    if verdict.rating is d.rating:
-        return  # agreeing changes nothing, not even how sure: the rules' doubt stands
-    d.cues.append(cues.WEIGHED)
-    drivers = ", ".join(repr(f) for f in verdict.drivers) or "the reply as a whole"
-    d.notes.append(f"weigher: {verdict.rating} ({verdict.probability:.2f}) from {drivers}")
-    d.rating = verdict.rating
-    d.hint = None
-    d.confidence = _LIKELY if verdict.sure else _UNCLEAR
+    if verdict.rating is not None and verdict.rating is not d.rating:
+        # agreeing changes nothing, not even how sure: the rules' doubt stands
+        d.cues.append(cues.WEIGHED)
+        drivers = ", ".join(repr(f) for f in verdict.drivers) or "the reply as a whole"
+        d.notes.append(f"weigher: {verdict.rating} ({verdict.probability:.2f}) from {drivers}")
+        d.rating = verdict.rating
+        d.hint = None
+        d.confidence = _LIKELY if verdict.sure else _UNCLEAR
+    if verdict.ask and d.rating in _POSITIVE and d.confidence is not _UNCLEAR:
+        # closing the survey could be the worst error: ask the citizen again
+        d.cues.append(cues.WEIGHED)
+        d.notes.append(f"weigher: unsatisfied ({verdict.unsat:.2f}) not ruled out → ask again")
+        d.confidence = _UNCLEAR
 
 
 def _decide(found: Scan) -> Decision:

@@ -9,6 +9,7 @@ tables (traditional, pinyin, English, numerals, homophones) are `sms.understand.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import tomllib
@@ -433,7 +434,7 @@ def _load_weigher(root: Table) -> Weigher | None:
     if "weigher" not in root.data:
         return None
     t = root.table("weigher")
-    t.only("weights", "take", "override", "lift", "veto", "danger_cost", "sure")
+    t.only("weights", "take", "override", "lift", "veto", "danger_cost", "sure", "doubt")
     name = t.string("weights")
     beside = Path(root.source).parent / name
     path = beside if beside.exists() else DEFAULT_RULES_PATH.parent / name
@@ -447,7 +448,10 @@ def _load_weigher(root: Table) -> Weigher | None:
     cost = t.data.get("danger_cost")
     if not isinstance(cost, int | float) or isinstance(cost, bool) or cost < 1:
         raise t.fail("danger_cost", "must be a number of at least 1")
-    return Weigher(model, take, override, lift, veto, float(cost), sure)
+    weigher = Weigher(model, take, override, lift, veto, float(cost), sure)
+    if "doubt" in t.data:  # optional: a rules file of round 3 asks nothing more
+        weigher = dataclasses.replace(weigher, doubt=t.share("doubt"))
+    return weigher
 
 
 def load_rules(path: str | Path | None = None, *, weigher: bool = True) -> Rules:

@@ -7,6 +7,7 @@ held-out sets before it is kept (tests/data/README.md has the figures).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,34 @@ def _weigher(weights: dict[str, tuple[float, ...]], danger_cost: float = 1.0) ->
         danger_cost=danger_cost,
         sure=0.9,
     )
+
+
+def test_a_satisfied_reading_it_doubts_is_asked_again_not_closed() -> None:
+    # p(unsatisfied) ≈ 0.48 on ["y"]: below the veto, so the rating stands, but at a
+    # doubt of 0.3 the citizen is asked again; at the shipped 1.0 default nothing changes
+    w = dataclasses.replace(_weigher({"y": (0.0, 0.0, 1.0, 0.0)}), doubt=0.3)
+    certain = w.verdict(["y"], Rating.SATISFIED, Confidence.CERTAIN, False)
+    assert certain.rating is None and certain.ask and 0.4 < certain.unsat < 0.5
+    assert (
+        not _weigher({"y": (0.0, 0.0, 1.0, 0.0)})
+        .verdict(["y"], Rating.SATISFIED, Confidence.CERTAIN, False)
+        .ask
+    )
+    low = dataclasses.replace(w, doubt=0.6).verdict(
+        ["y"], Rating.SATISFIED, Confidence.CERTAIN, False
+    )
+    assert not low.ask
+
+
+def test_the_shipped_reader_asks_again_where_the_weigher_doubts_a_satisfied_reading() -> None:
+    # The rules read a contrast as basically satisfied; the weigher cannot rule out
+    # unsatisfied: the rating stands, the survey is not closed on it.
+    reading = understand("人挺好的，就是办事效率太低了，跑了四趟")
+    assert reading.rating is Rating.BASICALLY_SATISFIED
+    assert reading.confidence is Confidence.UNCLEAR and reading.clarify
+    assert "weighed" in reading.cues and "ask again" in reading.explanation[-1]
+    alone = understand("人挺好的，就是办事效率太低了，跑了四趟", load_rules(None, weigher=False))
+    assert alone.rating is Rating.BASICALLY_SATISFIED and alone.confidence is not Confidence.UNCLEAR
 
 
 def test_a_certain_reading_is_only_ever_vetoed() -> None:

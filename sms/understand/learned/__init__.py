@@ -189,6 +189,10 @@ class Verdict:
     probability: float
     sure: bool
     drivers: tuple[str, ...]
+    # The model gives unsatisfied at least `doubt`: a (basically) satisfied reading,
+    # the rules' or its own, is asked again rather than closed.
+    unsat: float = 0.0
+    ask: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,9 @@ class Weigher:
     unsatisfied (and `unclear`) when the model gives unsatisfied at least `veto`. A
     reading it lifts to (basically) satisfied over a complaint the rules found needs
     `lift`, and stays `unclear` (the citizen is asked again); any other needs no
-    clarifying SMS when at least `sure`.
+    clarifying SMS when at least `sure`. A (basically) satisfied reading it leaves or
+    takes is `unclear` too when it gives unsatisfied at least `doubt`: a cheap question
+    where closing the survey could be the worst error.
     """
 
     model: Model
@@ -213,6 +219,7 @@ class Weigher:
     veto: float
     danger_cost: float
     sure: float
+    doubt: float = 1.0
 
     def verdict(
         self,
@@ -227,11 +234,13 @@ class Weigher:
         police in it, or the safety net a word it could not explain beside the praise.
         """
         p = self.model.probabilities(features)
+        unsat = p[_UNSATISFIED]
+        ask = unsat >= self.doubt
         if rules_confidence is _CERTAIN:
-            if rules_rating in _POSITIVE and p[_UNSATISFIED] >= self.veto:
+            if rules_rating in _POSITIVE and unsat >= self.veto:
                 drivers = tuple(self.model.strongest(features, _UNSATISFIED_RATING))
-                return Verdict(_UNSATISFIED_RATING, p[_UNSATISFIED], False, drivers)
-            return _LEFT
+                return Verdict(_UNSATISFIED_RATING, unsat, False, drivers)
+            return Verdict(None, 0.0, False, (), unsat, ask) if ask else _LEFT
         extra = (self.danger_cost - 1) * p[_UNSATISFIED]
         # The expected cost of each reading (a positive one also risks the danger); the
         # first of the cheapest, as min() over the classes in order gives it.
@@ -245,12 +254,12 @@ class Weigher:
         if lifted:
             need = max(need, self.lift)
         if prob < need:
-            return _LEFT
+            return Verdict(None, 0.0, False, (), unsat, ask) if ask else _LEFT
         sure = prob >= self.sure and not lifted
         drivers = ()
         if rating is not rules_rating:
             drivers = tuple(self.model.strongest(features, rating))
-        return Verdict(rating, prob, sure, drivers)
+        return Verdict(rating, prob, sure, drivers, unsat, ask)
 
 
 _UNSATISFIED: Final = CLASSES.index(Rating.UNSATISFIED)
