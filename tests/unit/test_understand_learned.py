@@ -36,7 +36,7 @@ def test_a_weight_file_reads_back_as_written() -> None:
 
 _HEAD = (
     '{"format": "minyi reply weigher", "data": "x", '
-    '"classes": ["satisfied", "basically_satisfied", "unsatisfied", "unknown"], '
+    '"classes": ["satisfied", "basically_satisfied", "unsatisfied", "unknown"], "scale": 10000, '
 )
 
 
@@ -50,6 +50,8 @@ _HEAD = (
         (_HEAD + '"bias": [0, 0, 0], "weights": {"x": [1, 2, 3, 4]}}', "'bias': expected 4"),
         (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 2, "z", 4]}}', "not a number"),
         (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 2, true, 4]}}', "not a number"),
+        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 2, 0.5, 4]}}', "not a number"),
+        (_HEAD.replace("10000", "100") + '"bias": [0, 0, 0, 0], "weights": {}}', "scale"),
         (_HEAD + '"weights": {"x": [1, 2, 3, 4]}}', "no bias"),
         (_HEAD + '"bias": [0, 0, 0, 0]}', "no weights"),
     ],
