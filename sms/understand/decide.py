@@ -231,8 +231,7 @@ def _later_times(signals: list[Signal], boundaries: list[Boundary]) -> list[Boun
 def _one(found: Scan, signal: Signal, d: Decision) -> Decision:
     """A reply with one signal and nothing to weigh: what `decide` would give, fast."""
     asking = found.asks is not None or found.questioning
-    polite = signal.tier != TIER_RATING and signal.rating is not _UNSATISFIED
-    if (found.non_answer_hints or asking or found.opt_out) and polite:
+    if _no_verdict_beside_opt_out(found, asking, [signal]):
         d.notes.append("non-answer, question or opt-out with only polite words → unknown")
         return _unknown(d, _unknown_confidence(found, d))
     if signal.tier == TIER_PHRASE or not _WEIGHING.isdisjoint(found.cues):

@@ -138,6 +138,9 @@ def test_a_rating_beside_an_opt_out_still_counts() -> None:
     reading = understand("还行，退订谢谢")
     assert reading.opt_out and reading.rating is B
     assert understand("好的，退订").rating is X
+    # the same with the middling word alone beside the opt-out (one signal: the fast path)
+    alone = understand("还行，退订")
+    assert alone.opt_out and alone.rating is B
 
 
 def test_asking_how_to_opt_out_has_its_hint() -> None:
