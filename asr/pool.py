@@ -29,7 +29,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +50,9 @@ log = logs.logger(__name__)
 # at three times real time is stuck, not slow.
 DEFAULT_JOB_TIMEOUT_S = 120.0
 TIMEOUT_PER_AUDIO_S = 3.0
+# How often a running job checks that its executor is not broken with its legs lost
+# (AsrPool._results).
+LOST_TASK_CHECK_S = 1.0
 
 
 def default_pool_size() -> int:
@@ -103,6 +106,7 @@ class AsrPool:
         self._log_level = vosk_log_level
         self._executor = self._new_executor()
         self._closed = False
+        self._legs_in_flight = 0
         self.restarts = 0
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -158,15 +162,16 @@ class AsrPool:
             # Broken before this job ran (a worker died while idle): not the job's fault.
             executor = self._replace(executor, "broken before submit")
             futures = self._submit(executor, legs, job.limits)
+        self._legs_in_flight += len(futures)
         try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*futures.values(), return_exceptions=True), timeout
-            )
+            results = await await_legs(executor, futures, timeout)
         except TimeoutError:
             self._replace(executor, "job timeout", kill=True)
             raise TranscriptionFailed(
                 FailureReason.TIMEOUT, f"not done after {timeout:.0f} s"
             ) from None
+        finally:
+            self._legs_in_flight -= len(futures)
         outcomes: dict[str, worker_core.LegOutcome | TranscriptionFailed] = {}
         for name, result in zip(futures, results, strict=True):
             outcomes[name] = self._outcome(executor, job, name, result)
@@ -179,6 +184,11 @@ class AsrPool:
             time.monotonic() - started,
         )
         return transcript
+
+    @property
+    def legs_in_flight(self) -> int:
+        """Legs submitted to the workers and not yet ended (for health pages and tests)."""
+        return self._legs_in_flight
 
     def _submit(
         self, executor: ProcessPoolExecutor, legs: Mapping[str, Path], limits: AudioLimits
@@ -232,6 +242,48 @@ class AsrPool:
         # Not waiting: the old workers are dead or dying, and their futures already failed.
         broken.shutdown(wait=False, cancel_futures=True)
         return self._executor
+
+
+async def await_legs(
+    executor: Executor,
+    futures: Mapping[str, asyncio.Future[worker_core.LegOutcome]],
+    timeout: float,
+) -> list[object]:
+    """Each leg's result or exception, in order; TimeoutError after ``timeout``.
+
+    A leg submitted in the instant a worker died can be lost: CPython 3.11's executor
+    marks itself broken and fails the tasks it knows of without the lock ``submit``
+    holds, so a task added meanwhile is never run nor failed. Once the executor has
+    been broken for a whole check period, a leg still waiting is such a task and ends
+    as if its worker had died, rather than at the job timeout.
+    """
+    loop = asyncio.get_running_loop()
+    gathered = asyncio.gather(*futures.values(), return_exceptions=True)
+    deadline = loop.time() + timeout
+    lost: set[str] = set()
+    broken_since_check = False
+    try:
+        while not gathered.done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            await asyncio.wait({gathered}, timeout=min(LOST_TASK_CHECK_S, remaining))
+            if gathered.done() or not getattr(executor, "_broken", None):
+                continue
+            if broken_since_check:
+                for name, future in futures.items():
+                    if not future.done():
+                        lost.add(name)
+                        future.cancel()
+            broken_since_check = True
+    finally:
+        if not gathered.done():
+            gathered.cancel()  # timed out or cancelled: the legs' futures go too
+    results: list[object] = list(gathered.result())
+    return [
+        BrokenProcessPool("the task was lost when its pool broke") if name in lost else result
+        for name, result in zip(futures, results, strict=True)
+    ]
 
 
 async def _longest_leg_s(legs: Mapping[str, Path]) -> float:

@@ -18,6 +18,7 @@ from asr.errors import FailureReason, TranscriptionFailed
 from asr.models import ModelSpec
 from asr.pool import AsrPool, TranscriptionJob
 from tests.asr_fixtures import SpeechFiles, has_hangul, korean_model
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,7 @@ async def test_a_killed_worker_fails_the_job_retryably_and_the_pool_recovers(
     restarts = pool.restarts
     pids = await pool.warm_up()
     job = asyncio.create_task(pool.transcribe(TranscriptionJob({"citizen": speech.long_8k})))
-    await asyncio.sleep(0.5)  # the long recording is being decoded now
+    await eventually(lambda: pool.legs_in_flight > 0, "the job is with the workers")
     for pid in pids:
         os.kill(pid, signal.SIGKILL)  # what the OOM killer would do
     with pytest.raises(TranscriptionFailed) as info:

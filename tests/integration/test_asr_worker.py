@@ -200,14 +200,12 @@ async def test_a_killed_decoder_process_is_retried_and_the_job_ends_once(
 ) -> None:
     await called_survey(store, "S-kill")
     await pool.warm_up()
-    async with running(redis_text, pool, settings(claim_idle_s=0.6)) as worker:
+    async with running(redis_text, pool, settings(claim_idle_s=0.6)):
         await jobs.enqueue_job(redis_text, job("S-kill", {"citizen": speech.long_8k}))
 
-        async def started() -> bool:
-            return bool(worker._inflight)
-
-        await eventually(started, "the job started", within_s=120)
-        await asyncio.sleep(0.5)  # the long recording is being decoded now
+        # Killed once its legs are with the workers, not before: killed idle, the pool
+        # would be replaced before the job and decode it at the first attempt.
+        await eventually(lambda: pool.legs_in_flight > 0, "the job is with the workers", 120)
         for pid in pool.worker_pids():
             os.kill(pid, signal.SIGKILL)
         [event] = await wait_events(store, "S-kill", jobs.TRANSCRIPT)
