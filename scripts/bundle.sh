@@ -12,7 +12,9 @@
 #
 # Environment: OUT (default dist), ASTERISK=1, MINYI_BUNDLE_CACHE (the .deb cache,
 # default /var/cache/minyi/bundle), MINYI_DEBIAN_MIRROR, MINYI_BUNDLE_BUILD (the build
-# id; default the git commit). Prints the tarball's path on its last line.
+# id; default the git commit), MINYI_WHEELHOUSE (a folder scripts/wheelhouse.sh already
+# filled from this tree, e.g. `make wheelhouse`'s dist/wheelhouse: used as it is, not
+# rebuilt). Prints the tarball's path on its last line.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -44,9 +46,17 @@ PACKAGES=(redis-server python3 python3-venv)
 rm -rf "$STAGE"
 mkdir -p "$STAGE"/{wheels,debs,systemd,redis,docs}
 
-log "wheels"
-bash "$HERE/wheelhouse.sh" "$OUT/wheelhouse" >&2
-cp "$OUT"/wheelhouse/*.whl "$STAGE/wheels/"
+WHEELHOUSE=${MINYI_WHEELHOUSE:-}
+if [ -n "$WHEELHOUSE" ]; then
+  ls "$WHEELHOUSE"/minyi_gateway-"$VERSION"-*.whl >/dev/null 2>&1 ||
+    die "MINYI_WHEELHOUSE=$WHEELHOUSE holds no minyi_gateway $VERSION wheel (scripts/wheelhouse.sh DIR makes them)"
+  log "wheels from $WHEELHOUSE"
+else
+  log "wheels"
+  WHEELHOUSE=$OUT/wheelhouse
+  bash "$HERE/wheelhouse.sh" "$WHEELHOUSE" >&2
+fi
+cp "$WHEELHOUSE"/*.whl "$STAGE/wheels/"
 
 log "the .debs of ${PACKAGES[*]} from $SUITE"
 CACHE=${MINYI_BUNDLE_CACHE:-/var/cache/minyi/bundle}

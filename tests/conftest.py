@@ -71,6 +71,23 @@ def retrained(pytestconfig: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
+def wheelhouse() -> Path:
+    """scripts/wheelhouse.sh's wheels of this tree in dist/wheelhouse, made once for the
+    tests that package the product (the image builds from there; the offline bundle is
+    given it as MINYI_WHEELHOUSE)."""
+    out = REPO / "dist" / "wheelhouse"
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts/wheelhouse.sh"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, f"wheelhouse.sh exited {proc.returncode}\n{proc.stderr[-3000:]}"
+    return out
+
+
+@pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()

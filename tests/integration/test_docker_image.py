@@ -70,15 +70,12 @@ def _run(cmd: list[str], timeout: float) -> str:
 
 
 @pytest.fixture(scope="module")
-def image() -> str:
+def image(request: pytest.FixtureRequest) -> str:
     """Build docker/Dockerfile on the mmdebstrap base; the image's name."""
     _tools()
     t0 = time.monotonic()
     _run(["bash", str(REPO / "scripts/bookworm-base.sh"), "--podman"], BUILD_TIMEOUT_S)
-    _run(
-        ["bash", str(REPO / "scripts/wheelhouse.sh"), str(REPO / "dist/wheelhouse")],
-        BUILD_TIMEOUT_S,
-    )
+    request.getfixturevalue("wheelhouse")  # dist/wheelhouse, which the Dockerfile COPYs
     t1 = time.monotonic()
     _run(
         [

@@ -58,15 +58,22 @@ def _run(cmd: list[str], timeout: float, **kw: object) -> subprocess.CompletedPr
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`scripts/bundle.sh` (what `make bundle` runs), unpacked: the bundle's folder."""
+def bundle(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """`scripts/bundle.sh` (what `make bundle` runs), unpacked: the bundle's folder. Its
+    wheels are the session's wheelhouse (the image test's too), made once."""
     _need_root_tools()
+    wheels = request.getfixturevalue("wheelhouse")
     out = tmp_path_factory.mktemp("dist")
     t0 = time.monotonic()
     proc = _run(
         ["bash", str(REPO / "scripts/bundle.sh")],
         NET_TIMEOUT_S,
-        env={**os.environ, "OUT": str(out), "MINYI_BUNDLE_BUILD": "test1"},
+        env={
+            **os.environ,
+            "OUT": str(out),
+            "MINYI_BUNDLE_BUILD": "test1",
+            "MINYI_WHEELHOUSE": str(wheels),
+        },
     )
     tarball = Path(proc.stdout.strip().splitlines()[-1])
     assert re.fullmatch(r"minyi-[0-9.]+-bookworm-amd64\.tar\.gz", tarball.name), tarball
