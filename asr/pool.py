@@ -247,9 +247,9 @@ class AsrPool:
 async def await_legs(
     executor: Executor,
     futures: Mapping[str, asyncio.Future[worker_core.LegOutcome]],
-    timeout: float,
+    within_s: float,
 ) -> list[object]:
-    """Each leg's result or exception, in order; TimeoutError after ``timeout``.
+    """Each leg's result or exception, in order; TimeoutError after ``within_s``.
 
     A leg submitted in the instant a worker died can be lost: CPython 3.11's executor
     marks itself broken and fails the tasks it knows of without the lock ``submit``
@@ -259,7 +259,7 @@ async def await_legs(
     """
     loop = asyncio.get_running_loop()
     gathered = asyncio.gather(*futures.values(), return_exceptions=True)
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within_s
     lost: set[str] = set()
     broken_since_check = False
     try:

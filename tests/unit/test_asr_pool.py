@@ -1,6 +1,7 @@
 """How the ASR pool waits for a job's legs (asr.pool.await_legs), on executors that fail
-in ways a real process pool does only by chance: a leg lost as the pool breaks, a leg that
-never ends. The real pool, killed and timed out for real, is tests/integration/test_asr_pool.py's."""
+in ways a real process pool does only by chance: a leg lost as the pool breaks, a leg
+that never ends. The real pool, killed and timed out for real, is in
+tests/integration/test_asr_pool.py."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ async def test_a_leg_lost_as_its_pool_broke_ends_as_a_dead_worker_not_at_the_tim
     executor = LosingExecutor()
     futures = {"citizen": loop.run_in_executor(executor, print)}
     started = loop.time()
-    [result] = await await_legs(executor, futures, timeout=60)
+    [result] = await await_legs(executor, futures, within_s=60)
     assert isinstance(result, BrokenProcessPool)
     assert loop.time() - started < 30  # two check periods, far below the job's timeout
     assert futures["citizen"].cancelled()
@@ -65,7 +66,7 @@ async def test_legs_that_end_are_returned_in_order_even_from_a_broken_pool() -> 
         "agent": loop.run_in_executor(executor, print),
     }
     executor.taken[1].set_exception(BrokenProcessPool("worker died"))  # failed by the pool
-    results = await await_legs(executor, futures, timeout=60)
+    results = await await_legs(executor, futures, within_s=60)
     assert [type(r) for r in results] == [BrokenProcessPool, BrokenProcessPool]
     assert str(results[1]) == "worker died"  # the pool's own failure, kept
     assert "lost" in str(results[0])
@@ -76,7 +77,7 @@ async def test_a_leg_that_never_ends_in_a_whole_pool_times_out_and_is_cancelled(
     executor = StuckExecutor()
     future = loop.run_in_executor(executor, print)
     with pytest.raises(TimeoutError):
-        await await_legs(executor, {"citizen": future}, timeout=0.2)
+        await await_legs(executor, {"citizen": future}, within_s=0.2)
     assert future.cancelled()
 
 
@@ -87,6 +88,6 @@ async def test_results_and_exceptions_come_back_by_leg() -> None:
             "citizen": loop.run_in_executor(executor, str, 1),
             "agent": loop.run_in_executor(executor, int, "x"),
         }
-        citizen, agent = await await_legs(executor, futures, timeout=10)
+        citizen, agent = await await_legs(executor, futures, within_s=10)
     assert citizen == "1"
     assert isinstance(agent, ValueError)
