@@ -20,10 +20,14 @@ story):
   tuned or trained on.
 - ``tests/data/replies_tuning_r4.tsv``: round 4's tuning set (6,759 replies by ten writers),
   trained on with the sets above.
+- ``tests/data/replies_tuning_r5.tsv``: round 5's tuning set (2,695 replies by five writers),
+  trained on with the sets above.
 - ``tests/data/replies_heldout_v7.tsv``, ``_v8.tsv``: held-out v7 and v8, written for round 4
   the same way, before any of its changes; never tuned or trained on.
 - ``tests/data/replies_heldout_v9.tsv``, ``_v10.tsv``: held-out v9 and v10, written after round
   4's first changes and before its later ones; never tuned or trained on.
+- ``tests/data/replies_heldout_v11.tsv``, ``_v12.tsv``: held-out v11 and v12, written for round 5
+  before any of its changes; never tuned or trained on.
 
     .venv/bin/python -m tests.labelled_replies [FILE ...]   # per-kind table of each set
 """
@@ -48,9 +52,12 @@ from sms.understand.learned.labelled import (
     HELDOUT_V8,
     HELDOUT_V9,
     HELDOUT_V10,
+    HELDOUT_V11,
+    HELDOUT_V12,
     TUNING,
     TUNING_R3,
     TUNING_R4,
+    TUNING_R5,
     Row,
     read_rows,
 )
@@ -58,7 +65,8 @@ from sms.understand.learned.labelled import (
 __all__ = [
     "CORPUS", "DANGEROUS", "HELDOUT", "HELDOUT_V2", "HELDOUT_V3", "HELDOUT_V4", "HELDOUT_V5",
     "HELDOUT_V6", "HELDOUT_V7", "HELDOUT_V8", "HELDOUT_V9",
-    "HELDOUT_V10", "SETS", "TUNING", "TUNING_R3", "TUNING_R4", "Row",
+    "HELDOUT_V10", "HELDOUT_V11", "HELDOUT_V12", "SETS", "TUNING", "TUNING_R3", "TUNING_R4",
+    "TUNING_R5", "Row",
     "Score", "read_rows", "score",
 ]  # fmt: skip
 
@@ -69,6 +77,7 @@ SETS = (
     HELDOUT_V3,
     TUNING_R3,
     TUNING_R4,
+    TUNING_R5,
     HELDOUT_V2,
     HELDOUT_V4,
     HELDOUT_V5,
@@ -77,6 +86,8 @@ SETS = (
     HELDOUT_V8,
     HELDOUT_V9,
     HELDOUT_V10,
+    HELDOUT_V11,
+    HELDOUT_V12,
 )
 # The error that closes a survey nobody calls back: an unsatisfied citizen read as
 # satisfied or basically satisfied.

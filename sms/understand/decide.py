@@ -485,6 +485,16 @@ def _without_conflicting_digits(found: Scan, signals: list[Signal], d: Decision)
     digits = sorted({s.digit for s in signals if s.digit is not None})
     if len(digits) < 2:
         return signals
+    # 「1，刚才那个3不算」「本来想给3，算了，2」: the digits the reply disowns are not
+    # answers; what is left decides if it is one digit
+    if found.digits_taken_back is not None and not found.questioning:
+        gone, word = found.digits_taken_back
+        kept = [s for s in signals if s.pos not in gone]
+        if len({s.digit for s in kept if s.digit is not None}) == 1:
+            d.notes.append(f"{word!r} disowns a digit: the other digit is the answer")
+            d.cues.append(cues.SELF_CORRECTION)
+            d.doubt(_LIKELY)
+            return kept
     # 「1改3」「2→1」: a change of mind, unless the reply still asks (「1还是2呢？」)
     if found.digit_change is not None and not found.questioning:
         last, word = found.digit_change
@@ -507,9 +517,11 @@ def _only_politeness(signals: list[Signal]) -> bool:
 
 def _no_verdict_beside_opt_out(found: Scan, asking: bool, signals: list[Signal]) -> bool:
     """Nothing but kind words beside a non-answer, a question or an opt-out. Beside an
-    opt-out alone a middling word is a verdict too (「还行，退订谢谢」 rates and opts out)."""
+    opt-out alone a middling word is a verdict too (「还行，退订谢谢」 rates and opts out),
+    and so is an opinion word (「民警很好，短信就别发了」); thanks and news of the case
+    (「身份证已经拿到了，不用再发了」) are not."""
     if found.non_answer_hints or asking:
         return _only_politeness(signals)
     return bool(found.opt_out) and all(
-        s.tier != TIER_RATING and s.rating is _SATISFIED for s in signals
+        s.rating is _SATISFIED and s.tier == TIER_PHRASE for s in signals
     )

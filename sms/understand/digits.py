@@ -17,6 +17,12 @@ from sms.understand.rules import Entry, Rules
 _DIGIT_RUN: Final = re.compile(r"[0-9]+")
 # Separators that make a digit part of a bigger number: 3.5, 3:30, 2-3, 1/2.
 _NUMBER_JOINERS: Final = frozenset(".:-/~")
+# 「3333」「111111」: one digit said again and again, not a number.
+_EMPHATIC_MAX: Final = 6
+# 「满分是100我给-1」: a digit after a minus is a negative number (after a digit: 2-3).
+_MINUS: Final = frozenset("-负")
+# How far before a digit the words that disown it are looked for (「上一条回复的“3”」).
+_TAKEN_BACK_REACH: Final = 12
 
 
 def read_digits(out: Scan, rules: Rules, core: str, covered: list[tuple[int, int, Entry]]) -> None:
@@ -32,9 +38,14 @@ def read_digits(out: Scan, rules: Rules, core: str, covered: list[tuple[int, int
             out.notes.append((start, f"{run[:3]}… looks like a phone number"))
             out.cue(cues.NOT_A_RATING)
             continue
-        # 「333」 alone is an emphatic 3; any other multi-digit number is a quantity.
-        emphatic = len(run) <= 3 and run == run[0] * len(run) and core == run
+        # 「333」 is an emphatic 3 (「11 手抖」 a doubled 1); any other multi-digit number
+        # is a quantity.
+        emphatic = len(run) <= _EMPHATIC_MAX and run == run[0] * len(run)
         if (len(run) > 1 and not emphatic) or _is_quantity(norm, start, end, rules):
+            continue
+        if start and norm[start - 1] in _MINUS:
+            out.notes.append((start, f"-{run}: a negative number, not a rating"))
+            out.cue(cues.NOT_A_RATING)
             continue
         if _among_letters(norm, start, end, covered):
             out.notes.append((start, f"digit {run[0]} inside letters: not a rating"))
@@ -54,6 +65,7 @@ def read_digits(out: Scan, rules: Rules, core: str, covered: list[tuple[int, int
     out.signals.sort(key=_position)
     if out.digit_votes > 1:
         out.digit_change = _changed(out, rules)
+        out.digits_taken_back = _taken_back(out, rules)
 
 
 def _changed(out: Scan, rules: Rules) -> tuple[int, str] | None:
@@ -66,6 +78,24 @@ def _changed(out: Scan, rules: Rules) -> tuple[int, str] | None:
         return None
     m = rules.digit_change.search(out.norm, before.pos + 1, last.pos)
     return None if m is None else (last.pos, m.group())
+
+
+def _taken_back(out: Scan, rules: Rules) -> tuple[tuple[int, ...], str] | None:
+    """The scheme digits the reply disowns (「刚才那个3不算」「上条回的3是给保险公司的」
+    「本来想给3」) and the words that disowned the first, or None."""
+    norm = out.norm
+    gone: list[int] = []
+    word = ""
+    for s in out.signals:
+        if s.digit is None:
+            continue
+        m = rules.digit_taken_back_before.search(norm, max(0, s.pos - _TAKEN_BACK_REACH), s.pos)
+        if m is None:
+            m = rules.digit_taken_back_after.match(norm, s.pos + 1)
+        if m is not None:
+            gone.append(s.pos)
+            word = word or m.group()
+    return (tuple(gone), word) if gone else None
 
 
 def _position(signal: Signal) -> int:

@@ -62,6 +62,7 @@ class Scan:
         "digit_change",
         "digit_hints",
         "digit_votes",
+        "digits_taken_back",
         "doubts",
         "earlier_reply",
         "non_answer_hints",
@@ -93,6 +94,9 @@ class Scan:
         # 「1改3」: where the last scheme digit stands and the word before it that replaces
         # an earlier, different digit
         self.digit_change: tuple[int, str] | None = None
+        # 「刚才那个3不算，1」: the positions of the scheme digits the reply disowns, and the
+        # words that disowned the first of them
+        self.digits_taken_back: tuple[tuple[int, ...], str] | None = None
         self.asks: str | None = None  # the hint when it asks about the case or opting out
         self.questioning = False  # it ends as a question, or says 请问
         self.undecided: str | None = None  # 「1还是2」: the choices not made

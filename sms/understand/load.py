@@ -214,7 +214,7 @@ def _load_opt_out(
 
 def _load_answers(
     root: Table, b: _Builder
-) -> tuple[frozenset[str], str, re.Pattern[str], re.Pattern[str]]:
+) -> tuple[frozenset[str], str, re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
     for t in root.tables("non_answers"):
         t.only("hint", "words", "patterns")
         entry = Entry(Kind.NON_ANSWER, t.where, hint=t.string("hint"))
@@ -227,7 +227,10 @@ def _load_answers(
     for kind in _MARKERS:
         b.add_words(markers, kind.value, Entry(kind, markers.path(kind.value)), required=False)
     corrections = root.optional_table("corrections")
-    corrections.only("anywhere", "clause_start", "earlier_reply", "between_digits")
+    corrections.only(
+        "anywhere", "clause_start", "earlier_reply", "between_digits", "taken_back_before",
+        "taken_back_after",
+    )  # fmt: skip
     for key, kind in (("anywhere", Kind.CORRECTION), ("clause_start", Kind.CORRECTION_START)):
         b.add_words(corrections, key, Entry(kind, corrections.path(key)), required=False)
     earlier = corrections.strings("earlier_reply", required=False)
@@ -240,7 +243,26 @@ def _load_answers(
         ack.string("hint"),
         re.compile(_alternation(earlier) if earlier else "(?!)"),
         re.compile(_alternation(between) if between else "(?!)"),
+        # Anchored where the digit is: the text before it ends with one, after it starts.
+        _patterns(corrections, "taken_back_before", "(?:{})$"),
+        _patterns(corrections, "taken_back_after", "(?:{})"),
     )
+
+
+def _patterns(t: Table, key: str, frame: str) -> re.Pattern[str]:
+    """A list of regexes as one alternation set in ``frame`` (never matches if absent)."""
+    patterns = t.strings(key, required=False, lower=False)
+    for i, pattern in enumerate(patterns):
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise t.fail(f"{key}[{i}]", f"bad regex: {exc}") from None
+        if compiled.groupindex or compiled.fullmatch(""):
+            refused = "named groups and patterns that match empty text are refused"
+            raise t.fail(f"{key}[{i}]", refused)
+    if not patterns:
+        return re.compile("(?!)")
+    return re.compile(frame.format("|".join(f"(?:{p})" for p in patterns)))
 
 
 def _load_modifiers(root: Table) -> tuple[dict[str, Mod], re.Pattern[str], frozenset[str]]:
@@ -377,7 +399,9 @@ def parse_rules(data: Mapping[str, object], source: str, *, weigher: bool = True
     _load_aspects(root, b, labels)
     _load_judgments(root, b, labels)
     opt_out_whole, opt_out_negated, opt_out_question = _load_opt_out(root, b)
-    ack_whole, ack_hint, earlier_reply, digit_change = _load_answers(root, b)
+    ack_whole, ack_hint, earlier_reply, digit_change, taken_before, taken_after = _load_answers(
+        root, b
+    )
     modifiers, ending, ending_first = _load_modifiers(root)
     romanised = load_romanised(root)
     numeral_digits, numeral_lone, numeral_chosen, numeral_choice = load_numerals(root)
@@ -422,6 +446,8 @@ def parse_rules(data: Mapping[str, object], source: str, *, weigher: bool = True
         undecided_words=_undecided_words(b.words),
         earlier_reply=earlier_reply,
         digit_change=digit_change,
+        digit_taken_back_before=taken_before,
+        digit_taken_back_after=taken_after,
         homophones=load_homophones(root, tuple(numeral_digits)),
         caution=_load_caution(root),
         weigher=_load_weigher(root) if weigher else None,

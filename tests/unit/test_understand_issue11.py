@@ -289,9 +289,10 @@ def test_pinyin_tables_come_from_the_wheel_without_the_whole_package() -> None:
         ("小偷抓住了，谢谢你们", S),  # the culprit is what was done, not who thanks
         ("谢谢你们把骗子抓了", S),
         ("满意，认定书还没出来", U),  # a complaint word it did not explain
-        # A condition the rules do not read: the weigher reads it as the wish it is
-        # (not satisfied now), still unclear; without the weigher it is asked again.
-        ("满意，要是早点来就好了", U),
+        # A wish that it had gone otherwise is a reservation beside the rating: basically
+        # satisfied, as the labelling guide has it; a wish for a negative score is not one.
+        ("满意，要是早点来就好了", B),
+        ("1（如果有负分就好了）", U),
     ],
 )
 def test_the_safety_net_never_leaves_an_unexplained_reply_satisfied(
@@ -299,5 +300,5 @@ def test_the_safety_net_never_leaves_an_unexplained_reply_satisfied(
 ) -> None:
     reading = understand(text)
     assert reading.rating is rating, reading.explanation
-    if rating is not S:
+    if rating is U:
         assert reading.confidence is Confidence.UNCLEAR

@@ -136,13 +136,14 @@ def test_a_satisfied_reading_it_doubts_is_asked_again_not_closed() -> None:
 
 
 def test_the_shipped_reader_asks_again_where_the_weigher_doubts_a_satisfied_reading() -> None:
-    # The rules read a contrast as basically satisfied; the weigher cannot rule out
-    # unsatisfied: the rating stands, the survey is not closed on it.
-    reading = understand("人挺好的，就是办事效率太低了，跑了四趟")
+    # The rules read a hedged negation as basically satisfied ("not quite unsatisfied");
+    # the weigher cannot rule out unsatisfied: the rating stands, the survey is not
+    # closed on it.
+    reading = understand("不满意算不上")
     assert reading.rating is Rating.BASICALLY_SATISFIED
     assert reading.confidence is Confidence.UNCLEAR and reading.clarify
     assert "weighed" in reading.cues and "ask again" in reading.explanation[-1]
-    alone = understand("人挺好的，就是办事效率太低了，跑了四趟", load_rules(None, weigher=False))
+    alone = understand("不满意算不上", load_rules(None, weigher=False))
     assert alone.rating is Rating.BASICALLY_SATISFIED and alone.confidence is not Confidence.UNCLEAR
 
 

@@ -111,7 +111,7 @@ class Model:
     @classmethod
     def loads(cls, text: str, where: str = "weights") -> Model:
         """Parse a weight file (`dumps`); a malformed one is refused, saying what is
-        wrong. The checks run over whole columns in C: the file is 44k features."""
+        wrong. The checks run over whole columns in C: the file is 60k features."""
         # The collector would sweep everything allocated so far many times over while
         # 44k lists and tuples are made (half the load time); none of them is cyclic.
         collecting = gc.isenabled()
