@@ -102,6 +102,9 @@ _WORDS = re.compile(f"[a-z{HAN}]")
 _POSITIVE = frozenset((Rating.SATISFIED, Rating.BASICALLY_SATISFIED))
 # Letters a reply may have and still be only an answer: 「1」「满意」「非常满意!!」.
 _BARE_ANSWER = 4
+# An opt-out with more characters than this says something else too (「以后别再给我发了」
+# is 8): the weigher may read it.
+_OPT_OUT_ALONE = 10
 
 _RANK = {Confidence.CERTAIN: 0, Confidence.LIKELY: 1, Confidence.UNCLEAR: 2}
 
@@ -120,7 +123,11 @@ def decide(found: Scan, weigher: Weigher | None = None) -> Decision:
             d.rating in _POSITIVE and _letters(found.norm) > _BARE_ANSWER
         ):
             if not (d.rating is _UNKNOWN and _said_no_answer(found)):
-                reweigh(found, d, weigher)
+                # In an opt-out the rules read no verdict beside (nothing, or thanks), it
+                # may find a complaint, not a reason to close the survey.
+                bare = d.rating is _UNKNOWN and not found.doubts and _opt_out_and_more(found)
+                only = _UNSATISFIED if bare else None
+                reweigh(found, d, weigher, only=only)
     return d
 
 
@@ -135,8 +142,18 @@ def _said_no_answer(found: Scan) -> bool:
     or a phone number), or with no words at all (「3.5」「3:30」: numbers, not votes)."""
     if found.signals:
         return False
+    if _opt_out_and_more(found):
+        return False
     named = found.digit_hints or found.non_answer_hints or found.opt_out
     return bool(named or found.acknowledgement is not None) or not _WORDS.search(found.norm)
+
+
+def _opt_out_and_more(found: Scan) -> bool:
+    """An opt-out in a reply that says more than an opt-out would (「案子不办短信倒是天天发，
+    退订」): what else it says may be a verdict the rules did not read."""
+    if not found.opt_out or found.digit_hints or found.non_answer_hints:
+        return False
+    return found.acknowledgement is None and _letters(found.norm) > _OPT_OUT_ALONE
 
 
 def rules_features(found: Scan, d: Decision) -> list[str]:
@@ -147,9 +164,9 @@ def rules_features(found: Scan, d: Decision) -> list[str]:
     return features_of(found.norm, evidence)
 
 
-def reweigh(found: Scan, d: Decision, weigher: Weigher) -> None:
+def reweigh(found: Scan, d: Decision, weigher: Weigher, *, only: Rating | None = None) -> None:
     """Step 8: the weigher's reading replaces the rules' within its limits
-    (`Weigher.verdict`)."""
+    (`Weigher.verdict`); with `only`, no other reading does."""
     # Contested: an unsatisfied reading, a complaint the rules found, or a word the
     # safety net could not explain beside the praise (it withheld a positive reading).
     complained = (
@@ -158,7 +175,11 @@ def reweigh(found: Scan, d: Decision, weigher: Weigher) -> None:
         or any(s.rating is _UNSATISFIED for s in found.signals)
     )
     verdict = weigher.verdict(rules_features(found, d), d.rating, d.confidence, complained)
-    if verdict.rating is not None and verdict.rating is not d.rating:
+    if (
+        verdict.rating is not None
+        and verdict.rating is not d.rating
+        and only in (None, verdict.rating)
+    ):
         # agreeing changes nothing, not even how sure: the rules' doubt stands
         d.cues.append(cues.WEIGHED)
         drivers = ", ".join(repr(f) for f in verdict.drivers) or "the reply as a whole"
@@ -252,6 +273,8 @@ def _unknown_confidence(found: Scan, d: Decision) -> Confidence:
     if d.correction or found.asks is not None or found.digit_hints or found.undecided:
         return _UNCLEAR
     plain = found.opt_out or found.acknowledgement or found.non_answer_hints
+    if _opt_out_and_more(found):
+        return _UNCLEAR
     if plain or not found.norm.strip():
         return _CERTAIN
     return _UNCLEAR
@@ -268,6 +291,15 @@ def _after_corrections(found: Scan, d: Decision) -> tuple[list[Signal], list[Bou
             d.no_answer = True
         return signals, boundaries
     answered = [b for b in corrections if any(s.pos > b.pos for s in signals)]
+    complaints = [s for s in signals if s.rating is _UNSATISFIED and s.digit is None]
+    if not answered and complaints and any(s.rating is not _UNSATISFIED for s in signals):
+        # 「你们说会跟进，结果再也没消息，之前的满意收回」: the praise is taken back, the
+        # complaint given with it stands
+        d.correction = True
+        d.cues.append(cues.CORRECTION)
+        d.notes.append(f"{corrections[-1].word!r} takes the praise back; the complaint stands")
+        d.doubt(_LIKELY)
+        return complaints, []
     if not answered:
         d.correction = True
         d.cues.append(cues.CORRECTION)
