@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-__all__ = ["eventually"]
+__all__ = ["ended", "eventually"]
 
 T = TypeVar("T")
 
@@ -46,3 +46,22 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {within_s:g}s")
         await asyncio.sleep(every_s)
+
+
+async def ended(task: asyncio.Task[object], what: str, within_s: float = 60.0) -> None:
+    """Wait for ``task`` to end (its result or exception is the caller's to read); after
+    ``within_s`` fail naming every task of the loop still running, with where each one
+    waits, rather than hang until pytest's timeout with nothing to show."""
+    done, _ = await asyncio.wait({task}, timeout=within_s)
+    if done:
+        return
+    stuck = []
+    for other in asyncio.all_tasks():
+        if other.done() or other is asyncio.current_task():
+            continue
+        frames = [
+            f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}"
+            for f in other.get_stack(limit=8)
+        ]
+        stuck.append(f"{other.get_name()}: {' <- '.join(reversed(frames)) or 'not started'}")
+    raise AssertionError(f"{what}: not ended within {within_s:g}s; running:\n" + "\n".join(stuck))

@@ -28,7 +28,7 @@ from gateway.store.events import Event
 from gateway.webhooks.dead import count_dead
 from gateway.webhooks.receiver import WebhookReceiver
 from gateway.webhooks.worker import WebhookWorker, list_dead, replay, sign
-from tests.waiting import eventually
+from tests.waiting import ended, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -108,6 +108,7 @@ async def running(w: WebhookWorker) -> AsyncIterator[asyncio.Task[None]]:
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
+            await ended(task, "the worker, stopped")
             await task
 
 
@@ -271,6 +272,7 @@ async def test_abrupt_stop_with_requests_in_flight_loses_nothing(
     await eventually(lambda: receiver.requests >= 10, "requests in flight")
     task.cancel()  # no stop event: like kill -9, leases and pending entries stay behind
     with contextlib.suppress(asyncio.CancelledError):
+        await ended(task, "the worker, cancelled")
         await task
     receiver.ok()
     second = worker(redis, ep, consumer="lives", lease_s=1.0, claim_idle_s=0.5)
