@@ -51,7 +51,7 @@ log = logs.logger(__name__)
 DEFAULT_JOB_TIMEOUT_S = 120.0
 TIMEOUT_PER_AUDIO_S = 3.0
 # How often a running job checks that its executor is not broken with its legs lost
-# (AsrPool._results).
+# (await_legs).
 LOST_TASK_CHECK_S = 1.0
 
 

@@ -251,6 +251,15 @@ def _load_answers(
 
 def _patterns(t: Table, key: str, frame: str) -> re.Pattern[str]:
     """A list of regexes as one alternation set in ``frame`` (never matches if absent)."""
+    patterns = _regexes(t, key)
+    if not patterns:
+        return re.compile("(?!)")
+    return re.compile(frame.format("|".join(f"(?:{p})" for p in patterns)))
+
+
+def _regexes(t: Table, key: str) -> tuple[str, ...]:
+    """The regexes listed under ``key`` (optional), each checked to compile, with no named
+    group and not matching empty text: they are joined into bigger alternations."""
     patterns = t.strings(key, required=False, lower=False)
     for i, pattern in enumerate(patterns):
         try:
@@ -260,9 +269,7 @@ def _patterns(t: Table, key: str, frame: str) -> re.Pattern[str]:
         if compiled.groupindex or compiled.fullmatch(""):
             refused = "named groups and patterns that match empty text are refused"
             raise t.fail(f"{key}[{i}]", refused)
-    if not patterns:
-        return re.compile("(?!)")
-    return re.compile(frame.format("|".join(f"(?:{p})" for p in patterns)))
+    return patterns
 
 
 def _load_modifiers(root: Table) -> tuple[dict[str, Mod], re.Pattern[str], frozenset[str]]:
@@ -344,14 +351,7 @@ def _load_caution(root: Table) -> Caution | None:
     # The characters each list's matches can start with (None: unknown).
     starts: dict[str, set[str] | None] = {k: {w[0] for w in words} for k, words in lists.items()}
     for key in ("innocent", "doubt"):
-        for i, pattern in enumerate(t.strings(f"{key}_patterns", required=False, lower=False)):
-            where = f"{key}_patterns[{i}]"
-            try:
-                compiled = re.compile(pattern)
-            except re.error as exc:
-                raise t.fail(where, f"bad regex: {exc}") from None
-            if compiled.groupindex or compiled.fullmatch(""):
-                raise t.fail(where, "named groups and patterns that match empty text are refused")
+        for pattern in _regexes(t, f"{key}_patterns"):
             alternatives[key].insert(0, pattern)
             known, first = starts[key], first_characters(pattern)
             starts[key] = None if known is None or first is None else known | first

@@ -113,7 +113,7 @@ class Model:
         """Parse a weight file (`dumps`); a malformed one is refused, saying what is
         wrong. The checks run over whole columns in C: the file is 60k features."""
         # The collector would sweep everything allocated so far many times over while
-        # 44k lists and tuples are made (half the load time); none of them is cyclic.
+        # 60k lists and tuples are made (half the load time); none of them is cyclic.
         collecting = gc.isenabled()
         gc.disable()
         try:
@@ -251,7 +251,7 @@ class Weigher:
             if rules_rating in _POSITIVE and unsat >= self.veto:
                 drivers = tuple(self.model.strongest(features, _UNSATISFIED_RATING))
                 return Verdict(_UNSATISFIED_RATING, unsat, False, drivers)
-            return Verdict(None, 0.0, False, (), unsat, ask) if ask else _LEFT
+            return _left(unsat, ask)
         extra = (self.danger_cost - 1) * p[_UNSATISFIED]
         # The expected cost of each reading (a positive one also risks the danger); the
         # first of the cheapest, as min() over the classes in order gives it.
@@ -265,12 +265,17 @@ class Weigher:
         if lifted:
             need = max(need, self.lift)
         if prob < need:
-            return Verdict(None, 0.0, False, (), unsat, ask) if ask else _LEFT
+            return _left(unsat, ask)
         sure = prob >= self.sure and not lifted
         drivers = ()
         if rating is not rules_rating:
             drivers = tuple(self.model.strongest(features, rating))
         return Verdict(rating, prob, sure, drivers, unsat, ask)
+
+
+def _left(unsat: float, ask: bool) -> Verdict:
+    """No reading of its own: the rules' stands, asked again if `ask`."""
+    return Verdict(None, 0.0, False, (), unsat, ask) if ask else _LEFT
 
 
 _UNSATISFIED: Final = CLASSES.index(Rating.UNSATISFIED)
