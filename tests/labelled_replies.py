@@ -13,20 +13,23 @@ story):
   (75.1 %, 2 dangerous), then its misses were read: tuning data since.
 - ``tests/data/replies_heldout_v4.tsv``: held-out v4, written before v3's misses were read
   and rules changed for them; never tuned on.
-- ``tests/data/replies_tuning_r3.tsv``: round 3's tuning set (4,104 replies by six writers),
+- ``tests/data/replies_tuning_r3.tsv``: round 3's tuning set (14,230 replies by twenty-one writers),
   what the learned weigher is trained on with the four sets above.
 - ``tests/data/replies_heldout_v5.tsv``, ``_v6.tsv``: held-out v5 and v6, written for round 3
   before any of its changes by writers who read neither the rules nor another set; never
   tuned or trained on.
-- ``tests/data/replies_tuning_r4.tsv``: round 4's tuning set (6,759 replies by ten writers),
+- ``tests/data/replies_tuning_r4.tsv``: round 4's tuning set (9,317 replies by fourteen writers),
   trained on with the sets above.
-- ``tests/data/replies_tuning_r5.tsv``: round 5's tuning set (2,695 replies by five writers),
+- ``tests/data/replies_tuning_r5.tsv``: round 5's tuning set (8,079 replies by fifteen writers),
   trained on with the sets above.
 - ``tests/data/replies_heldout_v7.tsv``, ``_v8.tsv``: held-out v7 and v8, written for round 4
   the same way, before any of its changes; never tuned or trained on.
 - ``tests/data/replies_heldout_v9.tsv``, ``_v10.tsv``: held-out v9 and v10, written after round
   4's first changes and before its later ones; never tuned or trained on.
 - ``tests/data/replies_heldout_v11.tsv``, ``_v12.tsv``: held-out v11 and v12, written for round 5
+  before any of its changes; never tuned or trained on.
+- ``tests/data/replies_tuning_r6.tsv``: round 6's tuning set, trained on with the sets above.
+- ``tests/data/replies_heldout_v13.tsv``, ``_v14.tsv``: held-out v13 and v14, written for round 6
   before any of its changes; never tuned or trained on.
 
     .venv/bin/python -m tests.labelled_replies [FILE ...]   # per-kind table of each set
@@ -54,10 +57,13 @@ from sms.understand.learned.labelled import (
     HELDOUT_V10,
     HELDOUT_V11,
     HELDOUT_V12,
+    HELDOUT_V13,
+    HELDOUT_V14,
     TUNING,
     TUNING_R3,
     TUNING_R4,
     TUNING_R5,
+    TUNING_R6,
     Row,
     read_rows,
 )
@@ -65,8 +71,8 @@ from sms.understand.learned.labelled import (
 __all__ = [
     "CORPUS", "DANGEROUS", "HELDOUT", "HELDOUT_V2", "HELDOUT_V3", "HELDOUT_V4", "HELDOUT_V5",
     "HELDOUT_V6", "HELDOUT_V7", "HELDOUT_V8", "HELDOUT_V9",
-    "HELDOUT_V10", "HELDOUT_V11", "HELDOUT_V12", "SETS", "TUNING", "TUNING_R3", "TUNING_R4",
-    "TUNING_R5", "Row",
+    "HELDOUT_V10", "HELDOUT_V11", "HELDOUT_V12", "HELDOUT_V13", "HELDOUT_V14", "SETS", "TUNING",
+    "TUNING_R3", "TUNING_R4", "TUNING_R5", "TUNING_R6", "Row",
     "Score", "read_rows", "score",
 ]  # fmt: skip
 
@@ -78,6 +84,7 @@ SETS = (
     TUNING_R3,
     TUNING_R4,
     TUNING_R5,
+    TUNING_R6,
     HELDOUT_V2,
     HELDOUT_V4,
     HELDOUT_V5,
@@ -88,6 +95,8 @@ SETS = (
     HELDOUT_V10,
     HELDOUT_V11,
     HELDOUT_V12,
+    HELDOUT_V13,
+    HELDOUT_V14,
 )
 # The error that closes a survey nobody calls back: an unsatisfied citizen read as
 # satisfied or basically satisfied.

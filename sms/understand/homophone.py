@@ -68,6 +68,9 @@ class Homophones:
     alike: Mapping[str, tuple[frozenset[str], ...]]  # per target: the characters of each sound
     ignore: re.Pattern[str] | None
     numerals: frozenset[str]
+    # Targets also looked for right before a rating word the reply spells right, as the
+    # negator is (「鸡本满意」「几本满意」 are 基本满意): [homophones] before_ratings.
+    before_ratings: tuple[str, ...] = ()
 
     def find(self, norm: str, core: str, known: Iterable[tuple[int, int]]) -> list[Correction]:
         """The typos in `norm`, left to right; `known` are spans of words already known."""
@@ -125,13 +128,28 @@ class Homophones:
             if len(target) == len(word) + 1 and target.endswith(word):
                 ch = norm[at]
                 if ch == target[0] or ch not in self.alike[target][0]:
-                    return None
+                    break
                 if self.ignore is not None:
                     for hit in self.ignore.finditer(norm, max(0, at - 2), at + 2):
                         if hit.start() <= at < hit.end():
                             return None
                 typed = norm[at:end]
                 return Correction(at, typed, target[0] + typed[1:])
+        return self._prefix_before(norm, start) if self.before_ratings else None
+
+    def _prefix_before(self, norm: str, start: int) -> Correction | None:
+        """A `before_ratings` target typed as a sound-alike right before a rating word,
+        keeping one of its own characters. The ignore list does not apply here: before
+        满意, 几本 is no count of books."""
+        for target in self.before_ratings:
+            at = start - len(target)
+            if at < 0:
+                continue
+            typed = norm[at:start]
+            if typed == target or all(a != b for a, b in zip(typed, target, strict=True)):
+                continue
+            if all(ch in sounds for ch, sounds in zip(typed, self.alike[target], strict=True)):
+                return Correction(at, typed, target)
         return None
 
     def _blocked(self, norm: str, known: Iterable[tuple[int, int]]) -> bytearray:
@@ -155,7 +173,10 @@ class Homophones:
 
 
 def build_homophones(
-    targets: tuple[str, ...], ignore: tuple[str, ...], numerals: Iterable[str]
+    targets: tuple[str, ...],
+    ignore: tuple[str, ...],
+    numerals: Iterable[str],
+    before_ratings: tuple[str, ...] = (),
 ) -> Homophones:
     """Compile the targets with pypinyin's readings of every character it knows.
 
@@ -205,6 +226,7 @@ def build_homophones(
         },
         ignore=re.compile("|".join(map(re.escape, ignore))) if ignore else None,
         numerals=frozenset(numerals),
+        before_ratings=before_ratings,
     )
 
 

@@ -100,11 +100,9 @@ def scan(norm: str, rules: Rules) -> Scan:
         return out
     covered = rules.matcher.find(norm)
     typos = []
-    # Typos matter when the answer word itself is garbled: a reply that already has one
-    # of the scheme's own words (满意, 不满意) is read as it is, but for a sound-alike
-    # negator right before it.
-    # Plain loops, not comprehensions: on Python 3.11 each comprehension is a function
-    # made and called, a visible share of reading a short reply.
+    # Typos matter when the answer word itself is garbled: a reply with one of the scheme's
+    # own words (满意) is read as it is, but for a sound-alike right before it (「步满意」).
+    # Plain loops: on Python 3.11 each comprehension is a function made and called.
     ratings = []
     for s, e, entry in covered:
         if entry.kind is _RATING_WORD:
@@ -204,8 +202,9 @@ class _Reader:
                 self.out.cues.append(cues.UNDECIDED)
         if len(self.core) > 1 and self.rules.earlier_reply.search(self.core):
             self.out.earlier_reply = True
-        if norm.rstrip().endswith(("?", "吗", "呢")) or "请问" in norm:
-            self.out.questioning = True
+        if "请问" in norm or norm.rstrip().endswith(("?", "吗", "呢")):
+            # 「这不是推诿吗」「能满意吗」: a rhetorical question answers, it does not ask.
+            self.out.questioning = "请问" in norm or cues.RHETORICAL not in self.out.cues
         caution.find(self.out, self.rules, self.covered, self.explained, self.parties, self.starts)
 
     # -- helpers -----------------------------------------------------------------------
@@ -229,7 +228,10 @@ class _Reader:
         if pos == 0 or self.norm[pos - 1] not in self.rules.modifier_last_chars:
             return Mods(pos, ())  # the common case, decided without a regex
         n = len(self.norm)
+        # Not back into a word read as a signal: 不太 of 「态度不太好我不满意」 grades 好 only.
         lo = max(self.starts[self.clause(pos)], min(self.consumed, pos))
+        if self.last_signal_end <= pos:
+            lo = max(lo, self.last_signal_end)
         at, stop = n - pos, n - lo  # the same span in the reversed text
         match = self.rules.modifiers_reversed.match
         backwards = self.norm[::-1]
@@ -244,6 +246,8 @@ class _Reader:
                 break
             kinds.append(kind)
             at = m.end()
+        if len(kinds) > 1 and self.norm.count("不", n - at, pos) == pos - (n - at):
+            return Mods(pos, ())  # 「不不不，不满意」: "no, no, no", not a negation of it
         return Mods(n - at, tuple(kinds))
 
     def ending(self, end: int) -> Ending:
@@ -413,7 +417,10 @@ class _Reader:
         # 「这不是推诿吗」 asks a question that affirms the complaint; 「也不能不管啊」
         # demands what was not done.
         negations = mods.negations + (after.negated is not None)
-        if negations % 2 and not after.question and _MOD_CANNOT not in mods.kinds:
+        rhetorical = bool(negations % 2) and after.question
+        if rhetorical:
+            self.out.cues.append(cues.RHETORICAL)  # it says it is: a verdict, as an opinion
+        elif negations % 2 and _MOD_CANNOT not in mods.kinds:
             self.out.notes.append((start, f"{span!r} → satisfied (negated complaint)"))
             self.out.cues.append(cues.NEGATION)
             self.signal(start, end, TIER_PHRASE, _SATISFIED, False)
@@ -426,9 +433,11 @@ class _Reader:
         self.out.reasons.append(entry.reason)
         softened = entry.small or self.softened(mods, start, end)
         small = ", a small one" if softened or entry.mild or start >= self.conceded else ""
-        self.out.notes.append((start, f"{span!r} → unsatisfied (complaint: {entry.reason}{small})"))
+        what = entry.reason + small + (", rhetorical question" if rhetorical else "")
+        self.out.notes.append((start, f"{span!r} → unsatisfied (complaint: {what})"))
         self.out.cues.append(cues.COMPLAINT)
-        self.complaint_signal(start, end, entry.mild, softened, reason=entry.reason)
+        tier = TIER_OPINION if rhetorical else TIER_PHRASE
+        self.complaint_signal(start, end, entry.mild, softened, tier, entry.reason)
 
     def praise(self, entry: Entry, start: int, end: int) -> None:
         mods = self.modifiers(start)

@@ -17,6 +17,7 @@ turn Latin words into the Chinese words the rules know (「bu manyi」, 「not h
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Final
 
 from sms.understand.homophone import Homophones, build_homophones
@@ -173,7 +174,43 @@ def load_romanised(root: Table) -> dict[str, str]:
             if joined in romanised:
                 raise t.fail(key, "listed twice (spaces do not count)")
             romanised[joined] = t.string(key)
-    return romanised
+    return romanised | english_typos(root, romanised)
+
+
+# An English word this long is recognised with one letter wrong, missing, extra or two
+# swapped (「satisified」「sastisfied」「basicly」 are satisfied, basically); a shorter
+# one is too often another word (fine/fire, good/food).
+_TYPO_MIN: Final = 7
+_LETTERS: Final = "abcdefghijklmnopqrstuvwxyz"
+
+
+def english_typos(root: Table, romanised: Mapping[str, str]) -> dict[str, str]:
+    """[english] words of `_TYPO_MIN` letters or more, misspelt by one edit → what the
+    word means. A misspelling that two words share, or that is a key itself, is left out."""
+    t = root.optional_table("english")
+    found: dict[str, str | None] = {}
+    for key in t.data:
+        if " " in key or len(key) < _TYPO_MIN:
+            continue
+        meaning = romanised[key]
+        for typo in _one_edit(key):
+            if typo in romanised:
+                continue
+            known = found.setdefault(typo, meaning)
+            if known != meaning:
+                found[typo] = None  # two words are one edit from it: neither is meant
+    return {typo: meaning for typo, meaning in found.items() if meaning is not None}
+
+
+def _one_edit(word: str) -> set[str]:
+    """Every string one deletion, swap of neighbours, replacement or insertion away."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    out = {a + b[1:] for a, b in splits if b}
+    out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    out |= {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
+    out |= {a + c + b for a, b in splits for c in _LETTERS}
+    out.discard(word)
+    return out
 
 
 def load_numerals(
@@ -207,14 +244,19 @@ def load_numerals(
 def load_homophones(root: Table, numerals: tuple[str, ...]) -> Homophones | None:
     """[homophones]: the target words and the real words never taken for their typos."""
     t = root.optional_table("homophones")
-    t.only("targets", "ignore")
+    t.only("targets", "ignore", "before_ratings")
     targets = t.strings("targets", required=False)
     if not targets:
         return None
     for i, word in enumerate(targets):
         if not re.fullmatch(f"[{HAN}]{{2,3}}", word):
             raise t.fail(f"targets[{i}]", f"{word!r}: a target is 2 or 3 Chinese characters")
+    before = t.strings("before_ratings", required=False)
+    for i, word in enumerate(before):
+        if word not in targets:
+            raise t.fail(f"before_ratings[{i}]", f"{word!r} is not one of the targets")
     try:
-        return build_homophones(targets, t.strings("ignore", required=False), numerals)
+        ignore = t.strings("ignore", required=False)
+        return build_homophones(targets, ignore, numerals, before)
     except ValueError as exc:
         raise t.fail("targets", str(exc)) from None

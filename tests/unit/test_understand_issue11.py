@@ -58,6 +58,12 @@ KNOWN_CUES = {v for k, v in vars(cue_ids).items() if k.isupper() and isinstance(
         ("1，还是2吧", B),
         ("1还是2呢", X),
         ("二。改三。", U),
+        ("3 按错 回2", B),  # a slip between the digits: the last one is the answer
+        ("2 oops meant 1", S),
+        ("sent 3 by mistake, pls change to 1", S),
+        ("Ignore my 1 from before, nobody followed up. 3", U),  # the 1 disowned
+        ("2 是我老伴回的 我自己给1", S),
+        ("刚回了个3，是回给别人的，你们这个是1", S),
         # rhetorical: nothing to be satisfied with; part satisfied
         ("有啥满意的", U),
         ("我不觉得有什么值得满意的", U),
@@ -68,6 +74,10 @@ KNOWN_CUES = {v for k, v in vars(cue_ids).items() if k.isupper() and isinstance(
         ("馒意", S),
         ("不瞒易", U),
         ("满一年了还没破案", U),  # 满一 is "a full year" here
+        ("鸡本满意", B),  # 基本 mistyped before a rating word spelled right
+        ("几本满意", B),
+        ("satisified", S),  # an English word one letter off
+        ("dissatisifed", U),
         # Dialect and slang.
         ("好使", S),
         ("阔以", B),
@@ -84,6 +94,17 @@ KNOWN_CUES = {v for k, v in vars(cue_ids).items() if k.isupper() and isinstance(
         # English with negation.
         ("not happy", U),
         ("not too bad", B),
+        ("wasn't helpful", U),  # a negated auxiliary
+        ("I don't like how they treated me", U),
+        # Negation: double, formal, slang; a negated complaint is praise; A-not-A asks.
+        ("木有不满意", S),
+        ("并非不满意", S),
+        ("没人会不满意", S),
+        ("没拖，当天就给办了", S),
+        ("一点都没有为难我们", S),
+        ("交警是不是偏袒对方", U),
+        ("不不不 不满意", U),  # "no, no, no": not a negation of 不满意
+        ("嗯 那个 民警 态度 不 太 好 我 不 满意", U),  # 不太 of 不太好 is not read twice
         ("ok but slow", B),
         # A question about the case is not praise.
         ("人找到了没有？", X),

@@ -136,15 +136,14 @@ def test_a_satisfied_reading_it_doubts_is_asked_again_not_closed() -> None:
 
 
 def test_the_shipped_reader_asks_again_where_the_weigher_doubts_a_satisfied_reading() -> None:
-    # The rules read a hedged negation as basically satisfied ("not quite unsatisfied");
-    # the weigher cannot rule out unsatisfied: the rating stands, the survey is not
-    # closed on it.
-    reading = understand("不满意算不上")
-    assert reading.rating is Rating.BASICALLY_SATISFIED
+    # The rules read a negated complaint as praise ("not slow at all"); the weigher
+    # cannot rule out a sneer: the rating stands, the survey is not closed on it.
+    reading = understand("出警一点都不慢")
+    assert reading.rating is Rating.SATISFIED
     assert reading.confidence is Confidence.UNCLEAR and reading.clarify
     assert "weighed" in reading.cues and "ask again" in reading.explanation[-1]
-    alone = understand("不满意算不上", load_rules(None, weigher=False))
-    assert alone.rating is Rating.BASICALLY_SATISFIED and alone.confidence is not Confidence.UNCLEAR
+    alone = understand("出警一点都不慢", load_rules(None, weigher=False))
+    assert alone.rating is Rating.SATISFIED and alone.confidence is not Confidence.UNCLEAR
 
 
 def test_a_certain_reading_is_only_ever_vetoed() -> None:

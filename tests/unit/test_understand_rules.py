@@ -185,6 +185,7 @@ def test_path_may_be_a_string(tmp_path: Path) -> None:
         ("unread_chars = 3", "unread_chars = -1", "caution.unread_chars"),
         ("unread_chars = 3", 'unread_chars = "3"', "caution.unread_chars"),
         ("not_quite = [", 'not_quite = ["不是", ', "modifiers.not_quite"),
+        ('before_ratings = ["基本"]', 'before_ratings = ["非常"]', "homophones.before_ratings[0]"),
     ],
 )
 def test_a_bad_edit_names_its_key(tmp_path: Path, old: str, new: str, key: str | None) -> None:
@@ -233,3 +234,14 @@ def test_without_a_caution_section_there_is_no_safety_net(tmp_path: Path) -> Non
     # The reader as it was before the net (and the weigher): the sneer goes unnoticed.
     assert understand("好好好，你们说了算", rules).rating is Rating.SATISFIED
     assert understand("好好好，你们说了算").rating is Rating.UNSATISFIED
+
+
+def test_an_english_typo_is_read_only_when_one_word_is_one_edit_away(tmp_path: Path) -> None:
+    # 「satisified」 is one edit from satisfied; with two listed words one edit from the
+    # same typo, it is left unread rather than guessed.
+    assert understand("satisified").rating is Rating.SATISFIED
+    path = edited(tmp_path, '"satisfied" = "满意"', '"satisfied" = "满意"\n"satisfier" = "不满意"')
+    rules = load_rules(path, weigher=False)
+    assert understand("satisfiedr", rules).rating is Rating.UNKNOWN  # one edit from both
+    assert understand("satisfiied", rules).rating is Rating.SATISFIED  # one edit from one
+    assert understand("sad", rules).rating is Rating.UNKNOWN  # short words are never guessed

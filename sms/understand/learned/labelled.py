@@ -23,6 +23,7 @@ TUNING: Final = DATA / "replies_tuning.tsv"
 TUNING_R3: Final = DATA / "replies_tuning_r3.tsv"
 TUNING_R4: Final = DATA / "replies_tuning_r4.tsv"
 TUNING_R5: Final = DATA / "replies_tuning_r5.tsv"
+TUNING_R6: Final = DATA / "replies_tuning_r6.tsv"
 HELDOUT: Final = DATA / "replies_heldout.tsv"  # v1: tuning data since round 2
 HELDOUT_V2: Final = DATA / "replies_heldout_v2.tsv"
 HELDOUT_V3: Final = DATA / "replies_heldout_v3.tsv"  # measured once, then tuning data
@@ -35,14 +36,18 @@ HELDOUT_V9: Final = DATA / "replies_heldout_v9.tsv"
 HELDOUT_V10: Final = DATA / "replies_heldout_v10.tsv"
 HELDOUT_V11: Final = DATA / "replies_heldout_v11.tsv"
 HELDOUT_V12: Final = DATA / "replies_heldout_v12.tsv"
+HELDOUT_V13: Final = DATA / "replies_heldout_v13.tsv"
+HELDOUT_V14: Final = DATA / "replies_heldout_v14.tsv"
 # What the rules were written and tuned on, and the weigher is trained on.
-TRAINING: Final = (CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4, TUNING_R5)
+TRAINING: Final = (
+    CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4, TUNING_R5, TUNING_R6,
+)  # fmt: skip
 # Never tuned on, never trained on: what the reader is measured on.
 HELD_OUT: Final = frozenset(
     p.name
     for p in (
         HELDOUT_V2, HELDOUT_V4, HELDOUT_V5, HELDOUT_V6, HELDOUT_V7, HELDOUT_V8, HELDOUT_V9,
-        HELDOUT_V10, HELDOUT_V11, HELDOUT_V12,
+        HELDOUT_V10, HELDOUT_V11, HELDOUT_V12, HELDOUT_V13, HELDOUT_V14,
     )
 )  # fmt: skip
 

@@ -43,12 +43,14 @@ SEED: Final = 20261202
 EPOCHS: Final = 12
 RATE: Final = 0.2
 L2: Final = 1e-5
-# A feature in fewer examples than this is not learned from (noise, and file size).
-MIN_COUNT: Final = 2
+# A feature in fewer examples than this is not learned from (noise, and file size). At 3
+# rather than 2, 5-fold cross-validation on the 40,203 training replies of round 6 reads
+# 89.9 % against 90.0 %, with 186 unsatisfied read as (basically) satisfied against 192,
+# and the weight file is a fifth smaller (the repository keeps a tracked file under 2 MB).
+MIN_COUNT: Final = 3
 DIGITS: Final = 4  # decimals written
-# A feature whose every weight is smaller than this is left out of the file: not one
-# reading of the 33,796 training replies changes, and the file stays under the
-# repository's 2 MB for a tracked file (it also loads faster).
+# A feature whose every weight is smaller than this is left out of the file (it also
+# loads faster): on round 5's 33,796 training replies not one reading changed.
 PRUNE: Final = 0.005
 
 
