@@ -128,7 +128,11 @@ def test_a_word_that_sounds_like_a_rating_is_not_one() -> None:
 @pytest.mark.parametrize(
     ("text", "opt_out"),
     [("退订怎么弄", False), ("回复TD是退订吗？", False), ("不要退订", False), ("退订", True),
-     ("以后别发了", True), ("3，以后不要再发这种短信", True)],
+     ("以后别发了", True), ("3，以后不要再发这种短信", True),
+     # 在 typed for 再, an adverb between, Wu 覅, English and pinyin; a negated opt-out
+     ("别在发了", True), ("能不能不要天天发这个", True), ("覅发了", True), ("unsub pls", True),
+     ("Leave me alone", True), ("Please don't contact me again", True), ("bie fa le", True),
+     ("满意，不要给我退订", False), ("1，唔使退订", False)],
 )  # fmt: skip
 def test_opt_out_precision(text: str, opt_out: bool) -> None:
     assert understand(text).opt_out is opt_out

@@ -91,13 +91,13 @@ FLOORS = {
     HELDOUT_V2: 0.96,
     HELDOUT_V4: 0.95,
     HELDOUT_V5: 0.94,
-    HELDOUT_V6: 0.93,
-    HELDOUT_V7: 0.97,
+    HELDOUT_V6: 0.92,
+    HELDOUT_V7: 0.96,
     HELDOUT_V8: 0.95,
     HELDOUT_V9: 0.94,
     HELDOUT_V10: 0.94,
     HELDOUT_V11: 0.88,
-    HELDOUT_V12: 0.87,
+    HELDOUT_V12: 0.86,
     HELDOUT_V13: 0.92,
     HELDOUT_V14: 0.89,
 }
@@ -106,8 +106,8 @@ FLOORS = {
 # of the weigher moves a few of them either way (tests/data/README.md): nothing was tuned
 # for them.
 DANGEROUS_HELD_OUT = {
-    HELDOUT_V2: 1, HELDOUT_V4: 0, HELDOUT_V5: 3, HELDOUT_V6: 3, HELDOUT_V7: 0, HELDOUT_V8: 1,
-    HELDOUT_V9: 1, HELDOUT_V10: 2, HELDOUT_V11: 4, HELDOUT_V12: 1, HELDOUT_V13: 2,
+    HELDOUT_V2: 1, HELDOUT_V4: 0, HELDOUT_V5: 3, HELDOUT_V6: 2, HELDOUT_V7: 0, HELDOUT_V8: 1,
+    HELDOUT_V9: 1, HELDOUT_V10: 3, HELDOUT_V11: 5, HELDOUT_V12: 2, HELDOUT_V13: 1,
     HELDOUT_V14: 0,
 }  # fmt: skip
 # Round 3's tuning set keeps two: 「挺好，邻居今晚接着蹦迪」 (the party goes on tonight),
@@ -124,9 +124,9 @@ KNOWN_DANGEROUS = {TUNING_R3: 2, TUNING_R4: 6, TUNING_R5: 1, TUNING_R6: 3}
 # Opt-outs read wrong where the rules were not written for them (as measured; not to grow).
 OPT_OUT_WRONG = {
     TUNING_R3: 9,
-    TUNING_R4: 20,
-    TUNING_R5: 43,
-    TUNING_R6: 62,
+    TUNING_R4: 19,
+    TUNING_R5: 39,
+    TUNING_R6: 40,
     HELDOUT_V2: 0,
     HELDOUT_V4: 0,
     HELDOUT_V5: 0,
