@@ -135,7 +135,7 @@ class Homophones:
                             return None
                 typed = norm[at:end]
                 return Correction(at, typed, target[0] + typed[1:])
-        return self._prefix_before(norm, start) if self.before_ratings else None
+        return self._prefix_before(norm, start)
 
     def _prefix_before(self, norm: str, start: int) -> Correction | None:
         """A `before_ratings` target typed as a sound-alike right before a rating word,
