@@ -31,6 +31,9 @@ story):
 - ``tests/data/replies_tuning_r6.tsv``: round 6's tuning set, trained on with the sets above.
 - ``tests/data/replies_heldout_v13.tsv``, ``_v14.tsv``: held-out v13 and v14, written for round 6
   before any of its changes; never tuned or trained on.
+- ``tests/data/replies_tuning_r7.tsv``: round 7's tuning set, trained on with the sets above.
+- ``tests/data/replies_heldout_v15.tsv``, ``_v16.tsv``: held-out v15 and v16, written for round 7
+  before any of its changes; never tuned or trained on.
 
     .venv/bin/python -m tests.labelled_replies [FILE ...]   # per-kind table of each set
 """
@@ -59,11 +62,14 @@ from sms.understand.learned.labelled import (
     HELDOUT_V12,
     HELDOUT_V13,
     HELDOUT_V14,
+    HELDOUT_V15,
+    HELDOUT_V16,
     TUNING,
     TUNING_R3,
     TUNING_R4,
     TUNING_R5,
     TUNING_R6,
+    TUNING_R7,
     Row,
     read_rows,
 )
@@ -71,8 +77,9 @@ from sms.understand.learned.labelled import (
 __all__ = [
     "CORPUS", "DANGEROUS", "HELDOUT", "HELDOUT_V2", "HELDOUT_V3", "HELDOUT_V4", "HELDOUT_V5",
     "HELDOUT_V6", "HELDOUT_V7", "HELDOUT_V8", "HELDOUT_V9",
-    "HELDOUT_V10", "HELDOUT_V11", "HELDOUT_V12", "HELDOUT_V13", "HELDOUT_V14", "SETS", "TUNING",
-    "TUNING_R3", "TUNING_R4", "TUNING_R5", "TUNING_R6", "Row",
+    "HELDOUT_V10", "HELDOUT_V11", "HELDOUT_V12", "HELDOUT_V13", "HELDOUT_V14", "HELDOUT_V15",
+    "HELDOUT_V16", "SETS", "TUNING", "TUNING_R3", "TUNING_R4", "TUNING_R5", "TUNING_R6",
+    "TUNING_R7", "Row",
     "Score", "read_rows", "score",
 ]  # fmt: skip
 
@@ -85,6 +92,7 @@ SETS = (
     TUNING_R4,
     TUNING_R5,
     TUNING_R6,
+    TUNING_R7,
     HELDOUT_V2,
     HELDOUT_V4,
     HELDOUT_V5,
@@ -97,6 +105,8 @@ SETS = (
     HELDOUT_V12,
     HELDOUT_V13,
     HELDOUT_V14,
+    HELDOUT_V15,
+    HELDOUT_V16,
 )
 # The error that closes a survey nobody calls back: an unsatisfied citizen read as
 # satisfied or basically satisfied.

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from sms.understand import cues
-from sms.understand.findings import Scan
+from sms.understand.findings import TIER_RATING, Scan
 from sms.understand.rules import Caution, Confidence, Entry, Kind, Rating, Rules
 
 # Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
@@ -59,6 +59,8 @@ _NEUTRAL: Final = Kind.NEUTRAL
 # Characters in no [caution] list and never a letter: spaces and the punctuation
 # `text.normalize` leaves (not "?": a question is a doubt).
 _SILENT: Final = frozenset(" \t\n,.!;:~-…、\"'()[]")
+# 「一 满意」 in a transcript: a numeral before the word is a vote, not a typo.
+_NUMERALS: Final = frozenset("一二三")
 
 
 def find(
@@ -102,6 +104,7 @@ def find(
             continue
         if not all(read[start:end]):  # 「比你们」 is not explained by 你们 alone
             out.doubts.append((start, word, kind))
+    _glued(out, read, rules)
     if out.signals and caution.unread_chars and not out.doubts:
         for start, end, _, kind in hits:
             if kind in _READ:
@@ -233,6 +236,25 @@ def _unread(
         if len(unread) >= caution.unread_chars:
             out.doubts.append((lo, unread[:_QUOTE], UNREAD))
             return
+
+
+def _glued(out: Scan, read: bytearray, rules: Rules) -> None:
+    """A reply of one character the reader did not read and a positive rating word
+    (「丕满意」「北满意」「扑满意」): a garbled 不 as likely as a garbled nothing, so a
+    doubt, and the citizen is asked again — unless it sounds like a degree word (「狠满意」
+    「停满意的」 are 很满意, 挺满意的: [homophones] degree_alike)."""
+    if len(out.signals) != 1 or out.doubts:
+        return
+    s = out.signals[0]
+    if s.pos != 1 or s.tier != TIER_RATING or s.digit is not None or s.rating is _UNSATISFIED:
+        return
+    first = out.norm[0]
+    if rules.homophones is not None and first in rules.homophones.degree_alike:
+        return
+    if read[0] or first in _NUMERALS:
+        return
+    if "\u3400" <= first <= "\u9fff" or first.isdigit():
+        out.doubts.append((0, first, UNREAD))
 
 
 def _clause_of(pos: int, starts: Sequence[int]) -> int:

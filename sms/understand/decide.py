@@ -98,7 +98,10 @@ class Decision:
             self.confidence = confidence
 
 
-_WORDS = re.compile(f"[a-z{HAN}]")
+# A Chinese character: a reply the rules read nothing in and that has none (「LTD」, "need to
+# improve a lot": every English word the rules know became Chinese in `normalize`) is not
+# weighed; character n-grams of unknown English are noise, and it is asked again.
+_CHINESE = re.compile(f"[{HAN}]")
 _POSITIVE = frozenset((Rating.SATISFIED, Rating.BASICALLY_SATISFIED))
 # Letters a reply may have and still be only an answer: 「1」「满意」「非常满意!!」.
 _BARE_ANSWER = 4
@@ -139,13 +142,14 @@ def _letters(norm: str) -> int:
 def _said_no_answer(found: Scan) -> bool:
     """Read as giving no answer, with nothing else to weigh: for a reason the rules name
     (a wrong number, an opt-out or an acknowledgement alone, a digit outside the scheme
-    or a phone number), or with no words at all (「3.5」「3:30」: numbers, not votes)."""
+    or a phone number), or with no Chinese word at all (「3.5」「3:30」: numbers, not votes;
+    「LTD」: English the rules do not know)."""
     if found.signals:
         return False
     if _opt_out_and_more(found):
         return False
     named = found.digit_hints or found.non_answer_hints or found.opt_out
-    return bool(named or found.acknowledgement is not None) or not _WORDS.search(found.norm)
+    return bool(named or found.acknowledgement is not None) or not _CHINESE.search(found.norm)
 
 
 def _opt_out_and_more(found: Scan) -> bool:
@@ -187,11 +191,21 @@ def reweigh(found: Scan, d: Decision, weigher: Weigher, *, only: Rating | None =
         d.rating = verdict.rating
         d.hint = None
         d.confidence = _LIKELY if verdict.sure else _UNCLEAR
+        if d.confidence is _LIKELY and d.rating in _POSITIVE and not _praised(found):
+            # a positive reading resting on no positive word the rules read: the citizen is
+            # asked again rather than the survey closed on the model's word alone
+            d.notes.append("no positive word read: ask again")
+            d.confidence = _UNCLEAR
     if verdict.ask and d.rating in _POSITIVE and d.confidence is not _UNCLEAR:
         # closing the survey could be the worst error: ask the citizen again
         d.cues.append(cues.WEIGHED)
         d.notes.append(f"weigher: unsatisfied ({verdict.unsat:.2f}) not ruled out → ask again")
         d.confidence = _UNCLEAR
+
+
+def _praised(found: Scan) -> bool:
+    """The rules read a positive word, digit or emoji somewhere in the reply."""
+    return any(s.rating is not _UNSATISFIED and s.rating is not _UNKNOWN for s in found.signals)
 
 
 def _decide(found: Scan) -> Decision:
@@ -533,6 +547,14 @@ def _without_conflicting_digits(found: Scan, signals: list[Signal], d: Decision)
         d.notes.append(f"{word!r} between digits: the last digit is the answer")
         d.cues.append(cues.SELF_CORRECTION)
         d.doubt(_LIKELY)
+        return [s for s in signals if s.digit is None or s.pos >= last]
+    # 「先给个2，后来越想越气，3」: words after a digit, then a less satisfied one. The
+    # later digit is read, unsure: an unsatisfied reading is called back anyway.
+    if found.digit_afterthought is not None and not found.questioning and not found.undecided:
+        last = found.digit_afterthought
+        d.notes.append("a less satisfied digit after more words: the last digit, unsure")
+        d.cues.append(cues.SELF_CORRECTION)
+        d.doubt(_UNCLEAR)
         return [s for s in signals if s.digit is None or s.pos >= last]
     d.notes.append(f"different digits {', '.join(digits)} → digits ignored")
     d.cues.append(cues.SEVERAL_DIGITS)

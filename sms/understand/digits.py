@@ -12,7 +12,7 @@ from typing import Final
 
 from sms.understand import cues
 from sms.understand.findings import TIER_RATING, Scan, Signal
-from sms.understand.rules import Entry, Rules
+from sms.understand.rules import HAN, Entry, Rating, Rules
 
 _DIGIT_RUN: Final = re.compile(r"[0-9]+")
 # Separators that make a digit part of a bigger number: 3.5, 3:30, 2-3, 1/2.
@@ -23,6 +23,10 @@ _EMPHATIC_MAX: Final = 6
 _MINUS: Final = frozenset("-负")
 # How far before a digit the words that disown it are looked for (「上一条回复的“3”」).
 _TAKEN_BACK_REACH: Final = 12
+# A letter or a Chinese character: something said between two digits.
+_WORD: Final = re.compile(f"[a-z{HAN}]")
+# Less satisfied first: the order an afterthought may only go down (`_afterthought`).
+_RANK: Final = {Rating.UNSATISFIED: 0, Rating.BASICALLY_SATISFIED: 1, Rating.SATISFIED: 2}
 
 
 def read_digits(out: Scan, rules: Rules, core: str, covered: list[tuple[int, int, Entry]]) -> None:
@@ -65,6 +69,8 @@ def read_digits(out: Scan, rules: Rules, core: str, covered: list[tuple[int, int
     out.signals.sort(key=_position)
     if out.digit_votes > 1:
         out.digit_change = _changed(out, rules)
+        if out.digit_change is None:
+            out.digit_afterthought = _afterthought(out, rules)
         out.digits_taken_back = _taken_back(out, rules)
 
 
@@ -78,6 +84,26 @@ def _changed(out: Scan, rules: Rules) -> tuple[int, str] | None:
         return None
     m = rules.digit_change.search(out.norm, before.pos + 1, last.pos)
     return None if m is None else (last.pos, m.group())
+
+
+def _afterthought(out: Scan, rules: Rules) -> int | None:
+    """The last scheme digit's position when it is the least satisfied one given and
+    words come between it and the earlier, different digit (「先给个2，后来越想越气，3」
+    「1，毕竟我也不敢选3」「oops 1 I mean 3」), or None: 「1 3」 and 「1和2之间」 name two
+    choices. Only a less satisfied digit is taken this way; a more satisfied one needs
+    words that change the answer (`_changed`), as unsure is never read as satisfied."""
+    votes = [s for s in out.signals if s.digit is not None]
+    last = votes[-1]
+    if any(_RANK[s.rating] < _RANK[last.rating] for s in votes):
+        return None
+    before = next((s for s in reversed(votes) if s.digit != last.digit), None)
+    if before is None:
+        return None  # one digit said again (「3 3」)
+    if not _WORD.search(out.norm, before.pos + 1, last.pos):
+        return None
+    if rules.digit_alternatives.search(out.norm, before.pos + 1, last.pos):
+        return None
+    return last.pos
 
 
 def _taken_back(out: Scan, rules: Rules) -> tuple[tuple[int, ...], str] | None:

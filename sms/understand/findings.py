@@ -59,6 +59,7 @@ class Scan:
         "asks",
         "boundaries",
         "cues",
+        "digit_afterthought",
         "digit_change",
         "digit_hints",
         "digit_votes",
@@ -94,6 +95,9 @@ class Scan:
         # 「1改3」: where the last scheme digit stands and the word before it that replaces
         # an earlier, different digit
         self.digit_change: tuple[int, str] | None = None
+        # 「先给个2，后来越想越气，3」: where the last scheme digit stands when words with no
+        # such marker come between it and an earlier, more satisfied digit
+        self.digit_afterthought: int | None = None
         # 「刚才那个3不算，1」: the positions of the scheme digits the reply disowns, and the
         # words that disowned the first of them
         self.digits_taken_back: tuple[tuple[int, ...], str] | None = None

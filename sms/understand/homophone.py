@@ -71,6 +71,9 @@ class Homophones:
     # Targets also looked for right before a rating word the reply spells right, as the
     # negator is (「鸡本满意」「几本满意」 are 基本满意): [homophones] before_ratings.
     before_ratings: tuple[str, ...] = ()
+    # Characters that sound like a one-character degree word ([homophones] degree_alike:
+    # 很, 挺): 「狠满意」「停满意的」 are 很满意, 挺满意的, not a garbled negator.
+    degree_alike: frozenset[str] = frozenset()
 
     def find(self, norm: str, core: str, known: Iterable[tuple[int, int]]) -> list[Correction]:
         """The typos in `norm`, left to right; `known` are spans of words already known."""
@@ -177,6 +180,7 @@ def build_homophones(
     ignore: tuple[str, ...],
     numerals: Iterable[str],
     before_ratings: tuple[str, ...] = (),
+    degree_alike: tuple[str, ...] = (),
 ) -> Homophones:
     """Compile the targets with pypinyin's readings of every character it knows.
 
@@ -198,6 +202,12 @@ def build_homophones(
         for reading in known.split(","):
             if reading in codes:
                 sounds.setdefault(code, codes[reading])  # a heteronym: its first target sound
+    degree_sounds = {_syllables(word, readings)[0] for word in degree_alike}
+    like_degree = frozenset(
+        chr(code)
+        for (code, _), known in zip(table, toneless, strict=True)
+        if not degree_sounds.isdisjoint(known.split(","))
+    )
     spelled: dict[str, str] = {}
     anchors: dict[str, list[tuple[str, int]]] = {}
     by_code: dict[str, set[str]] = {}
@@ -227,6 +237,7 @@ def build_homophones(
         ignore=re.compile("|".join(map(re.escape, ignore))) if ignore else None,
         numerals=frozenset(numerals),
         before_ratings=before_ratings,
+        degree_alike=like_degree,
     )
 
 

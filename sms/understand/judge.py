@@ -62,6 +62,22 @@ class Mods(NamedTuple):
         return adjacent or _MOD_BASIC in self.kinds
 
 
+# Quotation marks around a good word say the opposite (「服务真是“周到”」「真是太“满意”了」),
+# unless the word is quoted as an answer given or meant (「刚回的“满意”」「本来想打“满意”」).
+_OPEN_QUOTES: Final = frozenset("“\"「『‘'")
+_CLOSE_QUOTES: Final = frozenset("”\"」』’'")
+_ANSWERED: Final = frozenset("回选打发评按点的个成")
+
+
+def scare_quoted(norm: str, start: int, end: int) -> bool:
+    """The word at norm[start:end] stands alone in quotation marks, not as an answer."""
+    if start < 1 or end >= len(norm) or norm[start - 1] not in _OPEN_QUOTES:
+        return False
+    if norm[end] not in _CLOSE_QUOTES or norm.startswith("不是", end + 1):
+        return False  # 「是“满意”不是“瞒意”」 corrects a typo
+    return start < 2 or norm[start - 2] not in _ANSWERED
+
+
 class Ending(NamedTuple):
     """What follows a word."""
 

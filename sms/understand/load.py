@@ -214,7 +214,10 @@ def _load_opt_out(
 
 def _load_answers(
     root: Table, b: _Builder
-) -> tuple[frozenset[str], str, re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+) -> tuple[
+    frozenset[str], str, re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str],
+    re.Pattern[str],
+]:  # fmt: skip
     for t in root.tables("non_answers"):
         t.only("hint", "words", "patterns")
         entry = Entry(Kind.NON_ANSWER, t.where, hint=t.string("hint"))
@@ -229,12 +232,13 @@ def _load_answers(
     corrections = root.optional_table("corrections")
     corrections.only(
         "anywhere", "clause_start", "earlier_reply", "between_digits", "taken_back_before",
-        "taken_back_after",
+        "taken_back_after", "alternatives_between_digits",
     )  # fmt: skip
     for key, kind in (("anywhere", Kind.CORRECTION), ("clause_start", Kind.CORRECTION_START)):
         b.add_words(corrections, key, Entry(kind, corrections.path(key)), required=False)
     earlier = corrections.strings("earlier_reply", required=False)
     between = corrections.strings("between_digits", required=False)
+    alternatives = corrections.strings("alternatives_between_digits", required=False)
     neutral = root.table("neutral")
     neutral.only("words")
     b.add_words(neutral, "words", Entry(Kind.NEUTRAL, neutral.path("words")))
@@ -246,6 +250,7 @@ def _load_answers(
         # Anchored where the digit is: the text before it ends with one, after it starts.
         _patterns(corrections, "taken_back_before", "(?:{})$"),
         _patterns(corrections, "taken_back_after", "(?:{})"),
+        re.compile(_alternation(alternatives) if alternatives else "(?!)"),
     )
 
 
@@ -399,8 +404,8 @@ def parse_rules(data: Mapping[str, object], source: str, *, weigher: bool = True
     _load_aspects(root, b, labels)
     _load_judgments(root, b, labels)
     opt_out_whole, opt_out_negated, opt_out_question = _load_opt_out(root, b)
-    ack_whole, ack_hint, earlier_reply, digit_change, taken_before, taken_after = _load_answers(
-        root, b
+    ack_whole, ack_hint, earlier_reply, digit_change, taken_before, taken_after, alternatives = (
+        _load_answers(root, b)
     )
     modifiers, ending, ending_first = _load_modifiers(root)
     romanised = load_romanised(root)
@@ -446,6 +451,7 @@ def parse_rules(data: Mapping[str, object], source: str, *, weigher: bool = True
         undecided_words=_undecided_words(b.words),
         earlier_reply=earlier_reply,
         digit_change=digit_change,
+        digit_alternatives=alternatives,
         digit_taken_back_before=taken_before,
         digit_taken_back_after=taken_after,
         homophones=load_homophones(root, tuple(numeral_digits)),

@@ -160,6 +160,9 @@ class Rules:
     earlier_reply: re.Pattern[str]
     # Between two different scheme digits: the later one is the answer (「1改3」「2→1」).
     digit_change: re.Pattern[str]
+    # Between two different scheme digits: they are alternatives (「1和2之间」「1 or 2」),
+    # so no later one is the answer by being later (`sms.understand.digits`).
+    digit_alternatives: re.Pattern[str]
     # Right before / right after a scheme digit: words that disown it (「刚才那个3」「3不算」).
     digit_taken_back_before: re.Pattern[str]
     digit_taken_back_after: re.Pattern[str]

@@ -20,7 +20,7 @@ from typing import Final, NamedTuple
 from sms.understand import caution, cues
 from sms.understand.digits import read_digits
 from sms.understand.findings import TIER_OPINION, TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
-from sms.understand.judge import NO_ENDING, Ending, Mods, judge
+from sms.understand.judge import NO_ENDING, Ending, Mods, judge, scare_quoted
 from sms.understand.rules import Entry, Kind, Mod, Rating, Rules
 from sms.understand.text import CLAUSE_BREAKS, clause_starts, core_of
 
@@ -51,8 +51,6 @@ _MOD_NOT_QUITE: Final = Mod.NOT_QUITE
 _MOD_RHETORICAL_IF_QUESTION: Final = Mod.RHETORICAL_IF_QUESTION
 _MOD_SOFTENER: Final = Mod.SOFTENER
 _SATISFIED: Final = Rating.SATISFIED
-
-_RATING_WORD: Final = Kind.RATING
 _UNSATISFIED: Final = Rating.UNSATISFIED
 _TIERS: Final = {Kind.RATING: TIER_RATING, Kind.OPINION: TIER_OPINION, Kind.EMOJI: TIER_OPINION}
 
@@ -105,7 +103,7 @@ def scan(norm: str, rules: Rules) -> Scan:
     # Plain loops: on Python 3.11 each comprehension is a function made and called.
     ratings = []
     for s, e, entry in covered:
-        if entry.kind is _RATING_WORD:
+        if entry.kind is _KIND_RATING:
             ratings.append((s, e))
     homophones = rules.homophones
     if homophones is not None and not ratings:
@@ -344,6 +342,8 @@ class _Reader:
         assert entry.rating is not None
         mods = self.modifiers(start)
         after = self.ending(end)
+        if entry.rating is not _UNSATISFIED and scare_quoted(self.norm, start, end):
+            after = after._replace(sarcasm="“”")  # scare quotes: 「服务真是“周到”」
         span = self.norm[mods.start : end]
         if after.question and after.sarcasm is None and after.negated is None:
             # 「满意？开什么玩笑」「满意吗？不满意！」: the survey's question echoed back.
@@ -369,8 +369,8 @@ class _Reader:
                     (start, f"{span!r} is what the citizen says they are not: not counted")
                 )
                 return
-        self.out.cues.append(cues.RATING_WORD if entry.kind is _RATING_WORD else cues.OPINION)
-        if entry.kind is _RATING_WORD:
+        self.out.cues.append(cues.RATING_WORD if entry.kind is _KIND_RATING else cues.OPINION)
+        if entry.kind is _KIND_RATING:
             self.last_rating_end = end
         tier = _TIERS[entry.kind]
         if rating is _UNSATISFIED:
@@ -441,8 +441,8 @@ class _Reader:
 
     def praise(self, entry: Entry, start: int, end: int) -> None:
         mods = self.modifiers(start)
-        word = self.norm[start:end]
-        what = str(entry.kind)
+        quoted = scare_quoted(self.norm, start, end)  # 「真是“高效”啊」 says the opposite
+        what = f"{entry.kind} in scare quotes" if quoted else str(entry.kind)
         after = self.ending(end)
         self.explained.append((mods.start, max(end, after.end)))
         if after.question and not mods.negations:
@@ -451,10 +451,10 @@ class _Reader:
             self.out.cues.append(cues.QUESTION)
             self.out.asks = "citizen asks about the case: call back"
             return
-        negations = mods.negations + (after.negated is not None)
+        negations = mods.negations + (after.negated is not None) + quoted
         if negations % 2 or _MOD_CANNOT in mods.kinds:
             span = self.norm[mods.start : end]
-            if self.other_party(start, end, span):
+            if self.other_party(start - quoted, end, span):  # the clause before 「“」
                 return
             reason = f": {entry.reason}" if entry.reason else ""
             self.out.notes.append((start, f"{span!r} → unsatisfied (negated {what}{reason})"))
@@ -466,7 +466,7 @@ class _Reader:
             self.complaint_signal(start, end, mild, softened, reason=entry.reason)
             return
         if entry.kind is _KIND_PRAISE:
-            self.out.praise_words.append(word)
+            self.out.praise_words.append(self.norm[start:end])
         rating = _BASICALLY_SATISFIED if mods.basic else _SATISFIED
         self.out.notes.append((start, f"{self.norm[mods.start : end]!r} → {rating} ({what})"))
         self.out.cues.append(cues.PRAISE)

@@ -244,7 +244,7 @@ def load_numerals(
 def load_homophones(root: Table, numerals: tuple[str, ...]) -> Homophones | None:
     """[homophones]: the target words and the real words never taken for their typos."""
     t = root.optional_table("homophones")
-    t.only("targets", "ignore", "before_ratings")
+    t.only("targets", "ignore", "before_ratings", "degree_alike")
     targets = t.strings("targets", required=False)
     if not targets:
         return None
@@ -257,6 +257,7 @@ def load_homophones(root: Table, numerals: tuple[str, ...]) -> Homophones | None
             raise t.fail(f"before_ratings[{i}]", f"{word!r} is not one of the targets")
     try:
         ignore = t.strings("ignore", required=False)
-        return build_homophones(targets, ignore, numerals, before)
+        degree = t.strings("degree_alike", required=False)
+        return build_homophones(targets, ignore, numerals, before, degree)
     except ValueError as exc:
         raise t.fail("targets", str(exc)) from None

@@ -38,12 +38,15 @@ from tests.labelled_replies import (
     HELDOUT_V12,
     HELDOUT_V13,
     HELDOUT_V14,
+    HELDOUT_V15,
+    HELDOUT_V16,
     SETS,
     TUNING,
     TUNING_R3,
     TUNING_R4,
     TUNING_R5,
     TUNING_R6,
+    TUNING_R7,
     Row,
     Score,
     read_rows,
@@ -55,6 +58,7 @@ R3_ROWS = read_rows(TUNING_R3)
 R4_ROWS = read_rows(TUNING_R4)
 R5_ROWS = read_rows(TUNING_R5)
 R6_ROWS = read_rows(TUNING_R6)
+R7_ROWS = read_rows(TUNING_R7)
 V1_ROWS = read_rows(HELDOUT)
 V2_ROWS = read_rows(HELDOUT_V2)
 V3_ROWS = read_rows(HELDOUT_V3)  # measured once (75.1 %, 2 dangerous), tuning data since
@@ -69,13 +73,17 @@ V11_ROWS = read_rows(HELDOUT_V11)
 V12_ROWS = read_rows(HELDOUT_V12)
 V13_ROWS = read_rows(HELDOUT_V13)
 V14_ROWS = read_rows(HELDOUT_V14)
+V15_ROWS = read_rows(HELDOUT_V15)
+V16_ROWS = read_rows(HELDOUT_V16)
 # Never tuned on: a failure names how many, never which (reading a held-out set's misses
 # burns it; tests/data/README.md).
 HELD_OUT = (
     HELDOUT_V2, HELDOUT_V4, HELDOUT_V5, HELDOUT_V6, HELDOUT_V7, HELDOUT_V8, HELDOUT_V9, HELDOUT_V10,
-    HELDOUT_V11, HELDOUT_V12, HELDOUT_V13, HELDOUT_V14,
+    HELDOUT_V11, HELDOUT_V12, HELDOUT_V13, HELDOUT_V14, HELDOUT_V15, HELDOUT_V16,
 )  # fmt: skip
-TUNED_ON = (CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4, TUNING_R5, TUNING_R6)
+TUNED_ON = (
+    CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4, TUNING_R5, TUNING_R6, TUNING_R7,
+)  # fmt: skip
 # The issue's accuracy target, measured on replies the reader was not tuned on.
 TARGET_ACCURACY = 0.95
 # Floors against regressions: a little under what the reader reaches now.
@@ -88,57 +96,63 @@ FLOORS = {
     TUNING_R4: 0.94,
     TUNING_R5: 0.94,
     TUNING_R6: 0.92,
-    HELDOUT_V2: 0.96,
+    TUNING_R7: 0.93,
+    HELDOUT_V2: 0.95,
     HELDOUT_V4: 0.95,
     HELDOUT_V5: 0.94,
     HELDOUT_V6: 0.92,
     HELDOUT_V7: 0.96,
     HELDOUT_V8: 0.95,
     HELDOUT_V9: 0.94,
-    HELDOUT_V10: 0.94,
-    HELDOUT_V11: 0.88,
-    HELDOUT_V12: 0.86,
-    HELDOUT_V13: 0.92,
+    HELDOUT_V10: 0.95,
+    HELDOUT_V11: 0.89,
+    HELDOUT_V12: 0.87,
+    HELDOUT_V13: 0.91,
     HELDOUT_V14: 0.89,
+    HELDOUT_V15: 0.89,
+    HELDOUT_V16: 0.91,
 }
 # Unsatisfied replies read as (basically) satisfied on held-out text, as measured at the
-# end of round 6: the issue's 0 is NOT met there, and these must not grow. Each retraining
+# end of round 7: the issue's 0 is NOT met there, and these must not grow. Each retraining
 # of the weigher moves a few of them either way (tests/data/README.md): nothing was tuned
 # for them.
 DANGEROUS_HELD_OUT = {
-    HELDOUT_V2: 1, HELDOUT_V4: 0, HELDOUT_V5: 3, HELDOUT_V6: 2, HELDOUT_V7: 0, HELDOUT_V8: 1,
-    HELDOUT_V9: 1, HELDOUT_V10: 3, HELDOUT_V11: 5, HELDOUT_V12: 2, HELDOUT_V13: 1,
-    HELDOUT_V14: 0,
+    HELDOUT_V2: 2, HELDOUT_V4: 1, HELDOUT_V5: 1, HELDOUT_V6: 2, HELDOUT_V7: 0, HELDOUT_V8: 2,
+    HELDOUT_V9: 1, HELDOUT_V10: 3, HELDOUT_V11: 3, HELDOUT_V12: 1, HELDOUT_V13: 2,
+    HELDOUT_V14: 0, HELDOUT_V15: 3, HELDOUT_V16: 4,
 }  # fmt: skip
 # Round 3's tuning set keeps two: 「挺好，邻居今晚接着蹦迪」 (the party goes on tonight),
 # which the rules read as satisfied and the weigher only doubts, and 「3。更正前条1」 (更正
-# read as correcting to the 1 after it). Round 4's (9,317 replies) keeps six: two typos
-# of 不 that no pinyin reading reaches (扑满意, 拨满意: pu and bo for bu), two whose label
-# is arguable (applause alone, 「要说不满意那是假的」), 「满分💯 满分是100我给-1」 (the
-# minus read, the sneer not) and 「我选的是不满意，但是点错成满意了」 (a mis-tap told in
-# words, not digits). Round 5's keeps one: 「不满意，not 1」 (a lone 不 before a digit
-# corrects to it: 「3 不 1」). Round 6's keeps three: 「5满意」 (a digit outside the scheme
-# beside the word), 「北满意」 (bei for bu, no sound-alike) and 「no 满意」 (an English no
-# before a Chinese word). The test names them.
-KNOWN_DANGEROUS = {TUNING_R3: 2, TUNING_R4: 6, TUNING_R5: 1, TUNING_R6: 3}
+# read as correcting to the 1 after it). Round 4's (9,317 replies) keeps three: two whose
+# label is arguable (applause alone, 「要说不满意那是假的」) and 「满分💯 满分是100我给-1」 (the
+# minus read, the sneer not). Round 5's keeps one: 「不满意，not 1」 (a lone 不 before a
+# digit corrects to it: 「3 不 1」). Round 6's keeps two: 「no 满意」 (an English no before a
+# Chinese word) and 「身份证办好了寄错了地址」 (sent to the wrong address, which the weigher
+# only doubts). Round 7's keeps one: 「民警态度好，就是案子没进展」, which the rules read as
+# unsatisfied and the weigher lifts to basically satisfied, unclear (asked again): its
+# training data labels such replies both ways. The test names them.
+KNOWN_DANGEROUS = {TUNING_R3: 2, TUNING_R4: 3, TUNING_R5: 1, TUNING_R6: 2, TUNING_R7: 1}
 # Opt-outs read wrong where the rules were not written for them (as measured; not to grow).
 OPT_OUT_WRONG = {
     TUNING_R3: 9,
     TUNING_R4: 19,
     TUNING_R5: 39,
     TUNING_R6: 40,
+    TUNING_R7: 29,
     HELDOUT_V2: 0,
     HELDOUT_V4: 0,
     HELDOUT_V5: 0,
     HELDOUT_V6: 0,
     HELDOUT_V7: 2,
     HELDOUT_V8: 0,
-    HELDOUT_V9: 1,
+    HELDOUT_V9: 0,
     HELDOUT_V10: 3,
     HELDOUT_V11: 3,
     HELDOUT_V12: 1,
     HELDOUT_V13: 1,
     HELDOUT_V14: 0,
+    HELDOUT_V15: 1,
+    HELDOUT_V16: 1,
 }
 MIN_LABELLED = 1500  # the sets tuned on together
 KINDS = {
@@ -162,8 +176,10 @@ def test_the_labelled_corpus_has_1500_replies_and_every_kind_is_held_out() -> No
     assert len(V2_ROWS) >= 400 and len(V4_ROWS) >= 170
     assert len(V5_ROWS) == len(V6_ROWS) == len(V7_ROWS) == len(V8_ROWS) == 476
     assert len(V9_ROWS) == len(V10_ROWS) == len(V11_ROWS) == len(V12_ROWS) == 476
-    assert len(V13_ROWS) == len(V14_ROWS) == 476
+    assert len(V13_ROWS) == len(V14_ROWS) == len(V15_ROWS) == len(V16_ROWS) == 476
     for rows in (V7_ROWS, V8_ROWS, V9_ROWS, V10_ROWS, V11_ROWS, V12_ROWS, V13_ROWS, V14_ROWS):
+        assert KINDS <= {row.kind for row in rows}
+    for rows in (V15_ROWS, V16_ROWS, R7_ROWS):
         assert KINDS <= {row.kind for row in rows}
 
 
@@ -181,6 +197,11 @@ def test_no_held_out_text_is_in_the_data_tuned_on_since_it_was_written() -> None
     later = {bare(row.text) for rows in (V7_ROWS, V8_ROWS, V9_ROWS, V10_ROWS, V11_ROWS,
                                          V12_ROWS, V13_ROWS, V14_ROWS) for row in rows}  # fmt: skip
     assert not {bare(row.text) for row in R6_ROWS} & later
+    # Round 7's shares none with any held-out set, v15 and v16 included, nor do v15 and v16
+    # with any set tuned on.
+    newest = {bare(row.text) for row in V15_ROWS + V16_ROWS}
+    assert not {bare(row.text) for row in R7_ROWS} & (later | newest)
+    assert not newest & tuned and not newest & later
 
 
 @pytest.mark.parametrize("path", SETS, ids=lambda p: p.stem)

@@ -24,6 +24,7 @@ TUNING_R3: Final = DATA / "replies_tuning_r3.tsv"
 TUNING_R4: Final = DATA / "replies_tuning_r4.tsv"
 TUNING_R5: Final = DATA / "replies_tuning_r5.tsv"
 TUNING_R6: Final = DATA / "replies_tuning_r6.tsv"
+TUNING_R7: Final = DATA / "replies_tuning_r7.tsv"
 HELDOUT: Final = DATA / "replies_heldout.tsv"  # v1: tuning data since round 2
 HELDOUT_V2: Final = DATA / "replies_heldout_v2.tsv"
 HELDOUT_V3: Final = DATA / "replies_heldout_v3.tsv"  # measured once, then tuning data
@@ -38,16 +39,19 @@ HELDOUT_V11: Final = DATA / "replies_heldout_v11.tsv"
 HELDOUT_V12: Final = DATA / "replies_heldout_v12.tsv"
 HELDOUT_V13: Final = DATA / "replies_heldout_v13.tsv"
 HELDOUT_V14: Final = DATA / "replies_heldout_v14.tsv"
+HELDOUT_V15: Final = DATA / "replies_heldout_v15.tsv"
+HELDOUT_V16: Final = DATA / "replies_heldout_v16.tsv"
 # What the rules were written and tuned on, and the weigher is trained on.
 TRAINING: Final = (
-    CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4, TUNING_R5, TUNING_R6,
+    CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4, TUNING_R5, TUNING_R6, TUNING_R7,
 )  # fmt: skip
 # Never tuned on, never trained on: what the reader is measured on.
 HELD_OUT: Final = frozenset(
     p.name
     for p in (
         HELDOUT_V2, HELDOUT_V4, HELDOUT_V5, HELDOUT_V6, HELDOUT_V7, HELDOUT_V8, HELDOUT_V9,
-        HELDOUT_V10, HELDOUT_V11, HELDOUT_V12, HELDOUT_V13, HELDOUT_V14,
+        HELDOUT_V10, HELDOUT_V11, HELDOUT_V12, HELDOUT_V13, HELDOUT_V14, HELDOUT_V15,
+        HELDOUT_V16,
     )
 )  # fmt: skip
 
