@@ -138,7 +138,7 @@ OPT_OUT_WRONG = {
     TUNING_R4: 19,
     TUNING_R5: 39,
     TUNING_R6: 40,
-    TUNING_R7: 29,
+    TUNING_R7: 15,
     HELDOUT_V2: 0,
     HELDOUT_V4: 0,
     HELDOUT_V5: 0,
