@@ -129,7 +129,7 @@ def decide(found: Scan, weigher: Weigher | None = None) -> Decision:
                 # In an opt-out the rules read no verdict beside (nothing, or thanks), it
                 # may find a complaint, not a reason to close the survey.
                 bare = d.rating is _UNKNOWN and not found.doubts and _opt_out_and_more(found)
-                only = _UNSATISFIED if bare else None
+                only = _UNSATISFIED if bare or _work_over_manners(found) else None
                 reweigh(found, d, weigher, only=only)
     return d
 
@@ -201,6 +201,25 @@ def reweigh(found: Scan, d: Decision, weigher: Weigher, *, only: Rating | None =
         d.cues.append(cues.WEIGHED)
         d.notes.append(f"weigher: unsatisfied ({verdict.unsat:.2f}) not ruled out → ask again")
         d.confidence = _UNCLEAR
+
+
+# Reasons (stable taxonomy ids) that say the work itself was not done: the case, the
+# action, the follow-up. Manners (attitude) and the small ones (mild) are not among them.
+_THE_WORK: Final = frozenset(("result", "no_action", "no_feedback", "shirking"))
+
+
+def _work_over_manners(found: Scan) -> bool:
+    """「结果不满意，但态度还可以」: a rating word of dissatisfaction with the work, and
+    beside it only praise of manners. Manners never outweigh the work (the asymmetric
+    rule), so the weigher may read it as unsatisfied or leave it, never lift it."""
+    if _THE_WORK.isdisjoint(found.reasons):
+        return False
+    positive = [s for s in found.signals if s.rating is not _UNSATISFIED]
+    return (
+        bool(positive)
+        and all(s.courtesy and s.tier != TIER_RATING for s in positive)
+        and any(s.rating is _UNSATISFIED and s.tier == TIER_RATING for s in found.signals)
+    )
 
 
 def _praised(found: Scan) -> bool:

@@ -115,13 +115,18 @@ def _taken_back(out: Scan, rules: Rules) -> tuple[tuple[int, ...], str] | None:
     for s in out.signals:
         if s.digit is None:
             continue
-        m = rules.digit_taken_back_before.search(norm, max(0, s.pos - _TAKEN_BACK_REACH), s.pos)
-        if m is None:
-            m = rules.digit_taken_back_after.match(norm, s.pos + 1)
+        m = taken_back(norm, rules, s.pos, s.pos + 1)
         if m is not None:
             gone.append(s.pos)
             word = word or m.group()
     return (tuple(gone), word) if gone else None
+
+
+def taken_back(norm: str, rules: Rules, start: int, end: int) -> re.Match[str] | None:
+    """The words that disown the answer at norm[start:end] — a digit or an opt-out word
+    (「刚才那个3」「3不算」「上条回的TD是手滑」) — right before or right after it, or None."""
+    m = rules.taken_back_before.search(norm, max(0, start - _TAKEN_BACK_REACH), start)
+    return m if m is not None else rules.taken_back_after.match(norm, end)
 
 
 def _position(signal: Signal) -> int:

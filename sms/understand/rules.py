@@ -163,9 +163,10 @@ class Rules:
     # Between two different scheme digits: they are alternatives (「1和2之间」「1 or 2」),
     # so no later one is the answer by being later (`sms.understand.digits`).
     digit_alternatives: re.Pattern[str]
-    # Right before / right after a scheme digit: words that disown it (「刚才那个3」「3不算」).
-    digit_taken_back_before: re.Pattern[str]
-    digit_taken_back_after: re.Pattern[str]
+    # Right before / right after a scheme digit or an opt-out word: words that disown it
+    # (「刚才那个3」「3不算」「刚才那个TD是手滑」).
+    taken_back_before: re.Pattern[str]
+    taken_back_after: re.Pattern[str]
     homophones: Homophones | None  # None: the rules file lists no homophone targets
     caution: Caution | None = None  # the safety net; None: the file has no [caution]
     weigher: Weigher | None = None  # where the rules are unsure; None: no [weigher]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from sms.understand import caution, cues
-from sms.understand.digits import read_digits
+from sms.understand.digits import read_digits, taken_back
 from sms.understand.findings import TIER_OPINION, TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
 from sms.understand.judge import NO_ENDING, Ending, Mods, judge, scare_quoted
 from sms.understand.rules import Entry, Kind, Mod, Rating, Rules
@@ -477,9 +477,7 @@ class _Reader:
 
     def clears(self, entry: Entry, start: int, end: int) -> None:
         """「跟交警没关系」「不是你们的问题」: the police are not the ones complained of."""
-        self.out.notes.append(
-            (start, f"{self.norm[start:end]!r} → satisfied (the police are not blamed)")
-        )
+        self.out.notes.append((start, f"{self.norm[start:end]!r} → satisfied (police not blamed)"))
         self.out.cues.append(cues.OTHER_PARTY)
         self.signal(start, end, TIER_PHRASE, _SATISFIED, False)
         self.last_clears_end = end
@@ -499,6 +497,11 @@ class _Reader:
         hi = self.starts[clause + 2] if clause + 2 < len(self.starts) else len(self.norm)
         if word[:1] not in _DONT and self.rules.opt_out_negated.search(self.norm, lo, start):
             self.out.notes.append((start, f"{word!r} is negated: not an opt-out"))
+            self.out.opt_out.clear()  # 「刚才那个TD是手滑，不要给我退订」: none of it
+            self.out.cues[:] = [c for c in self.out.cues if c != cues.OPT_OUT]
+            return
+        if taken_back(self.norm, self.rules, start, end) is not None:  # 「刚才那个TD是手滑」
+            self.out.notes.append((start, f"{word!r} is taken back: not an opt-out"))
             return
         if not entry.request and self.rules.opt_out_question.search(self.norm, lo, hi):
             self.out.notes.append((start, f"{word!r} in a question: not an opt-out"))
@@ -572,10 +575,6 @@ def _position(note: tuple[int, str]) -> int:
     return note[0]
 
 
-def _neutral(reader: _Reader, entry: Entry, start: int, end: int) -> None:
-    """Neutral words (满意度, 你好) only hide what they contain."""
-
-
 # One handler per kind of word; a table rather than a chain of ifs keeps `read` flat.
 _HANDLERS: Final[dict[Kind, Callable[[_Reader, Entry, int, int], None]]] = {
     _KIND_RATING: _Reader.judgment,
@@ -596,5 +595,5 @@ _HANDLERS: Final[dict[Kind, Callable[[_Reader, Entry, int, int], None]]] = {
     _KIND_SUMMARY: _Reader.marker,
     _KIND_CORRECTION: _Reader.marker,
     _KIND_CORRECTION_START: _Reader.marker,
-    _KIND_NEUTRAL: _neutral,
+    _KIND_NEUTRAL: lambda *_: None,  # neutral words (满意度, 你好) only hide what they contain
 }

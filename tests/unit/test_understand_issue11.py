@@ -434,3 +434,22 @@ def test_a_positive_reading_resting_on_no_positive_word_is_never_closing() -> No
         assert reading.confidence is Confidence.UNCLEAR
     for text in ("出警很快，满意", "挺好"):
         assert understand(text).confidence is not Confidence.UNCLEAR
+
+
+@pytest.mark.parametrize(
+    ("text", "opt_out"),
+    [
+        # An opt-out word the reply disowns, like a digit, is not an opt-out ...
+        ("满意满意，刚才那个TD是手滑，不要给我退订", False),
+        ("我刚才回的TD是不小心按的，满意", False),
+        ("刚才回的TD撤回，我还要收消息", False),
+        ("满意。之前发的退订不算，我还要看后续", False),
+        # ... and one the citizen says was sent to them wrongly still is.
+        ("TD，发错人了", True),
+        ("退订，谢谢", True),
+    ],
+)
+def test_an_opt_out_taken_back_is_not_an_opt_out(text: str, opt_out: bool) -> None:
+    reading = understand(text)
+    assert reading.opt_out is opt_out, reading.explanation
+    assert ("opt_out" in reading.cues) is opt_out
