@@ -109,6 +109,31 @@ KNOWN_CUES = {v for k, v in vars(cue_ids).items() if k.isupper() and isinstance(
         # A question about the case is not praise.
         ("人找到了没有？", X),
         ("找到了吗？谢谢", X),
+        # A good word alone in scare quotes is sarcasm.
+        ("很“满意”", U),
+        ("服务真是“周到”，材料让我来回交了四次", U),
+        ("真是“高效”啊", U),
+        ("骗子真是“专业”", X),  # ... of the culprit: nothing said of the police
+        ("刚回的“满意”撤回，事情根本没解决", U),  # an answer quoted, not a sneer
+        ("打错字了，是“满意”不是“瞒意”", S),
+        # Sound-alikes of the middling and praise words, through pinyin like 满意's.
+        ("一班", B),
+        ("还型", B),
+        ("海星", B),
+        ("不措", S),
+        ("插评", U),
+        # No reason to be unsatisfied, and negations that follow after 那: satisfied.
+        ("没理由不满意", S),
+        ("找不出不满意的理由", S),
+        ("不满意那是不可能的", S),
+        ("说我不满意是冤枉我了", S),
+        ("不满意倒不至于，基本吧", B),
+        ("实难满意", U),
+        ("钱追回来再说满意", U),
+        # Asking what the digits mean is no answer.
+        ("回复1是满意吗", X),
+        ("请问满意回几？", X),
+        ("1是满意还是3是满意？", X),
     ],
 )
 def test_issue_examples(text: str, rating: Rating) -> None:
@@ -345,34 +370,6 @@ def test_the_safety_net_never_leaves_an_unexplained_reply_satisfied(
         ("1和2之间吧", X, Confidence.UNCLEAR),
         ("2到3之间", X, Confidence.UNCLEAR),
         ("1 3", X, Confidence.UNCLEAR),
-    ],
-)
-def test_a_later_less_satisfied_digit_is_the_answer_a_more_satisfied_one_is_asked_again(
-    text: str, rating: Rating, confidence: Confidence
-) -> None:
-    reading = understand(text)
-    assert (reading.rating, reading.confidence) == (rating, confidence), reading.explanation
-
-
-@pytest.mark.parametrize(
-    ("text", "rating"),
-    [
-        ("很“满意”", U),  # scare quotes say the opposite
-        ("服务真是“周到”，材料让我来回交了四次", U),
-        ("真是“高效”啊", U),
-        ("骗子真是“专业”", X),  # ... of the culprit: nothing said of the police
-        ("刚回的“满意”撤回，事情根本没解决", U),  # an answer quoted, not a sneer
-        ("打错字了，是“满意”不是“瞒意”", S),
-    ],
-)
-def test_a_good_word_in_scare_quotes_is_sarcasm(text: str, rating: Rating) -> None:
-    reading = understand(text)
-    assert reading.rating is rating, reading.explanation
-
-
-@pytest.mark.parametrize(
-    ("text", "rating", "confidence"),
-    [
         # An unread character glued before the rating word may be a garbled 不: asked again
         # (the weigher may read it as unsatisfied; never satisfied) ...
         ("丕满意", U, Confidence.UNCLEAR),
@@ -382,39 +379,11 @@ def test_a_good_word_in_scare_quotes_is_sarcasm(text: str, rating: Rating) -> No
         ("停满意的", S, Confidence.CERTAIN),
     ],
 )
-def test_a_garbled_character_before_the_rating_word_is_a_doubt_unless_it_sounds_like_a_degree(
+def test_round_seven_digits_and_garbled_rating_words(
     text: str, rating: Rating, confidence: Confidence
 ) -> None:
     reading = understand(text)
     assert (reading.rating, reading.confidence) == (rating, confidence), reading.explanation
-
-
-@pytest.mark.parametrize(
-    ("text", "rating"),
-    [
-        # Sound-alikes of the middling and praise words, through pinyin like 满意's.
-        ("一班", B),
-        ("还型", B),
-        ("海星", B),
-        ("不措", S),
-        ("插评", U),
-        # No reason to be unsatisfied, and negations that follow after 那: satisfied.
-        ("没理由不满意", S),
-        ("找不出不满意的理由", S),
-        ("不满意那是不可能的", S),
-        ("说我不满意是冤枉我了", S),
-        ("不满意倒不至于，基本吧", B),
-        ("实难满意", U),
-        ("钱追回来再说满意", U),
-        # Asking what the digits mean is no answer.
-        ("回复1是满意吗", X),
-        ("请问满意回几？", X),
-        ("1是满意还是3是满意？", X),
-    ],
-)
-def test_round_seven_readings(text: str, rating: Rating) -> None:
-    reading = understand(text)
-    assert reading.rating is rating, reading.explanation
 
 
 def test_english_the_rules_cannot_read_is_asked_again_not_guessed() -> None:
@@ -429,9 +398,14 @@ def test_english_the_rules_cannot_read_is_asked_again_not_guessed() -> None:
 def test_a_positive_reading_resting_on_no_positive_word_is_never_closing() -> None:
     # The weigher may read a reply with no positive word as (basically) satisfied, but
     # only unsure: the citizen is asked again rather than the survey closed.
-    reading = understand("报警后民警一直打电话跟我保持联系，很安心")
-    if reading.rating in (S, B) and "weighed" in reading.cues:
-        assert reading.confidence is Confidence.UNCLEAR
+    for text in (
+        "报警后民警一直打电话跟我保持联系，很安心",
+        "办案民警让我下载国家反诈APP，挺有用的",
+    ):
+        reading = understand(text)
+        assert reading.rating is S and "weighed" in reading.cues, reading.explanation
+        assert reading.confidence is Confidence.UNCLEAR and reading.clarify
+        assert reading.explanation[-1] == "no positive word read: ask again"
     for text in ("出警很快，满意", "挺好"):
         assert understand(text).confidence is not Confidence.UNCLEAR
 
