@@ -52,7 +52,9 @@ async def test_processes_and_sentinel_lose_nothing_across_every_fault(tmp_path: 
     assert counts["events_missing"] == 0 and counts["seq_gaps"] == 0
     assert counts["events_dup_different"] == 0
     assert counts["events_out_of_order"] == 0
-    assert counts["takeover_s"] is not None and counts["pending_at_kill"] >= 50
+    # sms-1 died holding work: at least the share devstack/ha.py waits for (20 of 600)
+    assert counts["takeover_s"] is not None
+    assert counts["pending_at_kill"] >= 600 // ha.BUSY_SHARE
     assert counts["takeover_s"] <= claim_idle_s + 10, timeline
     # the gateway followed both failovers without a restart: the API answered again
     assert counts["failed_posts"] > 0 and "every answered survey" in timeline
