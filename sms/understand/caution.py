@@ -24,12 +24,13 @@ SMS). Both are `unclear`, with the cue `unexplained` and the word in the explana
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from sms.understand import cues
 from sms.understand.findings import TIER_RATING, Scan
-from sms.understand.rules import Caution, Confidence, Entry, Kind, Rating, Rules
+from sms.understand.rules import HAN, Caution, Confidence, Entry, Kind, Rating, Rules
 
 # Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
 # slow path (~0.2 µs), and these are read for every reply or word.
@@ -59,8 +60,8 @@ _NEUTRAL: Final = Kind.NEUTRAL
 # Characters in no [caution] list and never a letter: spaces and the punctuation
 # `text.normalize` leaves (not "?": a question is a doubt).
 _SILENT: Final = frozenset(" \t\n,.!;:~-…、\"'()[]")
-# 「一 满意」 in a transcript: a numeral before the word is a vote, not a typo.
-_NUMERALS: Final = frozenset("一二三")
+# A Chinese character or a digit: what may be a garbled 不 glued to a rating word.
+_GARBLE: Final = re.compile(f"[{HAN}0-9]")
 
 
 def find(
@@ -251,9 +252,10 @@ def _glued(out: Scan, read: bytearray, rules: Rules) -> None:
     first = out.norm[0]
     if rules.homophones is not None and first in rules.homophones.degree_alike:
         return
-    if read[0] or first in _NUMERALS:
+    # 「一 满意」 in a transcript: a numeral of the scheme before the word is a vote
+    if read[0] or rules.numeral_digits.get(first) in rules.scheme:
         return
-    if "\u3400" <= first <= "\u9fff" or first.isdigit():
+    if _GARBLE.match(first):
         out.doubts.append((0, first, UNREAD))
 
 

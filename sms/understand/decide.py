@@ -45,7 +45,7 @@ from sms.understand import caution, cues
 from sms.understand.findings import TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
 from sms.understand.learned import Weigher, features_of
 from sms.understand.learned.features import findings
-from sms.understand.rules import HAN, Confidence, Rating
+from sms.understand.rules import HAN, SATISFACTION, Confidence, Rating
 
 # Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
 # slow path (~0.2 µs), and these are read for every reply or word.
@@ -57,7 +57,6 @@ _UNSATISFIED: Final = Rating.UNSATISFIED
 
 # Less satisfied first: when signals of equal strength disagree, the lower one wins so
 # the citizen is called back by a person rather than silently counted as satisfied.
-_ORDER = {Rating.UNSATISFIED: 0, Rating.BASICALLY_SATISFIED: 1, Rating.SATISFIED: 2}
 _TIER_NAMES = {0: "digits and rating words", 1: "opinion words", 2: "phrases"}
 _WEIGHING = frozenset(
     (
@@ -224,7 +223,7 @@ def _work_over_manners(found: Scan) -> bool:
 
 def _praised(found: Scan) -> bool:
     """The rules read a positive word, digit or emoji somewhere in the reply."""
-    return any(s.rating is not _UNSATISFIED and s.rating is not _UNKNOWN for s in found.signals)
+    return any(s.rating in _POSITIVE for s in found.signals)
 
 
 def _decide(found: Scan) -> Decision:
@@ -536,7 +535,7 @@ def _before_tail(
 
 def _combine(signals: list[Signal], d: Decision) -> Rating:
     """One rating for signals of equal strength: the less satisfied when they disagree."""
-    ratings = sorted({s.rating for s in signals}, key=_ORDER.__getitem__)
+    ratings = sorted({s.rating for s in signals}, key=SATISFACTION.__getitem__)
     if len(ratings) > 1:
         mixed = " and ".join(r.value for r in reversed(ratings))
         d.notes.append(f"mixed {mixed} → the less satisfied, {ratings[0]}")

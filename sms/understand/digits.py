@@ -12,7 +12,7 @@ from typing import Final
 
 from sms.understand import cues
 from sms.understand.findings import TIER_RATING, Scan, Signal
-from sms.understand.rules import HAN, Entry, Rating, Rules
+from sms.understand.rules import HAN, SATISFACTION, Entry, Rules
 
 _DIGIT_RUN: Final = re.compile(r"[0-9]+")
 # Separators that make a digit part of a bigger number: 3.5, 3:30, 2-3, 1/2.
@@ -25,8 +25,6 @@ _MINUS: Final = frozenset("-负")
 _TAKEN_BACK_REACH: Final = 12
 # A letter or a Chinese character: something said between two digits.
 _WORD: Final = re.compile(f"[a-z{HAN}]")
-# Less satisfied first: the order an afterthought may only go down (`_afterthought`).
-_RANK: Final = {Rating.UNSATISFIED: 0, Rating.BASICALLY_SATISFIED: 1, Rating.SATISFIED: 2}
 
 
 def read_digits(out: Scan, rules: Rules, core: str, covered: list[tuple[int, int, Entry]]) -> None:
@@ -94,7 +92,7 @@ def _afterthought(out: Scan, rules: Rules) -> int | None:
     words that change the answer (`_changed`), as unsure is never read as satisfied."""
     votes = [s for s in out.signals if s.digit is not None]
     last = votes[-1]
-    if any(_RANK[s.rating] < _RANK[last.rating] for s in votes):
+    if any(SATISFACTION[s.rating] < SATISFACTION[last.rating] for s in votes):
         return None
     before = next((s for s in reversed(votes) if s.digit != last.digit), None)
     if before is None:

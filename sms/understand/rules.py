@@ -35,6 +35,10 @@ class Rating(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+# The ratings that say how satisfied, least satisfied first (UNKNOWN says nothing).
+SATISFACTION: Final = {Rating.UNSATISFIED: 0, Rating.BASICALLY_SATISFIED: 1, Rating.SATISFIED: 2}
+
+
 class Confidence(enum.StrEnum):
     """How sure the reading is: `certain` when the evidence agrees and nothing had to be
     weighed; `likely` when a rule weighed it (a contrast, a negation, a typo, phrases
