@@ -34,6 +34,8 @@ story):
 - ``tests/data/replies_tuning_r7.tsv``: round 7's tuning set, trained on with the sets above.
 - ``tests/data/replies_heldout_v15.tsv``, ``_v16.tsv``: held-out v15 and v16, written for round 7
   before any of its changes; never tuned or trained on.
+- ``tests/data/replies_heldout_v17.tsv``, ``_v18.tsv``: held-out v17 and v18, written for round 8
+  before any of its changes; never tuned or trained on.
 
     .venv/bin/python -m tests.labelled_replies [FILE ...]   # per-kind table of each set
 """
@@ -64,6 +66,8 @@ from sms.understand.learned.labelled import (
     HELDOUT_V14,
     HELDOUT_V15,
     HELDOUT_V16,
+    HELDOUT_V17,
+    HELDOUT_V18,
     TUNING,
     TUNING_R3,
     TUNING_R4,
@@ -78,7 +82,7 @@ __all__ = [
     "CORPUS", "DANGEROUS", "HELDOUT", "HELDOUT_V2", "HELDOUT_V3", "HELDOUT_V4", "HELDOUT_V5",
     "HELDOUT_V6", "HELDOUT_V7", "HELDOUT_V8", "HELDOUT_V9",
     "HELDOUT_V10", "HELDOUT_V11", "HELDOUT_V12", "HELDOUT_V13", "HELDOUT_V14", "HELDOUT_V15",
-    "HELDOUT_V16", "SETS", "TUNING", "TUNING_R3", "TUNING_R4", "TUNING_R5", "TUNING_R6",
+    "HELDOUT_V16", "HELDOUT_V17", "HELDOUT_V18", "SETS", "TUNING", "TUNING_R3", "TUNING_R4", "TUNING_R5", "TUNING_R6",
     "TUNING_R7", "Row",
     "Score", "read_rows", "score",
 ]  # fmt: skip
@@ -107,6 +111,8 @@ SETS = (
     HELDOUT_V14,
     HELDOUT_V15,
     HELDOUT_V16,
+    HELDOUT_V17,
+    HELDOUT_V18,
 )
 # The error that closes a survey nobody calls back: an unsatisfied citizen read as
 # satisfied or basically satisfied.

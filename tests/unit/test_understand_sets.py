@@ -40,6 +40,8 @@ from tests.labelled_replies import (
     HELDOUT_V14,
     HELDOUT_V15,
     HELDOUT_V16,
+    HELDOUT_V17,
+    HELDOUT_V18,
     SETS,
     TUNING,
     TUNING_R3,
@@ -75,11 +77,14 @@ V13_ROWS = read_rows(HELDOUT_V13)
 V14_ROWS = read_rows(HELDOUT_V14)
 V15_ROWS = read_rows(HELDOUT_V15)
 V16_ROWS = read_rows(HELDOUT_V16)
+V17_ROWS = read_rows(HELDOUT_V17)
+V18_ROWS = read_rows(HELDOUT_V18)
 # Never tuned on: a failure names how many, never which (reading a held-out set's misses
 # burns it; tests/data/README.md).
 HELD_OUT = (
     HELDOUT_V2, HELDOUT_V4, HELDOUT_V5, HELDOUT_V6, HELDOUT_V7, HELDOUT_V8, HELDOUT_V9, HELDOUT_V10,
     HELDOUT_V11, HELDOUT_V12, HELDOUT_V13, HELDOUT_V14, HELDOUT_V15, HELDOUT_V16,
+    HELDOUT_V17, HELDOUT_V18,
 )  # fmt: skip
 TUNED_ON = (
     CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4, TUNING_R5, TUNING_R6, TUNING_R7,
@@ -111,6 +116,8 @@ FLOORS = {
     HELDOUT_V14: 0.89,
     HELDOUT_V15: 0.89,
     HELDOUT_V16: 0.91,
+    HELDOUT_V17: 0.92,
+    HELDOUT_V18: 0.90,
 }
 # Unsatisfied replies read as (basically) satisfied on held-out text, as measured at the
 # end of round 7: the issue's 0 is NOT met there, and these must not grow. Each retraining
@@ -119,7 +126,7 @@ FLOORS = {
 DANGEROUS_HELD_OUT = {
     HELDOUT_V2: 2, HELDOUT_V4: 1, HELDOUT_V5: 1, HELDOUT_V6: 2, HELDOUT_V7: 0, HELDOUT_V8: 2,
     HELDOUT_V9: 2, HELDOUT_V10: 3, HELDOUT_V11: 3, HELDOUT_V12: 1, HELDOUT_V13: 1,
-    HELDOUT_V14: 0, HELDOUT_V15: 3, HELDOUT_V16: 5,
+    HELDOUT_V14: 0, HELDOUT_V15: 3, HELDOUT_V16: 5, HELDOUT_V17: 2, HELDOUT_V18: 3,
 }  # fmt: skip
 # Round 3's tuning set keeps two: 「挺好，邻居今晚接着蹦迪」 (the party goes on tonight),
 # which the rules read as satisfied and the weigher only doubts, and 「3。更正前条1」 (更正
@@ -155,6 +162,8 @@ OPT_OUT_WRONG = {
     HELDOUT_V14: 0,
     HELDOUT_V15: 1,
     HELDOUT_V16: 1,
+    HELDOUT_V17: 2,
+    HELDOUT_V18: 3,
 }
 MIN_LABELLED = 1500  # the sets tuned on together
 KINDS = {
@@ -181,8 +190,10 @@ def test_the_labelled_corpus_has_1500_replies_and_every_kind_is_held_out() -> No
     assert len(V13_ROWS) == len(V14_ROWS) == len(V15_ROWS) == len(V16_ROWS) == 476
     for rows in (V7_ROWS, V8_ROWS, V9_ROWS, V10_ROWS, V11_ROWS, V12_ROWS, V13_ROWS, V14_ROWS):
         assert KINDS <= {row.kind for row in rows}
-    for rows in (V15_ROWS, V16_ROWS, R7_ROWS):
+    for rows in (V15_ROWS, V16_ROWS, R7_ROWS, V17_ROWS, V18_ROWS):
         assert KINDS <= {row.kind for row in rows}
+    # v18's writers left three opt-outs short once the replies already in other sets went
+    assert len(V17_ROWS) == 476 and len(V18_ROWS) == 473
 
 
 def test_no_held_out_text_is_in_the_data_tuned_on_since_it_was_written() -> None:
@@ -204,6 +215,9 @@ def test_no_held_out_text_is_in_the_data_tuned_on_since_it_was_written() -> None
     newest = {bare(row.text) for row in V15_ROWS + V16_ROWS}
     assert not {bare(row.text) for row in R7_ROWS} & (later | newest)
     assert not newest & tuned and not newest & later
+    # v17 and v18 share none with any set, held out or tuned on, nor with each other.
+    v17, v18 = ({bare(row.text) for row in rows} for rows in (V17_ROWS, V18_ROWS))
+    assert not (v17 | v18) & (tuned | later | newest) and not v17 & v18
 
 
 @pytest.mark.parametrize("path", SETS, ids=lambda p: p.stem)

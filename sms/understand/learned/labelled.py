@@ -41,6 +41,8 @@ HELDOUT_V13: Final = DATA / "replies_heldout_v13.tsv"
 HELDOUT_V14: Final = DATA / "replies_heldout_v14.tsv"
 HELDOUT_V15: Final = DATA / "replies_heldout_v15.tsv"
 HELDOUT_V16: Final = DATA / "replies_heldout_v16.tsv"
+HELDOUT_V17: Final = DATA / "replies_heldout_v17.tsv"
+HELDOUT_V18: Final = DATA / "replies_heldout_v18.tsv"
 # What the rules were written and tuned on, and the weigher is trained on.
 TRAINING: Final = (
     CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4, TUNING_R5, TUNING_R6, TUNING_R7,
@@ -51,7 +53,7 @@ HELD_OUT: Final = frozenset(
     for p in (
         HELDOUT_V2, HELDOUT_V4, HELDOUT_V5, HELDOUT_V6, HELDOUT_V7, HELDOUT_V8, HELDOUT_V9,
         HELDOUT_V10, HELDOUT_V11, HELDOUT_V12, HELDOUT_V13, HELDOUT_V14, HELDOUT_V15,
-        HELDOUT_V16,
+        HELDOUT_V16, HELDOUT_V17, HELDOUT_V18,
     )
 )  # fmt: skip
 
