@@ -229,7 +229,9 @@ def _praised(found: Scan) -> bool:
 def _decide(found: Scan) -> Decision:
     d = Decision(correction=found.earlier_reply)
     signals = found.signals
-    if len(signals) < 2 and not (found.boundaries or found.undecided or found.earlier_reply):
+    if len(signals) < 2 and not (
+        found.boundaries or found.undecided or found.earlier_reply or found.digits_taken_back
+    ):
         if signals:
             return _one(found, signals[0], d)  # the common case: 「3」「满意」「太慢了」
         if not found.notes:
@@ -242,6 +244,8 @@ def _decide(found: Scan) -> Decision:
     signals, boundaries = _after_corrections(found, d)
     if d.hint is not None:
         return _unknown(d, _UNCLEAR)
+    if found.digits_taken_back is not None and found.digit_votes == 1:
+        signals = _without_disowned_digit(found, signals, d)
     if found.digit_votes > 1:
         signals = _without_conflicting_digits(found, signals, d)
     if not signals:
@@ -542,6 +546,21 @@ def _combine(signals: list[Signal], d: Decision) -> Rating:
         d.cues.append(cues.MIXED)
         d.doubt(_UNCLEAR)
     return ratings[0]
+
+
+def _without_disowned_digit(found: Scan, signals: list[Signal], d: Decision) -> list[Signal]:
+    """The reply's one digit disowned (「满意满意，刚才那个3别算」「1作废」): it is no answer, and
+    the words are, if there are any. (Of several, one left: `_without_conflicting_digits`.)"""
+    assert found.digits_taken_back is not None
+    gone, word = found.digits_taken_back
+    if found.questioning or any(s.pos not in gone for s in signals if s.digit is not None):
+        return signals
+    words = [s for s in signals if s.digit is None]
+    d.notes.append(f"{word!r} disowns the digit" + (": the words are the answer" if words else ""))
+    d.cues.append(cues.SELF_CORRECTION)
+    d.doubt(_LIKELY)
+    d.no_answer = not words  # 「3作废」 gives none: asked again, not guessed at
+    return words
 
 
 def _without_conflicting_digits(found: Scan, signals: list[Signal], d: Decision) -> list[Signal]:

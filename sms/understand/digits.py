@@ -27,8 +27,15 @@ _TAKEN_BACK_REACH: Final = 12
 _WORD: Final = re.compile(f"[a-z{HAN}]")
 
 
-def read_digits(out: Scan, rules: Rules, core: str, covered: list[tuple[int, int, Entry]]) -> None:
-    """Add a signal for every scheme digit of `out.norm`, and hints for the others."""
+def read_digits(
+    out: Scan,
+    rules: Rules,
+    core: str,
+    covered: list[tuple[int, int, Entry]],
+    explained: list[tuple[int, int]],
+) -> None:
+    """Add a signal for every scheme digit of `out.norm`, and hints for the others; the
+    words that disown a digit go to `explained` (for the safety net)."""
     norm = out.norm
     for m in _DIGIT_RUN.finditer(norm):
         start, end = m.span()
@@ -69,7 +76,8 @@ def read_digits(out: Scan, rules: Rules, core: str, covered: list[tuple[int, int
         out.digit_change = _changed(out, rules)
         if out.digit_change is None:
             out.digit_afterthought = _afterthought(out, rules)
-        out.digits_taken_back = _taken_back(out, rules)
+    if out.digit_votes:
+        out.digits_taken_back = _taken_back(out, rules, explained)
 
 
 def _changed(out: Scan, rules: Rules) -> tuple[int, str] | None:
@@ -104,19 +112,28 @@ def _afterthought(out: Scan, rules: Rules) -> int | None:
     return last.pos
 
 
-def _taken_back(out: Scan, rules: Rules) -> tuple[tuple[int, ...], str] | None:
+def _taken_back(
+    out: Scan, rules: Rules, explained: list[tuple[int, int]]
+) -> tuple[tuple[int, ...], str] | None:
     """The scheme digits the reply disowns (「刚才那个3不算」「上条回的3是给保险公司的」
-    「本来想给3」) and the words that disowned the first, or None."""
+    「本来想给3」) and the words that disowned the first, or None; those words were read."""
     norm = out.norm
     gone: list[int] = []
     word = ""
+    alone = out.digit_votes == 1  # 「刚才回的是2」 says what it was: only 「3别算」 disowns it
     for s in out.signals:
         if s.digit is None:
             continue
-        m = taken_back(norm, rules, s.pos, s.pos + 1)
+        if alone:
+            m = rules.taken_back_after.match(norm, s.pos + 1)
+        else:
+            m = taken_back(norm, rules, s.pos, s.pos + 1)
         if m is not None:
             gone.append(s.pos)
             word = word or m.group()
+            after = rules.taken_back_after.match(norm, s.pos + 1)  # 「刚才那个3别算」: both
+            end = s.pos + 1 if after is None else after.end()
+            explained.append((min(m.start(), s.pos), max(m.end(), end)))
     return (tuple(gone), word) if gone else None
 
 

@@ -66,7 +66,9 @@ class Mods(NamedTuple):
 # unless the word is quoted as an answer given or meant (「刚回的“满意”」「本来想打“满意”」).
 _OPEN_QUOTES: Final = frozenset("“\"「『‘'")
 _CLOSE_QUOTES: Final = frozenset("”\"」』’'")
-_ANSWERED: Final = frozenset("回选打发评按点的个成")
+_ANSWERED: Final = frozenset("回选打发评按点个成")
+# 「刚回的“满意”」 quotes an answer; 「你们的“高效”」 does not.
+_ANSWERED_BY: Final = frozenset("回选打发评按点说给写")
 
 
 def scare_quoted(norm: str, start: int, end: int) -> bool:
@@ -75,7 +77,12 @@ def scare_quoted(norm: str, start: int, end: int) -> bool:
         return False
     if norm[end] not in _CLOSE_QUOTES or norm.startswith("不是", end + 1):
         return False  # 「是“满意”不是“瞒意”」 corrects a typo
-    return start < 2 or norm[start - 2] not in _ANSWERED
+    if start < 2:
+        return True
+    before = norm[start - 2]
+    if before == "的":
+        return start < 3 or norm[start - 3] not in _ANSWERED_BY
+    return before not in _ANSWERED
 
 
 class Ending(NamedTuple):

@@ -186,7 +186,7 @@ class _Reader:
             _HANDLERS[entry.kind](self, entry, start, end)
         norm = self.norm
         if _DIGIT.search(norm):
-            read_digits(self.out, self.rules, self.core, self.covered)
+            read_digits(self.out, self.rules, self.core, self.covered, self.explained)
             # Digit notes came last; put every note back in text order (stable).
             self.out.notes.sort(key=_position)
         if len(self.out.signals) > 1:

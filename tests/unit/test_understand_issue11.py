@@ -427,3 +427,54 @@ def test_an_opt_out_taken_back_is_not_an_opt_out(text: str, opt_out: bool) -> No
     reading = understand(text)
     assert reading.opt_out is opt_out, reading.explanation
     assert ("opt_out" in reading.cues) is opt_out
+
+
+@pytest.mark.parametrize(
+    ("text", "rating", "confidence"),
+    [
+        # "Could not be more": a negation that intensifies; 「不是一点半点」: not a little.
+        ("不能再满意了", S, Confidence.CERTAIN),
+        ("不能更失望了", U, Confidence.CERTAIN),
+        ("不是一点半点的不满意", U, Confidence.CERTAIN),
+        ("can't be happier", S, Confidence.CERTAIN),
+        # 「没有什么好满意的」: nothing there to be satisfied with (the 没 is the 有's).
+        ("没有什么好满意的", U, Confidence.CERTAIN),
+        # Negations after the word, and before it: none at all, not even, let alone,
+        # no one says, there is no way not to be.
+        ("一点不满意都没有", S, Confidence.LIKELY),
+        ("别说满意了，连基本满意都够不上", U, Confidence.LIKELY),
+        ("没法满意", U, Confidence.LIKELY),
+        # A reply's one digit, disowned: the words are the answer; with none, no answer.
+        ("满意满意，刚才那个3别算", S, Confidence.LIKELY),
+        ("3作废", X, Confidence.UNCLEAR),
+        ("3，不是给你们的，是给撞我那个人的", X, Confidence.UNCLEAR),
+        # Staying subscribed is no doubt beside the rating; money not returned is no opt-out.
+        ("满意，不退", S, Confidence.CERTAIN),
+        ("满意！不用退订", S, Confidence.CERTAIN),
+        # A good word quoted after 的 is a sneer, unless it quotes an answer (回的, 说的).
+        ("谢谢你们的“高效”", U, Confidence.UNCLEAR),
+        ("刚回的“满意”", S, Confidence.CERTAIN),
+        # Asking praise of the one complaining; words of the regions.
+        ("差不多得了，还来要好评", U, Confidence.CERTAIN),
+        ("那民警老尿性了", S, Confidence.CERTAIN),
+        ("仲可以啦", B, Confidence.CERTAIN),
+        ("嗰个差佬好串", U, Confidence.CERTAIN),
+        ("不好说，看后续吧", X, Confidence.UNCLEAR),
+    ],
+)
+def test_round_eight_negations_that_intensify_disowned_digits_and_words(
+    text: str, rating: Rating, confidence: Confidence
+) -> None:
+    reading = understand(text)
+    assert (reading.rating, reading.confidence) == (rating, confidence), reading.explanation
+
+
+def test_a_question_aside_and_money_not_refunded_are_read_as_such() -> None:
+    # A question about the case beside a rating (请问, 想问下) does not doubt the rating ...
+    assert understand("满意，不过想问下驾驶证什么时候能寄到").rating is S
+    # ... and 「钱退不退」 asks about money, it is no "staying subscribed".
+    reading = understand("签注办好了，钱退不退")
+    assert reading.rating is X and not reading.opt_out, reading.explanation
+    # "STOP." first is an opt-out with the verdict after it.
+    reading = understand("STOP. not satisfied")
+    assert reading.opt_out and reading.rating is U, reading.explanation

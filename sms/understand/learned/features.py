@@ -107,6 +107,8 @@ def findings(found: Scan, rating: str, confidence: str, cues: tuple[str, ...]) -
         out.append("x=ack")
     if found.undecided is not None:
         out.append("x=undecided")
+    if found.digits_taken_back is not None:
+        out.append("x=taken_back")
     if found.other_reasons:
         out.append("x=other_party")
     return list(dict.fromkeys(out))
