@@ -548,6 +548,11 @@ def _combine(signals: list[Signal], d: Decision) -> Rating:
     return ratings[0]
 
 
+# A digit, then one disowned right after it (「是3不是2」「系1唔系3」), not a 不是 that is a
+# cry of "no" (「3 啊不是 2」).
+_IS_NOT: Final = re.compile(r"[0-9]\s?[，,]?\s?(?:不是|唔系|并非|而非)\s?[0-9]")
+
+
 def _without_disowned_digit(found: Scan, signals: list[Signal], d: Decision) -> list[Signal]:
     """The reply's one digit disowned (「满意满意，刚才那个3别算」「1作废」): it is no answer, and
     the words are, if there are any. (Of several, one left: `_without_conflicting_digits`.)"""
@@ -576,7 +581,8 @@ def _without_conflicting_digits(found: Scan, signals: list[Signal], d: Decision)
         if len({s.digit for s in kept if s.digit is not None}) == 1:
             d.notes.append(f"{word!r} disowns a digit: the other digit is the answer")
             d.cues.append(cues.SELF_CORRECTION)
-            d.doubt(_LIKELY)
+            if not _IS_NOT.search(found.norm):  # 「是3不是2」 says which, plainly
+                d.doubt(_LIKELY)
             return kept
     # 「1改3」「2→1」: a change of mind, unless the reply still asks (「1还是2呢？」)
     if found.digit_change is not None and not found.questioning:

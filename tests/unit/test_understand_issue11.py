@@ -448,6 +448,9 @@ def test_an_opt_out_taken_back_is_not_an_opt_out(text: str, opt_out: bool) -> No
         ("满意满意，刚才那个3别算", S, Confidence.LIKELY),
         ("3作废", X, Confidence.UNCLEAR),
         ("3，不是给你们的，是给撞我那个人的", X, Confidence.UNCLEAR),
+        # 「是3不是2」 names the answer and the one it is not: certain (no weigher guesses).
+        ("是3不是2", U, Confidence.CERTAIN),
+        ("是1不是2", S, Confidence.CERTAIN),
         # Staying subscribed is no doubt beside the rating; money not returned is no opt-out.
         ("满意，不退", S, Confidence.CERTAIN),
         ("满意！不用退订", S, Confidence.CERTAIN),
