@@ -463,6 +463,8 @@ def test_an_opt_out_taken_back_is_not_an_opt_out(text: str, opt_out: bool) -> No
         ("仲可以啦", B, Confidence.CERTAIN),
         ("嗰个差佬好串", U, Confidence.CERTAIN),
         ("不好说，看后续吧", X, Confidence.UNCLEAR),
+        # The fraudster too late, the citizen blaming themselves: nothing went wrong.
+        ("很及时，骗子还没来得及转走", S, Confidence.LIKELY),
     ],
 )
 def test_round_eight_negations_that_intensify_disowned_digits_and_words(
