@@ -281,19 +281,20 @@ class _Reader:
             and before - a.end <= _ASPECT_REACH
         ]
 
-    def party_of(self, start: int, end: int) -> str | None:
+    def party_of(self, start: int, end: int, carry: bool = False) -> str | None:
         """Who an unsatisfied finding is about: the nearest party word before it in its
-        clause (「对方太不讲理」「对那个肇事的很不满意」), or the one it names right after
-        it (「不满意的是对方」); None when no party is named."""
+        clause (「对方太不讲理」), or the one it names right after it (「不满意的是对方」); with
+        `carry`, where no police are named, the clause before's (「房东扣押金不退，太坑了」)."""
         if not self.parties:
             return None
         clause = self.clause(start)
         span = self.norm[start:end]
         if any(word in span for word in self.rules.police_words):
             return "police"  # 「小偷比你们来得还勤」 is about 你们
-        before = [party for pos, c, party in self.parties if c == clause and pos <= start]
-        if before:
-            return before[-1]
+        before = [(c, p) for pos, c, p in self.parties if pos <= start and c >= clause - 1]
+        unnamed = carry and all(p != "police" for _, _, p in self.parties)
+        if before and (before[-1][0] == clause or unnamed):
+            return before[-1][1]
         if _TARGET_AFTER.match(self.norm, end):
             after = [party for pos, c, party in self.parties if c == clause and pos > end]
             return after[0] if after else None
@@ -302,7 +303,7 @@ class _Reader:
     def other_party(self, start: int, end: int, span: str, *, judgment: bool = True) -> bool:
         """Drop an unsatisfied finding about someone else, saying so. A culprit's party
         takes only judgments away (「骗子太可恶」), not complaints (「嫌疑人逍遥法外」)."""
-        party = self.party_of(start, end)
+        party = self.party_of(start, end, carry=judgment)
         if party != "other" and not (party == "culprit" and judgment):
             return False
         self.out.notes.append(

@@ -463,6 +463,12 @@ def test_an_opt_out_taken_back_is_not_an_opt_out(text: str, opt_out: bool) -> No
         ("仲可以啦", B, Confidence.CERTAIN),
         ("嗰个差佬好串", U, Confidence.CERTAIN),
         ("不好说，看后续吧", X, Confidence.UNCLEAR),
+        # Where no police are named, a judgment with no party in its clause is about the
+        # party of the clause before: no verdict on the police ...
+        ("房东扣我押金不退，太坑了", X, Confidence.UNCLEAR),
+        ("对方全责还死不认账，气死我了", X, Confidence.UNCLEAR),
+        # ... but where they are named, it is theirs.
+        ("对方不赔钱，你们也不管，气死我了", U, Confidence.LIKELY),
         # The fraudster too late, the citizen blaming themselves: nothing went wrong.
         ("很及时，骗子还没来得及转走", S, Confidence.LIKELY),
     ],
