@@ -444,6 +444,8 @@ def test_an_opt_out_taken_back_is_not_an_opt_out(text: str, opt_out: bool) -> No
         ("一点不满意都没有", S, Confidence.LIKELY),
         ("别说满意了，连基本满意都够不上", U, Confidence.LIKELY),
         ("没法满意", U, Confidence.LIKELY),
+        ("要说不满意，那真没有", S, Confidence.LIKELY),
+        ("有什么理由不满意", S, Confidence.LIKELY),
         # A reply's one digit, disowned: the words are the answer; with none, no answer.
         ("满意满意，刚才那个3别算", S, Confidence.LIKELY),
         ("3作废", X, Confidence.UNCLEAR),
