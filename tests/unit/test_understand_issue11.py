@@ -488,6 +488,13 @@ def test_a_question_aside_and_money_not_refunded_are_read_as_such() -> None:
     # ... and 「钱退不退」 asks about money, it is no "staying subscribed".
     reading = understand("签注办好了，钱退不退")
     assert reading.rating is X and not reading.opt_out, reading.explanation
+    # Not understanding what the officers said is a complaint, not a question about the
+    # survey; asking which officer helped is not asking who is texting.
+    reading = understand("说话太快了，我老人家听不明白也不多讲一遍")
+    assert reading.rating is U, reading.explanation
+    assert understand("请问是哪位警官办的？办得很好，想知道名字").rating is S
+    assert understand("哪位？").hint == "citizen asks who is texting"
+    assert understand("不明白").hint == "citizen does not understand the survey"
     # "STOP." first is an opt-out with the verdict after it.
     reading = understand("STOP. not satisfied")
     assert reading.opt_out and reading.rating is U, reading.explanation
