@@ -465,6 +465,10 @@ def test_an_opt_out_taken_back_is_not_an_opt_out(text: str, opt_out: bool) -> No
         ("仲可以啦", B, Confidence.CERTAIN),
         ("嗰个差佬好串", U, Confidence.CERTAIN),
         ("不好说，看后续吧", X, Confidence.UNCLEAR),
+        ("好得一塌糊涂", S, Confidence.CERTAIN),
+        ("not that bad", B, Confidence.LIKELY),
+        ("不要发了行不行", X, Confidence.CERTAIN),
+        ("刚才发的3不是我的意思", X, Confidence.UNCLEAR),
         # Where no police are named, a judgment with no party in its clause is about the
         # party of the clause before: no verdict on the police ...
         ("房东扣我押金不退，太坑了", X, Confidence.UNCLEAR),
@@ -495,6 +499,8 @@ def test_a_question_aside_and_money_not_refunded_are_read_as_such() -> None:
     assert understand("请问是哪位警官办的？办得很好，想知道名字").rating is S
     assert understand("哪位？").hint == "citizen asks who is texting"
     assert understand("不明白").hint == "citizen does not understand the survey"
+    assert understand("我没报警").hint == "citizen says they never called the police"
+    assert understand("医院说没有报警回执不给走医保，派出所当天就给开了，感谢").rating is S
     # "STOP." first is an opt-out with the verdict after it.
     reading = understand("STOP. not satisfied")
     assert reading.opt_out and reading.rating is U, reading.explanation
