@@ -466,6 +466,8 @@ def test_an_opt_out_taken_back_is_not_an_opt_out(text: str, opt_out: bool) -> No
         ("嗰个差佬好串", U, Confidence.CERTAIN),
         ("不好说，看后续吧", X, Confidence.UNCLEAR),
         ("好得一塌糊涂", S, Confidence.CERTAIN),
+        ("没以前好了", U, Confidence.CERTAIN),
+        ("not exactly satisfied, the form was wrong twice", U, Confidence.LIKELY),
         ("not that bad", B, Confidence.LIKELY),
         ("不要发了行不行", X, Confidence.CERTAIN),
         ("刚才发的3不是我的意思", X, Confidence.UNCLEAR),
