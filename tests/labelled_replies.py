@@ -36,6 +36,8 @@ story):
   before any of its changes; never tuned or trained on.
 - ``tests/data/replies_heldout_v17.tsv``, ``_v18.tsv``: held-out v17 and v18, written for round 8
   before any of its changes; never tuned or trained on.
+- ``tests/data/replies_tuning_r8.tsv``, ``_r9.tsv``: round 8's tuning sets (the second written
+  after its first rules), trained on with the sets above.
 
     .venv/bin/python -m tests.labelled_replies [FILE ...]   # per-kind table of each set
 """
@@ -74,6 +76,8 @@ from sms.understand.learned.labelled import (
     TUNING_R5,
     TUNING_R6,
     TUNING_R7,
+    TUNING_R8,
+    TUNING_R9,
     Row,
     read_rows,
 )
@@ -82,8 +86,8 @@ __all__ = [
     "CORPUS", "DANGEROUS", "HELDOUT", "HELDOUT_V2", "HELDOUT_V3", "HELDOUT_V4", "HELDOUT_V5",
     "HELDOUT_V6", "HELDOUT_V7", "HELDOUT_V8", "HELDOUT_V9",
     "HELDOUT_V10", "HELDOUT_V11", "HELDOUT_V12", "HELDOUT_V13", "HELDOUT_V14", "HELDOUT_V15",
-    "HELDOUT_V16", "HELDOUT_V17", "HELDOUT_V18", "SETS", "TUNING", "TUNING_R3", "TUNING_R4", "TUNING_R5", "TUNING_R6",
-    "TUNING_R7", "Row",
+    "HELDOUT_V16", "HELDOUT_V17", "HELDOUT_V18", "SETS", "TUNING", "TUNING_R3", "TUNING_R4",
+    "TUNING_R5", "TUNING_R6", "TUNING_R7", "TUNING_R8", "TUNING_R9", "Row",
     "Score", "read_rows", "score",
 ]  # fmt: skip
 
@@ -97,6 +101,8 @@ SETS = (
     TUNING_R5,
     TUNING_R6,
     TUNING_R7,
+    TUNING_R8,
+    TUNING_R9,
     HELDOUT_V2,
     HELDOUT_V4,
     HELDOUT_V5,

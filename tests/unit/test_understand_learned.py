@@ -28,15 +28,29 @@ def _model(weights: dict[str, tuple[float, ...]]) -> Model:
 
 
 def test_a_weight_file_reads_back_as_written() -> None:
-    model = _model({"满意": (1.5, 0.0, -2.25, 0.0), "a\tb\\c\nd": (0.0, 0.5, 0.0, -0.5)})
+    model = _model({"满意": (1.5, 0.0, -2.25, 0.0), "a\tb\\c\nd": (0.0, 0.5, -1.0, 0.0)})
     again = Model.loads(model.dumps())
     assert again == model
     assert again.dumps() == model.dumps()
 
 
+def test_weights_are_written_relative_to_the_last_class_for_the_same_probabilities() -> None:
+    # Three numbers a feature: its weight for `unknown` is taken from each (a feature's
+    # weights moved by one amount in every class change no probability).
+    model = _model({"满意": (1.5, 0.0, -2.25, 0.5), "慢": (-1.0, 0.25, 2.0, -0.75)})
+    text = model.dumps()
+    assert '"满意":[10000,-5000,-27500]' in text and '"慢":[-2500,10000,27500]' in text
+    again = Model.loads(text)
+    assert again.weights["满意"] == (1.0, -0.5, -2.75, 0.0)
+    for features in (["满意"], ["慢"], ["满意", "慢", "慢"], []):
+        for p, q in zip(model.probabilities(features), again.probabilities(features), strict=True):
+            assert abs(p - q) < 1e-12
+
+
 _HEAD = (
     '{"format": "minyi reply weigher", "data": "x", '
     '"classes": ["satisfied", "basically_satisfied", "unsatisfied", "unknown"], "scale": 10000, '
+    '"relative_to": "unknown", '
 )
 
 
@@ -46,13 +60,16 @@ _HEAD = (
         ("hello\n", "not a reply weigher file"),
         ('{"format": "something else"}', "not a reply weigher file"),
         (_HEAD.replace("unknown", "maybe") + '"bias": [0, 0, 0, 0], "weights": {}}', "classes"),
-        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 2]}}', "'x': expected 4 weights"),
-        (_HEAD + '"bias": [0, 0, 0], "weights": {"x": [1, 2, 3, 4]}}', "'bias': expected 4"),
-        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 2, "z", 4]}}', "not a number"),
-        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 2, true, 4]}}', "not a number"),
-        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 2, 0.5, 4]}}', "not a number"),
+        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 2]}}', "'x': expected 3 weights"),
+        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 2, 3, 4]}}', "'x': expected 3"),
+        (_HEAD + '"bias": [0, 0, 0], "weights": {"x": [1, 2, 3]}}', "'bias': expected 4"),
+        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, "z", 4]}}', "not a number"),
+        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, true, 4]}}', "not a number"),
+        (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 0.5, 4]}}', "not a number"),
+        (_HEAD + '"bias": [0, 0, 0.5, 0], "weights": {}}', "not a number"),
         (_HEAD.replace("10000", "100") + '"bias": [0, 0, 0, 0], "weights": {}}', "scale"),
-        (_HEAD + '"weights": {"x": [1, 2, 3, 4]}}', "no bias"),
+        (_HEAD.replace('"relative_to": "unknown", ', "") + '"bias": [0, 0, 0, 0]}', "relative"),
+        (_HEAD + '"weights": {"x": [1, 2, 3]}}', "no bias"),
         (_HEAD + '"bias": [0, 0, 0, 0]}', "no weights"),
     ],
 )

@@ -49,6 +49,8 @@ from tests.labelled_replies import (
     TUNING_R5,
     TUNING_R6,
     TUNING_R7,
+    TUNING_R8,
+    TUNING_R9,
     Row,
     Score,
     read_rows,
@@ -61,6 +63,8 @@ R4_ROWS = read_rows(TUNING_R4)
 R5_ROWS = read_rows(TUNING_R5)
 R6_ROWS = read_rows(TUNING_R6)
 R7_ROWS = read_rows(TUNING_R7)
+R8_ROWS = read_rows(TUNING_R8)
+R9_ROWS = read_rows(TUNING_R9)
 V1_ROWS = read_rows(HELDOUT)
 V2_ROWS = read_rows(HELDOUT_V2)
 V3_ROWS = read_rows(HELDOUT_V3)  # measured once (75.1 %, 2 dangerous), tuning data since
@@ -88,6 +92,7 @@ HELD_OUT = (
 )  # fmt: skip
 TUNED_ON = (
     CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4, TUNING_R5, TUNING_R6, TUNING_R7,
+    TUNING_R8, TUNING_R9,
 )  # fmt: skip
 # The issue's accuracy target, measured on replies the reader was not tuned on.
 TARGET_ACCURACY = 0.95
@@ -97,36 +102,38 @@ FLOORS = {
     TUNING: 0.99,
     HELDOUT: 0.99,
     HELDOUT_V3: 0.97,
-    TUNING_R3: 0.94,
-    TUNING_R4: 0.94,
+    TUNING_R3: 0.96,
+    TUNING_R4: 0.95,
     TUNING_R5: 0.94,
-    TUNING_R6: 0.92,
-    TUNING_R7: 0.93,
-    HELDOUT_V2: 0.95,
-    HELDOUT_V4: 0.95,
-    HELDOUT_V5: 0.94,
-    HELDOUT_V6: 0.92,
-    HELDOUT_V7: 0.96,
-    HELDOUT_V8: 0.95,
-    HELDOUT_V9: 0.94,
+    TUNING_R6: 0.93,
+    TUNING_R7: 0.95,
+    TUNING_R8: 0.96,
+    TUNING_R9: 0.92,
+    HELDOUT_V2: 0.96,
+    HELDOUT_V4: 0.97,
+    HELDOUT_V5: 0.95,
+    HELDOUT_V6: 0.93,
+    HELDOUT_V7: 0.97,
+    HELDOUT_V8: 0.96,
+    HELDOUT_V9: 0.95,
     HELDOUT_V10: 0.95,
-    HELDOUT_V11: 0.88,
-    HELDOUT_V12: 0.87,
+    HELDOUT_V11: 0.89,
+    HELDOUT_V12: 0.89,
     HELDOUT_V13: 0.91,
-    HELDOUT_V14: 0.89,
-    HELDOUT_V15: 0.89,
-    HELDOUT_V16: 0.91,
-    HELDOUT_V17: 0.92,
-    HELDOUT_V18: 0.90,
+    HELDOUT_V14: 0.90,
+    HELDOUT_V15: 0.91,
+    HELDOUT_V16: 0.93,
+    HELDOUT_V17: 0.95,
+    HELDOUT_V18: 0.91,
 }
 # Unsatisfied replies read as (basically) satisfied on held-out text, as measured at the
-# end of round 7: the issue's 0 is NOT met there, and these must not grow. Each retraining
+# end of round 8: the issue's 0 is NOT met there, and these must not grow. Each retraining
 # of the weigher moves a few of them either way (tests/data/README.md): nothing was tuned
 # for them.
 DANGEROUS_HELD_OUT = {
-    HELDOUT_V2: 2, HELDOUT_V4: 1, HELDOUT_V5: 1, HELDOUT_V6: 2, HELDOUT_V7: 0, HELDOUT_V8: 2,
-    HELDOUT_V9: 2, HELDOUT_V10: 3, HELDOUT_V11: 3, HELDOUT_V12: 1, HELDOUT_V13: 1,
-    HELDOUT_V14: 0, HELDOUT_V15: 3, HELDOUT_V16: 5, HELDOUT_V17: 2, HELDOUT_V18: 3,
+    HELDOUT_V2: 1, HELDOUT_V4: 0, HELDOUT_V5: 2, HELDOUT_V6: 1, HELDOUT_V7: 0, HELDOUT_V8: 0,
+    HELDOUT_V9: 1, HELDOUT_V10: 3, HELDOUT_V11: 4, HELDOUT_V12: 2, HELDOUT_V13: 2,
+    HELDOUT_V14: 0, HELDOUT_V15: 3, HELDOUT_V16: 3, HELDOUT_V17: 1, HELDOUT_V18: 3,
 }  # fmt: skip
 # Round 3's tuning set keeps two: 「挺好，邻居今晚接着蹦迪」 (the party goes on tonight),
 # which the rules read as satisfied and the weigher only doubts, and 「3。更正前条1」 (更正
@@ -139,15 +146,24 @@ DANGEROUS_HELD_OUT = {
 # bias the rules do not read, which the weigher lifts to basically satisfied, unclear).
 # Round 7's keeps one: 「民警态度好，就是案子没进展」, which the rules read as unsatisfied
 # and the weigher lifts to basically satisfied, unclear (asked again): its training data
-# labels such replies both ways. The test names them.
-KNOWN_DANGEROUS = {TUNING_R3: 2, TUNING_R4: 3, TUNING_R5: 1, TUNING_R6: 3, TUNING_R7: 1}
+# labels such replies both ways. Round 8's retraining left four more, each `unclear` (asked
+# again, never closing), the weigher's unsatisfied just under its veto: 「你们这个处理结果，
+# 对方估计很满意」 (r4), 「没 什么 好 说 的 不 怎么 样」 (r6), and one in each of round 8's
+# sets: 「灭有处理好」 (灭有, a voice slip for 没有) and 「这样的处理我不能不满意」 (the
+# training labels read 不能不满意 as satisfied). The test names them.
+KNOWN_DANGEROUS = {
+    TUNING_R3: 2, TUNING_R4: 4, TUNING_R5: 1, TUNING_R6: 4, TUNING_R7: 1, TUNING_R8: 1,
+    TUNING_R9: 1,
+}  # fmt: skip
 # Opt-outs read wrong where the rules were not written for them (as measured; not to grow).
 OPT_OUT_WRONG = {
     TUNING_R3: 9,
     TUNING_R4: 17,
-    TUNING_R5: 37,
+    TUNING_R5: 36,
     TUNING_R6: 31,
-    TUNING_R7: 13,
+    TUNING_R7: 12,
+    TUNING_R8: 7,
+    TUNING_R9: 14,
     HELDOUT_V2: 0,
     HELDOUT_V4: 0,
     HELDOUT_V5: 0,
@@ -190,7 +206,7 @@ def test_the_labelled_corpus_has_1500_replies_and_every_kind_is_held_out() -> No
     assert len(V13_ROWS) == len(V14_ROWS) == len(V15_ROWS) == len(V16_ROWS) == 476
     for rows in (V7_ROWS, V8_ROWS, V9_ROWS, V10_ROWS, V11_ROWS, V12_ROWS, V13_ROWS, V14_ROWS):
         assert KINDS <= {row.kind for row in rows}
-    for rows in (V15_ROWS, V16_ROWS, R7_ROWS, V17_ROWS, V18_ROWS):
+    for rows in (V15_ROWS, V16_ROWS, R7_ROWS, V17_ROWS, V18_ROWS, R8_ROWS, R9_ROWS):
         assert KINDS <= {row.kind for row in rows}
     # v18's writers left three opt-outs short once the replies already in other sets went
     assert len(V17_ROWS) == 476 and len(V18_ROWS) == 473
@@ -215,9 +231,11 @@ def test_no_held_out_text_is_in_the_data_tuned_on_since_it_was_written() -> None
     newest = {bare(row.text) for row in V15_ROWS + V16_ROWS}
     assert not {bare(row.text) for row in R7_ROWS} & (later | newest)
     assert not newest & tuned and not newest & later
-    # v17 and v18 share none with any set, held out or tuned on, nor with each other.
+    # v17 and v18 share none with any older set, held out or tuned on, nor with each other.
     v17, v18 = ({bare(row.text) for row in rows} for rows in (V17_ROWS, V18_ROWS))
     assert not (v17 | v18) & (tuned | later | newest) and not v17 & v18
+    # Round 8's tuning sets share none with any held-out set.
+    assert not {bare(row.text) for row in R8_ROWS + R9_ROWS} & (later | newest | v17 | v18)
 
 
 @pytest.mark.parametrize("path", SETS, ids=lambda p: p.stem)

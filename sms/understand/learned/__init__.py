@@ -12,7 +12,10 @@ Deterministic, no network, no numpy: the weights are a JSON file beside this mod
 parsed in Python took 0.3 s, paid by every process that reads replies). Each weight is
 written as a whole number of 1/10,000ths, the precision the trainer keeps: the same
 values in two thirds of the bytes of decimals (the file stays under the repository's
-2 MB for a tracked file).
+2 MB for a tracked file). A feature's weights are written relative to its weight for the
+last class (`unknown`), which is then 0 and not written: adding one amount to a
+feature's weight for every class changes no probability, so the file holds three
+numbers a feature, not four, for the same readings.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ SCALE: Final = 10_000
 @dataclass(frozen=True)
 class Model:
     """Per-class bias and per-feature weights (in `CLASSES` order); `data` names what
-    it was trained on (a hash of the training files)."""
+    it was trained on (a hash of the training files). A loaded model's feature weights
+    for the last class are 0 (`relative`)."""
 
     bias: tuple[float, ...]
     weights: dict[str, tuple[float, ...]]
@@ -96,13 +100,14 @@ class Model:
             "data": self.data,
             "classes": [c.value for c in CLASSES],
             "scale": SCALE,
+            "relative_to": CLASSES[-1].value,
         }
         lines = [json.dumps(head, ensure_ascii=False)[:-1] + ","]
         lines.append(f'"bias": [{", ".join(_number(v) for v in self.bias)}],')
         lines.append('"weights": {')
         rows = [
-            f"{json.dumps(f, ensure_ascii=False)}:[{','.join(map(_number, self.weights[f]))}]"
-            for f in sorted(self.weights)
+            f"{json.dumps(f, ensure_ascii=False)}:[{','.join(map(_number, relative(w)[:-1]))}]"
+            for f, w in sorted(self.weights.items())
         ]
         lines.append(",\n".join(rows))
         lines.append("}}")
@@ -134,6 +139,8 @@ class Model:
             raise ValueError(f"{where}: classes must be {[c.value for c in CLASSES]}")
         if doc.get("scale") != SCALE:
             raise ValueError(f"{where}: scale must be {SCALE} (weights in 1/{SCALE}ths)")
+        if doc.get("relative_to") != CLASSES[-1].value:
+            raise ValueError(f"{where}: weights must be relative to {CLASSES[-1].value!r}")
         data, bias, weights = doc.get("data"), doc.get("bias"), doc.get("weights")
         if not isinstance(data, str):
             raise ValueError(f"{where}: no data hash")
@@ -141,22 +148,25 @@ class Model:
             raise ValueError(f"{where}: no bias")
         if not isinstance(weights, dict):
             raise ValueError(f"{where}: no weights")
-        rows = [bias, *weights.values()]
-        if set(map(type, rows)) != {list} or set(map(len, rows)) != {len(CLASSES)}:
-            bad = next(
-                (
-                    f
-                    for f, v in weights.items()
-                    if not isinstance(v, list) or len(v) != len(CLASSES)
-                ),
-                "bias",
-            )
-            raise ValueError(f"{where}: {bad!r}: expected {len(CLASSES)} weights")
-        if not set(map(type, chain.from_iterable(rows))) <= {int}:
+        if len(bias) != len(CLASSES):
+            raise ValueError(f"{where}: 'bias': expected {len(CLASSES)} weights")
+        rows = list(weights.values())
+        n = len(CLASSES) - 1  # the last class's is 0
+        if rows and (set(map(type, rows)) != {list} or set(map(len, rows)) != {n}):
+            bad = next(f for f, v in weights.items() if not isinstance(v, list) or len(v) != n)
+            raise ValueError(f"{where}: {bad!r}: expected {n} weights")
+        if not set(map(type, chain(bias, chain.from_iterable(rows)))) <= {int}:
             raise ValueError(f"{where}: a weight is not a number of 1/{SCALE}ths")
         # n / SCALE is the double nearest n/10,000, as parsing the decimal would give
-        values = [(a / SCALE, b / SCALE, c / SCALE, d / SCALE) for a, b, c, d in weights.values()]
+        values = [(a / SCALE, b / SCALE, c / SCALE, 0.0) for a, b, c in rows]
         return cls(tuple(v / SCALE for v in bias), dict(zip(weights, values, strict=True)), data)
+
+
+def relative(weights: Sequence[float]) -> tuple[float, ...]:
+    """A feature's weights less its weight for the last class: the same probabilities
+    (softmax is unchanged when every class's score moves by one amount), the last 0."""
+    last = weights[-1]
+    return tuple(w - last for w in weights)
 
 
 def _readable(feature: str) -> bool:
