@@ -377,61 +377,7 @@ def test_the_safety_net_never_leaves_an_unexplained_reply_satisfied(
         # ... one that sounds like a degree word is that word mistyped (pinyin).
         ("狠满意", S, Confidence.CERTAIN),
         ("停满意的", S, Confidence.CERTAIN),
-    ],
-)
-def test_round_seven_digits_and_garbled_rating_words(
-    text: str, rating: Rating, confidence: Confidence
-) -> None:
-    reading = understand(text)
-    assert (reading.rating, reading.confidence) == (rating, confidence), reading.explanation
-
-
-def test_english_the_rules_cannot_read_is_asked_again_not_guessed() -> None:
-    # Character n-grams of unknown English are noise: the weigher read these as
-    # satisfied on new text. No word read, no Chinese: unknown, and the citizen is asked.
-    for text in ("need to improve a lot", "why need to wait so long one", "LTD"):
-        reading = understand(text)
-        assert reading.rating is X and reading.clarify, reading.explanation
-    assert understand("not happy").rating is U  # English the rules know is read
-
-
-def test_a_positive_reading_resting_on_no_positive_word_is_never_closing() -> None:
-    # The weigher may read a reply with no positive word as (basically) satisfied, but
-    # only unsure: the citizen is asked again rather than the survey closed.
-    for text in (
-        "报警后民警一直打电话跟我保持联系，很安心",
-        "办案民警让我下载国家反诈APP，挺有用的",
-    ):
-        reading = understand(text)
-        assert reading.rating is S and "weighed" in reading.cues, reading.explanation
-        assert reading.confidence is Confidence.UNCLEAR and reading.clarify
-        assert reading.explanation[-1] == "no positive word read: ask again"
-    for text in ("出警很快，满意", "挺好"):
-        assert understand(text).confidence is not Confidence.UNCLEAR
-
-
-@pytest.mark.parametrize(
-    ("text", "opt_out"),
-    [
-        # An opt-out word the reply disowns, like a digit, is not an opt-out ...
-        ("满意满意，刚才那个TD是手滑，不要给我退订", False),
-        ("我刚才回的TD是不小心按的，满意", False),
-        ("刚才回的TD撤回，我还要收消息", False),
-        ("满意。之前发的退订不算，我还要看后续", False),
-        # ... and one the citizen says was sent to them wrongly still is.
-        ("TD，发错人了", True),
-        ("退订，谢谢", True),
-    ],
-)
-def test_an_opt_out_taken_back_is_not_an_opt_out(text: str, opt_out: bool) -> None:
-    reading = understand(text)
-    assert reading.opt_out is opt_out, reading.explanation
-    assert ("opt_out" in reading.cues) is opt_out
-
-
-@pytest.mark.parametrize(
-    ("text", "rating", "confidence"),
-    [
+        # Round 8.
         # "Could not be more": a negation that intensifies; 「不是一点半点」: not a little.
         ("不能再满意了", S, Confidence.CERTAIN),
         ("不能更失望了", U, Confidence.CERTAIN),
@@ -485,11 +431,54 @@ def test_an_opt_out_taken_back_is_not_an_opt_out(text: str, opt_out: bool) -> No
         ("很及时，骗子还没来得及转走", S, Confidence.LIKELY),
     ],
 )
-def test_round_eight_negations_that_intensify_disowned_digits_and_words(
+def test_rounds_seven_and_eight_digits_negations_and_words(
     text: str, rating: Rating, confidence: Confidence
 ) -> None:
     reading = understand(text)
     assert (reading.rating, reading.confidence) == (rating, confidence), reading.explanation
+
+
+def test_english_the_rules_cannot_read_is_asked_again_not_guessed() -> None:
+    # Character n-grams of unknown English are noise: the weigher read these as
+    # satisfied on new text. No word read, no Chinese: unknown, and the citizen is asked.
+    for text in ("need to improve a lot", "why need to wait so long one", "LTD"):
+        reading = understand(text)
+        assert reading.rating is X and reading.clarify, reading.explanation
+    assert understand("not happy").rating is U  # English the rules know is read
+
+
+def test_a_positive_reading_resting_on_no_positive_word_is_never_closing() -> None:
+    # The weigher may read a reply with no positive word as (basically) satisfied, but
+    # only unsure: the citizen is asked again rather than the survey closed.
+    for text in (
+        "报警后民警一直打电话跟我保持联系，很安心",
+        "办案民警让我下载国家反诈APP，挺有用的",
+    ):
+        reading = understand(text)
+        assert reading.rating is S and "weighed" in reading.cues, reading.explanation
+        assert reading.confidence is Confidence.UNCLEAR and reading.clarify
+        assert reading.explanation[-1] == "no positive word read: ask again"
+    for text in ("出警很快，满意", "挺好"):
+        assert understand(text).confidence is not Confidence.UNCLEAR
+
+
+@pytest.mark.parametrize(
+    ("text", "opt_out"),
+    [
+        # An opt-out word the reply disowns, like a digit, is not an opt-out ...
+        ("满意满意，刚才那个TD是手滑，不要给我退订", False),
+        ("我刚才回的TD是不小心按的，满意", False),
+        ("刚才回的TD撤回，我还要收消息", False),
+        ("满意。之前发的退订不算，我还要看后续", False),
+        # ... and one the citizen says was sent to them wrongly still is.
+        ("TD，发错人了", True),
+        ("退订，谢谢", True),
+    ],
+)
+def test_an_opt_out_taken_back_is_not_an_opt_out(text: str, opt_out: bool) -> None:
+    reading = understand(text)
+    assert reading.opt_out is opt_out, reading.explanation
+    assert ("opt_out" in reading.cues) is opt_out
 
 
 def test_a_question_aside_and_money_not_refunded_are_read_as_such() -> None:
