@@ -19,8 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Final, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, Final, Protocol, TypeVar
 
 from redis.exceptions import RedisError, ResponseError
 
@@ -39,6 +39,22 @@ def still_wanted() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def cancel_all(tasks: Collection[asyncio.Task[Any]], *, again_s: float = 1.0) -> None:
+    """Cancel ``tasks`` and wait until every one has ended. One still running ``again_s``
+    after its cancel is cancelled again: a library may lose a cancellation without an
+    error (Python 3.11's wait_for when the awaited call finishes at that moment), and a
+    loop that lost its one cancel kept a stopping webhook worker waiting for ever.
+    Their own exceptions are not raised here (each loop logs its own)."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=again_s)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved, as gather(return_exceptions=True) would
 
 
 class Worker(Protocol):

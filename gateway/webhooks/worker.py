@@ -219,10 +219,7 @@ class WebhookWorker:
             await self._shutdown(loops)
         finally:
             self._stopping = True
-            pending = loops + [t for f in self._feeds for t in f.tasks]
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await lifecycle.cancel_all(loops + [t for f in self._feeds for t in f.tasks])
             for feed in self._feeds:
                 await feed.poster.close()
 
@@ -243,15 +240,11 @@ class WebhookWorker:
 
     async def _shutdown(self, loops: list[asyncio.Task[None]]) -> None:
         self._stopping = True
-        for task in loops:  # intake and dispatch hold no work: a cancel loses nothing
-            task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        await lifecycle.cancel_all(loops)  # intake and dispatch hold no work: nothing lost
         serving = [t for f in self._feeds for t in f.tasks]
         if serving:
             _, late = await asyncio.wait(serving, timeout=self._grace_s)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            await lifecycle.cancel_all(late)
         for feed in self._feeds:
             for sid, token in list(feed.held.items()):
                 with contextlib.suppress(*lifecycle.OUTAGES):

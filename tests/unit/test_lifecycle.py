@@ -138,3 +138,27 @@ async def test_sleep_or_stop_wakes_on_the_stop_event() -> None:
 def test_describe_keeps_the_message() -> None:
     assert lifecycle.describe(ResponseError("ERR bad")) == "ResponseError: ERR bad"
     assert lifecycle.describe(TimeoutError()) == "TimeoutError"
+
+
+async def test_cancel_all_cancels_again_a_task_that_lost_its_cancel() -> None:
+    # A library may lose a cancellation without an error (3.11's wait_for): the task
+    # goes on, and a single cancel would leave its owner waiting for ever.
+    lost = asyncio.Event()
+
+    async def loses_one_cancel() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            lost.set()  # swallowed
+        await asyncio.sleep(60)
+
+    async def fails() -> None:
+        raise RuntimeError("its own error, logged where it happened")
+
+    stubborn = asyncio.create_task(loses_one_cancel())
+    failed = asyncio.create_task(fails())
+    done = asyncio.create_task(asyncio.sleep(0))
+    await asyncio.sleep(0.01)  # all three started; two have ended
+    await asyncio.wait_for(lifecycle.cancel_all([stubborn, failed, done], again_s=0.02), 5)
+    assert lost.is_set() and stubborn.cancelled()
+    assert isinstance(failed.exception(), RuntimeError) and not done.cancelled()
