@@ -41,7 +41,7 @@ import bisect
 import re
 from typing import Final
 
-from sms.understand import caution, cues
+from sms.understand import caution, cues, digits
 from sms.understand.findings import TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
 from sms.understand.learned import Weigher, features_of
 from sms.understand.learned.features import findings
@@ -245,9 +245,9 @@ def _decide(found: Scan) -> Decision:
     if d.hint is not None:
         return _unknown(d, _UNCLEAR)
     if found.digits_taken_back is not None and found.digit_votes == 1:
-        signals = _without_disowned_digit(found, signals, d)
+        signals = digits.without_disowned(found, signals, d)
     if found.digit_votes > 1:
-        signals = _without_conflicting_digits(found, signals, d)
+        signals = digits.without_conflicting(found, signals, d)
     if not signals:
         if not found.notes:
             d.notes.append("no rating word, digit or known phrase")
@@ -546,65 +546,6 @@ def _combine(signals: list[Signal], d: Decision) -> Rating:
         d.cues.append(cues.MIXED)
         d.doubt(_UNCLEAR)
     return ratings[0]
-
-
-# A digit, then one disowned right after it (「是3不是2」「系1唔系3」), not a 不是 that is a
-# cry of "no" (「3 啊不是 2」).
-_IS_NOT: Final = re.compile(r"[0-9]\s?[，,]?\s?(?:不是|唔系|并非|而非)\s?[0-9]")
-
-
-def _without_disowned_digit(found: Scan, signals: list[Signal], d: Decision) -> list[Signal]:
-    """The reply's one digit disowned (「满意满意，刚才那个3别算」「1作废」): it is no answer, and
-    the words are, if there are any. (Of several, one left: `_without_conflicting_digits`.)"""
-    assert found.digits_taken_back is not None
-    gone, word = found.digits_taken_back
-    if found.questioning or any(s.pos not in gone for s in signals if s.digit is not None):
-        return signals
-    words = [s for s in signals if s.digit is None]
-    d.notes.append(f"{word!r} disowns the digit" + (": the words are the answer" if words else ""))
-    d.cues.append(cues.SELF_CORRECTION)
-    d.doubt(_LIKELY)
-    d.no_answer = not words  # 「3作废」 gives none: asked again, not guessed at
-    return words
-
-
-def _without_conflicting_digits(found: Scan, signals: list[Signal], d: Decision) -> list[Signal]:
-    """Drop scheme digits when a reply gives two different ones (「1 3」): no one knows."""
-    digits = sorted({s.digit for s in signals if s.digit is not None})
-    if len(digits) < 2:
-        return signals
-    # 「1，刚才那个3不算」「本来想给3，算了，2」: the digits the reply disowns are not
-    # answers; what is left decides if it is one digit
-    if found.digits_taken_back is not None and not found.questioning:
-        gone, word = found.digits_taken_back
-        kept = [s for s in signals if s.pos not in gone]
-        if len({s.digit for s in kept if s.digit is not None}) == 1:
-            d.notes.append(f"{word!r} disowns a digit: the other digit is the answer")
-            d.cues.append(cues.SELF_CORRECTION)
-            if not _IS_NOT.search(found.norm):  # 「是3不是2」 says which, plainly
-                d.doubt(_LIKELY)
-            return kept
-    # 「1改3」「2→1」: a change of mind, unless the reply still asks (「1还是2呢？」)
-    if found.digit_change is not None and not found.questioning:
-        last, word = found.digit_change
-        d.notes.append(f"{word!r} between digits: the last digit is the answer")
-        d.cues.append(cues.SELF_CORRECTION)
-        d.doubt(_LIKELY)
-        return [s for s in signals if s.digit is None or s.pos >= last]
-    # 「先给个2，后来越想越气，3」: words after a digit, then a less satisfied one. The
-    # later digit is read, unsure: an unsatisfied reading is called back anyway.
-    if found.digit_afterthought is not None and not found.questioning and not found.undecided:
-        last = found.digit_afterthought
-        d.notes.append("a less satisfied digit after more words: the last digit, unsure")
-        d.cues.append(cues.SELF_CORRECTION)
-        d.doubt(_UNCLEAR)
-        return [s for s in signals if s.digit is None or s.pos >= last]
-    d.notes.append(f"different digits {', '.join(digits)} → digits ignored")
-    d.cues.append(cues.SEVERAL_DIGITS)
-    d.doubt(_UNCLEAR)
-    words = [s for s in signals if s.digit is None]
-    d.no_answer = not words  # 「1 3」: which one is for the citizen to say, not a guess
-    return words
 
 
 def _only_politeness(signals: list[Signal]) -> bool:

@@ -2,17 +2,25 @@
 
 A digit is a vote only when it stands alone: not a quantity (3次, 2个小时), not part of
 a bigger number (3.5, 110, a phone number), not inside a word (3q, 100分) and not
-buried among letters or other digits (「asd3kdj」「8394720156」).
+buried among letters or other digits (「asd3kdj」「8394720156」). When a reply gives
+several, or disowns one, `without_conflicting` and `without_disowned` say which digit
+answers, for `sms.understand.decide`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sms.understand import cues
 from sms.understand.findings import TIER_RATING, Scan, Signal
-from sms.understand.rules import HAN, SATISFACTION, Entry, Rules
+from sms.understand.rules import HAN, SATISFACTION, Confidence, Entry, Rules
+
+if TYPE_CHECKING:  # decide imports this module
+    from sms.understand.decide import Decision
+
+_LIKELY: Final = Confidence.LIKELY
+_UNCLEAR: Final = Confidence.UNCLEAR
 
 _DIGIT_RUN: Final = re.compile(r"[0-9]+")
 # Separators that make a digit part of a bigger number: 3.5, 3:30, 2-3, 1/2.
@@ -167,3 +175,63 @@ def _among_letters(norm: str, start: int, end: int, covered: list[tuple[int, int
             if not any(s <= pos < e for s, e, _ in covered):
                 return True
     return False
+
+
+# A digit, then one disowned right after it (「是3不是2」「系1唔系3」), not a 不是 that is a
+# cry of "no" (「3 啊不是 2」).
+_IS_NOT: Final = re.compile(r"[0-9]\s?[，,]?\s?(?:不是|唔系|并非|而非)\s?[0-9]")
+
+
+def without_disowned(found: Scan, signals: list[Signal], d: Decision) -> list[Signal]:
+    """The reply's one digit disowned (「满意满意，刚才那个3别算」「1作废」): it is no answer, and
+    the words are, if there are any. (Of several, one left: `without_conflicting`.)"""
+    assert found.digits_taken_back is not None
+    gone, word = found.digits_taken_back
+    if found.questioning or any(s.pos not in gone for s in signals if s.digit is not None):
+        return signals
+    words = [s for s in signals if s.digit is None]
+    d.notes.append(f"{word!r} disowns the digit" + (": the words are the answer" if words else ""))
+    d.cues.append(cues.SELF_CORRECTION)
+    d.doubt(_LIKELY)
+    d.no_answer = not words  # 「3作废」 gives none: asked again, not guessed at
+    return words
+
+
+def without_conflicting(found: Scan, signals: list[Signal], d: Decision) -> list[Signal]:
+    """Drop scheme digits when a reply gives two different ones (「1 3」): no one knows,
+    unless words disown, change or come after them (for `sms.understand.decide`)."""
+    digits = sorted({s.digit for s in signals if s.digit is not None})
+    if len(digits) < 2:
+        return signals
+    # 「1，刚才那个3不算」「本来想给3，算了，2」: the digits the reply disowns are not
+    # answers; what is left decides if it is one digit
+    if found.digits_taken_back is not None and not found.questioning:
+        gone, word = found.digits_taken_back
+        kept = [s for s in signals if s.pos not in gone]
+        if len({s.digit for s in kept if s.digit is not None}) == 1:
+            d.notes.append(f"{word!r} disowns a digit: the other digit is the answer")
+            d.cues.append(cues.SELF_CORRECTION)
+            if not _IS_NOT.search(found.norm):  # 「是3不是2」 says which, plainly
+                d.doubt(_LIKELY)
+            return kept
+    # 「1改3」「2→1」: a change of mind, unless the reply still asks (「1还是2呢？」)
+    if found.digit_change is not None and not found.questioning:
+        last, word = found.digit_change
+        d.notes.append(f"{word!r} between digits: the last digit is the answer")
+        d.cues.append(cues.SELF_CORRECTION)
+        d.doubt(_LIKELY)
+        return [s for s in signals if s.digit is None or s.pos >= last]
+    # 「先给个2，后来越想越气，3」: words after a digit, then a less satisfied one. The
+    # later digit is read, unsure: an unsatisfied reading is called back anyway.
+    if found.digit_afterthought is not None and not found.questioning and not found.undecided:
+        last = found.digit_afterthought
+        d.notes.append("a less satisfied digit after more words: the last digit, unsure")
+        d.cues.append(cues.SELF_CORRECTION)
+        d.doubt(_UNCLEAR)
+        return [s for s in signals if s.digit is None or s.pos >= last]
+    d.notes.append(f"different digits {', '.join(digits)} → digits ignored")
+    d.cues.append(cues.SEVERAL_DIGITS)
+    d.doubt(_UNCLEAR)
+    words = [s for s in signals if s.digit is None]
+    d.no_answer = not words  # 「1 3」: which one is for the citizen to say, not a guess
+    return words
