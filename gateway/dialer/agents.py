@@ -84,7 +84,7 @@ def agent_state(board: QueueBoard, members: Iterable[Member], now: float) -> str
     if any(board.is_free(m, now) for m in ms):
         return FREE
     status = {m.status for m in ms}
-    if any(m.in_call for m in ms) or status & _ON_CALL_DEVICE:
+    if any(board.in_call(m) for m in ms) or status & _ON_CALL_DEVICE:
         return ON_CALL
     if status & _RINGING_DEVICE:
         return RINGING

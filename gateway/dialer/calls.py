@@ -23,7 +23,6 @@ Event = Mapping[str, Any]
 
 # Queue member Status values (enum ast_device_state).
 DEVICE_NOT_INUSE = "1"
-DEVICE_INUSE = "2"
 
 _CAUSE_BUSY = frozenset({"17"})
 _CAUSE_NO_ANSWER = frozenset({"18", "19"})
@@ -245,6 +244,9 @@ class QueueBoard:
     def __init__(self, wrapup_s: float = 0.0) -> None:
         self.wrapup_s = wrapup_s
         self.members: dict[tuple[str, str], Member] = {}
+        # Agents in our calls (interface -> the calls' ids), from AgentConnect to the
+        # call's end: in a call whatever a member status event says (those arrive late).
+        self.held: dict[str, set[str]] = {}
 
     def load(self, queue_events: Iterable[Event]) -> None:
         """Replace everything with a QueueStatus answer (after every (re)connect)."""
@@ -262,13 +264,21 @@ class QueueBoard:
             key = (str(event.get("Queue", "")), _interface(event, "StateInterface"))
             self.members.pop(key, None)
 
-    def busy(self, interface: str) -> None:
-        """An agent took one of our calls: not free in any queue, whatever the event
-        order (AgentConnect may arrive before the member's status change)."""
-        for member in self.members.values():
-            if member.interface == interface:
-                member.status = DEVICE_INUSE
-                member.in_call = True
+    def busy(self, interface: str, call_id: str) -> None:
+        """An agent took one of our calls: in a call in every queue until
+        :meth:`released`, whatever the order of the events. AgentConnect may arrive
+        before the member's status change, and on a cold Asterisk a "not in use" status
+        has been seen to arrive after it and stay the last word for the whole call."""
+        self.held.setdefault(interface, set()).add(call_id)
+
+    def released(self, interface: str, call_id: str) -> None:
+        """The call ``call_id`` the agent took has ended: with no other call of ours,
+        the agent's state is again what AMI says."""
+        calls = self.held.get(interface)
+        if calls is not None:
+            calls.discard(call_id)
+            if not calls:
+                del self.held[interface]
 
     def is_free(self, member: Member, now: float) -> bool:
         """The member could take a call right now: its device is reachable and idle
@@ -278,8 +288,13 @@ class QueueBoard:
             member.status == DEVICE_NOT_INUSE
             and not member.paused
             and not member.in_call
+            and member.interface not in self.held
             and now - member.last_call >= self.wrapup_s
         )
+
+    def in_call(self, member: Member) -> bool:
+        """In a call: as Asterisk last said, or in one of ours that has not ended."""
+        return member.in_call or member.interface in self.held
 
     def free(self, queue: str, now: float) -> set[str]:
         """Interfaces of the queue's members that could take a call right now."""

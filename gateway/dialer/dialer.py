@@ -376,8 +376,10 @@ class Dialer:
         call = self.tracker.feed(event, time.time())
         if call is None:
             return
-        if name == "AgentConnect" and call.agent_interface:
-            self.board.busy(call.agent_interface)
+        if name == "AgentConnect" and call.agent_interface and not call.ended:
+            self.board.busy(call.agent_interface, call.channel_id)
+        elif call.ended and call.agent_interface:
+            self.board.released(call.agent_interface, call.channel_id)
         if name == "AgentConnect" and call.agent:
             # the agent's screen pop (gateway/desk/): within a second of the answer
             self._spawn(self._tell_desk("pop", call.channel_id, call.agent), "desk-pop")
@@ -434,6 +436,8 @@ class Dialer:
                 up=channel is not None and channel.get("ChannelState") == "6",  # Up
                 agent=agent_in_call(cid, channels, self.board) if channel is not None else None,
             )
+            if call.agent_interface and not call.ended:
+                self.board.busy(call.agent_interface, cid)
             active = ActiveCall(
                 claim=claim,
                 call=call,
@@ -484,6 +488,8 @@ class Dialer:
             return
         self.active.pop(claim.callback_id, None)
         self.tracker.forget(claim.callback_id)
+        if call.agent_interface:  # ended unseen (a lost AMI link) releases it here
+            self.board.released(call.agent_interface, call.channel_id)
         self.stats.outcomes[r.outcome.value] = self.stats.outcomes.get(r.outcome.value, 0) + 1
         if r.outcome is CallOutcome.CONNECTED:
             self.stats.connected += 1

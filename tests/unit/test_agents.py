@@ -76,6 +76,15 @@ def test_no_membership_is_logged_out_and_free_in_one_queue_is_free() -> None:
     assert state(b) == "logged_out"
 
 
+def test_an_agent_in_our_call_is_on_call_though_a_late_status_says_free() -> None:
+    b = board(member(Status="6"))
+    b.busy("PJSIP/agent1", "cb-1")  # AgentConnect
+    b.feed(member())  # a late "not in use", InCall 0
+    assert state(b) == "on_call"
+    b.released("PJSIP/agent1", "cb-1")
+    assert state(b) == "free"
+
+
 def test_payload_names_units_interface_and_pause_reason() -> None:
     b = board(member(Paused="1", PausedReason="desk"))
     (st, payload) = agents.agent_states(b, (), NOW)["agent1"]

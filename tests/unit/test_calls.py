@@ -104,10 +104,29 @@ def test_board_counts_only_free_unpaused_agents_past_wrapup() -> None:
     assert board.free("q1", now=104.0) == {"PJSIP/a1", "PJSIP/a4"}
     board.feed({**_member("q1", "a2"), "Event": "QueueMemberStatus"})
     assert "PJSIP/a2" in board.free("q1", now=100.0)
-    board.busy("PJSIP/a2")  # AgentConnect before its status change
+    board.busy("PJSIP/a2", "cb-1")  # AgentConnect before its status change
     assert "PJSIP/a2" not in board.free("q1", now=100.0)
     board.feed({"Event": "QueueMemberRemoved", "Queue": "q1", "StateInterface": "PJSIP/a1"})
     assert "PJSIP/a1" not in board.free("q1", now=100.0)
+
+
+def test_an_agent_in_our_call_stays_busy_whatever_status_arrives_late() -> None:
+    # Seen on a cold Asterisk: after AgentConnect, a "not in use" QueueMemberStatus came
+    # and stayed the last word for the whole call; the agent looked free and dialable.
+    board = QueueBoard()
+    board.load([_member("q1", "a1"), _member("q2", "a1")])
+    board.busy("PJSIP/a1", "cb-1")
+    board.busy("PJSIP/a1", "cb-0")  # an older call of the agent, still finishing
+    stale = {**_member("q1", "a1"), "Event": "QueueMemberStatus"}
+    board.feed(stale)
+    assert board.free("q1", now=100.0) == board.free("q2", now=100.0) == set()
+    member = board.members[("q1", "PJSIP/a1")]
+    assert board.in_call(member) and not member.in_call
+    board.released("PJSIP/a1", "cb-1")
+    assert board.free("q1", now=100.0) == set()  # cb-0 holds it yet
+    board.released("PJSIP/a1", "cb-0")
+    board.released("PJSIP/a1", "cb-0")  # twice (the Hangup, then the stored result)
+    assert board.free("q1", now=100.0) == {"PJSIP/a1"} and not board.in_call(member)
 
 
 def test_capacity_never_exceeds_free_agents_even_across_shared_queues() -> None:
