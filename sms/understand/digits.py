@@ -132,15 +132,15 @@ def _taken_back(
     for s in out.signals:
         if s.digit is None:
             continue
-        if alone:
-            m = rules.taken_back_after.match(norm, s.pos + 1)
-        else:
-            m = taken_back(norm, rules, s.pos, s.pos + 1)
+        after = rules.taken_back_after.match(norm, s.pos + 1)
+        m = after
+        if not alone:  # the words before it, as `taken_back` reads them, come first
+            before = rules.taken_back_before.search(norm, max(0, s.pos - _TAKEN_BACK_REACH), s.pos)
+            m = after if before is None else before
         if m is not None:
             gone.append(s.pos)
             word = word or m.group()
-            after = rules.taken_back_after.match(norm, s.pos + 1)  # 「刚才那个3别算」: both
-            end = s.pos + 1 if after is None else after.end()
+            end = s.pos + 1 if after is None else after.end()  # 「刚才那个3别算」: both
             explained.append((min(m.start(), s.pos), max(m.end(), end)))
     return (tuple(gone), word) if gone else None
 
