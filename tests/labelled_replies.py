@@ -70,6 +70,8 @@ from sms.understand.learned.labelled import (
     HELDOUT_V16,
     HELDOUT_V17,
     HELDOUT_V18,
+    HELDOUT_V19,
+    HELDOUT_V20,
     TUNING,
     TUNING_R3,
     TUNING_R4,
@@ -86,7 +88,7 @@ __all__ = [
     "CORPUS", "DANGEROUS", "HELDOUT", "HELDOUT_V2", "HELDOUT_V3", "HELDOUT_V4", "HELDOUT_V5",
     "HELDOUT_V6", "HELDOUT_V7", "HELDOUT_V8", "HELDOUT_V9",
     "HELDOUT_V10", "HELDOUT_V11", "HELDOUT_V12", "HELDOUT_V13", "HELDOUT_V14", "HELDOUT_V15",
-    "HELDOUT_V16", "HELDOUT_V17", "HELDOUT_V18", "SETS", "TUNING", "TUNING_R3", "TUNING_R4",
+    "HELDOUT_V16", "HELDOUT_V17", "HELDOUT_V18", "HELDOUT_V19", "HELDOUT_V20", "SETS", "TUNING", "TUNING_R3", "TUNING_R4",
     "TUNING_R5", "TUNING_R6", "TUNING_R7", "TUNING_R8", "TUNING_R9", "Row",
     "Score", "read_rows", "score",
 ]  # fmt: skip
@@ -119,6 +121,8 @@ SETS = (
     HELDOUT_V16,
     HELDOUT_V17,
     HELDOUT_V18,
+    HELDOUT_V19,
+    HELDOUT_V20,
 )
 # The error that closes a survey nobody calls back: an unsatisfied citizen read as
 # satisfied or basically satisfied.
