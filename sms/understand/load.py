@@ -341,8 +341,8 @@ def _load_caution(root: Table) -> Caution | None:
         return None
     t = root.table("caution")
     t.only(
-        "complaint", "sneer", "doubt", "doubt_patterns", "innocent", "innocent_patterns",
-        "narration", "police_come_in", "fillers", "unread_chars",
+        "complaint", "sneer", "sneer_patterns", "doubt", "doubt_patterns", "innocent",
+        "innocent_patterns", "narration", "police_come_in", "fillers", "unread_chars",
     )  # fmt: skip
     names = ("innocent", "complaint", "sneer", "doubt", "narration", "police_come_in")
     lists = {key: t.strings(key, required=key in names[1:4]) for key in names}
@@ -355,7 +355,7 @@ def _load_caution(root: Table) -> Caution | None:
     alternatives = {key: [trie_regex(words)] if words else [] for key, words in lists.items()}
     # The characters each list's matches can start with (None: unknown).
     starts: dict[str, set[str] | None] = {k: {w[0] for w in words} for k, words in lists.items()}
-    for key in ("innocent", "doubt"):
+    for key in ("innocent", "sneer", "doubt"):
         for pattern in _regexes(t, f"{key}_patterns"):
             alternatives[key].insert(0, pattern)
             known, first = starts[key], first_characters(pattern)
