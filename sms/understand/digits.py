@@ -208,7 +208,14 @@ def without_conflicting(found: Scan, signals: list[Signal], d: Decision) -> list
     if found.digits_taken_back is not None and not found.questioning:
         gone, word = found.digits_taken_back
         kept = [s for s in signals if s.pos not in gone]
-        if len({s.digit for s in kept if s.digit is not None}) == 1:
+        left = {s.digit for s in kept if s.digit is not None}
+        if not left:  # 「不给1，也不给2」: none of them is the answer
+            d.notes.append(f"{word!r} disowns every digit: none is the answer")
+            d.cues.append(cues.SELF_CORRECTION)
+            d.doubt(_UNCLEAR)
+            d.no_answer = not kept
+            return kept
+        if len(left) == 1:
             d.notes.append(f"{word!r} disowns a digit: the other digit is the answer")
             d.cues.append(cues.SELF_CORRECTION)
             if not _IS_NOT.search(found.norm):  # 「是3不是2」 says which, plainly
