@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from sms.understand import cues
 from sms.understand.findings import TIER_RATING, Scan, Signal
-from sms.understand.rules import HAN, SATISFACTION, Confidence, Entry, Rules
+from sms.understand.rules import HAN, SATISFACTION, Confidence, Entry, Kind, Rules
 
 if TYPE_CHECKING:  # decide imports this module
     from sms.understand.decide import Decision
@@ -150,6 +150,25 @@ def taken_back(norm: str, rules: Rules, start: int, end: int) -> re.Match[str] |
     (「刚才那个3」「3不算」「上条回的TD是手滑」) — right before or right after it, or None."""
     m = rules.taken_back_before.search(norm, max(0, start - _TAKEN_BACK_REACH), start)
     return m if m is not None else rules.taken_back_after.match(norm, end)
+
+
+# A rating word is taken back only when named as an answer given: 「刚才回的满意」 but
+# not 「之前满意，现在…」, 「本来想打满意的」 (the answer meant) or 「挡在我前面 满意」.
+_KIND_RATING: Final = Kind.RATING
+_NAMED_ANSWER: Final = re.compile("那个|那条|回的|回复|发的|说的|打的|按的|点的|选的|给的|成|是")
+
+
+def word_taken_back(
+    norm: str, rules: Rules, start: int, word: int, end: int, entry: Entry
+) -> tuple[int, int] | None:
+    """The span of a rating word (its modifiers from `start`, the word from `word`) and of
+    the words that disown it as an answer given (「刚才那个不满意是我发错了」), or None."""
+    if entry.kind is not _KIND_RATING:
+        return None
+    m = taken_back(norm, rules, start, end)
+    if m is None or not _NAMED_ANSWER.search(norm, m.start(), max(word, m.end())):
+        return None
+    return min(m.start(), start), max(m.end(), end)
 
 
 def _position(signal: Signal) -> int:

@@ -18,14 +18,13 @@ from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from sms.understand import caution, cues
-from sms.understand.digits import read_digits, taken_back
+from sms.understand.digits import read_digits, taken_back, word_taken_back
 from sms.understand.findings import TIER_OPINION, TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
 from sms.understand.judge import NO_ENDING, Ending, Mods, judge, scare_quoted
 from sms.understand.rules import Entry, Kind, Mod, Rating, Rules
 from sms.understand.text import CLAUSE_BREAKS, clause_starts, core_of
 
-# Enum members read once: on Python 3.11 `Rating.X` goes through EnumType.__getattr__'s
-# slow path (~0.2 µs), and these are read for every reply or word.
+# Enum members read once: on 3.11 `Rating.X` takes EnumType.__getattr__'s slow path.
 _BASICALLY_SATISFIED: Final = Rating.BASICALLY_SATISFIED
 _KIND_ASPECT: Final = Kind.ASPECT
 _KIND_CLEARS: Final = Kind.CLEARS
@@ -98,9 +97,8 @@ def scan(norm: str, rules: Rules) -> Scan:
         return out
     covered = rules.matcher.find(norm)
     typos = []
-    # Typos matter when the answer word itself is garbled: a reply with one of the scheme's
-    # own words (满意) is read as it is, but for a sound-alike right before it (「步满意」).
-    # Plain loops: on Python 3.11 each comprehension is a function made and called.
+    # Typos matter when the answer word is garbled: with the scheme's own word (满意) only
+    # a sound-alike right before it (「步满意」). Plain loops: 3.11 comprehensions are calls.
     ratings = []
     for s, e, entry in covered:
         if entry.kind is _KIND_RATING:
@@ -163,8 +161,7 @@ class _Reader:
         self.aspects: list[_Aspect] = []
         self.parties: list[tuple[int, int, str]] = []  # (start, clause, party)
         self.covered = covered
-        # Spans read besides the words themselves: modifiers, endings, whole clauses read
-        # as a complaint or as about someone else (for the safety net, `unexplained`).
+        # Spans read besides the words: modifiers, endings, clauses (for `unexplained`).
         self.explained: list[tuple[int, int]] = []
         self.last_signal_end = 0
         self.last_rating_end = -2  # end of the last rating word (「满意，不对，…」)
@@ -346,6 +343,12 @@ class _Reader:
         if entry.rating is not _UNSATISFIED and scare_quoted(self.norm, start, end):
             after = after._replace(sarcasm="“”")  # scare quotes: 「服务真是“周到”」
         span = self.norm[mods.start : end]
+        gone = word_taken_back(self.norm, self.rules, mods.start, start, end, entry)
+        if gone is not None:  # 「刚才那个不满意是我发错了」
+            self.out.notes.append((start, f"{span!r} is taken back: not counted"))
+            self.out.cues.append(cues.SELF_CORRECTION)
+            self.explained.append(gone)
+            return
         if after.question and after.sarcasm is None and after.negated is None:
             # 「满意？开什么玩笑」「满意吗？不满意！」: the survey's question echoed back.
             if _MOD_RHETORICAL_IF_QUESTION not in mods.kinds and not mods.negations:
@@ -415,8 +418,7 @@ class _Reader:
         span = self.norm[mods.start : end]
         after = self.ending(end)
         self.explained.append((mods.start, max(end, after.end)))
-        # 「这不是推诿吗」 asks a question that affirms the complaint; 「也不能不管啊」
-        # demands what was not done.
+        # 「这不是推诿吗」 affirms the complaint; 「也不能不管啊」 demands what was not done.
         negations = mods.negations + (after.negated is not None)
         rhetorical = bool(negations % 2) and after.question
         if rhetorical:
@@ -489,8 +491,7 @@ class _Reader:
             self.parties.append((start, self.clause(start), entry.party))
 
     def opt_out(self, entry: Entry, start: int, end: int) -> None:
-        # A request is never a question (「别发了行吗」 asks softly); one that starts with
-        # "don't" is no negation either (「不需要，别发了」).
+        # A request is no question (「别发了行吗」), a "don't" no negation (「不需要，别发了」).
         word = self.norm[start:end]
         clause = self.clause(start)
         lo = self.starts[clause]
@@ -532,8 +533,7 @@ class _Reader:
             self.out.boundaries.append(Boundary(start, True, word, cues.SELF_CORRECTION))
             return
         if entry.kind in (_KIND_EARLIER, _KIND_CONCESSIVE):
-            # 「之前不满意，…」: what follows this clause overrules it; it was read as the
-            # past or as conceded.
+            # 「之前不满意，…」: what follows overrules it (read as the past or conceded).
             self.explain_clause(start)
             clause = self.clause(start)
             if clause + 1 >= len(self.starts):
