@@ -66,13 +66,16 @@ class Mods(NamedTuple):
 # unless the word is quoted as an answer given or meant (「刚回的“满意”」「本来想打“满意”」).
 _OPEN_QUOTES: Final = frozenset("“\"「『‘'")
 _CLOSE_QUOTES: Final = frozenset("”\"」』’'")
-_ANSWERED: Final = frozenset("回选打发评按点个成")
+_ANSWERED: Final = frozenset("回选打发评按点个成复入择")  # 回复, 输入, 选择 too
 # 「刚回的“满意”」 quotes an answer; 「你们的“高效”」 does not.
 _ANSWERED_BY: Final = frozenset("回选打发评按点说给写")
 
 
-def scare_quoted(norm: str, start: int, end: int) -> bool:
-    """The word at norm[start:end] stands alone in quotation marks, not as an answer."""
+def scare_quoted(norm: str, start: int, end: int, outer: int | None = None) -> bool:
+    """The word at norm[start:end] stands alone in quotation marks, not as an answer; or
+    with its modifiers from `outer` (「处理得“很公正”」)."""
+    if outer is not None and outer < start and scare_quoted(norm, outer, end):
+        return True
     if start < 1 or end >= len(norm) or norm[start - 1] not in _OPEN_QUOTES:
         return False
     if norm[end] not in _CLOSE_QUOTES or norm.startswith("不是", end + 1):

@@ -55,8 +55,7 @@ _TIERS: Final = {Kind.RATING: TIER_RATING, Kind.OPINION: TIER_OPINION, Kind.EMOJ
 
 # A negation, degree or filler chain longer than this is not one phrase any more.
 _MAX_MODIFIERS: Final = 8
-# An aspect noun governs a judgment at most this many characters after it (「处理得也」),
-# so in an unpunctuated transcript 「态度也挺好就是…我不太满意」 the 不满意 is not about 态度.
+# An aspect noun governs a judgment this near (「处理得也」): not 「态度也挺好就是…我不太满意」.
 _ASPECT_REACH: Final = 6
 # 「3，不，2」: a clause of only 不 between two answers takes the first one back.
 _BREAK: Final = "[" + "".join(re.escape(ch) for ch in sorted(CLAUSE_BREAKS)) + "]"
@@ -340,7 +339,8 @@ class _Reader:
         assert entry.rating is not None
         mods = self.modifiers(start)
         after = self.ending(end)
-        if entry.rating is not _UNSATISFIED and scare_quoted(self.norm, start, end):
+        outer = None if entry.kind is _KIND_RATING else mods.start  # 「什么叫“基本满意”」 names it
+        if entry.rating is not _UNSATISFIED and scare_quoted(self.norm, start, end, outer):
             after = after._replace(sarcasm="“”")  # scare quotes: 「服务真是“周到”」
         span = self.norm[mods.start : end]
         gone = word_taken_back(self.norm, self.rules, mods.start, start, end, entry)
@@ -444,7 +444,7 @@ class _Reader:
 
     def praise(self, entry: Entry, start: int, end: int) -> None:
         mods = self.modifiers(start)
-        quoted = scare_quoted(self.norm, start, end)  # 「真是“高效”啊」 says the opposite
+        quoted = scare_quoted(self.norm, start, end, mods.start)  # 「真是“高效”啊」: the opposite
         what = f"{entry.kind} in scare quotes" if quoted else str(entry.kind)
         after = self.ending(end)
         self.explained.append((mods.start, max(end, after.end)))
