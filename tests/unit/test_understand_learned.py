@@ -39,7 +39,7 @@ def test_weights_are_written_relative_to_the_last_class_for_the_same_probabiliti
     # weights moved by one amount in every class change no probability).
     model = _model({"满意": (1.5, 0.0, -2.25, 0.5), "慢": (-1.0, 0.25, 2.0, -0.75)})
     text = model.dumps()
-    assert '"满意":[10000,-5000,-27500]' in text and '"慢":[-2500,10000,27500]' in text
+    assert '"满意":[1000,-500,-2750]' in text and '"慢":[-250,1000,2750]' in text
     again = Model.loads(text)
     assert again.weights["满意"] == (1.0, -0.5, -2.75, 0.0)
     for features in (["满意"], ["慢"], ["满意", "慢", "慢"], []):
@@ -68,6 +68,7 @@ _HEAD = (
         (_HEAD + '"bias": [0, 0, 0, 0], "weights": {"x": [1, 0.5, 4]}}', "not a number"),
         (_HEAD + '"bias": [0, 0, 0.5, 0], "weights": {}}', "not a number"),
         (_HEAD.replace("10000", "100") + '"bias": [0, 0, 0, 0], "weights": {}}', "scale"),
+        (_HEAD.replace("10000", "true") + '"bias": [0, 0, 0, 0], "weights": {}}', "scale"),
         (_HEAD.replace('"relative_to": "unknown", ', "") + '"bias": [0, 0, 0, 0]}', "relative"),
         (_HEAD + '"weights": {"x": [1, 2, 3]}}', "no bias"),
         (_HEAD + '"bias": [0, 0, 0, 0]}', "no weights"),
@@ -76,6 +77,17 @@ _HEAD = (
 def test_a_malformed_weight_file_is_refused_saying_why(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         Model.loads(text)
+
+
+def test_a_weight_file_of_four_decimals_still_loads() -> None:
+    # written before round 9 (scale 10,000): the same weights as at three decimals
+    old = _HEAD + '"bias": [5000, 0, -2500, 0], "weights": {"满意": [10000, -5000, -27500]}}'
+    new = _HEAD.replace("10000", "1000") + (
+        '"bias": [500, 0, -250, 0], "weights": {"满意": [1000, -500, -2750]}}'
+    )
+    a, b = Model.loads(old), Model.loads(new)
+    assert a.bias == b.bias == (0.5, 0.0, -0.25, 0.0)
+    assert a.weights == b.weights == {"满意": (1.0, -0.5, -2.75, 0.0)}
 
 
 def test_ngrams_fold_breaks_and_long_numbers() -> None:
