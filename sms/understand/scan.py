@@ -53,8 +53,7 @@ _SATISFIED: Final = Rating.SATISFIED
 _UNSATISFIED: Final = Rating.UNSATISFIED
 _TIERS: Final = {Kind.RATING: TIER_RATING, Kind.OPINION: TIER_OPINION, Kind.EMOJI: TIER_OPINION}
 
-# A negation, degree or filler chain longer than this is not one phrase any more.
-_MAX_MODIFIERS: Final = 8
+_MAX_MODIFIERS: Final = 8  # a longer negation, degree or filler chain is not one phrase
 # An aspect noun governs a judgment this near (「处理得也」): not 「态度也挺好就是…我不太满意」.
 _ASPECT_REACH: Final = 6
 # 「3，不，2」: a clause of only 不 between two answers takes the first one back.
@@ -530,6 +529,7 @@ class _Reader:
             if before and not before[-1].isdigit() and self.last_rating_end < start - 1:
                 return
         if entry.kind in (_KIND_CORRECTION, _KIND_CORRECTION_START):
+            self.consumed = end  # 「满意 哦不 不满意」: its 不 negates nothing after it
             self.out.boundaries.append(Boundary(start, True, word, cues.SELF_CORRECTION))
             return
         if entry.kind in (_KIND_EARLIER, _KIND_CONCESSIVE):
