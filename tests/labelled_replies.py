@@ -80,6 +80,8 @@ from sms.understand.learned.labelled import (
     TUNING_R7,
     TUNING_R8,
     TUNING_R9,
+    TUNING_R10,
+    TUNING_R11,
     Row,
     read_rows,
 )
@@ -90,7 +92,7 @@ __all__ = [
     "HELDOUT_V10", "HELDOUT_V11", "HELDOUT_V12", "HELDOUT_V13", "HELDOUT_V14", "HELDOUT_V15",
     "HELDOUT_V16", "HELDOUT_V17", "HELDOUT_V18", "HELDOUT_V19", "HELDOUT_V20", "SETS",
     "TUNING", "TUNING_R3", "TUNING_R4", "TUNING_R5", "TUNING_R6", "TUNING_R7", "TUNING_R8",
-    "TUNING_R9", "Row",
+    "TUNING_R9", "TUNING_R10", "TUNING_R11", "Row",
     "Score", "read_rows", "score",
 ]  # fmt: skip
 
@@ -106,6 +108,8 @@ SETS = (
     TUNING_R7,
     TUNING_R8,
     TUNING_R9,
+    TUNING_R10,
+    TUNING_R11,
     HELDOUT_V2,
     HELDOUT_V4,
     HELDOUT_V5,

@@ -411,7 +411,7 @@ def test_the_safety_net_never_leaves_an_unexplained_reply_satisfied(
         ("仲可以啦", B, Confidence.CERTAIN),
         ("嗰个差佬好串", U, Confidence.CERTAIN),
         ("不好说，看后续吧", X, Confidence.UNCLEAR),
-        ("好得一塌糊涂", S, Confidence.UNCLEAR),  # (the weigher doubts it: asked again)
+        ("好得一塌糊涂", S, Confidence.CERTAIN),
         ("没以前好了", U, Confidence.CERTAIN),
         ("提前在网上预约了，到了直接办，不用排队", S, Confidence.LIKELY),
         ("不像以前那样推来推去了", S, Confidence.LIKELY),
@@ -429,9 +429,42 @@ def test_the_safety_net_never_leaves_an_unexplained_reply_satisfied(
         ("对方不赔钱，你们也不管，气死我了", U, Confidence.LIKELY),
         # The fraudster too late, the citizen blaming themselves: nothing went wrong.
         ("很及时，骗子还没来得及转走", S, Confidence.LIKELY),
+        # Round 9.
+        # Sneers the safety net reads: gritted teeth, a word quoted after a degree word, a
+        # praise word quoted with its degree (not a scheme answer quoted), "happy now?".
+        ("好，很好，非常好（咬牙）", U, Confidence.UNCLEAR),
+        ("谢谢你们这么“重视”", U, Confidence.UNCLEAR),
+        ("交警处理事故“很公正”，对方是本地车牌", U, Confidence.LIKELY),
+        ("回复“满意”", S, Confidence.CERTAIN),
+        ("什么叫“基本满意”？", X, Confidence.UNCLEAR),
+        ("给你们1，开心了吧", U, Confidence.UNCLEAR),
+        # Negations: a lie, never said, does not mean it, not once, nothing to fault.
+        ("说满意那是骗你们", U, Confidence.LIKELY),
+        ("我从来没说过满意", U, Confidence.LIKELY),
+        ("我是没投诉过，可不代表我满意", U, Confidence.LIKELY),
+        ("没有一次不是推来推去的", U, Confidence.LIKELY),
+        ("挑不出什么不满意的", S, Confidence.LIKELY),
+        # Digits: a numeral after 不对, every digit refused, the slip names the digit.
+        ("我 选 二 啊 不 对 三", U, Confidence.LIKELY),
+        ("不给1，也不给2", X, Confidence.UNCLEAR),
+        ("3！！刚才手滑点成1了", U, Confidence.LIKELY),
+        # A rating word disowned as an answer given is not counted; 之前 alone is the past.
+        ("满意满意，刚才那个不满意是我发错了", S, Confidence.LIKELY),
+        ("非常满意（改一下，刚才打成非常不满意了）", S, Confidence.LIKELY),
+        ("不满意（刚才打错成满意了）", U, Confidence.LIKELY),
+        ("之前满意，现在不满意", U, Confidence.LIKELY),
+        # A correction's 不 negates nothing after it.
+        ("满意 哦不 不满意", U, Confidence.LIKELY),
+        # Words: unreasonable, accepting a ruling, Henan 不中 (not the question 中不中),
+        # going through the motions.
+        ("扣分扣得没道理", U, Confidence.CERTAIN),
+        ("认定结果可以接受", B, Confidence.CERTAIN),
+        ("结果中，态度不中", U, Confidence.CERTAIN),
+        ("中不中啊，到底给办不给办", X, Confidence.UNCLEAR),
+        ("一般，走个流程而已", U, Confidence.UNCLEAR),
     ],
 )
-def test_rounds_seven_and_eight_digits_negations_and_words(
+def test_rounds_seven_to_nine_digits_negations_and_words(
     text: str, rating: Rating, confidence: Confidence
 ) -> None:
     reading = understand(text)
