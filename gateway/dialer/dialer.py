@@ -378,6 +378,7 @@ class Dialer:
             return
         if name == "AgentConnect" and call.agent_interface and not call.ended:
             self.board.busy(call.agent_interface, call.channel_id)
+            self._wake.set()  # the desk's on_call names the callback now, not next tick
         elif call.ended and call.agent_interface:
             self.board.released(call.agent_interface, call.channel_id)
         if name == "AgentConnect" and call.agent:
