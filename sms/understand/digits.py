@@ -133,10 +133,8 @@ def _taken_back(
         if s.digit is None:
             continue
         after = rules.taken_back_after.match(norm, s.pos + 1)
-        m = after
-        if not alone:  # the words before it, as `taken_back` reads them, come first
-            before = rules.taken_back_before.search(norm, max(0, s.pos - _TAKEN_BACK_REACH), s.pos)
-            m = after if before is None else before
+        before = None if alone else _taken_back_before(norm, rules, s.pos)
+        m = after if before is None else before  # as `taken_back` reads them
         if m is not None:
             gone.append(s.pos)
             word = word or m.group()
@@ -148,8 +146,13 @@ def _taken_back(
 def taken_back(norm: str, rules: Rules, start: int, end: int) -> re.Match[str] | None:
     """The words that disown the answer at norm[start:end] — a digit or an opt-out word
     (「刚才那个3」「3不算」「上条回的TD是手滑」) — right before or right after it, or None."""
-    m = rules.taken_back_before.search(norm, max(0, start - _TAKEN_BACK_REACH), start)
+    m = _taken_back_before(norm, rules, start)
     return m if m is not None else rules.taken_back_after.match(norm, end)
+
+
+def _taken_back_before(norm: str, rules: Rules, start: int) -> re.Match[str] | None:
+    """The words right before norm[start] that disown what stands there (「刚才那个」)."""
+    return rules.taken_back_before.search(norm, max(0, start - _TAKEN_BACK_REACH), start)
 
 
 # A rating word is taken back only when named as an answer given: 「刚才回的满意」 but
