@@ -46,15 +46,27 @@ async def cancel_all(tasks: Collection[asyncio.Task[Any]], *, again_s: float = 1
     after its cancel is cancelled again: a library may lose a cancellation without an
     error (Python 3.11's wait_for when the awaited call finishes at that moment), and a
     loop that lost its one cancel kept a stopping webhook worker waiting for ever.
-    Their own exceptions are not raised here (each loop logs its own)."""
+    Their own exceptions are not raised here (each loop logs its own).
+
+    If the caller is cancelled meanwhile, the tasks are cancelled again and still waited
+    out before its CancelledError is raised, as gather does: a stop cancelled in its
+    turn (a drain cancelling a worker that is stopping its loops) leaves nothing it
+    cancelled running behind its back."""
     pending = {task for task in tasks if not task.done()}
+    interrupted: asyncio.CancelledError | None = None
     while pending:
         for task in pending:
             task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=again_s)
+        try:
+            _, pending = await asyncio.wait(pending, timeout=again_s)
+        except asyncio.CancelledError as exc:
+            interrupted = exc
+            pending = {task for task in pending if not task.done()}
     for task in tasks:
         if not task.cancelled():
             task.exception()  # retrieved, as gather(return_exceptions=True) would
+    if interrupted is not None:
+        raise interrupted
 
 
 class Worker(Protocol):

@@ -162,3 +162,22 @@ async def test_cancel_all_cancels_again_a_task_that_lost_its_cancel() -> None:
     await asyncio.wait_for(lifecycle.cancel_all([stubborn, failed, done], again_s=0.02), 5)
     assert lost.is_set() and stubborn.cancelled()
     assert isinstance(failed.exception(), RuntimeError) and not done.cancelled()
+
+
+async def test_cancel_all_waits_its_tasks_out_when_its_caller_is_cancelled() -> None:
+    # As gather does: a stop that is itself cancelled (a drain cancelling a worker in its
+    # finally) still leaves nothing it cancelled running behind its back.
+    async def slow_to_end() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            await asyncio.sleep(0.1)  # its own clean-up, after the cancel
+
+    slow = asyncio.create_task(slow_to_end())
+    await asyncio.sleep(0)
+    stopping = asyncio.create_task(lifecycle.cancel_all([slow], again_s=5))
+    await asyncio.sleep(0.01)  # slow got its cancel and is cleaning up
+    stopping.cancel()
+    await asyncio.wait_for(asyncio.wait([stopping]), 5)
+    assert stopping.cancelled()
+    assert slow.done(), "cancel_all returned before its task ended"
