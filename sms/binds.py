@@ -230,9 +230,7 @@ class SmsClient:
                     await b.stop()
             except (TimeoutError, OSError) as exc:
                 log.warning("sms bind=%s logout failed: %r", b.name, exc)
-        for t in [*self._tasks, *self._clear_tasks]:
-            t.cancel()
-        await asyncio.gather(*self._tasks, *self._clear_tasks, return_exceptions=True)
+        await lifecycle.cancel_all([*self._tasks, *self._clear_tasks])
         self._tasks.clear()
 
     def choose(self, candidates: Sequence[str]) -> str:

@@ -101,8 +101,7 @@ class Sender:
             if self._inflight:
                 await asyncio.gather(*self._inflight.values(), return_exceptions=True)
         finally:
-            claims.cancel()
-            await asyncio.gather(claims, return_exceptions=True)
+            await lifecycle.cancel_all([claims])
 
     async def _claims(self, stop: asyncio.Event) -> None:
         """On a timer, whatever the reader is doing: renew the entries of the surveys in

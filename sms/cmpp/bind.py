@@ -233,9 +233,7 @@ class CmppSession:
             for task in done:
                 task.result()  # the reason the link ended, if any
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await lifecycle.cancel_all(tasks)
 
     async def _login(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, decoder: Decoder
