@@ -219,9 +219,13 @@ class AmiClient:
         """Close the connection and stop reconnecting."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            # As when it awaited the task: a cancel of the caller meanwhile is not
+            # raised (the dialer's stop goes on to hand its lease back), the
+            # supervisor's own error is.
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await lifecycle.cancel_all([task])
+            with contextlib.suppress(asyncio.CancelledError):
+                task.result()
         self._drop("stopped")
 
     # --- actions ----------------------------------------------------------------------

@@ -195,11 +195,8 @@ class Dialer:
                     await asyncio.wait_for(self._wake.wait(), self.settings.tick_s)
         finally:
             await self.ami.stop()
-            for task in list(self._tasks):
-                task.cancel()
-            for task in list(self._tasks):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            with contextlib.suppress(asyncio.CancelledError):  # as before: the lease goes back
+                await lifecycle.cancel_all(list(self._tasks))
             with contextlib.suppress(RedisError, OSError):
                 # A standby takes over at once and adopts the calls still going on.
                 await self.callbacks.release_lease(self._pbx, self.owner)
