@@ -16,6 +16,7 @@ import pytest
 
 from gateway.config import AmiSettings, parse_settings
 from gateway.config.binds import CmppBind
+from gateway.desk.hub import Hub
 from gateway.dialer.ami import AmiClient
 from gateway.dialer.dialer import Dialer
 from gateway.store.surveys import Store
@@ -152,3 +153,11 @@ async def test_dialer_stops_although_a_call_task_lost_its_cancel() -> None:
     stop.set()
     await stops_in_time(dialer_.run(stop))
     assert lost.is_set() and not dialer_._tasks
+
+
+async def test_desk_hub_closes_although_its_loop_lost_its_cancel() -> None:
+    hub = Hub(redis=None)  # type: ignore[arg-type]
+    hub._task, lost = await loses_its_first_cancel()
+    run = hub._task
+    await stops_in_time(hub.close())
+    assert lost.is_set() and run.cancelled()
