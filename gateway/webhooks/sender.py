@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 
 import aiohttp
 
+from gateway import lifecycle
 from gateway.webhooks.signing import (
     HEADER_ID,
     HEADER_SIGNATURE,
@@ -120,9 +121,7 @@ class Poster:
         """Abort batches still being sent and close the session."""
         if self._timer is not None:
             self._timer.cancel()
-        for task in self._batches:
-            task.cancel()
-        await asyncio.gather(*self._batches, return_exceptions=True)
+        await lifecycle.cancel_all(list(self._batches))
         for run in self._waiting:
             run.fut.cancel()
         for fut in self._resending.values():

@@ -20,6 +20,7 @@ from gateway.desk.hub import Hub
 from gateway.dialer.ami import AmiClient
 from gateway.dialer.dialer import Dialer
 from gateway.store.surveys import Store
+from gateway.webhooks.sender import Poster
 from sms.binds import SmsClient
 from sms.cmpp.bind import CmppSession
 from tests.unit.test_config_dialer import dialer
@@ -161,3 +162,11 @@ async def test_desk_hub_closes_although_its_loop_lost_its_cancel() -> None:
     run = hub._task
     await stops_in_time(hub.close())
     assert lost.is_set() and run.cancelled()
+
+
+async def test_webhook_poster_closes_although_a_batch_lost_its_cancel() -> None:
+    poster = Poster("http://127.0.0.1:9/hook", b"k", timeout_s=5, concurrency=1, batch_max=10)
+    batch, lost = await loses_its_first_cancel()
+    poster._batches.add(batch)
+    await stops_in_time(poster.close())
+    assert lost.is_set() and batch.cancelled()
