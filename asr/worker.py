@@ -236,10 +236,8 @@ class AsrWorker:
             return
         tasks = list(self._inflight.values())
         _, running = await asyncio.wait(tasks, timeout=self.settings.stop_grace_s)
-        for task in running:
-            task.cancel()  # the entry stays pending: another worker claims it
         if running:
-            await asyncio.wait(running)
+            await lifecycle.cancel_all(running)  # the entries stay pending: others claim them
             log.warning("asr worker stop: %d jobs left pending", len(running))
 
     # --- one job --------------------------------------------------------------------------

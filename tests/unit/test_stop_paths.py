@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from asr.worker import AsrWorker, AsrWorkerSettings
 from gateway.config import AmiSettings, parse_settings
 from gateway.config.binds import CmppBind
 from gateway.desk.hub import Hub
@@ -170,3 +171,12 @@ async def test_webhook_poster_closes_although_a_batch_lost_its_cancel() -> None:
     poster._batches.add(batch)
     await stops_in_time(poster.close())
     assert lost.is_set() and batch.cancelled()
+
+
+async def test_asr_drain_ends_although_a_job_lost_its_cancel() -> None:
+    settings = AsrWorkerSettings(model=None, stop_grace_s=0.01)  # type: ignore[arg-type]
+    worker = AsrWorker(redis=None, settings=settings)  # type: ignore[arg-type]
+    job, lost = await loses_its_first_cancel()
+    worker._inflight["1-0"] = job
+    await stops_in_time(worker._drain())
+    assert lost.is_set() and job.cancelled()
