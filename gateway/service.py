@@ -281,9 +281,7 @@ class Service:
                 # Nothing more is sent or read: unbind (the SMS center redelivers what
                 # was not acknowledged to the next bind).
                 await self.client.stop()
-        for running in self._running.values():
-            running.task.cancel()
-        await asyncio.gather(*(r.task for r in self._running.values()), return_exceptions=True)
+        await lifecycle.cancel_all([r.task for r in self._running.values()])
         if self.redis is not None:
             await self.redis.aclose()
         log.info("stopped")

@@ -20,10 +20,12 @@ from gateway.config.binds import CmppBind
 from gateway.desk.hub import Hub
 from gateway.dialer.ami import AmiClient
 from gateway.dialer.dialer import Dialer
+from gateway.service import Service, _Running
 from gateway.store.surveys import Store
 from gateway.webhooks.sender import Poster
 from sms.binds import SmsClient
 from sms.cmpp.bind import CmppSession
+from tests.unit.test_config_defaults import MINIMAL
 from tests.unit.test_config_dialer import dialer
 
 # cancel_all cancels again after 1 s: a stop that ends within this did not hang
@@ -180,3 +182,11 @@ async def test_asr_drain_ends_although_a_job_lost_its_cancel() -> None:
     worker._inflight["1-0"] = job
     await stops_in_time(worker._drain())
     assert lost.is_set() and job.cancelled()
+
+
+async def test_service_drain_ends_although_a_worker_lost_its_cancel() -> None:
+    service = Service(parse_settings(MINIMAL, {}), ("api",))
+    worker, lost = await loses_its_first_cancel()
+    service._running["stuck"] = _Running(asyncio.Event(), worker)  # past its drain limit
+    await stops_in_time(service._drain())
+    assert lost.is_set() and worker.cancelled()
