@@ -67,6 +67,9 @@ EXIT_WORKER_FAILED = 70
 # How long the API's close gives requests in progress (aiohttp's AppRunner
 # shutdown_timeout, its default, set here so that drain_bound_s counts it).
 API_SHUTDOWN_S: Final = 60.0
+# Seconds a worker cancelled at the end of the drain has for its clean-up before it is
+# cancelled again (lifecycle.cancel_all): a lost cancel cannot be told from a slow one.
+LEFT_CLEANUP_S: Final = 2.0
 
 
 class Service:
@@ -281,7 +284,10 @@ class Service:
                 # Nothing more is sent or read: unbind (the SMS center redelivers what
                 # was not acknowledged to the next bind).
                 await self.client.stop()
-        await lifecycle.cancel_all([r.task for r in self._running.values()])
+        # A worker past its limit is cancelled; it gets LEFT_CLEANUP_S for its own
+        # clean-up (the dialer hands its lease back) before a cancel it may have lost
+        # is sent again.
+        await lifecycle.cancel_all([r.task for r in self._running.values()], again_s=LEFT_CLEANUP_S)
         if self.redis is not None:
             await self.redis.aclose()
         log.info("stopped")
@@ -322,12 +328,14 @@ def _drain_limit(name: str, grace: float) -> float:
 
 def drain_bound_s(grace: float) -> float:
     """The longest a drain can take with ``shutdown_grace_s = grace``: the API's close,
-    then each worker's limit in DRAIN_ORDER (then what is left is cancelled at once).
+    then each worker's limit in DRAIN_ORDER, then LEFT_CLEANUP_S for what is left to
+    end once cancelled.
 
     A supervisor must wait longer than this before it kills the process (systemd's
     ``TimeoutStopSec`` in packaging/systemd/, held above it by a test).
     """
-    return API_SHUTDOWN_S + sum(_drain_limit(name, grace) for name in DRAIN_ORDER)
+    limits = sum(_drain_limit(name, grace) for name in DRAIN_ORDER)
+    return API_SHUTDOWN_S + limits + LEFT_CLEANUP_S
 
 
 class _Maintenance:
