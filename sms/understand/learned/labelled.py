@@ -49,6 +49,8 @@ HELDOUT_V17: Final = DATA / "replies_heldout_v17.tsv"
 HELDOUT_V18: Final = DATA / "replies_heldout_v18.tsv"
 HELDOUT_V19: Final = DATA / "replies_heldout_v19.tsv"
 HELDOUT_V20: Final = DATA / "replies_heldout_v20.tsv"
+HELDOUT_V21: Final = DATA / "replies_heldout_v21.tsv"
+HELDOUT_V22: Final = DATA / "replies_heldout_v22.tsv"
 # What the rules were written and tuned on, and the weigher is trained on.
 TRAINING: Final = (
     CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4, TUNING_R5, TUNING_R6, TUNING_R7,
@@ -60,7 +62,8 @@ HELD_OUT: Final = frozenset(
     for p in (
         HELDOUT_V2, HELDOUT_V4, HELDOUT_V5, HELDOUT_V6, HELDOUT_V7, HELDOUT_V8, HELDOUT_V9,
         HELDOUT_V10, HELDOUT_V11, HELDOUT_V12, HELDOUT_V13, HELDOUT_V14, HELDOUT_V15,
-        HELDOUT_V16, HELDOUT_V17, HELDOUT_V18, HELDOUT_V19, HELDOUT_V20,
+        HELDOUT_V16, HELDOUT_V17, HELDOUT_V18, HELDOUT_V19, HELDOUT_V20, HELDOUT_V21,
+        HELDOUT_V22,
     )
 )  # fmt: skip
 
