@@ -198,7 +198,15 @@ def reweigh(found: Scan, d: Decision, weigher: Weigher, *, only: Rating | None =
     if verdict.ask and d.rating in _POSITIVE and d.confidence is not _UNCLEAR:
         # closing the survey could be the worst error: ask the citizen again
         d.cues.append(cues.WEIGHED)
-        d.notes.append(f"weigher: unsatisfied ({verdict.unsat:.2f}) not ruled out → ask again")
+        if verdict.unsat < weigher.withhold:
+            d.notes.append(f"weigher: unsatisfied ({verdict.unsat:.2f}) not ruled out → ask again")
+        else:
+            # Likely enough that even a positive reading is not claimed: no rating.
+            d.notes.append(
+                f"weigher: unsatisfied ({verdict.unsat:.2f}) too likely → {d.rating} withheld"
+            )
+            d.hint = f"reads as {d.rating}, but may be unsatisfied: ask again"
+            d.rating = _UNKNOWN
         d.confidence = _UNCLEAR
 
 

@@ -466,7 +466,9 @@ def _load_weigher(root: Table) -> Weigher | None:
     if "weigher" not in root.data:
         return None
     t = root.table("weigher")
-    t.only("weights", "take", "override", "lift", "veto", "danger_cost", "sure", "doubt")
+    t.only(
+        "weights", "take", "override", "lift", "veto", "danger_cost", "sure", "doubt", "withhold"
+    )
     name = t.string("weights")
     beside = Path(root.source).parent / name
     path = beside if beside.exists() else DEFAULT_RULES_PATH.parent / name
@@ -483,6 +485,8 @@ def _load_weigher(root: Table) -> Weigher | None:
     weigher = Weigher(model, take, override, lift, veto, float(cost), sure)
     if "doubt" in t.data:  # optional: a rules file of round 3 asks nothing more
         weigher = dataclasses.replace(weigher, doubt=t.share("doubt"))
+    if "withhold" in t.data:  # optional: before round 10 a doubted reading kept its rating
+        weigher = dataclasses.replace(weigher, withhold=t.share("withhold"))
     return weigher
 
 

@@ -175,6 +175,22 @@ def test_the_shipped_reader_asks_again_where_the_weigher_doubts_a_satisfied_read
     assert alone.rating is Rating.SATISFIED and alone.confidence is not Confidence.UNCLEAR
 
 
+def test_a_reading_the_weigher_doubts_enough_is_withheld() -> None:
+    # At `withhold` or more of unsatisfied, a doubted positive reading is no rating at all
+    # (asked again, the hint says what it read); below it the rating stands, unclear.
+    shipped = load_rules(None)
+    assert shipped.weigher is not None
+    unsat = float(understand("出警一点都不慢").explanation[-1].split("(")[1].split(")")[0])
+    below = dataclasses.replace(shipped.weigher, withhold=round(unsat + 0.01, 2))
+    at = dataclasses.replace(shipped.weigher, withhold=round(unsat - 0.01, 2))
+    kept = understand("出警一点都不慢", dataclasses.replace(shipped, weigher=below))
+    assert kept.rating is Rating.SATISFIED and kept.confidence is Confidence.UNCLEAR
+    withheld = understand("出警一点都不慢", dataclasses.replace(shipped, weigher=at))
+    assert withheld.rating is Rating.UNKNOWN and withheld.clarify
+    assert withheld.hint == "reads as satisfied, but may be unsatisfied: ask again"
+    assert "satisfied withheld" in withheld.explanation[-1]
+
+
 def test_a_certain_reading_is_only_ever_vetoed() -> None:
     w = _weigher({"x": (9.0, 0.0, 0.0, 0.0), "y": (0.0, 0.0, 1.0, 0.0)})
     assert w.verdict(["x"], Rating.UNSATISFIED, Confidence.CERTAIN, False).rating is None

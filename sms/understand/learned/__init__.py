@@ -236,7 +236,8 @@ class Weigher:
     `lift`, and stays `unclear` (the citizen is asked again); any other needs no
     clarifying SMS when at least `sure`. A (basically) satisfied reading it leaves or
     takes is `unclear` too when it gives unsatisfied at least `doubt`: a cheap question
-    where closing the survey could be the worst error.
+    where closing the survey could be the worst error; at least `withhold`, it is not
+    claimed at all (unknown, asked again).
     """
 
     model: Model
@@ -247,6 +248,7 @@ class Weigher:
     danger_cost: float
     sure: float
     doubt: float = 1.0
+    withhold: float = 1.0
 
     def verdict(
         self,
