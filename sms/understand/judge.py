@@ -133,8 +133,13 @@ def _negations(mods: Mods, after: Ending) -> tuple[int, bool, list[str]]:
     """How many times the word is negated, whether softly, and how (for the explanation)."""
     negations = mods.negations
     how: list[str] = []
-    if after.question and _MOD_RHETORICAL_IF_QUESTION in mods.kinds:
-        negations += 1  # 「能满意吗」 means it cannot
+    if (
+        after.question
+        and _MOD_RHETORICAL_IF_QUESTION in mods.kinds
+        and _MOD_RHETORICAL not in mods.kinds
+    ):
+        # 「能满意吗」 means it cannot; in 「我哪里会满意？」 the 哪里 says so already
+        negations += 1
         how.append("rhetorical question")
     if _MOD_RHETORICAL in mods.kinds:
         how.append("rhetorical")
