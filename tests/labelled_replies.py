@@ -38,6 +38,14 @@ story):
   before any of its changes; never tuned or trained on.
 - ``tests/data/replies_tuning_r8.tsv``, ``_r9.tsv``: round 8's tuning sets (the second written
   after its first rules), trained on with the sets above.
+- ``tests/data/replies_heldout_v19.tsv``, ``_v20.tsv``: held-out v19 and v20, written for round 9
+  before any of its changes; never tuned or trained on.
+- ``tests/data/replies_tuning_r10.tsv``, ``_r11.tsv``: round 9's tuning sets, trained on with the
+  sets above.
+- ``tests/data/replies_heldout_v21.tsv``, ``_v22.tsv``: held-out v21 and v22, written for round 10
+  after its first rules (tuned on training sets only); never tuned or trained on.
+- ``tests/data/replies_tuning_r12.tsv``, ``_r13.tsv``, ``_r14.tsv``: round 10's tuning sets,
+  trained on with the sets above.
 
     .venv/bin/python -m tests.labelled_replies [FILE ...]   # per-kind table of each set
 """
@@ -72,6 +80,8 @@ from sms.understand.learned.labelled import (
     HELDOUT_V18,
     HELDOUT_V19,
     HELDOUT_V20,
+    HELDOUT_V21,
+    HELDOUT_V22,
     TUNING,
     TUNING_R3,
     TUNING_R4,
@@ -82,6 +92,9 @@ from sms.understand.learned.labelled import (
     TUNING_R9,
     TUNING_R10,
     TUNING_R11,
+    TUNING_R12,
+    TUNING_R13,
+    TUNING_R14,
     Row,
     read_rows,
 )
@@ -90,9 +103,11 @@ __all__ = [
     "CORPUS", "DANGEROUS", "HELDOUT", "HELDOUT_V2", "HELDOUT_V3", "HELDOUT_V4", "HELDOUT_V5",
     "HELDOUT_V6", "HELDOUT_V7", "HELDOUT_V8", "HELDOUT_V9",
     "HELDOUT_V10", "HELDOUT_V11", "HELDOUT_V12", "HELDOUT_V13", "HELDOUT_V14", "HELDOUT_V15",
-    "HELDOUT_V16", "HELDOUT_V17", "HELDOUT_V18", "HELDOUT_V19", "HELDOUT_V20", "SETS",
+    "HELDOUT_V16", "HELDOUT_V17", "HELDOUT_V18", "HELDOUT_V19", "HELDOUT_V20", "HELDOUT_V21",
+    "HELDOUT_V22", "SETS",
     "TUNING", "TUNING_R3", "TUNING_R4", "TUNING_R5", "TUNING_R6", "TUNING_R7", "TUNING_R8",
-    "TUNING_R9", "TUNING_R10", "TUNING_R11", "Row",
+    "TUNING_R9", "TUNING_R10", "TUNING_R11", "TUNING_R12", "TUNING_R13",
+    "TUNING_R14", "Row",
     "Score", "read_rows", "score",
 ]  # fmt: skip
 
@@ -110,6 +125,9 @@ SETS = (
     TUNING_R9,
     TUNING_R10,
     TUNING_R11,
+    TUNING_R12,
+    TUNING_R13,
+    TUNING_R14,
     HELDOUT_V2,
     HELDOUT_V4,
     HELDOUT_V5,
@@ -128,6 +146,8 @@ SETS = (
     HELDOUT_V18,
     HELDOUT_V19,
     HELDOUT_V20,
+    HELDOUT_V21,
+    HELDOUT_V22,
 )
 # The error that closes a survey nobody calls back: an unsatisfied citizen read as
 # satisfied or basically satisfied.
