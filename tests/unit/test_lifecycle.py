@@ -140,22 +140,25 @@ def test_describe_keeps_the_message() -> None:
     assert lifecycle.describe(TimeoutError()) == "TimeoutError"
 
 
+async def swallows_its_first_cancel(lost: asyncio.Event) -> None:
+    """A loop that loses its first cancel, as one in 3.11's wait_for can, and goes on;
+    ``lost`` is set when it has."""
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        lost.set()  # swallowed
+    await asyncio.sleep(60)
+
+
 async def test_cancel_all_cancels_again_a_task_that_lost_its_cancel() -> None:
     # A library may lose a cancellation without an error (3.11's wait_for): the task
     # goes on, and a single cancel would leave its owner waiting for ever.
     lost = asyncio.Event()
 
-    async def loses_one_cancel() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            lost.set()  # swallowed
-        await asyncio.sleep(60)
-
     async def fails() -> None:
         raise RuntimeError("its own error, logged where it happened")
 
-    stubborn = asyncio.create_task(loses_one_cancel())
+    stubborn = asyncio.create_task(swallows_its_first_cancel(lost))
     failed = asyncio.create_task(fails())
     done = asyncio.create_task(asyncio.sleep(0))
     await asyncio.sleep(0.01)  # all three started; two have ended

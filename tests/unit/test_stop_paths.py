@@ -27,6 +27,7 @@ from sms.binds import SmsClient
 from sms.cmpp.bind import CmppSession
 from tests.unit.test_config_defaults import MINIMAL
 from tests.unit.test_config_dialer import dialer
+from tests.unit.test_lifecycle import swallows_its_first_cancel
 
 # cancel_all cancels again after 1 s: a stop that ends within this did not hang
 STOPPED_WITHIN_S = 3.0
@@ -49,15 +50,7 @@ async def loses_its_first_cancel() -> tuple[asyncio.Task[None], asyncio.Event]:
     """A running loop that swallows its first cancel and goes on, and an event set
     when it has."""
     lost = asyncio.Event()
-
-    async def loop() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            lost.set()  # swallowed
-        await asyncio.sleep(60)
-
-    task = asyncio.create_task(loop())
+    task = asyncio.create_task(swallows_its_first_cancel(lost))
     await asyncio.sleep(0)  # started: a task cancelled before it runs cannot lose it
     return task, lost
 
@@ -143,15 +136,7 @@ async def test_dialer_stops_although_a_call_task_lost_its_cancel() -> None:
     tz = ZoneInfo("UTC")
     dialer_ = Dialer(parse_settings(dialer(), {}).dialer, Store(_NoRedis(), tz), tz)  # type: ignore[arg-type]
     lost = asyncio.Event()
-
-    async def follow_call() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            lost.set()  # swallowed
-        await asyncio.sleep(60)
-
-    dialer_._spawn(follow_call(), "call")
+    dialer_._spawn(swallows_its_first_cancel(lost), "call")
     await asyncio.sleep(0)
     stop = asyncio.Event()
     stop.set()
