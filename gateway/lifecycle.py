@@ -69,6 +69,17 @@ async def cancel_all(tasks: Collection[asyncio.Task[Any]], *, again_s: float = 1
         raise interrupted
 
 
+async def stop_task(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` (again if it lost the cancel, `cancel_all`) and wait until it
+    ended, as ``task.cancel(); await task`` under ``suppress(CancelledError)`` did: the
+    task's own error is raised, a cancel of the caller meanwhile is not (the caller's
+    stop goes on, e.g. the dialer's to hand its lease back)."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await cancel_all([task])
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
+
+
 class Worker(Protocol):
     """A unit of work the service runs: ``run(stop)`` until ``stop`` is set."""
 

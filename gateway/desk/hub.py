@@ -56,12 +56,7 @@ class Hub:
         """Stop listening (the drain)."""
         task, self._task = self._task, None
         if task is not None:
-            # As when it awaited the task: a cancel of the caller meanwhile is not
-            # raised, the loop's own error is.
-            with contextlib.suppress(asyncio.CancelledError):
-                await lifecycle.cancel_all([task])
-            with contextlib.suppress(asyncio.CancelledError):
-                task.result()
+            await lifecycle.stop_task(task)
 
     def _dispatch(self, data: str | bytes) -> None:
         try:

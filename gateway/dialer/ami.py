@@ -31,7 +31,6 @@ AMI actions and events: https://docs.asterisk.org/Latest_API/API_Documentation/A
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -219,13 +218,7 @@ class AmiClient:
         """Close the connection and stop reconnecting."""
         task, self._task = self._task, None
         if task is not None:
-            # As when it awaited the task: a cancel of the caller meanwhile is not
-            # raised (the dialer's stop goes on to hand its lease back), the
-            # supervisor's own error is.
-            with contextlib.suppress(asyncio.CancelledError):
-                await lifecycle.cancel_all([task])
-            with contextlib.suppress(asyncio.CancelledError):
-                task.result()
+            await lifecycle.stop_task(task)
         self._drop("stopped")
 
     # --- actions ----------------------------------------------------------------------
