@@ -4,9 +4,10 @@ and Redis faults, and how long they are felt.
 Runs devstack/ha.py: a redis-server master and replica and three redis-sentinel on
 loopback, the gateway as three processes (api; two sms+webhooks sharing one bind name),
 the SMS center simulator and the webhook receiver (de-duplicating on ``id``) in this
-process. ``--surveys`` are posted in batches at ``--rate``/s while, in turn, sms-1 is
-SIGKILLed (and started again once sms-2 took its work over), the master is SIGKILLed
-(and comes back from its AOF), and a SENTINEL FAILOVER is asked for.
+process. ``--surveys`` are posted in batches at ``--rate``/s while, in turn, the busier
+sms process is SIGKILLed (and started again once the other took its work over), the
+master is SIGKILLed (and comes back from its AOF), and a SENTINEL FAILOVER is asked
+for.
 
 The last line printed is JSON: surveys answered and lost (``lost_201``: record gone;
 ``not_through``: no receipt on the feed), SMS sent twice unflagged

@@ -107,6 +107,12 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def instance_of(name: str) -> str:
+    """The instance (its consumer name in Redis) of the gateway process started here
+    as ``name``."""
+    return f"local-{name}"
+
+
 class LocalStack:
     """Start and stop the processes; `gateway_config()` writes the gateway's TOML."""
 
@@ -263,7 +269,7 @@ reconnect_max_s = 5
         if name is None:
             name = "gateway" if workers is None else f"gateway-{workers.replace(',', '-')}"
         argv = [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)]
-        argv += ["--instance", f"local-{name}"]
+        argv += ["--instance", instance_of(name)]
         if workers is not None:
             argv += ["--workers", workers]
         proc = self._spawn(name, argv)

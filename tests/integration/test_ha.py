@@ -2,10 +2,10 @@
 
 - The whole run of devstack/ha.py, small: a redis-server master and replica, three
   redis-sentinel, the gateway as three processes (api; two sms+webhooks sharing one
-  bind), surveys posted while sms-1 is SIGKILLed, the master SIGKILLed (and back from
-  its AOF), and a SENTINEL FAILOVER: no survey answered is lost, no SMS sent twice
-  without a flag, no event missing, reused with other content or out of order, and the
-  dead process's work is taken over within ``claim_idle_s`` + 10 s.
+  bind), surveys posted while the busier sms process is SIGKILLed, the master SIGKILLed
+  (and back from its AOF), and a SENTINEL FAILOVER: no survey answered is lost, no SMS
+  sent twice without a flag, no event missing, reused with other content or out of
+  order, and the dead process's work is taken over within ``claim_idle_s`` + 10 s.
 - Takeover of 1,000 entries a dead consumer left pending (the send queue and the
   feed's group): every one within ``claim_idle_s`` + 10 s, and none reported as
   ``sms.resent`` — they were claimed, not sent — except those the dead process had
@@ -52,7 +52,8 @@ async def test_processes_and_sentinel_lose_nothing_across_every_fault(tmp_path: 
     assert counts["events_missing"] == 0 and counts["seq_gaps"] == 0
     assert counts["events_dup_different"] == 0
     assert counts["events_out_of_order"] == 0
-    # sms-1 died holding work: at least the share devstack/ha.py waits for (20 of 600)
+    # the busier sms process died holding work: at least the share devstack/ha.py waits
+    # for (20 of 600)
     assert counts["takeover_s"] is not None
     assert counts["pending_at_kill"] >= 600 // ha.BUSY_SHARE
     assert counts["takeover_s"] <= claim_idle_s + 10, timeline
