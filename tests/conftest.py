@@ -27,7 +27,7 @@ _RETRAINING = pytest.StashKey[tuple[subprocess.Popen[bytes], Path]]()
 
 
 def _retrain() -> tuple[subprocess.Popen[bytes], Path]:
-    out = Path(tempfile.mkdtemp(prefix="minyi-retrain-")) / "weights"
+    out = Path(tempfile.mkdtemp(prefix="minyi-retrain-")) / "weights.json.gz"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sms.understand.learned.train", "--out", str(out)],
         cwd=REPO,

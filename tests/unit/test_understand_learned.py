@@ -14,7 +14,15 @@ import pytest
 
 from sms.understand import Confidence, Rating, load_rules, understand
 from sms.understand import cues as cue_ids
-from sms.understand.learned import CLASSES, WEIGHTS_PATH, Model, Weigher, default_model
+from sms.understand.learned import (
+    CLASSES,
+    WEIGHTS_PATH,
+    Model,
+    Weigher,
+    default_model,
+    read_weights,
+    write_weights,
+)
 from sms.understand.learned.features import ngrams, text_of
 from sms.understand.learned.labelled import HELD_OUT, TRAINING, bare, held_out_texts
 from sms.understand.learned.train import digest, fit, learnable
@@ -120,7 +128,8 @@ def test_the_packaged_weights_are_trained_on_the_current_data() -> None:
 def test_retraining_gives_the_packaged_file_byte_for_byte(retrained: Path) -> None:
     # The trainer, run as a maintainer runs it (python -m sms.understand.learned.train),
     # in a process of its own started when the run began (tests/conftest.py).
-    assert retrained.read_bytes() == WEIGHTS_PATH.read_bytes()
+    # The text, not the gzip bytes: another zlib may pack the same text otherwise.
+    assert read_weights(retrained) == read_weights(WEIGHTS_PATH)
 
 
 def test_the_trainer_refuses_a_held_out_set_and_held_out_text(tmp_path: Path) -> None:
@@ -261,7 +270,7 @@ def test_the_rules_file_can_turn_the_weigher_off_and_tune_it(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("old", "new", "problem"),
     [
-        ('weights = "learned/weights.json"', 'weights = "nowhere.tsv"', "weigher.weights"),
+        ('weights = "learned/weights.json.gz"', 'weights = "nowhere.tsv"', "weigher.weights"),
         ("veto = 0.5", "veto = 1.5", "weigher.veto: must be a number from 0 to 1"),
         ("danger_cost = 50", "danger_cost = 0.5", "weigher.danger_cost: must be a number of"),
         ("sure = 0.9", "sure = 0.9\ncolour = 1", "weigher.colour: unknown key"),
@@ -275,6 +284,30 @@ def test_a_bad_weigher_section_names_its_key(
     path.write_text(DEFAULT_TEXT.replace(old, new), encoding="utf-8")
     with pytest.raises(ValueError, match=problem):
         load_rules(path)
+
+
+def test_a_weight_file_loads_gzipped_or_plain_and_a_broken_one_is_named(
+    tmp_path: Path,
+) -> None:
+    text = read_weights(WEIGHTS_PATH)
+    assert text.startswith('{"format": "minyi reply weigher"')
+    plain, packed = tmp_path / "mine.json", tmp_path / "mine.json.gz"
+    write_weights(plain, text)
+    write_weights(packed, text)
+    assert plain.read_text(encoding="utf-8") == text
+    assert packed.read_bytes()[:2] == b"\x1f\x8b" and len(packed.read_bytes()) < len(text) / 2
+    for path in (plain, packed):
+        assert load_rules(_with_weights(tmp_path, path.name)).weigher is not None
+    (tmp_path / "torn.json.gz").write_bytes(packed.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"weigher\.weights: .*torn\.json\.gz: not a weight file"):
+        load_rules(_with_weights(tmp_path, "torn.json.gz"))
+
+
+def _with_weights(where: Path, name: str) -> Path:
+    path = where / "rules.toml"
+    old = 'weights = "learned/weights.json.gz"'
+    path.write_text(DEFAULT_TEXT.replace(old, f'weights = "{name}"'), encoding="utf-8")
+    return path
 
 
 def test_classes_are_the_four_ratings() -> None:
