@@ -199,9 +199,9 @@ def _among_letters(norm: str, start: int, end: int, covered: list[tuple[int, int
     return False
 
 
-# A digit, then one disowned right after it (「是3不是2」「系1唔系3」), not a 不是 that is a
-# cry of "no" (「3 啊不是 2」).
-_IS_NOT: Final = re.compile(r"[0-9]\s?[，,]?\s?(?:不是|唔系|并非|而非)\s?[0-9]")
+# A digit, then one disowned right after it (「是3不是2」「系1唔系3」「3！！不是2」), not a
+# 不是 that is a cry of "no" (「3 啊不是 2」).
+_IS_NOT: Final = re.compile(r"[0-9][\s，,!.~]*(?:不是|唔系|并非|而非)\s?[0-9]")
 
 
 def without_disowned(found: Scan, signals: list[Signal], d: Decision) -> list[Signal]:
