@@ -95,6 +95,7 @@ from sms.understand.learned.labelled import (
     TUNING_R12,
     TUNING_R13,
     TUNING_R14,
+    TUNING_R15,
     Row,
     read_rows,
 )
@@ -107,7 +108,7 @@ __all__ = [
     "HELDOUT_V22", "SETS",
     "TUNING", "TUNING_R3", "TUNING_R4", "TUNING_R5", "TUNING_R6", "TUNING_R7", "TUNING_R8",
     "TUNING_R9", "TUNING_R10", "TUNING_R11", "TUNING_R12", "TUNING_R13",
-    "TUNING_R14", "Row",
+    "TUNING_R14", "TUNING_R15", "Row",
     "Score", "read_rows", "score",
 ]  # fmt: skip
 
@@ -128,6 +129,7 @@ SETS = (
     TUNING_R12,
     TUNING_R13,
     TUNING_R14,
+    TUNING_R15,
     HELDOUT_V2,
     HELDOUT_V4,
     HELDOUT_V5,

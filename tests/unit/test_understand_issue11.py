@@ -354,6 +354,18 @@ def test_the_safety_net_never_leaves_an_unexplained_reply_satisfied(
         assert reading.confidence is Confidence.UNCLEAR
 
 
+# Round 11's rules: a digit disowned after a mark, 没给 negates, the one good thing
+# named, a rating given as a favour.
+ROUND_ELEVEN = [
+    ("3！！不是2", U, Confidence.CERTAIN),
+    ("1~不是3", S, Confidence.CERTAIN),
+    ("民警态度挺好，但是事没给办成", U, Confidence.LIKELY),
+    ("没给我甩脸子，该说的都说清楚了", S, Confidence.LIKELY),
+    ("唯一的好处是态度还行", U, Confidence.LIKELY),
+    ("唯一让我满意的是门口的保安大叔", U, Confidence.CERTAIN),
+    ("说一般都是给你们面子了", U, Confidence.LIKELY),
+]
+
 # Round 10's rules, read with the weigher it trained.
 ROUND_TEN = [
     # Digits: a slip between two digits, a numeral after 应该是 or 给.
@@ -445,9 +457,10 @@ ROUND_TEN = [
         ("仲可以啦", B, Confidence.CERTAIN),
         ("嗰个差佬好串", U, Confidence.CERTAIN),
         ("不好说，看后续吧", X, Confidence.UNCLEAR),
-        # The rules read it as satisfied; the weigher trained in round 10 doubts it (一塌糊涂
-        # is mostly a mess), so the rating is withheld and the citizen asked again.
-        ("好得一塌糊涂", X, Confidence.UNCLEAR),
+        # The rules read it as satisfied; the weigher doubts it (一塌糊涂 is mostly a mess):
+        # the citizen is asked again. Trained in round 10 it doubted it enough to withhold
+        # the rating (unknown); in round 11, less (satisfied, unclear).
+        ("好得一塌糊涂", S, Confidence.UNCLEAR),
         ("没以前好了", U, Confidence.CERTAIN),
         ("提前在网上预约了，到了直接办，不用排队", S, Confidence.LIKELY),
         ("不像以前那样推来推去了", S, Confidence.LIKELY),
@@ -499,9 +512,10 @@ ROUND_TEN = [
         ("中不中啊，到底给办不给办", X, Confidence.UNCLEAR),
         ("一般，走个流程而已", U, Confidence.UNCLEAR),
         *ROUND_TEN,
+        *ROUND_ELEVEN,
     ],
 )
-def test_rounds_seven_to_ten_digits_negations_and_words(
+def test_rounds_seven_to_eleven_digits_negations_and_words(
     text: str, rating: Rating, confidence: Confidence
 ) -> None:
     reading = understand(text)
@@ -543,6 +557,17 @@ def test_a_positive_reading_resting_on_no_positive_word_is_never_closing() -> No
         # ... and one the citizen says was sent to them wrongly still is.
         ("TD，发错人了", True),
         ("退订，谢谢", True),
+        # Round 11: not to this number, off the list, 退退退, 不用再来问; don't unsubscribe
+        # me, I never said so, does TD cost money.
+        ("别再往这发了", True),
+        ("请不要再给这个号码发短信，这是我父亲的手机", True),
+        ("请把我从你们的短信名单里删掉", True),
+        ("烦死了，天天发，退退退", True),
+        ("退个订，还有你们那个民警挺好的", True),
+        ("满意满意，不用再来问我了", True),
+        ("别把我退订了，我还要等你们通知结果", False),
+        ("我没有说要退订哦，1", False),
+        ("回TD要扣钱不", False),
     ],
 )
 def test_an_opt_out_taken_back_is_not_an_opt_out(text: str, opt_out: bool) -> None:
