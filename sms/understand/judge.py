@@ -158,7 +158,8 @@ def _negations(mods: Mods, after: Ending) -> tuple[int, bool, list[str]]:
 
 def _negated(entry: Entry, mods: Mods, hedged: bool) -> Rating:
     if entry.rating is not _UNSATISFIED:
-        return _UNSATISFIED
+        # 「哪有什么不满意」: a word that is a negation already says the same negated
+        return _UNSATISFIED if entry.negated is None else entry.negated
     if entry.negated is not None:
         # 「不差」 is basically satisfied, 「一点都不差」 more than that.
         return _SATISFIED if _MOD_EMPHATIC in mods.kinds else entry.negated

@@ -364,6 +364,14 @@ ROUND_ELEVEN = [
     ("唯一的好处是态度还行", U, Confidence.LIKELY),
     ("唯一让我满意的是门口的保安大叔", U, Confidence.CERTAIN),
     ("说一般都是给你们面子了", U, Confidence.LIKELY),
+    # Nothing to be dissatisfied with, negated or not; Sichuanese rhetoric and 莫得.
+    ("有啥不满意的，挺好", S, Confidence.CERTAIN),
+    ("哪有什么不满意", S, Confidence.LIKELY),
+    ("这还有啥说的 满意", S, Confidence.CERTAIN),
+    ("咋个可能不满意嘛", S, Confidence.LIKELY),
+    ("哪个会不满意嘛", S, Confidence.LIKELY),
+    ("莫得不满意，要得", S, Confidence.LIKELY),
+    ("啷个这么慢哦", U, Confidence.LIKELY),
 ]
 
 # Round 10's rules, read with the weigher it trained.
@@ -586,7 +594,11 @@ def test_a_question_aside_and_money_not_refunded_are_read_as_such() -> None:
     # survey; asking which officer helped is not asking who is texting.
     reading = understand("说话太快了，我老人家听不明白也不多讲一遍")
     assert reading.rating is U, reading.explanation
-    assert understand("请问是哪位警官办的？办得很好，想知道名字").rating is S
+    # (Its praise beside the question is the weigher's to read: trained in round 10 it
+    # lifted it to satisfied, in round 11 it leaves it unknown, and the citizen is asked.)
+    reading = understand("请问是哪位警官办的？办得很好，想知道名字")
+    assert reading.hint != "citizen asks who is texting" and reading.rating is not U
+    assert reading.rating is S or reading.clarify, reading.explanation
     assert understand("哪位？").hint == "citizen asks who is texting"
     assert understand("不明白").hint == "citizen does not understand the survey"
     assert understand("我没报警").hint == "citizen says they never called the police"
