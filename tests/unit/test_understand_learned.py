@@ -301,6 +301,13 @@ def test_a_weight_file_loads_gzipped_or_plain_and_a_broken_one_is_named(
     (tmp_path / "torn.json.gz").write_bytes(packed.read_bytes()[:1000])
     with pytest.raises(ValueError, match=r"weigher\.weights: .*torn\.json\.gz: not a weight file"):
         load_rules(_with_weights(tmp_path, "torn.json.gz"))
+    # bytes flipped inside the compressed data (zlib's own error, not gzip's)
+    flipped = bytearray(packed.read_bytes())
+    for at in (20, 30):
+        flipped[at] ^= 0xFF
+    (tmp_path / "flipped.json.gz").write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match=r"flipped\.json\.gz: not a weight file"):
+        load_rules(_with_weights(tmp_path, "flipped.json.gz"))
 
 
 def _with_weights(where: Path, name: str) -> Path:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import gc
 import gzip
 import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -208,7 +209,7 @@ def load_model(path: Path | None = None) -> Model:
     path = WEIGHTS_PATH if path is None else path
     try:
         text = read_weights(path)
-    except (gzip.BadGzipFile, EOFError, UnicodeDecodeError) as exc:
+    except (gzip.BadGzipFile, zlib.error, EOFError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not a weight file ({exc})") from None
     return Model.loads(text, str(path))
 
