@@ -46,6 +46,8 @@ story):
   after its first rules (tuned on training sets only); never tuned or trained on.
 - ``tests/data/replies_tuning_r12.tsv``, ``_r13.tsv``, ``_r14.tsv``: round 10's tuning sets,
   trained on with the sets above.
+- ``tests/data/replies_tuning_r15.tsv``, ``_r16.tsv``: rounds 11 and 12's tuning sets,
+  trained on with the sets above.
 
     .venv/bin/python -m tests.labelled_replies [FILE ...]   # per-kind table of each set
 """
@@ -96,6 +98,7 @@ from sms.understand.learned.labelled import (
     TUNING_R13,
     TUNING_R14,
     TUNING_R15,
+    TUNING_R16,
     Row,
     read_rows,
 )
@@ -108,7 +111,7 @@ __all__ = [
     "HELDOUT_V22", "SETS",
     "TUNING", "TUNING_R3", "TUNING_R4", "TUNING_R5", "TUNING_R6", "TUNING_R7", "TUNING_R8",
     "TUNING_R9", "TUNING_R10", "TUNING_R11", "TUNING_R12", "TUNING_R13",
-    "TUNING_R14", "TUNING_R15", "Row",
+    "TUNING_R14", "TUNING_R15", "TUNING_R16", "Row",
     "Score", "read_rows", "score",
 ]  # fmt: skip
 
@@ -130,6 +133,7 @@ SETS = (
     TUNING_R13,
     TUNING_R14,
     TUNING_R15,
+    TUNING_R16,
     HELDOUT_V2,
     HELDOUT_V4,
     HELDOUT_V5,
