@@ -13,7 +13,7 @@ import re
 from typing import TYPE_CHECKING, Final
 
 from sms.understand import cues
-from sms.understand.findings import TIER_RATING, Scan, Signal
+from sms.understand.findings import TIER_RATING, Boundary, Scan, Signal
 from sms.understand.rules import HAN, SATISFACTION, Confidence, Entry, Kind, Rules
 
 if TYPE_CHECKING:  # decide imports this module
@@ -31,6 +31,8 @@ _EMPHATIC_MAX: Final = 6
 _MINUS: Final = frozenset("-负")
 # How far before a digit the words that disown it are looked for (「上一条回复的“3”」).
 _TAKEN_BACK_REACH: Final = 12
+# 「1还是2还是3 不知道」: a third choice named, not one made.
+_ANOTHER_CHOICE: Final = ("还是", "或", " 还是", " 或")
 # A letter or a Chinese character: something said between two digits.
 _WORD: Final = re.compile(f"[a-z{HAN}]")
 
@@ -264,3 +266,17 @@ def without_conflicting(found: Scan, signals: list[Signal], d: Decision) -> list
     words = [s for s in signals if s.digit is None]
     d.no_answer = not words  # 「1 3」: which one is for the citizen to say, not a guess
     return words
+
+
+def undecided(out: Scan, norm: str, m: re.Match[str]) -> None:
+    """「1还是2呢」 (`m`, the rules' `undecided`) asks which; a digit or rating word after
+    it makes the choice (「1还是2好纠结 就1吧」「2还是3呢。。。3吧」): from there on, it decides."""
+    end = m.end()
+    later = next((s for s in out.signals if s.pos >= end and s.tier == TIER_RATING), None)
+    if later is None or norm.startswith(_ANOTHER_CHOICE, end):  # 「1还是2还是3」
+        out.undecided = f"{m.group(1)} and {m.group(2)}"
+        out.notes.append((m.start(), f"{m.group()!r} asks which: no choice made"))
+        out.cues.append(cues.UNDECIDED)
+        return
+    out.boundaries.append(Boundary(end, True, m.group(), cues.SELF_CORRECTION))
+    out.boundaries.sort()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from sms.understand import caution, cues
-from sms.understand.digits import read_digits, taken_back, word_taken_back
+from sms.understand.digits import read_digits, taken_back, undecided, word_taken_back
 from sms.understand.findings import TIER_OPINION, TIER_PHRASE, TIER_RATING, Boundary, Scan, Signal
 from sms.understand.judge import NO_ENDING, Ending, Mods, judge, scare_quoted
 from sms.understand.rules import Entry, Kind, Mod, Rating, Rules
@@ -190,9 +190,7 @@ class _Reader:
             rules = self.rules
             m = rules.undecided.search(norm) or rules.undecided_words.search(norm)
             if m is not None:
-                self.out.undecided = f"{m.group(1)} and {m.group(2)}"
-                self.out.notes.append((m.start(), f"{m.group()!r} asks which: no choice made"))
-                self.out.cues.append(cues.UNDECIDED)
+                undecided(self.out, self.norm, m)
         if len(self.core) > 1 and self.rules.earlier_reply.search(self.core):
             self.out.earlier_reply = True
         if "请问" in norm or norm.rstrip().endswith(("?", "吗", "呢")):
