@@ -374,6 +374,46 @@ ROUND_ELEVEN = [
     ("啷个这么慢哦", U, Confidence.LIKELY),
 ]
 
+# Round 12's rules (from its training batch, read with the weigher it trained).
+ROUND_TWELVE = [
+    # Why would I, where from: a question word before 不满意 says there is nothing to be
+    # dissatisfied with; a complaint beside it keeps the reading unsatisfied (不就是… makes
+    # light of the wait, it does not deny it). Tianjin 有嘛满意的 is 有什么好满意的.
+    ("我干嘛要不满意", S, Confidence.LIKELY),
+    ("哪来的不满意，好得很", S, Confidence.LIKELY),
+    ("有哪样不满意的嘛，得行得很", S, Confidence.CERTAIN),
+    ("咋整不满意嘛，民警同志态度好事情也办好了", S, Confidence.CERTAIN),
+    ("嘎哈不满意啊，老铁们干得杠杠的", S, Confidence.UNCLEAR),
+    ("有嘛满意的，介叫嘛事儿", U, Confidence.CERTAIN),
+    ("有什么好不满意的呢，不就是排了四个小时队嘛", U, Confidence.UNCLEAR),
+    # What follows takes 不满意 back: a condition, an echo laughed off, one hedged.
+    ("这都不满意那还要怎样", S, Confidence.LIKELY),
+    ("谁不满意我跟谁急", S, Confidence.UNCLEAR),
+    ("不满意都不好意思", S, Confidence.LIKELY),
+    ("不满意？开玩笑，人家大过年的还在值班", S, Confidence.UNCLEAR),
+    ("满意？开什么玩笑", U, Confidence.LIKELY),
+    ("不满意？那倒不至于", B, Confidence.LIKELY),
+    # 说不过去 is not among them: 「不给差评说不过去」 demands the bad rating.
+    ("不给差评说不过去", U, Confidence.CERTAIN),
+    # Digits: slips named (误操作, jk, 按成), a slip denied, spoken numerals after a slip,
+    # and a choice asked then made.
+    ("3 误操作 请忽略 1", S, Confidence.UNCLEAR),
+    ("3 jk 1", S, Confidence.LIKELY),
+    ("1 哎呀按成2了 1 1 1", S, Confidence.LIKELY),
+    ("3（不是手滑）", U, Confidence.CERTAIN),
+    ("三 啊打错 二", B, Confidence.UNCLEAR),
+    ("一 哦是二", B, Confidence.CERTAIN),
+    ("1还是2好纠结 就1吧", S, Confidence.UNCLEAR),
+    ("2还是3呢。。。3吧，确实没解决", U, Confidence.LIKELY),
+    ("1 还是 2 还是 3 不知道", X, Confidence.UNCLEAR),
+    ("1还是2呢", X, Confidence.UNCLEAR),
+    # English verdicts.
+    ("I waited 3 hours at the accident scene. Unacceptable.", U, Confidence.LIKELY),
+    ("No one called me back. As usual.", U, Confidence.LIKELY),
+    ("tks police", S, Confidence.LIKELY),
+    ("acceptable", B, Confidence.CERTAIN),
+]
+
 # Round 10's rules, read with the weigher it trained.
 ROUND_TEN = [
     # Digits: a slip between two digits, a numeral after 应该是 or 给.
@@ -467,8 +507,9 @@ ROUND_TEN = [
         ("不好说，看后续吧", X, Confidence.UNCLEAR),
         # The rules read it as satisfied; the weigher doubts it (一塌糊涂 is mostly a mess):
         # the citizen is asked again. Trained in round 10 it doubted it enough to withhold
-        # the rating (unknown); in round 11, less (satisfied, unclear).
-        ("好得一塌糊涂", S, Confidence.UNCLEAR),
+        # the rating (unknown); in round 11, less (satisfied, unclear); in round 12 again
+        # enough to withhold it.
+        ("好得一塌糊涂", X, Confidence.UNCLEAR),
         ("没以前好了", U, Confidence.CERTAIN),
         ("提前在网上预约了，到了直接办，不用排队", S, Confidence.LIKELY),
         ("不像以前那样推来推去了", S, Confidence.LIKELY),
@@ -521,9 +562,10 @@ ROUND_TEN = [
         ("一般，走个流程而已", U, Confidence.UNCLEAR),
         *ROUND_TEN,
         *ROUND_ELEVEN,
+        *ROUND_TWELVE,
     ],
 )
-def test_rounds_seven_to_eleven_digits_negations_and_words(
+def test_rounds_seven_to_twelve_digits_negations_and_words(
     text: str, rating: Rating, confidence: Confidence
 ) -> None:
     reading = understand(text)
