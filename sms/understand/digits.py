@@ -272,8 +272,8 @@ def undecided(out: Scan, norm: str, m: re.Match[str]) -> None:
     """「1还是2呢」 (`m`, the rules' `undecided`) asks which; a digit or rating word after
     it makes the choice (「1还是2好纠结 就1吧」「2还是3呢。。。3吧」): from there on, it decides."""
     end = m.end()
-    later = next((s for s in out.signals if s.pos >= end and s.tier == TIER_RATING), None)
-    if later is None or norm.startswith(_ANOTHER_CHOICE, end):  # 「1还是2还是3」
+    chosen = any(s.pos >= end and s.tier == TIER_RATING for s in out.signals)
+    if not chosen or norm.startswith(_ANOTHER_CHOICE, end):  # 「1还是2还是3」
         out.undecided = f"{m.group(1)} and {m.group(2)}"
         out.notes.append((m.start(), f"{m.group()!r} asks which: no choice made"))
         out.cues.append(cues.UNDECIDED)
