@@ -25,7 +25,7 @@ from sms.understand.learned import (
 )
 from sms.understand.learned.features import ngrams, text_of
 from sms.understand.learned.labelled import HELD_OUT, TRAINING, bare, held_out_texts
-from sms.understand.learned.train import digest, fit, learnable
+from sms.understand.learned.train import descend, digest, fit, learnable, mean_model
 from sms.understand.rules import DEFAULT_RULES_PATH
 
 DEFAULT_TEXT = DEFAULT_RULES_PATH.read_text(encoding="utf-8")
@@ -118,6 +118,30 @@ def test_fitting_is_deterministic_and_learns() -> None:
     for features, label in data[:4]:
         p = first.probabilities(features)
         assert max(range(4), key=p.__getitem__) == label, features
+
+
+def test_a_fit_is_the_mean_of_its_seeds_descents_in_any_number_of_processes() -> None:
+    # Bagging: each seed visits the examples in its own order; the weights are the means
+    # of the descents' (so of their scores), which takes most of one seed's luck out.
+    data = [
+        (["满意", "谢谢"], 0),
+        (["满意", "还行"], 1),
+        (["还行", "太慢"], 1),
+        (["太慢", "没人管"], 2),
+        (["满意", "没人管"], 2),
+        (["几点", "？"], 3),
+    ] * 4
+    seeds = (1, 2, 3)
+    alone = [fit(data, (seed,)) for seed in seeds]
+    assert len({model.dumps() for model in alone}) == len(seeds)  # the seeds do differ
+    bagged = fit(data, seeds)
+    assert fit(data, seeds, jobs=3).dumps() == fit(data, seeds, jobs=2).dumps() == bagged.dumps()
+    descents = [descend(data, seed) for seed in seeds]  # every feature here is kept
+    assert mean_model(descents).dumps() == bagged.dumps()
+    for c in range(len(CLASSES)):
+        mean = sum(run[0][c] for run in descents) / len(seeds)
+        assert bagged.bias[c] == round(mean, 3)
+        assert min(m.bias[c] for m in alone) <= bagged.bias[c] <= max(m.bias[c] for m in alone)
 
 
 def test_the_packaged_weights_are_trained_on_the_current_data() -> None:

@@ -1,9 +1,11 @@
 """Training the learned weigher: a multinomial logistic regression over
-`sms.understand.learned.features`, fitted by averaged stochastic gradient descent.
+`sms.understand.learned.features`, fitted by averaged stochastic gradient descent,
+once for each of `SEEDS`; the weights written are the descents' means (bagging).
 
-Deterministic: the examples are visited in an order drawn from a fixed seed, every sum
-is taken in one order, and the weights are written rounded; the same data give the
-same file byte for byte (tests/unit/test_understand_learned.py checks it).
+Deterministic: each descent visits the examples in an order drawn from its seed, every
+sum is taken in one order, and the weights are written rounded; the same data give the
+same file byte for byte, however many processes the descents ran in
+(tests/unit/test_understand_learned.py checks it).
 
     .venv/bin/python -m sms.understand.learned.train          # writes weights.json.gz
 
@@ -17,6 +19,8 @@ import argparse
 import functools
 import hashlib
 import math
+import multiprocessing
+import os
 import random
 import sys
 from collections import Counter
@@ -39,7 +43,7 @@ from sms.understand.rules import Rules
 from sms.understand.scan import scan
 from sms.understand.text import normalize
 
-SEED: Final = 20261202
+SEEDS: Final = (20261202,)
 EPOCHS: Final = 12
 RATE: Final = 0.2
 L2: Final = 1e-5
@@ -64,22 +68,27 @@ DIGITS: Final = 3  # decimals written (learned.SCALE)
 PRUNE: Final = 0.02
 
 
-def fit(examples: Sequence[tuple[list[str], int]]) -> Model:
-    """A model fitted to (features, class index) examples."""
-    counts: Counter[str] = Counter(f for feats, _ in examples for f in set(feats))
-    kept = [([f for f in feats if counts[f] >= MIN_COUNT], y) for feats, y in examples]
+# One descent's averaged bias and feature weights (`descend`).
+Run = tuple[list[float], dict[str, list[float]]]
+# The examples the forked workers of `fit` descend on (set before they fork).
+_examples: Sequence[tuple[list[str], int]] = ()
+
+
+def descend(examples: Sequence[tuple[list[str], int]], seed: int) -> Run:
+    """One run of averaged SGD over `examples` in an order drawn from `seed`: the
+    averaged bias and feature weights, unrounded."""
     k = len(CLASSES)
     w: dict[str, list[float]] = {}
     u: dict[str, list[float]] = {}  # for averaging: the sum of step * update
     bias, ubias = [0.0] * k, [0.0] * k
-    order = list(range(len(kept)))
-    rng = random.Random(SEED)
+    order = list(range(len(examples)))
+    rng = random.Random(seed)
     step = 1
     for epoch in range(EPOCHS):
         rng.shuffle(order)
         rate = RATE / (1 + epoch)
         for i in order:
-            feats, y = kept[i]
+            feats, y = examples[i]
             # The class loops are written out: the same additions in the same order as
             # a loop over classes (so the same weights), in half the time.
             z0, z1, z2, z3 = bias
@@ -119,16 +128,49 @@ def fit(examples: Sequence[tuple[list[str], int]]) -> Model:
                 wf[3] -= d
                 uf[3] -= step * d
             step += 1
-    weights = {
-        f: tuple(round(wf[c] - u[f][c] / step, DIGITS) for c in range(k)) for f, wf in w.items()
+    averaged = {f: [wf[c] - u[f][c] / step for c in range(k)] for f, wf in w.items()}
+    return [bias[c] - ubias[c] / step for c in range(k)], averaged
+
+
+def _descend_forked(seed: int) -> Run:
+    return descend(_examples, seed)
+
+
+def fit(
+    examples: Sequence[tuple[list[str], int]], seeds: Sequence[int] = SEEDS, jobs: int = 1
+) -> Model:
+    """A model fitted to (features, class index) examples: the mean of one descent per
+    seed (every descent learns the same features, and the means are taken in seed
+    order), run in up to `jobs` processes; the result is the same for any `jobs`."""
+    global _examples
+    counts: Counter[str] = Counter(f for feats, _ in examples for f in set(feats))
+    kept = [([f for f in feats if counts[f] >= MIN_COUNT], y) for feats, y in examples]
+    jobs = min(jobs, len(seeds))
+    if jobs <= 1:
+        return mean_model([descend(kept, seed) for seed in seeds])
+    _examples = kept
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            return mean_model(pool.map(_descend_forked, seeds, chunksize=1))
+    finally:
+        _examples = ()
+
+
+def mean_model(runs: Sequence[Run]) -> Model:
+    """The model whose weights are the means of `runs`' (`descend`'s), pruned and
+    rounded."""
+    k, n = len(CLASSES), len(runs)
+    mean = {
+        f: tuple(round(sum(run[1][f][c] for run in runs) / n, DIGITS) for c in range(k))
+        for f in runs[0][1]
     }
     weights = {
         f: tuple(round(x, DIGITS) for x in relative(v))
-        for f, v in weights.items()
+        for f, v in mean.items()
         if max(map(abs, v)) >= PRUNE
     }
-    b = tuple(round(bias[c] - ubias[c] / step, DIGITS) for c in range(k))
-    return Model(b, weights, "")
+    bias = tuple(round(sum(run[0][c] for run in runs) / n, DIGITS) for c in range(k))
+    return Model(bias, weights, "")
 
 
 @functools.cache
@@ -166,10 +208,10 @@ def learnable(paths: Sequence[Path]) -> list[Row]:
     return [row for p in paths for row in read_rows(p) if bare(row.text) not in held_out]
 
 
-def train(paths: Sequence[Path]) -> Model:
-    """Fit on the learnable rows of `paths`."""
+def train(paths: Sequence[Path], jobs: int = 1) -> Model:
+    """Fit on the learnable rows of `paths` (in up to `jobs` processes)."""
     rows = learnable(paths)
-    model = fit([example(row.text, CLASSES.index(row.rating)) for row in rows])
+    model = fit([example(row.text, CLASSES.index(row.rating)) for row in rows], jobs=jobs)
     return Model(model.bias, model.weights, digest(paths))
 
 
@@ -177,9 +219,15 @@ def main(argv: list[str]) -> int:
     """Train on the tuning sets and write the weight file."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes to run the seeds' descents in (default: one a core)",
+    )
     parser.add_argument("files", type=Path, nargs="*", default=list(TRAINING))
     args = parser.parse_args(argv)
-    model = train(args.files)
+    model = train(args.files, args.jobs)
     write_weights(args.out, model.dumps())
     print(f"{len(model.weights)} features, data {model.data} → {args.out}")
     return 0
