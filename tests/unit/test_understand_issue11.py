@@ -508,8 +508,8 @@ ROUND_TEN = [
         # The rules read it as satisfied; the weigher doubts it (一塌糊涂 is mostly a mess):
         # the citizen is asked again. Trained in round 10 it doubted it enough to withhold
         # the rating (unknown); in round 11, less (satisfied, unclear); in round 12 again
-        # enough to withhold it.
-        ("好得一塌糊涂", X, Confidence.UNCLEAR),
+        # enough to withhold it; in round 13 (three seeds' mean), less again.
+        ("好得一塌糊涂", S, Confidence.UNCLEAR),
         ("没以前好了", U, Confidence.CERTAIN),
         ("提前在网上预约了，到了直接办，不用排队", S, Confidence.LIKELY),
         ("不像以前那样推来推去了", S, Confidence.LIKELY),

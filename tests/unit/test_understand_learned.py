@@ -199,13 +199,14 @@ def test_a_satisfied_reading_it_doubts_is_asked_again_not_closed() -> None:
 
 def test_the_shipped_reader_asks_again_where_the_weigher_doubts_a_satisfied_reading() -> None:
     # The rules read praise ("the people's good police"); the weigher cannot rule out a
-    # sneer: the rating stands, the survey is not closed on it. (Until round 12 the
-    # example was 「出警一点都不慢」; its retraining doubts that one enough to withhold it.)
-    reading = understand("人民的好警察")
+    # sneer: the rating stands, the survey is not closed on it. (Round 12's weights doubted
+    # 「出警一点都不慢」 enough to withhold it, and the example was 「人民的好警察」; round 13's
+    # doubt that one enough, and this one less.)
+    reading = understand("出警一点都不慢")
     assert reading.rating is Rating.SATISFIED
     assert reading.confidence is Confidence.UNCLEAR and reading.clarify
     assert "weighed" in reading.cues and "ask again" in reading.explanation[-1]
-    alone = understand("人民的好警察", load_rules(None, weigher=False))
+    alone = understand("出警一点都不慢", load_rules(None, weigher=False))
     assert alone.rating is Rating.SATISFIED and alone.confidence is not Confidence.UNCLEAR
 
 
@@ -214,12 +215,12 @@ def test_a_reading_the_weigher_doubts_enough_is_withheld() -> None:
     # (asked again, the hint says what it read); below it the rating stands, unclear.
     shipped = load_rules(None)
     assert shipped.weigher is not None
-    unsat = float(understand("人民的好警察").explanation[-1].split("(")[1].split(")")[0])
+    unsat = float(understand("出警一点都不慢").explanation[-1].split("(")[1].split(")")[0])
     below = dataclasses.replace(shipped.weigher, withhold=round(unsat + 0.01, 2))
     at = dataclasses.replace(shipped.weigher, withhold=round(unsat - 0.01, 2))
-    kept = understand("人民的好警察", dataclasses.replace(shipped, weigher=below))
+    kept = understand("出警一点都不慢", dataclasses.replace(shipped, weigher=below))
     assert kept.rating is Rating.SATISFIED and kept.confidence is Confidence.UNCLEAR
-    withheld = understand("人民的好警察", dataclasses.replace(shipped, weigher=at))
+    withheld = understand("出警一点都不慢", dataclasses.replace(shipped, weigher=at))
     assert withheld.rating is Rating.UNKNOWN and withheld.clarify
     assert withheld.hint == "reads as satisfied, but may be unsatisfied: ask again"
     assert "satisfied withheld" in withheld.explanation[-1]

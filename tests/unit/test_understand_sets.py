@@ -165,14 +165,14 @@ FLOORS = {
     HELDOUT_V22: 0.91,
 }
 # Unsatisfied replies read as (basically) satisfied on held-out text, as measured at the
-# end of round 12: the issue's 0 is NOT met there, and these must not grow. Each retraining
+# end of round 13: the issue's 0 is NOT met there, and these must not grow. Each retraining
 # of the weigher moves a few of them either way (tests/data/README.md): nothing was tuned
 # for them.
 DANGEROUS_HELD_OUT = {
     HELDOUT_V2: 1, HELDOUT_V4: 0, HELDOUT_V5: 0, HELDOUT_V6: 3, HELDOUT_V7: 0,
-    HELDOUT_V8: 1, HELDOUT_V9: 0, HELDOUT_V10: 2, HELDOUT_V11: 3, HELDOUT_V12: 0,
-    HELDOUT_V13: 1, HELDOUT_V14: 1, HELDOUT_V15: 2, HELDOUT_V16: 2, HELDOUT_V17: 0,
-    HELDOUT_V18: 3, HELDOUT_V19: 0, HELDOUT_V20: 1, HELDOUT_V21: 0, HELDOUT_V22: 4,
+    HELDOUT_V8: 1, HELDOUT_V9: 1, HELDOUT_V10: 4, HELDOUT_V11: 3, HELDOUT_V12: 1,
+    HELDOUT_V13: 0, HELDOUT_V14: 1, HELDOUT_V15: 1, HELDOUT_V16: 2, HELDOUT_V17: 0,
+    HELDOUT_V18: 2, HELDOUT_V19: 1, HELDOUT_V20: 1, HELDOUT_V21: 0, HELDOUT_V22: 3,
 }  # fmt: skip
 # Round 3's tuning set keeps two: 「3。更正前条1」 (更正 read as correcting to the 1 after
 # it) and, since round 12's retraining, 「基本满意 不不不 不满意」 (the weigher lifts it to
@@ -180,15 +180,15 @@ DANGEROUS_HELD_OUT = {
 # minus read, the sneer not) and applause alone (「👏👏👏精彩」, a label that is arguable).
 # Round 5's keeps one: 「不满意，not 1」 (a lone 不 before a digit corrects to it: 「3 不 1」).
 # Round 6's keeps 「no 满意」 (an English no before a Chinese word: no as 不 lost opt-outs).
-# Round 7's, since round 12's retraining, 「民警态度好，就是案子没进展」 (lifted by the weigher).
-# Round 10's first set keeps 「给跪了，效率感人🙏」 (sarcasm); its third 「一般，不对，比一般差点」
-# (a comparison the rules do not read) and, since round 12's retraining, 「打个1吧，负一的那个1」.
-# Round 11's keeps 「一般，甚至有点差」 (甚至 is no contrast to the rules). All but
-# 「3。更正前条1」, 「不满意，not 1」, 「👏👏👏精彩」, 「no 满意」, 「满分💯…-1」 and the comparison
-# are `unclear` (asked again, never closing). The test names them.
+# Round 10's first set keeps 「给跪了，效率感人🙏」 (sarcasm) and, since round 13's
+# retraining, 「一般般，不咋中」 (Henan's 不中, not good: the weigher keeps the 一般般); its
+# third 「一般，不对，比一般差点」 (a comparison the rules do not read). Round 11's keeps
+# 「一般，甚至有点差」 (甚至 is no contrast to the rules). All but 「3。更正前条1」,
+# 「不满意，not 1」, 「👏👏👏精彩」, 「no 满意」, 「满分💯…-1」 and the comparison are `unclear`
+# (asked again, never closing). The test names them.
 KNOWN_DANGEROUS = {
-    TUNING_R3: 2, TUNING_R4: 2, TUNING_R5: 1, TUNING_R6: 1, TUNING_R7: 1, TUNING_R12: 1,
-    TUNING_R14: 2, TUNING_R15: 1,
+    TUNING_R3: 2, TUNING_R4: 2, TUNING_R5: 1, TUNING_R6: 1, TUNING_R12: 2, TUNING_R14: 1,
+    TUNING_R15: 1,
 }  # fmt: skip
 # Opt-outs read wrong where the rules were not written for them (as measured; not to grow).
 OPT_OUT_WRONG = {

@@ -43,7 +43,12 @@ from sms.understand.rules import Rules
 from sms.understand.scan import scan
 from sms.understand.text import normalize
 
-SEEDS: Final = (20261202,)
+# One seed's weights carried its luck: round 12's data trained with the next seed read the
+# held-out sets at 93.85 % with 30 unsatisfied as (basically) satisfied, against 94.06 %
+# and 24. In 5-fold cross-validation on round 12's 75,900 training replies, these three
+# seeds alone read 90.04, 90.12 and 90.15 % (346, 327 and 333 unsatisfied as (basically)
+# satisfied) and their mean 90.39 % (317); the mean of the first two, 90.34 % (317).
+SEEDS: Final = (20261202, 20261203, 20261204)
 EPOCHS: Final = 12
 RATE: Final = 0.2
 L2: Final = 1e-5
