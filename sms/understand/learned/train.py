@@ -83,8 +83,11 @@ def descend(examples: Sequence[tuple[list[str], int]], seed: int) -> Run:
     """One run of averaged SGD over `examples` in an order drawn from `seed`: the
     averaged bias and feature weights, unrounded."""
     k = len(CLASSES)
-    w: dict[str, list[float]] = {}
-    u: dict[str, list[float]] = {}  # for averaging: the sum of step * update
+    # One list a feature: its weights, then for averaging the sum of step * update
+    # (`k` + class). One dict lookup a feature where two dicts took two: a tenth less
+    # time, the same additions in the same order (so the same weights).
+    p: dict[str, list[float]] = {}
+    get = p.get
     bias, ubias = [0.0] * k, [0.0] * k
     order = list(range(len(examples)))
     rng = random.Random(seed)
@@ -97,8 +100,7 @@ def descend(examples: Sequence[tuple[list[str], int]], seed: int) -> Run:
             # The class loops are written out: the same additions in the same order as
             # a loop over classes (so the same weights), in half the time.
             z0, z1, z2, z3 = bias
-            for f in feats:
-                wf = w.get(f)
+            for wf in map(get, feats):
                 if wf is not None:
                     z0 += wf[0]
                     z1 += wf[1]
@@ -115,25 +117,23 @@ def descend(examples: Sequence[tuple[list[str], int]], seed: int) -> Run:
                 ubias[c] -= step * rate * g[c]
             g0, g1, g2, g3 = g
             for f in feats:
-                wf = w.get(f)
+                wf = get(f)
                 if wf is None:
-                    wf = w[f] = [0.0] * k
-                    u[f] = [0.0] * k
-                uf = u[f]
+                    wf = p[f] = [0.0] * (2 * k)
                 d = rate * (g0 + L2 * wf[0])
                 wf[0] -= d
-                uf[0] -= step * d
+                wf[4] -= step * d
                 d = rate * (g1 + L2 * wf[1])
                 wf[1] -= d
-                uf[1] -= step * d
+                wf[5] -= step * d
                 d = rate * (g2 + L2 * wf[2])
                 wf[2] -= d
-                uf[2] -= step * d
+                wf[6] -= step * d
                 d = rate * (g3 + L2 * wf[3])
                 wf[3] -= d
-                uf[3] -= step * d
+                wf[7] -= step * d
             step += 1
-    averaged = {f: [wf[c] - u[f][c] / step for c in range(k)] for f, wf in w.items()}
+    averaged = {f: [wf[c] - wf[k + c] / step for c in range(k)] for f, wf in p.items()}
     return [bias[c] - ubias[c] / step for c in range(k)], averaged
 
 
