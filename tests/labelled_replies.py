@@ -46,8 +46,8 @@ story):
   after its first rules (tuned on training sets only); never tuned or trained on.
 - ``tests/data/replies_tuning_r12.tsv``, ``_r13.tsv``, ``_r14.tsv``: round 10's tuning sets,
   trained on with the sets above.
-- ``tests/data/replies_tuning_r15.tsv``, ``_r16.tsv``: rounds 11 and 12's tuning sets,
-  trained on with the sets above.
+- ``tests/data/replies_tuning_r15.tsv``, ``_r16.tsv``, ``_r17.tsv``, ``_r18.tsv``: rounds 11,
+  12 (two batches) and 14's tuning sets, trained on with the sets above.
 
     .venv/bin/python -m tests.labelled_replies [FILE ...]   # per-kind table of each set
 """
@@ -99,6 +99,8 @@ from sms.understand.learned.labelled import (
     TUNING_R14,
     TUNING_R15,
     TUNING_R16,
+    TUNING_R17,
+    TUNING_R18,
     Row,
     read_rows,
 )
@@ -111,7 +113,7 @@ __all__ = [
     "HELDOUT_V22", "SETS",
     "TUNING", "TUNING_R3", "TUNING_R4", "TUNING_R5", "TUNING_R6", "TUNING_R7", "TUNING_R8",
     "TUNING_R9", "TUNING_R10", "TUNING_R11", "TUNING_R12", "TUNING_R13",
-    "TUNING_R14", "TUNING_R15", "TUNING_R16", "Row",
+    "TUNING_R14", "TUNING_R15", "TUNING_R16", "TUNING_R17", "TUNING_R18", "Row",
     "Score", "read_rows", "score",
 ]  # fmt: skip
 
@@ -134,6 +136,8 @@ SETS = (
     TUNING_R14,
     TUNING_R15,
     TUNING_R16,
+    TUNING_R17,
+    TUNING_R18,
     HELDOUT_V2,
     HELDOUT_V4,
     HELDOUT_V5,

@@ -24,8 +24,9 @@ ROWS = read_rows(CORPUS)
 # (a clarifying SMS), never closed on a wrong rating. Round 12's weigher gave
 # 「出警一点都不慢」 an 18 % chance of unsatisfied (出警 and 都不 lean that way in the data),
 # over the 15 % at which a positive reading is withheld; round 13's, the mean of three
-# seeds' (learned/train.py), gives it 10 % and 「人民的好警察」 16 %.
-ASKED_AGAIN = {"人民的好警察"}
+# seeds' (learned/train.py), gives it 10 % and 「人民的好警察」 16 %; round 14's (two more
+# training batches, one of them of negations) 19 %, 「不失望」 16 % and 「人民的好警察」 6 %.
+ASKED_AGAIN = {"出警一点都不慢", "不失望"}
 
 
 def test_corpus_is_big_and_covers_every_class() -> None:

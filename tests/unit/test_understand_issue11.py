@@ -360,7 +360,8 @@ ROUND_ELEVEN = [
     ("3！！不是2", U, Confidence.CERTAIN),
     ("1~不是3", S, Confidence.CERTAIN),
     ("民警态度挺好，但是事没给办成", U, Confidence.LIKELY),
-    ("没给我甩脸子，该说的都说清楚了", S, Confidence.LIKELY),
+    # (asked again since round 14: the weigher cannot rule out 1 % of unsatisfied)
+    ("没给我甩脸子，该说的都说清楚了", S, Confidence.UNCLEAR),
     ("唯一的好处是态度还行", U, Confidence.LIKELY),
     ("唯一让我满意的是门口的保安大叔", U, Confidence.CERTAIN),
     ("说一般都是给你们面子了", U, Confidence.LIKELY),
@@ -387,8 +388,9 @@ ROUND_TWELVE = [
     ("有嘛满意的，介叫嘛事儿", U, Confidence.CERTAIN),
     ("有什么好不满意的呢，不就是排了四个小时队嘛", U, Confidence.UNCLEAR),
     # What follows takes 不满意 back: a condition, an echo laughed off, one hedged.
-    # (asked again since round 13: the weigher's 1 % of unsatisfied is `doubt` enough)
-    ("这都不满意那还要怎样", S, Confidence.UNCLEAR),
+    # (asked again in round 13, where the weigher gave unsatisfied 1 %, `doubt`; not since
+    # round 14's retraining)
+    ("这都不满意那还要怎样", S, Confidence.LIKELY),
     ("谁不满意我跟谁急", S, Confidence.UNCLEAR),
     ("不满意都不好意思", S, Confidence.LIKELY),
     ("不满意？开玩笑，人家大过年的还在值班", S, Confidence.UNCLEAR),
@@ -404,7 +406,8 @@ ROUND_TWELVE = [
     ("3（不是手滑）", U, Confidence.CERTAIN),
     ("三 啊打错 二", B, Confidence.UNCLEAR),
     ("一 哦是二", B, Confidence.CERTAIN),
-    ("1还是2好纠结 就1吧", S, Confidence.UNCLEAR),
+    # 好纠结 is read by no rule: the safety net withholds the 1 (since round 14's weights)
+    ("1还是2好纠结 就1吧", X, Confidence.UNCLEAR),
     ("2还是3呢。。。3吧，确实没解决", U, Confidence.LIKELY),
     ("1 还是 2 还是 3 不知道", X, Confidence.UNCLEAR),
     ("1还是2呢", X, Confidence.UNCLEAR),
@@ -509,8 +512,9 @@ ROUND_TEN = [
         # The rules read it as satisfied; the weigher doubts it (一塌糊涂 is mostly a mess):
         # the citizen is asked again. Trained in round 10 it doubted it enough to withhold
         # the rating (unknown); in round 11, less (satisfied, unclear); in round 12 again
-        # enough to withhold it; in round 13 (three seeds' mean), less again.
-        ("好得一塌糊涂", S, Confidence.UNCLEAR),
+        # enough to withhold it; in round 13 (three seeds' mean), less again; in round 14,
+        # enough again.
+        ("好得一塌糊涂", X, Confidence.UNCLEAR),
         ("没以前好了", U, Confidence.CERTAIN),
         ("提前在网上预约了，到了直接办，不用排队", S, Confidence.LIKELY),
         ("不像以前那样推来推去了", S, Confidence.LIKELY),

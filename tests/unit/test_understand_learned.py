@@ -199,14 +199,14 @@ def test_a_satisfied_reading_it_doubts_is_asked_again_not_closed() -> None:
 
 def test_the_shipped_reader_asks_again_where_the_weigher_doubts_a_satisfied_reading() -> None:
     # The rules read praise ("the people's good police"); the weigher cannot rule out a
-    # sneer: the rating stands, the survey is not closed on it. (Round 12's weights doubted
-    # 「出警一点都不慢」 enough to withhold it, and the example was 「人民的好警察」; round 13's
-    # doubt that one enough, and this one less.)
-    reading = understand("出警一点都不慢")
+    # sneer: the rating stands, the survey is not closed on it. (Round 12's and round 14's
+    # weights doubt 「出警一点都不慢」 enough to withhold it; round 13's doubted this one
+    # enough, and that one less, and the example was that one.)
+    reading = understand("人民的好警察")
     assert reading.rating is Rating.SATISFIED
     assert reading.confidence is Confidence.UNCLEAR and reading.clarify
     assert "weighed" in reading.cues and "ask again" in reading.explanation[-1]
-    alone = understand("出警一点都不慢", load_rules(None, weigher=False))
+    alone = understand("人民的好警察", load_rules(None, weigher=False))
     assert alone.rating is Rating.SATISFIED and alone.confidence is not Confidence.UNCLEAR
 
 

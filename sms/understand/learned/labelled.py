@@ -34,6 +34,8 @@ TUNING_R13: Final = DATA / "replies_tuning_r13.tsv"  # round 10, second part
 TUNING_R14: Final = DATA / "replies_tuning_r14.tsv"  # round 10, third part
 TUNING_R15: Final = DATA / "replies_tuning_r15.tsv"  # round 11
 TUNING_R16: Final = DATA / "replies_tuning_r16.tsv"  # round 12
+TUNING_R17: Final = DATA / "replies_tuning_r17.tsv"  # round 12, second part
+TUNING_R18: Final = DATA / "replies_tuning_r18.tsv"  # round 14
 HELDOUT: Final = DATA / "replies_heldout.tsv"  # v1: tuning data since round 2
 HELDOUT_V2: Final = DATA / "replies_heldout_v2.tsv"
 HELDOUT_V3: Final = DATA / "replies_heldout_v3.tsv"  # measured once, then tuning data
@@ -60,7 +62,7 @@ HELDOUT_V22: Final = DATA / "replies_heldout_v22.tsv"
 TRAINING: Final = (
     CORPUS, TUNING, HELDOUT, HELDOUT_V3, TUNING_R3, TUNING_R4, TUNING_R5, TUNING_R6, TUNING_R7,
     TUNING_R8, TUNING_R9, TUNING_R10, TUNING_R11, TUNING_R12, TUNING_R13, TUNING_R14,
-    TUNING_R15, TUNING_R16,
+    TUNING_R15, TUNING_R16, TUNING_R17, TUNING_R18,
 )  # fmt: skip
 # Never tuned on, never trained on: what the reader is measured on.
 HELD_OUT: Final = frozenset(
