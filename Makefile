@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 setup: $(VENV)/.setup-done
 
-$(VENV)/.setup-done: pyproject.toml requirements-test.txt scripts/setup.sh tests/peers/smpp_smsc/package-lock.json
+$(VENV)/.setup-done: pyproject.toml requirements-test.txt constraints.txt scripts/setup.sh tests/peers/smpp_smsc/package-lock.json
 	bash scripts/setup.sh
 	touch $@
 

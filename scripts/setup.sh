@@ -71,5 +71,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
 echo "setup: installing Python packages into .venv"
-.venv/bin/pip install -q -e '.[dev,asr]' -r requirements-test.txt
+.venv/bin/pip install -q -c constraints.txt -e '.[dev,asr]' -r requirements-test.txt
 echo "setup: done"

@@ -9,8 +9,8 @@
 # The wheels are chosen by Debian 12's own python3 (3.11.2), the interpreter they will
 # run on, in a throwaway venv: environment markers depend on the exact version
 # (redis needs async-timeout below Python 3.11.3, which a newer 3.11 would leave out).
-# Its pip reaches PyPI, or the machine's wheel cache. The product's old wheels are
-# removed from OUT first.
+# Its pip reaches PyPI, or the machine's wheel cache. The versions are constraints.txt's,
+# the ones the test suite ran against. The product's old wheels are removed from OUT first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-dist/wheelhouse}
@@ -26,7 +26,8 @@ if [ ! -x "$VENV/bin/pip" ]; then
 fi
 rm -f "$OUT"/minyi_gateway-*.whl
 LOG=$OUT/.pip-wheel.log
-"$VENV/bin/pip" wheel -q --disable-pip-version-check --wheel-dir "$OUT" '.[asr]' setuptools wheel \
+"$VENV/bin/pip" wheel -q --disable-pip-version-check --wheel-dir "$OUT" -c constraints.txt \
+  '.[asr]' setuptools wheel \
   >"$LOG" 2>&1 || { tail -n 30 "$LOG" >&2; echo "wheelhouse: pip wheel failed, see $LOG" >&2; exit 1; }
 ls "$OUT"/minyi_gateway-*.whl >/dev/null
 echo "wheelhouse: $(ls "$OUT"/*.whl | wc -l) wheels in $OUT"

@@ -87,4 +87,4 @@ class Hub:
                 await asyncio.sleep(backoff.next_delay())
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py
+                    await pubsub.aclose()

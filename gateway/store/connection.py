@@ -221,7 +221,7 @@ def connect(
         pool.connection_class = checked[pool.connection_class]
         return aioredis.Redis.from_pool(pool)
     tls = _tls(options)
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(
         list(options.sentinels),
         sentinel_kwargs={
             "username": options.sentinel_username or None,
