@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -45,6 +46,7 @@ class WebhookReceiver:
         self._secret = secret
         self._tolerance_s = tolerance_s
         self._closing = asyncio.Event()
+        self._arrived = asyncio.Event()  # set at each new event, for wait_until()
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.app = web.Application()
@@ -96,6 +98,16 @@ class WebhookReceiver:
             "refused": self.refused,
             "max_in_flight": self.max_in_flight,
         }
+
+    async def wait_until(self, predicate: Callable[[], bool], limit: float = 30.0) -> None:
+        """Wait until `predicate()` holds, re-checking whenever a new event arrives, so
+        a wait ends with the event that ends it (not at the next poll or, as a wait on
+        the SMS center would, its next enquire_link). `limit` only guards against a
+        hang: TimeoutError means the condition never came."""
+        async with asyncio.timeout(limit):
+            while not predicate():
+                self._arrived.clear()
+                await self._arrived.wait()
 
     def seqs(self, survey_id: str) -> list[int]:
         """The seq numbers received for a survey, in arrival order, duplicates dropped."""
@@ -199,6 +211,7 @@ class WebhookReceiver:
             self._last_seq[sid] = max(seq, self._last_seq.get(sid, 0))
         self.events.setdefault(sid, []).append(event)
         self.received += 1
+        self._arrived.set()
         log.debug("event %s survey %s seq %d", event.get("type"), sid, seq)
 
     def _same_content(self, event: dict[str, Any]) -> None:

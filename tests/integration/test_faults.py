@@ -185,7 +185,7 @@ async def test_gateway_killed_mid_batch_loses_nothing_and_reports_every_duplicat
         await smsc.wait_until(lambda: len(smsc.submits) >= 300, 30)
         stack.stop("gateway", signal.SIGKILL)
         stack.start_gateway(cfg)
-        await smsc.wait_until(done, 120)
+        await receiver.wait_until(done, 120)  # woken by the feed, not the SMS center
         client = aioredis.Redis.from_url(clean_redis.url)
         pending = await client.xpending(keys.SMS_QUEUE, keys.SMS_GROUP)
         await client.aclose()

@@ -376,7 +376,9 @@ async def test_no_full_number_in_any_log_line_when_the_link_drops_mid_batch(
         for at in (100, 250, 400):
             await smsc.wait_until(lambda at=at: len(smsc.submits) >= at, 30)  # type: ignore[misc]
             smsc.drop_connections(hard=True)
-        await smsc.wait_until(
+        # on the receiver's events: after the last receipt the simulator records
+        # nothing until the next enquire_link, 30 s on, that would wake its wait_until()
+        await receiver.wait_until(
             lambda: all(
                 {"survey.delivered", "survey.undeliverable"}
                 & {e["type"] for e in receiver.events.get(s, [])}

@@ -157,6 +157,26 @@ async def test_happy_path_all_events_once_in_order(
     assert await redis.hget(keys.WEBHOOK_DELIVERED.format(endpoint="core"), "S7") == b"6"
 
 
+async def test_a_wait_on_the_receiver_ends_with_the_event_that_ends_it(
+    redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    # The tests wait for the feed with receiver.wait_until(): woken by each event, not
+    # by a poll nor by something else happening to record (the SMS center's next
+    # enquire_link, 30 s after the last receipt, was what woke such waits before).
+    with pytest.raises(TimeoutError):
+        await receiver.wait_until(lambda: complete(receiver, 3, 1), 0.2)
+    waiting = asyncio.create_task(receiver.wait_until(lambda: complete(receiver, 3, 2), 30))
+    w = worker(redis, endpoint(receiver))
+    async with running(w):
+        await publish(redis, interleaved(3, range(1, 2)))
+        await eventually(lambda: complete(receiver, 3, 1), "the first events")
+        assert not waiting.done()  # not yet: its condition needs the second ones
+        await publish(redis, interleaved(3, range(2, 3)))
+        await ended(waiting, "the wait, once the second events arrived", within_s=10)
+        await waiting  # ended by the condition, not by its limit
+    assert complete(receiver, 3, 2)
+
+
 @pytest.mark.parametrize("status", [503, 410, 400])
 async def test_receiver_down_then_back_loses_nothing(
     redis: aioredis.Redis, receiver: WebhookReceiver, status: int
