@@ -15,12 +15,15 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def entries(name: str) -> list[str]:
+    """The lines of a pip requirements file, comments and blank lines left out."""
+    lines = (ROOT / name).read_text(encoding="utf-8").splitlines()
+    return [kept for line in lines if (kept := line.split("#", 1)[0].strip())]
+
+
 def pins() -> dict[str, Version]:
     found: dict[str, Version] = {}
-    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
+    for line in entries("constraints.txt"):
         name, sep, version = line.partition("==")
         assert sep, f"constraints.txt: {line!r} is not an exact pin (name==version)"
         found[canonicalize_name(name)] = Version(version)
@@ -32,11 +35,7 @@ def declared() -> list[Requirement]:
     lines = list(project["dependencies"])
     for extra in ("dev", "asr"):
         lines += project["optional-dependencies"][extra]
-    for line in (ROOT / "requirements-test.txt").read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            lines.append(line)
-    return [Requirement(line) for line in lines]
+    return [Requirement(line) for line in lines + entries("requirements-test.txt")]
 
 
 def test_every_declared_dependency_is_pinned_inside_its_declared_range() -> None:
