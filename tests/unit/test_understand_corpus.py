@@ -25,8 +25,10 @@ ROWS = read_rows(CORPUS)
 # 「出警一点都不慢」 an 18 % chance of unsatisfied (出警 and 都不 lean that way in the data),
 # over the 15 % at which a positive reading is withheld; round 13's, the mean of three
 # seeds' (learned/train.py), gives it 10 % and 「人民的好警察」 16 %; round 14's (two more
-# training batches, one of them of negations) 19 %, 「不失望」 16 % and 「人民的好警察」 6 %.
-ASKED_AGAIN = {"出警一点都不慢", "不失望"}
+# training batches, one of them of negations) 19 %, 「不失望」 16 % and 「人民的好警察」 6 %;
+# round 16's, five seeds' mean, 「出警一点都不慢」 12 % (read right, asked again) and
+# 「不失望」 19 %.
+ASKED_AGAIN = {"不失望"}
 
 
 def test_corpus_is_big_and_covers_every_class() -> None:

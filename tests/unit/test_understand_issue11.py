@@ -360,8 +360,9 @@ ROUND_ELEVEN = [
     ("3！！不是2", U, Confidence.CERTAIN),
     ("1~不是3", S, Confidence.CERTAIN),
     ("民警态度挺好，但是事没给办成", U, Confidence.LIKELY),
-    # (asked again since round 14: the weigher cannot rule out 1 % of unsatisfied)
-    ("没给我甩脸子，该说的都说清楚了", S, Confidence.UNCLEAR),
+    # (asked again in rounds 14 and 15, when the weigher could not rule out 1 % of
+    # unsatisfied; the five seeds' mean of round 16 can)
+    ("没给我甩脸子，该说的都说清楚了", S, Confidence.LIKELY),
     ("唯一的好处是态度还行", U, Confidence.LIKELY),
     ("唯一让我满意的是门口的保安大叔", U, Confidence.CERTAIN),
     ("说一般都是给你们面子了", U, Confidence.LIKELY),
@@ -513,8 +514,8 @@ ROUND_TEN = [
         # the citizen is asked again. Trained in round 10 it doubted it enough to withhold
         # the rating (unknown); in round 11, less (satisfied, unclear); in round 12 again
         # enough to withhold it; in round 13 (three seeds' mean), less again; in round 14,
-        # enough again.
-        ("好得一塌糊涂", X, Confidence.UNCLEAR),
+        # enough again; in round 16 (five seeds' mean), less again (0.13 of unsatisfied).
+        ("好得一塌糊涂", S, Confidence.UNCLEAR),
         ("没以前好了", U, Confidence.CERTAIN),
         ("提前在网上预约了，到了直接办，不用排队", S, Confidence.LIKELY),
         ("不像以前那样推来推去了", S, Confidence.LIKELY),

@@ -149,6 +149,9 @@ def test_the_packaged_weights_are_trained_on_the_current_data() -> None:
     assert default_model().data == digest([p for p in TRAINING if p.exists()])
 
 
+# Five seeds' descents take over five minutes on two cores; run alone (`make unit`), the
+# test waits for all of them, up to the `retrained` fixture's own limit.
+@pytest.mark.timeout(1200)
 def test_retraining_gives_the_packaged_file_byte_for_byte(retrained: Path) -> None:
     # The trainer, run as a maintainer runs it (python -m sms.understand.learned.train),
     # in a process of its own started when the run began (tests/conftest.py).
@@ -200,8 +203,8 @@ def test_a_satisfied_reading_it_doubts_is_asked_again_not_closed() -> None:
 def test_the_shipped_reader_asks_again_where_the_weigher_doubts_a_satisfied_reading() -> None:
     # The rules read praise ("the people's good police"); the weigher cannot rule out a
     # sneer: the rating stands, the survey is not closed on it. (Round 12's and round 14's
-    # weights doubt 「出警一点都不慢」 enough to withhold it; round 13's doubted this one
-    # enough, and that one less, and the example was that one.)
+    # weights doubt 「出警一点都不慢」 enough to withhold it; round 13's and round 16's
+    # doubted this one enough, and that one less.)
     reading = understand("人民的好警察")
     assert reading.rating is Rating.SATISFIED
     assert reading.confidence is Confidence.UNCLEAR and reading.clarify
