@@ -23,6 +23,9 @@ from tests.servers import RedisServer
 REPO = Path(__file__).resolve().parent.parent
 # The unit test that retrains the reply weigher and compares its file byte for byte.
 RETRAIN_TEST = "test_retraining_gives_the_packaged_file_byte_for_byte"
+# How long that test may wait for the retraining: five seeds' descents take over five
+# minutes on two cores, more than pytest's default timeout when the test runs alone.
+RETRAIN_LIMIT_S = 1200
 _RETRAINING = pytest.StashKey[tuple[subprocess.Popen[bytes], Path]]()
 
 
@@ -42,7 +45,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Start retraining the weigher as soon as the run is known to check it: a minute of
     CPU that overlaps the integration tests' waits instead of adding to the suite's time.
     The check itself (`retrained` below) is in tests/unit/test_understand_learned.py."""
-    if any(item.name == RETRAIN_TEST for item in session.items):
+    retrain_tests = [item for item in session.items if item.name == RETRAIN_TEST]
+    for item in retrain_tests:
+        item.add_marker(pytest.mark.timeout(RETRAIN_LIMIT_S))
+    if retrain_tests:
         session.config.stash[_RETRAINING] = _retrain()
 
 
@@ -65,7 +71,7 @@ def retrained(pytestconfig: pytest.Config) -> Path:
     if started is None:
         started = pytestconfig.stash[_RETRAINING] = _retrain()
     proc, out = started
-    output, _ = proc.communicate(timeout=1200)
+    output, _ = proc.communicate(timeout=RETRAIN_LIMIT_S)
     assert proc.returncode == 0, output.decode(errors="replace")[-2000:]
     return out
 
