@@ -7,7 +7,8 @@ at least 20,000 replies/s in one process, so reading replies never queues behind
 
 The mix is the labelled test corpus (short digits, long complaints, traditional
 characters, pinyin, emoji), read in a fixed shuffled order, plus a separate figure for
-long call transcripts. Prints its figures, then one JSON line with ``replies_per_s``.
+long call transcripts, and the same mix read by the rules alone (no learned weigher).
+Prints its figures, then one JSON line with ``replies_per_s``.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import resource
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sms.understand import understand  # noqa: E402
-from sms.understand.load import load_rules  # noqa: E402
+from sms.understand import Rules, understand  # noqa: E402
+from sms.understand.load import default_rules, load_rules  # noqa: E402
 
 TARGET_REPLIES_PER_S = 20_000
 DEFAULT_CORPUS = ROOT / "tests" / "data" / "replies_corpus.tsv"
@@ -50,22 +52,30 @@ def read_corpus(path: Path) -> list[str]:
     return texts
 
 
-def rate(texts: list[str], seconds: float) -> tuple[float, float, int]:
+def rate(
+    texts: list[str], seconds: float, rules: Rules | None = None
+) -> tuple[float, float, int, float]:
     """Replies per CPU second and per wall-clock second, over whole passes of `texts`
-    lasting at least `seconds` of CPU time.
+    lasting at least `seconds` of CPU time, and the rate of the fastest pass.
 
     CPU time is the figure for "one core": on a shared machine wall-clock time also
-    counts the time other processes held the core.
+    counts the time other processes held the core. Even CPU time drifts there (caches and
+    clock shared with other tenants), which the fastest pass shows: the mean is the
+    figure judged against the target.
     """
     done = 0
+    fastest = float("inf")
     cpu0, wall0 = time.process_time(), time.perf_counter()
     while True:
+        start = time.process_time()
         for text in texts:
-            understand(text)
+            understand(text, rules)
         done += len(texts)
-        cpu = time.process_time() - cpu0
-        if cpu >= seconds:
-            return done / cpu, done / (time.perf_counter() - wall0), done
+        now = time.process_time()
+        fastest = min(fastest, now - start)
+        if now - cpu0 >= seconds:
+            best = len(texts) / fastest if fastest > 0 else float("inf")
+            return done / (now - cpu0), done / (time.perf_counter() - wall0), done, best
 
 
 def latencies_us(texts: list[str]) -> list[float]:
@@ -93,8 +103,10 @@ def main() -> int:
     for text in texts:  # warm the rules cache and the regex engine
         understand(text)
 
-    per_s, wall_per_s, done = rate(texts, args.seconds)
-    transcripts_per_s, _, _ = rate(TRANSCRIPTS, args.seconds / 3)
+    per_s, wall_per_s, done, best_per_s = rate(texts, args.seconds)
+    # The rules alone, with no learned weigher: what the weigher's share of the time is.
+    rules_only_per_s, _, _, _ = rate(texts, args.seconds, replace(default_rules(), weigher=None))
+    transcripts_per_s, _, _, _ = rate(TRANSCRIPTS, args.seconds / 3)
     lat = sorted(latencies_us(texts * 5))
     p50 = statistics.median(lat)
     p99 = lat[int(len(lat) * 0.99)]
@@ -111,6 +123,8 @@ def main() -> int:
         f" target {TARGET_REPLIES_PER_S:,})"
     )
     print(f"replies/s by the wall clock (shared machine): {wall_per_s:,.0f}")
+    print(f"replies/s in the fastest pass over the corpus (not judged): {best_per_s:,.0f}")
+    print(f"replies/s for the rules alone, no weigher (CPU time): {rules_only_per_s:,.0f}")
     print(f"wall time per reply: p50 {p50:.1f} µs, p99 {p99:.1f} µs, max {lat[-1]:.1f} µs")
     print(f"call transcripts (~{statistics.mean(map(len, TRANSCRIPTS)):.0f} chars)/s: "
           f"{transcripts_per_s:,.0f}")  # fmt: skip
@@ -120,6 +134,8 @@ def main() -> int:
     result = {
         "replies_per_s": round(per_s),
         "wall_replies_per_s": round(wall_per_s),
+        "best_pass_replies_per_s": round(best_per_s),
+        "rules_only_replies_per_s": round(rules_only_per_s),
         "target_replies_per_s": TARGET_REPLIES_PER_S,
         "p50_us": round(p50, 1),
         "p99_us": round(p99, 1),
