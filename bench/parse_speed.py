@@ -21,14 +21,14 @@ import resource
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sms.understand import Rules, understand  # noqa: E402
-from sms.understand.load import default_rules, load_rules  # noqa: E402
+from sms.understand.learned.train import rules_alone  # noqa: E402
+from sms.understand.load import load_rules  # noqa: E402
 
 TARGET_REPLIES_PER_S = 20_000
 DEFAULT_CORPUS = ROOT / "tests" / "data" / "replies_corpus.tsv"
@@ -105,7 +105,7 @@ def main() -> int:
 
     per_s, wall_per_s, done, best_per_s = rate(texts, args.seconds)
     # The rules alone, with no learned weigher: what the weigher's share of the time is.
-    rules_only_per_s, _, _, _ = rate(texts, args.seconds, replace(default_rules(), weigher=None))
+    rules_only_per_s, _, _, _ = rate(texts, args.seconds, rules_alone())
     transcripts_per_s, _, _, _ = rate(TRANSCRIPTS, args.seconds / 3)
     lat = sorted(latencies_us(texts * 5))
     p50 = statistics.median(lat)
