@@ -257,6 +257,7 @@ def _glued(out: Scan, read: bytearray, rules: Rules) -> None:
         return
     if _GARBLE.match(first):
         out.doubts.append((0, first, UNREAD))
+        out.garbled = True
 
 
 def _clause_of(pos: int, starts: Sequence[int]) -> int:

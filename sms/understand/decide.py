@@ -126,9 +126,11 @@ def decide(found: Scan, weigher: Weigher | None = None) -> Decision:
         ):
             if not (d.rating is _UNKNOWN and _said_no_answer(found)):
                 # In an opt-out the rules read no verdict beside (nothing, or thanks), it
-                # may find a complaint, not a reason to close the survey.
+                # may find a complaint, not a reason to close the survey; nor in a rating
+                # word a garbled 不 may stand before (「丕满意」).
                 bare = d.rating is _UNKNOWN and not found.doubts and _opt_out_and_more(found)
-                only = _UNSATISFIED if bare or _work_over_manners(found) else None
+                weigh_down = bare or found.garbled or _work_over_manners(found)
+                only = _UNSATISFIED if weigh_down else None
                 reweigh(found, d, weigher, only=only)
     return d
 

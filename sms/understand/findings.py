@@ -66,6 +66,7 @@ class Scan:
         "digits_taken_back",
         "doubts",
         "earlier_reply",
+        "garbled",
         "non_answer_hints",
         "norm",
         "notes",
@@ -107,6 +108,9 @@ class Scan:
         self.earlier_reply = False  # it speaks of an earlier reply (刚才, 上条)
         # The safety net's words left unexplained: (position, word, its [caution] list).
         self.doubts: list[tuple[int, str, str]] = []
+        # 「丕满意」: an unread character glued before the only, positive, rating word, as
+        # likely a garbled 不 as nothing (`caution`): the weigher may not read it positive
+        self.garbled = False
 
     def cue(self, cue: str) -> None:
         """Record that a kind of evidence was used."""
