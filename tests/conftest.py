@@ -21,8 +21,13 @@ from tests.asr_fixtures import SpeechFiles, korean_model, make_speech_files
 from tests.servers import RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
-# The unit test that retrains the reply weigher and compares its file byte for byte.
-RETRAIN_TEST = "test_retraining_gives_the_packaged_file_byte_for_byte"
+# The unit tests that retrain the reply weigher and compare its files byte for byte.
+RETRAIN_TESTS = frozenset(
+    (
+        "test_retraining_gives_the_packaged_file_byte_for_byte",
+        "test_retraining_gives_the_packaged_hidden_layer_byte_for_byte",
+    )
+)
 # How long that test may wait for the retraining: five seeds' descents take over five
 # minutes on two cores, more than pytest's default timeout when the test runs alone.
 RETRAIN_LIMIT_S = 1200
@@ -32,7 +37,15 @@ _RETRAINING = pytest.StashKey[tuple[subprocess.Popen[bytes], Path]]()
 def _retrain() -> tuple[subprocess.Popen[bytes], Path]:
     out = Path(tempfile.mkdtemp(prefix="minyi-retrain-")) / "weights.json.gz"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sms.understand.learned.train", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "sms.understand.learned.train",
+            "--out",
+            str(out),
+            "--hidden-out",
+            str(out.parent / "hidden.json.gz"),
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -44,8 +57,9 @@ def _retrain() -> tuple[subprocess.Popen[bytes], Path]:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start retraining the weigher as soon as the run is known to check it: a minute of
     CPU that overlaps the integration tests' waits instead of adding to the suite's time.
-    The check itself (`retrained` below) is in tests/unit/test_understand_learned.py."""
-    retrain_tests = [item for item in session.items if item.name == RETRAIN_TEST]
+    The checks themselves (`retrained` below) are in tests/unit/test_understand_learned.py
+    and test_understand_hidden.py."""
+    retrain_tests = [item for item in session.items if item.name in RETRAIN_TESTS]
     for item in retrain_tests:
         item.add_marker(pytest.mark.timeout(RETRAIN_LIMIT_S))
     if retrain_tests:
@@ -74,6 +88,12 @@ def retrained(pytestconfig: pytest.Config) -> Path:
     output, _ = proc.communicate(timeout=RETRAIN_LIMIT_S)
     assert proc.returncode == 0, output.decode(errors="replace")[-2000:]
     return out
+
+
+@pytest.fixture
+def retrained_hidden(retrained: Path) -> Path:
+    """The hidden layer's file the same retraining wrote."""
+    return retrained.parent / "hidden.json.gz"
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from sms.understand.learned import WEIGHTS_PATH, Weigher, default_model, load_model
+from sms.understand.learned.hidden import HIDDEN_PATH, default_hidden, load_hidden
 from sms.understand.match import build_matcher, first_characters, trie_regex
 from sms.understand.rules import DEFAULT_RULES_PATH, HAN, Caution, Entry, Kind, Mod, Rating, Rules
 from sms.understand.table import (
@@ -467,11 +468,18 @@ def _load_weigher(root: Table) -> Weigher | None:
         return None
     t = root.table("weigher")
     t.only(
-        "weights", "take", "override", "lift", "veto", "danger_cost", "sure", "doubt", "withhold"
+        "weights",
+        "hidden",
+        "take",
+        "override",
+        "lift",
+        "veto",
+        "danger_cost",
+        "sure",
+        "doubt",
+        "withhold",
     )
-    name = t.string("weights")
-    beside = Path(root.source).parent / name
-    path = beside if beside.exists() else DEFAULT_RULES_PATH.parent / name
+    path = _beside(root, t.string("weights"))
     try:
         model = default_model() if path == WEIGHTS_PATH else load_model(path)
     except (OSError, ValueError) as exc:
@@ -487,7 +495,20 @@ def _load_weigher(root: Table) -> Weigher | None:
         weigher = dataclasses.replace(weigher, doubt=t.share("doubt"))
     if "withhold" in t.data:  # optional: before round 10 a doubted reading kept its rating
         weigher = dataclasses.replace(weigher, withhold=t.share("withhold"))
+    if "hidden" in t.data:  # optional: before round 18 the linear model weighed alone
+        path = _beside(root, t.string("hidden"))
+        try:
+            hidden = default_hidden() if path == HIDDEN_PATH else load_hidden(path)
+        except (OSError, ValueError) as exc:
+            raise t.fail("hidden", str(exc)) from None
+        weigher = dataclasses.replace(weigher, hidden=hidden)
     return weigher
+
+
+def _beside(root: Table, name: str) -> Path:
+    """A file the rules name: beside the rules file, else in the package."""
+    beside = Path(root.source).parent / name
+    return beside if beside.exists() else DEFAULT_RULES_PATH.parent / name
 
 
 def load_rules(path: str | Path | None = None, *, weigher: bool = True) -> Rules:

@@ -126,7 +126,9 @@ KNOWN_CUES = {v for k, v in vars(cue_ids).items() if k.isupper() and isinstance(
         ("没理由不满意", S),
         ("找不出不满意的理由", S),
         ("不满意那是不可能的", S),
-        ("说我不满意是冤枉我了", S),
+        # (round 18's weigher, with its hidden layer, gives it 0.17 of unsatisfied: the
+        # rating is withheld and the citizen asked again)
+        ("说我不满意是冤枉我了", X),
         ("不满意倒不至于，基本吧", B),
         ("实难满意", U),
         ("钱追回来再说满意", U),
@@ -361,8 +363,8 @@ ROUND_ELEVEN = [
     ("1~不是3", S, Confidence.CERTAIN),
     ("民警态度挺好，但是事没给办成", U, Confidence.LIKELY),
     # (asked again in rounds 14 and 15, when the weigher could not rule out 1 % of
-    # unsatisfied; the five seeds' mean of round 16 can)
-    ("没给我甩脸子，该说的都说清楚了", S, Confidence.LIKELY),
+    # unsatisfied; the five seeds' mean of round 16 could; round 18's two models cannot)
+    ("没给我甩脸子，该说的都说清楚了", S, Confidence.UNCLEAR),
     ("唯一的好处是态度还行", U, Confidence.LIKELY),
     ("唯一让我满意的是门口的保安大叔", U, Confidence.CERTAIN),
     ("说一般都是给你们面子了", U, Confidence.LIKELY),
@@ -381,7 +383,7 @@ ROUND_TWELVE = [
     # Why would I, where from: a question word before 不满意 says there is nothing to be
     # dissatisfied with; a complaint beside it keeps the reading unsatisfied (不就是… makes
     # light of the wait, it does not deny it). Tianjin 有嘛满意的 is 有什么好满意的.
-    ("我干嘛要不满意", S, Confidence.LIKELY),
+    ("我干嘛要不满意", S, Confidence.UNCLEAR),  # round 18: 1 % unsatisfied, asked again
     ("哪来的不满意，好得很", S, Confidence.LIKELY),
     ("有哪样不满意的嘛，得行得很", S, Confidence.CERTAIN),
     ("咋整不满意嘛，民警同志态度好事情也办好了", S, Confidence.CERTAIN),
@@ -407,8 +409,9 @@ ROUND_TWELVE = [
     ("3（不是手滑）", U, Confidence.CERTAIN),
     ("三 啊打错 二", B, Confidence.UNCLEAR),
     ("一 哦是二", B, Confidence.CERTAIN),
-    # 好纠结 is read by no rule: the safety net withholds the 1 (since round 14's weights)
-    ("1还是2好纠结 就1吧", X, Confidence.UNCLEAR),
+    # 好纠结 is read by no rule: the safety net withholds the 1 (since round 14's weights);
+    # round 18's, with its hidden layer, reads the 1吧 (0.91), and asks again
+    ("1还是2好纠结 就1吧", S, Confidence.UNCLEAR),
     ("2还是3呢。。。3吧，确实没解决", U, Confidence.LIKELY),
     ("1 还是 2 还是 3 不知道", X, Confidence.UNCLEAR),
     ("1还是2呢", X, Confidence.UNCLEAR),
@@ -470,9 +473,10 @@ ROUND_TEN = [
         ("2到3之间", X, Confidence.UNCLEAR),
         ("1 3", X, Confidence.UNCLEAR),
         # An unread character glued before the rating word may be a garbled 不: asked again
-        # (the weigher may read it as unsatisfied; never satisfied) ...
-        ("丕满意", U, Confidence.UNCLEAR),
-        ("北满意", U, Confidence.UNCLEAR),
+        # (the weigher may read it as unsatisfied, never satisfied: `Scan.garbled`; round
+        # 18's leans to satisfied, so it is left unknown) ...
+        ("丕满意", X, Confidence.UNCLEAR),
+        ("北满意", X, Confidence.UNCLEAR),
         # ... one that sounds like a degree word is that word mistyped (pinyin).
         ("狠满意", S, Confidence.CERTAIN),
         ("停满意的", S, Confidence.CERTAIN),
@@ -503,7 +507,8 @@ ROUND_TEN = [
         ("满意！不用退订", S, Confidence.CERTAIN),
         # A good word quoted after 的 is a sneer, unless it quotes an answer (回的, 说的).
         ("谢谢你们的“高效”", U, Confidence.UNCLEAR),
-        ("刚回的“满意”", S, Confidence.CERTAIN),
+        # (asked again since round 18: the weigher cannot rule out 1 % of unsatisfied)
+        ("刚回的“满意”", S, Confidence.UNCLEAR),
         # Asking praise of the one complaining; words of the regions.
         ("差不多得了，还来要好评", U, Confidence.CERTAIN),
         ("那民警老尿性了", S, Confidence.CERTAIN),
@@ -514,11 +519,12 @@ ROUND_TEN = [
         # the citizen is asked again. Trained in round 10 it doubted it enough to withhold
         # the rating (unknown); in round 11, less (satisfied, unclear); in round 12 again
         # enough to withhold it; in round 13 (three seeds' mean), less again; in round 14,
-        # enough again; in round 16 (five seeds' mean), less again (0.13 of unsatisfied).
-        ("好得一塌糊涂", S, Confidence.UNCLEAR),
+        # enough again; in round 16 (five seeds' mean), less again (0.13 of unsatisfied);
+        # in round 18 (with the hidden layer, 0.28) enough again.
+        ("好得一塌糊涂", X, Confidence.UNCLEAR),
         ("没以前好了", U, Confidence.CERTAIN),
         ("提前在网上预约了，到了直接办，不用排队", S, Confidence.LIKELY),
-        ("不像以前那样推来推去了", S, Confidence.LIKELY),
+        ("不像以前那样推来推去了", S, Confidence.UNCLEAR),  # round 18: 2 % unsatisfied
         ("Absolutely satisfied", S, Confidence.CERTAIN),
         ("没有一个环节让人满意", U, Confidence.LIKELY),
         ("not exactly satisfied, the form was wrong twice", U, Confidence.LIKELY),

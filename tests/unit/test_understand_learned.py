@@ -299,7 +299,7 @@ def test_the_rules_file_can_turn_the_weigher_off_and_tune_it(tmp_path: Path) -> 
     [
         ('weights = "learned/weights.json.gz"', 'weights = "nowhere.tsv"', "weigher.weights"),
         ("veto = 0.5", "veto = 1.5", "weigher.veto: must be a number from 0 to 1"),
-        ("danger_cost = 50", "danger_cost = 0.5", "weigher.danger_cost: must be a number of"),
+        ("danger_cost = 10", "danger_cost = 0.5", "weigher.danger_cost: must be a number of"),
         ("sure = 0.9", "sure = 0.9\ncolour = 1", "weigher.colour: unknown key"),
     ],
 )

@@ -4,12 +4,15 @@ The rules (`sms.understand.scan`, `decide`) are right nearly every time they are
 what they cannot settle they mark `unclear`. There a small model, a logistic regression
 over character n-grams and the rules' own findings (`features`), trained by
 `python -m sms.understand.learned.train` on the repo's labelled sets, gives each rating
-a probability. `Model` only scores; the policy of when its answer is taken, and the
-asymmetric limits on it, are `sms.understand.decide.reweigh`'s.
+a probability; a second model over the same features, with one hidden layer
+(`hidden.Hidden`), gives its own, and the weigher reads their mean (since round 18).
+`Model` only scores; the policy of when its answer is taken, and the asymmetric limits
+on it, are `sms.understand.decide.reweigh`'s.
 
-Deterministic, no network, no numpy: the weights are a JSON text beside this module,
-one feature a line, so loading it is parsed in C (a tab-separated file parsed in Python
-took 0.3 s, paid by every process that reads replies). It is kept gzipped
+Deterministic, no network, and the linear model needs no numpy: its weights are a JSON
+text beside this module, one feature a line, so loading it is parsed in C (a
+tab-separated file parsed in Python took 0.3 s, paid by every process that reads
+replies). It is kept gzipped
 (`weights.json.gz`, `read_weights`/`write_weights`): round 10's 78k features took the
 text to 1.99 MB, at the repository's 2 MB for a tracked file, and gzipped it is 0.7 MB,
 unpacked in C in 10 ms; a plain `.json` file (an operator's own) still loads. Each
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Final
 
 from sms.understand.learned.features import ngrams
+from sms.understand.learned.hidden import Hidden
 from sms.understand.rules import Confidence, Rating
 
 CLASSES: Final = (
@@ -245,7 +249,8 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Weigher:
-    """The model and when its answer is taken ([weigher] in the rules file).
+    """The model (with its second opinion, `hidden`) and when its answer is taken
+    ([weigher] in the rules file).
 
     Its reading is the rating of least expected cost, where reading an unsatisfied
     citizen as (basically) satisfied costs `danger_cost` times any other error — the
@@ -270,6 +275,17 @@ class Weigher:
     sure: float
     doubt: float = 1.0
     withhold: float = 1.0
+    # The second opinion (`hidden`); None: the linear model's alone.
+    hidden: Hidden | None = None
+
+    def probabilities(self, features: list[str]) -> list[float]:
+        """Each class's probability: the mean of the linear model's and the hidden
+        layer's (one model's where there is no hidden layer)."""
+        p0, p1, p2, p3 = self.model.probabilities(features)
+        if self.hidden is None:
+            return [p0, p1, p2, p3]
+        q0, q1, q2, q3 = self.hidden.probabilities(features)
+        return [(p0 + q0) / 2, (p1 + q1) / 2, (p2 + q2) / 2, (p3 + q3) / 2]
 
     def verdict(
         self,
@@ -283,7 +299,7 @@ class Weigher:
         `complained`: the rules read it as unsatisfied, or found a complaint about the
         police in it, or the safety net a word it could not explain beside the praise.
         """
-        p = self.model.probabilities(features)
+        p = self.probabilities(features)
         unsat = p[_UNSATISFIED]
         ask = unsat >= self.doubt
         if rules_confidence is _CERTAIN:

@@ -1,13 +1,15 @@
 """Training the learned weigher: a multinomial logistic regression over
 `sms.understand.learned.features`, fitted by averaged stochastic gradient descent,
-once for each of `SEEDS`; the weights written are the descents' means (bagging).
+once for each of `SEEDS`; the weights written are the descents' means (bagging). Then
+its second opinion, the hidden layer (`sms.understand.learned.hidden.fit_hidden`), on
+the same examples.
 
 Deterministic: each descent visits the examples in an order drawn from its seed, every
 sum is taken in one order, and the weights are written rounded; the same data give the
 same file byte for byte, however many processes the descents ran in
 (tests/unit/test_understand_learned.py checks it).
 
-    .venv/bin/python -m sms.understand.learned.train          # writes weights.json.gz
+    .venv/bin/python -m sms.understand.learned.train   # writes weights.json.gz, hidden.json.gz
 
 It reads the labelled sets the rules may be tuned on (never a held-out set: those are
 named in `sms.understand.learned.labelled.HELD_OUT` and refused here).
@@ -30,6 +32,7 @@ from typing import Final
 
 from sms.understand.decide import decide, rules_features
 from sms.understand.learned import CLASSES, WEIGHTS_PATH, Model, relative, write_weights
+from sms.understand.learned.hidden import HIDDEN_PATH, Hidden, fit_hidden
 from sms.understand.learned.labelled import (
     HELD_OUT,
     TRAINING,
@@ -217,17 +220,21 @@ def learnable(paths: Sequence[Path]) -> list[Row]:
     return [row for p in paths for row in read_rows(p) if bare(row.text) not in held_out]
 
 
-def train(paths: Sequence[Path], jobs: int = 1) -> Model:
-    """Fit on the learnable rows of `paths` (in up to `jobs` processes)."""
+def train(paths: Sequence[Path], jobs: int = 1) -> tuple[Model, Hidden]:
+    """Fit both models on the learnable rows of `paths` (the linear one's descents in
+    up to `jobs` processes)."""
     rows = learnable(paths)
-    model = fit([example(row.text, CLASSES.index(row.rating)) for row in rows], jobs=jobs)
-    return Model(model.bias, model.weights, digest(paths))
+    examples = [example(row.text, CLASSES.index(row.rating)) for row in rows]
+    data = digest(paths)
+    model = fit(examples, jobs=jobs)
+    return Model(model.bias, model.weights, data), fit_hidden(examples, data)
 
 
 def main(argv: list[str]) -> int:
     """Train on the tuning sets and write the weight file."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
+    parser.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="the linear model's file")
+    parser.add_argument("--hidden-out", type=Path, default=HIDDEN_PATH, help="the hidden layer's")
     parser.add_argument(
         "--jobs",
         type=int,
@@ -236,9 +243,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("files", type=Path, nargs="*", default=list(TRAINING))
     args = parser.parse_args(argv)
-    model = train(args.files, args.jobs)
+    model, hidden = train(args.files, args.jobs)
     write_weights(args.out, model.dumps())
     print(f"{len(model.weights)} features, data {model.data} → {args.out}")
+    write_weights(args.hidden_out, hidden.dumps())
+    print(f"{len(hidden.index)} features × {hidden.w1.shape[1]} units → {args.hidden_out}")
     return 0
 
 
