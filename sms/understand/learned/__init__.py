@@ -208,14 +208,19 @@ def write_weights(path: Path, text: str) -> None:
     path.write_bytes(gzip.compress(raw, compresslevel=9, mtime=0) if path.suffix == ".gz" else raw)
 
 
+def read_model_text(path: Path, what: str) -> str:
+    """A model file's text (`read_weights`); one that cannot be unpacked or decoded is
+    a ValueError saying it is not `what` (OSError, a missing file, passes through)."""
+    try:
+        return read_weights(path)
+    except (gzip.BadGzipFile, zlib.error, EOFError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a {what} ({exc})") from None
+
+
 def load_model(path: Path | None = None) -> Model:
     """The weights in `path` (None: the packaged file)."""
     path = WEIGHTS_PATH if path is None else path
-    try:
-        text = read_weights(path)
-    except (gzip.BadGzipFile, zlib.error, EOFError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a weight file ({exc})") from None
-    return Model.loads(text, str(path))
+    return Model.loads(read_model_text(path, "weight file"), str(path))
 
 
 @lru_cache(maxsize=1)

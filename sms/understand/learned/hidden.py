@@ -23,11 +23,9 @@ with the unrounded weights), the rest as decimals.
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import math
 import random
-import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -180,14 +178,11 @@ def _vector(doc: dict[str, Any], key: str, n: int, where: str) -> Floats:
 
 def load_hidden(path: Path | None = None) -> Hidden:
     """The network in `path` (None: the packaged file)."""
-    from sms.understand.learned import read_weights
+    # imported here: sms.understand.learned imports this module
+    from sms.understand.learned import read_model_text
 
     path = HIDDEN_PATH if path is None else path
-    try:
-        text = read_weights(path)
-    except (gzip.BadGzipFile, zlib.error, EOFError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a hidden-layer file ({exc})") from None
-    return Hidden.loads(text, str(path))
+    return Hidden.loads(read_model_text(path, "hidden-layer file"), str(path))
 
 
 @lru_cache(maxsize=1)
