@@ -36,11 +36,13 @@ from functools import lru_cache
 from itertools import chain
 from math import exp
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sms.understand.learned.features import ngrams
-from sms.understand.learned.hidden import Hidden
 from sms.understand.rules import Confidence, Rating
+
+if TYPE_CHECKING:  # hidden.py reads its classes and files through this module
+    from sms.understand.learned.hidden import Hidden
 
 CLASSES: Final = (
     Rating.SATISFIED,
@@ -286,9 +288,10 @@ class Weigher:
     def probabilities(self, features: list[str]) -> list[float]:
         """Each class's probability: the mean of the linear model's and the hidden
         layer's (one model's where there is no hidden layer)."""
-        p0, p1, p2, p3 = self.model.probabilities(features)
+        p = self.model.probabilities(features)
         if self.hidden is None:
-            return [p0, p1, p2, p3]
+            return p
+        p0, p1, p2, p3 = p
         q0, q1, q2, q3 = self.hidden.probabilities(features)
         return [(p0 + q0) / 2, (p1 + q1) / 2, (p2 + q2) / 2, (p3 + q3) / 2]
 

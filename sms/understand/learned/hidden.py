@@ -37,9 +37,11 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from sms.understand.learned import CLASSES, read_model_text
+
 HIDDEN_PATH: Final = Path(__file__).parent / "hidden.json.gz"
 _FORMAT: Final = "minyi reply weigher, hidden layer"
-CLASS_COUNT: Final = 4  # learned.CLASSES, in its order
+CLASS_COUNT: Final = len(CLASSES)
 # Chosen by round 18's cross-validation: 32 units over the features in at least 10
 # training replies (43k) read as well as 96 over those in 3 (119k) at a tenth the size;
 # 3 passes over the data (8 overfitted: more right readings lost than 3 gained).
@@ -178,9 +180,6 @@ def _vector(doc: dict[str, Any], key: str, n: int, where: str) -> Floats:
 
 def load_hidden(path: Path | None = None) -> Hidden:
     """The network in `path` (None: the packaged file)."""
-    # imported here: sms.understand.learned imports this module
-    from sms.understand.learned import read_model_text
-
     path = HIDDEN_PATH if path is None else path
     return Hidden.loads(read_model_text(path, "hidden-layer file"), str(path))
 
