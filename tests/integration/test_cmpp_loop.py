@@ -184,17 +184,24 @@ async def test_flow_control_slows_down_and_is_no_resend(
 async def test_link_drop_mid_batch_loses_nothing_and_reports_duplicates(
     clean_redis: RedisServer, version: int
 ) -> None:
-    async with cmpp_loop(clean_redis.url, free_port(), version) as loop:
+    # 300 submits at 500 a second: the second drop lands while the batch is still going
+    async with cmpp_loop(clean_redis.url, free_port(), version, bind={"tps": 500}) as loop:
         await loop.peer.drop(after=60)
         await loop.post(batch(6000, 300, "136"))
-        await eventually(lambda: "survey.delivered" in loop.types("S6150"), within_s=60)
-        await loop.peer.drop()  # and once more, now, with parts in flight
+
+        async def logins_and_accepted(logins: int, accepted: int) -> bool:
+            stats = await loop.peer.stats()
+            return int(stats["logins"]) >= logins and int(stats["accepted"]) >= accepted
+
+        # Back on a second link and sending on it. A survey's receipt would not say so:
+        # a batch's surveys are taken in no fixed order, and S6150's may come on the
+        # first link, leaving the second drop with no link to drop.
+        await eventually(
+            lambda: logins_and_accepted(2, 120), "the second link carrying submits", within_s=60
+        )
+        assert (await loop.peer.drop())["dropped"] == 1  # and once more, now, mid-batch
         sids = [f"S{i}" for i in range(6000, 6300)]
-
-        async def logged_in_again() -> bool:
-            return int((await loop.peer.stats())["logins"]) >= 3
-
-        await eventually(logged_in_again, "the login after the second drop")
+        await eventually(lambda: logins_and_accepted(3, 0), "the login after the second drop")
         await eventually(
             lambda: all("survey.delivered" in loop.types(s) for s in sids), within_s=120
         )
