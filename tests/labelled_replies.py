@@ -56,10 +56,11 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sms.understand import Rating, Understanding, understand
+from sms.understand import Confidence, Rating, Rules, Understanding, understand
 from sms.understand.learned.labelled import (
     CORPUS,
     HELDOUT,
@@ -173,6 +174,23 @@ class Score:
     dangerous: list[tuple[Row, Understanding]]  # unsatisfied read as (basically) satisfied
     wrong: list[tuple[Row, Understanding]]
     opt_out_wrong: list[tuple[Row, Understanding]]
+    unclear: int = 0  # readings asked again (a clarifying SMS)
+
+    def __add__(self, other: Score) -> Score:
+        """Two sets' scores as one."""
+        return Score(
+            self.total + other.total,
+            self.right + other.right,
+            self.dangerous + other.dangerous,
+            self.wrong + other.wrong,
+            self.opt_out_wrong + other.opt_out_wrong,
+            self.unclear + other.unclear,
+        )
+
+    @property
+    def closing(self) -> int:
+        """Dangerous readings not asked again: the survey closes on them."""
+        return sum(r.confidence is not Confidence.UNCLEAR for _, r in self.dangerous)
 
     @property
     def accuracy(self) -> float:
@@ -192,13 +210,16 @@ class Score:
         return "\n".join(lines)
 
 
-def score(rows: list[Row]) -> Score:
-    """Read every row and count, per kind, the ratings read right."""
+def score(rows: Sequence[Row], rules: Rules | None = None) -> Score:
+    """Read every row (by `rules`, None: the packaged ones) and count, per kind, the
+    ratings read right."""
     total: Counter[str] = Counter()
     right: Counter[str] = Counter()
     dangerous, wrong, opt_out_wrong = [], [], []
+    unclear = 0
     for row in rows:
-        reading = understand(row.text)
+        reading = understand(row.text, rules)
+        unclear += reading.confidence is Confidence.UNCLEAR
         total[row.kind] += 1
         if reading.rating is row.rating:
             right[row.kind] += 1
@@ -208,7 +229,7 @@ def score(rows: list[Row]) -> Score:
                 dangerous.append((row, reading))
         if reading.opt_out is not row.opt_out:
             opt_out_wrong.append((row, reading))
-    return Score(total, right, dangerous, wrong, opt_out_wrong)
+    return Score(total, right, dangerous, wrong, opt_out_wrong, unclear)
 
 
 def main(argv: list[str]) -> int:
