@@ -27,8 +27,9 @@ ROWS = read_rows(CORPUS)
 # seeds' (learned/train.py), gives it 10 % and 「人民的好警察」 16 %; round 14's (two more
 # training batches, one of them of negations) 19 %, 「不失望」 16 % and 「人民的好警察」 6 %;
 # round 16's, five seeds' mean, 「出警一点都不慢」 12 % (read right, asked again) and
-# 「不失望」 19 %.
-ASKED_AGAIN = {"不失望"}
+# 「不失望」 19 %. Round 19's `withhold` of 0.1 (was 0.15, chosen by cross-validation with
+# the hidden layer) withholds 「出警一点都不慢」 (12 %) and 「人民的好警察」 (11 %) again.
+ASKED_AGAIN = {"不失望", "出警一点都不慢", "人民的好警察"}
 
 
 def test_corpus_is_big_and_covers_every_class() -> None:

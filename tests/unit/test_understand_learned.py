@@ -199,15 +199,15 @@ def test_a_satisfied_reading_it_doubts_is_asked_again_not_closed() -> None:
 
 
 def test_the_shipped_reader_asks_again_where_the_weigher_doubts_a_satisfied_reading() -> None:
-    # The rules read praise ("the people's good police"); the weigher cannot rule out a
-    # sneer: the rating stands, the survey is not closed on it. (Round 12's and round 14's
-    # weights doubt 「出警一点都不慢」 enough to withhold it; round 13's and round 16's
-    # doubted this one enough, and that one less.)
-    reading = understand("人民的好警察")
+    # The rules read thanks ("thanks for asking, it is all right now"); the weigher cannot
+    # rule out a sneer: the rating stands, the survey is not closed on it. (Until round
+    # 19 this was 「人民的好警察」; at its `withhold` of 0.1 that is now withheld, as
+    # 「出警一点都不慢」 was by round 12's and round 14's weights.)
+    reading = understand("谢谢关心，已经没事了")
     assert reading.rating is Rating.SATISFIED
     assert reading.confidence is Confidence.UNCLEAR and reading.clarify
     assert "weighed" in reading.cues and "ask again" in reading.explanation[-1]
-    alone = understand("人民的好警察", load_rules(None, weigher=False))
+    alone = understand("谢谢关心，已经没事了", load_rules(None, weigher=False))
     assert alone.rating is Rating.SATISFIED and alone.confidence is not Confidence.UNCLEAR
 
 
@@ -298,7 +298,7 @@ def test_the_rules_file_can_turn_the_weigher_off_and_tune_it(tmp_path: Path) -> 
     ("old", "new", "problem"),
     [
         ('weights = "learned/weights.json.gz"', 'weights = "nowhere.tsv"', "weigher.weights"),
-        ("veto = 0.5", "veto = 1.5", "weigher.veto: must be a number from 0 to 1"),
+        ("veto = 0.3", "veto = 1.5", "weigher.veto: must be a number from 0 to 1"),
         ("danger_cost = 10", "danger_cost = 0.5", "weigher.danger_cost: must be a number of"),
         ("sure = 0.9", "sure = 0.9\ncolour = 1", "weigher.colour: unknown key"),
     ],

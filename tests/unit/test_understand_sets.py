@@ -133,8 +133,9 @@ FLOORS = {
     # again (unclear, never closing) where it was read right: the weigher's doubt moved.
     # Round 14's: a second reply of the corpus, 「出警一点都不慢」, likewise (and 「不失望」
     # since round 12); both are asked again, withheld as `unknown`. Round 16's five seeds
-    # read 「出警一点都不慢」 right again (asked again).
-    CORPUS: 0.996,
+    # read 「出警一点都不慢」 right again (asked again). Round 19's `withhold` of 0.1 withholds
+    # it and 「人民的好警察」 (asked again, as `unknown`): 640 of 643.
+    CORPUS: 0.995,
     TUNING: 0.99,
     HELDOUT: 0.997,
     HELDOUT_V3: 0.994,
@@ -176,14 +177,16 @@ FLOORS = {
     HELDOUT_V22: 0.91,
 }
 # Unsatisfied replies read as (basically) satisfied on held-out text, as measured at the
-# end of round 18: the issue's 0 is NOT met there, and these must not grow. Each retraining
+# end of round 19: the issue's 0 is NOT met there, and these must not grow. Each retraining
 # of the weigher moves a few of them either way (tests/data/README.md): nothing was tuned
 # for them. Round 16's five seeds (chosen by cross-validation before this was read) added
 # one each to v6 and v22. Round 18's hidden layer (likewise chosen) took the total from 27
 # to 25 (closing the survey: 5 to 2), with two more in v2 and v13, one more in v4 and v16.
+# Round 19's review of the weigher's settings (likewise chosen) kept 25 and 2: one fewer
+# in v6, one more in v9.
 DANGEROUS_HELD_OUT = {
-    HELDOUT_V2: 3, HELDOUT_V4: 1, HELDOUT_V5: 0, HELDOUT_V6: 3, HELDOUT_V7: 0,
-    HELDOUT_V8: 1, HELDOUT_V9: 0, HELDOUT_V10: 2, HELDOUT_V11: 3, HELDOUT_V12: 0,
+    HELDOUT_V2: 3, HELDOUT_V4: 1, HELDOUT_V5: 0, HELDOUT_V6: 2, HELDOUT_V7: 0,
+    HELDOUT_V8: 1, HELDOUT_V9: 1, HELDOUT_V10: 2, HELDOUT_V11: 3, HELDOUT_V12: 0,
     HELDOUT_V13: 2, HELDOUT_V14: 1, HELDOUT_V15: 1, HELDOUT_V16: 2, HELDOUT_V17: 0,
     HELDOUT_V18: 3, HELDOUT_V19: 1, HELDOUT_V20: 1, HELDOUT_V21: 0, HELDOUT_V22: 1,
 }  # fmt: skip
@@ -210,9 +213,10 @@ DANGEROUS_HELD_OUT = {
 # (r4), 「2，给你们留点面子」 (r5), 「满是意见」 and "Officer was nice but nothing was done"
 # (r6), 「嘿嘿，挺好的，就是调解书上的字比事情办得认真」 (r18); 「3。更正前条1」 is `unclear`
 # now. Four close the survey (five before): 「👏👏👏精彩」, 「no 满意」, 「不满意，not 1」 and the
-# comparison. The test names them all.
+# comparison. Round 19's settings (`lift` 0.65, `withhold` 0.1, `veto` 0.3) read
+# 「灭有处理好」 (r8) right again: 21, the same four closing. The test names them all.
 KNOWN_DANGEROUS = {
-    TUNING_R3: 2, TUNING_R4: 4, TUNING_R5: 2, TUNING_R6: 4, TUNING_R7: 1, TUNING_R8: 2,
+    TUNING_R3: 2, TUNING_R4: 4, TUNING_R5: 2, TUNING_R6: 4, TUNING_R7: 1, TUNING_R8: 1,
     TUNING_R12: 1, TUNING_R13: 1, TUNING_R14: 1, TUNING_R15: 1, TUNING_R17: 1, TUNING_R18: 2,
 }  # fmt: skip
 # Opt-outs read wrong where the rules were not written for them (as measured; not to grow).
