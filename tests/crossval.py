@@ -39,24 +39,13 @@ from sms.understand.learned import CLASSES, Model, load_model, write_weights
 from sms.understand.learned.hidden import Hidden, fit_hidden, load_hidden
 from sms.understand.learned.labelled import TRAINING, Row
 from sms.understand.learned.train import digest, example, fit, learnable
-from sms.understand.load import parse_rules
+from sms.understand.load import WEIGHER_SETTINGS, parse_rules
 from sms.understand.rules import DEFAULT_RULES_PATH
 from tests.labelled_replies import Score, score
 
 FOLDS: Final = 5
 SEED: Final = 20261204  # round 18's folds
 DEFAULT_DIR: Final = Path(__file__).resolve().parent.parent / "var" / "crossval"
-# The settings a --set or --sweep may change (the rest of [weigher] names files)
-SETTINGS: Final = (
-    "take",
-    "override",
-    "lift",
-    "veto",
-    "danger_cost",
-    "sure",
-    "doubt",
-    "withhold",
-)
 
 
 def assign_folds(n: int, folds: int = FOLDS, seed: int = SEED) -> list[int]:
@@ -169,8 +158,10 @@ def figures(s: Score) -> dict[str, int]:
 def parse_setting(text: str) -> tuple[str, list[float]]:
     """「lift=0.6,0.7」 → ("lift", [0.6, 0.7]); ValueError saying what is wrong."""
     name, sep, values = text.partition("=")
-    if not sep or name not in SETTINGS:
-        raise ValueError(f"{text!r}: expected NAME=VALUE[,VALUE...], NAME one of {SETTINGS}")
+    if not sep or name not in WEIGHER_SETTINGS:
+        raise ValueError(
+            f"{text!r}: expected NAME=VALUE[,VALUE...], NAME one of {WEIGHER_SETTINGS}"
+        )
     try:
         return name, [float(v) for v in values.split(",")]
     except ValueError:

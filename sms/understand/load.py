@@ -461,24 +461,26 @@ def parse_rules(data: Mapping[str, object], source: str, *, weigher: bool = True
     )
 
 
+# [weigher]'s numbers (the rest of the table names its files)
+WEIGHER_SETTINGS: Final = (
+    "take",
+    "override",
+    "lift",
+    "veto",
+    "danger_cost",
+    "sure",
+    "doubt",
+    "withhold",
+)
+
+
 def _load_weigher(root: Table) -> Weigher | None:
     """The learned weigher ([weigher]): its weight file, looked up beside the rules file
     and then in the package, and the probabilities at which its answer is taken."""
     if "weigher" not in root.data:
         return None
     t = root.table("weigher")
-    t.only(
-        "weights",
-        "hidden",
-        "take",
-        "override",
-        "lift",
-        "veto",
-        "danger_cost",
-        "sure",
-        "doubt",
-        "withhold",
-    )
+    t.only("weights", "hidden", *WEIGHER_SETTINGS)
     path = _beside(root, t.string("weights"))
     try:
         model = default_model() if path == WEIGHTS_PATH else load_model(path)
