@@ -14,7 +14,7 @@ weigher's place: the figures are what the reader does on replies its models neve
     .venv/bin/python -m tests.crossval --sweep lift=0.6,0.7,0.8 --sweep withhold=0.1,0.15
 
 The fold models are kept in ``var/crossval`` (``--dir``) and trained again only when the
-training files change (their hash, `train.digest`): about half an hour on two cores, then
+training files change (their hash, `train.digest`): about twenty minutes on two cores, then
 about ten seconds a setting. Prints a line a setting, then one JSON line.
 """
 
