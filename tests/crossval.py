@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Final
 
 from sms.understand import Rules
-from sms.understand.learned import CLASSES, Model, load_model, write_weights
-from sms.understand.learned.hidden import Hidden, fit_hidden, load_hidden
+from sms.understand.learned import Model, load_model, write_weights
+from sms.understand.learned.hidden import Hidden, load_hidden
 from sms.understand.learned.labelled import TRAINING, Row
-from sms.understand.learned.train import digest, example, fit, learnable
+from sms.understand.learned.train import digest, examples_of, fit_both, learnable
 from sms.understand.load import WEIGHER_SETTINGS, parse_rules
 from sms.understand.rules import DEFAULT_RULES_PATH
 from tests.labelled_replies import Score, score
@@ -79,16 +79,14 @@ def fit_folds(
     """Train both models of every fold as the trainer does and write them into `out`
     (with `data` and the folds in ``folds.json``); return them as read back."""
     out.mkdir(parents=True, exist_ok=True)
-    examples = [example(row.text, CLASSES.index(row.rating)) for row in rows]
+    examples = examples_of(rows)
     folds = max(fold) + 1
     for k in range(folds):
         started = time.monotonic()
         part = training_part(examples, fold, k)
-        model = fit(part, jobs=jobs)
-        write_weights(
-            out / f"fold{k}.weights.json.gz", Model(model.bias, model.weights, data).dumps()
-        )
-        write_weights(out / f"fold{k}.hidden.json.gz", fit_hidden(part, data).dumps())
+        model, hidden = fit_both(part, data, jobs)
+        write_weights(out / f"fold{k}.weights.json.gz", model.dumps())
+        write_weights(out / f"fold{k}.hidden.json.gz", hidden.dumps())
         print(f"fold {k}: {len(part)} replies, {time.monotonic() - started:.0f} s", flush=True)
     (out / "folds.json").write_text(json.dumps({"data": data, "folds": list(fold)}) + "\n")
     return read_folds(out, data, fold)

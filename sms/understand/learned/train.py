@@ -220,14 +220,23 @@ def learnable(paths: Sequence[Path]) -> list[Row]:
     return [row for p in paths for row in read_rows(p) if bare(row.text) not in held_out]
 
 
-def train(paths: Sequence[Path], jobs: int = 1) -> tuple[Model, Hidden]:
-    """Fit both models on the learnable rows of `paths` (the linear one's descents in
-    up to `jobs` processes)."""
-    rows = learnable(paths)
-    examples = [example(row.text, CLASSES.index(row.rating)) for row in rows]
-    data = digest(paths)
+def examples_of(rows: Iterable[Row]) -> list[tuple[list[str], int]]:
+    """Each row as a training example (`example`)."""
+    return [example(row.text, CLASSES.index(row.rating)) for row in rows]
+
+
+def fit_both(
+    examples: Sequence[tuple[list[str], int]], data: str, jobs: int = 1
+) -> tuple[Model, Hidden]:
+    """Both models fitted to `examples`, named as trained on `data` (the linear one's
+    descents in up to `jobs` processes)."""
     model = fit(examples, jobs=jobs)
     return Model(model.bias, model.weights, data), fit_hidden(examples, data)
+
+
+def train(paths: Sequence[Path], jobs: int = 1) -> tuple[Model, Hidden]:
+    """Fit both models on the learnable rows of `paths`."""
+    return fit_both(examples_of(learnable(paths)), digest(paths), jobs)
 
 
 def main(argv: list[str]) -> int:
