@@ -32,7 +32,7 @@ import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import chain
 from math import exp
 from pathlib import Path
@@ -43,6 +43,7 @@ from sms.understand.rules import Confidence, Rating
 
 if TYPE_CHECKING:  # hidden.py reads its classes and files through this module
     from sms.understand.learned.hidden import Hidden
+    from sms.understand.learned.joint import Joint
 
 CLASSES: Final = (
     Rating.SATISFIED,
@@ -287,13 +288,22 @@ class Weigher:
 
     def probabilities(self, features: list[str]) -> list[float]:
         """Each class's probability: the mean of the linear model's and the hidden
-        layer's (one model's where there is no hidden layer)."""
-        p = self.model.probabilities(features)
+        layer's, read from both at once (`joint`); one model's where there is no hidden
+        layer."""
+        joint = self.joint
+        if joint is None:
+            return self.model.probabilities(features)
+        return joint.probabilities(features)
+
+    @cached_property
+    def joint(self) -> Joint | None:
+        """Both models in one table (`joint.Joint`), made when the first reply is
+        weighed (a weigher copied with other settings makes its own)."""
         if self.hidden is None:
-            return p
-        p0, p1, p2, p3 = p
-        q0, q1, q2, q3 = self.hidden.probabilities(features)
-        return [(p0 + q0) / 2, (p1 + q1) / 2, (p2 + q2) / 2, (p3 + q3) / 2]
+            return None
+        from sms.understand.learned.joint import joined  # it reads this module's Model
+
+        return joined(self.model, self.hidden)
 
     def verdict(
         self,
