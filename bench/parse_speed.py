@@ -8,7 +8,9 @@ at least 20,000 replies/s in one process, so reading replies never queues behind
 The mix is the labelled test corpus (short digits, long complaints, traditional
 characters, pinyin, emoji), read in a fixed shuffled order, plus a separate figure for
 long call transcripts, and the same mix read by the rules alone (no learned weigher).
-Prints its figures, then one JSON line with ``replies_per_s``.
+Prints its figures, then one JSON line with ``replies_per_s``. The reader is the
+compiled one when `make reader` has built it for the sources as they are (``reader``:
+``compiled``), else Python (``stale``, ``not built``, or ``off`` with MINYI_READER=python).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sms.understand import Rules, understand  # noqa: E402
+from sms.understand import Rules, compiled, understand  # noqa: E402
 from sms.understand.learned.train import rules_alone  # noqa: E402
 from sms.understand.load import load_rules  # noqa: E402
 
@@ -113,6 +115,9 @@ def main() -> int:
     lengths = sorted(len(t) for t in texts)
 
     print(f"python {platform.python_version()} on {platform.machine()}, one process, one thread")
+    # `make reader` compiles the reader with mypyc; without a current build it runs as Python
+    reader = compiled.status()
+    print(f"reader: {reader} ({'mypyc' if reader == 'compiled' else 'interpreted'})")
     print(f"rules load: {load_ms:.1f} ms")
     print(
         f"corpus: {len(texts)} replies, {statistics.mean(lengths):.1f} characters on average,"
@@ -143,6 +148,7 @@ def main() -> int:
         "corpus_replies": len(texts),
         "rules_load_ms": round(load_ms, 1),
         "max_rss_mb": round(rss_mb),
+        "reader": reader,
     }
     print(json.dumps(result))
     return 0

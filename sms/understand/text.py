@@ -34,7 +34,9 @@ _MAX_WORDS_PER_PHRASE: Final = 5
 # (「ÂúÒâ」), U+FFFD where UTF-8 gave up (「����」), or, read as UTF-16, Hangul
 # syllables, private-use characters and lone surrogates (「싺틢」).
 _LATIN1_HIGH: Final = re.compile("[\u00a1-\u00ff]")
-_UTF16_GARBAGE: Final = re.compile("[\uac00-\ud7a3\ud800-\udfff\ue000-\uf8ff]")
+# (The escapes are the regex's, in a raw string: a lone surrogate in a string literal
+# cannot be compiled by mypyc, sms.understand.compiled.)
+_UTF16_GARBAGE: Final = re.compile(r"[\uac00-\ud7a3\ud800-\udfff\ue000-\uf8ff]")
 _REPLACEMENT: Final = "\ufffd"
 # Characters whose NFKC form is ASCII (full-width 「，！３」, ①, 「…」, the ideographic
 # space), from the blocks replies take them from. Replacing one by its NFKC form leaves
@@ -47,7 +49,7 @@ _TO_ASCII: Final = {
     for code in range(first, last + 1)
     if (nfkc := unicodedata.normalize("NFKC", chr(code))) != chr(code) and nfkc.isascii()
 }
-_SUSPECT: Final = re.compile("[\ufffd\u00a1-\u00ff\uac00-\ud7a3\ud800-\udfff\ue000-\uf8ff]")
+_SUSPECT: Final = re.compile(r"[\ufffd\u00a1-\u00ff\uac00-\ud7a3\ud800-\udfff\ue000-\uf8ff]")
 
 
 def normalize(text: str, rules: Rules) -> str:

@@ -38,8 +38,12 @@ from math import exp
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from sms.understand.learned.features import ngrams
-from sms.understand.rules import Confidence, Rating
+from sms.understand.compiled import use
+
+use(__path__, __name__)  # before its modules: their compiled build, if current, first
+
+from sms.understand.learned.features import ngrams  # noqa: E402
+from sms.understand.rules import Confidence, Rating  # noqa: E402
 
 if TYPE_CHECKING:  # hidden.py reads its classes and files through this module
     from sms.understand.learned.hidden import Hidden
