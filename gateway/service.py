@@ -55,6 +55,7 @@ from sms.cmpp.bind import CmppSession
 from sms.inbound import Inbound, store_pdu
 from sms.sender import Sender, Unrenderable, survey_text
 from sms.smpp.client import Bind as SmppSession
+from sms.understand import compiled
 
 log = logs.logger(__name__)
 
@@ -225,7 +226,14 @@ class Service:
         if self.api is not None:
             status.register(self)
         self.ready.set()
-        log.info("minyi running workers=%s instance=%s", ",".join(self.workers), self.instance)
+        # The reply reader runs compiled when `make reader` built it for these sources;
+        # as Python ("stale", "not built", "off") it reads the same, about a quarter slower.
+        log.info(
+            "minyi running workers=%s instance=%s reader=%s",
+            ",".join(self.workers),
+            self.instance,
+            compiled.status(),
+        )
 
         stop_waiter = asyncio.create_task(self.stopping.wait())
         tasks = [r.task for r in self._running.values()]

@@ -12,6 +12,7 @@ from devstack.localstack import free_port
 from gateway import service as service_module
 from gateway.config import parse_settings
 from gateway.service import EXIT_WORKER_FAILED, Service
+from sms.understand.compiled import status
 from tests.integration.sms_harness import config
 from tests.servers import RedisServer
 from tests.waiting import eventually
@@ -48,12 +49,19 @@ async def test_a_worker_that_dies_ends_the_process_with_a_non_zero_code(
     assert service.api is not None and service.api.accepting is False
 
 
-async def test_a_requested_stop_ends_with_code_zero(clean_redis: RedisServer) -> None:
+async def test_a_requested_stop_ends_with_code_zero(
+    clean_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
     cfg: dict[str, Any] = config(clean_redis.url, free_port(), "http://127.0.0.1:9/", free_port())
     cfg["webhooks"] = {}
     service = Service(parse_settings(cfg), ("api", "sms"), instance="stop-test")
+    caplog.set_level(logging.INFO, logger="minyi")
     task = asyncio.create_task(service.run())
     await asyncio.wait_for(service.ready.wait(), 20)
+    # ops see at start whether replies are read by the compiled reader (make reader)
+    started = [r.getMessage() for r in caplog.records if "minyi running" in r.getMessage()]
+    assert started == [f"minyi running workers=api,sms instance=stop-test reader={status()}"]
+    assert status() == "compiled"  # `make test` builds it
     service.request_stop()
     assert await asyncio.wait_for(task, 30) == 0
 
