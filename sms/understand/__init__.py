@@ -30,9 +30,17 @@ from sms.understand.compiled import use
 # first on this package's path (sms.understand.compiled).
 COMPILED: Final = use(__path__, __name__)
 
-from sms.understand.load import load_rules  # noqa: E402
+from sms.understand.load import default_rules, load_rules  # noqa: E402
 from sms.understand.reading import understand  # noqa: E402
 from sms.understand.rules import Confidence, Rating, Rules  # noqa: E402
 from sms.understand.understanding import Understanding  # noqa: E402
 
-__all__ = ["Confidence", "Rating", "Rules", "Understanding", "load_rules", "understand"]
+__all__ = [
+    "Confidence",
+    "Rating",
+    "Rules",
+    "Understanding",
+    "default_rules",
+    "load_rules",
+    "understand",
+]
