@@ -194,6 +194,9 @@ class Service:
                 )
                 client.add(bind)
             await client.start()
+            # the binds' and the dispatch's loops: one of them ending is a bug, and stops
+            # the process like a worker's (SmsClient.run)
+            self._start("sms-client", client)
             self.sender = Sender(
                 self.redis, self.store, self.client, s, self.templates, consumer=self.instance
             )
@@ -312,6 +315,7 @@ class _Running:
 DRAIN_ORDER: Final = (
     "sender",
     "inbound",
+    "sms-client",  # unbound by the inbound's step above; its watch then ends
     "maintenance",
     "dialer",
     "asr",

@@ -177,6 +177,7 @@ class SmsClient:
             log, "sms: recording parts before they go out", backoff=lifecycle.Backoff(0.2, 5.0)
         )
         self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = False
         self._rr = 0
         self.throttled = 0
         self.resent = 0
@@ -209,6 +210,27 @@ class SmsClient:
         self._tasks.append(asyncio.create_task(self._clear_ahead(), name="sms-clear"))
         self._tasks.append(asyncio.create_task(self._watch(), name="sms-watch"))
 
+    async def run(self, stop: asyncio.Event) -> None:
+        """The client's loops as one worker (gateway.lifecycle): until ``stop`` or
+        `stop()`, wait; a bind's loop or the dispatch ending by itself is a bug (each
+        reconnects or waits out Redis for ever), raised here so that the service stops
+        the process and its supervisor starts it again, rather than the bind staying
+        down in silence."""
+        stopping = asyncio.create_task(stop.wait(), name="sms-client-stop")
+        try:
+            await asyncio.wait([stopping, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if stop.is_set() or self._stopping:
+            return
+        for task in self._tasks:
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                ended = "was cancelled" if task.cancelled() else "returned"
+                if error is not None:
+                    raise RuntimeError(f"{task.get_name()} ended by itself") from error
+                raise RuntimeError(f"{task.get_name()} {ended}: it must run until stopped")
+
     async def wait_bound(self, within_s: float) -> bool:
         """Wait until every bind is bound (tests, start-up readiness)."""
         try:
@@ -221,6 +243,7 @@ class SmsClient:
 
     async def stop(self) -> None:
         """Log every bind out and close it."""
+        self._stopping = True
         n = len(self.binds)
         for t in self._tasks[n:]:
             t.cancel()

@@ -49,6 +49,30 @@ async def test_a_worker_that_dies_ends_the_process_with_a_non_zero_code(
     assert service.api is not None and service.api.accepting is False
 
 
+async def test_a_bind_whose_loop_dies_of_a_bug_ends_the_process_with_a_non_zero_code(
+    clean_redis: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bind's loop reconnects for ever after link errors; anything else is a bug. It
+    # used to end the bind's task in silence, the bind down and the process up.
+    cfg: dict[str, Any] = config(clean_redis.url, free_port(), "http://127.0.0.1:9/", free_port())
+    cfg["webhooks"] = {}
+
+    async def dies(self: object) -> None:
+        await asyncio.sleep(0.05)
+        raise KeyError("a window slot nobody holds")
+
+    monkeypatch.setattr(service_module.SmppSession, "run", dies)
+    service = Service(parse_settings(cfg), ("api", "sms"), instance="bind-bug")
+    caplog.set_level(logging.CRITICAL, logger="minyi")
+    code = await asyncio.wait_for(service.run(), 30)
+    assert code == EXIT_WORKER_FAILED
+    (record,) = [r for r in caplog.records if "worker sms-client ended by itself" in r.getMessage()]
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+    assert "ended by itself" in str(record.exc_info[1]) and "bind-" in str(record.exc_info[1])
+    assert isinstance(record.exc_info[1].__cause__, KeyError)
+    assert service.api is not None and service.api.accepting is False
+
+
 async def test_a_requested_stop_ends_with_code_zero(
     clean_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
