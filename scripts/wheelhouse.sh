@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # wheelhouse.sh [DIR]: every wheel the product needs (vosk included), for Python 3.11 on
-# Linux x86_64, in DIR (default dist/wheelhouse): the product's own wheel, every
-# dependency's, and setuptools/wheel (what the product's wheel is built with, for
-# docker/Dockerfile's first stage). The offline bundle installs from it with
+# Linux x86_64, in DIR (default dist/wheelhouse): the product's own wheel, the reply
+# reader compiled for it (minyi_reader), every dependency's, and setuptools/wheel (what
+# the product's wheel is built with, for docker/Dockerfile's first stage). The offline bundle installs from it with
 # `pip install --no-index --find-links`, and so does the image: pip cannot reach a
 # package index inside an image build, nor on an air-gapped site.
 #
@@ -24,10 +24,20 @@ VENV=$OUT/.venv-target
 if [ ! -x "$VENV/bin/pip" ]; then
   "$TARGET_PYTHON" -m venv "$VENV" || { echo "wheelhouse: $TARGET_PYTHON -m venv failed" >&2; exit 1; }
 fi
-rm -f "$OUT"/minyi_gateway-*.whl
+rm -f "$OUT"/minyi_gateway-*.whl "$OUT"/minyi_reader-*.whl
 LOG=$OUT/.pip-wheel.log
 "$VENV/bin/pip" wheel -q --disable-pip-version-check --wheel-dir "$OUT" -c constraints.txt \
   '.[asr]' setuptools wheel \
   >"$LOG" 2>&1 || { tail -n 30 "$LOG" >&2; echo "wheelhouse: pip wheel failed, see $LOG" >&2; exit 1; }
 ls "$OUT"/minyi_gateway-*.whl >/dev/null
+# The reply reader compiled by mypyc for this python3 (scripts/compile_reader.py): mypy
+# type-checks it against the product's dependencies, so the venv gets those, mypy and
+# setuptools; gcc and python3-dev are scripts/setup.sh's. Its wheel, minyi_reader, holds
+# the build as data files that pip puts under the installed venv's prefix.
+LOG=$OUT/.compile-reader.log
+{ "$VENV/bin/pip" install -q --disable-pip-version-check -c constraints.txt \
+    --find-links "$OUT" "$(ls "$OUT"/minyi_gateway-*.whl)[asr]" mypy setuptools \
+  && "$VENV/bin/python" scripts/compile_reader.py wheel "$OUT"; } \
+  >"$LOG" 2>&1 || { tail -n 30 "$LOG" >&2; echo "wheelhouse: compiling the reader failed, see $LOG" >&2; exit 1; }
+ls "$OUT"/minyi_reader-*.whl >/dev/null
 echo "wheelhouse: $(ls "$OUT"/*.whl | wc -l) wheels in $OUT"

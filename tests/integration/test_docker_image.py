@@ -238,7 +238,8 @@ async def test_the_gateway_runs_from_the_image_and_a_survey_reaches_the_feed(
             code = await proc.wait()
         await reader
     said = output.decode()
-    assert "minyi running workers=api,sms,webhooks instance=image" in said, said
+    # the reply reader compiled for the image's python3 (minyi-reader, wheelhouse.sh)
+    assert "minyi running workers=api,sms,webhooks instance=image reader=compiled" in said, said
     assert "draining" in said and said.rstrip().endswith("stopped"), said
     assert code == 0, said
 

@@ -202,6 +202,7 @@ PY
 kill -TERM $GW
 wait $GW
 echo "gateway_exit=$?"
+grep -o 'reader=[a-z ]*' /tmp/minyi.log | head -n 1
 echo "survey_state=$(redis-cli hget minyi:survey:BUNDLE-1 state)"
 $AS_MINYI /opt/minyi/current/bin/minyi asterisk render --config /etc/minyi/minyi.toml \
   --out /tmp/asterisk-conf >/dev/null && echo "rendered=$(ls /tmp/asterisk-conf | tr '\n' ' ')"
@@ -250,6 +251,8 @@ def test_install_offline_then_run_then_upgrade(machine: Path, bundle: Path) -> N
     assert json.loads(got["health"])["redis"]["ok"] is True, logs
     assert got.get("post") == "201", logs
     assert got.get("gateway_exit") == "0", logs  # SIGTERM drains and ends cleanly
+    # the reply reader compiled for Debian's python3 (minyi-reader, from wheelhouse.sh)
+    assert got.get("reader") == "compiled", logs
     assert got.get("survey_state") in ("queued", "accepted"), logs
     assert set(got.get("rendered", "").split()) == {
         "pjsip.conf",

@@ -3,10 +3,14 @@ sources as they are, and reading every reply exactly as the Python reader does."
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -136,3 +140,38 @@ print("compiled" if u.COMPILED else "interpreted")
 for text in json.load(sys.stdin):
     print(json.dumps(u.understand(text).to_json()))
 """
+
+
+def test_the_build_as_a_wheel_installs_under_the_venv_prefix(tmp_path: Path) -> None:
+    # scripts/wheelhouse.sh ships it so (minyi_reader) to the offline bundle and the image
+    assert compiled.status() == "compiled", "run `make reader` first"
+    spec = importlib.util.spec_from_file_location(
+        "compile_reader", ROOT / "scripts/compile_reader.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    path = script.wheel(tmp_path)
+    assert path.name.startswith("minyi_reader-") and path.name.endswith("-linux_x86_64.whl")
+    data = f"{path.name.split('-')[0]}-{path.name.split('-')[1]}.data/data/minyi-reader/"
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+        record = z.read(next(n for n in names if n.endswith(".dist-info/RECORD"))).decode()
+        built = {
+            p.relative_to(compiled.build_dir()).as_posix()
+            for p in compiled.build_dir().rglob("*")
+            if p.is_file()
+        }
+        assert {n[len(data) :] for n in names if n.startswith(data)} == built
+        assert compiled.STAMP in built
+        for line in record.splitlines():
+            name, digest, size = line.rsplit(",", 2)
+            if not digest:
+                continue
+            raw = z.read(name)
+            want = base64.urlsafe_b64encode(hashlib.sha256(raw).digest()).rstrip(b"=").decode()
+            assert digest == f"sha256={want}" and int(size) == len(raw), name
+        assert (
+            "Root-Is-Purelib: false"
+            in z.read(next(n for n in names if n.endswith("WHEEL"))).decode()
+        )
