@@ -37,21 +37,25 @@ EDGES = [
 ]
 
 
-def _built_here(monkeypatch: pytest.MonkeyPatch, where: Path, sources: Path) -> None:
-    """The build directory and the modules' sources moved to `where` and `sources`."""
+@pytest.fixture
+def built_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """The build directory and the modules' sources moved to a scratch directory: the
+    build's place (not made yet) and the sources' folder."""
+    where, sources = tmp_path / "build", tmp_path / "src"
     monkeypatch.setattr(compiled, "build_dir", lambda: where)
     monkeypatch.setattr(compiled, "source_of", lambda m: sources / f"{m}.py")
+    monkeypatch.setattr(compiled, "_active", None)
     monkeypatch.delenv(compiled.ENV, raising=False)
-    sources.mkdir(exist_ok=True)
+    sources.mkdir()
     for module in compiled.MODULES:
         (sources / f"{module}.py").write_text(f"# {module}\n", encoding="utf-8")
+    return where, sources
 
 
 def test_a_build_is_used_only_with_the_stamp_of_the_sources_as_they_are(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    built_here: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    where, sources = tmp_path / "build", tmp_path / "src"
-    _built_here(monkeypatch, where, sources)
+    where, sources = built_here
     assert compiled.status() == "not built"
     where.mkdir()
     (where / compiled.STAMP).write_text(json.dumps(compiled.stamp()), encoding="utf-8")
@@ -66,10 +70,9 @@ def test_a_build_is_used_only_with_the_stamp_of_the_sources_as_they_are(
 
 
 def test_a_stamp_of_another_interpreter_or_a_torn_one_is_not_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    built_here: tuple[Path, Path],
 ) -> None:
-    where, sources = tmp_path / "build", tmp_path / "src"
-    _built_here(monkeypatch, where, sources)
+    where, _ = built_here
     where.mkdir()
     other = {**compiled.stamp(), "python": "cpython-312"}
     (where / compiled.STAMP).write_text(json.dumps(other), encoding="utf-8")
@@ -79,11 +82,8 @@ def test_a_stamp_of_another_interpreter_or_a_torn_one_is_not_used(
 
 
 def test_a_build_not_current_leaves_the_package_path_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    built_here: tuple[Path, Path],
 ) -> None:
-    where, sources = tmp_path / "build", tmp_path / "src"
-    _built_here(monkeypatch, where, sources)
-    monkeypatch.setattr(compiled, "_active", None)
     path = ["/src/sms/understand"]
     assert compiled.use(path, "sms.understand") is False
     assert path == ["/src/sms/understand"]
