@@ -11,7 +11,7 @@ $(VENV)/.setup-done: pyproject.toml requirements-test.txt constraints.txt script
 	bash scripts/setup.sh
 	touch $@
 
-# The reply reader compiled by mypyc (sms.understand.compiled) into .venv/minyi-reader;
+# The reply reader compiled by mypyc (sms.compiled) into .venv/minyi-reader;
 # nothing to do when the build is current. Without it the reader runs as Python.
 reader: setup
 	$(PY) scripts/compile_reader.py build

@@ -28,9 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sms.understand import Rules, compiled, understand  # noqa: E402
+from sms import compiled  # noqa: E402
+from sms.understand import Rules, understand  # noqa: E402
 from sms.understand.learned.train import rules_alone  # noqa: E402
-from sms.understand.load import load_rules  # noqa: E402
+from sms.understand.rules.load import load_rules  # noqa: E402
 
 TARGET_REPLIES_PER_S = 20_000
 DEFAULT_CORPUS = ROOT / "tests" / "data" / "replies_corpus.tsv"

@@ -50,12 +50,12 @@ from gateway.store.replication import Replication
 from gateway.store.surveys import Store
 from gateway.webhooks.worker import WebhookWorker
 from recordings import retention
+from sms import compiled
 from sms.binds import SmsBind, SmsClient
 from sms.cmpp.bind import CmppSession
 from sms.inbound import Inbound, store_pdu
 from sms.sender import Sender, Unrenderable, survey_text
 from sms.smpp.client import Bind as SmppSession
-from sms.understand import compiled
 
 log = logs.logger(__name__)
 

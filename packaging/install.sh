@@ -103,7 +103,7 @@ if [ ! -f "$RELEASE/.complete" ]; then
   python3 -m venv "$RELEASE"
   # Only the bundle's wheels: no index, and none of this machine's pip settings (its
   # config files nor PIP_* variables: a site's PIP_INDEX_URL must not be tried).
-  # minyi-reader is the reply reader compiled for this python3 (sms.understand.compiled).
+  # minyi-reader is the reply reader compiled for this python3 (sms.compiled).
   for var in $(compgen -e | grep '^PIP_' || true); do unset "$var"; done
   PIP_CONFIG_FILE=/dev/null "$RELEASE/bin/pip" install -q --no-index --disable-pip-version-check \
     --find-links "$HERE/wheels" "minyi-gateway[asr]==$VERSION" "minyi-reader==$VERSION" ||

@@ -1,4 +1,4 @@
-"""Compile the reply reader with mypyc (sms.understand.compiled says what and why).
+"""Compile the reply reader with mypyc (sms.compiled says what and why).
 
     .venv/bin/python scripts/compile_reader.py build    # nothing to do when current
     .venv/bin/python scripts/compile_reader.py status   # compiled, stale, not built, off
@@ -6,7 +6,7 @@
 
 The wheel (scripts/wheelhouse.sh makes it with Debian 12's python3, for the offline
 bundle and the image) holds the build as data files, which pip installs under the
-venv's prefix, where `sms.understand.compiled` looks: minyi_reader-VERSION, the
+venv's prefix, where `sms.compiled` looks: minyi_reader-VERSION, the
 product's version. Its stamp names the sources it was built from, so the reader it
 holds is used only beside exactly those sources.
 
@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sms.understand import compiled  # noqa: E402
+from sms import compiled  # noqa: E402
 
 
 def build() -> str:
@@ -96,7 +96,7 @@ def wheel(out: Path) -> Path:
     meta = {
         f"{name}.dist-info/METADATA": (
             f"Metadata-Version: 2.1\nName: minyi-reader\nVersion: {version}\n"
-            "Summary: Minyi Gateway's reply reader compiled by mypyc (sms.understand.compiled)\n"
+            "Summary: Minyi Gateway's reply reader compiled by mypyc (sms.compiled)\n"
         ),
         f"{name}.dist-info/WHEEL": (
             "Wheel-Version: 1.0\nGenerator: scripts/compile_reader.py\n"

@@ -39,8 +39,8 @@ from sms.understand.learned import Model, load_model, write_weights
 from sms.understand.learned.hidden import Hidden, load_hidden
 from sms.understand.learned.labelled import TRAINING, Row
 from sms.understand.learned.train import digest, examples_of, fit_both, learnable
-from sms.understand.load import WEIGHER_SETTINGS, parse_rules
 from sms.understand.rules import DEFAULT_RULES_PATH
+from sms.understand.rules.load import WEIGHER_SETTINGS, parse_rules
 from tests.labelled_replies import Score, score
 
 FOLDS: Final = 5

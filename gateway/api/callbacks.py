@@ -36,7 +36,7 @@ from gateway.config.dialer import KINDS, DialerSettings
 from gateway.dialer.store import CallbackStore
 from gateway.store import keys
 from gateway.store.surveys import Store
-from sms.understand.load import default_rules
+from sms.understand.rules.load import default_rules
 
 NOTE_MAX = 2000
 RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")

@@ -45,7 +45,7 @@ from gateway.desk.pop import card
 from gateway.dialer.store import CallbackStore
 from gateway.store import keys, library
 from gateway.store.surveys import Store
-from sms.understand.load import default_rules
+from sms.understand.rules.load import default_rules
 
 log = logs.logger(__name__)
 

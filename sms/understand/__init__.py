@@ -16,7 +16,7 @@ pinyin and English words, 选三 → 3); `sms.understand.scan` corrects sound-al
 (满衣 → 满意) and finds the words, digits, negations, contrasts and corrections;
 `sms.understand.decide` weighs them; `sms.understand.reading.understand` runs the steps
 and bounds the result. Those modules are compiled by mypyc when `make reader` has built
-them for the sources as they are (`sms.understand.compiled`; `COMPILED` says so), and
+them for the sources as they are (`sms.compiled`; `COMPILED` says so), and
 read as Python otherwise: the same readings, at about three quarters of the speed.
 """
 
@@ -24,15 +24,15 @@ from __future__ import annotations
 
 from typing import Final
 
-from sms.understand.compiled import use
+from sms.compiled import use
 
 # Before any module of the reader is imported: its compiled build, if current, comes
-# first on this package's path (sms.understand.compiled).
+# first on this package's path (sms.compiled).
 COMPILED: Final = use(__path__, __name__)
 
-from sms.understand.load import default_rules, load_rules  # noqa: E402
 from sms.understand.reading import understand  # noqa: E402
 from sms.understand.rules import Confidence, Rating, Rules  # noqa: E402
+from sms.understand.rules.load import default_rules, load_rules  # noqa: E402
 from sms.understand.understanding import Understanding  # noqa: E402
 
 __all__ = [

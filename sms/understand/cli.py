@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from sms.understand import Understanding, understand
-from sms.understand.load import default_rules, load_rules
 from sms.understand.rules import Rules
+from sms.understand.rules.load import default_rules, load_rules
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # argparse's own code for a bad command line; also a bad rules file

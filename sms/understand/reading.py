@@ -1,6 +1,6 @@
 """One reply read through every step (`understand`): the spelling normalised, the words
 scanned, the rating decided, the result bounded. Its own module so that it is compiled
-with the steps (sms.understand.compiled); `sms.understand` exports it.
+with the steps (sms.compiled); `sms.understand` exports it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Final
 from sms.understand import cues as cue_ids
 from sms.understand.decide import decide
 from sms.understand.findings import Scan
-from sms.understand.load import default_rules
 from sms.understand.rules import Confidence, Rating, Rules
+from sms.understand.rules.load import default_rules
 from sms.understand.scan import scan
 from sms.understand.text import misdecoded, normalize
 from sms.understand.understanding import Understanding

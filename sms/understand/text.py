@@ -35,7 +35,7 @@ _MAX_WORDS_PER_PHRASE: Final = 5
 # syllables, private-use characters and lone surrogates (「싺틢」).
 _LATIN1_HIGH: Final = re.compile("[\u00a1-\u00ff]")
 # (The escapes are the regex's, in a raw string: a lone surrogate in a string literal
-# cannot be compiled by mypyc, sms.understand.compiled.)
+# cannot be compiled by mypyc, sms.compiled.)
 _UTF16_GARBAGE: Final = re.compile(r"[\uac00-\ud7a3\ud800-\udfff\ue000-\uf8ff]")
 _REPLACEMENT: Final = "\ufffd"
 # Characters whose NFKC form is ASCII (full-width 「，！３」, ①, 「…」, the ideographic

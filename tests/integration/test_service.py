@@ -12,7 +12,7 @@ from devstack.localstack import free_port
 from gateway import service as service_module
 from gateway.config import parse_settings
 from gateway.service import EXIT_WORKER_FAILED, Service
-from sms.understand.compiled import status
+from sms.compiled import status
 from tests.integration.sms_harness import config
 from tests.servers import RedisServer
 from tests.waiting import eventually

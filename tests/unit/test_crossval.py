@@ -12,7 +12,7 @@ import pytest
 from sms.understand import Confidence, Rating, understand
 from sms.understand.learned.labelled import Row, read_rows
 from sms.understand.learned.train import digest
-from sms.understand.load import default_rules
+from sms.understand.rules.load import default_rules
 from tests import crossval
 from tests.labelled_replies import score
 

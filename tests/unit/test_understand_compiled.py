@@ -1,4 +1,4 @@
-"""The reader compiled by mypyc (sms.understand.compiled): used only when built from the
+"""The reader compiled by mypyc (sms.compiled): used only when built from the
 sources as they are, and reading every reply exactly as the Python reader does."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import sms.understand
-from sms.understand import compiled, understand
+from sms import compiled
+from sms.understand import understand
 from sms.understand.learned.labelled import DATA, read_rows
 
 ROOT = Path(__file__).resolve().parents[2]

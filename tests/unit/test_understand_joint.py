@@ -13,7 +13,7 @@ from sms.understand.learned import Model, Weigher
 from sms.understand.learned.hidden import Hidden
 from sms.understand.learned.joint import joined
 from sms.understand.learned.labelled import CORPUS, read_rows
-from sms.understand.load import default_rules
+from sms.understand.rules.load import default_rules
 from sms.understand.scan import scan
 from sms.understand.text import normalize
 

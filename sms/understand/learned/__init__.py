@@ -38,7 +38,7 @@ from math import exp
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from sms.understand.compiled import use
+from sms.compiled import use
 
 use(__path__, __name__)  # before its modules: their compiled build, if current, first
 

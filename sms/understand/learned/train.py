@@ -41,8 +41,8 @@ from sms.understand.learned.labelled import (
     held_out_texts,
     read_rows,
 )
-from sms.understand.load import load_rules
 from sms.understand.rules import Rules
+from sms.understand.rules.load import load_rules
 from sms.understand.scan import scan
 from sms.understand.text import normalize
 

@@ -1,4 +1,6 @@
-"""The reader compiled by mypyc, used only when it was built from exactly these sources.
+"""The reply reader (sms.understand) compiled by mypyc, used only when it was built from
+exactly these sources. Its home is the sms package, beside the rooms it builds: the
+mechanism (`use`) serves any package whose `__init__` calls it.
 
 The reader is typed Python (mypy strict), so mypyc can compile its busiest modules
 (`MODULES`) to C extensions with no change of meaning: the same code, without the
@@ -7,7 +9,7 @@ interpreter's dispatch. In the bench's mix that takes the rules from ~27,000 to
 
 The build lives outside the source tree, under the interpreter's prefix
 (``.venv/minyi-reader``), with a stamp: a hash of the modules' sources and the
-interpreter's version and extension suffix. `use` puts it before the sources on the
+interpreter's tag and extension suffix. `use` puts it before the sources on the
 package's path only when the stamp matches, so an edited module is never shadowed by
 an old build: it is read as Python (slower, the same readings) until it is built again,
 and `make test` and `make demo` build it again. ``MINYI_READER=python`` reads as Python
@@ -29,9 +31,9 @@ from pathlib import Path
 from typing import Final
 
 # The modules a reply goes through, compiled as one group. The packages' `__init__`
-# modules stay Python (they put the build on their package's path), as do the loaders
-# (`load`, `table`, `rules`: run once) and `Understanding`, the result other code keeps
-# (`understanding`: a plain dataclass, as before).
+# modules stay Python (they put the build on their package's path), as do the rules
+# file's loaders (`sms.understand.rules`: run once) and `Understanding`, the result other
+# code keeps (`understanding`: a plain dataclass, as before).
 MODULES: Final = (
     "sms.understand.caution",
     "sms.understand.cues",
@@ -50,7 +52,7 @@ MODULES: Final = (
 GROUP: Final = "minyi_reader"  # the shared library: minyi_reader__mypyc
 ENV: Final = "MINYI_READER"  # "python": never use the build
 STAMP: Final = "STAMP.json"
-_ROOT: Final = Path(__file__).resolve().parents[2]  # the directory holding `sms`
+_ROOT: Final = Path(__file__).resolve().parents[1]  # the directory holding `sms`
 
 
 def build_dir() -> Path:

@@ -1,9 +1,10 @@
-"""Reply-understanding rules: the types a checked rules file is made of.
+"""Reply-understanding rules: the types a checked rules file is made of (here), its
+loading and checking (`load`) and the tables it builds (`table`).
 
 Everything that decides how a citizen's words are read — the reply scheme, the reason
 taxonomy, rating, praise and complaint words, negation and degree words, pinyin and
 traditional characters — lives in ``sms/understand/understanding.toml`` so ops can change a
-word without touching code. `sms.understand.load` checks and compiles that file into
+word without touching code. `sms.understand.rules.load` checks and compiles that file into
 the `Rules` defined here.
 """
 
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
     from sms.understand.learned import Weigher
     from sms.understand.match import Matcher
 
-DEFAULT_RULES_PATH: Final = Path(__file__).parent / "understanding.toml"
+# The file sits beside the package that reads it (sms/understand/understanding.toml).
+DEFAULT_RULES_PATH: Final = Path(__file__).parent.parent / "understanding.toml"
 # Chinese ideographs (extension A + unified); what "a Chinese character" means below.
 HAN: Final = "\u3400-\u9fff"
 

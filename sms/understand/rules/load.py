@@ -4,7 +4,7 @@
 every key is checked — an unknown key is a typo, a word listed twice is ambiguous, a
 regex must compile and must not match empty text — so a bad file fails at load time
 with a message naming the key, never in the middle of reading a reply. The spelling
-tables (traditional, pinyin, English, numerals, homophones) are `sms.understand.table`'s.
+tables (traditional, pinyin, English, numerals, homophones) are `sms.understand.rules.table`'s.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sms.understand.learned import WEIGHTS_PATH, Weigher, default_model, load_mo
 from sms.understand.learned.hidden import HIDDEN_PATH, default_hidden, load_hidden
 from sms.understand.match import build_matcher, first_characters, trie_regex
 from sms.understand.rules import DEFAULT_RULES_PATH, HAN, Caution, Entry, Kind, Mod, Rating, Rules
-from sms.understand.table import (
+from sms.understand.rules.table import (
     Table,
     load_fold,
     load_homophones,
