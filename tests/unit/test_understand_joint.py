@@ -59,7 +59,7 @@ def test_the_joint_table_gives_the_mean_of_both_models(features: list[str]) -> N
 def test_the_joint_table_holds_every_feature_of_either_model_once() -> None:
     linear, hidden = _models()
     joint = joined(linear, hidden)
-    assert list(joint.index) == ["满意", "推诿", "太慢"]
+    assert list(joint.index) == ["太慢", "满意", "推诿"]  # the hidden layer's first
     assert joint.table.dtype == np.float32 and joint.table.shape == (3 + 2, 3 + 1 + 4 + 4)
     assert not joint.table[-1].any()  # the row of an unknown feature
 

@@ -76,10 +76,13 @@ class Joint:
 
 
 def joined(model: Model, hidden: Hidden) -> Joint:
-    """The two models in one table: the linear model's features first, in its order,
-    then the hidden layer's that it lacks."""
-    names = list(model.weights)
-    names += [f for f in hidden.index if f not in model.weights]
+    """The two models in one table: the hidden layer's features first, in its order,
+    then the linear model's others. The hidden layer knows only features of at least
+    MIN_COUNT training replies, the ones replies have: so the rows, keys and row numbers
+    a reply looks up lie together in memory, on fewer cache lines and pages (+2 % in the
+    bench, round 20)."""
+    names = list(hidden.index)
+    names += [f for f in model.weights if f not in hidden.index]
     index = {f: i for i, f in enumerate(names)}
     units = hidden.w1.shape[1]
     classes = hidden.w2.shape[1]
@@ -87,9 +90,11 @@ def joined(model: Model, hidden: Hidden) -> Joint:
     negated = slice(units + 1 + classes, units + 1 + 2 * classes)
     table = np.zeros((len(names) + 2, units + 1 + 2 * classes), dtype=np.float32)
     if model.weights:
-        table[: len(model.weights), linear] = np.array(list(model.weights.values()))
-    rows = np.fromiter((index[f] for f in hidden.index), np.int64, len(hidden.index))
-    table[rows, :units] = hidden.w1[np.fromiter(hidden.index.values(), np.int64, len(rows))]
+        rows = np.fromiter((index[f] for f in model.weights), np.int64, len(model.weights))
+        table[rows, linear] = np.array(list(model.weights.values()))
+    table[: len(hidden.index), :units] = hidden.w1[
+        np.fromiter(hidden.index.values(), np.int64, len(hidden.index))
+    ]
     biases = len(names)
     table[biases, :units] = hidden.b1
     table[biases, units] = 1.0
