@@ -117,7 +117,7 @@ def main() -> int:
 
     print(f"python {platform.python_version()} on {platform.machine()}, one process, one thread")
     # `make reader` compiles the reader with mypyc; without a current build it runs as Python
-    reader = compiled.status()
+    reader = compiled.reader()
     print(f"reader: {reader} ({'mypyc' if reader == 'compiled' else 'interpreted'})")
     print(f"rules load: {load_ms:.1f} ms")
     print(

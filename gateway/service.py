@@ -230,12 +230,13 @@ class Service:
             status.register(self)
         self.ready.set()
         # The reply reader runs compiled when `make reader` built it for these sources;
-        # as Python ("stale", "not built", "off") it reads the same, about a quarter slower.
+        # as Python ("stale", "not built", "off", "unloadable") it reads the same, about a
+        # quarter slower.
         log.info(
             "minyi running workers=%s instance=%s reader=%s",
             ",".join(self.workers),
             self.instance,
-            compiled.status(),
+            compiled.reader(),
         )
 
         stop_waiter = asyncio.create_task(self.stopping.wait())

@@ -101,6 +101,16 @@ def active() -> bool:
     return _active
 
 
+def reader() -> str:
+    """What reads replies in this process, as the gateway and the bench report it:
+    "compiled", or why not ("stale", "not built", "off", or "unloadable": a current
+    build whose shared library would not load)."""
+    if active():
+        return "compiled"
+    state = status()
+    return "unloadable" if state == "compiled" else state
+
+
 def _loads() -> bool:
     where = str(build_dir())
     if where not in sys.path:

@@ -82,6 +82,19 @@ def test_a_stamp_of_another_interpreter_or_a_torn_one_is_not_used(
     assert compiled.status() == "not built"
 
 
+def test_a_current_build_whose_library_will_not_load_is_reported_so(
+    built_here: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    where, _ = built_here
+    where.mkdir()
+    (where / compiled.STAMP).write_text(json.dumps(compiled.stamp()), encoding="utf-8")
+    monkeypatch.setattr(compiled, "_loads", lambda: False)
+    assert compiled.status() == "compiled"  # the build matches the sources...
+    assert compiled.reader() == "unloadable"  # ...but Python reads the replies
+    path = ["/src/sms/understand"]
+    assert compiled.use(path, "sms.understand") is False and path == ["/src/sms/understand"]
+
+
 def test_a_build_not_current_leaves_the_package_path_alone(
     built_here: tuple[Path, Path],
 ) -> None:

@@ -56,7 +56,7 @@ L2: Final = 1e-4
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 _NEW1, _NEW2 = 0.1, 0.001
 _QUANT: Final = 127
-_ONES: Final = 512  # features enough for all but the longest replies (those get their own)
+ONES: Final = 512  # features enough for all but the longest replies (those get their own)
 
 Floats = npt.NDArray[np.float64]
 
@@ -83,13 +83,13 @@ class Hidden:
         rows = np.concatenate([self.w1, np.zeros((1, self.w1.shape[1]))])
         object.__setattr__(self, "_rows", rows)
         object.__setattr__(self, "w1", rows[:-1])  # a view: the weights are held once
-        object.__setattr__(self, "_ones", np.ones(_ONES))
+        object.__setattr__(self, "_ones", np.ones(ONES))
 
     def probabilities(self, features: Sequence[str]) -> list[float]:
         """The probability of each class (a repeated feature counts again)."""
         rows = list(map(self.index.get, features, repeat(len(self.index))))
         n = len(rows)
-        ones = self._ones[:n] if n <= _ONES else np.ones(n)
+        ones = self._ones[:n] if n <= ONES else np.ones(n)
         h = ones @ self._rows.take(rows, axis=0) + self.b1
         np.maximum(h, 0.0, out=h)
         z = (h @ self.w2 + self.b2).tolist()

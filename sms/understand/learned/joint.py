@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 import numpy.typing as npt
 
+from sms.understand.learned.hidden import ONES, Hidden
+
 if TYPE_CHECKING:
     from sms.understand.learned import Model
-    from sms.understand.learned.hidden import Hidden
 
 Table = npt.NDArray[np.float32]
-_ONES: Final = 512  # features enough for all but the longest replies (those get their own)
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,7 +57,7 @@ class Joint:
         rows = list(map(self.index.get, features, repeat(biases + 1)))
         rows.append(biases)
         n = len(rows)
-        ones = _ones[n] if n <= _ONES else np.ones(n, dtype=np.float32)
+        ones = _ones[n] if n <= ONES else np.ones(n, dtype=np.float32)
         summed = ones @ self.table.take(rows, axis=0)
         np.maximum(summed, 0.0, out=summed)
         z0, z1, z2, z3, y0, y1, y2, y3 = (summed @ self.out).tolist()
@@ -109,5 +109,5 @@ def joined(model: Model, hidden: Hidden) -> Joint:
 
 
 exp: Final = math.exp
-# A row of n ones for each n up to _ONES, made once: an index, not a numpy slice a reply
-_ones: Final = tuple(np.ones(n, dtype=np.float32) for n in range(_ONES + 1))
+# A row of n ones for each n up to ONES, made once: an index, not a numpy slice a reply
+_ones: Final = tuple(np.ones(n, dtype=np.float32) for n in range(ONES + 1))
