@@ -9,6 +9,8 @@ MO messages, delayed answers) are coalesced by one `call_soon` flush.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -232,13 +234,19 @@ class SmppSession(asyncio.Protocol):
         self._out.clear()
 
     def drop(self, hard: bool) -> None:
-        """Close the connection without unbind: `hard` discards unsent bytes too."""
+        """Close the connection without unbind. `hard` resets it, as a crashed SMS center
+        or a firewall does: unsent bytes are discarded and the peer gets an RST, so its
+        next read or write fails (a plain close sends FIN, and a write after it
+        succeeds)."""
         if self.closing or self.transport is None:
             return
         self.flush()
         self.closing = True
         self.receiving = False
         if hard:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:  # linger on, 0 s: close() sends RST, not FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.transport.abort()
         else:
             self.transport.close()

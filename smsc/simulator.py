@@ -170,7 +170,8 @@ class SmscSimulator:
     def drop_connections(self, after: int = 0, *, hard: bool = False) -> int:
         """Drop every connection now, or once `after` more submit_sm have been answered
         (the next one is then lost unanswered: a drop mid-batch). Without `hard` the
-        answers already given are flushed first; `hard` aborts and may lose them.
+        answers already given are flushed first; `hard` resets the connection (RST) and
+        may lose them.
         Returns the number of connections dropped now."""
         if after > 0:
             self._drop_countdown, self._drop_hard = after, hard

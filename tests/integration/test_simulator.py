@@ -359,6 +359,24 @@ async def test_drop_mid_batch(sim: SmscSimulator, esme: RawEsme) -> None:
         await again.close()
 
 
+async def test_a_hard_drop_resets_and_a_soft_one_closes(sim: SmscSimulator) -> None:
+    # hard: an RST, as a crashed SMS center or a firewall sends; the ESME's read fails
+    # at once (and so would its next write). Soft: FIN after the answers, read as EOF.
+    for hard in (True, False):
+        esme = await RawEsme.connect(sim.port)
+        try:
+            assert (await esme.bind()).status == 0
+            assert sim.drop_connections(hard=hard) == 1
+            if hard:
+                with pytest.raises(ConnectionResetError):
+                    await esme.reader.read(65536)
+            else:
+                assert await esme.reader.read(65536) == b""
+        finally:
+            esme.writer.close()
+        await sim.wait_until(lambda: not sim.sessions)
+
+
 async def test_duplicates_are_counted(sim: SmscSimulator, esme: RawEsme) -> None:
     await esme.bind()
     for dest in (CITIZEN, CITIZEN, "13900139000"):
