@@ -2,9 +2,10 @@
 # wheelhouse.sh [DIR]: every wheel the product needs (vosk included), for Python 3.11 on
 # Linux x86_64, in DIR (default dist/wheelhouse): the product's own wheel, the reply
 # reader compiled for it (minyi_reader), every dependency's, and setuptools/wheel (what
-# the product's wheel is built with, for docker/Dockerfile's first stage). The offline bundle installs from it with
-# `pip install --no-index --find-links`, and so does the image: pip cannot reach a
-# package index inside an image build, nor on an air-gapped site.
+# the product's wheel is built with, for docker/Dockerfile's first stage). The offline
+# bundle installs from it with `pip install --no-index --find-links`, and so does the
+# image: pip cannot reach a package index inside an image build, nor on an air-gapped
+# site.
 #
 # The wheels are chosen by Debian 12's own python3 (3.11.2), the interpreter they will
 # run on, in a throwaway venv: environment markers depend on the exact version

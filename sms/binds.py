@@ -224,12 +224,15 @@ class SmsClient:
         if stop.is_set() or self._stopping:
             return
         for task in self._tasks:
-            if task.done():
-                error = None if task.cancelled() else task.exception()
-                ended = "was cancelled" if task.cancelled() else "returned"
-                if error is not None:
-                    raise RuntimeError(f"{task.get_name()} ended by itself") from error
-                raise RuntimeError(f"{task.get_name()} {ended}: it must run until stopped")
+            if not task.done():
+                continue
+            name = task.get_name()
+            if task.cancelled():
+                raise RuntimeError(f"{name} was cancelled: it must run until stopped")
+            error = task.exception()
+            if error is not None:
+                raise RuntimeError(f"{name} ended by itself") from error
+            raise RuntimeError(f"{name} returned: it must run until stopped")
 
     async def wait_bound(self, within_s: float) -> bool:
         """Wait until every bind is bound (tests, start-up readiness)."""

@@ -113,12 +113,14 @@ def reader() -> str:
 
 def _loads() -> bool:
     where = str(build_dir())
-    if where not in sys.path:
+    added = where not in sys.path
+    if added:
         sys.path.append(where)  # the group's shared library is a top-level module
     try:
         importlib.import_module(f"{GROUP}__mypyc")
     except ImportError:
-        sys.path.remove(where)
+        if added:
+            sys.path.remove(where)
         return False
     return True
 

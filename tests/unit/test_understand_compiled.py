@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import importlib.util
 import json
 import os
@@ -112,10 +113,7 @@ def test_the_reader_under_test_is_the_compiled_one() -> None:
     )
     assert sms.understand.COMPILED
     for module in compiled.MODULES:
-        file = sys.modules[module].__file__ if module in sys.modules else None
-        if file is None:
-            __import__(module)
-            file = sys.modules[module].__file__
+        file = importlib.import_module(module).__file__
         assert file is not None and file.startswith(str(compiled.build_dir())), module
 
 
