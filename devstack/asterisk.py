@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devstack.localstack import free_port, free_sip_port
 from gateway.config import AgentPhone, AsteriskSettings, UnitQueue
 from gateway.dialer import asterisk as asterisk_conf
 
@@ -119,12 +120,6 @@ def read_version(home: Path) -> dict[str, str]:
     return out
 
 
-def _free_port(ip: str, kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((ip, 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class AsteriskInfo:
     """What a test needs to talk to the running Asterisk."""
@@ -162,9 +157,10 @@ class AsteriskProcess:
         self.session = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.chroot_dir = f"{SESSIONS_IN_CHROOT}/{self.session}"
         self.dir = root / self.chroot_dir.lstrip("/")
-        self.ami_port = _free_port(GATEWAY_IP, socket.SOCK_STREAM)
-        self.sip_port = _free_port(GATEWAY_IP, socket.SOCK_DGRAM)
-        self.world_port = _free_port(WORLD_IP, socket.SOCK_DGRAM)
+        self.ami_port = free_port(GATEWAY_IP)
+        # SIP ports free for TCP too: a test's trunk or carrier may add a TCP transport
+        self.sip_port = free_sip_port(GATEWAY_IP)
+        self.world_port = free_sip_port(WORLD_IP)
         self.ami_username = "minyi"
         self.ami_secret = secrets.token_hex(12)
         self.agent_names = tuple(f"agent{i}" for i in range(1, agent_count + 1))
@@ -333,6 +329,7 @@ class AsteriskProcess:
         )
         try:
             self._wait_ready()
+            self._check_transports()
         except BaseException:
             self.stop()
             raise
@@ -349,6 +346,20 @@ class AsteriskProcess:
             version=self.version,
             log_file=self.dir / "log" / "messages.log",
         )
+
+    def _check_transports(self) -> None:
+        """Fail when a SIP transport did not start: Asterisk boots without it, and an
+        endpoint that names it sends over another (a TCP trunk's INVITE went out over
+        UDP when its port was taken)."""
+        try:
+            log = (self.dir / "log" / "messages.log").read_text(errors="replace")
+        except OSError:
+            return
+        failed = [line for line in log.splitlines() if "could not be started" in line]
+        if failed:
+            raise AsteriskHarnessError(
+                "a SIP transport did not start:\n" + "\n".join(failed) + "\n" + self.log_tail()
+            )
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of Asterisk's own log and console output, for failure messages."""

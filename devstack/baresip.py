@@ -20,12 +20,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from devstack.localstack import free_port, free_sip_port
 
 __all__ = ["PHONE_IP", "Baresip", "BaresipError", "baresip_path"]
 
@@ -46,12 +47,6 @@ def baresip_path() -> str:
     return found
 
 
-def _free_port(ip: str, kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((ip, 0))
-        return int(s.getsockname()[1])
-
-
 class Baresip:
     """One baresip process registered as ``user`` at ``registrar`` (host:port)."""
 
@@ -60,8 +55,8 @@ class Baresip:
         self.user = user
         self.password = password
         self.registrar = registrar
-        self.sip_port = _free_port(PHONE_IP, socket.SOCK_DGRAM)
-        self.ctrl_port = _free_port("127.0.0.1", socket.SOCK_STREAM)
+        self.sip_port = free_sip_port(PHONE_IP)  # sip_listen binds it for UDP and TCP
+        self.ctrl_port = free_port()
         self.log_file = self.dir / "baresip.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.events: list[dict[str, Any]] = []

@@ -37,11 +37,33 @@ TEMPLATE = (
 SOURCE_TREE = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(ip: str = "127.0.0.1", kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """A port on ``ip`` that nobody holds right now: TCP, or UDP with ``SOCK_DGRAM``."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((ip, 0))
         return int(s.getsockname()[1])
+
+
+def free_sip_port(ip: str, tries: int = 100) -> int:
+    """A port on ``ip`` free for both UDP and TCP right now.
+
+    A SIP stack binds one port for both: Asterisk's UDP transport and the trunk's TCP
+    one, baresip's ``sip_listen``. A port the kernel hands out as free for UDP may be
+    held for TCP, by a listener or by the TIME_WAIT of one of the many connections a
+    test run makes; Asterisk then starts without its TCP transport, logs it, and sends
+    the trunk's INVITE over UDP (a CI run's failed TCP-trunk test, round 22).
+    """
+    for _ in range(tries):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((ip, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((ip, port))
+                except OSError:
+                    continue
+                return port
+    raise OSError(f"no port on {ip} free for both UDP and TCP in {tries} tries")
 
 
 def end_process(proc: subprocess.Popen[Any], grace_s: float = 10) -> None:

@@ -11,7 +11,6 @@ options."""
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from devstack.asterisk import (
     asterisk_home,
     provision,
 )
+from devstack.localstack import free_port
 from gateway.config import NumberRule, rewrite
 from gateway.dialer.ami import OriginateRequest
 from gateway.dialer.asterisk import CALLBACK_CONTEXT
@@ -85,12 +85,6 @@ username={ACCOUNT}
 password={ACCOUNT_PW}
 """
 )
-
-
-def _free_tcp(ip: str) -> int:
-    with socket.socket() as s:
-        s.bind((ip, 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -227,7 +221,7 @@ def _tls_files(carrier_tls_port: int, trusted: str) -> Callable[[AsteriskProcess
         return {
             "trunk_transport": "tls",
             "trunk_port": carrier_tls_port,
-            "sip_tls_port": _free_tcp(GATEWAY_IP),
+            "sip_tls_port": free_port(GATEWAY_IP),
             "tls_cert_file": f"{proc.chroot_dir}/tls/tls.pem",
             "tls_key_file": f"{proc.chroot_dir}/tls/tls.key",
             # the carrier's certificate is its own CA
@@ -246,7 +240,7 @@ def _world_tls(carrier_tls_port: int) -> str:
 
 
 async def test_tls_transport_verifying_the_carrier(ami_for: Any) -> None:
-    port = _free_tcp(WORLD_IP)
+    port = free_port(WORLD_IP)
     with carrier_asterisk({}, _world_tls(port), before_start=_tls_files(port, "tls")) as info:
         ami: AmiClient = await ami_for(info)
         saw = await _call(ami, info, "13900001237")
@@ -255,7 +249,7 @@ async def test_tls_transport_verifying_the_carrier(ami_for: Any) -> None:
 
 
 async def test_tls_refuses_a_carrier_it_cannot_verify(ami_for: Any) -> None:
-    port = _free_tcp(WORLD_IP)
+    port = free_port(WORLD_IP)
     with carrier_asterisk({}, _world_tls(port), before_start=_tls_files(port, "other")) as info:
         ami: AmiClient = await ami_for(info)
         cid = new_channel_id()
