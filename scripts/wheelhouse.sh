@@ -21,10 +21,12 @@ TARGET_PYTHON=${MINYI_TARGET_PYTHON:-/usr/bin/python3}
   exit 1
 }
 mkdir -p "$OUT"
-VENV=$OUT/.venv-target
-if [ ! -x "$VENV/bin/pip" ]; then
-  "$TARGET_PYTHON" -m venv "$VENV" || { echo "wheelhouse: $TARGET_PYTHON -m venv failed" >&2; exit 1; }
-fi
+# The throwaway venv lives outside OUT and the tree, and goes when the script ends: in
+# OUT it left a whole third-party site-packages in the checkout (dist/wheelhouse).
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/minyi-wheelhouse.XXXXXX")
+trap 'rm -rf "$SCRATCH"' EXIT
+VENV=$SCRATCH/venv
+"$TARGET_PYTHON" -m venv "$VENV" || { echo "wheelhouse: $TARGET_PYTHON -m venv failed" >&2; exit 1; }
 rm -f "$OUT"/minyi_gateway-*.whl "$OUT"/minyi_reader-*.whl
 LOG=$OUT/.pip-wheel.log
 "$VENV/bin/pip" wheel -q --disable-pip-version-check --wheel-dir "$OUT" -c constraints.txt \
