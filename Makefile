@@ -72,4 +72,4 @@ bench: setup reader
 	$(PY) bench/sms_throughput.py
 
 clean:
-	rm -rf $(VENV) var dist .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var dist build minyi_gateway.egg-info .mypy_cache .ruff_cache .pytest_cache

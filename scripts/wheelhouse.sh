@@ -23,8 +23,12 @@ TARGET_PYTHON=${MINYI_TARGET_PYTHON:-/usr/bin/python3}
 mkdir -p "$OUT"
 # The throwaway venv lives outside OUT and the tree, and goes when the script ends: in
 # OUT it left a whole third-party site-packages in the checkout (dist/wheelhouse).
+# So do build/ and minyi_gateway.egg-info, which setuptools writes into the tree while it
+# builds the product's wheel (copies of every module), unless they were there before.
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/minyi-wheelhouse.XXXXXX")
-trap 'rm -rf "$SCRATCH"' EXIT
+LEFT=("$SCRATCH")
+for made in build minyi_gateway.egg-info; do [ -e "$made" ] || LEFT+=("$made"); done
+trap 'rm -rf "${LEFT[@]}"' EXIT
 VENV=$SCRATCH/venv
 "$TARGET_PYTHON" -m venv "$VENV" || { echo "wheelhouse: $TARGET_PYTHON -m venv failed" >&2; exit 1; }
 rm -f "$OUT"/minyi_gateway-*.whl "$OUT"/minyi_reader-*.whl
